@@ -1,0 +1,2 @@
+//! server-dev: the rooms server for ws-lifeline.
+#![deny(missing_docs)]

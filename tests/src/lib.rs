@@ -1,0 +1,2 @@
+//! Helpers for the cross-crate end-to-end tests.
+#![deny(missing_docs)]
