@@ -1,1 +1,188 @@
-fn main() {}
+//! `cargo xtask`: the project's one entry point for users, developers and CI.
+//!
+//! - `setup`: installs every tool the other commands need, skipping what is already present at
+//!   the pinned version (see [`tools`]).
+//! - `demo`: builds the demo with trunk and serves it, with its WebSocket endpoint, on one port.
+//! - `test`: formatting, clippy (native and wasm32), native tests, browser tests in headless
+//!   Chromium and Firefox, and the Playwright end-to-end suite.
+//! - `bench`: the benchmark harness (see BENCHMARKS.md).
+
+mod process;
+mod setup;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use process::{Server, Step};
+
+/// The result of a step: `Err` carries a message naming what failed.
+type Result<T = (), E = String> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  setup                 install the toolchain pieces the other commands need (idempotent)
+  demo [--port N]       build the demo and serve it at http://127.0.0.1:N (default 8080)
+  test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
+  bench [--quick]       run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
+
+options:
+  --skip-setup          assume `cargo xtask setup` already ran (demo, test, bench)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let rest = &args[1..];
+    let outcome = match command.as_str() {
+        "setup" => setup::run(setup::Scope::Everything),
+        "demo" => demo(rest),
+        "test" => test(rest),
+        "bench" => bench(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("\nxtask: FAILED: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Where cargo puts build output.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn flag(args: &[String], name: &str) -> bool {
+    args.iter().any(|a| a == name)
+}
+
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+fn reject_unknown(args: &[String], known_flags: &[&str], known_options: &[&str]) -> Result {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if known_options.contains(&arg) {
+            i += 2;
+        } else if known_flags.contains(&arg) {
+            i += 1;
+        } else {
+            return Err(format!("unknown argument `{arg}`\n\n{USAGE}"));
+        }
+    }
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result {
+    reject_unknown(args, &["--skip-setup"], &["--port"])?;
+    let port: u16 = match option(args, "--port") {
+        Some(p) => p.parse().map_err(|_| format!("--port takes a port number, got `{p}`"))?,
+        None => 8080,
+    };
+    if !flag(args, "--skip-setup") {
+        setup::run(setup::Scope::Demo)?;
+    }
+    build_demo()?;
+    build_server()?;
+    let server = Server::start(
+        &server_binary(),
+        &["--port", &port.to_string(), "--static-dir", &root().join("dist").to_string_lossy()],
+    )?;
+    println!("\n  ws-lifeline demo: {}\n  (Ctrl-C stops it)\n", server.base_url());
+    server.wait()
+}
+
+fn test(args: &[String]) -> Result {
+    reject_unknown(args, &["--skip-setup"], &[])?;
+    if !flag(args, "--skip-setup") {
+        setup::run(setup::Scope::Everything)?;
+    }
+    Step::new("format", "cargo").args(["fmt", "--all", "--", "--check"]).run()?;
+    Step::new("clippy (native)", "cargo")
+        .args(["clippy", "--workspace", "--all-targets", "--all-features", "--locked"])
+        .args(["--", "-D", "warnings"])
+        .run()?;
+    Step::new("clippy (wasm32)", "cargo")
+        .args(["clippy", "--target", "wasm32-unknown-unknown", "--all-targets", "--locked"])
+        .args(WASM_PACKAGES)
+        .args(["--features", "ws-lifeline/yew", "--", "-D", "warnings"])
+        .run()?;
+    Step::new("native tests", "cargo")
+        .args(["test", "--workspace", "--all-features", "--locked"])
+        .run()?;
+    build_server()?;
+    browser_tests()?;
+    build_demo()?;
+    e2e_tests()?;
+    println!("\nxtask: every test stage passed");
+    Ok(())
+}
+
+/// Crates that compile to wasm32 (server-dev, the e2e crate and xtask are native only).
+const WASM_PACKAGES: [&str; 6] =
+    ["--package", "lifeline-protocol", "--package", "ws-lifeline", "--package", "demo-yew"];
+
+fn bench(args: &[String]) -> Result {
+    reject_unknown(args, &["--skip-setup", "--quick"], &[])?;
+    Err("the benchmark harness is not built yet (see the benchmarks issue)".into())
+}
+
+fn build_server() -> Result {
+    Step::new("build server-dev", "cargo").args(["build", "--package", "server-dev", "--locked"]).run()
+}
+
+fn server_binary() -> PathBuf {
+    target_dir().join("debug").join(format!("server-dev{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn build_demo() -> Result {
+    Step::new("build demo (trunk)", "trunk")
+        .args(["build", "--release", "--offline", "--locked"])
+        .current_dir(root())
+        .run()
+}
+
+/// wasm-bindgen-test suites of client-wasm, in headless Chromium and Firefox, against a
+/// server-dev started for them.
+fn browser_tests() -> Result {
+    let server = Server::start(&server_binary(), &["--port", "0", "--test-endpoints", "--no-auth"])?;
+    let outcome = Step::new("browser tests (Chromium, Firefox)", "wasm-pack")
+        .args(["test", "--headless", "--chrome", "--firefox", "client-wasm"])
+        .args(["--features", "yew"])
+        .env("LIFELINE_TEST_SERVER", server.base_url())
+        .run();
+    server.stop();
+    outcome
+}
+
+/// The Playwright suite under tests/e2e; each test file starts the servers it needs.
+fn e2e_tests() -> Result {
+    Step::new("e2e tests (Playwright, Chromium)", "node")
+        .args(["--test", "--test-concurrency=1", "tests/e2e/"])
+        .env("SERVER_DEV_BIN", server_binary())
+        .env("DEMO_DIST", root().join("dist"))
+        .current_dir(root())
+        .run()
+}

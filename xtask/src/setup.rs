@@ -1,0 +1,118 @@
+//! `cargo xtask setup`: makes sure the machine has every tool, and never rebuilds one that is
+//! already there at the pinned version, so a second run takes seconds.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::Result;
+use crate::process::Step;
+use crate::tools::{self, CargoTool};
+
+/// What a command needs installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Building and serving the demo: the wasm target, wasm-bindgen, trunk and wasm-opt.
+    Demo,
+    /// Everything, including browsers and drivers for the tests.
+    Everything,
+}
+
+pub(crate) fn run(scope: Scope) -> Result {
+    println!("==> setup ({scope:?})");
+    wasm_target()?;
+    let bindgen_version = tools::locked_wasm_bindgen_version()?;
+    cargo_tool(&CargoTool {
+        krate: "wasm-bindgen-cli",
+        binary: "wasm-bindgen",
+        version: &bindgen_version,
+        // The locked build wants a webpki-roots version the registry mirror lacks.
+        locked: false,
+    })?;
+    cargo_tool(&tools::TRUNK)?;
+    npm_packages()?;
+    if scope == Scope::Everything {
+        cargo_tool(&tools::WASM_PACK)?;
+        cargo_tool(&tools::GECKODRIVER)?;
+        apt_packages()?;
+    }
+    println!("<== setup done");
+    Ok(())
+}
+
+fn wasm_target() -> Result {
+    let installed = Step::new("rustup", "rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .unwrap_or_default();
+    if installed.lines().any(|t| t.trim() == tools::WASM_TARGET) {
+        println!("    ok   rust target {}", tools::WASM_TARGET);
+        return Ok(());
+    }
+    Step::new("add the wasm32 target", "rustup").args(["target", "add", tools::WASM_TARGET]).run()
+}
+
+fn cargo_tool(tool: &CargoTool<'_>) -> Result {
+    match tools::installed_version(tool.binary) {
+        Some(v) if v == tool.version => {
+            println!("    ok   {} {}", tool.binary, tool.version);
+            return Ok(());
+        }
+        Some(v) => println!("    {} is {v}, want {}: installing", tool.binary, tool.version),
+        None => println!("    {} missing: installing {}", tool.binary, tool.version),
+    }
+    let mut step = Step::new(&format!("install {} {}", tool.krate, tool.version), "cargo")
+        .args(["install", tool.krate, "--version", tool.version, "--force"]);
+    if tool.locked {
+        step = step.args(["--locked"]);
+    }
+    step.run()
+}
+
+/// `npm ci` from the committed lock file, skipped when node_modules already matches it.
+fn npm_packages() -> Result {
+    let root = crate::root();
+    let lock = root.join("package-lock.json");
+    let stamp = root.join("node_modules").join(".xtask-package-lock.json");
+    let wanted = std::fs::read(&lock).map_err(|e| format!("reading package-lock.json: {e}"))?;
+    if std::fs::read(&stamp).is_ok_and(|have| have == wanted) {
+        println!("    ok   node_modules matches package-lock.json");
+        return Ok(());
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        return Err("npm is missing: install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
+            .into());
+    }
+    Step::new("npm ci", "npm").args(["ci", "--no-audit", "--no-fund"]).run()?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
+}
+
+fn apt_packages() -> Result {
+    let missing: Vec<&str> = tools::APT_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        println!("    ok   chromium, chromedriver, firefox-esr");
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
+    if !has_apt {
+        return Err(format!(
+            "this system has no apt-get. Install these yourself, then rerun: {list} \
+             (Chromium with its matching ChromeDriver at /usr/bin/chromedriver, and Firefox)"
+        ));
+    }
+    let is_root = Step::new("id", "id").args(["-u"]).output().is_some_and(|uid| uid.trim() == "0");
+    // As root apt-get runs directly; otherwise through sudo, which may ask for a password.
+    let (program, prefix): (&str, &[&str]) =
+        if is_root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
+    Step::new("apt-get update", program).args(prefix).args(["update", "-qq"]).run()?;
+    Step::new(&format!("apt-get install {list}"), program)
+        .args(prefix)
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+}
