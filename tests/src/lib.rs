@@ -1,2 +1,4 @@
 //! Helpers for the cross-crate end-to-end tests.
 #![deny(missing_docs)]
+
+pub mod fault_proxy;
