@@ -36,6 +36,7 @@ pub type Offset = u64;
 pub type MsgId = u64;
 
 /// The position a client last saw in a room, sent on rejoin so the server can replay the gap.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Since {
     /// The room's epoch the offset belongs to.
@@ -45,6 +46,7 @@ pub struct Since {
 }
 
 /// Messages from client to server.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
@@ -87,6 +89,7 @@ pub enum ClientMsg {
 }
 
 /// One entry of the room list.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
     /// Room name.
@@ -96,6 +99,7 @@ pub struct RoomInfo {
 }
 
 /// Messages from server to client.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
@@ -178,6 +182,7 @@ pub enum ServerMsg {
 }
 
 /// Machine-readable error codes of `ServerMsg::Error`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -243,13 +248,23 @@ mod tests {
             (
                 ClientMsg::Join {
                     room: "a".into(),
-                    since: Some(Since { epoch: "e1".into(), offset: 4 }),
+                    since: Some(Since {
+                        epoch: "e1".into(),
+                        offset: 4,
+                    }),
                 },
                 r#"{"type":"join","room":"a","since":{"epoch":"e1","offset":4}}"#,
             ),
-            (ClientMsg::Leave { room: "a".into() }, r#"{"type":"leave","room":"a"}"#),
             (
-                ClientMsg::Publish { room: "a".into(), id: 9, data: serde_json::json!({"t":"hi"}) },
+                ClientMsg::Leave { room: "a".into() },
+                r#"{"type":"leave","room":"a"}"#,
+            ),
+            (
+                ClientMsg::Publish {
+                    room: "a".into(),
+                    id: 9,
+                    data: serde_json::json!({"t":"hi"}),
+                },
                 r#"{"type":"publish","room":"a","id":9,"data":{"t":"hi"}}"#,
             ),
             (ClientMsg::ListRooms, r#"{"type":"list_rooms"}"#),
@@ -268,7 +283,10 @@ mod tests {
             reference: Some(5),
         };
         let json = serde_json::to_string(&msg).unwrap();
-        assert_eq!(json, r#"{"type":"error","code":"not_joined","message":"join first","ref":5}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"not_joined","message":"join first","ref":5}"#
+        );
     }
 
     #[test]
@@ -284,8 +302,12 @@ mod tests {
     fn batch_and_single_frames_decode_in_order() {
         let one = decode_server_frame(r#"{"type":"pong","id":1}"#).unwrap();
         assert_eq!(one, vec![ServerMsg::Pong { id: 1 }]);
-        let many = decode_server_frame(r#" [{"type":"pong","id":1},{"type":"pong","id":2}]"#).unwrap();
-        assert_eq!(many, vec![ServerMsg::Pong { id: 1 }, ServerMsg::Pong { id: 2 }]);
+        let many =
+            decode_server_frame(r#" [{"type":"pong","id":1},{"type":"pong","id":2}]"#).unwrap();
+        assert_eq!(
+            many,
+            vec![ServerMsg::Pong { id: 1 }, ServerMsg::Pong { id: 2 }]
+        );
         assert!(decode_server_frame("[{").is_err());
     }
 
