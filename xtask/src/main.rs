@@ -7,6 +7,7 @@
 //!   Chromium and Firefox, and the Playwright end-to-end suite.
 //! - `bench`: the benchmark harness (see BENCHMARKS.md).
 
+mod npm;
 mod process;
 mod setup;
 mod tools;
@@ -135,6 +136,7 @@ fn test(args: &[String]) -> Result {
     build_server()?;
     browser_tests()?;
     build_demo()?;
+    npm::build_npm_package()?;
     e2e_tests()?;
     println!("\nxtask: every test stage passed");
     Ok(())

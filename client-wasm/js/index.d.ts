@@ -1,0 +1,308 @@
+// TypeScript declarations of the npm package `ws-lifeline`.
+//
+// Hand-written (wasm-bindgen's generated declarations cannot express an event map); checked by
+// `tests/ts/usage.ts` under `tsc --strict` and, at run time, by the browser tests in
+// `tests/e2e/js_*.test.mjs`. The protocol v1 wire types come from `protocol.d.ts`, which is
+// generated from the Rust serde types and kept equal to them by a Rust test.
+
+import type { JsonValue } from "./protocol.js";
+
+export type * from "./protocol.js";
+
+// ---------------------------------------------------------------------------------------------
+// Loading the WebAssembly module
+// ---------------------------------------------------------------------------------------------
+
+/** Anything `init()` can load the `.wasm` from. */
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+/** The instantiated module's exports that are of use to JavaScript. */
+export interface InitOutput {
+  /** The module's linear memory (its `buffer.byteLength` is the wasm heap size). */
+  readonly memory: WebAssembly.Memory;
+}
+
+/**
+ * Loads and instantiates the WebAssembly module. Call it once, before the first
+ * `new LifelineSocket(...)`; later calls return the same module at once.
+ *
+ * Without an argument it fetches `ws_lifeline_bg.wasm` next to the package's JS file
+ * (`new URL(..., import.meta.url)`), which works unbundled and in Vite.
+ *
+ * ```js
+ * import init, { LifelineSocket } from "ws-lifeline";
+ * await init();
+ * ```
+ */
+export default function init(
+  options?: { module_or_path?: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>,
+): Promise<InitOutput>;
+
+/** Instantiates the module synchronously from bytes or a compiled module (workers, tests). */
+export function initSync(options: { module: BufferSource | WebAssembly.Module }): InitOutput;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+/** Where to connect: a URL, or a function called before every attempt (it may be async). */
+export type UrlProvider = string | URL | (() => string | URL | Promise<string | URL>);
+
+/** Options of `new LifelineSocket(url, options)`. Every duration is in milliseconds. */
+export interface LifelineOptions {
+  /** Subprotocols offered in `Sec-WebSocket-Protocol`. Default: none. */
+  protocols?: string | string[];
+  /** Smallest delay before a reconnect attempt. Default: 1000. */
+  minDelay?: number;
+  /** Largest delay before a reconnect attempt. Default: 30000. */
+  maxDelay?: number;
+  /** Growth of the delay ceiling per failed attempt (full jitter below it). Default: 2. */
+  backoffFactor?: number;
+  /** Give up (event `giveup`) after this many failed retries in a row. Default: never. */
+  maxRetries?: number;
+  /** How long one attempt (URL provider plus handshake) may take. Default: 10000. */
+  connectTimeout?: number;
+  /** How long a connection must stay open before the retry counter resets. Default: 5000. */
+  minUptime?: number;
+  /**
+   * The application-level heartbeat: a `{"type":"ping","id":N}` text frame every `interval`;
+   * without any inbound frame within `timeout` the connection counts as half-open and is
+   * closed with 4000 and reconnected. `false` turns it off. Default: `{ interval: 25000,
+   * timeout: 10000 }`.
+   */
+  heartbeat?: false | { interval?: number; timeout?: number };
+  /** Most messages the outbound queue holds while disconnected. Default: 1024. */
+  maxQueuedMessages?: number;
+  /** Most bytes the outbound queue holds while disconnected. Default: 1048576 (1 MiB). */
+  maxQueuedBytes?: number;
+  /** Above this `bufferedAmount` (bytes), sends wait in the queue. Default: 1048576. */
+  highWaterMark?: number;
+  /**
+   * Whether a close code ends reconnecting. Default: 1008 (policy) and 4400–4499 stop; every
+   * other code is retried.
+   */
+  isTerminalClose?: (code: number) => boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State and errors
+// ---------------------------------------------------------------------------------------------
+
+/** The connection state reported by `state` and the `statechange` event. */
+export type ConnectionState = "connecting" | "open" | "closing" | "reconnecting" | "closed";
+
+/** `readyState` values, as on `WebSocket`. */
+export type ReadyState = 0 | 1 | 2 | 3;
+
+/** The `code` of every error this package throws or reports. */
+export type LifelineErrorCode =
+  | "ERR_INVALID_URL"
+  | "ERR_INVALID_CLOSE_CODE"
+  | "ERR_CLOSE_REASON_TOO_LONG"
+  | "ERR_QUEUE_FULL"
+  | "ERR_CLOSED"
+  | "ERR_NOT_OPEN"
+  | "ERR_ENCODE"
+  | "ERR_SOCKET"
+  | "ERR_CONNECT_TIMEOUT"
+  | "ERR_URL_PROVIDER"
+  | "ERR_PLATFORM"
+  | "ERR_INVALID_ARGUMENT"
+  | "ERR_DISPOSED";
+
+/**
+ * Every error the package throws (and the `error` of an `error` event): a real `Error` with
+ * `name === "LifelineError"` and a machine-readable `code`. Test with `isLifelineError(e)`.
+ */
+export interface LifelineError extends Error {
+  readonly name: "LifelineError";
+  readonly code: LifelineErrorCode;
+  /** `ERR_INVALID_URL`: the URL as supplied. */
+  readonly supplied?: string;
+  /** `ERR_QUEUE_FULL`: which bound was hit, and its value. */
+  readonly limit?: { readonly messages: number } | { readonly bytes: number };
+  /** `ERR_INVALID_CLOSE_CODE`: the refused code. */
+  readonly closeCode?: number;
+}
+
+/** True for errors thrown or reported by this package. */
+export function isLifelineError(value: unknown): value is LifelineError;
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/** Fields every event has. Events are plain objects, created per dispatch. */
+export interface LifelineEventBase<K extends string> {
+  readonly type: K;
+  readonly target: LifelineSocket;
+}
+
+/** A socket opened. `protocol` is the subprotocol the server selected ("" if none). */
+export interface LifelineOpenEvent extends LifelineEventBase<"open"> {
+  readonly protocol: string;
+}
+
+/** A message arrived: text frames as `string`, binary frames as `ArrayBuffer`. */
+export interface LifelineMessageEvent extends LifelineEventBase<"message"> {
+  readonly data: string | ArrayBuffer;
+}
+
+/** Something went wrong; the client carries on unless a `close` or `giveup` says otherwise. */
+export interface LifelineErrorEvent extends LifelineEventBase<"error"> {
+  readonly error: LifelineError;
+  readonly message: string;
+}
+
+/**
+ * A socket closed ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)).
+ * 1006 means the connection was lost without a close frame; 4000 that the heartbeat timed out.
+ */
+export interface LifelineCloseEvent extends LifelineEventBase<"close"> {
+  readonly code: number;
+  readonly reason: string;
+  readonly wasClean: boolean;
+}
+
+/** The next attempt starts after `delay` ms; `attempt` counts failed attempts from 1. */
+export interface LifelineReconnectingEvent extends LifelineEventBase<"reconnecting"> {
+  readonly attempt: number;
+  readonly delay: number;
+}
+
+/** The state changed. */
+export interface LifelineStateChangeEvent extends LifelineEventBase<"statechange"> {
+  readonly state: ConnectionState;
+}
+
+/** `maxRetries` attempts failed in a row; the client is now closed. */
+export interface LifelineGiveUpEvent extends LifelineEventBase<"giveup"> {}
+
+/** The browser went offline (retries pause) or came back online (a waiting retry starts). */
+export interface LifelineNetworkEvent extends LifelineEventBase<"offline" | "online"> {}
+
+/** Event types and the event each one delivers. */
+export interface LifelineEventMap {
+  open: LifelineOpenEvent;
+  message: LifelineMessageEvent;
+  error: LifelineErrorEvent;
+  close: LifelineCloseEvent;
+  reconnecting: LifelineReconnectingEvent;
+  statechange: LifelineStateChangeEvent;
+  giveup: LifelineGiveUpEvent;
+  offline: LifelineNetworkEvent;
+  online: LifelineNetworkEvent;
+}
+
+/** A listener: a function, or an object with `handleEvent` (as for `EventTarget`). */
+export type LifelineListener<E> = ((event: E) => void) | { handleEvent(event: E): void };
+
+/** Listener options (only `once` and `signal` have an effect). */
+export interface LifelineListenerOptions {
+  /** Remove the listener after its first call. */
+  once?: boolean;
+  /** Remove the listener when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+/** What `send` did with the data. */
+export type SendResult = "sent" | "queued";
+
+/**
+ * A WebSocket that stays connected: it reconnects with jittered exponential backoff, detects
+ * half-open connections with a heartbeat, and queues what you send while it is away (bounded,
+ * flushed in order on reconnect).
+ *
+ * It connects as soon as it is constructed. Keep a reference to it while you use it: it is
+ * released when you call `dispose()` (or `free()`, or leave a `using` block), and, as a
+ * fallback only, when it is garbage-collected.
+ *
+ * ```js
+ * import init, { LifelineSocket } from "ws-lifeline";
+ * await init();
+ * const ws = new LifelineSocket("wss://example.com/ws", { maxRetries: 10 });
+ * ws.addEventListener("message", (e) => console.log(e.data));
+ * ws.addEventListener("close", (e) => console.log("closed", e.code));
+ * ws.send("hello"); // "queued" until the socket opens, then flushed
+ * ```
+ */
+export class LifelineSocket {
+  /**
+   * Starts connecting.
+   * @throws {LifelineError} `ERR_INVALID_URL` for a URL that is not `ws:`, `wss:`, `http:` or
+   *   `https:`; `ERR_INVALID_ARGUMENT` for options of the wrong type.
+   */
+  constructor(url: UrlProvider, options?: LifelineOptions);
+
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+
+  /** As on `WebSocket`: CONNECTING also while waiting to reconnect. */
+  readonly readyState: ReadyState;
+  /** The finer-grained state. */
+  readonly state: ConnectionState;
+  /** The URL of the current (or last) connection; "" before the first one is resolved. */
+  readonly url: string;
+  /** The subprotocol the server selected; "" if none or not open. */
+  readonly protocol: string;
+  /** Bytes queued by this client plus the browser's `bufferedAmount`. */
+  readonly bufferedAmount: number;
+  /** True once `dispose()` (or `free()`) ran. */
+  readonly disposed: boolean;
+
+  /**
+   * Sends now if open, otherwise queues for the next connection.
+   * @throws {LifelineError} `ERR_QUEUE_FULL` when the queue bound would be exceeded (nothing
+   *   is queued or dropped); `ERR_CLOSED` after `close()`, `giveup` or a terminal close;
+   *   `ERR_INVALID_ARGUMENT` for other data types; `ERR_DISPOSED` after `dispose()`.
+   */
+  send(data: string | ArrayBuffer | ArrayBufferView): SendResult;
+
+  /**
+   * Closes for good (no reconnect). Queued messages are dropped.
+   * @throws {LifelineError} `ERR_INVALID_CLOSE_CODE` unless `code` is 1000 or 3000–4999;
+   *   `ERR_CLOSE_REASON_TOO_LONG` past 123 bytes of UTF-8.
+   */
+  close(code?: number, reason?: string): void;
+
+  /** Connects again now: after `close()`, `giveup` or a terminal close, or to skip a wait. */
+  reconnect(): void;
+
+  addEventListener<K extends keyof LifelineEventMap>(
+    type: K,
+    listener: LifelineListener<LifelineEventMap[K]> | null,
+    options?: boolean | LifelineListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof LifelineEventMap>(
+    type: K,
+    listener: LifelineListener<LifelineEventMap[K]> | null,
+    options?: boolean | { capture?: boolean },
+  ): void;
+
+  onopen: ((event: LifelineOpenEvent) => void) | null;
+  onmessage: ((event: LifelineMessageEvent) => void) | null;
+  onerror: ((event: LifelineErrorEvent) => void) | null;
+  onclose: ((event: LifelineCloseEvent) => void) | null;
+  onreconnecting: ((event: LifelineReconnectingEvent) => void) | null;
+  onstatechange: ((event: LifelineStateChangeEvent) => void) | null;
+  ongiveup: ((event: LifelineGiveUpEvent) => void) | null;
+
+  /**
+   * Closes the socket, cancels every timer and releases every listener and the Rust state.
+   * No listener fires afterwards. Idempotent.
+   */
+  dispose(): void;
+  /** `using ws = new LifelineSocket(...)` disposes at the end of the block. */
+  [Symbol.dispose](): void;
+  /** wasm-bindgen's name for `dispose()`. */
+  free(): void;
+}
+
+/** Any JSON value: `publish` payloads and room message data. */
+export type Json = JsonValue;

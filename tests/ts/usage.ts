@@ -1,0 +1,158 @@
+// Type-level tests of the npm package's declarations (client-wasm/js/index.d.ts).
+// Compiled with `tsc --noEmit --strict` by `cargo xtask test`; never run.
+// Covers: init forms; options (camelCase, milliseconds, async URL provider, terminal-close
+// predicate); the event map (`addEventListener("close", e => e.code)`) and on… properties;
+// send's argument and result types; typed errors; disposal (`using`, dispose, free); protocol
+// v1 message types, including that a misspelt message type or a missing field is rejected.
+import init, {
+  initSync,
+  isLifelineError,
+  LifelineSocket,
+  type ClientMsg,
+  type ConnectionState,
+  type LifelineCloseEvent,
+  type LifelineError,
+  type LifelineOptions,
+  type SendResult,
+  type ServerMsg,
+} from "ws-lifeline";
+
+export async function start(): Promise<void> {
+  const out = await init();
+  const bytes: number = out.memory.buffer.byteLength;
+  await init({ module_or_path: new URL("./ws_lifeline_bg.wasm", import.meta.url) });
+  initSync({ module: new Uint8Array(bytes) });
+}
+
+const options: LifelineOptions = {
+  protocols: ["lifeline.v1"],
+  minDelay: 500,
+  maxDelay: 10_000,
+  backoffFactor: 1.5,
+  maxRetries: 20,
+  connectTimeout: 5_000,
+  minUptime: 2_000,
+  heartbeat: { interval: 15_000, timeout: 5_000 },
+  maxQueuedMessages: 100,
+  maxQueuedBytes: 65_536,
+  highWaterMark: 1 << 20,
+  isTerminalClose: (code) => code === 4001 || code === 1008,
+};
+const noHeartbeat: LifelineOptions = { heartbeat: false, protocols: "lifeline.v1" };
+
+// @ts-expect-error options are camelCase
+const snake: LifelineOptions = { max_retries: 3 };
+// @ts-expect-error durations are numbers of milliseconds
+const text: LifelineOptions = { connectTimeout: "5s" };
+
+export function events(): LifelineSocket {
+  const ws = new LifelineSocket("ws://127.0.0.1:8080/ws", options);
+  const fromProvider = new LifelineSocket(async () => {
+    const token = await Promise.resolve("t");
+    return new URL(`ws://127.0.0.1:8080/ws?token=${token}`);
+  }, noHeartbeat);
+  fromProvider.dispose();
+
+  ws.addEventListener("close", (e) => {
+    const code: number = e.code;
+    const reason: string = e.reason;
+    const clean: boolean = e.wasClean;
+    void [code, reason, clean];
+  });
+  ws.addEventListener("message", (e) => {
+    if (typeof e.data === "string") {
+      const msg = JSON.parse(e.data) as ServerMsg;
+      if (msg.type === "message") {
+        const offset: number = msg.offset;
+        void offset;
+      }
+    } else {
+      const buffer: ArrayBuffer = e.data;
+      void buffer;
+    }
+  });
+  ws.addEventListener("reconnecting", (e) => void (e.attempt + e.delay));
+  ws.addEventListener("statechange", (e) => {
+    const state: ConnectionState = e.state;
+    void state;
+  });
+  ws.addEventListener("error", (e) => {
+    const code: LifelineError["code"] = e.error.code;
+    void code;
+  });
+  ws.addEventListener("giveup", (e) => void e.target.reconnect());
+  ws.addEventListener("open", { handleEvent: (e) => void e.protocol });
+  const controller = new AbortController();
+  ws.addEventListener("open", () => {}, { once: true, signal: controller.signal });
+
+  const onClose = (e: LifelineCloseEvent) => void e.code;
+  ws.addEventListener("close", onClose);
+  ws.removeEventListener("close", onClose);
+
+  // @ts-expect-error a close event has no `data`
+  ws.addEventListener("close", (e) => e.data);
+  // @ts-expect-error unknown event type
+  ws.addEventListener("opened", () => {});
+
+  ws.onclose = (e) => void e.wasClean;
+  ws.onmessage = null;
+  ws.onopen = (e) => void e.protocol;
+  ws.onreconnecting = (e) => void e.delay;
+  ws.onstatechange = (e) => void e.state;
+  ws.ongiveup = () => {};
+  ws.onerror = (e) => void e.message;
+  return ws;
+}
+
+export function sending(ws: LifelineSocket): SendResult[] {
+  const results = [
+    ws.send("text"),
+    ws.send(new ArrayBuffer(8)),
+    ws.send(new Uint8Array([1, 2, 3])),
+  ];
+  // @ts-expect-error objects must be serialised first
+  ws.send({ type: "publish" });
+  try {
+    ws.send("x");
+  } catch (e) {
+    if (isLifelineError(e) && e.code === "ERR_QUEUE_FULL") {
+      const limit = e.limit;
+      void limit;
+    }
+  }
+  const ready: 0 | 1 | 2 | 3 = ws.readyState;
+  const open: boolean = ready === LifelineSocket.OPEN;
+  const amount: number = ws.bufferedAmount;
+  const url: string = ws.url;
+  const protocol: string = ws.protocol;
+  void [open, amount, url, protocol];
+  ws.close();
+  ws.close(4001, "bye");
+  ws.reconnect();
+  return results;
+}
+
+export function disposal(): boolean {
+  {
+    using ws = new LifelineSocket("ws://127.0.0.1:8080/ws");
+    ws.send("scoped");
+  }
+  const ws = new LifelineSocket("ws://127.0.0.1:8080/ws");
+  ws.dispose();
+  ws.free();
+  return ws.disposed;
+}
+
+export function protocolTypes(): ClientMsg[] {
+  const join: ClientMsg = { type: "join", room: "lobby", since: { epoch: "e1", offset: 4 } };
+  const publish: ClientMsg = { type: "publish", room: "lobby", id: 1, data: { text: "hi" } };
+  // @ts-expect-error publish needs an id
+  const noId: ClientMsg = { type: "publish", room: "lobby", data: 1 };
+  // @ts-expect-error unknown message type
+  const unknown: ClientMsg = { type: "subscribe", room: "lobby" };
+  const err: ServerMsg = { type: "error", code: "not_joined", message: "join first", ref: 5 };
+  // @ts-expect-error error codes are a closed set
+  const badCode: ServerMsg = { type: "error", code: "nope", message: "" };
+  void [snake, text, noId, unknown, err, badCode];
+  return [join, publish];
+}
