@@ -1,6 +1,16 @@
 //! ws-lifeline: a browser WebSocket client that stays connected.
+//!
+//! - [`machine`]: the sans-IO core (reconnect with jittered backoff, heartbeat with half-open
+//!   detection, bounded outbound queue, typed events). Pure Rust, tested natively.
+//! - `web` (wasm32 only): the browser shell that drives the core with a real `WebSocket`.
 #![deny(missing_docs)]
 
+mod error;
+pub mod machine;
+pub mod typed;
+
+pub use error::{Error, QueueLimit, Result};
+pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
 pub use protocol;
 
 #[cfg(all(feature = "yew", target_arch = "wasm32"))]

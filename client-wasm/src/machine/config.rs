@@ -1,0 +1,335 @@
+//! [`Config`]: every knob of the client, with documented defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Message;
+
+/// Decides whether a close code stops reconnecting.
+pub type TerminalRule = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+/// Builds the `n`-th heartbeat ping (n counts from 1 per client).
+pub type PingBuilder = Arc<dyn Fn(u64) -> Message + Send + Sync>;
+/// Recognises a heartbeat pong among inbound text frames.
+pub type PongMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The default terminal-close rule: 1008 (policy violation) and 4400–4499 (the application
+/// range that mirrors HTTP 4xx) stop reconnecting; every other code is retried.
+pub fn default_terminal(code: u16) -> bool {
+    code == protocol::close::POLICY || (4400..=4499).contains(&code)
+}
+
+/// The default ping: protocol v1's `{"type":"ping","id":N}`.
+pub fn default_ping(id: u64) -> Message {
+    Message::Text(format!(r#"{{"type":"ping","id":{id}}}"#))
+}
+
+/// The default pong matcher: a protocol v1 `{"type":"pong",...}` frame.
+pub fn default_is_pong(text: &str) -> bool {
+    // Cheap pre-check so ordinary messages are not parsed twice.
+    text.contains("pong")
+        && matches!(
+            serde_json::from_str::<protocol::ServerMsg>(text),
+            Ok(protocol::ServerMsg::Pong { .. })
+        )
+}
+
+/// Reconnect backoff: exponential with full jitter above a floor.
+///
+/// Retry `n` (from 1) waits a delay drawn uniformly from `[min, min(max, min · factorⁿ)]`.
+/// The floor keeps a server that refuses at once from causing a tight loop; the jitter
+/// spreads clients out after a server restart. With `min` zero every delay is zero.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// Lower bound of every delay. Default: 1 s.
+    pub min: Duration,
+    /// Upper bound of every delay. Default: 30 s.
+    pub max: Duration,
+    /// Growth of the upper bound per attempt. Default: 2.0.
+    pub factor: f64,
+    /// Give up after this many failed retries in a row (`None`: never). Default: `None`.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            factor: 2.0,
+            max_attempts: None,
+        }
+    }
+}
+
+impl Backoff {
+    /// The upper bound of the delay before retry `attempt` (from 1).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let min = self.min.as_secs_f64() * 1000.0;
+        let max = (self.max.as_secs_f64() * 1000.0).max(min);
+        let factor = if self.factor.is_finite() {
+            self.factor.max(1.0)
+        } else {
+            1.0
+        };
+        let exp = i32::try_from(attempt).unwrap_or(i32::MAX).min(1024);
+        let ceiling = (min * factor.powi(exp)).min(max);
+        Duration::from_millis(ceiling.max(0.0) as u64)
+    }
+}
+
+/// The application-level heartbeat. Browsers cannot send ping frames, so the client sends a
+/// text ping every `interval`; any inbound frame counts as a sign of life.
+///
+/// A ping that gets no inbound frame at all within `timeout` marks the connection half-open:
+/// it is closed with [`protocol::close::HEARTBEAT_TIMEOUT`] (4000) and reconnected. Deadlines
+/// come from timestamps, and a deadline checked by a timer that fired late (a throttled
+/// background tab) first gets one fresh ping and a new deadline, so throttling cannot cause
+/// a false timeout.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// Time between pings. Default: 25 s.
+    pub interval: Duration,
+    /// How long a ping may go without any inbound frame. Default: 10 s.
+    pub timeout: Duration,
+    /// The ping frame. Default: [`default_ping`], `{"type":"ping","id":N}`.
+    pub ping: PingBuilder,
+    /// Which inbound text frames are pongs. Default: [`default_is_pong`].
+    pub is_pong: PongMatcher,
+    /// Also report pongs as [`Event::Message`](super::Event::Message). Default: false.
+    pub surface_pongs: bool,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(25),
+            timeout: Duration::from_secs(10),
+            ping: Arc::new(default_ping),
+            is_pong: Arc::new(default_is_pong),
+            surface_pongs: false,
+        }
+    }
+}
+
+impl fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heartbeat")
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("surface_pongs", &self.surface_pongs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client configuration. Build it from [`Config::default()`] with the setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_lifeline::Config;
+///
+/// let config = Config::default()
+///     .protocols(["lifeline.v1"])
+///     .backoff_max(Duration::from_secs(10))
+///     .max_attempts(Some(20))
+///     .heartbeat_interval(Duration::from_secs(15));
+/// assert_eq!(config.backoff.max, Duration::from_secs(10));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Subprotocols offered to the server. Default: none.
+    pub protocols: Vec<String>,
+    /// Reconnect backoff. Default: see [`Backoff`].
+    pub backoff: Backoff,
+    /// How long an attempt (URL provider plus opening handshake) may take. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// A connection must stay open this long before the attempt counter resets, so a server
+    /// that accepts and drops at once still sees growing delays. Default: 5 s.
+    pub min_uptime: Duration,
+    /// Close codes that stop reconnecting. Default: [`default_terminal`] (1008, 4400–4499).
+    pub terminal_close: TerminalRule,
+    /// The heartbeat; `None` turns it off. Default: `Some(Heartbeat::default())`.
+    pub heartbeat: Option<Heartbeat>,
+    /// Most messages the outbound queue holds. Default: 1024.
+    pub queue_max_messages: usize,
+    /// Most bytes the outbound queue holds. Default: 1 MiB.
+    pub queue_max_bytes: usize,
+    /// Above this many bytes of `bufferedAmount`, sends are queued and the queue is flushed as
+    /// the socket drains. Default: 1 MiB.
+    pub high_water_mark: u64,
+    /// How often `bufferedAmount` is polled while above the high-water mark. Default: 50 ms.
+    pub drain_poll: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            protocols: Vec::new(),
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(10),
+            min_uptime: Duration::from_secs(5),
+            terminal_close: Arc::new(default_terminal),
+            heartbeat: Some(Heartbeat::default()),
+            queue_max_messages: 1024,
+            queue_max_bytes: 1 << 20,
+            high_water_mark: 1 << 20,
+            drain_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("protocols", &self.protocols)
+            .field("backoff", &self.backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("min_uptime", &self.min_uptime)
+            .field("heartbeat", &self.heartbeat)
+            .field("queue_max_messages", &self.queue_max_messages)
+            .field("queue_max_bytes", &self.queue_max_bytes)
+            .field("high_water_mark", &self.high_water_mark)
+            .field("drain_poll", &self.drain_poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Sets the subprotocols to offer.
+    pub fn protocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the whole backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets the smallest reconnect delay.
+    pub fn backoff_min(mut self, min: Duration) -> Self {
+        self.backoff.min = min;
+        self
+    }
+
+    /// Sets the largest reconnect delay.
+    pub fn backoff_max(mut self, max: Duration) -> Self {
+        self.backoff.max = max;
+        self
+    }
+
+    /// Sets the growth factor of the delay ceiling (values below 1 count as 1).
+    pub fn backoff_factor(mut self, factor: f64) -> Self {
+        self.backoff.factor = factor;
+        self
+    }
+
+    /// Sets how many failed retries in a row lead to [`Event::GaveUp`](super::Event::GaveUp).
+    pub fn max_attempts(mut self, max: Option<u32>) -> Self {
+        self.backoff.max_attempts = max;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the uptime after which the attempt counter resets.
+    pub fn min_uptime(mut self, uptime: Duration) -> Self {
+        self.min_uptime = uptime;
+        self
+    }
+
+    /// Sets which close codes stop reconnecting.
+    ///
+    /// ```
+    /// use ws_lifeline::Config;
+    /// // Also stop on 4001, keep the default set.
+    /// let config = Config::default()
+    ///     .terminal_close(|code| code == 4001 || ws_lifeline::machine::default_terminal(code));
+    /// # let _ = config;
+    /// ```
+    pub fn terminal_close(mut self, rule: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
+        self.terminal_close = Arc::new(rule);
+        self
+    }
+
+    /// Turns the heartbeat off.
+    pub fn no_heartbeat(mut self) -> Self {
+        self.heartbeat = None;
+        self
+    }
+
+    /// Sets the whole heartbeat (`None` turns it off).
+    pub fn heartbeat(mut self, heartbeat: Option<Heartbeat>) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// Sets the ping interval (turning the heartbeat on with defaults if it was off).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat
+            .get_or_insert_with(Heartbeat::default)
+            .interval = interval;
+        self
+    }
+
+    /// Sets the pong timeout (turning the heartbeat on with defaults if it was off).
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat
+            .get_or_insert_with(Heartbeat::default)
+            .timeout = timeout;
+        self
+    }
+
+    /// Sets the ping frame builder (turning the heartbeat on with defaults if it was off).
+    pub fn ping(mut self, ping: impl Fn(u64) -> Message + Send + Sync + 'static) -> Self {
+        self.heartbeat.get_or_insert_with(Heartbeat::default).ping = Arc::new(ping);
+        self
+    }
+
+    /// Sets the pong matcher (turning the heartbeat on with defaults if it was off).
+    pub fn is_pong(mut self, is_pong: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.heartbeat
+            .get_or_insert_with(Heartbeat::default)
+            .is_pong = Arc::new(is_pong);
+        self
+    }
+
+    /// Reports pongs as messages too.
+    pub fn surface_pongs(mut self, surface: bool) -> Self {
+        self.heartbeat
+            .get_or_insert_with(Heartbeat::default)
+            .surface_pongs = surface;
+        self
+    }
+
+    /// Sets the queue bounds.
+    pub fn queue_limits(mut self, max_messages: usize, max_bytes: usize) -> Self {
+        self.queue_max_messages = max_messages;
+        self.queue_max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets the high-water mark of `bufferedAmount`.
+    pub fn high_water_mark(mut self, bytes: u64) -> Self {
+        self.high_water_mark = bytes;
+        self
+    }
+
+    /// Sets how often `bufferedAmount` is polled while draining.
+    pub fn drain_poll(mut self, every: Duration) -> Self {
+        self.drain_poll = every;
+        self
+    }
+}

@@ -1,0 +1,729 @@
+//! The sans-IO core: every behaviour of the client as a deterministic state machine.
+//!
+//! It has no clock, no randomness of its own and no I/O. A shell (the browser one in
+//! [`crate::web`], or a native one) feeds it what happened with [`Machine::handle`] and the
+//! user's actions with [`Machine::send`], [`Machine::close`] and [`Machine::reconnect`], wakes
+//! it at [`Machine::poll_timeout`] with [`Machine::handle_timeout`], and carries out every
+//! [`Command`] from [`Machine::poll_command`], in order.
+//!
+//! ```
+//! use ws_lifeline::machine::{Command, Config, ConnId, Event, Input, Instant, Machine, Target};
+//!
+//! let mut m = Machine::new(Config::default(), Target::Url("ws://127.0.0.1:9/echo".into()), 7, Instant(0)).unwrap();
+//! let Some(Command::Open { conn, url, .. }) = m.poll_command() else { panic!() };
+//! assert_eq!(url, "ws://127.0.0.1:9/echo");
+//! m.send(Instant(5), "queued until open".into()).unwrap();
+//! m.handle(Instant(10), Input::SocketOpened { conn, protocol: String::new() });
+//! let mut out = Vec::new();
+//! while let Some(cmd) = m.poll_command() { out.push(cmd); }
+//! assert!(out.contains(&Command::Emit(Event::Open)));
+//! assert!(matches!(out.last(), Some(Command::Transmit { .. })));
+//! ```
+//!
+//! # Protocol layers
+//!
+//! A layer above (rooms, acks, recovery) wraps a `Machine` and drives it the same way. It sees
+//! every inbound frame as [`Event::Message`], and it may send frames of its own before the
+//! queue is flushed: after `poll_command` returns [`Event::Open`], frames given to
+//! [`Machine::send_preamble`] go out before any queued message, because the queue is flushed
+//! only when `poll_command` is called again with nothing else pending.
+
+mod config;
+mod types;
+mod url;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+pub use config::{
+    Backoff, Config, Heartbeat, PingBuilder, PongMatcher, TerminalRule, default_is_pong,
+    default_ping, default_terminal,
+};
+pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, State};
+pub use url::validate_url;
+
+use crate::{Error, QueueLimit, Result};
+
+/// A deadline checked this much after it was due means the timer was throttled or the page
+/// was frozen; the heartbeat then re-checks once before declaring the connection dead.
+pub const LATE_TIMER_SLACK: Duration = Duration::from_secs(1);
+
+/// The close reason sent when the heartbeat finds the connection dead.
+pub const HEARTBEAT_TIMEOUT_REASON: &str = "heartbeat timeout";
+
+/// Where the URL of each attempt comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One fixed URL, validated when the machine is created.
+    Url(String),
+    /// Ask the shell before every attempt with [`Command::ResolveUrl`].
+    Provider,
+}
+
+/// What [`Machine::send`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sent {
+    /// Handed to the socket at once.
+    Transmitted,
+    /// Held in the outbound queue; it goes out in order once the socket is open and drained.
+    Queued,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Resolving,
+    Opening,
+    Open,
+}
+
+#[derive(Debug)]
+struct Conn {
+    id: ConnId,
+    phase: Phase,
+    connect_deadline: Option<Instant>,
+    opened_at: Instant,
+    /// The user asked to close; waiting for the close event.
+    closing: bool,
+    next_ping: Option<Instant>,
+    /// When the oldest ping without any inbound frame since was sent.
+    unanswered: Option<Instant>,
+    grace_used: bool,
+    /// Bytes handed to the socket and maybe not sent yet: an estimate that only grows between
+    /// `BufferedAmount` reports, so it errs on the safe side.
+    buffered: u64,
+    drain_at: Option<Instant>,
+    flush_pending: bool,
+}
+
+/// The client's state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Machine {
+    config: Config,
+    target: Target,
+    rng: fastrand::Rng,
+    state: State,
+    now: Instant,
+    commands: VecDeque<Command>,
+    next_conn: u64,
+    conn: Option<Conn>,
+    /// Failed attempts in a row since the last connection that stayed up `min_uptime`.
+    attempt: u32,
+    retry_at: Option<Instant>,
+    online: bool,
+    visible: bool,
+    queue: VecDeque<Message>,
+    queue_bytes: usize,
+    url: Option<String>,
+    protocol: String,
+    ping_id: u64,
+}
+
+impl Machine {
+    /// Creates a machine that starts its first attempt at once.
+    ///
+    /// `seed` seeds the backoff jitter; give each client a different one (the browser shell
+    /// uses `Math.random`). A fixed [`Target::Url`] is validated here.
+    pub fn new(config: Config, target: Target, seed: u64, now: Instant) -> Result<Self> {
+        let url = match &target {
+            Target::Url(u) => Some(validate_url(u)?),
+            Target::Provider => None,
+        };
+        let mut m = Machine {
+            config,
+            target,
+            rng: fastrand::Rng::with_seed(seed),
+            state: State::Connecting,
+            now,
+            commands: VecDeque::new(),
+            next_conn: 0,
+            conn: None,
+            attempt: 0,
+            retry_at: None,
+            online: true,
+            visible: true,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            url,
+            protocol: String::new(),
+            ping_id: 0,
+        };
+        m.start_attempt(now);
+        Ok(m)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The URL of the current or last attempt (after `http`→`ws` mapping).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// The subprotocol the server selected on the last open, empty if none.
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The socket currently opening or open.
+    pub fn conn_id(&self) -> Option<ConnId> {
+        self.conn.as_ref().map(|c| c.id)
+    }
+
+    /// Failed attempts in a row.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Messages waiting in the outbound queue.
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes waiting in the outbound queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// False after an `offline` input until the next `online`.
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    /// The next command for the shell, in order.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        if self.commands.is_empty() {
+            // Deferred until everything emitted with the open (the `Open` event included) has
+            // been taken, so a layer above can send its preamble first.
+            let now = self.now;
+            if let Some(c) = self.conn.as_mut().filter(|c| c.flush_pending) {
+                c.flush_pending = false;
+                self.flush(now);
+            }
+        }
+        self.commands.pop_front()
+    }
+
+    /// When the machine wants [`handle_timeout`](Self::handle_timeout) called; `None` means no
+    /// timer is needed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.retry_at;
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                t = Some(t.map_or(d, |t| t.min(d)));
+            }
+        };
+        if let Some(c) = &self.conn {
+            consider(c.connect_deadline);
+            consider(c.next_ping);
+            consider(c.drain_at);
+            if let Some(hb) = &self.config.heartbeat {
+                consider(c.unanswered.map(|u| u + hb.timeout));
+            }
+        }
+        t
+    }
+
+    /// Runs everything due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            self.start_attempt(now);
+            return;
+        }
+        let Some(c) = self.conn.as_mut() else { return };
+        if c.connect_deadline.is_some_and(|t| t <= now) {
+            let (id, phase) = (c.id, c.phase);
+            self.conn = None;
+            if phase == Phase::Opening {
+                self.commands.push_back(Command::Close {
+                    conn: id,
+                    code: protocol::close::NORMAL,
+                    reason: "connect timeout".into(),
+                });
+            }
+            let after_ms =
+                u64::try_from(self.config.connect_timeout.as_millis()).unwrap_or(u64::MAX);
+            self.emit(Event::Error(Error::ConnectTimeout { after_ms }));
+            self.fail_attempt(now);
+            return;
+        }
+        if c.drain_at.is_some_and(|t| t <= now) {
+            c.drain_at = None;
+            let conn = c.id;
+            self.commands.push_back(Command::PollBuffered { conn });
+        }
+        let Some(hb) = self.config.heartbeat.clone() else {
+            return;
+        };
+        let Some(c) = self.conn.as_mut() else { return };
+        if let Some(since) = c.unanswered {
+            let deadline = since + hb.timeout;
+            if deadline <= now {
+                if !c.grace_used && now.since(deadline) > LATE_TIMER_SLACK {
+                    // We were asleep: inbound frames may still be waiting behind this timer.
+                    c.grace_used = true;
+                    c.unanswered = Some(now);
+                    self.send_ping(now);
+                } else {
+                    self.heartbeat_dead(now);
+                    return;
+                }
+            }
+        }
+        let Some(c) = self.conn.as_mut() else { return };
+        if c.next_ping.is_some_and(|t| t <= now) {
+            self.send_ping(now);
+        }
+    }
+
+    /// Feeds one thing that happened in the environment.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = now;
+        match input {
+            Input::UrlResolved { conn, result } => {
+                if !self.is_current(conn, |p| p == Phase::Resolving) {
+                    return;
+                }
+                match result
+                    .map_err(|message| Error::UrlProvider { message })
+                    .and_then(|u| validate_url(&u))
+                {
+                    Ok(url) => {
+                        self.url = Some(url.clone());
+                        if let Some(c) = self.conn.as_mut() {
+                            c.phase = Phase::Opening;
+                        }
+                        let protocols = self.config.protocols.clone();
+                        self.commands.push_back(Command::Open {
+                            conn,
+                            url,
+                            protocols,
+                        });
+                    }
+                    Err(e) => {
+                        self.conn = None;
+                        self.emit(Event::Error(e));
+                        self.fail_attempt(now);
+                    }
+                }
+            }
+            Input::OpenFailed { conn, error } => {
+                if !self.is_current(conn, |p| p != Phase::Open) {
+                    return;
+                }
+                self.conn = None;
+                self.emit(Event::Error(error));
+                self.fail_attempt(now);
+            }
+            Input::SocketOpened { conn, protocol } => {
+                if !self.is_current(conn, |p| p == Phase::Opening) {
+                    return;
+                }
+                let interval = self.config.heartbeat.as_ref().map(|h| h.interval);
+                if let Some(c) = self.conn.as_mut() {
+                    c.phase = Phase::Open;
+                    c.connect_deadline = None;
+                    c.opened_at = now;
+                    c.next_ping = interval.map(|i| now + i);
+                    c.flush_pending = true;
+                }
+                self.protocol = protocol;
+                self.set_state(State::Open);
+                self.emit(Event::Open);
+            }
+            Input::SocketMessage { conn, message } => {
+                if !self.is_current(conn, |p| p == Phase::Open) {
+                    return;
+                }
+                if let Some(c) = self.conn.as_mut() {
+                    c.unanswered = None;
+                    c.grace_used = false;
+                }
+                let hide = match (&self.config.heartbeat, &message) {
+                    (Some(hb), Message::Text(t)) => !hb.surface_pongs && (hb.is_pong)(t),
+                    _ => false,
+                };
+                if !hide {
+                    self.emit(Event::Message(message));
+                }
+            }
+            Input::SocketError { conn } => {
+                if self.is_current(conn, |_| true) {
+                    self.emit(Event::Error(Error::Socket));
+                }
+            }
+            Input::SocketClosed { conn, info } => {
+                if !self.is_current(conn, |_| true) {
+                    return;
+                }
+                let Some(c) = self.conn.take() else { return };
+                let code = info.code;
+                self.emit(Event::Close(info));
+                if c.closing || (self.config.terminal_close)(code) {
+                    self.attempt = 0;
+                    self.set_state(State::Closed);
+                    return;
+                }
+                if c.phase == Phase::Open && now.since(c.opened_at) >= self.config.min_uptime {
+                    self.attempt = 0;
+                }
+                self.fail_attempt(now);
+            }
+            Input::BufferedAmount { conn, amount } => {
+                if !self.is_current(conn, |p| p == Phase::Open) {
+                    return;
+                }
+                if let Some(c) = self.conn.as_mut() {
+                    c.buffered = amount;
+                }
+                self.flush(now);
+            }
+            Input::Online => {
+                if self.online {
+                    return;
+                }
+                self.online = true;
+                self.emit(Event::Online);
+                if self.state == State::Reconnecting && self.conn.is_none() {
+                    self.retry_at = None;
+                    self.start_attempt(now);
+                }
+            }
+            Input::Offline => {
+                if !self.online {
+                    return;
+                }
+                self.online = false;
+                self.emit(Event::Offline);
+                self.retry_at = None;
+                self.check_liveness(now);
+            }
+            Input::Visible => {
+                self.visible = true;
+                self.check_liveness(now);
+            }
+            Input::Hidden => self.visible = false,
+        }
+    }
+
+    /// Sends a message, or queues it while the socket is not open or is above the high-water
+    /// mark. Queued messages go out in order, before anything sent later.
+    ///
+    /// Errors: [`Error::Closed`] after `close()` or `GaveUp`; [`Error::QueueFull`] when the
+    /// message must wait and the queue is at a bound (nothing is dropped).
+    pub fn send(&mut self, now: Instant, message: Message) -> Result<Sent> {
+        self.now = now;
+        if matches!(self.state, State::Closed | State::Closing) {
+            return Err(Error::Closed);
+        }
+        let hw = self.config.high_water_mark;
+        let direct = self.queue.is_empty()
+            && self
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.phase == Phase::Open && !c.flush_pending && c.buffered <= hw);
+        if direct {
+            self.transmit(now, message);
+            return Ok(Sent::Transmitted);
+        }
+        if self.queue.len() >= self.config.queue_max_messages {
+            return Err(Error::QueueFull {
+                limit: QueueLimit::Messages(self.config.queue_max_messages),
+            });
+        }
+        if self.queue_bytes.saturating_add(message.len()) > self.config.queue_max_bytes {
+            return Err(Error::QueueFull {
+                limit: QueueLimit::Bytes(self.config.queue_max_bytes),
+            });
+        }
+        self.queue_bytes += message.len();
+        self.queue.push_back(message);
+        Ok(Sent::Queued)
+    }
+
+    /// Sends a frame at once, ahead of the queue. Meant for a protocol layer's opening frames
+    /// (a `hello`, rejoins): call it right after `poll_command` returned [`Event::Open`] and
+    /// the frames precede every queued message.
+    ///
+    /// Errors: [`Error::NotOpen`] unless the socket is open.
+    pub fn send_preamble(&mut self, now: Instant, message: Message) -> Result<()> {
+        self.now = now;
+        if self.state != State::Open {
+            return Err(Error::NotOpen);
+        }
+        self.transmit(now, message);
+        Ok(())
+    }
+
+    /// Closes the connection for good (until [`reconnect`](Self::reconnect)).
+    ///
+    /// `code` defaults to 1000 and must be 1000 or 3000–4999; `reason` must fit in 123 bytes
+    /// of UTF-8 ([MDN](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/close)).
+    /// Both are checked before anything happens. Closing an already closed client is a no-op.
+    /// Queued messages stay queued and go out after a later `reconnect()`.
+    pub fn close(&mut self, now: Instant, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        self.now = now;
+        let (code, reason) = check_close(code, reason)?;
+        if matches!(self.state, State::Closed | State::Closing) {
+            return Ok(());
+        }
+        self.retry_at = None;
+        self.attempt = 0;
+        match self.conn.as_mut() {
+            Some(c) if c.phase == Phase::Open => {
+                c.closing = true;
+                c.next_ping = None;
+                c.unanswered = None;
+                c.drain_at = None;
+                c.flush_pending = false;
+                let conn = c.id;
+                self.commands
+                    .push_back(Command::Close { conn, code, reason });
+                self.set_state(State::Closing);
+            }
+            Some(c) => {
+                let conn = c.id;
+                if c.phase == Phase::Opening {
+                    self.commands
+                        .push_back(Command::Close { conn, code, reason });
+                }
+                self.conn = None;
+                self.set_state(State::Closed);
+            }
+            None => self.set_state(State::Closed),
+        }
+        Ok(())
+    }
+
+    /// Connects again now: from `Closed` (after close, a terminal code or `GaveUp`), while
+    /// waiting for a retry (skipping the wait), or while open (replacing the socket). The
+    /// attempt counter starts over. A no-op while an attempt is in flight.
+    pub fn reconnect(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == State::Connecting {
+            return;
+        }
+        if let Some(c) = self.conn.take()
+            && c.phase == Phase::Open
+            && !c.closing
+        {
+            let reason = "reconnect".to_owned();
+            self.commands.push_back(Command::Close {
+                conn: c.id,
+                code: protocol::close::NORMAL,
+                reason: reason.clone(),
+            });
+            self.emit(Event::Close(CloseInfo {
+                code: protocol::close::NORMAL,
+                reason,
+                was_clean: false,
+            }));
+        }
+        self.retry_at = None;
+        self.attempt = 0;
+        self.start_attempt(now);
+    }
+
+    fn is_current(&self, conn: ConnId, phase: impl Fn(Phase) -> bool) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.id == conn && phase(c.phase))
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.commands.push_back(Command::Emit(event));
+    }
+
+    fn set_state(&mut self, state: State) {
+        if self.state != state {
+            self.state = state;
+            self.emit(Event::StateChange(state));
+        }
+    }
+
+    fn start_attempt(&mut self, now: Instant) {
+        self.next_conn += 1;
+        let id = ConnId(self.next_conn);
+        let phase = match self.target {
+            Target::Url(_) => Phase::Opening,
+            Target::Provider => Phase::Resolving,
+        };
+        self.conn = Some(Conn {
+            id,
+            phase,
+            connect_deadline: Some(now + self.config.connect_timeout),
+            opened_at: now,
+            closing: false,
+            next_ping: None,
+            unanswered: None,
+            grace_used: false,
+            buffered: 0,
+            drain_at: None,
+            flush_pending: false,
+        });
+        self.set_state(State::Connecting);
+        match (phase, &self.url) {
+            (Phase::Opening, Some(url)) => {
+                let (url, protocols) = (url.clone(), self.config.protocols.clone());
+                self.commands.push_back(Command::Open {
+                    conn: id,
+                    url,
+                    protocols,
+                });
+            }
+            _ => self.commands.push_back(Command::ResolveUrl { conn: id }),
+        }
+    }
+
+    /// The current attempt failed or the connection was lost: wait, retry or give up.
+    fn fail_attempt(&mut self, now: Instant) {
+        self.conn = None;
+        self.attempt = self.attempt.saturating_add(1);
+        if self
+            .config
+            .backoff
+            .max_attempts
+            .is_some_and(|max| self.attempt > max)
+        {
+            self.attempt = 0;
+            self.set_state(State::Closed);
+            self.emit(Event::GaveUp);
+            return;
+        }
+        self.set_state(State::Reconnecting);
+        if !self.online {
+            // Retried at once by the `online` input.
+            return;
+        }
+        let delay = self.delay(self.attempt);
+        self.retry_at = Some(now + delay);
+        self.emit(Event::Reconnecting {
+            attempt: self.attempt,
+            delay,
+        });
+    }
+
+    /// Full jitter above the floor: uniform in `[min, ceiling(attempt)]`.
+    fn delay(&mut self, attempt: u32) -> Duration {
+        let b = &self.config.backoff;
+        let lo = u64::try_from(b.min.as_millis()).unwrap_or(u64::MAX);
+        let hi = u64::try_from(b.ceiling(attempt).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(lo);
+        Duration::from_millis(self.rng.u64(lo..=hi))
+    }
+
+    fn transmit(&mut self, now: Instant, message: Message) {
+        let Some(c) = self.conn.as_mut() else { return };
+        c.buffered = c.buffered.saturating_add(message.len() as u64);
+        if c.buffered > self.config.high_water_mark && c.drain_at.is_none() {
+            c.drain_at = Some(now + self.config.drain_poll);
+        }
+        let conn = c.id;
+        self.commands.push_back(Command::Transmit { conn, message });
+    }
+
+    /// Moves queued messages to the socket while it is below the high-water mark.
+    fn flush(&mut self, now: Instant) {
+        let hw = self.config.high_water_mark;
+        while self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.phase == Phase::Open && !c.closing && c.buffered <= hw)
+        {
+            let Some(m) = self.queue.pop_front() else {
+                break;
+            };
+            self.queue_bytes -= m.len();
+            self.transmit(now, m);
+        }
+        let pending = !self.queue.is_empty();
+        let drain_poll = self.config.drain_poll;
+        if let Some(c) = self
+            .conn
+            .as_mut()
+            .filter(|c| c.phase == Phase::Open && !c.closing)
+            && (pending || c.buffered > hw)
+            && c.drain_at.is_none()
+        {
+            c.drain_at = Some(now + drain_poll);
+        }
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        let Some(hb) = self.config.heartbeat.as_ref() else {
+            return;
+        };
+        self.ping_id += 1;
+        let ping = (hb.ping)(self.ping_id);
+        let interval = hb.interval;
+        if let Some(c) = self.conn.as_mut() {
+            c.next_ping = Some(now + interval);
+            c.unanswered.get_or_insert(now);
+        }
+        self.transmit(now, ping);
+    }
+
+    /// After a wake-up, visibility or network change: ping now and expect an answer within
+    /// the timeout, unless an earlier deadline is still ahead.
+    fn check_liveness(&mut self, now: Instant) {
+        let Some(timeout) = self.config.heartbeat.as_ref().map(|h| h.timeout) else {
+            return;
+        };
+        let Some(c) = self
+            .conn
+            .as_mut()
+            .filter(|c| c.phase == Phase::Open && !c.closing)
+        else {
+            return;
+        };
+        if c.unanswered.is_some_and(|u| u + timeout <= now) {
+            c.unanswered = None;
+        }
+        c.grace_used = true;
+        self.send_ping(now);
+    }
+
+    fn heartbeat_dead(&mut self, now: Instant) {
+        let Some(c) = self.conn.take() else { return };
+        let code = protocol::close::HEARTBEAT_TIMEOUT;
+        let reason = HEARTBEAT_TIMEOUT_REASON.to_owned();
+        self.commands.push_back(Command::Close {
+            conn: c.id,
+            code,
+            reason: reason.clone(),
+        });
+        self.emit(Event::Close(CloseInfo {
+            code,
+            reason,
+            was_clean: false,
+        }));
+        if now.since(c.opened_at) >= self.config.min_uptime {
+            self.attempt = 0;
+        }
+        self.fail_attempt(now);
+    }
+}
+
+/// Applies the browser's rules for `close()`; returns the code and reason to send.
+pub fn check_close(code: Option<u16>, reason: Option<&str>) -> Result<(u16, String)> {
+    let code = code.unwrap_or(protocol::close::NORMAL);
+    if code != protocol::close::NORMAL && !(3000..=4999).contains(&code) {
+        return Err(Error::InvalidCloseCode { code });
+    }
+    let reason = reason.unwrap_or_default();
+    if reason.len() > 123 {
+        return Err(Error::CloseReasonTooLong {
+            bytes: reason.len(),
+        });
+    }
+    Ok((code, reason.to_owned()))
+}

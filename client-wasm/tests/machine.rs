@@ -1,0 +1,941 @@
+//! The sans-IO core on virtual time (native only). Covers:
+//! - [x] backoff: delays within [min, ceiling], jitter spread, cap at max, seeded determinism
+//! - [x] give-up after max attempts; terminal close codes (default set and user predicate)
+//! - [x] minimum uptime before the attempt counter resets
+//! - [x] heartbeat: ping cadence, pongs hidden, timeout -> close 4000 + reconnect, late timer grace
+//! - [x] queue: order, flush before later sends, preamble first, bounds, QueueFull, high-water drain
+//! - [x] offline stops retrying, online retries at once; visible checks liveness
+//! - [x] close() while connecting / while waiting / while open; reconnect() while waiting
+//! - [x] close() argument checks, URL validation, URL provider, stale events ignored
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used)] // test helpers panic by design
+
+use std::time::Duration;
+
+use ws_lifeline::machine::{
+    CloseInfo, Command, Config, ConnId, Event, Input, Instant, Machine, Message, Sent, State,
+    Target,
+};
+use ws_lifeline::{Error, QueueLimit};
+
+const URL: &str = "ws://127.0.0.1:1/echo";
+
+struct H {
+    m: Machine,
+    now: u64,
+}
+
+impl H {
+    fn new(config: Config) -> H {
+        H::with_seed(config, 1)
+    }
+
+    fn with_seed(config: Config, seed: u64) -> H {
+        H {
+            m: Machine::new(config, Target::Url(URL.into()), seed, Instant(0)).unwrap(),
+            now: 0,
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Command> {
+        std::iter::from_fn(|| self.m.poll_command()).collect()
+    }
+
+    fn events(cmds: &[Command]) -> Vec<Event> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Emit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn opened_conn(cmds: &[Command]) -> Option<ConnId> {
+        cmds.iter().find_map(|c| match c {
+            Command::Open { conn, .. } => Some(*conn),
+            _ => None,
+        })
+    }
+
+    fn at(&mut self, ms: u64) -> Instant {
+        assert!(ms >= self.now, "time goes forward");
+        self.now = ms;
+        Instant(ms)
+    }
+
+    fn input(&mut self, ms: u64, input: Input) -> Vec<Command> {
+        let now = self.at(ms);
+        self.m.handle(now, input);
+        self.drain()
+    }
+
+    /// Jumps to the next deadline and runs it.
+    fn fire(&mut self) -> Vec<Command> {
+        let t = self.m.poll_timeout().expect("a timer is armed").0;
+        let now = self.at(t.max(self.now));
+        self.m.handle_timeout(now);
+        self.drain()
+    }
+
+    fn open(&mut self, conn: ConnId) -> Vec<Command> {
+        let now = self.now;
+        self.input(
+            now,
+            Input::SocketOpened {
+                conn,
+                protocol: String::new(),
+            },
+        )
+    }
+
+    fn closed(&mut self, conn: ConnId, code: u16) -> Vec<Command> {
+        let now = self.now;
+        let info = CloseInfo {
+            code,
+            reason: String::new(),
+            was_clean: code != 1006,
+        };
+        self.input(now, Input::SocketClosed { conn, info })
+    }
+
+    fn send(&mut self, text: &str) -> Result<Sent, Error> {
+        let now = Instant(self.now);
+        self.m.send(now, Message::Text(text.into()))
+    }
+
+    /// First connection open; returns its id.
+    fn connected(config: Config) -> (H, ConnId) {
+        let mut h = H::new(config);
+        let conn = H::opened_conn(&h.drain()).unwrap();
+        h.open(conn);
+        (h, conn)
+    }
+}
+
+fn transmitted(cmds: &[Command]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Transmit {
+                message: Message::Text(t),
+                ..
+            } => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reconnecting(cmds: &[Command]) -> Option<(u32, Duration)> {
+    H::events(cmds).into_iter().find_map(|e| match e {
+        Event::Reconnecting { attempt, delay } => Some((attempt, delay)),
+        _ => None,
+    })
+}
+
+fn quiet() -> Config {
+    Config::default().no_heartbeat()
+}
+
+#[test]
+fn first_attempt_opens_at_once_with_protocols() {
+    let mut h = H::new(quiet().protocols(["lifeline.v1"]));
+    let cmds = h.drain();
+    assert_eq!(
+        cmds[0],
+        Command::Open {
+            conn: ConnId(1),
+            url: URL.into(),
+            protocols: vec!["lifeline.v1".into()]
+        }
+    );
+    assert_eq!(h.m.state(), State::Connecting);
+    let cmds = h.open(ConnId(1));
+    assert_eq!(
+        H::events(&cmds),
+        vec![Event::StateChange(State::Open), Event::Open]
+    );
+}
+
+#[test]
+fn backoff_stays_in_bounds_grows_and_caps() {
+    let min = 100;
+    let max = 5_000;
+    let config = quiet()
+        .backoff_min(Duration::from_millis(min))
+        .backoff_max(Duration::from_millis(max))
+        .backoff_factor(2.0)
+        .connect_timeout(Duration::from_secs(3600));
+    for seed in 0..20 {
+        let mut h = H::with_seed(config.clone(), seed);
+        let mut conn = H::opened_conn(&h.drain()).unwrap();
+        for n in 1..=12u32 {
+            let cmds = h.closed(conn, 1006);
+            let (attempt, delay) = reconnecting(&cmds).unwrap();
+            assert_eq!(attempt, n);
+            let ceiling = (min * 2u64.pow(n)).min(max);
+            let d = delay.as_millis() as u64;
+            assert!(
+                (min..=ceiling).contains(&d),
+                "retry {n}: {d} not in [{min}, {ceiling}]"
+            );
+            assert_eq!(h.m.poll_timeout(), Some(Instant(h.now + d)));
+            conn = H::opened_conn(&h.fire()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn jitter_spreads_and_is_deterministic_per_seed() {
+    let config = quiet()
+        .backoff_min(Duration::from_secs(1))
+        .backoff_max(Duration::from_secs(10));
+    let first_delay = |seed| {
+        let mut h = H::with_seed(config.clone(), seed);
+        let conn = H::opened_conn(&h.drain()).unwrap();
+        reconnecting(&h.closed(conn, 1006)).unwrap().1
+    };
+    let delays: Vec<_> = (0..50).map(first_delay).collect();
+    let distinct: std::collections::HashSet<_> = delays.iter().collect();
+    assert!(
+        distinct.len() > 40,
+        "jitter should spread clients: {distinct:?}"
+    );
+    let first = Duration::from_secs(1)..=Duration::from_secs(2);
+    assert!(delays.iter().all(|d| first.contains(d)), "{delays:?}");
+    assert_eq!(first_delay(7), first_delay(7));
+}
+
+#[test]
+fn gives_up_after_max_attempts() {
+    let mut h = H::new(quiet().max_attempts(Some(2)));
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    let c = h.closed(conn, 1006);
+    assert_eq!(reconnecting(&c).unwrap().0, 1);
+    let conn = H::opened_conn(&h.fire()).unwrap();
+    let c = h.closed(conn, 1006);
+    assert_eq!(reconnecting(&c).unwrap().0, 2);
+    let conn = H::opened_conn(&h.fire()).unwrap();
+    let c = h.closed(conn, 1006);
+    let ev = H::events(&c);
+    assert!(ev.contains(&Event::GaveUp), "{ev:?}");
+    assert!(reconnecting(&c).is_none());
+    assert_eq!(h.m.state(), State::Closed);
+    assert_eq!(h.m.poll_timeout(), None);
+    assert_eq!(h.send("x"), Err(Error::Closed));
+    // A manual reconnect starts over.
+    let now = Instant(h.now);
+    h.m.reconnect(now);
+    assert!(H::opened_conn(&h.drain()).is_some());
+}
+
+#[test]
+fn terminal_codes_are_not_retried() {
+    for code in [1008, 4400, 4499] {
+        let (mut h, conn) = H::connected(quiet());
+        let c = h.closed(conn, code);
+        assert!(reconnecting(&c).is_none(), "{code} must be terminal");
+        assert_eq!(h.m.state(), State::Closed);
+        assert_eq!(h.m.poll_timeout(), None);
+    }
+    for code in [1000, 1001, 1006, 1011, 1013, 4000, 4399, 4500] {
+        let (mut h, conn) = H::connected(quiet());
+        assert!(
+            reconnecting(&h.closed(conn, code)).is_some(),
+            "{code} must be retried"
+        );
+    }
+    let (mut h, conn) = H::connected(quiet().terminal_close(|c| c == 4001));
+    assert!(reconnecting(&h.closed(conn, 4001)).is_none());
+    let (mut h, conn) = H::connected(quiet().terminal_close(|c| c == 4001));
+    assert!(reconnecting(&h.closed(conn, 1008)).is_some());
+}
+
+#[test]
+fn attempt_counter_resets_only_after_min_uptime() {
+    let config = quiet().min_uptime(Duration::from_secs(5));
+    let (mut h, conn) = H::connected(config);
+    let c = h.closed(conn, 1006);
+    assert_eq!(reconnecting(&c).unwrap().0, 1);
+    // Accepted and dropped at once: the counter keeps growing.
+    let conn = H::opened_conn(&h.fire()).unwrap();
+    h.open(conn);
+    let t = h.now + 4_999;
+    let c = h.input(
+        t,
+        Input::SocketClosed {
+            conn,
+            info: CloseInfo {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false,
+            },
+        },
+    );
+    assert_eq!(reconnecting(&c).unwrap().0, 2);
+    // Up for 5 s: back to 1.
+    let conn = H::opened_conn(&h.fire()).unwrap();
+    h.open(conn);
+    let t = h.now + 5_000;
+    let c = h.input(
+        t,
+        Input::SocketClosed {
+            conn,
+            info: CloseInfo {
+                code: 1006,
+                reason: String::new(),
+                was_clean: false,
+            },
+        },
+    );
+    assert_eq!(reconnecting(&c).unwrap().0, 1);
+}
+
+#[test]
+fn connect_timeout_fails_the_attempt() {
+    let mut h = H::new(quiet().connect_timeout(Duration::from_secs(3)));
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    assert_eq!(h.m.poll_timeout(), Some(Instant(3_000)));
+    let c = h.fire();
+    assert!(c.contains(&Command::Close {
+        conn,
+        code: 1000,
+        reason: "connect timeout".into()
+    }));
+    assert!(H::events(&c).contains(&Event::Error(Error::ConnectTimeout { after_ms: 3_000 })));
+    assert_eq!(reconnecting(&c).unwrap().0, 1);
+    // The old socket's late events are ignored.
+    assert!(h.open(conn).is_empty());
+    assert_eq!(h.m.state(), State::Reconnecting);
+}
+
+#[test]
+fn heartbeat_pings_hides_pongs_and_times_out() {
+    let config = Config::default()
+        .heartbeat_interval(Duration::from_secs(25))
+        .heartbeat_timeout(Duration::from_secs(10));
+    let (mut h, conn) = H::connected(config);
+    assert_eq!(h.m.poll_timeout(), Some(Instant(25_000)));
+    assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":1}"#]);
+    // A pong counts as life and is not reported.
+    let c = h.input(
+        25_050,
+        Input::SocketMessage {
+            conn,
+            message: r#"{"type":"pong","id":1}"#.into(),
+        },
+    );
+    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(h.m.poll_timeout(), Some(Instant(50_000)));
+    assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":2}"#]);
+    // No answer: dead at 60 s.
+    assert_eq!(h.m.poll_timeout(), Some(Instant(60_000)));
+    let c = h.fire();
+    assert_eq!(h.now, 60_000);
+    assert!(c.contains(&Command::Close {
+        conn,
+        code: 4000,
+        reason: "heartbeat timeout".into()
+    }));
+    let ev = H::events(&c);
+    assert!(ev.contains(&Event::Close(CloseInfo {
+        code: 4000,
+        reason: "heartbeat timeout".into(),
+        was_clean: false
+    })));
+    assert_eq!(
+        reconnecting(&c).unwrap().0,
+        1,
+        "up 60 s > min_uptime: counter reset first"
+    );
+    assert!(H::opened_conn(&h.fire()).is_some());
+}
+
+#[test]
+fn any_inbound_frame_counts_as_life_and_pongs_can_be_surfaced() {
+    let (mut h, conn) = H::connected(Config::default().surface_pongs(true));
+    h.fire(); // ping at 25 s
+    let c = h.input(
+        34_000,
+        Input::SocketMessage {
+            conn,
+            message: Message::Binary(vec![1]),
+        },
+    );
+    assert_eq!(
+        H::events(&c),
+        vec![Event::Message(Message::Binary(vec![1]))]
+    );
+    let c = h.input(
+        34_001,
+        Input::SocketMessage {
+            conn,
+            message: r#"{"type":"pong","id":1}"#.into(),
+        },
+    );
+    assert_eq!(H::events(&c).len(), 1, "surfaced pong");
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(Instant(50_000)),
+        "no deadline pending, next ping"
+    );
+}
+
+#[test]
+fn late_timer_gets_one_fresh_ping_before_timing_out() {
+    let (mut h, conn) = H::connected(Config::default());
+    h.fire(); // ping 1 at 25 s, deadline 35 s
+    // Throttled: the timer fires at 95 s. Not dead yet: ping again, deadline 105 s.
+    let now = h.at(95_000);
+    h.m.handle_timeout(now);
+    let c = h.drain();
+    assert_eq!(transmitted(&c).len(), 1, "{c:?}");
+    assert!(!c.iter().any(|c| matches!(c, Command::Close { .. })));
+    assert_eq!(h.m.poll_timeout(), Some(Instant(105_000)));
+    // The pong was waiting behind the timer.
+    h.input(
+        95_001,
+        Input::SocketMessage {
+            conn,
+            message: "hi".into(),
+        },
+    );
+    assert_eq!(h.m.state(), State::Open);
+    // Dead for real: late again, but the grace is used up only once per silence.
+    let next = h.m.poll_timeout().unwrap().0;
+    h.at(next);
+    h.m.handle_timeout(Instant(next));
+    h.drain();
+    let t = h.m.poll_timeout().unwrap().0; // deadline of that ping
+    let now = h.at(t + 60_000);
+    h.m.handle_timeout(now);
+    assert!(transmitted(&h.drain()).len() == 1, "grace: one fresh ping");
+    let now = h.at(h.m.poll_timeout().unwrap().0 + 60_000);
+    h.m.handle_timeout(now);
+    let c = h.drain();
+    assert!(
+        c.iter()
+            .any(|c| matches!(c, Command::Close { code: 4000, .. })),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn visible_checks_liveness_at_once() {
+    let (mut h, conn) = H::connected(Config::default());
+    h.input(1_000, Input::Hidden);
+    let c = h.input(2_000, Input::Visible);
+    assert_eq!(transmitted(&c), vec![r#"{"type":"ping","id":1}"#]);
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(Instant(12_000)),
+        "deadline tightened to now + timeout"
+    );
+    let c = h.fire();
+    assert!(c.contains(&Command::Close {
+        conn,
+        code: 4000,
+        reason: "heartbeat timeout".into()
+    }));
+}
+
+#[test]
+fn heartbeat_off_arms_no_timer_while_open() {
+    let (h, _) = H::connected(quiet());
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn queue_flushes_in_order_before_later_sends() {
+    let mut h = H::new(quiet());
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    assert_eq!(h.send("a"), Ok(Sent::Queued));
+    assert_eq!(h.send("b"), Ok(Sent::Queued));
+    let now = Instant(h.now);
+    h.m.handle(
+        now,
+        Input::SocketOpened {
+            conn,
+            protocol: "p".into(),
+        },
+    );
+    // Before the queue flushes, a send still goes behind it.
+    assert_eq!(
+        h.m.poll_command(),
+        Some(Command::Emit(Event::StateChange(State::Open)))
+    );
+    assert_eq!(h.m.poll_command(), Some(Command::Emit(Event::Open)));
+    h.m.send_preamble(now, "hello".into()).unwrap();
+    assert_eq!(h.send("c"), Ok(Sent::Queued));
+    let c = h.drain();
+    assert_eq!(transmitted(&c), vec!["hello", "a", "b", "c"]);
+    assert_eq!(h.send("d"), Ok(Sent::Transmitted));
+    assert_eq!(h.m.protocol(), "p");
+    assert_eq!(h.m.queued_messages(), 0);
+}
+
+#[test]
+fn preamble_needs_an_open_socket() {
+    let mut h = H::new(quiet());
+    assert_eq!(
+        h.m.send_preamble(Instant(0), "x".into()),
+        Err(Error::NotOpen)
+    );
+}
+
+#[test]
+fn queue_bounds_refuse_without_dropping() {
+    let mut h = H::new(quiet().queue_limits(2, 10));
+    h.drain();
+    assert_eq!(h.send("12345"), Ok(Sent::Queued));
+    assert_eq!(
+        h.send("123456"),
+        Err(Error::QueueFull {
+            limit: QueueLimit::Bytes(10)
+        })
+    );
+    assert_eq!(h.send("12345"), Ok(Sent::Queued));
+    assert_eq!(
+        h.send(""),
+        Err(Error::QueueFull {
+            limit: QueueLimit::Messages(2)
+        })
+    );
+    assert_eq!(h.m.queued_messages(), 2);
+    assert_eq!(h.m.queued_bytes(), 10);
+    let conn = h.m.conn_id().unwrap();
+    assert_eq!(transmitted(&h.open(conn)), vec!["12345", "12345"]);
+}
+
+#[test]
+fn high_water_mark_queues_and_drains() {
+    let (mut h, conn) = H::connected(
+        quiet()
+            .high_water_mark(10)
+            .drain_poll(Duration::from_millis(50)),
+    );
+    assert_eq!(h.send("0123456789A"), Ok(Sent::Transmitted)); // estimate 11 > 10
+    assert_eq!(h.send("b"), Ok(Sent::Queued));
+    assert_eq!(h.send("c"), Ok(Sent::Queued));
+    h.drain();
+    assert_eq!(h.m.poll_timeout(), Some(Instant(50)));
+    assert_eq!(h.fire(), vec![Command::PollBuffered { conn }]);
+    // Still above: nothing flushed, poll again.
+    assert!(transmitted(&h.input(50, Input::BufferedAmount { conn, amount: 11 })).is_empty());
+    assert_eq!(h.m.poll_timeout(), Some(Instant(100)));
+    h.fire();
+    assert_eq!(
+        transmitted(&h.input(100, Input::BufferedAmount { conn, amount: 0 })),
+        vec!["b", "c"]
+    );
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn offline_stops_retrying_and_online_retries_at_once() {
+    let (mut h, conn) = H::connected(quiet());
+    let c = h.input(10, Input::Offline);
+    assert_eq!(H::events(&c), vec![Event::Offline]);
+    let c = h.closed(conn, 1006);
+    assert!(reconnecting(&c).is_none(), "no countdown while offline");
+    assert_eq!(h.m.state(), State::Reconnecting);
+    assert_eq!(h.m.poll_timeout(), None);
+    let c = h.input(60_000, Input::Online);
+    assert_eq!(H::events(&c)[0], Event::Online);
+    assert!(H::opened_conn(&c).is_some(), "online retries at once");
+    // Going offline while waiting cancels the wait.
+    let conn = h.m.conn_id().unwrap();
+    h.closed(conn, 1006);
+    assert!(h.m.poll_timeout().is_some());
+    h.input(60_001, Input::Offline);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn close_while_connecting() {
+    let mut h = H::new(quiet());
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    h.m.close(Instant(5), None, Some("bye")).unwrap();
+    let c = h.drain();
+    assert_eq!(
+        c[0],
+        Command::Close {
+            conn,
+            code: 1000,
+            reason: "bye".into()
+        }
+    );
+    assert_eq!(h.m.state(), State::Closed);
+    assert_eq!(h.m.poll_timeout(), None);
+    // The socket's late open/close are ignored.
+    assert!(h.open(conn).is_empty());
+    assert!(h.closed(conn, 1006).is_empty());
+}
+
+#[test]
+fn close_while_waiting_to_retry() {
+    let (mut h, conn) = H::connected(quiet());
+    h.closed(conn, 1006);
+    assert!(h.m.poll_timeout().is_some());
+    h.m.close(Instant(h.now), Some(3000), None).unwrap();
+    assert_eq!(
+        H::events(&h.drain()),
+        vec![Event::StateChange(State::Closed)]
+    );
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn close_while_open_waits_for_the_close_event() {
+    let (mut h, conn) = H::connected(Config::default());
+    h.m.close(Instant(1), Some(4321), Some("done")).unwrap();
+    assert_eq!(
+        h.drain()[0],
+        Command::Close {
+            conn,
+            code: 4321,
+            reason: "done".into()
+        }
+    );
+    assert_eq!(h.m.state(), State::Closing);
+    assert_eq!(h.m.poll_timeout(), None, "heartbeat stops");
+    let c = h.closed(conn, 4321);
+    assert_eq!(h.m.state(), State::Closed);
+    assert!(reconnecting(&c).is_none());
+}
+
+#[test]
+fn close_arguments_follow_the_browser_rules() {
+    let (mut h, _) = H::connected(quiet());
+    let now = Instant(0);
+    assert_eq!(
+        h.m.close(now, Some(1001), None),
+        Err(Error::InvalidCloseCode { code: 1001 })
+    );
+    assert_eq!(
+        h.m.close(now, Some(2999), None),
+        Err(Error::InvalidCloseCode { code: 2999 })
+    );
+    assert_eq!(
+        h.m.close(now, Some(5000), None),
+        Err(Error::InvalidCloseCode { code: 5000 })
+    );
+    let long = "é".repeat(62); // 124 bytes
+    assert_eq!(
+        h.m.close(now, None, Some(&long)),
+        Err(Error::CloseReasonTooLong { bytes: 124 })
+    );
+    assert_eq!(h.m.state(), State::Open, "a refused close changes nothing");
+    assert!(h.m.close(now, Some(4999), Some(&"x".repeat(123))).is_ok());
+}
+
+#[test]
+fn reconnect_while_waiting_skips_the_wait() {
+    let (mut h, conn) = H::connected(quiet());
+    h.closed(conn, 1006);
+    assert_eq!(h.m.state(), State::Reconnecting);
+    h.m.reconnect(Instant(h.now));
+    let c = h.drain();
+    assert!(H::opened_conn(&c).is_some());
+    assert_eq!(h.m.state(), State::Connecting);
+    assert_eq!(h.m.attempt(), 0);
+}
+
+#[test]
+fn reconnect_while_open_replaces_the_socket() {
+    let (mut h, conn) = H::connected(quiet());
+    h.m.reconnect(Instant(1));
+    let c = h.drain();
+    assert_eq!(
+        c[0],
+        Command::Close {
+            conn,
+            code: 1000,
+            reason: "reconnect".into()
+        }
+    );
+    let new = H::opened_conn(&c).unwrap();
+    assert_ne!(new, conn);
+    assert!(
+        h.closed(conn, 1000).is_empty(),
+        "old socket's close is stale"
+    );
+}
+
+#[test]
+fn invalid_urls_are_typed_errors() {
+    for bad in [
+        "ftp://x/y",
+        "/relative",
+        "ws://",
+        "ws://host/#frag",
+        "ws://host:99999/",
+        "ws://a b",
+    ] {
+        let err = Machine::new(quiet(), Target::Url(bad.into()), 0, Instant(0)).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidUrl { supplied, .. } if supplied == bad),
+            "{bad}: {err:?}"
+        );
+    }
+    let ok = |u: &str| ws_lifeline::validate_url(u).unwrap();
+    assert_eq!(ok("http://h:80/p?q"), "ws://h:80/p?q");
+    assert_eq!(ok("HTTPS://h/"), "wss://h/");
+    assert_eq!(ok("wss://[::1]:9/x"), "wss://[::1]:9/x");
+}
+
+#[test]
+fn url_provider_runs_before_each_attempt() {
+    let mut m = Machine::new(quiet(), Target::Provider, 0, Instant(0)).unwrap();
+    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert!(cmds.contains(&Command::ResolveUrl { conn: ConnId(1) }));
+    m.handle(
+        Instant(1),
+        Input::UrlResolved {
+            conn: ConnId(1),
+            result: Err("no ticket".into()),
+        },
+    );
+    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert!(H::events(&cmds).contains(&Event::Error(Error::UrlProvider {
+        message: "no ticket".into()
+    })));
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(t);
+    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert!(cmds.contains(&Command::ResolveUrl { conn: ConnId(2) }));
+    // A late answer for the old attempt is ignored; a bad URL is a typed error.
+    m.handle(
+        t,
+        Input::UrlResolved {
+            conn: ConnId(1),
+            result: Ok("ws://h/".into()),
+        },
+    );
+    assert_eq!(m.poll_command(), None);
+    m.handle(
+        t,
+        Input::UrlResolved {
+            conn: ConnId(2),
+            result: Ok("https://h/?ticket=1".into()),
+        },
+    );
+    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert_eq!(
+        cmds[0],
+        Command::Open {
+            conn: ConnId(2),
+            url: "wss://h/?ticket=1".into(),
+            protocols: vec![]
+        }
+    );
+    assert_eq!(m.url(), Some("wss://h/?ticket=1"));
+}
+
+#[test]
+fn typed_decode_errors_carry_the_raw_text() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Chat {
+        text: String,
+    }
+    let ok = ws_lifeline::typed::decode::<Chat>(&Message::Text(r#"{"text":"hi"}"#.into()));
+    assert_eq!(ok.unwrap(), Chat { text: "hi".into() });
+    let err = ws_lifeline::typed::decode::<Chat>(&Message::Text("{oops".into())).unwrap_err();
+    assert_eq!(err.raw, "{oops");
+}
+
+mod invariants {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send,
+        Advance(u64),
+        Fire,
+        Open,
+        Close(u16),
+        StaleClose,
+        Error,
+        Inbound(bool),
+        Buffered(u64),
+        UserClose,
+        Reconnect,
+        Online,
+        Offline,
+        Visible,
+        Hidden,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Send),
+            2 => (0u64..40_000).prop_map(Op::Advance),
+            3 => Just(Op::Fire),
+            3 => Just(Op::Open),
+            2 => prop_oneof![Just(1000u16), Just(1006), Just(1008), Just(4000), Just(4404)].prop_map(Op::Close),
+            1 => Just(Op::StaleClose),
+            1 => Just(Op::Error),
+            2 => any::<bool>().prop_map(Op::Inbound),
+            1 => (0u64..200).prop_map(Op::Buffered),
+            1 => Just(Op::UserClose),
+            1 => Just(Op::Reconnect),
+            1 => Just(Op::Online),
+            1 => Just(Op::Offline),
+            1 => Just(Op::Visible),
+            1 => Just(Op::Hidden),
+        ]
+    }
+
+    /// A fake browser: tracks which sockets exist and checks every command against the rules.
+    #[derive(Default)]
+    struct World {
+        /// Sockets created and not yet closed by the machine or the network.
+        live: Vec<ConnId>,
+        /// Sockets that fired `open`.
+        open: Vec<ConnId>,
+        accepted: Vec<u64>,
+        sent: Vec<u64>,
+        user_closed: bool,
+    }
+
+    impl World {
+        fn run(&mut self, m: &mut Machine) {
+            while let Some(cmd) = m.poll_command() {
+                match cmd {
+                    Command::Open { conn, .. } => {
+                        self.live.push(conn);
+                        assert!(self.live.len() <= 1, "two sockets at once: {:?}", self.live);
+                    }
+                    Command::Close { conn, .. } => {
+                        self.live.retain(|c| *c != conn);
+                        self.open.retain(|c| *c != conn);
+                    }
+                    Command::Transmit { conn, message } => {
+                        assert!(
+                            self.open.contains(&conn),
+                            "transmit on a socket that is not open"
+                        );
+                        if let Message::Text(t) = message
+                            && let Some(n) = t.strip_prefix('u')
+                        {
+                            self.sent.push(n.parse().unwrap());
+                        }
+                    }
+                    Command::ResolveUrl { .. } => unreachable!("fixed URL"),
+                    _ => {}
+                }
+            }
+            // Transmitted exactly once, in acceptance order (gaps are messages lost with a
+            // dropped socket, never reordered or duplicated).
+            assert!(
+                self.sent.windows(2).all(|w| w[0] < w[1]),
+                "order: {:?}",
+                self.sent
+            );
+            if self.user_closed {
+                assert_eq!(m.poll_timeout(), None, "timer armed after a user close");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn random_inputs_keep_the_invariants(ops in proptest::collection::vec(op(), 1..80), seed in any::<u64>()) {
+            let config = Config::default().queue_limits(8, 1000).high_water_mark(100);
+            let mut m = Machine::new(config, Target::Url(URL.into()), seed, Instant(0)).unwrap();
+            let mut w = World::default();
+            let mut now = 0u64;
+            let mut next_msg = 0u64;
+            let mut old: Option<ConnId> = None;
+            w.run(&mut m);
+            for op in ops {
+                let t = Instant(now);
+                let live = w.live.last().copied();
+                match op {
+                    Op::Send => {
+                        if m.send(t, Message::Text(format!("u{next_msg}"))).is_ok() {
+                            w.accepted.push(next_msg);
+                        }
+                        next_msg += 1;
+                    }
+                    Op::Advance(ms) => {
+                        now += ms;
+                        if m.poll_timeout().is_some_and(|d| d.0 <= now) {
+                            m.handle_timeout(Instant(now));
+                        }
+                    }
+                    Op::Fire => {
+                        if let Some(d) = m.poll_timeout() {
+                            now = now.max(d.0);
+                            m.handle_timeout(Instant(now));
+                        }
+                    }
+                    Op::Open => if let Some(conn) = live.filter(|c| !w.open.contains(c)) {
+                        w.open.push(conn);
+                        m.handle(t, Input::SocketOpened { conn, protocol: String::new() });
+                    },
+                    Op::Close(code) => if let Some(conn) = live {
+                        w.live.retain(|c| *c != conn);
+                        w.open.retain(|c| *c != conn);
+                        old = Some(conn);
+                        m.handle(t, Input::SocketClosed { conn, info: CloseInfo { code, reason: String::new(), was_clean: false } });
+                    },
+                    Op::StaleClose => if let Some(conn) = old {
+                        m.handle(t, Input::SocketClosed { conn, info: CloseInfo { code: 1006, reason: String::new(), was_clean: false } });
+                    },
+                    Op::Error => if let Some(conn) = live { m.handle(t, Input::SocketError { conn }) },
+                    Op::Inbound(pong) => if let Some(conn) = live.filter(|c| w.open.contains(c)) {
+                        let text = if pong { r#"{"type":"pong","id":1}"# } else { "hello" };
+                        m.handle(t, Input::SocketMessage { conn, message: text.into() });
+                    },
+                    Op::Buffered(amount) => if let Some(conn) = live.filter(|c| w.open.contains(c)) {
+                        m.handle(t, Input::BufferedAmount { conn, amount });
+                    },
+                    Op::UserClose => {
+                        m.close(t, None, None).unwrap();
+                        w.user_closed = true;
+                    }
+                    Op::Reconnect => {
+                        m.reconnect(t);
+                        w.user_closed = false;
+                    }
+                    Op::Online => m.handle(t, Input::Online),
+                    Op::Offline => m.handle(t, Input::Offline),
+                    Op::Visible => m.handle(t, Input::Visible),
+                    Op::Hidden => m.handle(t, Input::Hidden),
+                }
+                w.run(&mut m);
+                if w.user_closed {
+                    prop_assert!(matches!(m.state(), State::Closed | State::Closing));
+                }
+            }
+            // Finally bring a socket up and let it drain: every accepted message that was not
+            // lost with a dropped socket goes out, exactly once and in order.
+            let queued = m.queued_messages();
+            m.handle(Instant(now), Input::Online);
+            m.reconnect(Instant(now));
+            w.user_closed = false;
+            w.run(&mut m);
+            let conn = w.live.last().copied().unwrap();
+            w.open.push(conn);
+            let before = w.sent.len();
+            m.handle(Instant(now), Input::SocketOpened { conn, protocol: String::new() });
+            w.run(&mut m);
+            m.handle(Instant(now), Input::BufferedAmount { conn, amount: 0 });
+            w.run(&mut m);
+            for _ in 0..10 {
+                m.handle(Instant(now), Input::BufferedAmount { conn, amount: 0 });
+                w.run(&mut m);
+            }
+            prop_assert_eq!(m.queued_messages(), 0);
+            prop_assert_eq!(w.sent.len() - before, queued);
+            // Every accepted message was transmitted at most once and the queue is empty, and
+            // the tail of what was accepted is exactly what the last flush sent.
+            let mut dedup = w.sent.clone();
+            dedup.dedup();
+            prop_assert_eq!(dedup.len(), w.sent.len());
+            prop_assert!(w.sent.iter().all(|n| w.accepted.contains(n)));
+            prop_assert_eq!(&w.sent[before..], &w.accepted[w.accepted.len() - queued..]);
+        }
+    }
+}
