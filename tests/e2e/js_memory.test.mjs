@@ -1,0 +1,93 @@
+// 1,000 create/dispose cycles of LifelineSocket must not grow memory.
+// Covers: wasm linear memory (`WebAssembly.Memory.buffer.byteLength`, which only ever grows)
+// and the JS heap after a forced GC (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage`),
+// measured after a warm-up of 200 cycles and again after 1,000 more, with listeners and
+// on… handlers attached in every cycle and half of the sockets opened and used before dispose.
+// Bounds: wasm memory grows by at most one 64 KiB page (a leak of 64 bytes per cycle would
+// exceed it), the JS heap by at most 512 KiB (~500 bytes per cycle).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
+import { serveStatic } from "./pages/serve.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const WASM_GROWTH_BOUND = 64 * 1024;
+const HEAP_GROWTH_BOUND = 512 * 1024;
+
+let server;
+let site;
+let browser;
+
+before(async () => {
+  server = await startServer(["--test-endpoints"]);
+  site = await serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await site?.close();
+});
+
+test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async () => {
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+  const cdp = await page.context().newCDPSession(page);
+
+  await page.evaluate((url) => {
+    window.cycles = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const ws = new t.LifelineSocket(url, { heartbeat: { interval: 50, timeout: 1000 }, minDelay: 10 });
+        const onMessage = () => {};
+        ws.addEventListener("message", onMessage);
+        ws.addEventListener("close", () => {});
+        ws.onstatechange = () => {};
+        ws.send(`cycle ${i}`);
+        if (i % 2 === 0) {
+          // Open, echo, then dispose while open.
+          await new Promise((resolve) => {
+            ws.addEventListener("message", resolve, { once: true });
+            setTimeout(resolve, 2000);
+          });
+          ws.removeEventListener("message", onMessage);
+        }
+        ws.dispose();
+      }
+    };
+  }, `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}/echo`);
+
+  const measure = async () => {
+    // Let closing sockets and their timers finish, then collect twice.
+    await page.waitForTimeout(500);
+    await cdp.send("HeapProfiler.collectGarbage");
+    await cdp.send("HeapProfiler.collectGarbage");
+    const heap = await cdp.send("Runtime.getHeapUsage");
+    const wasm = await page.evaluate(() => t.wasm.memory.buffer.byteLength);
+    return { heap: heap.usedSize, wasm };
+  };
+
+  await page.evaluate(() => cycles(200));
+  const baseline = await measure();
+  const started = Date.now();
+  await page.evaluate(() => cycles(1000));
+  const elapsed = Date.now() - started;
+  const after = await measure();
+  const report = {
+    wasmBefore: baseline.wasm,
+    wasmAfter: after.wasm,
+    heapBefore: baseline.heap,
+    heapAfter: after.heap,
+    heapGrowth: after.heap - baseline.heap,
+    elapsedMs: elapsed,
+  };
+  console.log(`# memory after 1,000 create/dispose cycles: ${JSON.stringify(report)}`);
+  assert.ok(after.wasm - baseline.wasm <= WASM_GROWTH_BOUND, `wasm memory grew: ${JSON.stringify(report)}`);
+  assert.ok(after.heap - baseline.heap <= HEAP_GROWTH_BOUND, `JS heap grew: ${JSON.stringify(report)}`);
+  await page.close();
+  assert.deepEqual(errors, []);
+});

@@ -1,0 +1,142 @@
+// The npm package as a JavaScript developer gets it.
+// Covers: `npm pack` ships exactly the runtime files, the hand-written types and the README,
+// with a package.json that has an ESM entry, `types`, `files` and `sideEffects: false`; the
+// tarball installs into a fresh folder with no network; TypeScript resolves its types there
+// through `exports`; Vite builds the examples/vite app from it; the built app and a plain
+// `<script type="module">` page (no bundler) load the wasm and echo through server-dev.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
+import { serveStatic } from "./pages/serve.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const pkg = join(root, "client-wasm", "pkg");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+
+let work;
+let server;
+let browser;
+const statics = [];
+
+before(async () => {
+  if (!existsSync(join(pkg, "package.json"))) {
+    throw new Error("client-wasm/pkg is missing: run `cargo xtask test` (it builds the npm package)");
+  }
+  work = mkdtempSync(join(tmpdir(), "ws-lifeline-pack-"));
+  server = await startServer(["--test-endpoints"]);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  for (const s of statics) await s.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const run = (cmd, args, cwd) =>
+  execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+
+test("npm pack ships the runtime, the types and a complete package.json", () => {
+  const [info] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", work, pkg], root));
+  const files = info.files.map((f) => f.path).sort();
+  assert.deepEqual(files, [
+    "README.md",
+    "index.d.ts",
+    "package.json",
+    "protocol.d.ts",
+    "ws_lifeline.js",
+    "ws_lifeline_bg.wasm",
+  ]);
+  const manifest = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8"));
+  assert.equal(manifest.name, "ws-lifeline");
+  assert.equal(manifest.type, "module");
+  assert.equal(manifest.sideEffects, false);
+  assert.equal(manifest.types, "./index.d.ts");
+  assert.equal(manifest.exports["."].default, "./ws_lifeline.js");
+  assert.match(manifest.version, /^\d+\.\d+\.\d+/);
+  assert.ok(manifest.description.length > 20);
+  assert.ok(manifest.license);
+  assert.ok(manifest.keywords.includes("websocket"));
+  assert.ok(existsSync(join(work, info.filename)));
+});
+
+test("the tarball installs into a fresh folder; tsc and vite build against it", async () => {
+  const tarball = readdirTarball(work);
+  const app = join(work, "app");
+  cpSync(join(root, "examples", "vite"), app, {
+    recursive: true,
+    filter: (src) => !/node_modules|dist|package(-lock)?\.json$/.test(src.slice(join(root, "examples", "vite").length)),
+  });
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "fresh-app", private: true, type: "module" }));
+  run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app);
+  assert.ok(existsSync(join(app, "node_modules", "ws-lifeline", "ws_lifeline_bg.wasm")));
+
+  // The types resolve through package.json `exports`, as in any TypeScript project.
+  writeFileSync(
+    join(app, "check.ts"),
+    [
+      'import init, { LifelineSocket, type LifelineCloseEvent, type ServerMsg } from "ws-lifeline";',
+      "await init();",
+      'const ws = new LifelineSocket("ws://127.0.0.1:1/echo", { maxRetries: 1 });',
+      'ws.addEventListener("close", (e: LifelineCloseEvent) => console.log(e.code));',
+      'const m: ServerMsg = { type: "pong", id: 1 };',
+      "console.log(m, ws.send(new Uint8Array([1])));",
+      "",
+    ].join("\n"),
+  );
+  run(
+    bin("tsc"),
+    ["--noEmit", "--strict", "--target", "es2022", "--module", "esnext", "--moduleResolution", "bundler",
+      "--lib", "es2022,dom,esnext.disposable", "--types", "", "check.ts"],
+    app,
+  );
+
+  run(process.execPath, [join(root, "node_modules", "vite", "bin", "vite.js"), "build", "--logLevel", "warn"], app);
+  assert.ok(existsSync(join(app, "dist", "index.html")));
+
+  const site = await serveStatic({ "/": join(app, "dist") });
+  statics.push(site);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/?ws=${encodeURIComponent(`${wsBase()}/echo`)}`);
+  await page.waitForSelector("body[data-state=open]", { timeout: 20_000 });
+  await page.fill("#text", "hello from vite");
+  await page.click("button");
+  await page.waitForSelector('body[data-last-message="hello from vite"]', { timeout: 10_000 });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a plain <script type=module> page loads the package with one await init()", async () => {
+  const site = await serveStatic({ "/pkg/": pkg, "/": join(root, "tests", "e2e", "pages") });
+  statics.push(site);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+  const echoed = await page.evaluate(async (url) => {
+    const { ws, log } = t.recorded(url);
+    ws.send("plain page");
+    await t.until(log, (l) => l.some((e) => e.type === "message"));
+    ws.dispose();
+    return log.find((e) => e.type === "message").data;
+  }, `${wsBase()}/echo`);
+  assert.equal(echoed, "plain page");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+function wsBase() {
+  return server.url.replace(/^http/, "ws").replace(/\/$/, "");
+}
+
+function readdirTarball(dir) {
+  const name = JSON.parse(run("npm", ["pack", "--json", "--dry-run", pkg], root))[0].filename;
+  return join(dir, name);
+}

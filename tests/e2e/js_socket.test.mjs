@@ -1,0 +1,307 @@
+// LifelineSocket from JavaScript, in headless Chromium, against a real server-dev.
+// Covers:
+// - open, echo (text and binary) and close, with WebSocket-like readyState, url, protocol;
+//   addEventListener/removeEventListener, once, on… properties, event.target;
+// - reconnect after the server restarts on the same port, with messages sent while it was
+//   down flushed in order after the reconnect;
+// - messages sent before the first open flush in order;
+// - a terminal close code (default rule and a custom isTerminalClose) is not retried;
+// - an async URL provider is called per attempt;
+// - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
+// - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
+//   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
+import { serveStatic } from "./pages/serve.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const FAST = { minDelay: 100, maxDelay: 400 };
+
+let server;
+let site;
+let browser;
+
+before(async () => {
+  server = await startServer(["--test-endpoints"]);
+  site = await serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await site?.close();
+});
+
+const ws = (path) => `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}${path}`;
+
+async function openPage() {
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+  return { page, errors };
+}
+
+/** A loopback port with nothing listening on it. */
+async function closedPort() {
+  const probe = createServer();
+  await new Promise((r) => probe.listen(0, "127.0.0.1", r));
+  const { port } = probe.address();
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+test("open, echo text and binary, close", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (url) => {
+    const { ws, log } = t.recorded(url, { heartbeat: false });
+    const before = { readyState: ws.readyState, state: ws.state };
+    let onopen = 0;
+    ws.onopen = () => onopen++;
+    let once = 0;
+    ws.addEventListener("open", () => once++, { once: true });
+    await t.until(log, (l) => l.some((e) => e.type === "open"));
+    const opened = { readyState: ws.readyState, state: ws.state, url: ws.url, protocol: ws.protocol };
+    const sent = [ws.send("hello"), ws.send(new Uint8Array([1, 2, 3])), ws.send(new Uint8Array([9, 8]).buffer)];
+    await t.until(log, (l) => l.filter((e) => e.type === "message").length === 3);
+    let removed = 0;
+    const counting = () => removed++;
+    ws.addEventListener("message", counting);
+    ws.removeEventListener("message", counting);
+    ws.send("after remove");
+    await t.until(log, (l) => l.filter((e) => e.type === "message").length === 4);
+    ws.close(1000, "done");
+    const closing = ws.readyState;
+    await t.until(log, (l) => l.some((e) => e.type === "close"));
+    await new Promise((r) => setTimeout(r, 300));
+    const result = { before, opened, sent, closing, closed: ws.readyState, log, onopen, once, removed };
+    ws.dispose();
+    return result;
+  }, ws("/echo"));
+  assert.deepEqual(result.before, { readyState: 0, state: "connecting" });
+  assert.equal(result.opened.readyState, 1);
+  assert.equal(result.opened.state, "open");
+  assert.equal(result.opened.url, ws("/echo"));
+  assert.equal(result.opened.protocol, "");
+  assert.deepEqual(result.sent, ["sent", "sent", "sent"]);
+  const messages = result.log.filter((e) => e.type === "message").map((e) => e.data);
+  assert.deepEqual(messages, ["hello", [1, 2, 3], [9, 8], "after remove"]);
+  assert.equal(result.onopen, 1);
+  assert.equal(result.once, 1);
+  assert.equal(result.removed, 0);
+  assert.equal(result.closing, 2);
+  assert.equal(result.closed, 3);
+  const close = result.log.find((e) => e.type === "close");
+  assert.equal(close.code, 1000);
+  assert.equal(close.wasClean, true);
+  assert.ok(result.log.every((e) => e.sameTarget), "event.target is the socket");
+  assert.ok(!result.log.some((e) => e.type === "reconnecting"), "a user close is not retried");
+  const states = result.log.filter((e) => e.type === "statechange").map((e) => e.state);
+  assert.deepEqual(states.slice(-2), ["closing", "closed"]);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("messages sent before the first open flush in order", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (url) => {
+    const { ws, log } = t.recorded(url, { heartbeat: false });
+    const sent = [];
+    for (let i = 0; i < 50; i++) sent.push(ws.send(`m${i}`));
+    const buffered = ws.bufferedAmount;
+    await t.until(log, (l) => l.filter((e) => e.type === "message").length === 50);
+    ws.dispose();
+    return { sent, buffered, messages: log.filter((e) => e.type === "message").map((e) => e.data) };
+  }, ws("/echo"));
+  assert.ok(result.sent.every((s) => s === "queued"));
+  assert.ok(result.buffered >= 50 * 2, `bufferedAmount counts queued bytes: ${result.buffered}`);
+  assert.deepEqual(result.messages, Array.from({ length: 50 }, (_, i) => `m${i}`));
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("reconnects after the server restarts on the same port; queued messages flush in order", async () => {
+  const { page, errors } = await openPage();
+  await page.evaluate(async (url) => {
+    window.r = t.recorded(url, { minDelay: 100, maxDelay: 400, heartbeat: false });
+    await t.until(r.log, (l) => l.some((e) => e.type === "open"));
+  }, ws("/echo"));
+  const port = server.port;
+  await server.stop();
+  await page.evaluate(() => t.until(r.log, (l) => l.some((e) => e.type === "reconnecting")));
+  const queued = await page.evaluate(() => ["a", "b", "c"].map((m) => r.ws.send(m)));
+  assert.deepEqual(queued, ["queued", "queued", "queued"]);
+  server = await startServer(["--test-endpoints"], { port });
+  const result = await page.evaluate(async () => {
+    await t.until(r.log, (l) => l.filter((e) => e.type === "open").length === 2, 15_000);
+    await t.until(r.log, (l) => l.filter((e) => e.type === "message").length === 3);
+    r.ws.dispose();
+    return r.log;
+  });
+  const close = result.find((e) => e.type === "close");
+  assert.notEqual(close.code, 1000);
+  const reconnecting = result.filter((e) => e.type === "reconnecting");
+  assert.ok(reconnecting.length >= 1);
+  assert.equal(reconnecting[0].attempt, 1);
+  assert.ok(reconnecting.every((e) => e.delay >= 0 && e.delay <= 400), JSON.stringify(reconnecting));
+  assert.deepEqual(result.filter((e) => e.type === "message").map((e) => e.data), ["a", "b", "c"]);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a terminal close code is not retried; a custom isTerminalClose is honoured", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async ([byDefault, custom, retried]) => {
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    const a = t.recorded(byDefault, { minDelay: 50, maxDelay: 100, heartbeat: false });
+    const b = t.recorded(custom, { minDelay: 50, maxDelay: 100, heartbeat: false, isTerminalClose: (c) => c === 4001 });
+    const c = t.recorded(retried, { minDelay: 50, maxDelay: 100, heartbeat: false });
+    await Promise.all([a, b, c].map((x) => t.until(x.log, (l) => l.some((e) => e.type === "close"))));
+    await wait(800);
+    const out = [a, b, c].map((x) => ({ state: x.ws.state, readyState: x.ws.readyState, log: x.log }));
+    for (const x of [a, b, c]) x.ws.dispose();
+    return out;
+  }, [ws("/close?code=4401&reason=go%20away"), ws("/close?code=4001&reason=custom"), ws("/close?code=4001&reason=retry")]);
+  const [byDefault, custom, retried] = result;
+  for (const [name, r, code] of [["4401 (default rule)", byDefault, 4401], ["4001 (custom rule)", custom, 4001]]) {
+    const close = r.log.find((e) => e.type === "close");
+    assert.equal(close.code, code, name);
+    assert.ok(!r.log.some((e) => e.type === "reconnecting"), `${name} is not retried`);
+    assert.equal(r.state, "closed", name);
+    assert.equal(r.readyState, 3, name);
+  }
+  assert.equal(byDefault.log.find((e) => e.type === "close").reason, "go away");
+  assert.ok(retried.log.some((e) => e.type === "reconnecting"), "4001 is retried by default");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("an async URL provider is asked before every attempt", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (base) => {
+    let calls = 0;
+    const { ws, log } = t.recorded(async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 10));
+      return new URL(`${base}/close?code=4001&reason=n${calls}`);
+    }, { minDelay: 50, maxDelay: 100, heartbeat: false });
+    await t.until(log, (l) => l.filter((e) => e.type === "close").length >= 2);
+    ws.dispose();
+    return { calls, reasons: log.filter((e) => e.type === "close").map((e) => e.reason) };
+  }, ws(""));
+  assert.ok(result.calls >= 2);
+  assert.deepEqual(result.reasons.slice(0, 2), ["n1", "n2"]);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("bad arguments throw typed LifelineErrors", async () => {
+  const port = await closedPort();
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (unreachable) => {
+    const out = {};
+    out.url = t.thrown(() => new t.LifelineSocket("ftp://example.com/"));
+    out.notUrl = t.thrown(() => new t.LifelineSocket("not a url"));
+    out.options = t.thrown(() => new t.LifelineSocket(unreachable, { maxDelay: "soon" }));
+    const ws = new t.LifelineSocket(unreachable, { maxQueuedMessages: 2, heartbeat: false, minDelay: 5000 });
+    out.queue = [ws.send("1"), ws.send("2")];
+    out.full = t.thrown(() => ws.send("3"));
+    out.badData = t.thrown(() => ws.send({ not: "data" }));
+    out.closeCode = t.thrown(() => ws.close(1005));
+    out.reason = t.thrown(() => ws.close(1000, "x".repeat(124)));
+    ws.close();
+    out.afterClose = t.thrown(() => ws.send("4"));
+    ws.dispose();
+    out.disposed = t.thrown(() => ws.send("5"));
+    return out;
+  }, `ws://127.0.0.1:${port}/`);
+  const lifeline = (e, code) => {
+    assert.ok(e, `${code} was thrown`);
+    assert.equal(e.name, "LifelineError");
+    assert.equal(e.code, code);
+    assert.ok(e.isLifeline && e.instanceofError, `${code} is an Error recognised by isLifelineError`);
+    assert.ok(e.message.length > 0);
+  };
+  lifeline(result.url, "ERR_INVALID_URL");
+  assert.equal(result.url.supplied, "ftp://example.com/");
+  lifeline(result.notUrl, "ERR_INVALID_URL");
+  lifeline(result.options, "ERR_INVALID_ARGUMENT");
+  assert.deepEqual(result.queue, ["queued", "queued"]);
+  lifeline(result.full, "ERR_QUEUE_FULL");
+  assert.deepEqual(result.full.limit, { messages: 2 });
+  lifeline(result.badData, "ERR_INVALID_ARGUMENT");
+  lifeline(result.closeCode, "ERR_INVALID_CLOSE_CODE");
+  assert.equal(result.closeCode.closeCode, 1005);
+  lifeline(result.reason, "ERR_CLOSE_REASON_TOO_LONG");
+  lifeline(result.afterClose, "ERR_CLOSED");
+  lifeline(result.disposed, "ERR_DISPOSED");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("after dispose() no listener fires and no network activity follows", async () => {
+  const { page, errors } = await openPage();
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const network = [];
+  for (const event of ["webSocketCreated", "webSocketFrameSent", "webSocketWillSendHandshakeRequest"]) {
+    cdp.on(`Network.${event}`, (e) => network.push({ event, url: e.url, at: Date.now() }));
+  }
+  // Open with a fast heartbeat (would send pings), and one waiting to reconnect (would connect).
+  await page.evaluate(async ([echo, closing]) => {
+    window.open1 = t.recorded(echo, { heartbeat: { interval: 100, timeout: 1000 }, ...{ minDelay: 100, maxDelay: 200 } });
+    window.waiting = t.recorded(closing, { minDelay: 300, maxDelay: 300, heartbeat: false });
+    window.fired = 0;
+    for (const x of [open1, waiting]) {
+      x.ws.onmessage = x.ws.onclose = x.ws.onstatechange = () => fired++;
+    }
+    await t.until(open1.log, (l) => l.some((e) => e.type === "open"));
+    await t.until(waiting.log, (l) => l.some((e) => e.type === "reconnecting"));
+    open1.ws.send("in flight");
+    open1.ws.dispose();
+    waiting.ws.dispose();
+    window.lengths = [open1.log.length, waiting.log.length];
+    window.fired = 0;
+  }, [ws("/echo"), ws("/close?code=4001")]);
+  const disposedAt = Date.now();
+  await new Promise((r) => setTimeout(r, 1500));
+  const after = await page.evaluate(() => ({
+    lengths: [open1.log.length, waiting.log.length],
+    before: lengths,
+    fired,
+    disposed: [open1.ws.disposed, waiting.ws.disposed],
+    methods: ["send", "close", "reconnect", "addEventListener"].map((m) => t.thrown(() => open1.ws[m]("x"))),
+    again: t.thrown(() => { open1.ws.dispose(); open1.ws.free(); open1.ws[Symbol.dispose](); }),
+  }));
+  assert.deepEqual(after.lengths, after.before, "no listener fired after dispose()");
+  assert.equal(after.fired, 0, "no on… handler fired after dispose()");
+  assert.deepEqual(after.disposed, [true, true]);
+  for (const e of after.methods) assert.equal(e?.code, "ERR_DISPOSED");
+  assert.equal(after.again, null, "dispose, free and Symbol.dispose are idempotent");
+  const late = network.filter((n) => n.at > disposedAt + 50);
+  assert.deepEqual(late, [], "no WebSocket created and no frame sent after dispose()");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("free() and Symbol.dispose release like dispose()", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (url) => {
+    const a = t.recorded(url, { heartbeat: false });
+    const b = t.recorded(url, { heartbeat: false });
+    await Promise.all([a, b].map((x) => t.until(x.log, (l) => l.some((e) => e.type === "open"))));
+    a.ws.free();
+    b.ws[Symbol.dispose]();
+    const lengths = [a.log.length, b.log.length];
+    await new Promise((r) => setTimeout(r, 300));
+    return { same: [a.log.length, b.log.length].every((n, i) => n === lengths[i]), disposed: [a.ws.disposed, b.ws.disposed] };
+  }, ws("/echo"));
+  assert.deepEqual(result, { same: true, disposed: [true, true] });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
