@@ -13,5 +13,10 @@ pub use error::{Error, QueueLimit, Result};
 pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
 pub use protocol;
 
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub use web::{Client, ClientHandle, EventStream, MessageStream, Subscription};
+
 #[cfg(all(feature = "yew", target_arch = "wasm32"))]
 pub mod yew;

@@ -1,0 +1,26 @@
+//! The one place where JS exceptions become [`Error`]s.
+
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::Error;
+
+/// Converts a thrown JS value. `SyntaxError` from the `WebSocket` constructor means a bad URL.
+pub(crate) fn from_js(value: JsValue, url: Option<&str>) -> Error {
+    let (name, message) = match value.dyn_ref::<js_sys::Error>() {
+        Some(e) => (String::from(e.name()), String::from(e.message())),
+        None => (
+            String::new(),
+            value.as_string().unwrap_or_else(|| format!("{value:?}")),
+        ),
+    };
+    match url {
+        Some(url) if name == "SyntaxError" => Error::InvalidUrl {
+            supplied: url.to_owned(),
+            reason: message,
+        },
+        _ if name.is_empty() => Error::Platform { message },
+        _ => Error::Platform {
+            message: format!("{name}: {message}"),
+        },
+    }
+}

@@ -1,0 +1,724 @@
+//! The browser shell: drives the [`machine`](crate::machine) with a real `WebSocket`.
+//!
+//! Everything the browser holds for a client is an RAII value owned by it: the socket and its
+//! four listeners, the one timer (a gloo [`Timeout`]), and the `online`/`offline`/
+//! `visibilitychange` listeners (gloo [`EventListener`]s). Their closures hold a [`Weak`]
+//! reference, so no cycle keeps a client alive, and nothing is ever `forget`-ed: dropping the
+//! [`Client`] closes the socket and removes every listener and timer.
+
+pub mod diagnostics;
+mod js_error;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use futures::channel::mpsc;
+use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
+use crate::typed::{self, DecodeError};
+use crate::{Config, Error, Event, Message, Result, Sent, State};
+use diagnostics::{Counted, Kind};
+
+type UrlFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
+type Provider = Rc<dyn Fn() -> UrlFuture>;
+type Callback = Rc<dyn Fn(&Event)>;
+
+/// The current time from [`performance.now()`](https://developer.mozilla.org/en-US/docs/Web/API/Performance/now),
+/// which is monotonic, unlike `Date.now()`.
+fn now() -> Instant {
+    let ms = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now());
+    Instant(ms.max(0.0) as u64)
+}
+
+fn seed() -> u64 {
+    let hi = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    let lo = (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    (hi << 32) | lo
+}
+
+struct Socket {
+    conn: ConnId,
+    ws: WebSocket,
+    listeners: Vec<(EventListener, Counted)>,
+    _counted: Counted,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // Listeners go first so the close below reports nothing to a client that is gone.
+        self.listeners.clear();
+        // No-op for a socket already closing or closed.
+        let _ = self.ws.close_with_code(protocol::close::NORMAL);
+    }
+}
+
+struct Armed {
+    at: Instant,
+    _timeout: Timeout,
+    _counted: Counted,
+}
+
+struct Inner {
+    machine: RefCell<Machine>,
+    provider: Option<Provider>,
+    socket: RefCell<Option<Socket>>,
+    timer: RefCell<Option<Armed>>,
+    env: RefCell<Vec<(EventListener, Counted)>>,
+    subscribers: RefCell<Vec<(u64, Callback)>>,
+    next_subscriber: Cell<u64>,
+    driving: Cell<bool>,
+    disposed: Cell<bool>,
+}
+
+/// A WebSocket client that stays connected. See the [crate docs](crate) for the behaviour and
+/// [`Config`] for the knobs.
+///
+/// Dropping it closes the socket (code 1000) and removes every listener and timer.
+///
+/// ```no_run
+/// use ws_lifeline::{Client, Config, Event};
+///
+/// let client = Client::connect("wss://example.com/ws", Config::default())?;
+/// let _sub = client.on_event(|event| match event {
+///     Event::Message(m) => web_sys::console::log_1(&format!("{m:?}").into()),
+///     Event::Reconnecting { attempt, delay } => { /* show a banner */ }
+///     _ => {}
+/// });
+/// client.send("hello")?; // queued until the socket opens
+/// # Ok::<(), ws_lifeline::Error>(())
+/// ```
+pub struct Client {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
+    ///
+    /// Errors: [`Error::InvalidUrl`] carrying the URL. Everything after this (a refused
+    /// connection, a dropped one) is reported as events and retried.
+    pub fn connect(url: &str, config: Config) -> Result<Client> {
+        Client::start(config, Target::Url(url.to_owned()), None)
+    }
+
+    /// Connects to a URL computed before every attempt, for example with a fresh ticket.
+    /// A provider error is reported as [`Error::UrlProvider`] and retried with backoff.
+    ///
+    /// ```no_run
+    /// use ws_lifeline::{Client, Config};
+    /// let client = Client::with_url_provider(Config::default(), || async {
+    ///     let ticket = "from a fetch"; // e.g. await an HTTP call here
+    ///     Ok::<_, String>(format!("wss://example.com/ws?ticket={ticket}"))
+    /// })?;
+    /// # Ok::<(), ws_lifeline::Error>(())
+    /// ```
+    pub fn with_url_provider<F, Fut, E>(config: Config, provider: F) -> Result<Client>
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, E>> + 'static,
+        E: fmt::Display + 'static,
+    {
+        let provider: Provider = Rc::new(move || {
+            let fut = provider();
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        Client::start(config, Target::Provider, Some(provider))
+    }
+
+    fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+        let machine = Machine::new(config, target, seed(), now())?;
+        let inner = Rc::new(Inner {
+            machine: RefCell::new(machine),
+            provider,
+            socket: RefCell::new(None),
+            timer: RefCell::new(None),
+            env: RefCell::new(Vec::new()),
+            subscribers: RefCell::new(Vec::new()),
+            next_subscriber: Cell::new(0),
+            driving: Cell::new(false),
+            disposed: Cell::new(false),
+        });
+        Inner::listen_to_environment(&inner);
+        Inner::drive(&inner);
+        Ok(Client { inner })
+    }
+
+    /// A weak handle for use inside callbacks (holding the `Client` there would be a cycle).
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            inner: Rc::downgrade(&self.inner),
+        }
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.inner.machine.borrow().state()
+    }
+
+    /// The URL of the current or last attempt, after `http`→`ws` mapping.
+    pub fn url(&self) -> Option<String> {
+        self.inner.machine.borrow().url().map(str::to_owned)
+    }
+
+    /// The subprotocol the server selected on the last open, empty if none.
+    pub fn protocol(&self) -> String {
+        self.inner.machine.borrow().protocol().to_owned()
+    }
+
+    /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
+    /// bytes handed to the browser but not yet sent. 0 without a socket.
+    pub fn buffered_amount(&self) -> u64 {
+        self.inner
+            .socket
+            .borrow()
+            .as_ref()
+            .map_or(0, |s| u64::from(s.ws.buffered_amount()))
+    }
+
+    /// Messages waiting in the outbound queue.
+    pub fn queued_messages(&self) -> usize {
+        self.inner.machine.borrow().queued_messages()
+    }
+
+    /// Sends text or bytes now, or queues them until the socket is open and drained.
+    ///
+    /// Errors: [`Error::QueueFull`] (nothing dropped), [`Error::Closed`] after `close()`.
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
+        Inner::send(&self.inner, message.into())
+    }
+
+    /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
+    /// [`Error::Encode`].
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
+        self.send(typed::encode(value)?)
+    }
+
+    /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
+    /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
+    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
+        Inner::send_preamble(&self.inner, message.into())
+    }
+
+    /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
+    /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
+    /// returned and nothing happens.
+    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        Inner::close(&self.inner, code, reason)
+    }
+
+    /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
+    pub fn reconnect(&self) {
+        Inner::reconnect(&self.inner);
+    }
+
+    /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
+    /// The callback may call back into the client (send, close, even subscribe).
+    pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
+        Inner::subscribe(&self.inner, Rc::new(callback))
+    }
+
+    /// Decodes every inbound message as JSON into `T` and hands over the result; a message
+    /// that does not decode arrives as a [`DecodeError`] with the raw text.
+    pub fn on_message<T, F>(&self, callback: F) -> Subscription
+    where
+        T: DeserializeOwned + 'static,
+        F: Fn(Result<T, DecodeError>) + 'static,
+    {
+        self.on_event(move |event| {
+            if let Event::Message(m) = event {
+                callback(typed::decode(m));
+            }
+        })
+    }
+
+    /// Every event as a [`Stream`]; it ends when the client is dropped.
+    pub fn events(&self) -> EventStream {
+        let (tx, rx) = mpsc::unbounded();
+        let subscription = self.on_event(move |e| {
+            let _ = tx.unbounded_send(e.clone());
+        });
+        EventStream {
+            rx,
+            _subscription: subscription,
+        }
+    }
+
+    /// Inbound messages decoded into `T` as a [`Stream`] of results.
+    pub fn messages<T: DeserializeOwned + 'static>(&self) -> MessageStream<T> {
+        let (tx, rx) = mpsc::unbounded();
+        let subscription = self.on_message(move |m: Result<T, DecodeError>| {
+            let _ = tx.unbounded_send(m);
+        });
+        MessageStream {
+            rx,
+            _subscription: subscription,
+            _type: PhantomData,
+        }
+    }
+
+    /// Closes the socket and releases everything now; the same as dropping the client.
+    pub fn dispose(self) {}
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.inner.dispose();
+    }
+}
+
+/// A weak, cloneable handle to a [`Client`], for callbacks. Every method fails with
+/// [`Error::Closed`] (or does nothing) once the client is gone.
+#[derive(Clone)]
+pub struct ClientHandle {
+    inner: Weak<Inner>,
+}
+
+impl fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl ClientHandle {
+    fn get(&self) -> Result<Rc<Inner>> {
+        self.inner
+            .upgrade()
+            .filter(|i| !i.disposed.get())
+            .ok_or(Error::Closed)
+    }
+
+    /// As [`Client::send`].
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
+        Inner::send(&self.get()?, message.into())
+    }
+
+    /// As [`Client::send_json`].
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
+        self.send(typed::encode(value)?)
+    }
+
+    /// As [`Client::send_preamble`].
+    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
+        Inner::send_preamble(&self.get()?, message.into())
+    }
+
+    /// As [`Client::close`].
+    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        Inner::close(&self.get()?, code, reason)
+    }
+
+    /// As [`Client::reconnect`].
+    pub fn reconnect(&self) {
+        if let Ok(inner) = self.get() {
+            Inner::reconnect(&inner);
+        }
+    }
+
+    /// As [`Client::state`]; `Closed` once the client is gone.
+    pub fn state(&self) -> State {
+        self.get()
+            .map_or(State::Closed, |i| i.machine.borrow().state())
+    }
+}
+
+/// Keeps an event callback registered; dropping it unregisters the callback.
+#[must_use = "dropping a Subscription unregisters its callback at once"]
+pub struct Subscription {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner
+                .subscribers
+                .borrow_mut()
+                .retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+/// Every [`Event`] of a client; see [`Client::events`]. Dropping it unsubscribes.
+#[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<Event>,
+    _subscription: Subscription,
+}
+
+impl Stream for EventStream {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+/// Inbound messages decoded into `T`; see [`Client::messages`]. Dropping it unsubscribes.
+#[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
+#[derive(Debug)]
+pub struct MessageStream<T> {
+    rx: mpsc::UnboundedReceiver<Result<T, DecodeError>>,
+    _subscription: Subscription,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Stream for MessageStream<T> {
+    type Item = Result<T, DecodeError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+impl Inner {
+    fn send(this: &Rc<Inner>, message: Message) -> Result<Sent> {
+        let sent = this.machine.borrow_mut().send(now(), message)?;
+        Inner::drive(this);
+        Ok(sent)
+    }
+
+    fn send_preamble(this: &Rc<Inner>, message: Message) -> Result<()> {
+        this.machine.borrow_mut().send_preamble(now(), message)?;
+        Inner::drive(this);
+        Ok(())
+    }
+
+    fn close(this: &Rc<Inner>, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        this.machine.borrow_mut().close(now(), code, reason)?;
+        Inner::drive(this);
+        Ok(())
+    }
+
+    fn reconnect(this: &Rc<Inner>) {
+        this.machine.borrow_mut().reconnect(now());
+        Inner::drive(this);
+    }
+
+    fn subscribe(this: &Rc<Inner>, callback: Callback) -> Subscription {
+        let id = this.next_subscriber.get();
+        this.next_subscriber.set(id + 1);
+        this.subscribers.borrow_mut().push((id, callback));
+        Subscription {
+            inner: Rc::downgrade(this),
+            id,
+        }
+    }
+
+    fn input(this: &Rc<Inner>, input: Input) {
+        if this.disposed.get() {
+            return;
+        }
+        this.machine.borrow_mut().handle(now(), input);
+        Inner::drive(this);
+    }
+
+    /// Runs the machine's commands until none are left, then re-arms the timer. Re-entrant
+    /// calls (from a callback) return at once: the outer loop picks their commands up.
+    fn drive(this: &Rc<Inner>) {
+        if this.driving.replace(true) {
+            return;
+        }
+        while !this.disposed.get() {
+            let command = this.machine.borrow_mut().poll_command();
+            let Some(command) = command else { break };
+            Inner::execute(this, command);
+        }
+        this.driving.set(false);
+        if !this.disposed.get() {
+            Inner::arm_timer(this);
+        }
+    }
+
+    fn execute(this: &Rc<Inner>, command: Command) {
+        match command {
+            Command::ResolveUrl { conn } => {
+                let Some(provider) = this.provider.clone() else {
+                    return;
+                };
+                let weak = Rc::downgrade(this);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = provider().await;
+                    if let Some(inner) = weak.upgrade() {
+                        Inner::input(&inner, Input::UrlResolved { conn, result });
+                    }
+                });
+            }
+            Command::Open {
+                conn,
+                url,
+                protocols,
+            } => {
+                // The machine has moved on from any earlier socket.
+                drop(this.socket.borrow_mut().take());
+                match Inner::open(this, conn, &url, &protocols) {
+                    Ok(socket) => *this.socket.borrow_mut() = Some(socket),
+                    Err(error) => this
+                        .machine
+                        .borrow_mut()
+                        .handle(now(), Input::OpenFailed { conn, error }),
+                }
+            }
+            Command::Transmit { conn, message } => {
+                let result = match this.socket.borrow().as_ref().filter(|s| s.conn == conn) {
+                    Some(s) => match &message {
+                        Message::Text(t) => s.ws.send_with_str(t),
+                        Message::Binary(b) => s.ws.send_with_u8_array(b),
+                    },
+                    None => Ok(()),
+                };
+                if let Err(e) = result {
+                    Inner::dispatch(this, &Event::Error(js_error::from_js(e, None)));
+                }
+            }
+            Command::Close { conn, code, reason } => {
+                let current = this.machine.borrow().conn_id() == Some(conn);
+                let mut slot = this.socket.borrow_mut();
+                if let Some(s) = slot.as_ref().filter(|s| s.conn == conn) {
+                    let _ = s.ws.close_with_code_and_reason(code, &reason);
+                    if !current {
+                        // Abandoned (heartbeat, connect timeout): its events no longer matter.
+                        let old = slot.take();
+                        drop(slot);
+                        drop(old);
+                    }
+                }
+            }
+            Command::PollBuffered { conn } => {
+                let amount = this
+                    .socket
+                    .borrow()
+                    .as_ref()
+                    .filter(|s| s.conn == conn)
+                    .map(|s| u64::from(s.ws.buffered_amount()));
+                if let Some(amount) = amount {
+                    this.machine
+                        .borrow_mut()
+                        .handle(now(), Input::BufferedAmount { conn, amount });
+                }
+            }
+            Command::Emit(event) => Inner::dispatch(this, &event),
+        }
+    }
+
+    fn dispatch(this: &Rc<Inner>, event: &Event) {
+        // Cloned so callbacks may subscribe, unsubscribe or drop the client.
+        let callbacks: Vec<Callback> = this
+            .subscribers
+            .borrow()
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
+        for callback in callbacks {
+            if this.disposed.get() {
+                return;
+            }
+            callback(event);
+        }
+    }
+
+    fn open(this: &Rc<Inner>, conn: ConnId, url: &str, protocols: &[String]) -> Result<Socket> {
+        let array = js_sys::Array::new();
+        for p in protocols {
+            array.push(&p.into());
+        }
+        let ws = WebSocket::new_with_str_sequence(url, &array)
+            .map_err(|e| js_error::from_js(e, Some(url)))?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let listen = |name: &'static str, handler: fn(&Rc<Inner>, ConnId, &web_sys::Event)| {
+            let weak = Rc::downgrade(this);
+            let listener = EventListener::new(&ws, name, move |event| {
+                diagnostics::callback_ran();
+                if let Some(inner) = weak.upgrade() {
+                    handler(&inner, conn, event);
+                }
+            });
+            (listener, Counted::new(Kind::Listener))
+        };
+        let listeners = vec![
+            listen("open", on_open),
+            listen("message", on_message),
+            listen("error", |inner, conn, _| {
+                Inner::input(inner, Input::SocketError { conn })
+            }),
+            listen("close", on_close),
+        ];
+        Ok(Socket {
+            conn,
+            ws,
+            listeners,
+            _counted: Counted::new(Kind::Socket),
+        })
+    }
+
+    fn listen_to_environment(this: &Rc<Inner>) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let listen =
+            |target: &web_sys::EventTarget, name: &'static str, handler: fn(&Rc<Inner>)| {
+                let weak = Rc::downgrade(this);
+                let listener = EventListener::new(target, name, move |_| {
+                    diagnostics::callback_ran();
+                    if let Some(inner) = weak.upgrade() {
+                        handler(&inner);
+                    }
+                });
+                (listener, Counted::new(Kind::Listener))
+            };
+        let mut env = vec![
+            listen(&window, "online", |inner| {
+                Inner::input(inner, Input::Online)
+            }),
+            listen(&window, "offline", |inner| {
+                Inner::input(inner, Input::Offline)
+            }),
+        ];
+        if let Some(document) = window.document() {
+            env.push(listen(&document, "visibilitychange", |inner| {
+                let visible = web_sys::window()
+                    .and_then(|w| w.document())
+                    .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
+                Inner::input(
+                    inner,
+                    if visible {
+                        Input::Visible
+                    } else {
+                        Input::Hidden
+                    },
+                );
+            }));
+        }
+        *this.env.borrow_mut() = env;
+        if !window.navigator().on_line() {
+            this.machine.borrow_mut().handle(now(), Input::Offline);
+        }
+    }
+
+    /// Keeps one browser timer at the machine's next deadline.
+    fn arm_timer(this: &Rc<Inner>) {
+        let want = this.machine.borrow().poll_timeout();
+        let mut slot = this.timer.borrow_mut();
+        if slot.as_ref().map(|a| a.at) == want {
+            return;
+        }
+        let old = slot.take();
+        *slot = want.map(|at| {
+            let delay = at.0.saturating_sub(now().0).min(u64::from(i32::MAX as u32));
+            let weak = Rc::downgrade(this);
+            let timeout = Timeout::new(delay as u32, move || {
+                diagnostics::callback_ran();
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.disposed.get() {
+                    return;
+                }
+                let fired = inner.timer.borrow_mut().take();
+                inner.machine.borrow_mut().handle_timeout(now());
+                Inner::drive(&inner);
+                drop(fired);
+            });
+            Armed {
+                at,
+                _timeout: timeout,
+                _counted: Counted::new(Kind::Timer),
+            }
+        });
+        drop(slot);
+        drop(old);
+    }
+
+    fn dispose(&self) {
+        self.disposed.set(true);
+        let socket = self.socket.borrow_mut().take();
+        let timer = self.timer.borrow_mut().take();
+        let env = std::mem::take(&mut *self.env.borrow_mut());
+        let subscribers = std::mem::take(&mut *self.subscribers.borrow_mut());
+        drop((socket, timer, env, subscribers));
+    }
+}
+
+fn on_open(inner: &Rc<Inner>, conn: ConnId, _: &web_sys::Event) {
+    let protocol = inner
+        .socket
+        .borrow()
+        .as_ref()
+        .map(|s| s.ws.protocol())
+        .unwrap_or_default();
+    Inner::input(inner, Input::SocketOpened { conn, protocol });
+}
+
+fn on_message(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
+    let Some(event) = event.dyn_ref::<MessageEvent>() else {
+        return;
+    };
+    let data = event.data();
+    let message = if let Some(text) = data.as_string() {
+        Message::Text(text)
+    } else if let Some(buffer) = data.dyn_ref::<js_sys::ArrayBuffer>() {
+        Message::Binary(js_sys::Uint8Array::new(buffer).to_vec())
+    } else {
+        // binaryType is arraybuffer, so a Blob cannot arrive.
+        return;
+    };
+    Inner::input(inner, Input::SocketMessage { conn, message });
+}
+
+fn on_close(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
+    let info = match event.dyn_ref::<CloseEvent>() {
+        Some(e) => CloseInfo {
+            code: e.code(),
+            reason: e.reason(),
+            was_clean: e.was_clean(),
+        },
+        None => CloseInfo {
+            code: 1006,
+            reason: String::new(),
+            was_clean: false,
+        },
+    };
+    // This socket is finished: release it (and its listeners, this one included; wasm-bindgen
+    // defers freeing a closure that is running) after the machine has seen the close.
+    let finished = {
+        let mut slot = inner.socket.borrow_mut();
+        if slot.as_ref().is_some_and(|s| s.conn == conn) {
+            slot.take()
+        } else {
+            None
+        }
+    };
+    Inner::input(inner, Input::SocketClosed { conn, info });
+    drop(finished);
+}
