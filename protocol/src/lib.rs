@@ -14,7 +14,7 @@
 //! let join: ClientMsg = serde_json::from_str(r#"{"type":"join","room":"lobby"}"#).unwrap();
 //! assert_eq!(join, ClientMsg::Join { room: "lobby".into(), since: None });
 //!
-//! let frame = r#"[{"type":"pong","id":1},{"type":"ack","id":7}]"#;
+//! let frame = r#"[{"type":"pong","id":1},{"type":"ack","id":7,"offset":3}]"#;
 //! let msgs = lifeline_protocol::decode_server_frame(frame).unwrap();
 //! assert_eq!(msgs.len(), 2);
 //! ```

@@ -1,2 +1,186 @@
-//! server-dev: the rooms server for ws-lifeline.
+//! `server-dev`: the rooms server for ws-lifeline.
+//!
+//! It speaks protocol v1 (see `docs/PROTOCOL.md` and the `lifeline-protocol` crate) on `/ws`,
+//! hands out one-time login tickets on `POST /api/login`, serves a built demo as static files,
+//! and, with [`Config::test_endpoints`], the endpoints the library's browser tests drive.
+//!
+//! The crate is a library so that tests can run the real server on a loopback port:
+//!
+//! ```no_run
+//! # async fn run() -> server_dev::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let config = server_dev::Config::default().test_endpoints(true);
+//! // Runs until the future completes, then closes every WebSocket with 1001.
+//! server_dev::serve(listener, config, None, std::future::pending()).await
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+mod auth;
+mod config;
+pub mod conn;
+mod error;
+mod hub;
+mod routes;
+mod server;
+mod test_endpoints;
+pub mod tls;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::watch;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use routes::app;
+pub use server::serve;
+pub use tls::TlsSetup;
+
+/// Shared state of one server: configuration, hub, tickets and the shutdown signal.
+///
+/// Cloning is cheap; every clone is the same server.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    hub: hub::Hub,
+    tickets: Mutex<auth::Tickets>,
+    shutdown: watch::Sender<bool>,
+    /// Live WebSockets of every endpoint, so that shutdown can wait for their close.
+    live: watch::Sender<usize>,
+    /// Live `/ws` connections, for the connection cap.
+    ws_conns: AtomicUsize,
+    anon: AtomicU64,
+}
+
+impl AppState {
+    /// Creates the state of a server with `config`.
+    pub fn new(config: Config) -> Self {
+        let tickets = auth::Tickets::new(config.ticket_ttl, config.max_tickets);
+        let hub = hub::Hub::new(&config);
+        Self {
+            inner: Arc::new(Shared {
+                config,
+                hub,
+                tickets: Mutex::new(tickets),
+                shutdown: watch::channel(false).0,
+                live: watch::channel(0).0,
+                ws_conns: AtomicUsize::new(0),
+                anon: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration this server runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Starts shutdown: every WebSocket is closed with 1001 (going away).
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Waits until every WebSocket has finished.
+    pub async fn connections_closed(&self) {
+        let mut live = self.inner.live.subscribe();
+        // Err means the sender is gone, which cannot happen while `self` holds it.
+        let _ = live.wait_for(|n| *n == 0).await;
+    }
+
+    /// Number of live WebSockets, test endpoints included.
+    pub fn live_connections(&self) -> usize {
+        *self.inner.live.borrow()
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub(crate) fn hub(&self) -> &hub::Hub {
+        &self.inner.hub
+    }
+
+    /// Registers a live WebSocket until the returned guard drops.
+    pub(crate) fn track(&self) -> LiveGuard {
+        self.inner.live.send_modify(|n| *n += 1);
+        LiveGuard {
+            state: self.clone(),
+        }
+    }
+
+    /// Reserves a `/ws` slot, or `None` at the connection cap.
+    pub(crate) fn reserve_ws(&self) -> Option<WsSlot> {
+        let max = self.inner.config.max_connections;
+        self.inner
+            .ws_conns
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| WsSlot {
+                state: self.clone(),
+            })
+    }
+
+    pub(crate) fn next_anon(&self) -> u64 {
+        self.inner.anon.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Counts one live WebSocket while it exists.
+#[derive(Debug)]
+pub(crate) struct LiveGuard {
+    state: AppState,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.state
+            .inner
+            .live
+            .send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// One reserved `/ws` connection slot.
+#[derive(Debug)]
+pub(crate) struct WsSlot {
+    state: AppState,
+}
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        self.state.inner.ws_conns.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `bytes` random bytes from the thread's CSPRNG, as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rand::random();
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Completes once `flag` is true (or its sender is gone); holds no borrow across awaits.
+pub(crate) async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|s| *s).await.map(|_| ());
+}

@@ -1,1 +1,200 @@
-fn main() {}
+//! `server-dev` binary: parses flags, binds, prints the listening line, serves until Ctrl-C
+//! or SIGTERM.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use server_dev::{Config, TlsSetup};
+
+/// The ws-lifeline development server.
+#[derive(Debug, Parser)]
+#[command(name = "server-dev", version, about)]
+struct Args {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to bind; 0 picks a free port.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Serve this directory (e.g. the built demo in dist/) with an index.html fallback.
+    #[arg(long, value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+    /// Enable /echo, /close, /drop, /silent and /reject (no origin or ticket checks).
+    #[arg(long)]
+    test_endpoints: bool,
+    /// Accept /ws without a ticket (name from ?name=, else anon-N).
+    #[arg(long)]
+    no_auth: bool,
+    /// Allowed Origin for /ws, exact match; repeatable. Default: the trunk dev origins
+    /// http://127.0.0.1:8081 and http://localhost:8081. The server's own origin is always allowed.
+    #[arg(long, value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
+    /// Serve https/wss with a self-signed certificate generated at start.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
+    /// PEM certificate chain for https/wss (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for https/wss (with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest message and frame accepted, in bytes (above: close 1009).
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_message_size: usize,
+    /// Most simultaneous /ws connections (above: HTTP 503).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Most rooms one connection may join.
+    #[arg(long, default_value_t = 32)]
+    max_rooms_per_conn: usize,
+    /// Outbound queue length per connection (full: close 1013, slow consumer).
+    #[arg(long, default_value_t = 256)]
+    queue_capacity: usize,
+    /// Largest batch frame in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    batch_max_bytes: usize,
+    /// Frames per second allowed per connection (token bucket refill); 0 disables the limit.
+    #[arg(long, default_value_t = 50.0)]
+    rate_limit: f64,
+    /// Token bucket size (burst).
+    #[arg(long, default_value_t = 100.0)]
+    rate_burst: f64,
+    /// Interval between protocol Ping frames, in ms.
+    #[arg(long, default_value_t = 15_000)]
+    heartbeat_interval_ms: u64,
+    /// Silence allowed after a heartbeat interval before the peer is dropped, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    pong_timeout_ms: u64,
+    /// Lifetime of a login ticket, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    ticket_ttl_ms: u64,
+    /// Messages of history kept per room.
+    #[arg(long, default_value_t = 1000)]
+    history_len: usize,
+    /// Oldest history kept, in seconds.
+    #[arg(long, default_value_t = 300)]
+    history_max_age_secs: u64,
+    /// Recent message ids remembered per session for deduplication.
+    #[arg(long, default_value_t = 1024)]
+    dedupe_ids: usize,
+    /// How long a session outlives its last connection, in seconds.
+    #[arg(long, default_value_t = 120)]
+    session_ttl_secs: u64,
+    /// Most sessions kept.
+    #[arg(long, default_value_t = 10_000)]
+    max_sessions: usize,
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        let mut config = Config::default()
+            .test_endpoints(self.test_endpoints)
+            .no_auth(self.no_auth)
+            .max_message_size(self.max_message_size)
+            .max_connections(self.max_connections)
+            .max_rooms_per_conn(self.max_rooms_per_conn)
+            .queue_capacity(self.queue_capacity)
+            .batch_max_bytes(self.batch_max_bytes)
+            .rate_limit(self.rate_limit, self.rate_burst)
+            .heartbeat(
+                Duration::from_millis(self.heartbeat_interval_ms),
+                Duration::from_millis(self.pong_timeout_ms),
+            )
+            .ticket_ttl(Duration::from_millis(self.ticket_ttl_ms))
+            .history(
+                self.history_len,
+                Duration::from_secs(self.history_max_age_secs),
+            )
+            .dedupe_ids(self.dedupe_ids)
+            .sessions(
+                Duration::from_secs(self.session_ttl_secs),
+                self.max_sessions,
+            );
+        for origin in &self.allowed_origin {
+            config = config.allow_origin(origin.clone());
+        }
+        if let Some(dir) = &self.static_dir {
+            config = config.static_dir(dir.clone());
+        }
+        config
+    }
+
+    fn tls(&self) -> Option<TlsSetup> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSetup::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ if self.tls_self_signed => Some(TlsSetup::SelfSigned),
+            _ => None,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let listener = match tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!("cannot bind {}:{}: {err}", args.host, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(err) => {
+            tracing::error!("no local address: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tls = args.tls();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The one stdout line; xtask and test runners parse it for the port.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("server-dev listening on {scheme}://{addr}");
+    }
+    let _ = std::io::stdout().flush();
+    match server_dev::serve(listener, args.config(), tls, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Server configuration: every limit with its default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `server-dev` can be told. Built with [`Config::default`] and the setters, or from
+/// the command line by `main.rs`.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = server_dev::Config::default()
+///     .test_endpoints(true)
+///     .heartbeat(Duration::from_millis(200), Duration::from_millis(200));
+/// assert!(config.test_endpoints);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Serve `/echo`, `/close`, `/drop`, `/silent`, `/reject`. Default: off.
+    pub test_endpoints: bool,
+    /// Accept `/ws` without a ticket (name from `?name=`, else `anon-N`). Default: off.
+    pub no_auth: bool,
+    /// Allowed `Origin` values (exact match). Empty: the trunk dev origins
+    /// `http://127.0.0.1:8081` and `http://localhost:8081`. The server's own origin is always
+    /// allowed (see [`Config::own_port`]). Requests without `Origin` (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
+    /// The bound port, which makes `http(s)://127.0.0.1:PORT` and `http(s)://localhost:PORT`
+    /// allowed origins. Set by [`crate::serve`]. Default: none.
+    pub own_port: Option<u16>,
+    /// Whether the server is reached over TLS (changes the own origin's scheme). Default: false.
+    pub tls: bool,
+    /// Directory served as static files with an `index.html` fallback. Default: none.
+    pub static_dir: Option<PathBuf>,
+    /// Largest WebSocket message accepted, in bytes; above it the connection closes with 1009.
+    /// Default: 64 KiB.
+    pub max_message_size: usize,
+    /// Largest WebSocket frame accepted, in bytes. Default: 64 KiB.
+    pub max_frame_size: usize,
+    /// tungstenite read buffer per connection, in bytes. Default: 8 KiB (tungstenite's own
+    /// default of 128 KiB costs too much memory per idle connection).
+    pub read_buffer_size: usize,
+    /// tungstenite write buffer per connection, in bytes. Default: 8 KiB.
+    pub write_buffer_size: usize,
+    /// Most simultaneous WebSocket connections; above it the upgrade gets 503. Default: 1024.
+    pub max_connections: usize,
+    /// Most rooms one connection may join (`error{too_many_rooms}` above). Default: 32.
+    pub max_rooms_per_conn: usize,
+    /// Most rooms (with members or retained history) the hub keeps. Default: 10 000.
+    pub max_rooms: usize,
+    /// Outbound queue length per connection, in queued items; a peer whose queue is full is
+    /// closed with 1013 (slow consumer). Default: 256.
+    pub queue_capacity: usize,
+    /// Largest batch frame (JSON array) the writer builds from queued messages. Default: 16 KiB.
+    pub batch_max_bytes: usize,
+    /// Token bucket refill rate: frames per second per connection. Default: 50.
+    pub rate_per_sec: f64,
+    /// Token bucket size: the burst of frames allowed. Default: 100.
+    pub rate_burst: f64,
+    /// Interval between protocol Ping frames. Default: 15 s.
+    pub heartbeat_interval: Duration,
+    /// A peer that sends nothing for `heartbeat_interval + pong_timeout` is dropped.
+    /// Default: 10 s.
+    pub pong_timeout: Duration,
+    /// How long a login ticket stays valid. Default: 30 s.
+    pub ticket_ttl: Duration,
+    /// Most unused tickets held at once (older ones are dropped). Default: 10 000.
+    pub max_tickets: usize,
+    /// Messages of history kept per room for recovery. Default: 1000.
+    pub history_len: usize,
+    /// Oldest history entry kept, by age. Default: 5 minutes.
+    pub history_max_age: Duration,
+    /// Recent message ids remembered per session for deduplication. Default: 1024.
+    pub dedupe_ids: usize,
+    /// How long a session survives its last connection (for `hello{session}`). Default: 2 min.
+    pub session_ttl: Duration,
+    /// Most sessions kept; the longest-detached ones go first. Default: 10 000.
+    pub max_sessions: usize,
+    /// How long shutdown waits for connections to finish their close handshake. Default: 2 s.
+    pub shutdown_grace: Duration,
+    /// How long `/silent` holds a connection at most. Default: 10 minutes.
+    pub silent_hold: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            test_endpoints: false,
+            no_auth: false,
+            allowed_origins: Vec::new(),
+            own_port: None,
+            tls: false,
+            static_dir: None,
+            max_message_size: 64 * 1024,
+            max_frame_size: 64 * 1024,
+            read_buffer_size: 8 * 1024,
+            write_buffer_size: 8 * 1024,
+            max_connections: 1024,
+            max_rooms_per_conn: 32,
+            max_rooms: 10_000,
+            queue_capacity: 256,
+            batch_max_bytes: 16 * 1024,
+            rate_per_sec: 50.0,
+            rate_burst: 100.0,
+            heartbeat_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(10),
+            ticket_ttl: Duration::from_secs(30),
+            max_tickets: 10_000,
+            history_len: 1000,
+            history_max_age: Duration::from_secs(300),
+            dedupe_ids: 1024,
+            session_ttl: Duration::from_secs(120),
+            max_sessions: 10_000,
+            shutdown_grace: Duration::from_secs(2),
+            silent_hold: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Config {
+    /// Turns the test endpoints on or off.
+    pub fn test_endpoints(mut self, on: bool) -> Self {
+        self.test_endpoints = on;
+        self
+    }
+    /// Turns ticket authentication off (`true`) or on.
+    pub fn no_auth(mut self, on: bool) -> Self {
+        self.no_auth = on;
+        self
+    }
+    /// Adds an allowed origin.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+    /// Sets the server's own port (its origin is then allowed).
+    pub fn own_port(mut self, port: u16) -> Self {
+        self.own_port = Some(port);
+        self
+    }
+    /// Serves this directory as static files.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.static_dir = Some(dir.into());
+        self
+    }
+    /// Sets the largest accepted message and frame, in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self.max_frame_size = bytes;
+        self
+    }
+    /// Sets the connection cap.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+    /// Sets the per-connection room cap.
+    pub fn max_rooms_per_conn(mut self, n: usize) -> Self {
+        self.max_rooms_per_conn = n;
+        self
+    }
+    /// Sets the outbound queue length per connection.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n.max(1);
+        self
+    }
+    /// Sets the largest batch frame, in bytes.
+    pub fn batch_max_bytes(mut self, bytes: usize) -> Self {
+        self.batch_max_bytes = bytes;
+        self
+    }
+    /// Sets the token bucket: `per_sec` refill and `burst` size.
+    pub fn rate_limit(mut self, per_sec: f64, burst: f64) -> Self {
+        self.rate_per_sec = per_sec;
+        self.rate_burst = burst;
+        self
+    }
+    /// Sets the heartbeat interval and the pong timeout.
+    pub fn heartbeat(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+    /// Sets the ticket lifetime.
+    pub fn ticket_ttl(mut self, ttl: Duration) -> Self {
+        self.ticket_ttl = ttl;
+        self
+    }
+    /// Sets the room history bounds: at most `len` messages, none older than `max_age`.
+    pub fn history(mut self, len: usize, max_age: Duration) -> Self {
+        self.history_len = len;
+        self.history_max_age = max_age;
+        self
+    }
+    /// Sets how many recent ids each session remembers for deduplication.
+    pub fn dedupe_ids(mut self, n: usize) -> Self {
+        self.dedupe_ids = n;
+        self
+    }
+    /// Sets how long a detached session is kept, and how many sessions at most.
+    pub fn sessions(mut self, ttl: Duration, max: usize) -> Self {
+        self.session_ttl = ttl;
+        self.max_sessions = max;
+        self
+    }
+
+    /// Whether a request with this `Origin` may open a WebSocket on `/ws`.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        if let Some(port) = self.own_port {
+            let scheme = if self.tls { "https" } else { "http" };
+            if origin == format!("{scheme}://127.0.0.1:{port}")
+                || origin == format!("{scheme}://localhost:{port}")
+            {
+                return true;
+            }
+        }
+        if self.allowed_origins.is_empty() {
+            return origin == "http://127.0.0.1:8081" || origin == "http://localhost:8081";
+        }
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
+}

@@ -1,0 +1,542 @@
+//! One `/ws` connection: reading client messages, writing (and batching) queued frames,
+//! heartbeat, rate limit, and the close that ends it.
+//!
+//! [`run_connection`] is generic over the `Sink`/`Stream` pair, so tests can drive it through
+//! channels instead of a socket.
+
+use std::collections::VecDeque;
+use std::fmt::Display;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use protocol::{ClientMsg, ErrorCode, ServerMsg, close};
+use tokio::time::{Instant, timeout, timeout_at};
+use tracing::{debug, info, warn};
+
+use crate::AppState;
+use crate::hub::{Hub, Outbound, Peer};
+
+/// How a connection ended, which decides the close it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// The peer sent a close frame: reply to it.
+    PeerClosed,
+    /// The stream ended or failed: nothing left to say.
+    Gone,
+    /// Nothing heard within heartbeat interval + pong timeout: drop without a close frame,
+    /// since a half-open peer would never read it.
+    Idle,
+    /// A policy or size breach: flush what is queued (the error), then close with the code.
+    Close(u16, &'static str),
+    /// The hub evicted this peer (slow consumer).
+    Kicked(u16),
+    /// The server is shutting down.
+    Shutdown,
+    /// Writing failed.
+    SinkFailed,
+}
+
+/// A token bucket: `burst` frames at once, refilled at `per_sec`. `per_sec <= 0` disables it.
+#[derive(Debug)]
+struct Bucket {
+    per_sec: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(per_sec: f64, burst: f64) -> Self {
+        let burst = burst.max(1.0);
+        Self {
+            per_sec,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if self.per_sec <= 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Runs a `/ws` connection on an upgraded socket until it ends.
+pub(crate) async fn run_socket(socket: WebSocket, state: AppState, name: String) {
+    let (sink, stream) = socket.split();
+    run_connection(sink, stream, state, name).await;
+}
+
+/// Runs one protocol v1 connection for the client `name` on any message sink and stream.
+///
+/// Returns once the connection has ended and the hub has forgotten it. The stream yields
+/// `axum::Error`s so that a size-limit breach can be told apart (it closes with 1009).
+pub async fn run_connection<Si, St>(mut sink: Si, mut stream: St, state: AppState, name: String)
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let hub = state.hub().clone();
+    let mut reg = hub.register(name);
+    let id = reg.peer.id;
+    let config = state.config();
+    let mut shutdown = state.shutdown_signal();
+    info!(conn = id, "ws connected");
+
+    let exit = {
+        let read = read_loop(&mut stream, &hub, &reg.peer, &state);
+        let write = write_loop(
+            &mut sink,
+            &mut reg.rx,
+            config.batch_max_bytes,
+            config.heartbeat_interval,
+        );
+        tokio::select! {
+            exit = read => exit,
+            exit = write => exit,
+            code = kicked_code(&mut reg.kicked) => Exit::Kicked(code),
+            _ = crate::until_true(&mut shutdown) => Exit::Shutdown,
+        }
+    };
+    hub.disconnect(id);
+
+    let grace = Duration::from_secs(1);
+    let close_with = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    match exit {
+        Exit::PeerClosed => {
+            // Flushes tungstenite's automatic close reply.
+            let _ = timeout(grace, sink.close()).await;
+        }
+        Exit::Close(code, reason) => {
+            let _ = timeout(grace, async {
+                while let Ok(item) = reg.rx.try_recv() {
+                    for frame in frames_of(item) {
+                        sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
+                    }
+                }
+                sink.send(close_with(code, reason)).await.map_err(|_| ())
+            })
+            .await;
+        }
+        Exit::Kicked(code) => {
+            let _ = timeout(grace, sink.send(close_with(code, "slow consumer"))).await;
+        }
+        Exit::Shutdown => {
+            let sent = timeout(
+                grace,
+                sink.send(close_with(close::GOING_AWAY, "server shutdown")),
+            );
+            if matches!(sent.await, Ok(Ok(()))) {
+                // Wait (bounded) for the peer's close reply so the handshake completes.
+                let _ = timeout(grace, async {
+                    while let Some(Ok(msg)) = stream.next().await {
+                        if matches!(msg, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+        Exit::Gone | Exit::Idle | Exit::SinkFailed => {}
+    }
+    info!(conn = id, ?exit, "ws closed");
+}
+
+async fn kicked_code(kicked: &mut tokio::sync::watch::Receiver<Option<u16>>) -> u16 {
+    kicked
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|c| *c)
+        .unwrap_or(close::TRY_AGAIN_LATER)
+}
+
+fn frames_of(item: Outbound) -> Vec<Utf8Bytes> {
+    match item {
+        Outbound::One(frame) => vec![frame],
+        Outbound::Many(frames) => frames,
+    }
+}
+
+/// Reads client frames until the connection should end.
+async fn read_loop<St>(stream: &mut St, hub: &Hub, peer: &Peer, state: &AppState) -> Exit
+where
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let config = state.config();
+    let idle = config.heartbeat_interval + config.pong_timeout;
+    let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
+    let mut deadline = Instant::now() + idle;
+    loop {
+        let msg = match timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                warn!(
+                    conn = peer.id,
+                    "heartbeat: nothing received within the pong timeout, dropping"
+                );
+                return Exit::Idle;
+            }
+            Ok(None) => return Exit::Gone,
+            Ok(Some(Err(err))) => return classify(peer, err),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let now = Instant::now();
+        deadline = now + idle;
+        let text = match msg {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return Exit::PeerClosed,
+        };
+        if !bucket.take(now) {
+            warn!(conn = peer.id, "rate limit exceeded, closing with 1008");
+            hub.send(
+                peer.id,
+                &error(ErrorCode::RateLimited, "rate limit exceeded", None),
+            );
+            return Exit::Close(close::POLICY, "rate limit exceeded");
+        }
+        match text {
+            Some(text) => handle_text(text.as_str(), hub, peer),
+            None => {
+                let msg = "protocol v1 uses text frames only";
+                hub.send(peer.id, &error(ErrorCode::BinaryUnsupported, msg, None));
+            }
+        }
+    }
+}
+
+fn classify(peer: &Peer, err: axum::Error) -> Exit {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = err.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => {
+            warn!(
+                conn = peer.id,
+                "message or frame above the size limit, closing with 1009"
+            );
+            Exit::Close(close::TOO_BIG, "message too big")
+        }
+        _ => {
+            debug!(conn = peer.id, error = %inner, "ws read failed");
+            Exit::Gone
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: &str, reference: Option<u64>) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: message.to_string(),
+        reference,
+    }
+}
+
+/// Handles one text frame. Bad input gets an `error`; the connection stays open.
+fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
+    let msg = match serde_json::from_str::<ClientMsg>(text) {
+        Ok(msg) => msg,
+        Err(err) => {
+            let (code, what) = if err.is_data() {
+                (
+                    ErrorCode::UnknownType,
+                    "unknown message type or wrong fields",
+                )
+            } else {
+                (ErrorCode::BadJson, "frame is not valid JSON")
+            };
+            // Point at the offending publish/ping when its id can be read.
+            let reference = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(serde_json::Value::as_u64));
+            debug!(conn = peer.id, ?code, "refused a client frame");
+            hub.send(peer.id, &error(code, what, reference));
+            return;
+        }
+    };
+    match msg {
+        ClientMsg::Hello { session } => hub.hello(peer.id, session),
+        ClientMsg::Ping { id } => hub.send(peer.id, &ServerMsg::Pong { id }),
+        ClientMsg::Join { room, since } => hub.join(peer.id, room, since),
+        ClientMsg::Leave { room } => hub.leave(peer.id, room),
+        ClientMsg::Publish { room, id, data } => hub.publish(peer.id, room, id, data),
+        ClientMsg::ListRooms => hub.list_rooms(peer.id),
+    }
+}
+
+/// Writes queued frames, packing what is already queued into batch frames, and sends a
+/// protocol Ping every `heartbeat`.
+async fn write_loop<Si>(
+    sink: &mut Si,
+    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    batch_max: usize,
+    heartbeat: Duration,
+) -> Exit
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+{
+    let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            tokio::select! {
+                biased;
+                item = rx.recv() => match item {
+                    Some(item) => pending.extend(frames_of(item)),
+                    // The hub dropped us (cannot happen while registered); end quietly.
+                    None => return Exit::Gone,
+                },
+                _ = ping.tick() => {
+                    if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
+                        debug!(error = %err, "ping failed");
+                        return Exit::SinkFailed;
+                    }
+                    continue;
+                }
+            }
+            // Take what is already queued, up to one batch worth: the rest stays in the
+            // bounded queue so that a slow reader still fills it and gets evicted.
+            let mut bytes: usize = pending.iter().map(|f| f.as_str().len()).sum();
+            while bytes < batch_max {
+                match rx.try_recv() {
+                    Ok(item) => {
+                        for frame in frames_of(item) {
+                            bytes += frame.as_str().len();
+                            pending.push_back(frame);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let Some(frame) = next_frame(&mut pending, batch_max) else {
+            continue;
+        };
+        if let Err(err) = sink.send(Message::Text(frame)).await {
+            debug!(error = %err, "write failed");
+            return Exit::SinkFailed;
+        }
+    }
+}
+
+/// The next frame to write: a lone message as itself, or as many queued messages as fit in
+/// `batch_max` bytes as one JSON array.
+fn next_frame(pending: &mut VecDeque<Utf8Bytes>, batch_max: usize) -> Option<Utf8Bytes> {
+    let first = pending.pop_front()?;
+    let fits = |len: usize, add: usize| len + 1 + add < batch_max;
+    let second_fits = pending
+        .front()
+        .is_some_and(|next| fits(first.as_str().len() + 1, next.as_str().len()));
+    if !second_fits {
+        return Some(first);
+    }
+    let mut out = String::with_capacity(batch_max);
+    out.push('[');
+    out.push_str(first.as_str());
+    while let Some(next) = pending.front() {
+        if !fits(out.len(), next.as_str().len()) {
+            break;
+        }
+        out.push(',');
+        out.push_str(next.as_str());
+        pending.pop_front();
+    }
+    out.push(']');
+    Some(Utf8Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use futures::channel::mpsc as fmpsc;
+
+    fn frames(list: &[&str]) -> VecDeque<Utf8Bytes> {
+        list.iter()
+            .map(|s| Utf8Bytes::from(s.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn lone_message_is_not_wrapped_and_batches_respect_the_cap() {
+        let mut one = frames(&[r#"{"a":1}"#]);
+        assert_eq!(next_frame(&mut one, 100).unwrap().as_str(), r#"{"a":1}"#);
+        let mut many = frames(&["{}", "{}", "{}"]);
+        assert_eq!(next_frame(&mut many, 100).unwrap().as_str(), "[{},{},{}]");
+        // "[{},{}" + "]" = 7 bytes; a cap of 8 fits two, not three.
+        let mut capped = frames(&["{}", "{}", "{}"]);
+        assert_eq!(next_frame(&mut capped, 8).unwrap().as_str(), "[{},{}]");
+        assert_eq!(next_frame(&mut capped, 8).unwrap().as_str(), "{}");
+        assert!(next_frame(&mut capped, 8).is_none());
+    }
+
+    #[test]
+    fn bucket_refills() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(10.0, 2.0);
+        assert!(b.take(t0) && b.take(t0));
+        assert!(!b.take(t0));
+        assert!(b.take(t0 + Duration::from_millis(150)));
+        assert!(Bucket::new(0.0, 1.0).take(t0), "disabled");
+    }
+
+    struct Harness {
+        to_server: fmpsc::UnboundedSender<Result<Message, axum::Error>>,
+        from_server: fmpsc::Receiver<Message>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(config: Config) -> (Harness, AppState) {
+        let state = AppState::new(config);
+        let (to_server, stream) = fmpsc::unbounded();
+        // Capacity 0: the server's writer can run at most one frame ahead of the test.
+        let (sink, from_server) = fmpsc::channel(0);
+        let task = tokio::spawn(run_connection(sink, stream, state.clone(), "t".into()));
+        (
+            Harness {
+                to_server,
+                from_server,
+                task,
+            },
+            state,
+        )
+    }
+
+    fn send(h: &Harness, json: &str) {
+        h.to_server
+            .unbounded_send(Ok(Message::Text(json.to_string().into())))
+            .unwrap();
+    }
+
+    async fn recv_text(h: &mut Harness) -> String {
+        loop {
+            match h.from_server.next().await.unwrap() {
+                Message::Text(t) => return t.as_str().to_string(),
+                Message::Ping(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_over_channels_and_reports_bad_input() {
+        let (mut h, _state) = start(Config::default());
+        send(&h, r#"{"type":"ping","id":4}"#);
+        assert_eq!(recv_text(&mut h).await, r#"{"type":"pong","id":4}"#);
+        send(&h, "{nope");
+        assert!(recv_text(&mut h).await.contains(r#""code":"bad_json""#));
+        send(&h, r#"{"type":"fly","id":2}"#);
+        let text = recv_text(&mut h).await;
+        assert!(
+            text.contains(r#""code":"unknown_type""#) && text.contains(r#""ref":2"#),
+            "{text}"
+        );
+        h.to_server
+            .unbounded_send(Ok(Message::Binary(Bytes::from_static(b"x"))))
+            .unwrap();
+        assert!(recv_text(&mut h).await.contains("binary_unsupported"));
+        h.to_server
+            .unbounded_send(Ok(Message::Close(None)))
+            .unwrap();
+        timeout(Duration::from_secs(5), h.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn queued_messages_leave_as_one_batch() {
+        let (mut h, state) = start(Config::default());
+        send(&h, r#"{"type":"join","room":"r"}"#);
+        // joined + presence + rooms, queued together, leave together.
+        let first = recv_text(&mut h).await;
+        let msgs = protocol::decode_server_frame(&first).unwrap();
+        assert!(first.starts_with('['), "{first}");
+        assert!(matches!(msgs[0], ServerMsg::Joined { .. }));
+        // Queue five messages from another member without yielding: they must come as one array.
+        let hub = state.hub().clone();
+        let other = hub.register("o".into());
+        hub.join(other.peer.id, "r".into(), None);
+        let presence = recv_text(&mut h).await;
+        assert!(
+            presence.contains("presence") || presence.contains("rooms"),
+            "{presence}"
+        );
+        for i in 1..=5 {
+            hub.publish(other.peer.id, "r".into(), i, serde_json::json!(i));
+        }
+        // Presence/room pushes may still be ahead; the five messages must share one frame.
+        let batch = loop {
+            let frame = recv_text(&mut h).await;
+            let msgs = protocol::decode_server_frame(&frame).unwrap();
+            if msgs.iter().any(|m| matches!(m, ServerMsg::Message { .. })) {
+                break msgs;
+            }
+        };
+        let offsets: Vec<u64> = batch
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Message { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+        drop(h.to_server);
+        timeout(Duration::from_secs(5), h.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn rate_limit_sends_error_then_1008() {
+        let (mut h, _state) = start(Config::default().rate_limit(1.0, 2.0));
+        for i in 0..3 {
+            send(&h, &format!(r#"{{"type":"ping","id":{i}}}"#));
+        }
+        let mut texts = Vec::new();
+        let close = loop {
+            match h.from_server.next().await.unwrap() {
+                Message::Text(t) => {
+                    texts.extend(protocol::decode_server_frame(t.as_str()).unwrap())
+                }
+                Message::Close(frame) => break frame.unwrap(),
+                _ => {}
+            }
+        };
+        assert_eq!(close.code, close::POLICY);
+        assert!(texts.iter().any(|m| matches!(
+            m,
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        )));
+        timeout(Duration::from_secs(5), h.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

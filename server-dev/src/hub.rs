@@ -1,0 +1,816 @@
+//! The hub: connections, rooms with history and epochs, and sessions for deduplication.
+//!
+//! All state sits behind one mutex that is never held across an `.await`. Frames to peers go
+//! through each peer's bounded queue with `try_send`, so a slow peer can never stall a room:
+//! when its queue is full it is evicted and told to close with 1013 (the slow-consumer rule).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use protocol::{ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since, close};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+use crate::Config;
+
+/// A connection's id, unique within one server run.
+pub(crate) type ConnId = u64;
+
+/// One item of a connection's outbound queue.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// One serialized message.
+    One(Utf8Bytes),
+    /// Several messages that must stay together and in order (a `joined` and its replay).
+    Many(Vec<Utf8Bytes>),
+}
+
+/// What the hub holds to reach a connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) id: ConnId,
+    tx: mpsc::Sender<Outbound>,
+    kick: Arc<watch::Sender<Option<u16>>>,
+}
+
+impl Peer {
+    /// Queues `out`; false when the queue is full (the peer is too slow).
+    fn offer(&self, out: Outbound) -> bool {
+        match self.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            // The connection task is already gone; its disconnect cleans up.
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        }
+    }
+}
+
+/// What a new connection gets from [`Hub::register`].
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) peer: Peer,
+    pub(crate) rx: mpsc::Receiver<Outbound>,
+    /// Becomes `Some(code)` when the hub wants this connection closed with `code`.
+    pub(crate) kicked: watch::Receiver<Option<u16>>,
+}
+
+#[derive(Debug)]
+struct ConnEntry {
+    peer: Peer,
+    name: String,
+    rooms: HashSet<String>,
+    session: String,
+}
+
+#[derive(Debug)]
+struct Hist {
+    offset: Offset,
+    at: Instant,
+    frame: Utf8Bytes,
+}
+
+#[derive(Debug)]
+struct Room {
+    epoch: String,
+    offset: Offset,
+    history: VecDeque<Hist>,
+    members: BTreeSet<ConnId>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    ids: VecDeque<MsgId>,
+    acked: HashMap<MsgId, Offset>,
+    attached: usize,
+    detached_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    queue_capacity: usize,
+    max_rooms_per_conn: usize,
+    max_rooms: usize,
+    history_len: usize,
+    history_max_age: Duration,
+    dedupe_ids: usize,
+    session_ttl: Duration,
+    max_sessions: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    conns: HashMap<ConnId, ConnEntry>,
+    rooms: BTreeMap<String, Room>,
+    sessions: HashMap<String, Session>,
+    next_id: ConnId,
+    /// Peers whose queue overflowed during the current operation.
+    evict: Vec<ConnId>,
+}
+
+/// The rooms hub. Cloning shares it.
+#[derive(Debug, Clone)]
+pub(crate) struct Hub {
+    state: Arc<Mutex<State>>,
+    limits: Limits,
+}
+
+fn encode(msg: &ServerMsg) -> Utf8Bytes {
+    // Serializing our own types to a String cannot fail (string keys, no non-finite floats
+    // reach `serde_json::Value`); fall back to an empty array, which clients ignore.
+    Utf8Bytes::from(serde_json::to_string(msg).unwrap_or_else(|_| "[]".to_string()))
+}
+
+fn error_msg(code: ErrorCode, message: &str, reference: Option<u64>) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: message.to_string(),
+        reference,
+    }
+}
+
+impl State {
+    fn deliver(&mut self, id: ConnId, out: Outbound) {
+        if let Some(entry) = self.conns.get(&id)
+            && !entry.peer.offer(out)
+        {
+            self.evict.push(id);
+        }
+    }
+
+    fn reply(&mut self, id: ConnId, msg: &ServerMsg) {
+        self.deliver(id, Outbound::One(encode(msg)));
+    }
+
+    fn room_list(&self) -> Vec<RoomInfo> {
+        self.rooms
+            .iter()
+            .filter(|(_, r)| !r.members.is_empty())
+            .map(|(name, r)| RoomInfo {
+                room: name.clone(),
+                members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
+            })
+            .collect()
+    }
+
+    fn push_rooms_to_all(&mut self) {
+        let frame = encode(&ServerMsg::Rooms {
+            rooms: self.room_list(),
+        });
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.deliver(id, Outbound::One(frame.clone()));
+        }
+    }
+
+    fn push_presence(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let mut members: Vec<String> = r
+            .members
+            .iter()
+            .filter_map(|id| self.conns.get(id).map(|c| c.name.clone()))
+            .collect();
+        members.sort();
+        let frame = encode(&ServerMsg::Presence {
+            room: room.to_string(),
+            members,
+        });
+        let ids: Vec<ConnId> = r.members.iter().copied().collect();
+        for id in ids {
+            self.deliver(id, Outbound::One(frame.clone()));
+        }
+    }
+
+    /// Removes `id` from all its rooms and from the hub, and tells the others.
+    fn remove_conn(&mut self, id: ConnId, now: Instant, limits: &Limits) {
+        let Some(entry) = self.conns.remove(&id) else {
+            return;
+        };
+        for room in &entry.rooms {
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.members.remove(&id);
+                if r.members.is_empty() && r.history.is_empty() {
+                    self.rooms.remove(room);
+                } else {
+                    self.push_presence(room);
+                }
+            }
+        }
+        if !entry.rooms.is_empty() {
+            self.push_rooms_to_all();
+        }
+        if let Some(session) = self.sessions.get_mut(&entry.session) {
+            session.attached = session.attached.saturating_sub(1);
+            if session.attached == 0 {
+                session.detached_at = Some(now);
+            }
+        }
+        let _ = limits;
+    }
+
+    /// Evicts every peer whose queue overflowed, which may overflow others in turn.
+    fn flush_evictions(&mut self, now: Instant, limits: &Limits) {
+        // Each round removes a connection, so this ends after at most `conns.len()` rounds.
+        while let Some(id) = self.evict.pop() {
+            if let Some(entry) = self.conns.get(&id) {
+                warn!(
+                    conn = id,
+                    "slow consumer: outbound queue full, closing with 1013"
+                );
+                entry.peer.kick.send_replace(Some(close::TRY_AGAIN_LATER));
+                self.remove_conn(id, now, limits);
+            }
+        }
+    }
+
+    fn new_session(&mut self, now: Instant, limits: &Limits) -> String {
+        if self.sessions.len() >= limits.max_sessions {
+            let oldest = self
+                .sessions
+                .iter()
+                .filter_map(|(k, s)| s.detached_at.map(|at| (at, k.clone())))
+                .min();
+            if let Some((_, key)) = oldest {
+                self.sessions.remove(&key);
+            }
+        }
+        let token = crate::random_hex(16);
+        self.sessions.insert(
+            token.clone(),
+            Session {
+                attached: 1,
+                ..Session::default()
+            },
+        );
+        let _ = now;
+        token
+    }
+}
+
+impl Room {
+    fn new() -> Self {
+        Self {
+            epoch: crate::random_hex(8),
+            offset: 0,
+            history: VecDeque::new(),
+            members: BTreeSet::new(),
+        }
+    }
+
+    fn prune(&mut self, now: Instant, limits: &Limits) {
+        while self.history.len() > limits.history_len {
+            self.history.pop_front();
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|h| now.saturating_duration_since(h.at) > limits.history_max_age)
+        {
+            self.history.pop_front();
+        }
+    }
+
+    /// Whether the gap after `since` can be filled entirely, and the frames that fill it.
+    fn recover(&self, since: Option<&Since>) -> (bool, Vec<Utf8Bytes>) {
+        let Some(since) = since else {
+            return (true, Vec::new());
+        };
+        if since.epoch != self.epoch || since.offset > self.offset {
+            return (false, Vec::new());
+        }
+        if since.offset == self.offset {
+            return (true, Vec::new());
+        }
+        let first_needed = since.offset + 1;
+        match self.history.front() {
+            Some(front) if front.offset <= first_needed => {
+                let skip = usize::try_from(first_needed - front.offset).unwrap_or(usize::MAX);
+                (
+                    true,
+                    self.history
+                        .iter()
+                        .skip(skip)
+                        .map(|h| h.frame.clone())
+                        .collect(),
+                )
+            }
+            _ => (false, Vec::new()),
+        }
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::default())),
+            limits: Limits {
+                queue_capacity: config.queue_capacity.max(1),
+                max_rooms_per_conn: config.max_rooms_per_conn,
+                max_rooms: config.max_rooms,
+                history_len: config.history_len,
+                history_max_age: config.history_max_age,
+                dedupe_ids: config.dedupe_ids,
+                session_ttl: config.session_ttl,
+                max_sessions: config.max_sessions.max(1),
+            },
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough state for a dev server;
+        // keep serving rather than cascade the panic into every connection.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the locked state, then evicts peers that overflowed meanwhile.
+    fn with<R>(&self, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let out = f(&mut state, &self.limits, now);
+        state.flush_evictions(now, &self.limits);
+        out
+    }
+
+    pub(crate) fn room_count(&self) -> usize {
+        self.lock()
+            .rooms
+            .values()
+            .filter(|r| !r.members.is_empty())
+            .count()
+    }
+
+    /// Adds a connection with a fresh session.
+    pub(crate) fn register(&self, name: String) -> Registration {
+        let (tx, rx) = mpsc::channel(self.limits.queue_capacity);
+        let (kick, kicked) = watch::channel(None);
+        self.with(|state, limits, now| {
+            state.next_id += 1;
+            let id = state.next_id;
+            let peer = Peer {
+                id,
+                tx,
+                kick: Arc::new(kick),
+            };
+            let session = state.new_session(now, limits);
+            state.conns.insert(
+                id,
+                ConnEntry {
+                    peer: peer.clone(),
+                    name,
+                    rooms: HashSet::new(),
+                    session,
+                },
+            );
+            Registration { peer, rx, kicked }
+        })
+    }
+
+    /// Removes a connection; idempotent.
+    pub(crate) fn disconnect(&self, id: ConnId) {
+        self.with(|state, limits, now| state.remove_conn(id, now, limits));
+    }
+
+    /// Queues `msg` for one connection.
+    pub(crate) fn send(&self, id: ConnId, msg: &ServerMsg) {
+        self.with(|state, _, _| state.reply(id, msg));
+    }
+
+    /// `hello`: resume the named session if the server still knows it.
+    pub(crate) fn hello(&self, id: ConnId, wanted: Option<String>) {
+        self.with(|state, _, _| {
+            let Some(entry) = state.conns.get(&id) else {
+                return;
+            };
+            let current = entry.session.clone();
+            let name = entry.name.clone();
+            let resumed = match wanted {
+                Some(token) if token == current => true,
+                Some(token) if state.sessions.contains_key(&token) => {
+                    // Leave the fresh session; drop it if nothing was recorded in it.
+                    if let Some(old) = state.sessions.get_mut(&current) {
+                        old.attached = old.attached.saturating_sub(1);
+                        if old.attached == 0 && old.ids.is_empty() {
+                            state.sessions.remove(&current);
+                        }
+                    }
+                    if let Some(session) = state.sessions.get_mut(&token) {
+                        session.attached += 1;
+                        session.detached_at = None;
+                    }
+                    if let Some(entry) = state.conns.get_mut(&id) {
+                        entry.session = token;
+                    }
+                    true
+                }
+                _ => false,
+            };
+            let session = state
+                .conns
+                .get(&id)
+                .map(|e| e.session.clone())
+                .unwrap_or_default();
+            debug!(conn = id, resumed, "hello");
+            state.reply(
+                id,
+                &ServerMsg::Welcome {
+                    session,
+                    resumed,
+                    name,
+                },
+            );
+        });
+    }
+
+    /// `join`: membership, `joined`, the replay, then presence and room-list pushes.
+    pub(crate) fn join(&self, id: ConnId, room: String, since: Option<Since>) {
+        self.with(|state, limits, now| {
+            if !protocol::valid_room_name(&room) {
+                let msg = "room name: 1 to 64 characters, no control characters";
+                state.reply(id, &error_msg(ErrorCode::InvalidRoom, msg, None));
+                return;
+            }
+            let Some(entry) = state.conns.get(&id) else {
+                return;
+            };
+            let already = entry.rooms.contains(&room);
+            if !already && entry.rooms.len() >= limits.max_rooms_per_conn {
+                warn!(
+                    conn = id,
+                    max = limits.max_rooms_per_conn,
+                    "join refused: room cap"
+                );
+                let msg = format!("at most {} rooms per connection", limits.max_rooms_per_conn);
+                state.reply(id, &error_msg(ErrorCode::TooManyRooms, &msg, None));
+                return;
+            }
+            if !state.rooms.contains_key(&room) && state.rooms.len() >= limits.max_rooms {
+                // Make room by forgetting the retained history of an empty room.
+                let idle = state
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| r.members.is_empty())
+                    .min_by_key(|(_, r)| r.history.back().map(|h| h.at))
+                    .map(|(name, _)| name.clone());
+                match idle {
+                    Some(name) => {
+                        state.rooms.remove(&name);
+                    }
+                    None => {
+                        warn!(
+                            conn = id,
+                            max = limits.max_rooms,
+                            "join refused: server room cap"
+                        );
+                        let msg = "the server holds too many rooms";
+                        state.reply(id, &error_msg(ErrorCode::TooManyRooms, msg, None));
+                        return;
+                    }
+                }
+            }
+            let r = state.rooms.entry(room.clone()).or_insert_with(Room::new);
+            r.prune(now, limits);
+            let (recovered, replay) = r.recover(since.as_ref());
+            let joined = ServerMsg::Joined {
+                room: room.clone(),
+                epoch: r.epoch.clone(),
+                offset: r.offset,
+                recovered,
+            };
+            r.members.insert(id);
+            let mut frames = Vec::with_capacity(replay.len() + 1);
+            frames.push(encode(&joined));
+            frames.extend(replay);
+            if let Some(entry) = state.conns.get_mut(&id) {
+                entry.rooms.insert(room.clone());
+            }
+            state.deliver(id, Outbound::Many(frames));
+            if !already {
+                state.push_presence(&room);
+                state.push_rooms_to_all();
+            }
+        });
+    }
+
+    /// `leave`: answered with `left` even when not a member (leaving is idempotent).
+    pub(crate) fn leave(&self, id: ConnId, room: String) {
+        self.with(|state, _, _| {
+            let was_member = state
+                .conns
+                .get_mut(&id)
+                .is_some_and(|e| e.rooms.remove(&room));
+            if was_member && let Some(r) = state.rooms.get_mut(&room) {
+                r.members.remove(&id);
+                if r.members.is_empty() && r.history.is_empty() {
+                    state.rooms.remove(&room);
+                }
+            }
+            state.reply(id, &ServerMsg::Left { room: room.clone() });
+            if was_member {
+                state.push_presence(&room);
+                state.push_rooms_to_all();
+            }
+        });
+    }
+
+    /// `publish`: dedupe by (session, id), else give the next offset, record, ack, broadcast.
+    pub(crate) fn publish(&self, id: ConnId, room: String, msg_id: MsgId, data: protocol::Data) {
+        self.with(|state, limits, now| {
+            let Some(entry) = state.conns.get(&id) else {
+                return;
+            };
+            if !entry.rooms.contains(&room) {
+                let msg = "join the room before publishing to it";
+                state.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
+                return;
+            }
+            let from = entry.name.clone();
+            let session_key = entry.session.clone();
+            if let Some(&offset) = state
+                .sessions
+                .get(&session_key)
+                .and_then(|s| s.acked.get(&msg_id))
+            {
+                debug!(
+                    conn = id,
+                    msg_id, "duplicate publish acked without broadcast"
+                );
+                state.reply(
+                    id,
+                    &ServerMsg::Ack {
+                        id: msg_id,
+                        offset,
+                        duplicate: true,
+                    },
+                );
+                return;
+            }
+            let Some(r) = state.rooms.get_mut(&room) else {
+                return;
+            };
+            r.offset += 1;
+            let offset = r.offset;
+            let frame = encode(&ServerMsg::Message {
+                room: room.clone(),
+                offset,
+                from,
+                data,
+                ts: crate::unix_ms(),
+            });
+            r.history.push_back(Hist {
+                offset,
+                at: now,
+                frame: frame.clone(),
+            });
+            r.prune(now, limits);
+            let members: Vec<ConnId> = r.members.iter().copied().collect();
+            if let Some(session) = state.sessions.get_mut(&session_key) {
+                session.ids.push_back(msg_id);
+                session.acked.insert(msg_id, offset);
+                while session.ids.len() > limits.dedupe_ids {
+                    if let Some(old) = session.ids.pop_front() {
+                        session.acked.remove(&old);
+                    }
+                }
+            }
+            state.reply(
+                id,
+                &ServerMsg::Ack {
+                    id: msg_id,
+                    offset,
+                    duplicate: false,
+                },
+            );
+            for member in members {
+                state.deliver(member, Outbound::One(frame.clone()));
+            }
+        });
+    }
+
+    /// `list_rooms`.
+    pub(crate) fn list_rooms(&self, id: ConnId) {
+        self.with(|state, _, _| {
+            let rooms = state.room_list();
+            state.reply(id, &ServerMsg::Rooms { rooms });
+        });
+    }
+
+    /// Forgets expired sessions and the expired history of empty rooms.
+    pub(crate) fn sweep(&self) {
+        self.with(|state, limits, now| {
+            state.sessions.retain(|_, s| {
+                s.attached > 0
+                    || s.detached_at
+                        .is_none_or(|at| now.saturating_duration_since(at) < limits.session_ttl)
+            });
+            state.rooms.retain(|_, r| {
+                if r.members.is_empty() {
+                    r.prune(now, limits);
+                    !r.history.is_empty()
+                } else {
+                    true
+                }
+            });
+        });
+    }
+
+    /// Sweeps periodically until `shutdown` turns true.
+    pub(crate) async fn sweep_until(self, mut shutdown: watch::Receiver<bool>) {
+        let period = self
+            .limits
+            .session_ttl
+            .min(self.limits.history_max_age)
+            .checked_div(4)
+            .unwrap_or_default()
+            .clamp(Duration::from_millis(20), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.sweep(),
+                _ = crate::until_true(&mut shutdown) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(config: Config) -> Hub {
+        Hub::new(&config)
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerMsg> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            let frames = match item {
+                Outbound::One(f) => vec![f],
+                Outbound::Many(fs) => fs,
+            };
+            for f in frames {
+                out.push(serde_json::from_str(f.as_str()).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn offsets_history_and_recovery() {
+        let hub = hub(Config::default().history(3, Duration::from_secs(60)));
+        let mut a = hub.register("a".into());
+        hub.join(a.peer.id, "r".into(), None);
+        let joined = drain(&mut a.rx);
+        let ServerMsg::Joined {
+            epoch,
+            offset: 0,
+            recovered: true,
+            ..
+        } = &joined[0]
+        else {
+            panic!("{joined:?}")
+        };
+        for i in 1..=5 {
+            hub.publish(a.peer.id, "r".into(), i, serde_json::json!(i));
+        }
+        let msgs = drain(&mut a.rx);
+        let offsets: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Message { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(offsets, vec![1, 2, 3, 4, 5]);
+
+        let mut b = hub.register("b".into());
+        let since = |offset| {
+            Some(Since {
+                epoch: epoch.clone(),
+                offset,
+            })
+        };
+        // History holds 3..=5: a gap after 2 can be filled, one after 1 cannot.
+        hub.join(b.peer.id, "r".into(), since(2));
+        let got = drain(&mut b.rx);
+        assert!(matches!(
+            got[0],
+            ServerMsg::Joined {
+                recovered: true,
+                offset: 5,
+                ..
+            }
+        ));
+        let replayed: Vec<u64> = got
+            .iter()
+            .filter_map(|m| match m {
+                ServerMsg::Message { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replayed, vec![3, 4, 5]);
+        hub.join(b.peer.id, "r".into(), since(1));
+        let got = drain(&mut b.rx);
+        assert!(matches!(
+            got[0],
+            ServerMsg::Joined {
+                recovered: false,
+                ..
+            }
+        ));
+        assert_eq!(got.len(), 1, "nothing partial: {got:?}");
+        hub.join(
+            b.peer.id,
+            "r".into(),
+            Some(Since {
+                epoch: "other".into(),
+                offset: 5,
+            }),
+        );
+        let got = drain(&mut b.rx);
+        assert!(matches!(
+            got[0],
+            ServerMsg::Joined {
+                recovered: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn full_queue_evicts_with_1013_and_room_goes_on() {
+        let hub = hub(Config::default().queue_capacity(4));
+        let mut fast = hub.register("fast".into());
+        let slow = hub.register("slow".into());
+        hub.join(fast.peer.id, "r".into(), None);
+        drain(&mut fast.rx);
+        hub.join(slow.peer.id, "r".into(), None);
+        drain(&mut fast.rx);
+        let mut slow = slow;
+        // slow never drains; fast does after each publish.
+        for i in 1..=5 {
+            hub.publish(fast.peer.id, "r".into(), i, serde_json::json!(i));
+            drain(&mut fast.rx);
+        }
+        assert_eq!(
+            *slow.kicked.borrow_and_update(),
+            Some(close::TRY_AGAIN_LATER)
+        );
+        assert_eq!(hub.lock().rooms["r"].members.len(), 1);
+        hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));
+        let got = drain(&mut fast.rx);
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Message { offset: 6, .. }))
+        );
+    }
+
+    #[test]
+    fn dedupe_survives_resume() {
+        let hub = hub(Config::default());
+        let mut a = hub.register("a".into());
+        hub.hello(a.peer.id, None);
+        let ServerMsg::Welcome {
+            session,
+            resumed: false,
+            ..
+        } = drain(&mut a.rx).remove(0)
+        else {
+            panic!()
+        };
+        hub.join(a.peer.id, "r".into(), None);
+        hub.publish(a.peer.id, "r".into(), 7, serde_json::json!("x"));
+        hub.disconnect(a.peer.id);
+        let mut a2 = hub.register("a".into());
+        hub.hello(a2.peer.id, Some(session.clone()));
+        hub.join(a2.peer.id, "r".into(), None);
+        hub.publish(a2.peer.id, "r".into(), 7, serde_json::json!("x"));
+        let got = drain(&mut a2.rx);
+        assert!(
+            matches!(&got[0], ServerMsg::Welcome { resumed: true, session: s, .. } if *s == session)
+        );
+        assert!(got.contains(&ServerMsg::Ack {
+            id: 7,
+            offset: 1,
+            duplicate: true
+        }));
+        assert!(!got.iter().any(|m| matches!(m, ServerMsg::Message { .. })));
+    }
+
+    #[test]
+    fn empty_room_keeps_history_until_it_expires() {
+        let hub = hub(Config::default().history(10, Duration::from_millis(0)));
+        let mut a = hub.register("a".into());
+        hub.join(a.peer.id, "r".into(), None);
+        hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+        hub.leave(a.peer.id, "r".into());
+        drain(&mut a.rx);
+        std::thread::sleep(Duration::from_millis(2));
+        hub.sweep();
+        assert!(hub.lock().rooms.is_empty());
+    }
+}

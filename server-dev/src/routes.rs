@@ -1,0 +1,204 @@
+//! The HTTP surface: `/ws`, `/api/login`, `/api/health`, test endpoints and static files.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::{Deserialize, Serialize};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use crate::{AppState, auth, conn, test_endpoints};
+
+/// Builds the router of a server with `state`.
+///
+/// ```
+/// let state = server_dev::AppState::new(server_dev::Config::default());
+/// let router: axum::Router = server_dev::app(state);
+/// # let _ = router;
+/// ```
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/health", get(health))
+        .route("/api/login", post(login))
+        .layer(middleware::from_fn_with_state(state.clone(), cors));
+    let mut router = Router::new().route("/ws", any(ws)).merge(api);
+    if state.config().test_endpoints {
+        router = router.merge(test_endpoints::router());
+    }
+    if let Some(dir) = &state.config().static_dir {
+        let index = dir.join("index.html");
+        router = router.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)));
+    }
+    // Log the path only: the query may hold a ticket.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+    });
+    router.layer(trace).with_state(state)
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    connections: usize,
+    rooms: usize,
+}
+
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        connections: state.live_connections(),
+        rooms: state.hub().room_count(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginResponse {
+    ticket: String,
+    expires_in_ms: u64,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(req)) = body else {
+        return (StatusCode::BAD_REQUEST, "expected JSON {\"name\": ...}").into_response();
+    };
+    if !auth::valid_name(&req.name) {
+        info!("login refused: invalid name");
+        return (
+            StatusCode::BAD_REQUEST,
+            "name: 1 to 32 characters, no control characters",
+        )
+            .into_response();
+    }
+    let Ok(mut tickets) = state.inner.tickets.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let ticket = tickets.issue(req.name, Instant::now());
+    let expires_in_ms = u64::try_from(tickets.ttl().as_millis()).unwrap_or(u64::MAX);
+    Json(LoginResponse {
+        ticket,
+        expires_in_ms,
+    })
+    .into_response()
+}
+
+/// CORS for `/api/*`, so a page on an allowed origin (e.g. trunk's dev server) can log in.
+async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| state.config().origin_allowed(o))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let mut resp = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    if let Some(origin) = origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+struct WsQuery {
+    ticket: Option<String>,
+    name: Option<String>,
+}
+
+/// `/ws`: origin check (403), connection cap (503), ticket (401), then the upgrade.
+async fn ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let config = state.config();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .map(|o| config.origin_allowed(o))
+            .unwrap_or(false);
+        if !allowed {
+            warn!(origin = ?origin, "ws refused: origin not allowed");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    let Some(slot) = state.reserve_ws() else {
+        warn!(
+            max = config.max_connections,
+            "ws refused: connection cap reached"
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    };
+    let name = if config.no_auth {
+        match q.name {
+            Some(name) if auth::valid_name(&name) => name,
+            _ => format!("anon-{}", state.next_anon()),
+        }
+    } else {
+        let redeemed = q.ticket.as_deref().and_then(|ticket| {
+            let mut tickets = state.inner.tickets.lock().ok()?;
+            tickets.redeem(ticket, Instant::now())
+        });
+        match redeemed {
+            Some(name) => name,
+            None => {
+                // The ticket itself is never logged.
+                warn!(
+                    had_ticket = q.ticket.is_some(),
+                    "ws refused: missing, used or expired ticket"
+                );
+                return (StatusCode::UNAUTHORIZED, "missing, used or expired ticket")
+                    .into_response();
+            }
+        }
+    };
+    let offered = upgrade
+        .requested_protocols()
+        .any(|p| p.as_bytes() == protocol::SUBPROTOCOL.as_bytes());
+    if !offered {
+        info!(
+            "ws client did not offer subprotocol {}",
+            protocol::SUBPROTOCOL
+        );
+    }
+    let guard = state.track();
+    upgrade
+        .protocols([protocol::SUBPROTOCOL])
+        .max_message_size(config.max_message_size)
+        .max_frame_size(config.max_frame_size)
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(config.write_buffer_size)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            let _slot = slot;
+            conn::run_socket(socket, state, name).await;
+        })
+}

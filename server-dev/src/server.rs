@@ -1,0 +1,69 @@
+//! Running the app on a listener, with or without TLS, until a shutdown signal.
+
+use std::future::Future;
+
+use tracing::{info, warn};
+
+use crate::tls::{TlsSetup, rustls_config};
+use crate::{AppState, Config, Result, app};
+
+/// Serves `config` on `listener` until `shutdown` completes, then closes every WebSocket with
+/// 1001 (going away), waits up to [`Config::shutdown_grace`] for them, and returns.
+///
+/// Sets [`Config::own_port`] from the listener, so the server's own origin is allowed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mut config: Config,
+    tls: Option<TlsSetup>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener.local_addr()?;
+    config.own_port = Some(addr.port());
+    config.tls = tls.is_some();
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config);
+    let router = app(state.clone());
+    let sweeper = tokio::spawn(state.hub().clone().sweep_until(state.shutdown_signal()));
+
+    let on_shutdown = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            info!("shutting down: closing every WebSocket with 1001");
+            state.begin_shutdown();
+        }
+    };
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(on_shutdown)
+                .await?;
+        }
+        Some(setup) => {
+            let tls_config = rustls_config(&setup)?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                on_shutdown.await;
+                stopper.graceful_shutdown(Some(grace));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls_config)?
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await?;
+        }
+    }
+    // Reached after the signal: the WebSockets are closing; wait for them, bounded.
+    state.begin_shutdown();
+    if tokio::time::timeout(grace, state.connections_closed())
+        .await
+        .is_err()
+    {
+        warn!(
+            live = state.live_connections(),
+            "shutdown grace elapsed with WebSockets open"
+        );
+    }
+    sweeper.abort();
+    Ok(())
+}
