@@ -94,7 +94,7 @@ struct Inner {
 ///
 /// let client = Client::connect("wss://example.com/ws", Config::default())?;
 /// let _sub = client.on_event(|event| match event {
-///     Event::Message(m) => web_sys::console::log_1(&format!("{m:?}").into()),
+///     Event::Message(m) => { /* handle m */ }
 ///     Event::Reconnecting { attempt, delay } => { /* show a banner */ }
 ///     _ => {}
 /// });
