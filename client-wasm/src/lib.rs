@@ -1,8 +1,29 @@
 //! ws-lifeline: a browser WebSocket client that stays connected.
 //!
-//! - [`machine`]: the sans-IO core (reconnect with jittered backoff, heartbeat with half-open
-//!   detection, bounded outbound queue, typed events). Pure Rust, tested natively.
-//! - `web` (wasm32 only): the browser shell that drives the core with a real `WebSocket`.
+//! - Reconnects with exponential backoff and full jitter, gives up after a configurable number
+//!   of attempts, and never retries terminal close codes.
+//! - Detects half-open connections with an application-level heartbeat (browsers cannot send
+//!   ping frames), using timestamps so throttled background tabs see no false timeouts.
+//! - Queues messages while disconnected (bounded by count and bytes) and flushes them in order.
+//! - Reports everything as a typed [`Event`], to a callback or as a `futures::Stream`.
+//!
+//! The behaviour lives in [`machine`], a sans-IO state machine with no clock, no randomness
+//! and no I/O of its own; `web` (wasm32 only) is the thin browser shell around it, exported as
+//! `Client`:
+//!
+//! ```ignore
+//! use ws_lifeline::{Client, Config, Event};
+//!
+//! let client = Client::connect("wss://example.com/ws", Config::default())?;
+//! let _subscription = client.on_event(|event| {
+//!     if let Event::Message(message) = event { /* ... */ }
+//! });
+//! client.send("hello")?; // queued until the socket is open
+//! // Dropping `client` closes the socket and removes every listener and timer.
+//! ```
+//!
+//! Errors are values of [`Error`]: a bad URL, close code or reason, or a full queue is refused
+//! before anything reaches the browser.
 #![deny(missing_docs)]
 
 mod error;
@@ -13,6 +34,7 @@ pub use error::{Error, QueueLimit, Result};
 pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
 pub use protocol;
 
+#[cfg(target_arch = "wasm32")]
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]

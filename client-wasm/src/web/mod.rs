@@ -101,6 +101,7 @@ struct Inner {
 /// client.send("hello")?; // queued until the socket opens
 /// # Ok::<(), ws_lifeline::Error>(())
 /// ```
+#[must_use = "dropping the Client closes the connection"]
 pub struct Client {
     inner: Rc<Inner>,
 }
