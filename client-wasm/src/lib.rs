@@ -35,7 +35,6 @@ pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
 pub use protocol;
 
 #[cfg(target_arch = "wasm32")]
-#[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::{Client, ClientHandle, EventStream, MessageStream, Subscription};
