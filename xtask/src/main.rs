@@ -170,13 +170,16 @@ fn build_demo() -> Result {
 /// server-dev started for them.
 fn browser_tests() -> Result {
     let server = Server::start(&server_binary(), &["--port", "0", "--test-endpoints", "--no-auth"])?;
-    let outcome = Step::new("browser tests (Chromium, Firefox)", "wasm-pack")
-        .args(["test", "--headless", "--chrome", "--firefox", "client-wasm"])
-        .args(["--features", "yew"])
-        .env("LIFELINE_TEST_SERVER", server.base_url())
-        .run();
+    // One browser per run: with both flags, wasm-pack 0.15 drives the same browser twice.
+    for (name, flag) in [("Chromium", "--chrome"), ("Firefox", "--firefox")] {
+        Step::new(&format!("browser tests ({name})"), "wasm-pack")
+            .args(["test", "--headless", flag, "client-wasm"])
+            .args(["--features", "yew"])
+            .env("LIFELINE_TEST_SERVER", server.base_url())
+            .run()?;
+    }
     server.stop();
-    outcome
+    Ok(())
 }
 
 /// The Playwright suite under tests/e2e; each test file starts the servers it needs.
