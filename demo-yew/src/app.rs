@@ -7,7 +7,7 @@ use yew::prelude::*;
 use crate::components::{
     ChatView, Composer, ConnectionBar, JoinedRoom, Login, PresenceList, RoomList,
 };
-use crate::hooks::{Chat, use_chat};
+use crate::hooks::{Chat, RoomLink, use_chat};
 use crate::state::Action;
 
 const NAME_KEY: &str = "ws-lifeline-demo-name";
@@ -88,6 +88,8 @@ fn ChatApp(props: &ChatAppProps) -> Html {
         join,
         leave,
         retry: on_retry,
+        lifeline,
+        rooms,
     } = use_chat(props.session.clone());
     let drawer = use_state(|| false);
     let dispatch = |make: fn(String) -> Action| {
@@ -172,8 +174,15 @@ fn ChatApp(props: &ChatAppProps) -> Html {
                 me={state.me.clone()} />
         }
     });
+    let links = state.rooms.iter().map(|room| {
+        html! {
+            <RoomLink key={room.name.clone()} room={room.name.clone()} lifeline={lifeline.clone()}
+                dispatch={state.dispatcher()} rooms={rooms.clone()} />
+        }
+    });
     html! {
         <div class={classes!("shell", (*drawer).then_some("drawer-open"))}>
+            { for links }
             <header class="topbar">
                 <button class="icon menu" onclick={toggle_drawer}
                     aria-expanded={if *drawer { "true" } else { "false" }}
@@ -192,7 +201,7 @@ fn ChatApp(props: &ChatAppProps) -> Html {
                     <button class="icon" aria-label="Dismiss" onclick={on_dismiss_error}>{ "×" }</button>
                 </div>
             }
-            <div class="layout">
+            <div class={classes!("layout", (!state.connection.is_connected()).then_some("stale"))}>
                 <div id="sidebar" class="sidebar">
                     <RoomList {joined} all={state.room_list.clone()} selected={state.selected.clone()}
                         {on_select} {on_join} on_leave={leave} />

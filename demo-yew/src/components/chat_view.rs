@@ -11,13 +11,33 @@ pub(crate) struct ChatViewProps {
     pub(crate) lines: Vec<Line>,
 }
 
-fn status_label(status: Status) -> (&'static str, &'static str, &'static str) {
-    // (css class, symbol, words for screen readers and tooltips)
+fn status_label(status: Status) -> (&'static str, &'static str, &'static str, &'static str) {
+    // (css class, symbol, short word, long words for tooltips)
     match status {
-        Status::Queued => ("queued", "◷", "queued: sent when the connection is back"),
-        Status::Sent => ("sent", "✓", "sent, waiting for the server"),
-        Status::Acked => ("acked", "✓✓", "delivered"),
-        Status::Failed => ("failed", "!", "not delivered"),
+        Status::Queued => (
+            "queued",
+            "◷",
+            "queued",
+            "queued: goes out when the connection is back",
+        ),
+        Status::Sent => (
+            "sent",
+            "✓",
+            "sent",
+            "sent, waiting for the server to confirm",
+        ),
+        Status::Acked => (
+            "acked",
+            "✓✓",
+            "delivered",
+            "delivered: the server confirmed it",
+        ),
+        Status::Failed => (
+            "failed",
+            "!",
+            "not confirmed",
+            "the server did not confirm it",
+        ),
     }
 }
 
@@ -28,11 +48,10 @@ fn line_html(line: &Line) -> Html {
     let style = format!("--hue: {}", hue(&line.from));
     let time = line.ts.map(clock).unwrap_or_default();
     let status = line.own.map(|own| {
-        let (class, symbol, words) = status_label(own.status);
+        let (class, symbol, word, words) = status_label(own.status);
         html! {
             <span class={classes!("status", class)} title={words} data-status={class}>
-                <span aria-hidden="true">{ symbol }</span>
-                <span class="visually-hidden">{ words }</span>
+                <span aria-hidden="true">{ symbol }</span>{ " " }{ word }
             </span>
         }
     });

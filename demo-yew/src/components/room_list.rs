@@ -93,7 +93,7 @@ pub(crate) fn RoomList(props: &RoomListProps) -> Html {
                 <button class="directory-entry" {onclick} data-room={info.room.clone()}
                     aria-label={format!("{} {}, {}", if member { "Open" } else { "Join" }, info.room, people)}>
                     <span class="room-name">{ format!("#{}", info.room) }</span>
-                    <span class="count" data-testid="member-count">{ info.members }</span>
+                    <span class="count" data-testid="member-count" title={people.clone()}>{ info.members }</span>
                 </button>
             </li>
         }

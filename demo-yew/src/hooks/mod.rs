@@ -2,4 +2,4 @@
 
 mod use_chat;
 
-pub(crate) use use_chat::{Chat, use_chat};
+pub(crate) use use_chat::{Chat, RoomLink, use_chat};

@@ -1,16 +1,40 @@
-//! Connects the chat state to the server through the ws-lifeline hooks.
+//! Connects the chat state to the server through the library's Yew hooks.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 
+use protocol::ServerMsg;
+use serde::{Deserialize, Serialize};
+use ws_lifeline::yew::{
+    Endpoint, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline, use_protocol_events,
+    use_room_with,
+};
+use ws_lifeline::{Config, Sent, State as ClientState};
 use yew::prelude::*;
 
 use crate::app::Session;
-use crate::state::{Action, State};
+use crate::state::{Action, Connection, State};
+
+/// What a chat message carries in `publish.data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChatText {
+    /// The text.
+    pub(crate) text: String,
+}
+
+/// The rooms' handles, so the composer can publish through the room's hook.
+pub(crate) type Rooms = Rc<RefCell<BTreeMap<String, UseRoom<ChatText>>>>;
 
 /// What the chat screen gets from its connection.
 pub(crate) struct Chat {
     /// The state, as a reducer.
     pub(crate) state: UseReducerHandle<State>,
+    /// The connection, for the per-room links.
+    pub(crate) lifeline: UseLifeline,
+    /// Where the per-room links register their handles.
+    pub(crate) rooms: Rooms,
     /// Publishes a text to the selected room.
     pub(crate) publish: Callback<String>,
     /// Joins (or creates) a room.
@@ -21,28 +45,112 @@ pub(crate) struct Chat {
     pub(crate) retry: Callback<()>,
 }
 
+/// The connection bar's view of the client status.
+fn connection(status: &Status) -> Connection {
+    if status.offline {
+        return Connection::Offline;
+    }
+    if status.gave_up || status.state == ClientState::Closed {
+        let reason = match &status.last_close {
+            Some(close) if !close.reason.is_empty() => {
+                format!("the server closed with {} ({})", close.code, close.reason)
+            }
+            Some(close) => format!("the server closed with {}", close.code),
+            None => "too many failed attempts".to_owned(),
+        };
+        return Connection::GaveUp { reason };
+    }
+    match (status.state, status.reconnecting) {
+        (ClientState::Open, _) => Connection::Connected,
+        (ClientState::Reconnecting, Some(wait)) => Connection::Reconnecting {
+            attempt: wait.attempt,
+            at_ms: wait.started_ms + wait.delay.as_secs_f64() * 1000.0,
+        },
+        _ => Connection::Connecting { attempt: 1 },
+    }
+}
+
+/// The URL of every attempt: the login's ticket first, then a fresh ticket per attempt
+/// (tickets are one-time, so a reconnect cannot reuse the last one).
+fn endpoint(session: &Session) -> Endpoint {
+    let first = RefCell::new(Some(session.ticket.clone()));
+    let name = session.name.clone();
+    Endpoint::provider(move || {
+        let first = first.borrow_mut().take();
+        let name = name.clone();
+        async move {
+            let ticket = match first {
+                Some(ticket) => ticket,
+                None => crate::api::login(&name).await?.ticket,
+            };
+            crate::api::ws_url(&ticket)
+        }
+    })
+}
+
 /// The chat state of `session`, kept up to date by its connection.
 #[hook]
 pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
     let state = use_reducer(|| State::new(session.name.clone()));
-    let next_id = use_mut_ref(|| 0u64);
+    let config = Config::default()
+        .protocols([protocol::SUBPROTOCOL])
+        .backoff_min(Duration::from_millis(500))
+        .backoff_max(Duration::from_secs(10));
+    let lifeline = use_lifeline(endpoint(&session), config);
+    let rooms: Rooms = use_mut_ref(BTreeMap::new);
+
+    {
+        let dispatch = state.dispatcher();
+        use_effect_with(connection(lifeline.status()), move |connection| {
+            dispatch.dispatch(Action::Connection(connection.clone()));
+        });
+    }
+    {
+        // The room list is pushed on every membership change; ask for it on every open.
+        let lifeline = lifeline.clone();
+        let opens = lifeline.status().opens;
+        use_effect_with(opens, move |opens| {
+            if *opens > 0 {
+                let _ = lifeline.send_json(&protocol::ClientMsg::ListRooms);
+            }
+        });
+    }
+    {
+        let dispatch = state.dispatcher();
+        use_protocol_events(
+            &lifeline,
+            Callback::from(move |message| match message {
+                ServerMsg::Welcome { name, .. } => dispatch.dispatch(Action::Welcome { name }),
+                ServerMsg::Rooms { rooms } => dispatch.dispatch(Action::RoomList(rooms)),
+                ServerMsg::Error {
+                    message,
+                    reference: None,
+                    ..
+                } => dispatch.dispatch(Action::Error(format!("The server said: {message}"))),
+                _ => {}
+            }),
+        );
+    }
+
     let publish = {
         let state = state.clone();
+        let rooms = rooms.clone();
         Callback::from(move |text: String| {
-            let Some(room) = state.selected.clone() else {
+            let Some(name) = state.selected.clone() else {
                 return;
             };
-            let id = {
-                let mut next = next_id.borrow_mut();
-                *next += 1;
-                *next
+            let Some(room) = rooms.borrow().get(&name).cloned() else {
+                return;
             };
-            state.dispatch(Action::Publish {
-                room,
-                id,
-                text,
-                sent: false,
-            });
+            match room.publish(&ChatText { text: text.clone() }) {
+                Ok((id, sent)) => state.dispatch(Action::Publish {
+                    room: name,
+                    id,
+                    text,
+                    sent: sent == Sent::Transmitted,
+                }),
+                Err(error) => state.dispatch(Action::Error(format!("Not sent: {error}"))),
+            }
         })
     };
     let join = {
@@ -53,12 +161,84 @@ pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
         let state = state.dispatcher();
         Callback::from(move |room: String| state.dispatch(Action::Leave(room)))
     };
-    let retry = Callback::from(|()| {});
+    let retry = {
+        let lifeline = lifeline.clone();
+        Callback::from(move |()| lifeline.reconnect())
+    };
     Chat {
         state,
+        lifeline,
+        rooms,
         publish,
         join,
         leave,
         retry,
     }
+}
+
+#[derive(Properties, PartialEq)]
+pub(crate) struct RoomLinkProps {
+    /// The connection.
+    pub(crate) lifeline: UseLifeline,
+    /// The room to be in while this component is mounted.
+    pub(crate) room: AttrValue,
+    /// Where room events go.
+    pub(crate) dispatch: UseReducerDispatcher<State>,
+    /// Where the room's handle is registered.
+    pub(crate) rooms: Rooms,
+}
+
+/// Membership of one room: mounted while the user is in it, it joins (and rejoins after
+/// every reconnect) through `use_room_with`, feeds the reducer, and leaves on unmount.
+#[component]
+pub(crate) fn RoomLink(props: &RoomLinkProps) -> Html {
+    let name = props.room.to_string();
+    let on_event = {
+        let dispatch = props.dispatch.clone();
+        let room = name.clone();
+        Callback::from(move |event: RoomEvent<ChatText>| {
+            let action = match event {
+                RoomEvent::Joined { recovered, .. } => Action::Joined {
+                    room: room.clone(),
+                    recovered,
+                },
+                RoomEvent::Message(message) => Action::Message {
+                    room: message.room,
+                    offset: message.offset,
+                    from: message.from,
+                    text: message.data.text,
+                    ts: message.ts,
+                },
+                RoomEvent::Presence(members) => Action::Presence {
+                    room: room.clone(),
+                    members,
+                },
+                RoomEvent::Sent { id } => Action::Sent { ids: vec![id] },
+                RoomEvent::Acked { id, offset } => Action::Acked { id, offset },
+                RoomEvent::Refused { id, code } => Action::Failed {
+                    id,
+                    reason: format!("The server refused a message: {code:?}"),
+                },
+                RoomEvent::Unconfirmed { id } => Action::Failed {
+                    id,
+                    reason: "The connection dropped before the server confirmed a message."
+                        .to_owned(),
+                },
+                _ => return,
+            };
+            dispatch.dispatch(action);
+        })
+    };
+    let room = use_room_with::<ChatText>(&props.lifeline, &name, on_event);
+    {
+        let rooms = props.rooms.clone();
+        use_effect_with(name, move |name| {
+            rooms.borrow_mut().insert(name.clone(), room);
+            let name = name.clone();
+            move || {
+                rooms.borrow_mut().remove(&name);
+            }
+        });
+    }
+    Html::default()
 }
