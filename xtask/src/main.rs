@@ -78,7 +78,10 @@ fn flag(args: &[String], name: &str) -> bool {
 }
 
 fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 fn reject_unknown(args: &[String], known_flags: &[&str], known_options: &[&str]) -> Result {
@@ -99,7 +102,9 @@ fn reject_unknown(args: &[String], known_flags: &[&str], known_options: &[&str])
 fn demo(args: &[String]) -> Result {
     reject_unknown(args, &["--skip-setup"], &["--port"])?;
     let port: u16 = match option(args, "--port") {
-        Some(p) => p.parse().map_err(|_| format!("--port takes a port number, got `{p}`"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("--port takes a port number, got `{p}`"))?,
         None => 8080,
     };
     if !flag(args, "--skip-setup") {
@@ -109,9 +114,17 @@ fn demo(args: &[String]) -> Result {
     build_server()?;
     let server = Server::start(
         &server_binary(),
-        &["--port", &port.to_string(), "--static-dir", &root().join("dist").to_string_lossy()],
+        &[
+            "--port",
+            &port.to_string(),
+            "--static-dir",
+            &root().join("dist").to_string_lossy(),
+        ],
     )?;
-    println!("\n  ws-lifeline demo: {}\n  (Ctrl-C stops it)\n", server.base_url());
+    println!(
+        "\n  ws-lifeline demo: {}\n  (Ctrl-C stops it)\n",
+        server.base_url()
+    );
     server.wait()
 }
 
@@ -120,13 +133,27 @@ fn test(args: &[String]) -> Result {
     if !flag(args, "--skip-setup") {
         setup::run(setup::Scope::Everything)?;
     }
-    Step::new("format", "cargo").args(["fmt", "--all", "--", "--check"]).run()?;
+    Step::new("format", "cargo")
+        .args(["fmt", "--all", "--", "--check"])
+        .run()?;
     Step::new("clippy (native)", "cargo")
-        .args(["clippy", "--workspace", "--all-targets", "--all-features", "--locked"])
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+        ])
         .args(["--", "-D", "warnings"])
         .run()?;
     Step::new("clippy (wasm32)", "cargo")
-        .args(["clippy", "--target", "wasm32-unknown-unknown", "--all-targets", "--locked"])
+        .args([
+            "clippy",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--all-targets",
+            "--locked",
+        ])
         .args(WASM_PACKAGES)
         .args(["--features", "ws-lifeline/yew", "--", "-D", "warnings"])
         .run()?;
@@ -143,8 +170,14 @@ fn test(args: &[String]) -> Result {
 }
 
 /// Crates that compile to wasm32 (server-dev, the e2e crate and xtask are native only).
-const WASM_PACKAGES: [&str; 6] =
-    ["--package", "lifeline-protocol", "--package", "ws-lifeline", "--package", "demo-yew"];
+const WASM_PACKAGES: [&str; 6] = [
+    "--package",
+    "lifeline-protocol",
+    "--package",
+    "ws-lifeline",
+    "--package",
+    "demo-yew",
+];
 
 fn bench(args: &[String]) -> Result {
     reject_unknown(args, &["--skip-setup", "--quick"], &[])?;
@@ -152,11 +185,15 @@ fn bench(args: &[String]) -> Result {
 }
 
 fn build_server() -> Result {
-    Step::new("build server-dev", "cargo").args(["build", "--package", "server-dev", "--locked"]).run()
+    Step::new("build server-dev", "cargo")
+        .args(["build", "--package", "server-dev", "--locked"])
+        .run()
 }
 
 fn server_binary() -> PathBuf {
-    target_dir().join("debug").join(format!("server-dev{}", std::env::consts::EXE_SUFFIX))
+    target_dir()
+        .join("debug")
+        .join(format!("server-dev{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn build_demo() -> Result {
@@ -169,13 +206,34 @@ fn build_demo() -> Result {
 /// wasm-bindgen-test suites of client-wasm, in headless Chromium and Firefox, against a
 /// server-dev started for them.
 fn browser_tests() -> Result {
-    let server = Server::start(&server_binary(), &["--port", "0", "--test-endpoints", "--no-auth"])?;
-    // One browser per run: with both flags, wasm-pack 0.15 drives the same browser twice.
-    for (name, flag) in [("Chromium", "--chrome"), ("Firefox", "--firefox")] {
+    let server = Server::start(
+        &server_binary(),
+        &["--port", "0", "--test-endpoints", "--no-auth"],
+    )?;
+    // One browser per run, with only its driver in the environment: the test runner picks the
+    // driver from whichever variable it finds, so with both set it would drive one browser twice.
+    let geckodriver = tools::cargo_bin().join("geckodriver");
+    let runs = [
+        (
+            "Chromium",
+            "--chrome",
+            ("CHROMEDRIVER", PathBuf::from(tools::CHROMEDRIVER)),
+            "GECKODRIVER",
+        ),
+        (
+            "Firefox",
+            "--firefox",
+            ("GECKODRIVER", geckodriver),
+            "CHROMEDRIVER",
+        ),
+    ];
+    for (name, flag, (driver_var, driver), other_driver_var) in runs {
         Step::new(&format!("browser tests ({name})"), "wasm-pack")
             .args(["test", "--headless", flag, "client-wasm"])
             .args(["--features", "yew"])
             .env("LIFELINE_TEST_SERVER", server.base_url())
+            .env(driver_var, driver)
+            .env_remove(other_driver_var)
             .run()?;
     }
     server.stop();

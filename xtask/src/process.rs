@@ -11,7 +11,10 @@ use crate::Result;
 
 /// `PATH` with the places setup installs into put first: cargo's bin folder and the npm tools.
 pub(crate) fn tool_path() -> OsString {
-    let mut dirs = vec![crate::tools::cargo_bin(), crate::root().join("node_modules").join(".bin")];
+    let mut dirs = vec![
+        crate::tools::cargo_bin(),
+        crate::root().join("node_modules").join(".bin"),
+    ];
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
@@ -28,14 +31,10 @@ impl Step {
     pub(crate) fn new(name: &str, program: &str) -> Self {
         let mut command = Command::new(program);
         command.env("PATH", tool_path()).current_dir(crate::root());
-        if Path::new(CHROMEDRIVER).exists() {
-            command.env("CHROMEDRIVER", CHROMEDRIVER);
+        Self {
+            name: name.to_string(),
+            command,
         }
-        let geckodriver = crate::tools::cargo_bin().join("geckodriver");
-        if geckodriver.exists() {
-            command.env("GECKODRIVER", geckodriver);
-        }
-        Self { name: name.to_string(), command }
     }
 
     pub(crate) fn args<I, S>(mut self, args: I) -> Self
@@ -49,6 +48,12 @@ impl Step {
 
     pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.command.env(key, value);
+        self
+    }
+
+    /// Removes a variable the step would otherwise inherit.
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
         self
     }
 
@@ -66,7 +71,11 @@ impl Step {
             .status()
             .map_err(|e| format!("step `{}`: could not start: {e}", self.name))?;
         if status.success() {
-            println!("<== {} ok ({:.1}s)", self.name, started.elapsed().as_secs_f64());
+            println!(
+                "<== {} ok ({:.1}s)",
+                self.name,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         } else {
             Err(format!("step `{}` exited with {status}", self.name))
@@ -76,11 +85,11 @@ impl Step {
     /// Runs the step quietly and returns its stdout; `None` when it cannot start or fails.
     pub(crate) fn output(mut self) -> Option<String> {
         let out = self.command.stderr(Stdio::null()).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
-
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn describe(command: &Command) -> String {
     let mut line = command.get_program().to_string_lossy().into_owned();
@@ -103,7 +112,11 @@ const READY_PREFIX: &str = "server-dev listening on ";
 
 impl Server {
     pub(crate) fn start(binary: &PathBuf, args: &[&str]) -> Result<Self> {
-        println!("\n==> start server-dev: {} {}", binary.display(), args.join(" "));
+        println!(
+            "\n==> start server-dev: {} {}",
+            binary.display(),
+            args.join(" ")
+        );
         let mut child = Command::new(binary)
             .args(args)
             .env("PATH", tool_path())
@@ -111,12 +124,18 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
-        let stdout = child.stdout.take().ok_or("server-dev stdout was not captured")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("server-dev stdout was not captured")?;
         let (ready_tx, ready_rx) = mpsc::channel();
         // Keep draining stdout after the ready line so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::io::Result::ok)
+            {
                 match line.strip_prefix(READY_PREFIX) {
                     Some(url) if ready_tx.is_some() => {
                         if let Some(tx) = ready_tx.take() {
@@ -127,10 +146,16 @@ impl Server {
                 }
             }
         });
-        let mut server = Self { child, base_url: String::new() };
+        let mut server = Self {
+            child,
+            base_url: String::new(),
+        };
         match ready_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(url) => {
-                println!("<== server-dev (pid {}) listening on {url}", server.child.id());
+                println!(
+                    "<== server-dev (pid {}) listening on {url}",
+                    server.child.id()
+                );
                 server.base_url = url;
                 Ok(server)
             }
@@ -147,8 +172,15 @@ impl Server {
 
     /// Waits for the server to exit on its own (Ctrl-C reaches it through the terminal).
     pub(crate) fn wait(mut self) -> Result {
-        let status = self.child.wait().map_err(|e| format!("waiting for server-dev: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("server-dev exited with {status}")) }
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| format!("waiting for server-dev: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("server-dev exited with {status}"))
+        }
     }
 
     pub(crate) fn stop(self) {

@@ -21,16 +21,28 @@ pub(crate) struct CargoTool<'a> {
 }
 
 /// wasm-pack 0.15.1 downloads nothing when wasm-bindgen is on PATH and wasm-opt is off.
-pub(crate) const WASM_PACK: CargoTool<'static> =
-    CargoTool { krate: "wasm-pack", binary: "wasm-pack", version: "0.15.1", locked: true };
+pub(crate) const WASM_PACK: CargoTool<'static> = CargoTool {
+    krate: "wasm-pack",
+    binary: "wasm-pack",
+    version: "0.15.1",
+    locked: true,
+};
 
 /// trunk 0.22 needs a newer rustc than the pinned 1.95; 0.21.14 only builds with `--locked`.
-pub(crate) const TRUNK: CargoTool<'static> =
-    CargoTool { krate: "trunk", binary: "trunk", version: "0.21.14", locked: true };
+pub(crate) const TRUNK: CargoTool<'static> = CargoTool {
+    krate: "trunk",
+    binary: "trunk",
+    version: "0.21.14",
+    locked: true,
+};
 
 /// The WebDriver for Firefox, used by `wasm-pack test --firefox`.
-pub(crate) const GECKODRIVER: CargoTool<'static> =
-    CargoTool { krate: "geckodriver", binary: "geckodriver", version: "0.37.1", locked: false };
+pub(crate) const GECKODRIVER: CargoTool<'static> = CargoTool {
+    krate: "geckodriver",
+    binary: "geckodriver",
+    version: "0.37.1",
+    locked: false,
+};
 
 /// Debian packages: the browsers and ChromeDriver, checked by the file each one installs.
 pub(crate) const APT_PACKAGES: [(&str, &str); 3] = [
@@ -39,14 +51,17 @@ pub(crate) const APT_PACKAGES: [(&str, &str); 3] = [
     ("firefox-esr", "/usr/bin/firefox-esr"),
 ];
 
+/// Debian's ChromeDriver (package chromium-driver).
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
 /// The compile target of the library and the demo.
 pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Where `cargo install` puts binaries.
 pub(crate) fn cargo_bin() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo"))
-    });
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
     home.unwrap_or_else(|| PathBuf::from(".cargo")).join("bin")
 }
 
@@ -58,7 +73,9 @@ pub(crate) fn locked_wasm_bindgen_version() -> Result<String> {
     while let Some(line) = lines.next() {
         if line.trim() == r#"name = "wasm-bindgen""# {
             let version = lines.next().unwrap_or_default().trim();
-            if let Some(v) = version.strip_prefix("version = \"").and_then(|v| v.strip_suffix('"'))
+            if let Some(v) = version
+                .strip_prefix("version = \"")
+                .and_then(|v| v.strip_suffix('"'))
             {
                 return Ok(v.to_string());
             }
@@ -69,7 +86,9 @@ pub(crate) fn locked_wasm_bindgen_version() -> Result<String> {
 
 /// The version a binary reports with `--version`, e.g. `trunk 0.21.14` → `0.21.14`.
 pub(crate) fn installed_version(binary: &str) -> Option<String> {
-    let out = crate::process::Step::new(binary, binary).args(["--version"]).output()?;
+    let out = crate::process::Step::new(binary, binary)
+        .args(["--version"])
+        .output()?;
     out.split_whitespace()
         .find(|word| word.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .map(|v| v.trim_start_matches('v').to_string())
