@@ -7,6 +7,9 @@
 //!   Chromium and Firefox, and the Playwright end-to-end suite.
 //! - `bench`: the benchmark harness (see BENCHMARKS.md).
 
+// A command-line tool: printing progress to stdout is its job.
+#![allow(clippy::print_stdout)]
+
 mod npm;
 mod process;
 mod setup;

@@ -20,7 +20,7 @@ use crate::process::Step;
 const OUT_NAME: &str = "ws_lifeline";
 
 /// Files copied verbatim from `client-wasm/js` into the package.
-const HAND_WRITTEN: [&str; 3] = ["index.d.ts", "protocol.d.ts", "README.md"];
+const HAND_WRITTEN: [&str; 4] = ["index.js", "index.d.ts", "protocol.d.ts", "README.md"];
 
 /// Builds `client-wasm/pkg` and type-checks `tests/ts` against it.
 pub(crate) fn build_npm_package() -> Result {

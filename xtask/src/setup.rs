@@ -48,7 +48,9 @@ fn wasm_target() -> Result {
         println!("    ok   rust target {}", tools::WASM_TARGET);
         return Ok(());
     }
-    Step::new("add the wasm32 target", "rustup").args(["target", "add", tools::WASM_TARGET]).run()
+    Step::new("add the wasm32 target", "rustup")
+        .args(["target", "add", tools::WASM_TARGET])
+        .run()
 }
 
 fn cargo_tool(tool: &CargoTool<'_>) -> Result {
@@ -57,11 +59,19 @@ fn cargo_tool(tool: &CargoTool<'_>) -> Result {
             println!("    ok   {} {}", tool.binary, tool.version);
             return Ok(());
         }
-        Some(v) => println!("    {} is {v}, want {}: installing", tool.binary, tool.version),
+        Some(v) => println!(
+            "    {} is {v}, want {}: installing",
+            tool.binary, tool.version
+        ),
         None => println!("    {} missing: installing {}", tool.binary, tool.version),
     }
-    let mut step = Step::new(&format!("install {} {}", tool.krate, tool.version), "cargo")
-        .args(["install", tool.krate, "--version", tool.version, "--force"]);
+    let mut step = Step::new(&format!("install {} {}", tool.krate, tool.version), "cargo").args([
+        "install",
+        tool.krate,
+        "--version",
+        tool.version,
+        "--force",
+    ]);
     if tool.locked {
         step = step.args(["--locked"]);
     }
@@ -79,10 +89,14 @@ fn npm_packages() -> Result {
         return Ok(());
     }
     if Command::new("npm").arg("--version").output().is_err() {
-        return Err("npm is missing: install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
-            .into());
+        return Err(
+            "npm is missing: install Node.js 20 or newer (Debian: apt-get install nodejs npm)"
+                .into(),
+        );
     }
-    Step::new("npm ci", "npm").args(["ci", "--no-audit", "--no-fund"]).run()?;
+    Step::new("npm ci", "npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .run()?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
 }
 
@@ -104,11 +118,20 @@ fn apt_packages() -> Result {
              (Chromium with its matching ChromeDriver at /usr/bin/chromedriver, and Firefox)"
         ));
     }
-    let is_root = Step::new("id", "id").args(["-u"]).output().is_some_and(|uid| uid.trim() == "0");
+    let is_root = Step::new("id", "id")
+        .args(["-u"])
+        .output()
+        .is_some_and(|uid| uid.trim() == "0");
     // As root apt-get runs directly; otherwise through sudo, which may ask for a password.
-    let (program, prefix): (&str, &[&str]) =
-        if is_root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
-    Step::new("apt-get update", program).args(prefix).args(["update", "-qq"]).run()?;
+    let (program, prefix): (&str, &[&str]) = if is_root {
+        ("apt-get", &[])
+    } else {
+        ("sudo", &["apt-get"])
+    };
+    Step::new("apt-get update", program)
+        .args(prefix)
+        .args(["update", "-qq"])
+        .run()?;
     Step::new(&format!("apt-get install {list}"), program)
         .args(prefix)
         .args(["install", "-y", "-qq"])
