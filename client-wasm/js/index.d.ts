@@ -128,6 +128,17 @@ export interface LifelineError extends Error {
 /** True for errors thrown or reported by this package. */
 export function isLifelineError(value: unknown): value is LifelineError;
 
+/**
+ * What the browser shell holds right now across all sockets: all zeros once every socket is
+ * disposed. For leak checks in tests.
+ */
+export function liveResources(): {
+  readonly sockets: number;
+  readonly listeners: number;
+  readonly timers: number;
+  readonly predicates: number;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------------------------
@@ -251,8 +262,10 @@ export class LifelineSocket {
   readonly url: string;
   /** The subprotocol the server selected; "" if none or not open. */
   readonly protocol: string;
-  /** Bytes queued by this client plus the browser's `bufferedAmount`. */
+  /** The browser's `bufferedAmount` of the open socket: bytes handed over, not yet sent. */
   readonly bufferedAmount: number;
+  /** Messages waiting in this client's outbound queue (sent in order once open). */
+  readonly queuedMessages: number;
   /** True once `dispose()` (or `free()`) ran. */
   readonly disposed: boolean;
 

@@ -35,6 +35,8 @@ pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
 pub use protocol;
 
 #[cfg(target_arch = "wasm32")]
+pub mod js;
+#[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::{Client, ClientHandle, EventStream, MessageStream, Subscription};

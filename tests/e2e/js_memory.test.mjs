@@ -36,7 +36,7 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
   const page = await browser.newPage();
   const errors = collectErrors(page);
   await page.goto(`${site.url}/index.html`);
-  await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
   const cdp = await page.context().newCDPSession(page);
 
   await page.evaluate((url) => {

@@ -48,6 +48,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.deepEqual(files, [
     "README.md",
     "index.d.ts",
+    "index.js",
     "package.json",
     "protocol.d.ts",
     "ws_lifeline.js",
@@ -58,7 +59,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.equal(manifest.type, "module");
   assert.equal(manifest.sideEffects, false);
   assert.equal(manifest.types, "./index.d.ts");
-  assert.equal(manifest.exports["."].default, "./ws_lifeline.js");
+  assert.equal(manifest.exports["."].default, "./index.js");
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);
   assert.ok(manifest.description.length > 20);
   assert.ok(manifest.license);
@@ -105,10 +106,10 @@ test("the tarball installs into a fresh folder; tsc and vite build against it", 
   const page = await browser.newPage();
   const errors = collectErrors(page);
   await page.goto(`${site.url}/?ws=${encodeURIComponent(`${wsBase()}/echo`)}`);
-  await page.waitForSelector("body[data-state=open]", { timeout: 20_000 });
+  await page.waitForSelector("body[data-state=open]", { state: "attached", timeout: 20_000 });
   await page.fill("#text", "hello from vite");
   await page.click("button");
-  await page.waitForSelector('body[data-last-message="hello from vite"]', { timeout: 10_000 });
+  await page.waitForSelector('body[data-last-message="hello from vite"]', { state: "attached", timeout: 10_000 });
   await page.close();
   assert.deepEqual(errors, []);
 });
@@ -119,7 +120,7 @@ test("a plain <script type=module> page loads the package with one await init()"
   const page = await browser.newPage();
   const errors = collectErrors(page);
   await page.goto(`${site.url}/index.html`);
-  await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
+  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
   const echoed = await page.evaluate(async (url) => {
     const { ws, log } = t.recorded(url);
     ws.send("plain page");

@@ -122,7 +122,7 @@ export function sending(ws: LifelineSocket): SendResult[] {
   }
   const ready: 0 | 1 | 2 | 3 = ws.readyState;
   const open: boolean = ready === LifelineSocket.OPEN;
-  const amount: number = ws.bufferedAmount;
+  const amount: number = ws.bufferedAmount + ws.queuedMessages;
   const url: string = ws.url;
   const protocol: string = ws.protocol;
   void [open, amount, url, protocol];

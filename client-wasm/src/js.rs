@@ -1,0 +1,914 @@
+//! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package.
+//!
+//! [`LifelineSocket`] wraps a [`Client`] in the conventions of the browser's `WebSocket`:
+//! camelCase options in milliseconds, `addEventListener`/`removeEventListener` with an event map
+//! (`open`, `message`, `error`, `close`, `reconnecting`, `statechange`, `giveup`, `offline`,
+//! `online`), `on…` properties, `send` returning `"sent"` or `"queued"`, `readyState` and
+//! friends. The TypeScript declarations are hand-written in `client-wasm/js/index.d.ts`.
+//!
+//! Ownership: the exported object owns the [`Client`], the registered JS listeners and the
+//! JS functions from the options. [`LifelineSocket::dispose`] (also `[Symbol.dispose]`, and
+//! wasm-bindgen's `free()`, which drops the struct) releases all of them; a removed listener
+//! is released at once. Callbacks hold only [`Weak`] references, so no cycle keeps anything
+//! alive, and no closure is ever `forget`-ed.
+//!
+//! Errors: every error that reaches JavaScript is made by [`to_js_error`], an `Error` with
+//! `name = "LifelineError"` and a `code`; JS values thrown at us (URL providers, predicates,
+//! listeners) are read by [`describe_js`]. Those two functions are the only conversions.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use gloo_events::EventListener;
+use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array, WeakRef};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::machine::default_terminal;
+use crate::web::Subscription;
+use crate::{Client, Config, Error, Event, Message, QueueLimit, Sent, State};
+
+/// The result type of every exported function: a thrown `LifelineError` on failure.
+type JsResult<T> = std::result::Result<T, JsValue>;
+
+/// Codes only the JS surface produces (the rest come from [`Error`]).
+const ERR_INVALID_ARGUMENT: &str = "ERR_INVALID_ARGUMENT";
+const ERR_DISPOSED: &str = "ERR_DISPOSED";
+
+// ---------------------------------------------------------------------------------------------
+// Errors: the one place where errors become JS values, and JS values become text.
+// ---------------------------------------------------------------------------------------------
+
+/// Builds the JS `Error` for a crate error: `name`, `code`, `message` and the refused input.
+fn to_js_error(error: &Error) -> JsValue {
+    let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
+        Error::InvalidUrl { supplied, .. } => {
+            ("ERR_INVALID_URL", vec![("supplied", supplied.into())])
+        }
+        Error::InvalidCloseCode { code } => (
+            "ERR_INVALID_CLOSE_CODE",
+            vec![("closeCode", (*code).into())],
+        ),
+        Error::CloseReasonTooLong { bytes } => (
+            "ERR_CLOSE_REASON_TOO_LONG",
+            vec![("bytes", (*bytes as f64).into())],
+        ),
+        Error::QueueFull { limit } => {
+            let (key, value) = match limit {
+                QueueLimit::Messages(n) => ("messages", *n),
+                QueueLimit::Bytes(n) => ("bytes", *n),
+            };
+            let limit = Object::new();
+            set(&limit, key, &(value as f64).into());
+            ("ERR_QUEUE_FULL", vec![("limit", limit.into())])
+        }
+        Error::Closed => ("ERR_CLOSED", vec![]),
+        Error::NotOpen => ("ERR_NOT_OPEN", vec![]),
+        Error::Encode { .. } => ("ERR_ENCODE", vec![]),
+        Error::Socket => ("ERR_SOCKET", vec![]),
+        Error::ConnectTimeout { after_ms } => (
+            "ERR_CONNECT_TIMEOUT",
+            vec![("afterMs", (*after_ms as f64).into())],
+        ),
+        Error::UrlProvider { .. } => ("ERR_URL_PROVIDER", vec![]),
+        Error::Platform { .. } => ("ERR_PLATFORM", vec![]),
+    };
+    lifeline_error(code, &error.to_string(), &fields)
+}
+
+/// A `LifelineError`: a real `Error` (with a stack) carrying a machine-readable `code`.
+fn lifeline_error(code: &str, message: &str, fields: &[(&str, JsValue)]) -> JsValue {
+    let error = js_sys::Error::new(message);
+    error.set_name("LifelineError");
+    set(&error, "code", &code.into());
+    for (key, value) in fields {
+        set(&error, key, value);
+    }
+    error.into()
+}
+
+fn invalid_argument(message: &str) -> JsValue {
+    lifeline_error(ERR_INVALID_ARGUMENT, message, &[])
+}
+
+fn disposed() -> JsValue {
+    lifeline_error(ERR_DISPOSED, "the LifelineSocket was disposed", &[])
+}
+
+/// Text for a JS value someone threw or rejected with: `Error`s as `name: message`.
+fn describe_js(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        return format!(
+            "{}: {}",
+            String::from(error.name()),
+            String::from(error.message())
+        );
+    }
+    value.as_string().unwrap_or_else(|| to_string(value))
+}
+
+/// `String(value)`, without throwing (a value whose `toString` throws reads as its type).
+fn to_string(value: &JsValue) -> String {
+    if let Some(text) = value.as_string() {
+        return text;
+    }
+    match value.dyn_ref::<Object>() {
+        // `Object.prototype.toString` dispatch: `URL` gives its href, `Error` its message.
+        Some(object) => String::from(object.to_string()),
+        None => value.js_typeof().as_string().unwrap_or_default(),
+    }
+}
+
+/// Hands an exception thrown by a listener to the page, as `EventTarget` does: through
+/// [`reportError`](https://developer.mozilla.org/en-US/docs/Web/API/reportError) where it
+/// exists (window `error` event, console), else `console.error`. Other listeners still run.
+fn report(exception: &JsValue) {
+    let global = js_sys::global();
+    match Reflect::get(&global, &"reportError".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok())
+    {
+        Some(report_error) => {
+            let _ = report_error.call1(&global, exception);
+        }
+        None => {
+            let console = get(&global, "console");
+            if let Ok(error) = get(&console, "error").dyn_into::<Function>() {
+                let _ = error.call1(&console, exception);
+            }
+        }
+    }
+}
+
+/// `Reflect.set` on a fresh object of ours cannot fail; the result is ignored on purpose.
+fn set(target: &JsValue, key: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &key.into(), value);
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// True for errors made by this package.
+#[wasm_bindgen(js_name = isLifelineError, skip_typescript)]
+pub fn is_lifeline_error(value: &JsValue) -> bool {
+    value.is_instance_of::<js_sys::Error>()
+        && get(value, "name").as_string().as_deref() == Some("LifelineError")
+        && get(value, "code").is_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// `isTerminalClose` functions by socket id. `Config` wants `Send + Sync` rules and JS
+    /// functions are neither, so the rule holds the id and looks the function up here; the
+    /// entry lives exactly as long as its socket ([`PredicateSlot`]).
+    static PREDICATES: RefCell<HashMap<u64, Function>> = RefCell::new(HashMap::new());
+    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+fn next_id() -> u64 {
+    NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1));
+        id
+    })
+}
+
+/// Removes a socket's `isTerminalClose` function when the socket goes.
+struct PredicateSlot(u64);
+
+impl Drop for PredicateSlot {
+    fn drop(&mut self) {
+        PREDICATES.with(|p| p.borrow_mut().remove(&self.0));
+    }
+}
+
+/// Reads a non-negative number of milliseconds (or a count) named `key`.
+fn number(options: &JsValue, key: &str) -> JsResult<Option<f64>> {
+    let value = get(options, key);
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    match value.as_f64() {
+        Some(n) if n >= 0.0 && !n.is_nan() => Ok(Some(n)),
+        _ => Err(invalid_argument(&format!(
+            "option `{key}` must be a non-negative number, got {}",
+            describe_js(&value)
+        ))),
+    }
+}
+
+fn millis(ms: f64) -> Duration {
+    // Saturating float→int: `Infinity` means "as long as possible".
+    Duration::from_millis(ms as u64)
+}
+
+fn count(n: f64) -> usize {
+    n as usize
+}
+
+/// Turns `options` into a [`Config`]; the returned slot owns the `isTerminalClose` function.
+fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
+    let mut config = Config::default();
+    if options.is_undefined() || options.is_null() {
+        return Ok((config, None));
+    }
+    if !options.is_object() {
+        return Err(invalid_argument("options must be an object"));
+    }
+    let protocols = get(options, "protocols");
+    if let Some(one) = protocols.as_string() {
+        config = config.protocols([one]);
+    } else if Array::is_array(&protocols) {
+        let mut list = Vec::new();
+        for p in Array::from(&protocols).iter() {
+            list.push(p.as_string().ok_or_else(|| {
+                invalid_argument("option `protocols` must be a string or an array of strings")
+            })?);
+        }
+        config = config.protocols(list);
+    } else if !protocols.is_undefined() {
+        return Err(invalid_argument(
+            "option `protocols` must be a string or an array of strings",
+        ));
+    }
+    if let Some(ms) = number(options, "minDelay")? {
+        config = config.backoff_min(millis(ms));
+    }
+    if let Some(ms) = number(options, "maxDelay")? {
+        config = config.backoff_max(millis(ms));
+    }
+    if let Some(factor) = number(options, "backoffFactor")? {
+        config = config.backoff_factor(factor);
+    }
+    if let Some(n) = number(options, "maxRetries")? {
+        config = config.max_attempts(n.is_finite().then_some(n as u32));
+    }
+    if let Some(ms) = number(options, "connectTimeout")? {
+        config = config.connect_timeout(millis(ms));
+    }
+    if let Some(ms) = number(options, "minUptime")? {
+        config = config.min_uptime(millis(ms));
+    }
+    let heartbeat = get(options, "heartbeat");
+    if heartbeat == JsValue::FALSE {
+        config = config.no_heartbeat();
+    } else if heartbeat.is_object() {
+        if let Some(ms) = number(&heartbeat, "interval")? {
+            config = config.heartbeat_interval(millis(ms));
+        }
+        if let Some(ms) = number(&heartbeat, "timeout")? {
+            config = config.heartbeat_timeout(millis(ms));
+        }
+    } else if !heartbeat.is_undefined() && heartbeat != JsValue::TRUE {
+        return Err(invalid_argument(
+            "option `heartbeat` must be false or { interval, timeout }",
+        ));
+    }
+    let messages = number(options, "maxQueuedMessages")?.map(count);
+    let bytes = number(options, "maxQueuedBytes")?.map(count);
+    if messages.is_some() || bytes.is_some() {
+        let (default_messages, default_bytes) = (config.queue_max_messages, config.queue_max_bytes);
+        config = config.queue_limits(
+            messages.unwrap_or(default_messages),
+            bytes.unwrap_or(default_bytes),
+        );
+    }
+    if let Some(bytes) = number(options, "highWaterMark")? {
+        config = config.high_water_mark(bytes as u64);
+    }
+    let predicate = get(options, "isTerminalClose");
+    let slot = if predicate.is_undefined() || predicate.is_null() {
+        None
+    } else {
+        let function = predicate
+            .dyn_into::<Function>()
+            .map_err(|_| invalid_argument("option `isTerminalClose` must be a function"))?;
+        let id = next_id();
+        PREDICATES.with(|p| p.borrow_mut().insert(id, function));
+        config = config.terminal_close(move |code| {
+            let function = PREDICATES.with(|p| p.borrow().get(&id).cloned());
+            match function.map(|f| f.call1(&JsValue::UNDEFINED, &code.into())) {
+                Some(Ok(verdict)) => verdict.is_truthy(),
+                Some(Err(exception)) => {
+                    report(&exception);
+                    default_terminal(code)
+                }
+                None => default_terminal(code),
+            }
+        });
+        Some(PredicateSlot(id))
+    };
+    Ok((config, slot))
+}
+
+/// A URL argument: a string or anything with a `toString()` (such as `URL`).
+fn url_text(value: &JsValue) -> Option<String> {
+    value
+        .as_string()
+        .or_else(|| value.is_object().then(|| to_string(value)))
+}
+
+/// Starts the client from the constructor's `url`: a URL, or a (possibly async) function.
+fn start(url: &JsValue, config: Config) -> JsResult<Client> {
+    if let Some(provider) = url.dyn_ref::<Function>() {
+        let provider = provider.clone();
+        return Client::with_url_provider(config, move || {
+            let result = provider.call0(&JsValue::UNDEFINED);
+            async move {
+                let value = match result {
+                    Ok(value) => value,
+                    Err(exception) => return Err(describe_js(&exception)),
+                };
+                let promise = js_sys::Promise::resolve(&value);
+                match wasm_bindgen_futures::JsFuture::from(promise).await {
+                    Ok(url) => url_text(&url).ok_or_else(|| {
+                        "the URL provider returned neither a string nor a URL".into()
+                    }),
+                    Err(exception) => Err(describe_js(&exception)),
+                }
+            }
+        })
+        .map_err(|e| to_js_error(&e));
+    }
+    let Some(text) = url_text(url) else {
+        return Err(invalid_argument(
+            "url must be a string, a URL or a function returning one",
+        ));
+    };
+    Client::connect(&text, config).map_err(|e| to_js_error(&e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events and listeners
+// ---------------------------------------------------------------------------------------------
+
+/// The event types, in the order of the `on…` handler slots.
+const TYPES: [&str; 9] = [
+    "open",
+    "message",
+    "error",
+    "close",
+    "reconnecting",
+    "statechange",
+    "giveup",
+    "offline",
+    "online",
+];
+
+fn type_index(name: &str) -> Option<usize> {
+    TYPES.iter().position(|t| *t == name)
+}
+
+struct Listener {
+    id: u64,
+    kind: usize,
+    callback: JsValue,
+    once: bool,
+    /// Removes this listener when its `signal` aborts; dropped (unregistered) with it.
+    _abort: Option<EventListener>,
+}
+
+/// What the event callback needs; owned by the socket, seen by callbacks through a [`Weak`].
+#[derive(Default)]
+struct Listeners {
+    list: RefCell<Vec<Listener>>,
+    handlers: RefCell<[Option<Function>; TYPES.len()]>,
+    /// The JS object of the socket, for `event.target`; weak, so it can still be collected.
+    target: RefCell<Option<WeakRef>>,
+    /// Set by dispose: nothing is delivered afterwards, even mid-dispatch.
+    closed: Cell<bool>,
+}
+
+impl Listeners {
+    fn target(&self) -> JsValue {
+        self.target
+            .borrow()
+            .as_ref()
+            .and_then(|w| w.deref())
+            .map_or(JsValue::UNDEFINED, JsValue::from)
+    }
+
+    fn remove(&self, id: u64) {
+        let removed: Vec<Listener> = {
+            let mut list = self.list.borrow_mut();
+            let (gone, kept) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|l| l.id == id);
+            *list = kept;
+            gone
+        };
+        drop(removed);
+    }
+
+    /// Calls every listener of the event's type, then the `on…` handler. Listener lists are
+    /// copied first, so a listener may add or remove listeners or dispose the socket.
+    fn dispatch(&self, kind: usize, event: &JsValue) {
+        let target = self.target();
+        let calls: Vec<(u64, JsValue, bool)> = self
+            .list
+            .borrow()
+            .iter()
+            .filter(|l| l.kind == kind)
+            .map(|l| (l.id, l.callback.clone(), l.once))
+            .collect();
+        for (id, callback, once) in calls {
+            if self.closed.get() || !self.list.borrow().iter().any(|l| l.id == id) {
+                continue;
+            }
+            if once {
+                self.remove(id);
+            }
+            invoke(&callback, &target, event);
+        }
+        let handler = self.handlers.borrow().get(kind).cloned().flatten();
+        if let Some(handler) = handler.filter(|_| !self.closed.get()) {
+            invoke(&handler.into(), &target, event);
+        }
+    }
+}
+
+/// Calls a listener: a function with `this` = the socket, or an object's `handleEvent`.
+fn invoke(callback: &JsValue, target: &JsValue, event: &JsValue) {
+    let result = match callback.dyn_ref::<Function>() {
+        Some(f) => f.call1(target, event),
+        None => match get(callback, "handleEvent").dyn_into::<Function>() {
+            Ok(handle) => handle.call1(callback, event),
+            Err(_) => Ok(JsValue::UNDEFINED),
+        },
+    };
+    if let Err(exception) = result {
+        report(&exception);
+    }
+}
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Connecting => "connecting",
+        State::Open => "open",
+        State::Closing => "closing",
+        State::Closed => "closed",
+        State::Reconnecting => "reconnecting",
+    }
+}
+
+/// The plain event object for `event`, and the index of its type.
+fn js_event(
+    event: &Event,
+    target: &JsValue,
+    protocol: impl FnOnce() -> String,
+) -> (usize, JsValue) {
+    let object = Object::new();
+    let put = |key: &str, value: JsValue| set(&object, key, &value);
+    let name = match event {
+        Event::Open => {
+            put("protocol", protocol().into());
+            "open"
+        }
+        Event::Message(Message::Text(text)) => {
+            put("data", text.into());
+            "message"
+        }
+        Event::Message(Message::Binary(bytes)) => {
+            put("data", Uint8Array::from(bytes.as_slice()).buffer().into());
+            "message"
+        }
+        Event::Error(error) => {
+            put("message", error.to_string().into());
+            put("error", to_js_error(error));
+            "error"
+        }
+        Event::Close(info) => {
+            put("code", info.code.into());
+            put("reason", info.reason.as_str().into());
+            put("wasClean", info.was_clean.into());
+            "close"
+        }
+        Event::Reconnecting { attempt, delay } => {
+            put("attempt", (*attempt).into());
+            put("delay", (delay.as_millis() as f64).into());
+            "reconnecting"
+        }
+        Event::StateChange(state) => {
+            put("state", state_name(*state).into());
+            "statechange"
+        }
+        Event::GaveUp => "giveup",
+        Event::Offline => "offline",
+        Event::Online => "online",
+    };
+    put("type", name.into());
+    put("target", target.clone());
+    (type_index(name).unwrap_or(0), object.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The socket
+// ---------------------------------------------------------------------------------------------
+
+/// Everything a live socket holds; dropping it releases all of it.
+struct Live {
+    /// Dropped before the client, so no event is delivered while it shuts down.
+    _subscription: Subscription,
+    client: Rc<Client>,
+    _predicate: Option<PredicateSlot>,
+}
+
+/// A WebSocket that stays connected. See `client-wasm/js/README.md` and `index.d.ts`.
+#[wasm_bindgen(skip_typescript)]
+pub struct LifelineSocket {
+    live: RefCell<Option<Live>>,
+    listeners: Rc<Listeners>,
+    next_listener: Cell<u64>,
+}
+
+impl std::fmt::Debug for LifelineSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LifelineSocket")
+            .field("disposed", &self.live.borrow().is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+#[wasm_bindgen]
+impl LifelineSocket {
+    /// `new LifelineSocket(url, options?)`: validates, then starts connecting.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: JsValue, options: JsValue) -> JsResult<LifelineSocket> {
+        let (config, predicate) = config_from(&options)?;
+        let client = Rc::new(start(&url, config)?);
+        let listeners = Rc::new(Listeners::default());
+        let weak: Weak<Listeners> = Rc::downgrade(&listeners);
+        let weak_client: Weak<Client> = Rc::downgrade(&client);
+        let subscription = client.on_event(move |event| {
+            let Some(listeners) = weak.upgrade() else {
+                return;
+            };
+            if listeners.closed.get() {
+                return;
+            }
+            let target = listeners.target();
+            let protocol = || {
+                weak_client
+                    .upgrade()
+                    .map(|c| c.protocol())
+                    .unwrap_or_default()
+            };
+            let (kind, object) = js_event(event, &target, protocol);
+            listeners.dispatch(kind, &object);
+        });
+        Ok(LifelineSocket {
+            live: RefCell::new(Some(Live {
+                _subscription: subscription,
+                client,
+                _predicate: predicate,
+            })),
+            listeners,
+            next_listener: Cell::new(1),
+        })
+    }
+
+    /// Called once by the package entry with the JS object itself, for `event.target`.
+    #[wasm_bindgen(js_name = "__attachTarget")]
+    pub fn attach_target(&self, target: &Object) {
+        *self.listeners.target.borrow_mut() = Some(WeakRef::new(target));
+    }
+
+    fn with_client<T>(&self, f: impl FnOnce(&Client) -> T) -> JsResult<T> {
+        match self.live.borrow().as_ref() {
+            Some(live) => Ok(f(&live.client)),
+            None => Err(disposed()),
+        }
+    }
+
+    /// Sends a string, `ArrayBuffer` or view now if open, otherwise queues it.
+    pub fn send(&self, data: JsValue) -> JsResult<String> {
+        self.with_client(|_| ())?;
+        let message = if let Some(text) = data.as_string() {
+            Message::Text(text)
+        } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
+            Message::Binary(Uint8Array::new(buffer).to_vec())
+        } else if ArrayBuffer::is_view(&data) {
+            let buffer = get(&data, "buffer");
+            let offset = get(&data, "byteOffset").as_f64().unwrap_or(0.0) as u32;
+            let length = get(&data, "byteLength").as_f64().unwrap_or(0.0) as u32;
+            Message::Binary(
+                Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec(),
+            )
+        } else {
+            return Err(invalid_argument(
+                "send takes a string, an ArrayBuffer or an ArrayBufferView",
+            ));
+        };
+        let sent = self
+            .with_client(|c| c.send(message))?
+            .map_err(|e| to_js_error(&e))?;
+        Ok(match sent {
+            Sent::Transmitted => "sent",
+            Sent::Queued => "queued",
+        }
+        .into())
+    }
+
+    /// Closes for good (no reconnect), with an optional code (1000, 3000–4999) and reason.
+    pub fn close(&self, code: JsValue, reason: JsValue) -> JsResult<()> {
+        self.with_client(|_| ())?;
+        let code = if code.is_undefined() {
+            None
+        } else {
+            match code.as_f64() {
+                Some(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(&n) => Some(n as u16),
+                _ => {
+                    return Err(lifeline_error(
+                        "ERR_INVALID_CLOSE_CODE",
+                        &format!(
+                            "invalid close code {}: use 1000 or 3000-4999",
+                            describe_js(&code)
+                        ),
+                        &[("closeCode", code.clone())],
+                    ));
+                }
+            }
+        };
+        let reason = if reason.is_undefined() {
+            None
+        } else {
+            Some(
+                reason
+                    .as_string()
+                    .ok_or_else(|| invalid_argument("the close reason must be a string"))?,
+            )
+        };
+        self.with_client(|c| c.close(code, reason.as_deref()))?
+            .map_err(|e| to_js_error(&e))
+    }
+
+    /// Connects again now, also after `close()`, `giveup` or a terminal close.
+    pub fn reconnect(&self) -> JsResult<()> {
+        self.with_client(Client::reconnect)
+    }
+
+    /// `WebSocket`'s `readyState`: 0 connecting (also while waiting to reconnect), 1 open,
+    /// 2 closing, 3 closed.
+    #[wasm_bindgen(getter = readyState)]
+    pub fn ready_state(&self) -> u8 {
+        match self.with_client(Client::state).unwrap_or(State::Closed) {
+            State::Connecting | State::Reconnecting => 0,
+            State::Open => 1,
+            State::Closing => 2,
+            State::Closed => 3,
+        }
+    }
+
+    /// The finer-grained state: connecting, open, closing, reconnecting, closed.
+    #[wasm_bindgen(getter)]
+    pub fn state(&self) -> String {
+        state_name(self.with_client(Client::state).unwrap_or(State::Closed)).into()
+    }
+
+    /// The URL of the current or last attempt.
+    #[wasm_bindgen(getter)]
+    pub fn url(&self) -> String {
+        self.with_client(Client::url)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// The subprotocol the server selected.
+    #[wasm_bindgen(getter)]
+    pub fn protocol(&self) -> String {
+        self.with_client(Client::protocol).unwrap_or_default()
+    }
+
+    /// Bytes the browser has not sent yet.
+    #[wasm_bindgen(getter = bufferedAmount)]
+    pub fn buffered_amount(&self) -> f64 {
+        self.with_client(Client::buffered_amount).unwrap_or(0) as f64
+    }
+
+    /// Messages waiting in the outbound queue (not counted in `bufferedAmount`).
+    #[wasm_bindgen(getter = queuedMessages)]
+    pub fn queued_messages(&self) -> f64 {
+        self.with_client(Client::queued_messages).unwrap_or(0) as f64
+    }
+
+    /// True once disposed.
+    #[wasm_bindgen(getter)]
+    pub fn disposed(&self) -> bool {
+        self.live.borrow().is_none()
+    }
+
+    /// Registers a listener (a function or an object with `handleEvent`) for one event type.
+    /// The same listener for the same type is registered once, as with `EventTarget`.
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(
+        &self,
+        kind: &str,
+        listener: JsValue,
+        options: JsValue,
+    ) -> JsResult<()> {
+        if self.live.borrow().is_none() {
+            return Err(disposed());
+        }
+        let Some(kind) = type_index(kind) else {
+            return Err(invalid_argument(&format!(
+                "unknown event type {kind:?}; expected one of {}",
+                TYPES.join(", ")
+            )));
+        };
+        if listener.is_null() || listener.is_undefined() {
+            return Ok(());
+        }
+        if !listener.is_function() && !listener.is_object() {
+            return Err(invalid_argument(
+                "a listener must be a function or an object with handleEvent",
+            ));
+        }
+        let duplicate = self
+            .listeners
+            .list
+            .borrow()
+            .iter()
+            .any(|l| l.kind == kind && Object::is(&l.callback, &listener));
+        if duplicate {
+            return Ok(());
+        }
+        let once = options.is_object() && get(&options, "once").is_truthy();
+        let signal = if options.is_object() {
+            get(&options, "signal")
+        } else {
+            JsValue::UNDEFINED
+        };
+        let id = self.next_listener.get();
+        self.next_listener.set(id + 1);
+        let abort = if signal.is_object() {
+            if get(&signal, "aborted").is_truthy() {
+                return Ok(());
+            }
+            let weak = Rc::downgrade(&self.listeners);
+            let target: &web_sys::EventTarget = signal.unchecked_ref();
+            Some(EventListener::once(target, "abort", move |_| {
+                if let Some(listeners) = weak.upgrade() {
+                    listeners.remove(id);
+                }
+            }))
+        } else {
+            None
+        };
+        self.listeners.list.borrow_mut().push(Listener {
+            id,
+            kind,
+            callback: listener,
+            once,
+            _abort: abort,
+        });
+        Ok(())
+    }
+
+    /// Removes a listener registered with `addEventListener`, releasing it.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(&self, kind: &str, listener: JsValue) {
+        let Some(kind) = type_index(kind) else { return };
+        let id = self
+            .listeners
+            .list
+            .borrow()
+            .iter()
+            .find(|l| l.kind == kind && Object::is(&l.callback, &listener))
+            .map(|l| l.id);
+        if let Some(id) = id {
+            self.listeners.remove(id);
+        }
+    }
+
+    fn handler(&self, kind: usize) -> JsValue {
+        self.listeners
+            .handlers
+            .borrow()
+            .get(kind)
+            .cloned()
+            .flatten()
+            .map_or(JsValue::NULL, Into::into)
+    }
+
+    fn set_handler(&self, kind: usize, handler: JsValue) {
+        if self.live.borrow().is_none() {
+            return;
+        }
+        if let Some(slot) = self.listeners.handlers.borrow_mut().get_mut(kind) {
+            *slot = handler.dyn_into::<Function>().ok();
+        }
+    }
+
+    /// The `open` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onopen(&self) -> JsValue {
+        self.handler(0)
+    }
+    /// Sets the `open` handler (`null` removes it).
+    #[wasm_bindgen(setter)]
+    pub fn set_onopen(&self, handler: JsValue) {
+        self.set_handler(0, handler);
+    }
+    /// The `message` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onmessage(&self) -> JsValue {
+        self.handler(1)
+    }
+    /// Sets the `message` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_onmessage(&self, handler: JsValue) {
+        self.set_handler(1, handler);
+    }
+    /// The `error` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onerror(&self) -> JsValue {
+        self.handler(2)
+    }
+    /// Sets the `error` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_onerror(&self, handler: JsValue) {
+        self.set_handler(2, handler);
+    }
+    /// The `close` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onclose(&self) -> JsValue {
+        self.handler(3)
+    }
+    /// Sets the `close` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_onclose(&self, handler: JsValue) {
+        self.set_handler(3, handler);
+    }
+    /// The `reconnecting` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onreconnecting(&self) -> JsValue {
+        self.handler(4)
+    }
+    /// Sets the `reconnecting` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_onreconnecting(&self, handler: JsValue) {
+        self.set_handler(4, handler);
+    }
+    /// The `statechange` handler.
+    #[wasm_bindgen(getter)]
+    pub fn onstatechange(&self) -> JsValue {
+        self.handler(5)
+    }
+    /// Sets the `statechange` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_onstatechange(&self, handler: JsValue) {
+        self.set_handler(5, handler);
+    }
+    /// The `giveup` handler.
+    #[wasm_bindgen(getter)]
+    pub fn ongiveup(&self) -> JsValue {
+        self.handler(6)
+    }
+    /// Sets the `giveup` handler.
+    #[wasm_bindgen(setter)]
+    pub fn set_ongiveup(&self, handler: JsValue) {
+        self.set_handler(6, handler);
+    }
+
+    /// Closes the socket, cancels every timer, releases every listener, handler and option
+    /// function. Idempotent; afterwards every method but `dispose`/`free` throws ERR_DISPOSED.
+    pub fn dispose(&self) {
+        self.listeners.closed.set(true);
+        let live = self.live.borrow_mut().take();
+        let list = std::mem::take(&mut *self.listeners.list.borrow_mut());
+        let handlers = std::mem::take(&mut *self.listeners.handlers.borrow_mut());
+        let target = self.listeners.target.borrow_mut().take();
+        // Dropped outside the borrows: dropping the client runs the browser's close.
+        drop((live, list, handlers, target));
+    }
+}
+
+impl Drop for LifelineSocket {
+    fn drop(&mut self) {
+        self.dispose();
+    }
+}
+
+/// What the browser shell holds right now across all sockets (sockets, listeners, timers):
+/// all zeros once every socket is disposed. For leak checks.
+#[wasm_bindgen(js_name = liveResources, skip_typescript)]
+pub fn live_resources() -> JsValue {
+    let live = crate::web::diagnostics::live();
+    let object = Object::new();
+    set(&object, "sockets", &(live.sockets as f64).into());
+    set(&object, "listeners", &(live.listeners as f64).into());
+    set(&object, "timers", &(live.timers as f64).into());
+    set(
+        &object,
+        "predicates",
+        &(PREDICATES.with(|p| p.borrow().len()) as f64).into(),
+    );
+    object.into()
+}
