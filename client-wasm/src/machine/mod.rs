@@ -29,6 +29,7 @@
 //! only when `poll_command` is called again with nothing else pending.
 
 mod config;
+pub mod rooms;
 mod types;
 mod url;
 

@@ -1,0 +1,799 @@
+//! Protocol v1 above the core: rooms, publishes with acks, per-room offsets and recovery.
+//!
+//! [`Rooms`] is sans-IO like the [`Machine`](super::Machine) it sits on: no clock, no socket,
+//! no randomness. A shell feeds it every core [`Event`] with [`Rooms::handle_event`], the
+//! user's actions with [`Rooms::join`], [`Rooms::leave`] and [`Rooms::publish`], and time with
+//! [`Rooms::handle_timeout`]; it then carries out every [`Outgoing`] frame from
+//! [`Rooms::poll_transmit`] (a [`Outgoing::Preamble`] with `send_preamble`, a
+//! [`Outgoing::Send`] with `send`) and hands every [`RoomEvent`] from [`Rooms::poll_event`]
+//! to the application.
+//!
+//! What it guarantees (see `docs/PROTOCOL.md`, "Client duties"):
+//! - On every open, before the core flushes its queue: `hello {session}`, then
+//!   `join {room, since}` for each room. Once that connection's `welcome` arrives, every
+//!   unacknowledged publish is sent again, in id order, ahead of any new one. (Not in the
+//!   preamble: a publish that lands in a session whose `welcome` is then lost with the
+//!   connection could not be deduplicated on the next connection, which would name an older
+//!   session or none.)
+//! - Publishes carry ids unique per session, stay kept (bounded) until acked, are resent after
+//!   a reconnect, and fail with [`RoomError::PublishTimeout`] after the ack timeout.
+//! - Within a room and epoch, messages are delivered with offsets `last + 1, last + 2, ...`:
+//!   duplicates are dropped and counted; a gap triggers a rejoin with `since` instead of an
+//!   out-of-order delivery; a `joined {recovered: false}` is reported, never a silent gap.
+//!
+//! ```
+//! use ws_lifeline::machine::rooms::{Outgoing, RoomEvent, Rooms, RoomsConfig};
+//! use ws_lifeline::machine::{Event, Instant, Message};
+//!
+//! let mut rooms = Rooms::new(RoomsConfig::default());
+//! rooms.join(Instant(0), "lobby").unwrap();
+//! let id = rooms.publish(Instant(1), "lobby", serde_json::json!("hi")).unwrap();
+//! // The socket opens: the preamble says hello and rejoins; the welcome releases the publish.
+//! rooms.handle_event(Instant(2), &Event::Open);
+//! assert_eq!(std::iter::from_fn(|| rooms.poll_transmit()).count(), 2);
+//! let welcome = r#"{"type":"welcome","session":"s1","resumed":false,"name":"me"}"#;
+//! rooms.handle_event(Instant(2), &Event::Message(Message::Text(welcome.into())));
+//! assert!(matches!(rooms.poll_transmit(), Some(Outgoing::Send(_))));
+//! assert!(matches!(rooms.poll_event(), Some(RoomEvent::Welcome { .. })));
+//! let ack = format!(r#"{{"type":"ack","id":{},"offset":1}}"#, id.0);
+//! assert!(rooms.handle_event(Instant(3), &Event::Message(Message::Text(ack))));
+//! assert!(matches!(rooms.poll_event(), Some(RoomEvent::Acked { .. })));
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use protocol::{ClientMsg, Data, ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Event, Instant, Message};
+use crate::typed::DecodeError;
+
+/// Settings of the protocol v1 layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomsConfig {
+    /// How long a publish may wait for its `ack`, counted from [`Rooms::publish`] and across
+    /// reconnects; then it fails with [`RoomError::PublishTimeout`] and is not resent.
+    /// Default: 30 s.
+    pub ack_timeout: Duration,
+    /// Most publishes kept while waiting for their ack; one more is refused with
+    /// [`RoomError::TooManyUnacked`] (never dropped silently). Default: 1024.
+    pub max_unacked: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            ack_timeout: Duration::from_secs(30),
+            max_unacked: 1024,
+        }
+    }
+}
+
+impl RoomsConfig {
+    /// Sets the ack timeout.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// Sets the bound on publishes awaiting an ack.
+    pub fn max_unacked(mut self, max: usize) -> Self {
+        self.max_unacked = max;
+        self
+    }
+}
+
+/// Why a room operation or a publish failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The room name is empty, longer than 64 characters or has control characters.
+    #[error("invalid room name {room:?}: 1 to 64 characters, no control characters")]
+    InvalidRoom {
+        /// The name supplied.
+        room: String,
+    },
+    /// Publishing needs a joined room.
+    #[error("not joined to room {room:?}: join it before publishing")]
+    NotJoined {
+        /// The room.
+        room: String,
+    },
+    /// Too many publishes await their ack; nothing was sent or dropped.
+    #[error("{limit} publishes await their ack: wait for some before publishing more")]
+    TooManyUnacked {
+        /// The bound ([`RoomsConfig::max_unacked`]).
+        limit: usize,
+    },
+    /// No ack came within [`RoomsConfig::ack_timeout`]. The publish may or may not have
+    /// reached the room; it is no longer resent.
+    #[error("publish {id} was not acknowledged within {after_ms} ms")]
+    PublishTimeout {
+        /// The publish.
+        id: PublishId,
+        /// The timeout, in milliseconds.
+        after_ms: u64,
+    },
+    /// The server refused the publish.
+    #[error("the server refused publish {id}: {code:?}: {message}")]
+    Refused {
+        /// The publish.
+        id: PublishId,
+        /// The server's reason.
+        code: ErrorCode,
+        /// The server's detail.
+        message: String,
+    },
+    /// The room was left before the publish was acknowledged; it is not resent.
+    #[error("room {room:?} was left before publish {id} was acknowledged")]
+    LeftRoom {
+        /// The publish.
+        id: PublishId,
+        /// The room.
+        room: String,
+    },
+    /// The data could not be encoded as JSON.
+    #[error("could not encode the data as JSON: {message}")]
+    Encode {
+        /// The serializer's message.
+        message: String,
+    },
+    /// The client is gone.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// The id of a publish: the protocol's client message id, unique within this [`Rooms`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PublishId(pub MsgId);
+
+impl fmt::Display for PublishId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A message delivered in a room. `T` is the application's type; the layer delivers
+/// [`Data`] (any JSON) and [`RoomMessage::decode`] turns it into `T`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomMessage<T = Data> {
+    /// Room name.
+    pub room: String,
+    /// Offset in the room: consecutive within an epoch.
+    pub offset: Offset,
+    /// Display name of the publisher.
+    pub from: String,
+    /// The published data.
+    pub data: T,
+    /// Server time of publication, milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+impl RoomMessage<Data> {
+    /// Decodes the data into `T`; on failure the error carries the raw JSON.
+    ///
+    /// ```
+    /// use ws_lifeline::machine::rooms::RoomMessage;
+    /// let m = RoomMessage { room: "r".into(), offset: 1, from: "a".into(), data: serde_json::json!(7), ts: 0 };
+    /// assert_eq!(m.decode::<u32>().unwrap().data, 7);
+    /// assert!(m.decode::<String>().is_err());
+    /// ```
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<RoomMessage<T>, DecodeError> {
+        let data = T::deserialize(&self.data).map_err(|e| DecodeError {
+            raw: self.data.to_string(),
+            error: e.to_string(),
+        })?;
+        Ok(RoomMessage {
+            room: self.room.clone(),
+            offset: self.offset,
+            from: self.from.clone(),
+            data,
+            ts: self.ts,
+        })
+    }
+}
+
+/// What the layer reports to the application, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RoomEvent {
+    /// The server answered `hello`. `resumed: false` after an earlier session means the server
+    /// forgot it (for example it restarted): publishes resent now may be delivered twice.
+    Welcome {
+        /// True when the previous session was resumed.
+        resumed: bool,
+        /// The display name the server knows this client by.
+        name: String,
+    },
+    /// A first join: delivery starts after `offset` (history before it is not replayed).
+    Joined {
+        /// Room name.
+        room: String,
+        /// The room's epoch.
+        epoch: String,
+        /// The room's latest offset.
+        offset: Offset,
+    },
+    /// The answer to a rejoin with `since` (after a reconnect or a gap).
+    ///
+    /// `recovered: true`: every missed message follows, in order. `recovered: false`: the gap
+    /// after `since` cannot be filled (the epoch changed or the history is too short); delivery
+    /// goes on from `offset` of `epoch`, and messages in between are lost to this client.
+    Recovery {
+        /// Room name.
+        room: String,
+        /// Whether everything missed follows.
+        recovered: bool,
+        /// The position the client asked to resume after.
+        since: Since,
+        /// The room's epoch now.
+        epoch: String,
+        /// The room's latest offset now.
+        offset: Offset,
+    },
+    /// A message, in offset order, never twice.
+    Message(RoomMessage),
+    /// The server confirmed a `leave`.
+    Left {
+        /// Room name.
+        room: String,
+    },
+    /// A publish was accepted (`duplicate`: it had been accepted before, on an earlier
+    /// connection, and was not broadcast again).
+    Acked {
+        /// The publish.
+        id: PublishId,
+        /// Its room.
+        room: String,
+        /// The offset it got.
+        offset: Offset,
+        /// True for a resend the server had already accepted.
+        duplicate: bool,
+    },
+    /// A publish failed; it will not be resent.
+    PublishFailed {
+        /// The publish.
+        id: PublishId,
+        /// Its room.
+        room: String,
+        /// Why.
+        error: RoomError,
+    },
+    /// Who is in a room now (sorted display names).
+    Presence {
+        /// Room name.
+        room: String,
+        /// Members' display names.
+        members: Vec<String>,
+    },
+    /// The server's room list.
+    Rooms(Vec<RoomInfo>),
+    /// The server refused something that was not a publish (for example a join).
+    ServerError {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Detail.
+        message: String,
+    },
+    /// A text frame that is not protocol v1; the connection goes on.
+    BadFrame(DecodeError),
+}
+
+/// A frame for the shell to send through the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// Part of the open preamble: send with `send_preamble`, ahead of the core's queue.
+    Preamble(Message),
+    /// Send with `send` (at once if open, else queued by the core).
+    Send(Message),
+}
+
+impl Outgoing {
+    /// The frame.
+    pub fn message(&self) -> &Message {
+        match self {
+            Outgoing::Preamble(m) | Outgoing::Send(m) => m,
+        }
+    }
+}
+
+/// Counters, for tests and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomStats {
+    /// Publishes accepted by [`Rooms::publish`].
+    pub published: u64,
+    /// Publish frames sent again on a new connection.
+    pub resent: u64,
+    /// Publishes acknowledged.
+    pub acked: u64,
+    /// Acks flagged `duplicate` (a resend the server had already accepted).
+    pub duplicate_acks: u64,
+    /// Publishes that failed (timeout, refused, room left).
+    pub failed: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages dropped because their offset was already delivered.
+    pub duplicates_dropped: u64,
+    /// Messages dropped because offsets were skipped; each led to a rejoin with `since`.
+    pub gaps: u64,
+    /// Rejoins answered with `recovered: true`.
+    pub recoveries: u64,
+    /// Rejoins answered with `recovered: false`.
+    pub recovery_failures: u64,
+    /// Connections opened.
+    pub opens: u64,
+}
+
+#[derive(Debug)]
+struct RoomState {
+    /// The last position delivered, once joined.
+    position: Option<Since>,
+    /// A `join` is in flight on this connection, sent with this `since`.
+    joining: Option<Option<Since>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    room: String,
+    frame: String,
+    deadline: Instant,
+    transmitted: bool,
+}
+
+/// The protocol v1 client layer. See the [module docs](self).
+#[derive(Debug)]
+pub struct Rooms {
+    config: RoomsConfig,
+    session: Option<String>,
+    open: bool,
+    /// This connection's `welcome` has arrived: publishes may go out.
+    welcomed: bool,
+    rooms: BTreeMap<String, RoomState>,
+    next_id: MsgId,
+    /// Publishes awaiting their ack, in id (and so in deadline) order.
+    unacked: BTreeMap<MsgId, Pending>,
+    out: VecDeque<Outgoing>,
+    events: VecDeque<RoomEvent>,
+    stats: RoomStats,
+}
+
+fn frame(msg: &ClientMsg) -> Message {
+    // Serializing these types cannot fail: every field is a string, number or JSON value.
+    Message::Text(serde_json::to_string(msg).unwrap_or_default())
+}
+
+impl Rooms {
+    /// A layer with no rooms and no session yet.
+    pub fn new(config: RoomsConfig) -> Self {
+        Rooms {
+            config,
+            session: None,
+            open: false,
+            welcomed: false,
+            rooms: BTreeMap::new(),
+            next_id: 0,
+            unacked: BTreeMap::new(),
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: RoomStats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RoomsConfig {
+        &self.config
+    }
+
+    /// The session resume token of the last `welcome`.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RoomStats {
+        self.stats
+    }
+
+    /// Publishes awaiting their ack.
+    pub fn unacked(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// The rooms joined (or being joined), by name.
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// The last position delivered in `room`, once the server has answered the first join.
+    pub fn position(&self, room: &str) -> Option<&Since> {
+        self.rooms.get(room).and_then(|r| r.position.as_ref())
+    }
+
+    /// Joins `room` now if connected, and again after every reconnect, until
+    /// [`leave`](Self::leave). Joining a room already joined does nothing.
+    ///
+    /// Errors: [`RoomError::InvalidRoom`].
+    pub fn join(&mut self, _now: Instant, room: &str) -> Result<(), RoomError> {
+        if !protocol::valid_room_name(room) {
+            return Err(RoomError::InvalidRoom {
+                room: room.to_owned(),
+            });
+        }
+        if self.rooms.contains_key(room) {
+            return Ok(());
+        }
+        let mut state = RoomState {
+            position: None,
+            joining: None,
+        };
+        if self.open {
+            state.joining = Some(None);
+            self.out.push_back(Outgoing::Send(frame(&ClientMsg::Join {
+                room: room.to_owned(),
+                since: None,
+            })));
+        }
+        self.rooms.insert(room.to_owned(), state);
+        Ok(())
+    }
+
+    /// Leaves `room`: no more rejoins, its later messages are ignored, and its publishes still
+    /// awaiting an ack fail with [`RoomError::LeftRoom`]. Returns false if it was not joined.
+    pub fn leave(&mut self, _now: Instant, room: &str) -> bool {
+        if self.rooms.remove(room).is_none() {
+            return false;
+        }
+        if self.open {
+            self.out.push_back(Outgoing::Send(frame(&ClientMsg::Leave {
+                room: room.to_owned(),
+            })));
+        }
+        let ids: Vec<MsgId> = self
+            .unacked
+            .iter()
+            .filter(|(_, p)| p.room == room)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail(id, |id, room| RoomError::LeftRoom { id, room });
+        }
+        true
+    }
+
+    /// Publishes `data` to a joined room. It is sent now if connected (and welcomed), else
+    /// right after the next connection's `welcome`, and resent after every reconnect until acked, failed or timed out;
+    /// the outcome arrives as [`RoomEvent::Acked`] or [`RoomEvent::PublishFailed`].
+    ///
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing is queued).
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        room: &str,
+        data: Data,
+    ) -> Result<PublishId, RoomError> {
+        if !self.rooms.contains_key(room) {
+            return Err(RoomError::NotJoined {
+                room: room.to_owned(),
+            });
+        }
+        if self.unacked.len() >= self.config.max_unacked {
+            return Err(RoomError::TooManyUnacked {
+                limit: self.config.max_unacked,
+            });
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let Message::Text(text) = frame(&ClientMsg::Publish {
+            room: room.to_owned(),
+            id,
+            data,
+        }) else {
+            return Err(RoomError::Encode {
+                message: "not text".into(),
+            });
+        };
+        let send = self.open && self.welcomed;
+        if send {
+            self.out
+                .push_back(Outgoing::Send(Message::Text(text.clone())));
+        }
+        self.unacked.insert(
+            id,
+            Pending {
+                room: room.to_owned(),
+                frame: text,
+                deadline: now + self.config.ack_timeout,
+                transmitted: send,
+            },
+        );
+        self.stats.published += 1;
+        Ok(PublishId(id))
+    }
+
+    /// As [`publish`](Self::publish), encoding `data` with serde first.
+    ///
+    /// Errors: as `publish`, plus [`RoomError::Encode`].
+    pub fn publish_json<T: Serialize + ?Sized>(
+        &mut self,
+        now: Instant,
+        room: &str,
+        data: &T,
+    ) -> Result<PublishId, RoomError> {
+        let data = serde_json::to_value(data).map_err(|e| RoomError::Encode {
+            message: e.to_string(),
+        })?;
+        self.publish(now, room, data)
+    }
+
+    /// Asks the server for the room list (answered with [`RoomEvent::Rooms`]); false when not
+    /// connected.
+    pub fn list_rooms(&mut self) -> bool {
+        if self.open {
+            self.out
+                .push_back(Outgoing::Send(frame(&ClientMsg::ListRooms)));
+        }
+        self.open
+    }
+
+    /// Feeds a core event. Returns true when it was a protocol v1 frame this layer consumed
+    /// (the shell need not show it as a raw message).
+    pub fn handle_event(&mut self, now: Instant, event: &Event) -> bool {
+        match event {
+            Event::Open => {
+                self.on_open();
+                false
+            }
+            Event::Close(_) => {
+                self.open = false;
+                self.welcomed = false;
+                for r in self.rooms.values_mut() {
+                    r.joining = None;
+                }
+                false
+            }
+            Event::Message(Message::Text(text)) => {
+                self.handle_frame(now, text);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The earliest ack deadline, if any publish awaits its ack.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        // Ids grow with time and every publish gets the same timeout, so the lowest id has the
+        // earliest deadline.
+        self.unacked.values().next().map(|p| p.deadline)
+    }
+
+    /// Fails every publish whose ack deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let after_ms = u64::try_from(self.config.ack_timeout.as_millis()).unwrap_or(u64::MAX);
+        while let Some((&id, p)) = self.unacked.iter().next() {
+            if p.deadline > now {
+                break;
+            }
+            self.fail(id, |id, _| RoomError::PublishTimeout { id, after_ms });
+        }
+    }
+
+    /// The next frame to send, in order.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
+        self.out.pop_front()
+    }
+
+    /// The next event for the application, in order.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    fn fail(&mut self, id: MsgId, error: impl FnOnce(PublishId, String) -> RoomError) {
+        if let Some(p) = self.unacked.remove(&id) {
+            self.stats.failed += 1;
+            let error = error(PublishId(id), p.room.clone());
+            self.events.push_back(RoomEvent::PublishFailed {
+                id: PublishId(id),
+                room: p.room,
+                error,
+            });
+        }
+    }
+
+    fn on_open(&mut self) {
+        self.open = true;
+        self.welcomed = false;
+        self.stats.opens += 1;
+        self.out
+            .push_back(Outgoing::Preamble(frame(&ClientMsg::Hello {
+                session: self.session.clone(),
+            })));
+        for (room, r) in &mut self.rooms {
+            r.joining = Some(r.position.clone());
+            self.out
+                .push_back(Outgoing::Preamble(frame(&ClientMsg::Join {
+                    room: room.clone(),
+                    since: r.position.clone(),
+                })));
+        }
+    }
+
+    fn on_welcome(&mut self) {
+        if !self.open || self.welcomed {
+            return;
+        }
+        self.welcomed = true;
+        for p in self.unacked.values_mut() {
+            if p.transmitted {
+                self.stats.resent += 1;
+            }
+            p.transmitted = true;
+            self.out
+                .push_back(Outgoing::Send(Message::Text(p.frame.clone())));
+        }
+    }
+
+    fn handle_frame(&mut self, _now: Instant, text: &str) {
+        match protocol::decode_server_frame(text) {
+            Ok(msgs) => {
+                for msg in msgs {
+                    self.on_server(msg);
+                }
+            }
+            Err(e) => self.events.push_back(RoomEvent::BadFrame(DecodeError {
+                raw: text.to_owned(),
+                error: e.to_string(),
+            })),
+        }
+    }
+
+    fn on_server(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Welcome {
+                session,
+                resumed,
+                name,
+            } => {
+                self.session = Some(session);
+                self.on_welcome();
+                self.events.push_back(RoomEvent::Welcome { resumed, name });
+            }
+            ServerMsg::Pong { .. } => {}
+            ServerMsg::Joined {
+                room,
+                epoch,
+                offset,
+                recovered,
+            } => self.on_joined(room, epoch, offset, recovered),
+            ServerMsg::Message {
+                room,
+                offset,
+                from,
+                data,
+                ts,
+            } => self.on_message(RoomMessage {
+                room,
+                offset,
+                from,
+                data,
+                ts,
+            }),
+            ServerMsg::Left { room } => self.events.push_back(RoomEvent::Left { room }),
+            ServerMsg::Ack {
+                id,
+                offset,
+                duplicate,
+            } => {
+                // An ack for a publish that already failed (timed out) is ignored.
+                if let Some(p) = self.unacked.remove(&id) {
+                    self.stats.acked += 1;
+                    if duplicate {
+                        self.stats.duplicate_acks += 1;
+                    }
+                    self.events.push_back(RoomEvent::Acked {
+                        id: PublishId(id),
+                        room: p.room,
+                        offset,
+                        duplicate,
+                    });
+                }
+            }
+            ServerMsg::Rooms { rooms } => self.events.push_back(RoomEvent::Rooms(rooms)),
+            ServerMsg::Presence { room, members } => {
+                if self.rooms.contains_key(&room) {
+                    self.events.push_back(RoomEvent::Presence { room, members });
+                }
+            }
+            ServerMsg::Error {
+                code,
+                message,
+                reference,
+            } => match reference.filter(|id| self.unacked.contains_key(id)) {
+                // A rate-limit error is followed by a close; the publish is resent later.
+                Some(id) if code != ErrorCode::RateLimited => {
+                    self.fail(id, |id, _| RoomError::Refused { id, code, message });
+                }
+                _ => self
+                    .events
+                    .push_back(RoomEvent::ServerError { code, message }),
+            },
+        }
+    }
+
+    fn on_joined(&mut self, room: String, epoch: String, offset: Offset, recovered: bool) {
+        // A room left meanwhile: its `joined` is stale.
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let since = r.joining.take().unwrap_or_else(|| r.position.clone());
+        match since {
+            None => {
+                r.position = Some(Since {
+                    epoch: epoch.clone(),
+                    offset,
+                });
+                self.events.push_back(RoomEvent::Joined {
+                    room,
+                    epoch,
+                    offset,
+                });
+            }
+            Some(since) => {
+                let recovered = recovered && since.epoch == epoch;
+                if recovered {
+                    self.stats.recoveries += 1;
+                } else {
+                    self.stats.recovery_failures += 1;
+                    // Same epoch (history too short): never go back, so nothing is delivered
+                    // twice. New epoch: start from the server's latest offset.
+                    let last = match &r.position {
+                        Some(p) if p.epoch == epoch => p.offset.max(offset),
+                        _ => offset,
+                    };
+                    r.position = Some(Since {
+                        epoch: epoch.clone(),
+                        offset: last,
+                    });
+                }
+                self.events.push_back(RoomEvent::Recovery {
+                    room,
+                    recovered,
+                    since,
+                    epoch,
+                    offset,
+                });
+            }
+        }
+    }
+
+    fn on_message(&mut self, m: RoomMessage) {
+        let Some(r) = self.rooms.get_mut(&m.room) else {
+            return;
+        };
+        let Some(pos) = r.position.as_mut() else {
+            // Not joined yet on any connection: nothing to order it against.
+            return;
+        };
+        if m.offset <= pos.offset {
+            self.stats.duplicates_dropped += 1;
+        } else if m.offset == pos.offset + 1 {
+            pos.offset = m.offset;
+            self.stats.delivered += 1;
+            self.events.push_back(RoomEvent::Message(m));
+        } else {
+            self.stats.gaps += 1;
+            if r.joining.is_none() && self.open {
+                let since = pos.clone();
+                r.joining = Some(Some(since.clone()));
+                self.out.push_back(Outgoing::Send(frame(&ClientMsg::Join {
+                    room: m.room,
+                    since: Some(since),
+                })));
+            }
+        }
+    }
+}
