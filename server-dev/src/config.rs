@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct Config {
     /// Serve `/echo`, `/close`, `/drop`, `/silent`, `/reject`. Default: off.
     pub test_endpoints: bool,
+    /// Serve `/bench/send` and `/bench/recv` for the benchmark harness. Default: off.
+    pub bench_endpoints: bool,
     /// Accept `/ws` without a ticket (name from `?name=`, else `anon-N`). Default: off.
     pub no_auth: bool,
     /// Allowed `Origin` values (exact match). Empty: the trunk dev origins
@@ -85,6 +87,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             test_endpoints: false,
+            bench_endpoints: false,
             no_auth: false,
             allowed_origins: Vec::new(),
             own_port: None,
@@ -120,6 +123,11 @@ impl Config {
     /// Turns the test endpoints on or off.
     pub fn test_endpoints(mut self, on: bool) -> Self {
         self.test_endpoints = on;
+        self
+    }
+    /// Turns the benchmark endpoints on or off.
+    pub fn bench_endpoints(mut self, on: bool) -> Self {
+        self.bench_endpoints = on;
         self
     }
     /// Turns ticket authentication off (`true`) or on.

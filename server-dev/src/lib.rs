@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod bench;
 mod config;
 pub mod conn;
 mod error;

@@ -25,6 +25,9 @@ struct Args {
     /// Enable /echo, /close, /drop, /silent and /reject (no origin or ticket checks).
     #[arg(long)]
     test_endpoints: bool,
+    /// Enable /bench/send and /bench/recv for `cargo xtask bench` (no origin or ticket checks).
+    #[arg(long)]
+    bench_endpoints: bool,
     /// Accept /ws without a ticket (name from ?name=, else anon-N).
     #[arg(long)]
     no_auth: bool,
@@ -92,6 +95,7 @@ impl Args {
     fn config(&self) -> Config {
         let mut config = Config::default()
             .test_endpoints(self.test_endpoints)
+            .bench_endpoints(self.bench_endpoints)
             .no_auth(self.no_auth)
             .max_message_size(self.max_message_size)
             .max_connections(self.max_connections)
@@ -134,26 +138,26 @@ impl Args {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers the Ctrl-C and SIGTERM handlers now (before the listening line is printed, so a
+/// supervisor's early SIGTERM is never fatal) and returns the future that completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -182,6 +186,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            tracing::error!("cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let tls = args.tls();
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The one stdout line; xtask and test runners parse it for the port.
@@ -190,7 +201,7 @@ async fn main() -> ExitCode {
         println!("server-dev listening on {scheme}://{addr}");
     }
     let _ = std::io::stdout().flush();
-    match server_dev::serve(listener, args.config(), tls, shutdown_signal()).await {
+    match server_dev::serve(listener, args.config(), tls, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("server failed: {err}");

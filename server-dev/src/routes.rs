@@ -15,7 +15,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
-use crate::{AppState, auth, conn, test_endpoints};
+use crate::{AppState, auth, bench, conn, test_endpoints};
 
 /// Builds the router of a server with `state`.
 ///
@@ -32,6 +32,9 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new().route("/ws", any(ws)).merge(api);
     if state.config().test_endpoints {
         router = router.merge(test_endpoints::router());
+    }
+    if state.config().bench_endpoints {
+        router = router.merge(bench::router());
     }
     if let Some(dir) = &state.config().static_dir {
         let index = dir.join("index.html");

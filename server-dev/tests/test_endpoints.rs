@@ -2,6 +2,7 @@
 //!
 //! Covers: /echo text and binary; /close code and reason; /drop cuts TCP without a close
 //! frame; /silent never answers pings; /reject status; no origin check on them; off by default.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 mod common;
 

@@ -93,6 +93,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A protocol v1 client.
 pub struct Client {
     pub ws: Ws,
+    /// Messages of a batch frame not consumed yet.
+    pending: std::collections::VecDeque<ServerMsg>,
 }
 
 pub fn request(
@@ -138,7 +140,26 @@ impl Client {
         let ws = try_connect(&server.ws_url(&format!("/ws?name={name}")), None)
             .await
             .unwrap();
-        Self { ws }
+        Self::from_ws(ws)
+    }
+
+    pub fn from_ws(ws: Ws) -> Self {
+        Self {
+            ws,
+            pending: Default::default(),
+        }
+    }
+
+    /// The next message, from a buffered batch or a new frame.
+    pub async fn next_msg(&mut self) -> ServerMsg {
+        for _ in 0..1000 {
+            if let Some(msg) = self.pending.pop_front() {
+                return msg;
+            }
+            let msgs = self.next_msgs().await;
+            self.pending.extend(msgs);
+        }
+        panic!("only empty batches");
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
@@ -177,12 +198,11 @@ impl Client {
     ) -> (ServerMsg, Vec<ServerMsg>) {
         let mut before = Vec::new();
         for _ in 0..10_000 {
-            for msg in self.next_msgs().await {
-                if pred(&msg) {
-                    return (msg, before);
-                }
-                before.push(msg);
+            let msg = self.next_msg().await;
+            if pred(&msg) {
+                return (msg, before);
             }
+            before.push(msg);
         }
         panic!("no matching message; got {before:?}");
     }
@@ -205,7 +225,10 @@ impl Client {
 }
 
 /// Reads (bounded) until a close frame.
-pub async fn expect_close(ws: &mut Ws) -> CloseFrame {
+pub async fn expect_close<S>(ws: &mut WebSocketStream<S>) -> CloseFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     for _ in 0..100_000 {
         let msg = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -247,4 +270,44 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A client whose socket has a tiny receive buffer, so the server's writes block soon after it
+/// stops reading.
+pub async fn connect_small_window(server: &TestServer, name: &str) -> WebSocketStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let url = server.ws_url(&format!("/ws?name={name}"));
+    let (ws, _) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(request(&url, None), stream),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    ws
+}
+
+/// Reads (bounded) until a message matching `pred` from a raw stream.
+pub async fn raw_until<S>(ws: &mut WebSocketStream<S>, pred: impl Fn(&ServerMsg) -> bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for _ in 0..10_000 {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg
+            && protocol::decode_server_frame(t.as_str())
+                .unwrap()
+                .iter()
+                .any(&pred)
+        {
+            return;
+        }
+    }
+    panic!("no matching message");
 }
