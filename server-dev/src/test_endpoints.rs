@@ -51,6 +51,15 @@ async fn send_going_away(socket: &mut WebSocket) {
     .await;
 }
 
+/// After the peer's close frame: keep polling (bounded) so tungstenite flushes its close
+/// reply, which makes the close clean (1000/wasClean) on the browser side.
+async fn finish_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+}
+
 /// Echoes text and binary frames back until the peer closes.
 async fn echo(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let guard = state.track();
@@ -69,7 +78,11 @@ async fn echo(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
                             break;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) => {
+                        finish_close(&mut socket).await;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
                     Some(Ok(_)) => {}
                 },
             }
@@ -139,8 +152,10 @@ async fn drop_after(
                 _ = &mut deadline => break,
                 _ = crate::until_true(&mut shutdown) => break,
                 // Keep reading so pings are answered until the cut, like a live server.
-                msg = socket.recv() => if matches!(msg, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
-                    return;
+                msg = socket.recv() => match msg {
+                    Some(Ok(Message::Close(_))) => return finish_close(&mut socket).await,
+                    None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
                 },
             }
         }

@@ -126,3 +126,35 @@ async fn test_endpoints_are_off_by_default() {
     );
     server.stop().await;
 }
+
+/// A client-initiated close gets the close reply (a clean close), on /echo and on /ws.
+#[tokio::test]
+async fn client_close_is_answered() {
+    let server = TestServer::start(open_config()).await;
+    for path in ["/echo", "/ws?name=c"] {
+        let mut ws = try_connect(&server.ws_url(path), None).await.unwrap();
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        };
+        ws.close(Some(frame)).await.unwrap();
+        let reply = tokio::time::timeout(WAIT, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return Ok(frame),
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => return Err(err.to_string()),
+                    None => return Err("ended without a close reply".to_string()),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            reply.unwrap().map(|f| u16::from(f.code)),
+            Some(1000),
+            "{path}"
+        );
+    }
+    server.stop().await;
+}
