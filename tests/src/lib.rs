@@ -2,3 +2,4 @@
 #![deny(missing_docs)]
 
 pub mod fault_proxy;
+pub mod server;
