@@ -1,10 +1,13 @@
 // 1,000 create/dispose cycles of LifelineSocket must not grow memory.
 // Covers: wasm linear memory (`WebAssembly.Memory.buffer.byteLength`, which only ever grows)
 // and the JS heap after a forced GC (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage`),
-// measured after a warm-up of 200 cycles and again after 1,000 more, with listeners and
-// on… handlers attached in every cycle and half of the sockets opened and used before dispose.
-// Bounds: wasm memory grows by at most one 64 KiB page (a leak of 64 bytes per cycle would
-// exceed it), the JS heap by at most 512 KiB (~500 bytes per cycle).
+// measured after a warm-up of 1,000 cycles and again after 1,000 more, with listeners and
+// on… handlers attached in every cycle and half of the sockets opened and used before dispose;
+// and the shell's live sockets, listeners and timers, which must all be zero.
+// Wasm memory never shrinks, and after dispose() a socket's small handle (tens of bytes) waits
+// for the wrapper's finalizer, so the warm-up sets the high-water mark; a leak shows as growth
+// past it. Bounds: at most one 64 KiB page (a leak of 64 bytes per cycle would exceed it), and
+// at most 512 KiB of JS heap (~500 bytes per cycle).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
@@ -67,11 +70,14 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
     await cdp.send("HeapProfiler.collectGarbage");
     await cdp.send("HeapProfiler.collectGarbage");
     const heap = await cdp.send("Runtime.getHeapUsage");
-    const wasm = await page.evaluate(() => t.wasm.memory.buffer.byteLength);
-    return { heap: heap.usedSize, wasm };
+    const { wasm, live } = await page.evaluate(() => ({
+      wasm: t.wasm.memory.buffer.byteLength,
+      live: t.liveResources(),
+    }));
+    return { heap: heap.usedSize, wasm, live };
   };
 
-  await page.evaluate(() => cycles(200));
+  await page.evaluate(() => cycles(1000));
   const baseline = await measure();
   const started = Date.now();
   await page.evaluate(() => cycles(1000));
@@ -86,6 +92,7 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
     elapsedMs: elapsed,
   };
   console.log(`# memory after 1,000 create/dispose cycles: ${JSON.stringify(report)}`);
+  assert.deepEqual(after.live, { sockets: 0, listeners: 0, timers: 0, predicates: 0 });
   assert.ok(after.wasm - baseline.wasm <= WASM_GROWTH_BOUND, `wasm memory grew: ${JSON.stringify(report)}`);
   assert.ok(after.heap - baseline.heap <= HEAP_GROWTH_BOUND, `JS heap grew: ${JSON.stringify(report)}`);
   await page.close();

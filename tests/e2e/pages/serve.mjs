@@ -21,6 +21,8 @@ export async function serveStatic(mounts) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    // Browsers ask for it unprompted; a 404 would show up as a console error.
+    if (path === "/favicon.ico") return res.writeHead(204).end();
     const prefix = prefixes.find((p) => path.startsWith(p));
     if (prefix === undefined) return notFound(res);
     const root = mounts[prefix];
