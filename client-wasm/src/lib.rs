@@ -36,6 +36,8 @@ pub use protocol;
 
 #[cfg(target_arch = "wasm32")]
 pub mod js;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]

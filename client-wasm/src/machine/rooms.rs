@@ -157,6 +157,19 @@ impl fmt::Display for PublishId {
     }
 }
 
+/// A publish the server accepted: what a publish handle resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishAck {
+    /// The publish.
+    pub id: PublishId,
+    /// Its room.
+    pub room: String,
+    /// The offset it got in the room.
+    pub offset: Offset,
+    /// True for a resend the server had already accepted (and did not broadcast again).
+    pub duplicate: bool,
+}
+
 /// A message delivered in a room. `T` is the application's type; the layer delivers
 /// [`Data`] (any JSON) and [`RoomMessage::decode`] turns it into `T`.
 #[derive(Debug, Clone, PartialEq)]

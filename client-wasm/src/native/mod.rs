@@ -1,0 +1,550 @@
+//! The native shell (feature `native`): the same [`Machine`] and [`Rooms`] layer as in the
+//! browser, driven by tokio and tokio-tungstenite.
+//!
+//! One driver task owns the sockets and the timer; each socket has a reader task that feeds
+//! frames back to it. User calls lock the shared core, act on it and wake the driver.
+//! Dropping the [`Client`] stops the driver and every socket task (their TCP connections
+//! close).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
+//! use ws_lifeline::native::{Client, ClientEvent};
+//! use ws_lifeline::Config;
+//!
+//! let mut client = Client::connect(
+//!     "ws://127.0.0.1:8080/ws",
+//!     Config::default().protocols([ws_lifeline::protocol::SUBPROTOCOL]),
+//!     RoomsConfig::default(),
+//! )?;
+//! client.join("lobby")?;
+//! let ack = client.publish("lobby", &"hello")?.await?; // resolves on the server's ack
+//! println!("offset {}", ack.offset);
+//! while let Some(event) = client.next_event().await {
+//!     if let ClientEvent::Room(RoomEvent::Message(m)) = event {
+//!         println!("{}: {}", m.from, m.data);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::machine::rooms::{Outgoing, RoomsConfig};
+use crate::machine::rooms::{PublishAck, PublishId, RoomError, RoomEvent, RoomStats, Rooms};
+use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
+use crate::{Config, Error, Event, Message, Result, Sent, State};
+
+/// What a [`Client`] reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A connection event of the core (open, close, reconnecting, errors; also raw messages
+    /// that are not protocol v1 frames).
+    Connection(Event),
+    /// A protocol v1 event: room messages, acks, recovery, presence.
+    Room(RoomEvent),
+}
+
+type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
+
+struct Core {
+    machine: Machine,
+    rooms: Rooms,
+    waiters: HashMap<PublishId, Waiter>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    wake: Notify,
+    origin: tokio::time::Instant,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        Instant(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A protocol v1 WebSocket client for native Rust: reconnects, heartbeats, rejoins rooms,
+/// resends unacknowledged publishes and delivers room messages in order, exactly once.
+///
+/// Create it inside a tokio runtime. Dropping it closes everything.
+pub struct Client {
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    driver: JoinHandle<()>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The driver owns the socket tasks; aborting it drops them, which aborts them too.
+        self.driver.abort();
+    }
+}
+
+/// Resolves when the server acknowledges a publish, or fails with its [`RoomError`]
+/// ([`RoomError::PublishTimeout`] after the ack timeout, [`RoomError::Closed`] if the client
+/// is dropped first).
+#[must_use = "a publish is sent either way; the handle only reports its outcome"]
+#[derive(Debug)]
+pub struct PublishHandle {
+    id: PublishId,
+    rx: oneshot::Receiver<Result<PublishAck, RoomError>>,
+}
+
+impl PublishHandle {
+    /// The publish's id.
+    pub fn id(&self) -> PublishId {
+        self.id
+    }
+}
+
+impl Future for PublishHandle {
+    type Output = Result<PublishAck, RoomError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(RoomError::Closed)))
+    }
+}
+
+impl Client {
+    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting.
+    ///
+    /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
+    pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
+        let origin = tokio::time::Instant::now();
+        // Per-process random keys: a different jitter seed for every client.
+        let seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id(),
+        );
+        let machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                machine,
+                rooms: Rooms::new(rooms),
+                waiters: HashMap::new(),
+                events: tx,
+            }),
+            wake: Notify::new(),
+            origin,
+        });
+        let driver = tokio::spawn(drive(Arc::clone(&shared)));
+        Ok(Client {
+            shared,
+            events,
+            driver,
+        })
+    }
+
+    fn act<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let now = self.shared.now();
+        let out = f(&mut self.shared.lock(), now);
+        self.shared.wake.notify_one();
+        out
+    }
+
+    /// Joins a room (now, and again after every reconnect). Errors: [`RoomError::InvalidRoom`].
+    pub fn join(&self, room: &str) -> Result<(), RoomError> {
+        self.act(|c, now| c.rooms.join(now, room))
+    }
+
+    /// Leaves a room; false if it was not joined.
+    pub fn leave(&self, room: &str) -> bool {
+        self.act(|c, now| c.rooms.leave(now, room))
+    }
+
+    /// Publishes `data` (as JSON) to a joined room; the handle resolves on the server's ack.
+    ///
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing was queued:
+    /// wait for acks and try again), [`RoomError::Encode`].
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        room: &str,
+        data: &T,
+    ) -> Result<PublishHandle, RoomError> {
+        self.act(|c, now| {
+            let id = c.rooms.publish_json(now, room, data)?;
+            let (tx, rx) = oneshot::channel();
+            c.waiters.insert(id, tx);
+            Ok(PublishHandle { id, rx })
+        })
+    }
+
+    /// Sends a raw frame through the core's queue (not part of protocol v1 bookkeeping).
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
+        let message = message.into();
+        self.act(|c, now| c.machine.send(now, message))
+    }
+
+    /// Closes for good (until [`reconnect`](Self::reconnect)); see [`Machine::close`].
+    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        self.act(|c, now| c.machine.close(now, code, reason))
+    }
+
+    /// Connects again now; see [`Machine::reconnect`].
+    pub fn reconnect(&self) {
+        self.act(|c, now| c.machine.reconnect(now));
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.shared.lock().machine.state()
+    }
+
+    /// The protocol layer's counters.
+    pub fn stats(&self) -> RoomStats {
+        self.shared.lock().rooms.stats()
+    }
+
+    /// Publishes awaiting their ack.
+    pub fn unacked(&self) -> usize {
+        self.shared.lock().rooms.unacked()
+    }
+
+    /// The next event; `None` once the client has stopped.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_next_event(&mut self) -> Option<ClientEvent> {
+        self.events.try_recv().ok()
+    }
+}
+
+enum Out {
+    Frame(Message),
+    Close(u16, String),
+}
+
+/// A socket task and its writer queue; dropping it aborts the task (closing TCP).
+struct Socket {
+    tx: mpsc::UnboundedSender<Out>,
+    buffered: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn drive(shared: Arc<Shared>) {
+    let (input_tx, mut inputs) = mpsc::unbounded_channel::<Input>();
+    let mut sockets: HashMap<ConnId, Socket> = HashMap::new();
+    loop {
+        let commands = {
+            let now = shared.now();
+            let mut core = shared.lock();
+            pump(&mut core, now)
+        };
+        for command in commands {
+            execute(&shared, &mut sockets, &input_tx, command);
+        }
+        let deadline = {
+            let core = shared.lock();
+            match (core.machine.poll_timeout(), core.rooms.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        let sleep = async {
+            match deadline {
+                Some(at) => {
+                    let at = shared.origin + std::time::Duration::from_millis(at.0);
+                    tokio::time::sleep_until(at).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            input = inputs.recv() => {
+                // The driver holds a sender, so the channel never closes.
+                let Some(input) = input else { return };
+                let now = shared.now();
+                let mut core = shared.lock();
+                core.machine.handle(now, input);
+                // Take what else has arrived, so a burst costs one pump.
+                while let Ok(input) = inputs.try_recv() {
+                    core.machine.handle(now, input);
+                }
+            }
+            () = shared.wake.notified() => {}
+            () = sleep => {
+                let now = shared.now();
+                let mut core = shared.lock();
+                core.machine.handle_timeout(now);
+                core.rooms.handle_timeout(now);
+            }
+        }
+    }
+}
+
+/// Runs the core and the layer until only I/O is left, which is returned in order.
+fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
+    let mut io = Vec::new();
+    loop {
+        while let Some(out) = core.rooms.poll_transmit() {
+            match out {
+                Outgoing::Preamble(m) => {
+                    // Only fails when the socket closed meanwhile; the next open rejoins.
+                    let _ = core.machine.send_preamble(now, m);
+                }
+                Outgoing::Send(m) => {
+                    // A refused frame is not lost for good: joins are redone and publishes
+                    // resent on the next open.
+                    let _ = core.machine.send(now, m);
+                }
+            }
+        }
+        while let Some(event) = core.rooms.poll_event() {
+            let resolved = match &event {
+                RoomEvent::Acked {
+                    id,
+                    room,
+                    offset,
+                    duplicate,
+                } => Some((
+                    *id,
+                    Ok(PublishAck {
+                        id: *id,
+                        room: room.clone(),
+                        offset: *offset,
+                        duplicate: *duplicate,
+                    }),
+                )),
+                RoomEvent::PublishFailed { id, error, .. } => Some((*id, Err(error.clone()))),
+                _ => None,
+            };
+            if let Some((id, result)) = resolved
+                && let Some(waiter) = core.waiters.remove(&id)
+            {
+                let _ = waiter.send(result);
+            }
+            let _ = core.events.send(ClientEvent::Room(event));
+        }
+        let Some(command) = core.machine.poll_command() else {
+            return io;
+        };
+        match command {
+            Command::Emit(event) => {
+                let consumed = core.rooms.handle_event(now, &event);
+                if !consumed {
+                    let _ = core.events.send(ClientEvent::Connection(event));
+                }
+            }
+            Command::ResolveUrl { conn } => {
+                // `connect` always gives a fixed URL; answer so the machine cannot stall.
+                let result = Err("no URL provider".to_owned());
+                core.machine
+                    .handle(now, Input::UrlResolved { conn, result });
+            }
+            other => io.push(other),
+        }
+    }
+}
+
+fn execute(
+    shared: &Arc<Shared>,
+    sockets: &mut HashMap<ConnId, Socket>,
+    inputs: &mpsc::UnboundedSender<Input>,
+    command: Command,
+) {
+    match command {
+        Command::Open {
+            conn,
+            url,
+            protocols,
+        } => {
+            // The machine has moved on from every earlier socket.
+            sockets.clear();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let buffered = Arc::new(AtomicU64::new(0));
+            let task = tokio::spawn(run_socket(
+                conn,
+                url,
+                protocols,
+                rx,
+                Arc::clone(&buffered),
+                inputs.clone(),
+            ));
+            sockets.insert(conn, Socket { tx, buffered, task });
+        }
+        Command::Transmit { conn, message } => {
+            if let Some(s) = sockets.get(&conn) {
+                s.buffered
+                    .fetch_add(message.len() as u64, Ordering::Relaxed);
+                let _ = s.tx.send(Out::Frame(message));
+            }
+        }
+        Command::Close { conn, code, reason } => {
+            let current = shared.lock().machine.conn_id() == Some(conn);
+            if current {
+                if let Some(s) = sockets.get(&conn) {
+                    let _ = s.tx.send(Out::Close(code, reason));
+                }
+            } else {
+                // Abandoned (heartbeat timeout, connect timeout): drop it and its TCP now;
+                // a half-open peer would never answer a close frame.
+                sockets.remove(&conn);
+            }
+        }
+        Command::PollBuffered { conn } => {
+            if let Some(s) = sockets.get(&conn) {
+                let amount = s.buffered.load(Ordering::Relaxed);
+                let _ = inputs.send(Input::BufferedAmount { conn, amount });
+            }
+        }
+        // Handled in `pump`; listed so a new command is a compile-time decision.
+        Command::Emit(_) | Command::ResolveUrl { .. } => {}
+    }
+}
+
+fn closed(code: u16, reason: String, was_clean: bool) -> CloseInfo {
+    CloseInfo {
+        code,
+        reason,
+        was_clean,
+    }
+}
+
+async fn run_socket(
+    conn: ConnId,
+    url: String,
+    protocols: Vec<String>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    buffered: Arc<AtomicU64>,
+    inputs: mpsc::UnboundedSender<Input>,
+) {
+    let request = url.as_str().into_client_request().and_then(|mut req| {
+        if !protocols.is_empty() {
+            let value = protocols.join(", ").parse().map_err(|_| {
+                tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(
+                    "invalid subprotocol".into(),
+                ))
+            })?;
+            req.headers_mut().insert("Sec-WebSocket-Protocol", value);
+        }
+        Ok(req)
+    });
+    let connected = match request {
+        Ok(req) => tokio_tungstenite::connect_async(req).await,
+        Err(e) => Err(e),
+    };
+    let (ws, response) = match connected {
+        Ok(ok) => ok,
+        Err(e) => {
+            let error = Error::Platform {
+                message: e.to_string(),
+            };
+            let _ = inputs.send(Input::OpenFailed { conn, error });
+            return;
+        }
+    };
+    let protocol = response
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let _ = inputs.send(Input::SocketOpened { conn, protocol });
+    let (mut sink, mut stream) = ws.split();
+    let info = loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Frame(m)) => {
+                    let len = m.len() as u64;
+                    let frame = match m {
+                        Message::Text(t) => tungstenite::Message::text(t),
+                        Message::Binary(b) => tungstenite::Message::binary(b),
+                    };
+                    let sent = sink.send(frame).await;
+                    buffered.fetch_sub(len.min(buffered.load(Ordering::Relaxed)), Ordering::Relaxed);
+                    if let Err(e) = sent {
+                        let _ = inputs.send(Input::SocketError { conn });
+                        break closed(1006, e.to_string(), false);
+                    }
+                }
+                Some(Out::Close(code, reason)) => {
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() };
+                    let _ = sink.send(tungstenite::Message::Close(Some(frame))).await;
+                    // Wait (bounded) for the peer's close reply, as a browser does.
+                    let reply = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                        while let Some(Ok(m)) = stream.next().await {
+                            if let tungstenite::Message::Close(f) = m {
+                                return f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                            }
+                        }
+                        None
+                    }).await;
+                    let (code, reason, clean) = match reply {
+                        Ok(Some((c, r))) => (c, r, true),
+                        _ => (code, reason, false),
+                    };
+                    break closed(code, reason, clean);
+                }
+                // The driver dropped this socket.
+                None => return,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(tungstenite::Message::Text(t))) => {
+                    let message = Message::Text(t.as_str().to_owned());
+                    let _ = inputs.send(Input::SocketMessage { conn, message });
+                }
+                Some(Ok(tungstenite::Message::Binary(b))) => {
+                    let message = Message::Binary(b.to_vec());
+                    let _ = inputs.send(Input::SocketMessage { conn, message });
+                }
+                Some(Ok(tungstenite::Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                    // tungstenite queues the close reply; flush it.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
+                    break closed(code, reason, true);
+                }
+                // Pings are answered by tungstenite on the next read or write.
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = inputs.send(Input::SocketError { conn });
+                    break closed(1006, e.to_string(), false);
+                }
+                None => break closed(1006, String::new(), false),
+            },
+        }
+    };
+    let _ = inputs.send(Input::SocketClosed { conn, info });
+}
