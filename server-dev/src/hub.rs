@@ -185,7 +185,7 @@ impl State {
     }
 
     /// Removes `id` from all its rooms and from the hub, and tells the others.
-    fn remove_conn(&mut self, id: ConnId, now: Instant, limits: &Limits) {
+    fn remove_conn(&mut self, id: ConnId, now: Instant) {
         let Some(entry) = self.conns.remove(&id) else {
             return;
         };
@@ -208,11 +208,10 @@ impl State {
                 session.detached_at = Some(now);
             }
         }
-        let _ = limits;
     }
 
     /// Evicts every peer whose queue overflowed, which may overflow others in turn.
-    fn flush_evictions(&mut self, now: Instant, limits: &Limits) {
+    fn flush_evictions(&mut self, now: Instant) {
         // Each round removes a connection, so this ends after at most `conns.len()` rounds.
         while let Some(id) = self.evict.pop() {
             if let Some(entry) = self.conns.get(&id) {
@@ -221,12 +220,12 @@ impl State {
                     "slow consumer: outbound queue full, closing with 1013"
                 );
                 entry.peer.kick.send_replace(Some(close::TRY_AGAIN_LATER));
-                self.remove_conn(id, now, limits);
+                self.remove_conn(id, now);
             }
         }
     }
 
-    fn new_session(&mut self, now: Instant, limits: &Limits) -> String {
+    fn new_session(&mut self, limits: &Limits) -> String {
         if self.sessions.len() >= limits.max_sessions {
             let oldest = self
                 .sessions
@@ -245,7 +244,6 @@ impl State {
                 ..Session::default()
             },
         );
-        let _ = now;
         token
     }
 }
@@ -332,7 +330,7 @@ impl Hub {
         let now = Instant::now();
         let mut state = self.lock();
         let out = f(&mut state, &self.limits, now);
-        state.flush_evictions(now, &self.limits);
+        state.flush_evictions(now);
         out
     }
 
@@ -348,7 +346,7 @@ impl Hub {
     pub(crate) fn register(&self, name: String) -> Registration {
         let (tx, rx) = mpsc::channel(self.limits.queue_capacity);
         let (kick, kicked) = watch::channel(None);
-        self.with(|state, limits, now| {
+        self.with(|state, limits, _| {
             state.next_id += 1;
             let id = state.next_id;
             let peer = Peer {
@@ -356,7 +354,7 @@ impl Hub {
                 tx,
                 kick: Arc::new(kick),
             };
-            let session = state.new_session(now, limits);
+            let session = state.new_session(limits);
             state.conns.insert(
                 id,
                 ConnEntry {
@@ -372,7 +370,7 @@ impl Hub {
 
     /// Removes a connection; idempotent.
     pub(crate) fn disconnect(&self, id: ConnId) {
-        self.with(|state, limits, now| state.remove_conn(id, now, limits));
+        self.with(|state, _, now| state.remove_conn(id, now));
     }
 
     /// Queues `msg` for one connection.

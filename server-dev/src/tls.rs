@@ -41,6 +41,16 @@ pub fn self_signed() -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((key.cert.der().to_vec(), key.signing_key.serialize_der()))
 }
 
+/// The same as [`self_signed`], PEM-encoded: `(certificate PEM, PKCS#8 key PEM)`, as
+/// `--tls-cert` and `--tls-key` expect them.
+pub fn self_signed_pem() -> Result<(String, String)> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let key = rcgen::generate_simple_self_signed(names).map_err(|e| Error::Tls {
+        message: e.to_string(),
+    })?;
+    Ok((key.cert.pem(), key.signing_key.serialize_pem()))
+}
+
 /// The rustls crypto provider used by the server, named explicitly so that no process-wide
 /// default has to be installed.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

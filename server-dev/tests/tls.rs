@@ -11,6 +11,7 @@ use futures::SinkExt;
 use protocol::{ClientMsg, ServerMsg};
 use server_dev::TlsSetup;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::Message;
@@ -18,14 +19,35 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn wss_handshake_with_a_generated_certificate() {
     let (cert, key) = server_dev::tls::self_signed().unwrap();
-    let server = TestServer::start_with(
-        open_config(),
-        Some(TlsSetup::Der {
-            cert: cert.clone(),
-            key,
-        }),
-    )
-    .await;
+    let setup = TlsSetup::Der {
+        cert: cert.clone(),
+        key,
+    };
+    check_wss(setup, cert).await;
+}
+
+/// `--tls-cert/--tls-key`: PEM files on disk.
+#[tokio::test]
+async fn wss_handshake_with_pem_files() {
+    let (cert_pem, key_pem) = server_dev::tls::self_signed_pem().unwrap();
+    let dir = std::env::temp_dir().join(format!("server-dev-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, &cert_pem).unwrap();
+    std::fs::write(&key_path, &key_pem).unwrap();
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .unwrap()
+        .to_vec();
+    let setup = TlsSetup::Files {
+        cert: cert_path,
+        key: key_path,
+    };
+    check_wss(setup, der).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn check_wss(setup: TlsSetup, cert: Vec<u8>) {
+    let server = TestServer::start_with(open_config(), Some(setup)).await;
 
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(cert)).unwrap();
