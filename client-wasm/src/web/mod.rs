@@ -8,6 +8,7 @@
 
 pub mod diagnostics;
 mod js_error;
+pub mod rooms;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

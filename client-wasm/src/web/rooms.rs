@@ -1,0 +1,371 @@
+//! Protocol v1 rooms in the browser: the sans-IO [`Rooms`] layer wired to a [`Client`].
+//!
+//! A [`RoomsClient`] subscribes to its client's events, feeds them to the layer, sends the
+//! layer's frames through the client (the open preamble with `send_preamble`), keeps one
+//! timer for ack deadlines, and hands out [`RoomEvent`]s. Everything it holds is RAII: its
+//! subscription and timer capture a `Weak`, and dropping it unsubscribes, cancels the timer
+//! and fails every pending [`PublishFuture`] with [`RoomError::Closed`].
+//!
+//! ```no_run
+//! use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
+//! use ws_lifeline::web::rooms::RoomsClient;
+//! use ws_lifeline::{Client, Config};
+//!
+//! let client = Client::connect("wss://example.com/ws", Config::default().protocols(["lifeline.v1"]))?;
+//! let rooms = RoomsClient::new(&client, RoomsConfig::default());
+//! rooms.join("lobby").unwrap();
+//! let _sub = rooms.on_message::<String, _>(|m| match m {
+//!     Ok(m) => web_sys::console::log_1(&format!("{}: {}", m.from, m.data).into()),
+//!     Err(bad) => web_sys::console::warn_1(&bad.error.into()),
+//! });
+//! let ack = rooms.publish("lobby", &"hello").unwrap(); // a future: await it for the ack
+//! # drop(ack);
+//! # Ok::<(), ws_lifeline::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use futures::channel::{mpsc, oneshot};
+use gloo_timers::callback::Timeout;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Client, ClientHandle, Subscription};
+use crate::Event;
+use crate::machine::rooms::{
+    Outgoing, PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms,
+    RoomsConfig,
+};
+use crate::machine::{Instant, State};
+use crate::typed::DecodeError;
+
+type Callback = Rc<dyn Fn(&RoomEvent)>;
+type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
+
+fn now() -> Instant {
+    let ms = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now());
+    Instant(ms.max(0.0) as u64)
+}
+
+struct Armed {
+    at: Instant,
+    _timeout: Timeout,
+}
+
+struct Inner {
+    client: ClientHandle,
+    rooms: RefCell<Rooms>,
+    waiters: RefCell<HashMap<PublishId, Waiter>>,
+    subscribers: RefCell<Vec<(u64, Callback)>>,
+    next_subscriber: Cell<u64>,
+    timer: RefCell<Option<Armed>>,
+    subscription: RefCell<Option<Subscription>>,
+    flushing: Cell<bool>,
+}
+
+/// Rooms, acknowledged publishes and ordered, exactly-once room messages over a [`Client`].
+/// See the [module docs](self).
+pub struct RoomsClient {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for RoomsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoomsClient")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Resolves with the server's ack, or fails with [`RoomError::PublishTimeout`] (or another
+/// [`RoomError`]). Dropping it does not cancel the publish.
+#[must_use = "the publish is sent either way; the future only reports its outcome"]
+#[derive(Debug)]
+pub struct PublishFuture {
+    id: PublishId,
+    rx: oneshot::Receiver<Result<PublishAck, RoomError>>,
+}
+
+impl PublishFuture {
+    /// The publish's id (as in [`RoomEvent::Acked`]).
+    pub fn id(&self) -> PublishId {
+        self.id
+    }
+}
+
+impl Future for PublishFuture {
+    type Output = Result<PublishAck, RoomError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(RoomError::Closed)))
+    }
+}
+
+/// Keeps a room-event callback registered; dropping it unregisters the callback.
+#[must_use = "dropping a RoomSubscription unregisters its callback at once"]
+pub struct RoomSubscription {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl fmt::Debug for RoomSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoomSubscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for RoomSubscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner
+                .subscribers
+                .borrow_mut()
+                .retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+/// Every [`RoomEvent`] as a [`Stream`]; see [`RoomsClient::events`].
+#[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
+#[derive(Debug)]
+pub struct RoomEventStream {
+    rx: mpsc::UnboundedReceiver<RoomEvent>,
+    _subscription: RoomSubscription,
+}
+
+impl Stream for RoomEventStream {
+    type Item = RoomEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RoomEvent>> {
+        Pin::new(&mut self.rx).poll_next(cx)
+    }
+}
+
+impl RoomsClient {
+    /// Speaks protocol v1 over `client`. Create it before or after the client opens; if the
+    /// socket is already open, the `hello` (and joins) go out at once.
+    pub fn new(client: &Client, config: RoomsConfig) -> RoomsClient {
+        let inner = Rc::new(Inner {
+            client: client.handle(),
+            rooms: RefCell::new(Rooms::new(config)),
+            waiters: RefCell::new(HashMap::new()),
+            subscribers: RefCell::new(Vec::new()),
+            next_subscriber: Cell::new(0),
+            timer: RefCell::new(None),
+            subscription: RefCell::new(None),
+            flushing: Cell::new(false),
+        });
+        let weak = Rc::downgrade(&inner);
+        let subscription = client.on_event(move |event| {
+            if let Some(inner) = weak.upgrade() {
+                inner.rooms.borrow_mut().handle_event(now(), event);
+                Inner::flush(&inner);
+            }
+        });
+        *inner.subscription.borrow_mut() = Some(subscription);
+        if client.state() == State::Open {
+            inner.rooms.borrow_mut().handle_event(now(), &Event::Open);
+            Inner::flush(&inner);
+        }
+        RoomsClient { inner }
+    }
+
+    /// Joins a room (now if open, and again after every reconnect).
+    ///
+    /// Errors: [`RoomError::InvalidRoom`].
+    pub fn join(&self, room: &str) -> Result<(), RoomError> {
+        let r = self.inner.rooms.borrow_mut().join(now(), room);
+        Inner::flush(&self.inner);
+        r
+    }
+
+    /// Leaves a room; false if it was not joined. Its unacked publishes fail.
+    pub fn leave(&self, room: &str) -> bool {
+        let r = self.inner.rooms.borrow_mut().leave(now(), room);
+        Inner::flush(&self.inner);
+        r
+    }
+
+    /// Publishes `data` as JSON to a joined room. The future resolves on the server's ack.
+    ///
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing queued),
+    /// [`RoomError::Encode`].
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        room: &str,
+        data: &T,
+    ) -> Result<PublishFuture, RoomError> {
+        let id = self
+            .inner
+            .rooms
+            .borrow_mut()
+            .publish_json(now(), room, data)?;
+        let (tx, rx) = oneshot::channel();
+        self.inner.waiters.borrow_mut().insert(id, tx);
+        Inner::flush(&self.inner);
+        Ok(PublishFuture { id, rx })
+    }
+
+    /// Asks for the room list ([`RoomEvent::Rooms`]); false when not connected.
+    pub fn list_rooms(&self) -> bool {
+        let r = self.inner.rooms.borrow_mut().list_rooms();
+        Inner::flush(&self.inner);
+        r
+    }
+
+    /// Counters of the protocol layer.
+    pub fn stats(&self) -> RoomStats {
+        self.inner.rooms.borrow().stats()
+    }
+
+    /// Publishes awaiting their ack.
+    pub fn unacked(&self) -> usize {
+        self.inner.rooms.borrow().unacked()
+    }
+
+    /// Calls `callback` with every room event until the subscription is dropped.
+    pub fn on_event(&self, callback: impl Fn(&RoomEvent) + 'static) -> RoomSubscription {
+        let id = self.inner.next_subscriber.get();
+        self.inner.next_subscriber.set(id + 1);
+        self.inner
+            .subscribers
+            .borrow_mut()
+            .push((id, Rc::new(callback)));
+        RoomSubscription {
+            inner: Rc::downgrade(&self.inner),
+            id,
+        }
+    }
+
+    /// Calls `callback` with every room message decoded into `T`; data that does not decode
+    /// arrives as a [`DecodeError`] (the room goes on).
+    pub fn on_message<T, F>(&self, callback: F) -> RoomSubscription
+    where
+        T: DeserializeOwned + 'static,
+        F: Fn(Result<RoomMessage<T>, DecodeError>) + 'static,
+    {
+        self.on_event(move |event| {
+            if let RoomEvent::Message(m) = event {
+                callback(m.decode());
+            }
+        })
+    }
+
+    /// Every room event as a [`Stream`].
+    pub fn events(&self) -> RoomEventStream {
+        let (tx, rx) = mpsc::unbounded();
+        let subscription = self.on_event(move |e| {
+            let _ = tx.unbounded_send(e.clone());
+        });
+        RoomEventStream {
+            rx,
+            _subscription: subscription,
+        }
+    }
+}
+
+impl Inner {
+    /// Sends the layer's frames, hands out its events and re-arms the ack timer. Re-entrant
+    /// calls (from a callback) return at once: the outer loop picks their output up.
+    fn flush(this: &Rc<Inner>) {
+        if this.flushing.replace(true) {
+            return;
+        }
+        loop {
+            let out = this.rooms.borrow_mut().poll_transmit();
+            if let Some(out) = out {
+                let _ = match out {
+                    // Fails only if the socket closed meanwhile; the next open rejoins.
+                    Outgoing::Preamble(m) => this.client.send_preamble(m),
+                    // A refused frame is redone: joins on the next open, publishes resent.
+                    Outgoing::Send(m) => this.client.send(m).map(|_| ()),
+                };
+                continue;
+            }
+            let event = this.rooms.borrow_mut().poll_event();
+            let Some(event) = event else { break };
+            let resolved = match &event {
+                RoomEvent::Acked {
+                    id,
+                    room,
+                    offset,
+                    duplicate,
+                } => Some((
+                    *id,
+                    Ok(PublishAck {
+                        id: *id,
+                        room: room.clone(),
+                        offset: *offset,
+                        duplicate: *duplicate,
+                    }),
+                )),
+                RoomEvent::PublishFailed { id, error, .. } => Some((*id, Err(error.clone()))),
+                _ => None,
+            };
+            if let Some((id, result)) = resolved {
+                let waiter = this.waiters.borrow_mut().remove(&id);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(result);
+                }
+            }
+            let callbacks: Vec<Callback> = this
+                .subscribers
+                .borrow()
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect();
+            for callback in callbacks {
+                callback(&event);
+            }
+        }
+        this.flushing.set(false);
+        Inner::arm_timer(this);
+    }
+
+    fn arm_timer(this: &Rc<Inner>) {
+        let want = this.rooms.borrow().poll_timeout();
+        let mut slot = this.timer.borrow_mut();
+        if slot.as_ref().map(|a| a.at) == want {
+            return;
+        }
+        let old = slot.take();
+        *slot = want.map(|at| {
+            let delay = at.0.saturating_sub(now().0).min(u64::from(i32::MAX as u32));
+            let weak = Rc::downgrade(this);
+            let timeout = Timeout::new(delay as u32, move || {
+                let Some(inner) = weak.upgrade() else { return };
+                let fired = inner.timer.borrow_mut().take();
+                inner.rooms.borrow_mut().handle_timeout(now());
+                Inner::flush(&inner);
+                drop(fired);
+            });
+            Armed {
+                at,
+                _timeout: timeout,
+            }
+        });
+        drop(slot);
+        drop(old);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Unsubscribe first so nothing reaches a half-dropped layer.
+        drop(self.subscription.borrow_mut().take());
+        drop(self.timer.borrow_mut().take());
+    }
+}
