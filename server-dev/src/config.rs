@@ -182,9 +182,9 @@ impl Config {
         self.rate_burst = burst;
         self
     }
-    /// Sets the heartbeat interval and the pong timeout.
+    /// Sets the heartbeat interval (at least 1 ms) and the pong timeout.
     pub fn heartbeat(mut self, interval: Duration, pong_timeout: Duration) -> Self {
-        self.heartbeat_interval = interval;
+        self.heartbeat_interval = interval.max(Duration::from_millis(1));
         self.pong_timeout = pong_timeout;
         self
     }

@@ -296,6 +296,8 @@ where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
 {
+    // A zero period would panic; the config setter already refuses it, the field may not.
+    let heartbeat = heartbeat.max(Duration::from_millis(1));
     let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();

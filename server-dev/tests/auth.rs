@@ -180,3 +180,34 @@ async fn health_reports_ok() {
     assert_eq!(v["status"], "ok");
     server.stop().await;
 }
+
+/// A page on an allowed origin (trunk's dev server) may call the login API across origins.
+#[tokio::test]
+async fn login_api_answers_cors_for_allowed_origins_only() {
+    let server = TestServer::start(Config::default()).await;
+    let preflight = "origin: http://127.0.0.1:8081\r\naccess-control-request-method: POST\r\n";
+    let (status, head, _) =
+        common::http_full(server.addr, "OPTIONS", "/api/login", None, preflight).await;
+    assert_eq!(status, 204);
+    assert!(
+        head.contains("access-control-allow-origin: http://127.0.0.1:8081"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: content-type"),
+        "{head}"
+    );
+
+    let body = Some(r#"{"name":"ann"}"#);
+    let (status, head, _) = common::http_full(
+        server.addr,
+        "POST",
+        "/api/login",
+        body,
+        "origin: http://evil.example\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    server.stop().await;
+}
