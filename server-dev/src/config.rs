@@ -212,7 +212,14 @@ impl Config {
     }
 
     /// Whether a request with this `Origin` may open a WebSocket on `/ws`.
+    ///
+    /// With [`Config::test_endpoints`] on, any loopback origin (`http(s)://127.0.0.1:*`,
+    /// `http(s)://localhost:*`, `http(s)://[::1]:*`) is allowed too: browser test runners serve
+    /// their pages from random ports.
     pub fn origin_allowed(&self, origin: &str) -> bool {
+        if self.test_endpoints && is_loopback_origin(origin) {
+            return true;
+        }
         if let Some(port) = self.own_port {
             let scheme = if self.tls { "https" } else { "http" };
             if origin == format!("{scheme}://127.0.0.1:{port}")
@@ -225,5 +232,55 @@ impl Config {
             return origin == "http://127.0.0.1:8081" || origin == "http://localhost:8081";
         }
         self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
+}
+
+/// `http(s)://` + a loopback host + an optional numeric port, and nothing else.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let port = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .find_map(|host| rest.strip_prefix(host));
+    match port {
+        Some("") => true,
+        Some(p) => p.strip_prefix(':').is_some_and(|n| {
+            !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit())
+        }),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_origins_only_in_test_mode() {
+        let test = Config::default().test_endpoints(true);
+        let prod = Config::default();
+        for ok in [
+            "http://127.0.0.1:5173",
+            "http://localhost:9",
+            "https://[::1]:443",
+            "http://localhost",
+        ] {
+            assert!(test.origin_allowed(ok), "{ok}");
+        }
+        assert!(!prod.origin_allowed("http://127.0.0.1:5173"));
+        for bad in [
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil:80",
+            "http://localhost:80/x",
+            "http://localhost:",
+            "ftp://localhost:1",
+            "http://evil.example",
+        ] {
+            assert!(!test.origin_allowed(bad), "{bad}");
+        }
     }
 }
