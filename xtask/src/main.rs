@@ -10,6 +10,7 @@
 // A command-line tool: printing progress to stdout is its job.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod npm;
 mod process;
 mod setup;
@@ -30,7 +31,8 @@ commands:
   setup                 install the toolchain pieces the other commands need (idempotent)
   demo [--port N]       build the demo and serve it at http://127.0.0.1:N (default 8080)
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
-  bench [--quick]       run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
+  bench [size|server|all] [--quick] [--record-sizes]
+                        run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
 
 options:
   --skip-setup          assume `cargo xtask setup` already ran (demo, test, bench)
@@ -168,6 +170,7 @@ fn test(args: &[String]) -> Result {
     build_demo()?;
     npm::build_npm_package()?;
     e2e_tests()?;
+    bench::quick_after_test()?;
     println!("\nxtask: every test stage passed");
     Ok(())
 }
@@ -183,8 +186,7 @@ const WASM_PACKAGES: [&str; 6] = [
 ];
 
 fn bench(args: &[String]) -> Result {
-    reject_unknown(args, &["--skip-setup", "--quick"], &[])?;
-    Err("the benchmark harness is not built yet (see the benchmarks issue)".into())
+    bench::run(args)
 }
 
 fn build_server() -> Result {

@@ -1,0 +1,369 @@
+//! `cargo xtask bench [size|server|all] [--quick] [--record-sizes]`: the benchmark harness.
+//!
+//! - `size`: builds the npm package and the demo, measures them and the peers' npm bundles
+//!   (`benches/size/sizes.mjs`) and fails when one of ours grew more than 10% over
+//!   `benches/sizes.json` (`--record-sizes` rewrites that file instead).
+//! - `server`: server-dev (built with `--profile bench-native`) and the Node `ws` peer
+//!   (`benches/peers/ws-broadcast.mjs`) under the load generator (`benches/loadgen`), one fresh
+//!   server process per workload, in one run: idle connections, fan-out, chat mix.
+//!
+//! `--quick` runs every benchmark once at a tiny size and checks only that it produced
+//! results; `cargo xtask test` ends with it so the harness cannot rot. Results go to
+//! `target/bench/*.json`; BENCHMARKS.md quotes them with the command that made them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::Result;
+use crate::process::Step;
+
+const USAGE: &str =
+    "usage: cargo xtask bench [size|server|all] [--quick] [--record-sizes] [--skip-setup]";
+
+/// `cargo xtask bench ...`.
+pub(crate) fn run(args: &[String]) -> Result {
+    let mut what = "all";
+    let (mut quick, mut record, mut skip_setup) = (false, false, false);
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--record-sizes" => record = true,
+            "--skip-setup" => skip_setup = true,
+            "size" | "server" | "all" => what = arg.as_str(),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    if !skip_setup {
+        crate::setup::run(crate::setup::Scope::Everything)?;
+    }
+    if what == "size" || what == "all" {
+        crate::build_demo()?;
+        crate::npm::build_npm_package()?;
+        sizes(record)?;
+    }
+    if what == "server" || what == "all" {
+        server(quick)?;
+    }
+    Ok(())
+}
+
+/// The tail of `cargo xtask test`: the size check on what the test just built, and every
+/// benchmark once at a tiny size.
+pub(crate) fn quick_after_test() -> Result {
+    sizes(false)?;
+    server(true)
+}
+
+fn bench_dir() -> PathBuf {
+    crate::target_dir().join("bench")
+}
+
+fn sizes(record: bool) -> Result {
+    let root = crate::root();
+    let recorded = root.join("benches").join("sizes.json");
+    let out = bench_dir().join("sizes.json");
+    let mut step = Step::new("bench: sizes", "node")
+        .args([root.join("benches").join("size").join("sizes.mjs")])
+        .args(["--out".as_ref(), out.as_os_str()]);
+    step = if record {
+        step.args(["--record".as_ref(), recorded.as_os_str()])
+    } else {
+        step.args(["--check".as_ref(), recorded.as_os_str()])
+    };
+    step.run()
+}
+
+/// One workload of the server benchmark, at full and at `--quick` size.
+struct Workload {
+    name: &'static str,
+    full: &'static [&'static str],
+    quick: &'static [&'static str],
+}
+
+const WORKLOADS: [Workload; 3] = [
+    Workload {
+        name: "idle",
+        full: &[
+            "--workload",
+            "idle",
+            "--conns",
+            "10000",
+            "--rooms",
+            "100",
+            "--setup-secs",
+            "120",
+        ],
+        quick: &["--workload", "idle", "--conns", "20", "--rooms", "2"],
+    },
+    Workload {
+        name: "fanout",
+        full: &[
+            "--workload",
+            "fanout",
+            "--conns",
+            "1000",
+            "--secs",
+            "15",
+            "--window",
+            "100",
+        ],
+        quick: &["--workload", "fanout", "--conns", "10", "--secs", "0.5"],
+    },
+    Workload {
+        name: "chat",
+        full: &[
+            "--workload",
+            "chat",
+            "--conns",
+            "5000",
+            "--rooms",
+            "100",
+            "--rate",
+            "1",
+            "--secs",
+            "20",
+            "--setup-secs",
+            "120",
+        ],
+        quick: &[
+            "--workload",
+            "chat",
+            "--conns",
+            "20",
+            "--rooms",
+            "2",
+            "--secs",
+            "1",
+        ],
+    },
+];
+
+/// Flags that lift server-dev's per-connection limits out of the way of the load generator;
+/// nothing else differs from the defaults.
+const SERVER_DEV_FLAGS: [&str; 12] = [
+    "--no-auth",
+    "--rate-limit",
+    "0",
+    "--max-connections",
+    "20000",
+    "--queue-capacity",
+    "4096",
+    "--max-sessions",
+    "20000",
+    "--max-message-size",
+    "1048576",
+    "--bench-endpoints",
+];
+
+fn server(quick: bool) -> Result {
+    // Measured runs use the speed-optimised profile; `--quick` only checks that results come
+    // out, so it reuses the debug build `cargo xtask test` already has.
+    let profile = if quick { "dev" } else { "bench-native" };
+    Step::new(
+        &format!("bench: build server-dev and loadgen ({profile})"),
+        "cargo",
+    )
+    .args(["build", "--locked", "--profile", profile])
+    .args(["--package", "server-dev", "--package", "loadgen"])
+    .run()?;
+    let bin = crate::target_dir().join(if quick { "debug" } else { "bench-native" });
+    let server_dev = bin.join("server-dev");
+    let loadgen = bin.join("loadgen");
+    let peer_script = crate::root()
+        .join("benches")
+        .join("peers")
+        .join("ws-broadcast.mjs");
+    std::fs::create_dir_all(bench_dir()).map_err(|e| format!("creating target/bench: {e}"))?;
+    let log = bench_dir().join("server-dev.log");
+    let mut results = Vec::new();
+    for workload in &WORKLOADS {
+        let args = if quick { workload.quick } else { workload.full };
+        for label in ["server-dev", "peer"] {
+            let server = if label == "server-dev" {
+                let mut cmd = Command::new(&server_dev);
+                cmd.args(["--port", "0"])
+                    .args(SERVER_DEV_FLAGS)
+                    .env("RUST_LOG", "warn");
+                Proc::start(label, cmd, Some(&log))?
+            } else {
+                let mut cmd = Command::new("node");
+                cmd.arg(&peer_script).arg("0");
+                Proc::start(label, cmd, None)?
+            };
+            let path = if label == "server-dev" { "/ws" } else { "/" };
+            let url = format!("ws://{}{path}", server.host_port);
+            println!(
+                "\n==> bench: {} against {label} (pid {})",
+                workload.name,
+                server.pid()
+            );
+            let out = Command::new(&loadgen)
+                .args([
+                    "--url",
+                    &url,
+                    "--pid",
+                    &server.pid().to_string(),
+                    "--label",
+                    label,
+                ])
+                .args(args)
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("running loadgen: {e}"))?;
+            server.stop();
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            println!("{text}");
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "loadgen printed no JSON for {} on {label}: {e}",
+                    workload.name
+                )
+            })?;
+            if quick && let Some(err) = value.get("error") {
+                return Err(format!("bench {} on {label} failed: {err}", workload.name));
+            }
+            results.push(value);
+        }
+    }
+    let file = bench_dir().join(if quick {
+        "server-quick.json"
+    } else {
+        "server.json"
+    });
+    let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    print_server_table(&results);
+    println!("\nbench: results in {}", file.display());
+    Ok(())
+}
+
+fn print_server_table(results: &[serde_json::Value]) {
+    let find = |workload: &str, label: &str| {
+        results
+            .iter()
+            .find(|r| r["workload"] == workload && r["label"] == label)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ratio = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    };
+    println!(
+        "\n{:<8} {:<28} {:>14} {:>14} {:>8}",
+        "workload", "figure", "server-dev", "peer", "ratio"
+    );
+    let rows: [(&str, &str, &[&str]); 9] = [
+        ("idle", "RSS per connection (B)", &["rss_per_conn_bytes"]),
+        ("fanout", "deliveries/s", &["deliveries_per_s"]),
+        ("fanout", "p50 latency (us)", &["latency", "p50_us"]),
+        ("fanout", "p99 latency (us)", &["latency", "p99_us"]),
+        ("fanout", "p999 latency (us)", &["latency", "p999_us"]),
+        ("chat", "deliveries/s", &["deliveries_per_s"]),
+        ("chat", "server CPU (% of a core)", &["server_cpu_pct"]),
+        ("chat", "p99 latency (us)", &["latency", "p99_us"]),
+        ("chat", "p50 latency (us)", &["latency", "p50_us"]),
+    ];
+    for (workload, figure, path) in rows {
+        let get = |label: &str| {
+            let mut v = find(workload, label);
+            for key in path {
+                v = v.get(*key).cloned().unwrap_or_default();
+            }
+            v
+        };
+        let (ours, peer) = (get("server-dev"), get("peer"));
+        let show = |v: &serde_json::Value| {
+            if v.is_null() {
+                "error".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        println!(
+            "{workload:<8} {figure:<28} {:>14} {:>14} {:>8}",
+            show(&ours),
+            show(&peer),
+            ratio(&ours, &peer)
+        );
+    }
+}
+
+/// A server process for one benchmark, stopped by its pid when dropped.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    host_port: String,
+}
+
+impl Proc {
+    /// Starts `cmd` and waits for its `... listening on http://HOST:PORT` line.
+    fn start(name: &'static str, mut cmd: Command, log: Option<&Path>) -> Result<Self> {
+        cmd.stdout(Stdio::piped())
+            .env("PATH", crate::process::tool_path());
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("opening {}: {e}", path.display()))?;
+                cmd.stderr(file);
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("starting {name}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("stdout was not captured")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::io::Result::ok)
+            {
+                if let Some((_, url)) = line.split_once(" listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().trim_start_matches("http://").to_string());
+                }
+            }
+        });
+        let mut proc = Self {
+            name,
+            child,
+            host_port: String::new(),
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(host_port) => {
+                proc.host_port = host_port;
+                Ok(proc)
+            }
+            Err(_) => Err(format!(
+                "{name} did not print its listening line within 30 s"
+            )),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            println!("<== stop {} (pid {})", self.name, self.child.id());
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
