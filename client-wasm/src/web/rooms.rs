@@ -15,8 +15,8 @@
 //! let rooms = RoomsClient::new(&client, RoomsConfig::default());
 //! rooms.join("lobby").unwrap();
 //! let _sub = rooms.on_message::<String, _>(|m| match m {
-//!     Ok(m) => web_sys::console::log_1(&format!("{}: {}", m.from, m.data).into()),
-//!     Err(bad) => web_sys::console::warn_1(&bad.error.into()),
+//!     Ok(m) => { /* show m.from, m.data */ }
+//!     Err(bad) => { /* bad.raw did not decode: bad.error */ }
 //! });
 //! let ack = rooms.publish("lobby", &"hello").unwrap(); // a future: await it for the ack
 //! # drop(ack);
