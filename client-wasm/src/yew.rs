@@ -5,6 +5,13 @@
 //! bare `WebSocket` per connect, they leak nothing per connection, and reconnects follow the
 //! client's jittered backoff, `online`/`offline` and heartbeat rules instead of a fixed timer.
 //!
+//! Rooms go through the library's protocol v1 layer ([`RoomsClient`]): joins are redone
+//! after every reconnect with the last offset seen, messages arrive in offset order exactly
+//! once, publishes are resent until acknowledged, and a gap that cannot be filled is reported
+//! ([`RoomEvent::Recovery`] with `recovered: false`), never silent. The layer is created the
+//! first time a room is used, so a component that only uses [`use_lifeline`] speaks plain
+//! WebSocket.
+//!
 //! ```no_run
 //! use yew::prelude::*;
 //! use ws_lifeline::yew::{use_lifeline, use_room, Endpoint};
@@ -17,7 +24,7 @@
 //!     let lobby = use_room::<String>(&lifeline, "lobby");
 //!     let onclick = {
 //!         let lobby = lobby.clone();
-//!         Callback::from(move |_| { let _ = lobby.publish(&"hello".to_owned()); })
+//!         Callback::from(move |_| { let _ = lobby.publish(&"hello"); })
 //!     };
 //!     html! {
 //!         <>
@@ -28,27 +35,22 @@
 //!     }
 //! }
 //! ```
-//!
-//! Rooms here are a thin layer over the wire types of [`protocol`]: (re)join with the last
-//! offset seen on every open (sent ahead of queued messages), messages in offset order
-//! without duplicates, presence, publish with session-unique ids and their acks. Resending a
-//! publish that was in flight when a connection dropped belongs to the protocol v1 client
-//! layer; until it lands, such a publish is reported as [`RoomEvent::Unconfirmed`] instead of
-//! being silently lost.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use protocol::{ClientMsg, ErrorCode, MsgId, Offset, ServerMsg, Since};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yew::prelude::*;
 
+pub use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomMessage, RoomsConfig};
+pub use crate::web::rooms::PublishFuture;
+use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, CloseInfo, Config, Error, Event, Message, Result, Sent, State, Subscription};
 
 type UrlFuture = Pin<Box<dyn Future<Output = std::result::Result<String, String>>>>;
@@ -202,8 +204,8 @@ impl Status {
 struct Shared {
     /// `None` before the first effect and after teardown.
     client: RefCell<Option<Client>>,
-    /// Publish ids, unique for the life of the hook (and so per server session).
-    next_id: Cell<MsgId>,
+    /// The protocol v1 layer, created on first use of a room.
+    rooms: RefCell<Option<RoomsClient>>,
     /// Why the client could not be created (an invalid URL), if it could not.
     failed: RefCell<Option<Error>>,
 }
@@ -266,20 +268,43 @@ impl UseLifeline {
         self.with_client(|client| client.send_json(value))
     }
 
-    /// Publishes `data` to a joined protocol v1 room and returns the message id the server's
-    /// `ack` will carry (see [`RoomEvent::Acked`] and [`use_protocol_events`]).
-    pub fn publish<T: Serialize + ?Sized>(&self, room: &str, data: &T) -> Result<(MsgId, Sent)> {
-        let data = serde_json::to_value(data).map_err(|e| Error::Encode {
-            message: e.to_string(),
-        })?;
-        let id = self.shared.next_id.get() + 1;
-        self.shared.next_id.set(id);
-        let sent = self.send_json(&ClientMsg::Publish {
-            room: room.to_owned(),
-            id,
-            data,
-        })?;
-        Ok((id, sent))
+    /// Publishes `data` as JSON to a room joined with [`use_room`]; queued while
+    /// disconnected and resent until acknowledged. The future resolves on the server's ack
+    /// (its id is also in [`RoomEvent::Acked`]); dropping it does not cancel the publish.
+    ///
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`],
+    /// [`RoomError::Encode`], [`RoomError::Closed`] without a client.
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        room: &str,
+        data: &T,
+    ) -> std::result::Result<PublishFuture, RoomError> {
+        self.with_rooms(|rooms| rooms.publish(room, data))
+            .unwrap_or(Err(RoomError::Closed))
+    }
+
+    /// Asks the server for the room list ([`RoomEvent::Rooms`]); false when not connected.
+    pub fn list_rooms(&self) -> bool {
+        self.with_rooms(RoomsClient::list_rooms).unwrap_or(false)
+    }
+
+    /// Runs `f` with the rooms layer, creating it on first use; `None` without a client.
+    fn with_rooms<R>(&self, f: impl FnOnce(&RoomsClient) -> R) -> Option<R> {
+        {
+            let client = self.shared.client.borrow();
+            let client = client.as_ref()?;
+            let mut rooms = self.shared.rooms.borrow_mut();
+            if rooms.is_none() {
+                *rooms = Some(RoomsClient::new(client, RoomsConfig::default()));
+            }
+        }
+        // Callbacks run by `f` may use the layer again (shared borrows only).
+        let rooms = self.shared.rooms.borrow();
+        rooms.as_ref().map(f)
+    }
+
+    fn on_room_event(&self, callback: impl Fn(&RoomEvent) + 'static) -> Option<RoomSubscription> {
+        self.with_rooms(|rooms| rooms.on_event(callback))
     }
 
     /// Connects again now, skipping the backoff wait ("retry now"); also restarts after
@@ -305,12 +330,8 @@ impl UseLifeline {
             .map(|client| client.on_event(callback))
     }
 
-    fn send_preamble(&self, message: Message) -> Result<()> {
-        self.with_client(|client| client.send_preamble(message))
-    }
-
     /// The client's state right now (not as of the last render).
-    fn live_state(&self) -> State {
+    pub fn live_state(&self) -> State {
         self.shared
             .client
             .borrow()
@@ -328,7 +349,7 @@ impl UseLifeline {
 pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
     let shared = use_memo((), |()| Shared {
         client: RefCell::new(None),
-        next_id: Cell::new(0),
+        rooms: RefCell::new(None),
         failed: RefCell::new(None),
     });
     let status = use_state(Status::default);
@@ -365,7 +386,10 @@ pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
             }
             move || {
                 drop(subscription);
-                // Dropping the client closes the socket and removes its listeners and timer.
+                // The rooms layer first (its ack timer and subscription), then the client:
+                // dropping it closes the socket and removes its listeners and timer.
+                let rooms = shared.rooms.borrow_mut().take();
+                drop(rooms);
                 let client = shared.client.borrow_mut().take();
                 drop(client);
             }
@@ -394,230 +418,90 @@ pub fn use_lifeline_events(lifeline: &UseLifeline, on_event: Callback<Event>) {
     });
 }
 
-/// Calls `on_message` with every protocol v1 [`ServerMsg`] (a batch frame yields its messages
-/// in order) while the component is mounted. Frames that are not protocol v1 are skipped.
+/// Calls `on_event` with every protocol v1 [`RoomEvent`] of every room (and the
+/// connection-level ones: `Welcome`, `Rooms`, `ServerError`) while the component is mounted.
+/// Creates the rooms layer if needed. The latest `on_event` is used.
 #[hook]
-pub fn use_protocol_events(lifeline: &UseLifeline, on_message: Callback<ServerMsg>) {
-    let on_event = Callback::from(move |event: Event| {
-        if let Event::Message(Message::Text(text)) = event {
-            for message in protocol::decode_server_frame(&text).unwrap_or_default() {
-                on_message.emit(message);
-            }
-        }
+pub fn use_room_events(lifeline: &UseLifeline, on_event: Callback<RoomEvent>) {
+    let latest = use_mut_ref(|| on_event.clone());
+    *latest.borrow_mut() = on_event;
+    let started = lifeline.shared.client.borrow().is_some();
+    let lifeline = lifeline.clone();
+    use_effect_with(started, move |_| {
+        let subscription = lifeline.on_room_event(move |event| {
+            let callback = latest.borrow().clone();
+            callback.emit(event.clone());
+        });
+        move || drop(subscription)
     });
-    use_lifeline_events(lifeline, on_event);
 }
 
-/// A message delivered in a room, with its data decoded into `T`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoomMessage<T> {
-    /// Room name.
-    pub room: String,
-    /// Position in the room (consecutive within an epoch).
-    pub offset: Offset,
-    /// Display name of the publisher.
-    pub from: String,
-    /// The published data.
-    pub data: T,
-    /// Server time of publication, ms since the Unix epoch.
-    pub ts: u64,
-}
-
-/// What happens in a room, in order.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum RoomEvent<T> {
-    /// The server confirmed the (re)join. `recovered` is false when messages missed while
-    /// disconnected could not be replayed: the history has a gap (for example after a server
-    /// restart). It is true for a first join and for a complete replay.
-    Joined {
-        /// Whether every missed message follows.
-        recovered: bool,
-        /// True when this is a rejoin after a reconnect.
-        rejoin: bool,
-    },
-    /// A message, in offset order, never twice.
-    Message(RoomMessage<T>),
-    /// A message whose data did not decode into `T`; the room goes on.
-    Undecodable {
-        /// Its offset.
-        offset: Offset,
-        /// The decoder's message.
-        error: String,
-    },
-    /// Who is in the room now (sorted display names).
-    Presence(Vec<String>),
-    /// The server accepted a publish of this room.
-    Acked {
-        /// The id [`UseRoom::publish`] returned.
-        id: MsgId,
-        /// Where it landed.
-        offset: Offset,
-    },
-    /// A publish of this room was refused.
-    Refused {
-        /// The publish id.
-        id: MsgId,
-        /// The server's reason.
-        code: ErrorCode,
-    },
-    /// A publish that waited in the outbound queue went out on a new connection.
-    Sent {
-        /// The publish id.
-        id: MsgId,
-    },
-    /// A publish was on the wire when the connection dropped and was not acknowledged; it may
-    /// or may not have been delivered.
-    Unconfirmed {
-        /// The publish id.
-        id: MsgId,
-    },
+/// The room an event belongs to; `None` for connection-level events.
+fn room_of(event: &RoomEvent) -> Option<&str> {
+    match event {
+        RoomEvent::Joined { room, .. }
+        | RoomEvent::Recovery { room, .. }
+        | RoomEvent::Left { room }
+        | RoomEvent::Acked { room, .. }
+        | RoomEvent::PublishFailed { room, .. }
+        | RoomEvent::Presence { room, .. } => Some(room),
+        RoomEvent::Message(message) => Some(&message.room),
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
-struct RoomTrack<T> {
-    since: Option<Since>,
+struct RoomView<T> {
     joined: bool,
-    ever_joined: bool,
     recovered: Option<bool>,
     messages: Vec<RoomMessage<T>>,
     members: Vec<String>,
-    /// Publishes without an ack: `None` while queued, else the connection they went out on.
-    unacked: BTreeMap<MsgId, Option<u32>>,
-    /// Opens seen, numbering the connections.
-    connection: u32,
+    undecodable: usize,
 }
 
-impl<T> Default for RoomTrack<T> {
+impl<T> Default for RoomView<T> {
     fn default() -> Self {
-        RoomTrack {
-            since: None,
+        RoomView {
             joined: false,
-            ever_joined: false,
             recovered: None,
             messages: Vec::new(),
             members: Vec::new(),
-            unacked: BTreeMap::new(),
-            connection: 0,
+            undecodable: 0,
         }
     }
 }
 
-impl<T: DeserializeOwned> RoomTrack<T> {
-    /// Folds one server message in; returns the room events it produced.
-    fn on_server(&mut self, room: &str, message: ServerMsg) -> Vec<RoomEvent<T>> {
-        match message {
-            ServerMsg::Joined {
-                room: r,
-                epoch,
-                offset,
-                recovered,
-            } if r == room => {
-                let rejoin = self.ever_joined;
+impl<T: DeserializeOwned> RoomView<T> {
+    /// Folds a room event in; false when nothing visible changed.
+    fn apply(&mut self, event: &RoomEvent) -> bool {
+        match event {
+            RoomEvent::Joined { .. } => {
                 self.joined = true;
-                self.ever_joined = true;
-                self.recovered = Some(recovered);
-                let same_epoch = self.since.as_ref().is_some_and(|s| s.epoch == epoch);
-                if !(recovered && same_epoch) {
-                    // Nothing is replayed: continue from the room's current offset.
-                    self.since = Some(Since { epoch, offset });
-                }
-                vec![RoomEvent::Joined { recovered, rejoin }]
+                self.recovered = Some(true);
             }
-            ServerMsg::Message {
-                room: r,
-                offset,
-                from,
-                data,
-                ts,
-            } if r == room => {
-                if let Some(since) = self.since.as_mut() {
-                    if offset <= since.offset {
-                        return Vec::new();
-                    }
-                    since.offset = offset;
-                }
-                match serde_json::from_value::<T>(data) {
-                    Ok(data) => {
-                        let message = RoomMessage {
-                            room: r,
-                            offset,
-                            from,
-                            data,
-                            ts,
-                        };
-                        vec![RoomEvent::Message(message)]
-                    }
-                    Err(error) => vec![RoomEvent::Undecodable {
-                        offset,
-                        error: error.to_string(),
-                    }],
-                }
+            RoomEvent::Recovery { recovered, .. } => {
+                self.joined = true;
+                self.recovered = Some(*recovered);
             }
-            ServerMsg::Presence { room: r, members } if r == room => {
-                self.members.clone_from(&members);
-                vec![RoomEvent::Presence(members)]
-            }
-            ServerMsg::Ack { id, offset, .. } if self.unacked.remove(&id).is_some() => {
-                vec![RoomEvent::Acked { id, offset }]
-            }
-            ServerMsg::Error {
-                code,
-                reference: Some(id),
-                ..
-            } if self.unacked.remove(&id).is_some() => {
-                vec![RoomEvent::Refused { id, code }]
-            }
-            _ => Vec::new(),
+            RoomEvent::Left { .. } => self.joined = false,
+            RoomEvent::Message(message) => match message.decode() {
+                Ok(message) => self.messages.push(message),
+                Err(_) => self.undecodable += 1,
+            },
+            RoomEvent::Presence { members, .. } => self.members.clone_from(members),
+            _ => return false,
         }
-    }
-
-    /// A socket opened: what waited in the queue goes out now, after the (re)join.
-    fn on_open(&mut self) -> Vec<RoomEvent<T>> {
-        self.connection += 1;
-        let connection = self.connection;
-        let mut events = Vec::new();
-        for (id, on) in &mut self.unacked {
-            if on.is_none() {
-                *on = Some(connection);
-                events.push(RoomEvent::Sent { id: *id });
-            }
-        }
-        events
-    }
-
-    /// A socket closed: publishes on its wire without an ack are unconfirmed.
-    fn on_close(&mut self) -> Vec<RoomEvent<T>> {
-        self.joined = false;
-        let connection = Some(self.connection);
-        let lost: Vec<MsgId> = self
-            .unacked
-            .iter()
-            .filter(|(_, on)| **on == connection)
-            .map(|(id, _)| *id)
-            .collect();
-        lost.into_iter()
-            .map(|id| {
-                self.unacked.remove(&id);
-                RoomEvent::Unconfirmed { id }
-            })
-            .collect()
-    }
-
-    fn join_message(&self, room: &str) -> ClientMsg {
-        ClientMsg::Join {
-            room: room.to_owned(),
-            since: self.since.clone(),
-        }
+        true
     }
 }
 
-/// The handle [`use_room`] returns.
+/// The handle [`use_room`] returns: the room as of this render, and `publish`.
 pub struct UseRoom<T> {
     room: Rc<str>,
     lifeline: UseLifeline,
-    track: Rc<RefCell<RoomTrack<T>>>,
+    view: Rc<RefCell<RoomView<T>>>,
     version: u64,
+    _type: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for UseRoom<T> {
@@ -625,15 +509,16 @@ impl<T> Clone for UseRoom<T> {
         UseRoom {
             room: self.room.clone(),
             lifeline: self.lifeline.clone(),
-            track: self.track.clone(),
+            view: self.view.clone(),
             version: self.version,
+            _type: PhantomData,
         }
     }
 }
 
 impl<T> PartialEq for UseRoom<T> {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.track, &other.track) && self.version == other.version
+        Rc::ptr_eq(&self.view, &other.view) && self.version == other.version
     }
 }
 
@@ -651,42 +536,42 @@ impl<T: Clone> UseRoom<T> {
         &self.room
     }
 
-    /// True while the server has confirmed the membership on the current connection.
+    /// True once the server confirmed the join (on the current or an earlier connection).
     pub fn joined(&self) -> bool {
-        self.track.borrow().joined
+        self.view.borrow().joined
     }
 
-    /// Whether the last (re)join recovered everything missed; `None` before the first join.
+    /// Whether the last (re)join got every missed message; `None` before the first join.
     pub fn recovered(&self) -> Option<bool> {
-        self.track.borrow().recovered
+        self.view.borrow().recovered
     }
 
-    /// Messages delivered since mount, in offset order.
+    /// Messages delivered since mount, in offset order, each once.
     pub fn messages(&self) -> Vec<RoomMessage<T>> {
-        self.track.borrow().messages.clone()
+        self.view.borrow().messages.clone()
+    }
+
+    /// Messages whose data did not decode into `T` (skipped).
+    pub fn undecodable(&self) -> usize {
+        self.view.borrow().undecodable
     }
 
     /// Who is in the room (sorted display names).
     pub fn members(&self) -> Vec<String> {
-        self.track.borrow().members.clone()
+        self.view.borrow().members.clone()
     }
 
-    /// Publishes `data` to the room; queued while disconnected. The id comes back in
-    /// [`RoomEvent::Acked`] (or `Refused`/`Unconfirmed`).
-    pub fn publish<D: Serialize + ?Sized>(&self, data: &D) -> Result<(MsgId, Sent)> {
-        let (id, sent) = self.lifeline.publish(&self.room, data)?;
-        let mut track = self.track.borrow_mut();
-        let on = match sent {
-            Sent::Transmitted => Some(track.connection),
-            Sent::Queued => None,
-        };
-        track.unacked.insert(id, on);
-        Ok((id, sent))
+    /// Publishes `data` to the room; see [`UseLifeline::publish`].
+    pub fn publish<D: Serialize + ?Sized>(
+        &self,
+        data: &D,
+    ) -> std::result::Result<PublishFuture, RoomError> {
+        self.lifeline.publish(&self.room, data)
     }
 }
 
-/// Joins `room` (protocol v1) while the component is mounted and keeps its messages and
-/// presence; the component re-renders on every change.
+/// Joins `room` while the component is mounted (rejoining after every reconnect) and keeps
+/// its messages, decoded into `T`, and presence; the component re-renders on every change.
 #[hook]
 pub fn use_room<T>(lifeline: &UseLifeline, room: &str) -> UseRoom<T>
 where
@@ -695,91 +580,56 @@ where
     use_room_with(lifeline, room, Callback::noop())
 }
 
-/// As [`use_room`], and calls `on_event` with every [`RoomEvent`] (the latest `on_event` is
-/// used). Apps that keep their own state, in a reducer for example, feed it from here.
+/// As [`use_room`], and calls `on_event` with every [`RoomEvent`] of the room (the latest
+/// `on_event` is used). Apps that keep their own state, in a reducer for example, feed it
+/// from here.
 #[hook]
 pub fn use_room_with<T>(
     lifeline: &UseLifeline,
     room: &str,
-    on_event: Callback<RoomEvent<T>>,
+    on_event: Callback<RoomEvent>,
 ) -> UseRoom<T>
 where
     T: DeserializeOwned + Clone + 'static,
 {
-    let track = use_memo(room.to_owned(), |_| RefCell::new(RoomTrack::<T>::default()));
+    let view = use_memo(room.to_owned(), |_| RefCell::new(RoomView::<T>::default()));
     let latest = use_mut_ref(|| on_event.clone());
     *latest.borrow_mut() = on_event;
     let version = use_state(|| 0u64);
     let started = lifeline.shared.client.borrow().is_some();
     {
         let lifeline = lifeline.clone();
-        let track = track.clone();
-        let room = room.to_owned();
+        let view = view.clone();
         let bump = version.setter();
-        let counter = Rc::new(Cell::new(*version));
-        use_effect_with((room.clone(), started), move |_| {
-            let emit = {
-                let counter = counter.clone();
-                move |events: Vec<RoomEvent<T>>| {
-                    if events.is_empty() {
-                        return;
-                    }
-                    counter.set(counter.get() + 1);
-                    bump.set(counter.get());
-                    let callback = latest.borrow().clone();
-                    for event in events {
-                        callback.emit(event);
-                    }
-                }
-            };
-            let handle = lifeline.clone();
+        let first = *version;
+        use_effect_with((room.to_owned(), started), move |(room, _)| {
+            let count = std::cell::Cell::new(first);
             let name = room.clone();
-            let inner = track.clone();
-            let subscription = lifeline.subscribe(move |event| {
-                let events = match event {
-                    Event::Open => {
-                        let join = inner.borrow().join_message(&name);
-                        if let Ok(message) = crate::typed::encode(&join) {
-                            let _ = handle.send_preamble(message);
-                        }
-                        inner.borrow_mut().on_open()
-                    }
-                    Event::Close(_) => inner.borrow_mut().on_close(),
-                    Event::Message(Message::Text(text)) => {
-                        let mut out = Vec::new();
-                        for message in protocol::decode_server_frame(text).unwrap_or_default() {
-                            let mut track = inner.borrow_mut();
-                            let events = track.on_server(&name, message);
-                            for event in &events {
-                                if let RoomEvent::Message(message) = event {
-                                    track.messages.push(message.clone());
-                                }
-                            }
-                            out.extend(events);
-                        }
-                        out
-                    }
-                    _ => Vec::new(),
-                };
-                emit(events);
+            let subscription = lifeline.on_room_event(move |event| {
+                if room_of(event) != Some(name.as_str()) {
+                    return;
+                }
+                if view.borrow_mut().apply(event) {
+                    count.set(count.get() + 1);
+                    bump.set(count.get());
+                }
+                let callback = latest.borrow().clone();
+                callback.emit(event.clone());
             });
-            if subscription.is_some() && lifeline.live_state() == State::Open {
-                // Mounted on an open connection: join now rather than on the next open.
-                let join = track.borrow().join_message(&room);
-                let _ = lifeline.send_json(&join);
-            }
+            // An invalid name is refused here and in the reducer of the app alike.
+            let _ = lifeline.with_rooms(|rooms| rooms.join(room));
+            let room = room.clone();
             move || {
                 drop(subscription);
-                if lifeline.live_state() == State::Open {
-                    let _ = lifeline.send_json(&ClientMsg::Leave { room });
-                }
+                let _ = lifeline.with_rooms(|rooms| rooms.leave(&room));
             }
         });
     }
     UseRoom {
         room: Rc::from(room),
         lifeline: lifeline.clone(),
-        track,
+        view,
         version: *version,
+        _type: PhantomData,
     }
 }

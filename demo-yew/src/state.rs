@@ -219,11 +219,6 @@ pub(crate) enum Action {
         /// Whether it went to the socket at once (else it is queued).
         sent: bool,
     },
-    /// Queued messages went out.
-    Sent {
-        /// The ids that went out.
-        ids: Vec<u64>,
-    },
     /// The server acknowledged a publish.
     Acked {
         /// The publish id.
@@ -328,11 +323,6 @@ impl State {
                     room.pending.push((None, line));
                 }
             }
-            Action::Sent { ids } => {
-                for id in ids {
-                    self.set_status(id, Status::Sent, |status| status == Status::Queued);
-                }
-            }
             Action::Acked { id, offset } => self.acked(id, offset),
             Action::Failed { id, reason } => {
                 self.set_status(id, Status::Failed, |status| status != Status::Acked);
@@ -352,6 +342,16 @@ impl State {
     fn set_connection(&mut self, connection: Connection) {
         if connection == Connection::Connected && !self.connection.is_connected() {
             self.connections += 1;
+            // The client sends what it queued (and resends what was not acknowledged) as
+            // soon as the connection is up.
+            for room in &mut self.rooms {
+                for (_, line) in &mut room.pending {
+                    if let Some(own) = line.own.as_mut().filter(|own| own.status == Status::Queued)
+                    {
+                        own.status = Status::Sent;
+                    }
+                }
+            }
             if self.connections > 1 {
                 // A reconnect: the rejoins that follow fill in the outcome.
                 self.recovery = Some(Recovery::default());
@@ -571,7 +571,7 @@ mod tests {
                 .status
         };
         assert_eq!(status(&state), Status::Queued);
-        state.apply(Action::Sent { ids: vec![1] });
+        state.apply(Action::Connection(Connection::Connected));
         assert_eq!(status(&state), Status::Sent);
         state.apply(Action::Acked { id: 1, offset: 4 });
         assert_eq!(status(&state), Status::Acked);
@@ -606,6 +606,36 @@ mod tests {
     }
 
     #[test]
+    fn queued_messages_count_as_sent_once_connected() {
+        let mut state = connected("ann", &["lobby"]);
+        state.apply(Action::Connection(Connection::Offline));
+        state.apply(Action::Publish {
+            room: "lobby".into(),
+            id: 1,
+            text: "a".into(),
+            sent: false,
+        });
+        state.apply(Action::Connection(Connection::Connecting { attempt: 1 }));
+        assert_eq!(
+            state.room("lobby").unwrap().pending[0]
+                .1
+                .own
+                .unwrap()
+                .status,
+            Status::Queued
+        );
+        state.apply(Action::Connection(Connection::Connected));
+        assert_eq!(
+            state.room("lobby").unwrap().pending[0]
+                .1
+                .own
+                .unwrap()
+                .status,
+            Status::Sent
+        );
+    }
+
+    #[test]
     fn sent_does_not_downgrade_an_ack_and_failure_is_reported() {
         let mut state = connected("ann", &["lobby"]);
         state.apply(Action::Publish {
@@ -615,7 +645,8 @@ mod tests {
             sent: true,
         });
         state.apply(Action::Acked { id: 1, offset: 1 });
-        state.apply(Action::Sent { ids: vec![1] });
+        state.apply(Action::Connection(Connection::Offline));
+        state.apply(Action::Connection(Connection::Connected));
         let own = state.room("lobby").unwrap().pending[0].1.own.unwrap();
         assert_eq!(own.status, Status::Acked);
         state.apply(Action::Publish {

@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use protocol::ServerMsg;
 use serde::{Deserialize, Serialize};
 use ws_lifeline::yew::{
-    Endpoint, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline, use_protocol_events,
-    use_room_with,
+    Endpoint, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline, use_room_events, use_room_with,
 };
-use ws_lifeline::{Config, Sent, State as ClientState};
+use ws_lifeline::{Config, State as ClientState};
 use yew::prelude::*;
 
 use crate::app::Session;
@@ -111,22 +109,20 @@ pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
         let opens = lifeline.status().opens;
         use_effect_with(opens, move |opens| {
             if *opens > 0 {
-                let _ = lifeline.send_json(&protocol::ClientMsg::ListRooms);
+                lifeline.list_rooms();
             }
         });
     }
     {
         let dispatch = state.dispatcher();
-        use_protocol_events(
+        use_room_events(
             &lifeline,
-            Callback::from(move |message| match message {
-                ServerMsg::Welcome { name, .. } => dispatch.dispatch(Action::Welcome { name }),
-                ServerMsg::Rooms { rooms } => dispatch.dispatch(Action::RoomList(rooms)),
-                ServerMsg::Error {
-                    message,
-                    reference: None,
-                    ..
-                } => dispatch.dispatch(Action::Error(format!("The server said: {message}"))),
+            Callback::from(move |event| match event {
+                RoomEvent::Welcome { name, .. } => dispatch.dispatch(Action::Welcome { name }),
+                RoomEvent::Rooms(rooms) => dispatch.dispatch(Action::RoomList(rooms)),
+                RoomEvent::ServerError { message, .. } => {
+                    dispatch.dispatch(Action::Error(format!("The server said: {message}")))
+                }
                 _ => {}
             }),
         );
@@ -135,6 +131,7 @@ pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
     let publish = {
         let state = state.clone();
         let rooms = rooms.clone();
+        let lifeline = lifeline.clone();
         Callback::from(move |text: String| {
             let Some(name) = state.selected.clone() else {
                 return;
@@ -143,12 +140,18 @@ pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
                 return;
             };
             match room.publish(&ChatText { text: text.clone() }) {
-                Ok((id, sent)) => state.dispatch(Action::Publish {
-                    room: name,
-                    id,
-                    text,
-                    sent: sent == Sent::Transmitted,
-                }),
+                Ok(ack) => {
+                    // The status comes from the room events; the future is not needed.
+                    let id = ack.id().0;
+                    drop(ack);
+                    let sent = lifeline.live_state() == ClientState::Open;
+                    state.dispatch(Action::Publish {
+                        room: name,
+                        id,
+                        text,
+                        sent,
+                    });
+                }
                 Err(error) => state.dispatch(Action::Error(format!("Not sent: {error}"))),
             }
         })
@@ -195,34 +198,34 @@ pub(crate) fn RoomLink(props: &RoomLinkProps) -> Html {
     let name = props.room.to_string();
     let on_event = {
         let dispatch = props.dispatch.clone();
-        let room = name.clone();
-        Callback::from(move |event: RoomEvent<ChatText>| {
+        Callback::from(move |event: RoomEvent| {
             let action = match event {
-                RoomEvent::Joined { recovered, .. } => Action::Joined {
-                    room: room.clone(),
-                    recovered,
+                RoomEvent::Joined { room, .. } => Action::Joined {
+                    room,
+                    recovered: true,
                 },
-                RoomEvent::Message(message) => Action::Message {
-                    room: message.room,
-                    offset: message.offset,
-                    from: message.from,
-                    text: message.data.text,
-                    ts: message.ts,
-                },
-                RoomEvent::Presence(members) => Action::Presence {
-                    room: room.clone(),
-                    members,
-                },
-                RoomEvent::Sent { id } => Action::Sent { ids: vec![id] },
-                RoomEvent::Acked { id, offset } => Action::Acked { id, offset },
-                RoomEvent::Refused { id, code } => Action::Failed {
-                    id,
-                    reason: format!("The server refused a message: {code:?}"),
-                },
-                RoomEvent::Unconfirmed { id } => Action::Failed {
-                    id,
-                    reason: "The connection dropped before the server confirmed a message."
-                        .to_owned(),
+                RoomEvent::Recovery {
+                    room, recovered, ..
+                } => Action::Joined { room, recovered },
+                RoomEvent::Message(message) => {
+                    // Data from other clients that is not a chat text is shown as its JSON.
+                    let text = match message.decode::<ChatText>() {
+                        Ok(chat) => chat.data.text,
+                        Err(_) => message.data.to_string(),
+                    };
+                    Action::Message {
+                        room: message.room,
+                        offset: message.offset,
+                        from: message.from,
+                        text,
+                        ts: message.ts,
+                    }
+                }
+                RoomEvent::Presence { room, members } => Action::Presence { room, members },
+                RoomEvent::Acked { id, offset, .. } => Action::Acked { id: id.0, offset },
+                RoomEvent::PublishFailed { id, error, .. } => Action::Failed {
+                    id: id.0,
+                    reason: format!("Not delivered: {error}"),
                 },
                 _ => return,
             };
