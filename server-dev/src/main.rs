@@ -194,7 +194,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tls = args.tls();
+    let tls = match args.tls().map(server_dev::tls::prepare).transpose() {
+        Ok(tls) => tls,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     // The one stdout line; xtask and test runners parse it for the port.
     #[allow(clippy::print_stdout)]

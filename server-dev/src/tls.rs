@@ -57,6 +57,21 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// Makes or loads the certificate now, so that a bad key or file fails before the server
+/// announces itself. A self-signed setup comes back as [`TlsSetup::Der`], keeping the
+/// certificate it was checked with.
+pub fn prepare(setup: TlsSetup) -> Result<TlsSetup> {
+    let setup = match setup {
+        TlsSetup::SelfSigned => {
+            let (cert, key) = self_signed()?;
+            TlsSetup::Der { cert, key }
+        }
+        other => other,
+    };
+    rustls_config(&setup)?;
+    Ok(setup)
+}
+
 pub(crate) fn rustls_config(setup: &TlsSetup) -> Result<RustlsConfig> {
     let (certs, key) = match setup {
         TlsSetup::SelfSigned => {

@@ -86,3 +86,27 @@ async fn tls_self_signed_prints_an_https_line() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn unreadable_tls_files_fail_before_the_listening_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_server-dev"))
+        .args([
+            "--port",
+            "0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(WAIT, output).await.unwrap().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "printed {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
