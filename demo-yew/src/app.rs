@@ -117,6 +117,18 @@ fn ChatApp(props: &ChatAppProps) -> Html {
         let state = state.dispatcher();
         Callback::from(move |_: MouseEvent| state.dispatch(Action::DismissError))
     };
+    let close_drawer = {
+        let drawer = drawer.clone();
+        Callback::from(move |_: MouseEvent| drawer.set(false))
+    };
+    let close_on_escape = {
+        let drawer = drawer.clone();
+        Callback::from(move |event: KeyboardEvent| {
+            if event.key() == "Escape" && *drawer {
+                drawer.set(false);
+            }
+        })
+    };
     let toggle_drawer = {
         let drawer = drawer.clone();
         Callback::from(move |_: MouseEvent| drawer.set(!*drawer))
@@ -181,7 +193,7 @@ fn ChatApp(props: &ChatAppProps) -> Html {
         }
     });
     html! {
-        <div class={classes!("shell", (*drawer).then_some("drawer-open"))}>
+        <div class={classes!("shell", (*drawer).then_some("drawer-open"))} onkeydown={close_on_escape}>
             { for links }
             <header class="topbar">
                 <button class="icon menu" onclick={toggle_drawer}
@@ -202,6 +214,9 @@ fn ChatApp(props: &ChatAppProps) -> Html {
                 </div>
             }
             <div class={classes!("layout", (!state.connection.is_connected()).then_some("stale"))}>
+                if *drawer {
+                    <div class="backdrop" onclick={close_drawer} aria-hidden="true"></div>
+                }
                 <div id="sidebar" class="sidebar">
                     <RoomList {joined} all={state.room_list.clone()} selected={state.selected.clone()}
                         {on_select} {on_join} on_leave={leave} />

@@ -393,7 +393,9 @@ impl State {
             let marker = Line {
                 kind: LineKind::Gap,
                 from: String::new(),
-                text: "Messages sent while you were away could not be recovered.".into(),
+                text: "The server lost this room's history here: messages sent while you were away may \
+                       be missing."
+                    .into(),
                 ts: None,
                 own: None,
             };

@@ -16,7 +16,8 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { collectErrors, demoDist, launchChromium, startServer } from "./support/harness.mjs";
 
-const SHOTS = process.env.DEMO_SCREENSHOTS ?? "docs";
+// Screenshots for the README: `DEMO_SCREENSHOTS=docs` writes them where docs/ expects them.
+const SHOTS = process.env.DEMO_SCREENSHOTS ?? "tests/e2e/artifacts";
 const VIEWPORT = { width: 1100, height: 680 };
 
 let server;
@@ -242,7 +243,7 @@ test("a server restart: reconnecting, queued while down, delivered once after", 
   // The history before the restart is gone: the page says so instead of hiding a gap.
   const warning = bob.page.locator('[data-testid="recovery"]');
   await warning.waitFor({ timeout: 20_000 });
-  assert.match(await warning.textContent(), /could not be recovered/);
+  assert.match(await warning.textContent(), /could not be recovered in #lobby/);
 
   await say(bob, "welcome back");
   await waitForText(ann, "welcome back");

@@ -101,8 +101,8 @@ pub(crate) fn ConnectionBar(props: &ConnectionBarProps) -> Html {
             html! {
                 <div class="notice warn" role="alert" data-testid="recovery">
                     <span>{ format!(
-                        "Reconnected, but messages sent while you were away could not be \
-                         recovered in {}. The server lost its history (was it restarted?).",
+                        "Reconnected, but missed messages could not be recovered in {}: the \
+                         server lost its history (was it restarted?).",
                         hash_list(&recovery.lost)
                     ) }</span>
                     { dismiss }
