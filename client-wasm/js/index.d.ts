@@ -5,7 +5,7 @@
 // `tests/e2e/js_*.test.mjs`. The protocol v1 wire types come from `protocol.d.ts`, which is
 // generated from the Rust serde types and kept equal to them by a Rust test.
 
-import type { JsonValue } from "./protocol.js";
+import type { ErrorCode, JsonValue, RoomInfo, Since } from "./protocol.js";
 
 export type * from "./protocol.js";
 
@@ -82,6 +82,16 @@ export interface LifelineOptions {
    * other code is retried.
    */
   isTerminalClose?: (code: number) => boolean;
+  /**
+   * Protocol v1: how long a `publish` may wait for its ack, counted from the call and across
+   * reconnects; then its promise rejects with `ERR_PUBLISH_TIMEOUT`. Default: 30000.
+   */
+  ackTimeout?: number;
+  /**
+   * Protocol v1: most publishes awaiting their ack; one more rejects with
+   * `ERR_TOO_MANY_UNACKED` (nothing is sent or dropped). Default: 1024.
+   */
+  maxUnacked?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -108,7 +118,13 @@ export type LifelineErrorCode =
   | "ERR_URL_PROVIDER"
   | "ERR_PLATFORM"
   | "ERR_INVALID_ARGUMENT"
-  | "ERR_DISPOSED";
+  | "ERR_DISPOSED"
+  | "ERR_INVALID_ROOM"
+  | "ERR_NOT_JOINED"
+  | "ERR_TOO_MANY_UNACKED"
+  | "ERR_PUBLISH_TIMEOUT"
+  | "ERR_PUBLISH_REFUSED"
+  | "ERR_LEFT_ROOM";
 
 /**
  * Every error the package throws (and the `error` of an `error` event): a real `Error` with
@@ -119,10 +135,21 @@ export interface LifelineError extends Error {
   readonly code: LifelineErrorCode;
   /** `ERR_INVALID_URL`: the URL as supplied. */
   readonly supplied?: string;
-  /** `ERR_QUEUE_FULL`: which bound was hit, and its value. */
-  readonly limit?: { readonly messages: number } | { readonly bytes: number };
+  /** `ERR_QUEUE_FULL`, `ERR_TOO_MANY_UNACKED`: which bound was hit, and its value. */
+  readonly limit?:
+    | { readonly messages: number }
+    | { readonly bytes: number }
+    | { readonly unacked: number };
   /** `ERR_INVALID_CLOSE_CODE`: the refused code. */
   readonly closeCode?: number;
+  /** `ERR_INVALID_ROOM`, `ERR_NOT_JOINED`, `ERR_LEFT_ROOM`: the room. */
+  readonly room?: string;
+  /** `ERR_PUBLISH_TIMEOUT`, `ERR_PUBLISH_REFUSED`, `ERR_LEFT_ROOM`: the publish's id. */
+  readonly publishId?: number;
+  /** `ERR_PUBLISH_TIMEOUT`, `ERR_CONNECT_TIMEOUT`: the timeout that ran out, in ms. */
+  readonly afterMs?: number;
+  /** `ERR_PUBLISH_REFUSED`: the server's reason. */
+  readonly serverCode?: ErrorCode;
 }
 
 /** True for errors thrown or reported by this package. */
@@ -192,8 +219,134 @@ export interface LifelineGiveUpEvent extends LifelineEventBase<"giveup"> {}
 /** The browser went offline (retries pause) or came back online (a waiting retry starts). */
 export interface LifelineNetworkEvent extends LifelineEventBase<"offline" | "online"> {}
 
-/** Event types and the event each one delivers. */
-export interface LifelineEventMap {
+// Protocol v1 (rooms) events. The first listener for any of them starts the rooms layer, as
+// do join, leave, publish and listRooms.
+
+/** The server answered this connection's `hello`. */
+export interface LifelineWelcomeEvent extends LifelineEventBase<"welcome"> {
+  /**
+   * True when the previous session was resumed. False after an earlier session means the
+   * server forgot it (it restarted, say): publishes resent now may be delivered twice.
+   */
+  readonly resumed: boolean;
+  /** The display name the server knows this client by (`from` of its messages). */
+  readonly name: string;
+}
+
+/** A first join: delivery starts after `offset` (earlier history is not replayed). */
+export interface LifelineJoinedEvent extends LifelineEventBase<"joined"> {
+  readonly room: string;
+  /** The room's epoch: it changes whenever the room's history is lost. */
+  readonly epoch: string;
+  /** The room's latest offset. */
+  readonly offset: number;
+}
+
+/**
+ * The answer to a rejoin after a reconnect (or a gap). `recovered: true`: every message missed
+ * since `since` follows, in order, before anything newer. `recovered: false`: the gap cannot
+ * be filled (the epoch changed or the history is too short); delivery goes on after `offset`
+ * of `epoch`, and the messages in between are lost to this client.
+ */
+export interface LifelineRecoveryEvent extends LifelineEventBase<"recovery"> {
+  readonly room: string;
+  readonly recovered: boolean;
+  /** The position the client asked to resume after. */
+  readonly since: Since;
+  /** The room's epoch now. */
+  readonly epoch: string;
+  /** The room's latest offset now. */
+  readonly offset: number;
+}
+
+/** A message in a joined room: in offset order, never twice, your own publishes included. */
+export interface LifelineRoomMessageEvent<T extends JsonValue = JsonValue>
+  extends LifelineEventBase<"roomMessage"> {
+  readonly room: string;
+  /** Consecutive within an epoch. */
+  readonly offset: number;
+  /** The publisher's display name. */
+  readonly from: string;
+  /** The published JSON. */
+  readonly data: T;
+  /** Server time of publication, ms since the Unix epoch. */
+  readonly ts: number;
+}
+
+/** The server confirmed a `leave`. */
+export interface LifelineLeftEvent extends LifelineEventBase<"left"> {
+  readonly room: string;
+}
+
+/** What `publish` resolves with: the server accepted the message. */
+export interface PublishAck {
+  /** The publish's id (unique within the socket). */
+  readonly id: number;
+  readonly room: string;
+  /** The offset the message got in the room. */
+  readonly offset: number;
+  /** True for a resend the server had accepted before (and did not broadcast again). */
+  readonly duplicate: boolean;
+}
+
+/** A publish was acknowledged (its promise resolves with the same fields). */
+export interface LifelineAckEvent extends LifelineEventBase<"ack">, PublishAck {}
+
+/** A publish failed and will not be resent (its promise rejects with the same `error`). */
+export interface LifelinePublishFailedEvent extends LifelineEventBase<"publishFailed"> {
+  readonly id: number;
+  readonly room: string;
+  readonly error: LifelineError;
+}
+
+/** Who is in a room now. */
+export interface LifelinePresenceEvent extends LifelineEventBase<"presence"> {
+  readonly room: string;
+  /** Members' display names, sorted. */
+  readonly members: readonly string[];
+}
+
+/** The server's room list: on `listRooms()` and whenever membership changes. */
+export interface LifelineRoomsEvent extends LifelineEventBase<"rooms"> {
+  /** Every room with its member count, sorted by name. */
+  readonly rooms: readonly RoomInfo[];
+}
+
+/** The server refused something that was not a publish (a join, say). */
+export interface LifelineServerErrorEvent extends LifelineEventBase<"serverError"> {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** A text frame that is not protocol v1; the connection goes on. */
+export interface LifelineBadFrameEvent extends LifelineEventBase<"badFrame"> {
+  /** The frame as received. */
+  readonly raw: string;
+  /** Why it did not decode. */
+  readonly message: string;
+}
+
+/** Protocol v1 event types and the event each one delivers. */
+export interface LifelineRoomEventMap {
+  welcome: LifelineWelcomeEvent;
+  joined: LifelineJoinedEvent;
+  recovery: LifelineRecoveryEvent;
+  roomMessage: LifelineRoomMessageEvent;
+  left: LifelineLeftEvent;
+  ack: LifelineAckEvent;
+  publishFailed: LifelinePublishFailedEvent;
+  presence: LifelinePresenceEvent;
+  rooms: LifelineRoomsEvent;
+  serverError: LifelineServerErrorEvent;
+  badFrame: LifelineBadFrameEvent;
+}
+
+/**
+ * Event types and the event each one delivers: the socket's, and protocol v1's. The raw
+ * `message` event reports every frame, protocol frames included; `roomMessage` is a decoded
+ * room message.
+ */
+export interface LifelineEventMap extends LifelineRoomEventMap {
   open: LifelineOpenEvent;
   message: LifelineMessageEvent;
   error: LifelineErrorEvent;
@@ -298,6 +451,53 @@ export class LifelineSocket {
     options?: boolean | { capture?: boolean },
   ): void;
 
+  /**
+   * `addEventListener` that returns a function removing the listener again (which releases
+   * it). Takes socket events and protocol v1 events alike.
+   *
+   * ```js
+   * const stop = ws.on("roomMessage", (m) => console.log(m.room, m.from, m.data));
+   * stop();
+   * ```
+   */
+  on<K extends keyof LifelineEventMap>(
+    type: K,
+    listener: LifelineListener<LifelineEventMap[K]>,
+    options?: LifelineListenerOptions,
+  ): () => void;
+  /** `removeEventListener`; does nothing once disposed. */
+  off<K extends keyof LifelineEventMap>(
+    type: K,
+    listener: LifelineListener<LifelineEventMap[K]>,
+  ): void;
+
+  // Protocol v1 (rooms): the server must speak protocol v1 (docs/PROTOCOL.md); offer
+  // `protocols: "lifeline.v1"`. The first call starts the layer: it says `hello` on every
+  // open, rejoins every joined room with recovery, and resends unacknowledged publishes.
+
+  /**
+   * Joins a room, now if open and again after every reconnect (asking for what was missed:
+   * see the `recovery` event). Joining before the socket opens is fine.
+   * @throws {LifelineError} `ERR_INVALID_ROOM` unless 1 to 64 characters without control
+   *   characters; `ERR_DISPOSED`.
+   */
+  join(room: string): void;
+  /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
+  leave(room: string): boolean;
+  /**
+   * Publishes `data` (anything `JSON.stringify` takes) to a joined room. Publishes made while
+   * disconnected are sent after the reconnect, in order, and deduplicated by the server.
+   * Never throws: the promise resolves when the server acknowledges, and rejects with a
+   * `LifelineError`: `ERR_NOT_JOINED`, `ERR_TOO_MANY_UNACKED`, `ERR_PUBLISH_TIMEOUT`
+   * (`ackTimeout`), `ERR_PUBLISH_REFUSED`, `ERR_LEFT_ROOM`, `ERR_ENCODE`,
+   * `ERR_INVALID_ARGUMENT`, `ERR_CLOSED` (disposed while waiting) or `ERR_DISPOSED`.
+   */
+  publish(room: string, data: JsonValue | { toJSON(): JsonValue }): Promise<PublishAck>;
+  /** Asks the server for the room list (a `rooms` event); false when not connected. */
+  listRooms(): boolean;
+  /** Publishes awaiting their ack. */
+  readonly unackedPublishes: number;
+
   onopen: ((event: LifelineOpenEvent) => void) | null;
   onmessage: ((event: LifelineMessageEvent) => void) | null;
   onerror: ((event: LifelineErrorEvent) => void) | null;
@@ -308,7 +508,7 @@ export class LifelineSocket {
 
   /**
    * Closes the socket, cancels every timer and releases every listener and the Rust state.
-   * No listener fires afterwards. Idempotent.
+   * No listener fires afterwards; pending publishes reject with `ERR_CLOSED`. Idempotent.
    */
   dispose(): void;
   /** `using ws = new LifelineSocket(...)` disposes at the end of the block. */

@@ -1,7 +1,8 @@
 // The package entry: the wasm-bindgen glue (ws_lifeline.js) plus what a Rust constructor
 // cannot do for itself. `LifelineSocket` here hands the socket its own JS object (held weakly)
-// for `event.target`, adds WebSocket's constants, and makes dispose/free/[Symbol.dispose]
-// safe to call in any order and any number of times.
+// for `event.target`, adds WebSocket's constants, `on`/`off` (addEventListener that returns
+// its own remover), and makes dispose/free/[Symbol.dispose] safe to call in any order and any
+// number of times.
 import init, {
   initSync,
   isLifelineError,
@@ -26,6 +27,20 @@ export class LifelineSocket extends WasmLifelineSocket {
 
   get disposed() {
     return this.#freed || super.disposed;
+  }
+
+  /**
+   * `addEventListener` that returns an unsubscribe function. Room events (`roomMessage`,
+   * `presence`, …) and socket events (`open`, `close`, …) alike.
+   */
+  on(type, listener, options) {
+    this.addEventListener(type, listener, options);
+    return () => this.off(type, listener);
+  }
+
+  /** `removeEventListener`; does nothing once disposed. */
+  off(type, listener) {
+    if (!this.disposed) this.removeEventListener(type, listener);
   }
 
   dispose() {

@@ -12,9 +12,17 @@
 //! is released at once. Callbacks hold only [`Weak`] references, so no cycle keeps anything
 //! alive, and no closure is ever `forget`-ed.
 //!
-//! Errors: every error that reaches JavaScript is made by [`to_js_error`], an `Error` with
-//! `name = "LifelineError"` and a `code`; JS values thrown at us (URL providers, predicates,
-//! listeners) are read by [`describe_js`]. Those two functions are the only conversions.
+//! Protocol v1 (rooms) is the library's [`RoomsClient`], started on first use: `join`, `leave`,
+//! `publish`, `listRooms`, or a listener for a room event (`welcome`, `joined`, `recovery`,
+//! `roomMessage`, `left`, `ack`, `publishFailed`, `presence`, `rooms`, `serverError`,
+//! `badFrame`). Room events share the listener list (and `on(type, handler)` in `index.js`)
+//! with the socket events. A socket that never uses rooms speaks no protocol beyond the
+//! heartbeat, so it works with any WebSocket server.
+//!
+//! Errors: every error that reaches JavaScript is made by [`to_js_error`] (crate errors) or
+//! [`room_error`] (protocol v1 errors), both through [`lifeline_error`]: an `Error` with
+//! `name = "LifelineError"` and a `code`. JS values thrown at us (URL providers, predicates,
+//! listeners) are read by [`describe_js`]. Those are the only conversions.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,7 +35,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::machine::default_terminal;
+use crate::machine::rooms::{PublishAck, RoomError, RoomEvent, RoomsConfig};
 use crate::web::Subscription;
+use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, Config, Error, Event, Message, QueueLimit, Sent, State};
 
 /// The result type of every exported function: a thrown `LifelineError` on failure.
@@ -89,6 +99,40 @@ fn lifeline_error(code: &str, message: &str, fields: &[(&str, JsValue)]) -> JsVa
     error.into()
 }
 
+/// Builds the JS `Error` for a protocol v1 error (a refused `join` or a failed `publish`).
+fn room_error(error: &RoomError) -> JsValue {
+    let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
+        RoomError::InvalidRoom { room } => ("ERR_INVALID_ROOM", vec![("room", room.into())]),
+        RoomError::NotJoined { room } => ("ERR_NOT_JOINED", vec![("room", room.into())]),
+        RoomError::TooManyUnacked { limit } => {
+            let bound = Object::new();
+            set(&bound, "unacked", &(*limit as f64).into());
+            ("ERR_TOO_MANY_UNACKED", vec![("limit", bound.into())])
+        }
+        RoomError::PublishTimeout { id, after_ms } => (
+            "ERR_PUBLISH_TIMEOUT",
+            vec![
+                ("publishId", (id.0 as f64).into()),
+                ("afterMs", (*after_ms as f64).into()),
+            ],
+        ),
+        RoomError::Refused { id, code, .. } => (
+            "ERR_PUBLISH_REFUSED",
+            vec![
+                ("publishId", (id.0 as f64).into()),
+                ("serverCode", to_json_value(code)),
+            ],
+        ),
+        RoomError::LeftRoom { id, room } => (
+            "ERR_LEFT_ROOM",
+            vec![("publishId", (id.0 as f64).into()), ("room", room.into())],
+        ),
+        RoomError::Encode { .. } => ("ERR_ENCODE", vec![]),
+        RoomError::Closed => ("ERR_CLOSED", vec![]),
+    };
+    lifeline_error(code, &error.to_string(), &fields)
+}
+
 fn invalid_argument(message: &str) -> JsValue {
     lifeline_error(ERR_INVALID_ARGUMENT, message, &[])
 }
@@ -107,6 +151,14 @@ fn describe_js(value: &JsValue) -> String {
         );
     }
     value.as_string().unwrap_or_else(|| to_string(value))
+}
+
+/// A serde value as the JS value `JSON.parse` would give (wire JSON, so it always parses).
+fn to_json_value<T: serde::Serialize + ?Sized>(value: &T) -> JsValue {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(&text).ok())
+        .unwrap_or(JsValue::NULL)
 }
 
 /// `String(value)`, without throwing (a value whose `toString` throws reads as its type).
@@ -307,6 +359,21 @@ fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
     Ok((config, slot))
 }
 
+/// The protocol v1 options: `ackTimeout` (ms) and `maxUnacked`.
+fn rooms_config_from(options: &JsValue) -> JsResult<RoomsConfig> {
+    let mut config = RoomsConfig::default();
+    if !options.is_object() {
+        return Ok(config);
+    }
+    if let Some(ms) = number(options, "ackTimeout")? {
+        config = config.ack_timeout(millis(ms));
+    }
+    if let Some(n) = number(options, "maxUnacked")? {
+        config = config.max_unacked(count(n));
+    }
+    Ok(config)
+}
+
 /// A URL argument: a string or anything with a `toString()` (such as `URL`).
 fn url_text(value: &JsValue) -> Option<String> {
     value
@@ -344,11 +411,37 @@ fn start(url: &JsValue, config: Config) -> JsResult<Client> {
     Client::connect(&text, config).map_err(|e| to_js_error(&e))
 }
 
+/// A room argument: a string (the layer checks the name itself).
+fn room_name(value: &JsValue) -> JsResult<String> {
+    value
+        .as_string()
+        .ok_or_else(|| invalid_argument("a room name must be a string"))
+}
+
+/// Publish data: anything `JSON.stringify` accepts, as JSON.
+fn json_data(data: &JsValue) -> JsResult<serde_json::Value> {
+    let text = js_sys::JSON::stringify(data).map_err(|exception| {
+        room_error(&RoomError::Encode {
+            message: describe_js(&exception),
+        })
+    })?;
+    let Some(text) = text.as_string() else {
+        return Err(invalid_argument(
+            "publish data must be a JSON value (not undefined, a function or a symbol)",
+        ));
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        room_error(&RoomError::Encode {
+            message: e.to_string(),
+        })
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events and listeners
 // ---------------------------------------------------------------------------------------------
 
-/// The event types, in the order of the `on…` handler slots.
+/// The socket event types, in the order of the `on…` handler slots.
 const TYPES: [&str; 9] = [
     "open",
     "message",
@@ -361,8 +454,32 @@ const TYPES: [&str; 9] = [
     "online",
 ];
 
+/// The protocol v1 event types; their kinds follow [`TYPES`]. `roomMessage`, not `message`:
+/// the raw `message` event still reports every frame, protocol frames included.
+const ROOM_TYPES: [&str; 11] = [
+    "welcome",
+    "joined",
+    "recovery",
+    "roomMessage",
+    "left",
+    "ack",
+    "publishFailed",
+    "presence",
+    "rooms",
+    "serverError",
+    "badFrame",
+];
+
 fn type_index(name: &str) -> Option<usize> {
-    TYPES.iter().position(|t| *t == name)
+    TYPES
+        .iter()
+        .chain(ROOM_TYPES.iter())
+        .position(|t| *t == name)
+}
+
+/// True for the kinds of [`ROOM_TYPES`].
+fn is_room_kind(kind: usize) -> bool {
+    kind >= TYPES.len()
 }
 
 struct Listener {
@@ -507,12 +624,121 @@ fn js_event(
     (type_index(name).unwrap_or(0), object.into())
 }
 
+/// The plain event object for a protocol v1 event, and the index of its type.
+fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
+    let object = Object::new();
+    let put = |key: &str, value: JsValue| set(&object, key, &value);
+    let name = match event {
+        RoomEvent::Welcome { resumed, name } => {
+            put("resumed", (*resumed).into());
+            put("name", name.into());
+            "welcome"
+        }
+        RoomEvent::Joined {
+            room,
+            epoch,
+            offset,
+        } => {
+            put("room", room.into());
+            put("epoch", epoch.into());
+            put("offset", (*offset as f64).into());
+            "joined"
+        }
+        RoomEvent::Recovery {
+            room,
+            recovered,
+            since,
+            epoch,
+            offset,
+        } => {
+            put("room", room.into());
+            put("recovered", (*recovered).into());
+            put("since", to_json_value(since));
+            put("epoch", epoch.into());
+            put("offset", (*offset as f64).into());
+            "recovery"
+        }
+        RoomEvent::Message(m) => {
+            put("room", m.room.as_str().into());
+            put("offset", (m.offset as f64).into());
+            put("from", m.from.as_str().into());
+            put("data", to_json_value(&m.data));
+            put("ts", (m.ts as f64).into());
+            "roomMessage"
+        }
+        RoomEvent::Left { room } => {
+            put("room", room.into());
+            "left"
+        }
+        RoomEvent::Acked {
+            id,
+            room,
+            offset,
+            duplicate,
+        } => {
+            put("id", (id.0 as f64).into());
+            put("room", room.into());
+            put("offset", (*offset as f64).into());
+            put("duplicate", (*duplicate).into());
+            "ack"
+        }
+        RoomEvent::PublishFailed { id, room, error } => {
+            put("id", (id.0 as f64).into());
+            put("room", room.into());
+            put("error", room_error(error));
+            "publishFailed"
+        }
+        RoomEvent::Presence { room, members } => {
+            put("room", room.into());
+            put("members", to_json_value(members));
+            "presence"
+        }
+        RoomEvent::Rooms(rooms) => {
+            put("rooms", to_json_value(rooms));
+            "rooms"
+        }
+        RoomEvent::ServerError { code, message } => {
+            put("code", to_json_value(code));
+            put("message", message.into());
+            "serverError"
+        }
+        RoomEvent::BadFrame(bad) => {
+            put("raw", bad.raw.as_str().into());
+            put("message", bad.error.as_str().into());
+            "badFrame"
+        }
+    };
+    put("type", name.into());
+    put("target", target.clone());
+    (type_index(name).unwrap_or(0), object.into())
+}
+
+/// What `publish` resolves with.
+fn js_ack(ack: &PublishAck) -> JsValue {
+    let object = Object::new();
+    set(&object, "id", &(ack.id.0 as f64).into());
+    set(&object, "room", &ack.room.as_str().into());
+    set(&object, "offset", &(ack.offset as f64).into());
+    set(&object, "duplicate", &ack.duplicate.into());
+    object.into()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The socket
 // ---------------------------------------------------------------------------------------------
 
-/// Everything a live socket holds; dropping it releases all of it.
+/// The protocol v1 layer of a socket, once started.
+struct RoomsLayer {
+    /// Dropped first, so no room event is delivered while the layer shuts down.
+    _subscription: RoomSubscription,
+    /// Dropping the last `Rc` fails every pending publish with `ERR_CLOSED`.
+    client: Rc<RoomsClient>,
+}
+
+/// Everything a live socket holds; dropping it releases all of it (fields drop in order).
 struct Live {
+    rooms: Option<RoomsLayer>,
+    rooms_config: RoomsConfig,
     /// Dropped before the client, so no event is delivered while it shuts down.
     _subscription: Subscription,
     client: Rc<Client>,
@@ -541,6 +767,7 @@ impl LifelineSocket {
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: JsValue) -> JsResult<LifelineSocket> {
         let (config, predicate) = config_from(&options)?;
+        let rooms_config = rooms_config_from(&options)?;
         let client = Rc::new(start(&url, config)?);
         let listeners = Rc::new(Listeners::default());
         let weak: Weak<Listeners> = Rc::downgrade(&listeners);
@@ -564,6 +791,8 @@ impl LifelineSocket {
         });
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
+                rooms: None,
+                rooms_config,
                 _subscription: subscription,
                 client,
                 _predicate: predicate,
@@ -579,11 +808,95 @@ impl LifelineSocket {
         *self.listeners.target.borrow_mut() = Some(WeakRef::new(target));
     }
 
+    /// Runs `f` on the client with no borrow held, so a listener that `f` triggers may call
+    /// back into the socket, even `dispose()`.
     fn with_client<T>(&self, f: impl FnOnce(&Client) -> T) -> JsResult<T> {
-        match self.live.borrow().as_ref() {
-            Some(live) => Ok(f(&live.client)),
+        let client = self.live.borrow().as_ref().map(|live| live.client.clone());
+        match client {
+            Some(client) => Ok(f(&client)),
             None => Err(disposed()),
         }
+    }
+
+    /// The protocol v1 layer, started on first use (it then says `hello` on every open).
+    fn rooms(&self) -> JsResult<Rc<RoomsClient>> {
+        let (client, config) = {
+            let live = self.live.borrow();
+            let live = live.as_ref().ok_or_else(disposed)?;
+            if let Some(layer) = &live.rooms {
+                return Ok(layer.client.clone());
+            }
+            (live.client.clone(), live.rooms_config.clone())
+        };
+        // Built with no borrow held: starting it may send, and sending may report events.
+        let rooms = Rc::new(RoomsClient::new(&client, config));
+        let weak = Rc::downgrade(&self.listeners);
+        let subscription = rooms.on_event(move |event| {
+            let Some(listeners) = weak.upgrade() else {
+                return;
+            };
+            if listeners.closed.get() {
+                return;
+            }
+            let (kind, object) = js_room_event(event, &listeners.target());
+            listeners.dispatch(kind, &object);
+        });
+        let mut live = self.live.borrow_mut();
+        let live = live.as_mut().ok_or_else(disposed)?;
+        Ok(live
+            .rooms
+            .get_or_insert(RoomsLayer {
+                _subscription: subscription,
+                client: rooms,
+            })
+            .client
+            .clone())
+    }
+
+    /// Joins a room: now if open, and again (with recovery) after every reconnect.
+    pub fn join(&self, room: JsValue) -> JsResult<()> {
+        let room = room_name(&room)?;
+        self.rooms()?.join(&room).map_err(|e| room_error(&e))
+    }
+
+    /// Leaves a room; false if it was not joined. Its unacknowledged publishes fail.
+    pub fn leave(&self, room: JsValue) -> JsResult<bool> {
+        let room = room_name(&room)?;
+        Ok(self.rooms()?.leave(&room))
+    }
+
+    /// Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
+    /// server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`.
+    pub fn publish(&self, room: JsValue, data: JsValue) -> js_sys::Promise {
+        let started = room_name(&room).and_then(|room| {
+            let value = json_data(&data)?;
+            self.rooms()?
+                .publish(&room, &value)
+                .map_err(|e| room_error(&e))
+        });
+        match started {
+            Ok(ack) => wasm_bindgen_futures::future_to_promise(async move {
+                ack.await.map(|a| js_ack(&a)).map_err(|e| room_error(&e))
+            }),
+            Err(error) => js_sys::Promise::reject(&error),
+        }
+    }
+
+    /// Asks the server for the room list (a `rooms` event); false when not connected.
+    #[wasm_bindgen(js_name = listRooms)]
+    pub fn list_rooms(&self) -> JsResult<bool> {
+        Ok(self.rooms()?.list_rooms())
+    }
+
+    /// Publishes awaiting their ack (0 before the rooms layer starts).
+    #[wasm_bindgen(getter = unackedPublishes)]
+    pub fn unacked_publishes(&self) -> f64 {
+        let rooms = self
+            .live
+            .borrow()
+            .as_ref()
+            .and_then(|live| live.rooms.as_ref().map(|layer| layer.client.clone()));
+        rooms.map_or(0, |r| r.unacked()) as f64
     }
 
     /// Sends a string, `ArrayBuffer` or view now if open, otherwise queues it.
@@ -718,12 +1031,16 @@ impl LifelineSocket {
         }
         let Some(kind) = type_index(kind) else {
             return Err(invalid_argument(&format!(
-                "unknown event type {kind:?}; expected one of {}",
-                TYPES.join(", ")
+                "unknown event type {kind:?}; expected one of {}, {}",
+                TYPES.join(", "),
+                ROOM_TYPES.join(", ")
             )));
         };
         if listener.is_null() || listener.is_undefined() {
             return Ok(());
+        }
+        if is_room_kind(kind) {
+            self.rooms()?;
         }
         if !listener.is_function() && !listener.is_object() {
             return Err(invalid_argument(

@@ -10,12 +10,9 @@
 // at most 512 KiB of JS heap (~500 bytes per cycle).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
-import { serveStatic } from "./pages/serve.mjs";
+import { launchChromium, startServer } from "./support/harness.mjs";
+import { openJsPage, serveJsPages } from "./support/js_page.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WASM_GROWTH_BOUND = 64 * 1024;
 const HEAP_GROWTH_BOUND = 512 * 1024;
 
@@ -25,7 +22,7 @@ let browser;
 
 before(async () => {
   server = await startServer(["--test-endpoints"]);
-  site = await serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+  site = await serveJsPages();
   browser = await launchChromium();
 });
 
@@ -36,10 +33,7 @@ after(async () => {
 });
 
 test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async () => {
-  const page = await browser.newPage();
-  const errors = collectErrors(page);
-  await page.goto(`${site.url}/index.html`);
-  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+  const { page, errors } = await openJsPage(browser, site);
   const cdp = await page.context().newCDPSession(page);
 
   await page.evaluate((url) => {

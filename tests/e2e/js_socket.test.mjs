@@ -13,12 +13,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
-import { serveStatic } from "./pages/serve.mjs";
+import { launchChromium, startServer } from "./support/harness.mjs";
+import { openJsPage, serveJsPages, wsUrl } from "./support/js_page.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const FAST = { minDelay: 100, maxDelay: 400 };
 
 let server;
@@ -27,7 +24,7 @@ let browser;
 
 before(async () => {
   server = await startServer(["--test-endpoints"]);
-  site = await serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+  site = await serveJsPages();
   browser = await launchChromium();
 });
 
@@ -37,15 +34,8 @@ after(async () => {
   await site?.close();
 });
 
-const ws = (path) => `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}${path}`;
-
-async function openPage() {
-  const page = await browser.newPage();
-  const errors = collectErrors(page);
-  await page.goto(`${site.url}/index.html`);
-  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
-  return { page, errors };
-}
+const ws = (path) => wsUrl(server, path);
+const openPage = () => openJsPage(browser, site);
 
 /** A loopback port with nothing listening on it. */
 async function closedPort() {

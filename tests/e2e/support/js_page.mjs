@@ -1,0 +1,34 @@
+// The JS test page (tests/e2e/pages/index.html) with the built npm package, shared by the
+// js_*.test.mjs suites: a static server for both, and a page that has loaded the wasm and
+// exposes its helpers as `window.t`.
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectErrors } from "./harness.mjs";
+import { serveStatic } from "../pages/serve.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/**
+ * Serves `/pkg/` from client-wasm/pkg and `/` from tests/e2e/pages on a free loopback port.
+ * @returns {Promise<{url: string, close: () => Promise<void>}>}
+ */
+export function serveJsPages() {
+  return serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+}
+
+/**
+ * Opens the test page in a new page of `browser` and waits until the package is loaded.
+ * @returns {Promise<{page: import("playwright-core").Page, errors: string[]}>}
+ */
+export async function openJsPage(browser, site) {
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+  return { page, errors };
+}
+
+/** The `ws:` URL of `path` on a server from `startServer`. */
+export function wsUrl(server, path) {
+  return `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}${path}`;
+}
