@@ -3,17 +3,24 @@
 // Covers: init forms; options (camelCase, milliseconds, async URL provider, terminal-close
 // predicate); the event map (`addEventListener("close", e => e.code)`) and on… properties;
 // send's argument and result types; typed errors; disposal (`using`, dispose, free); protocol
-// v1 message types, including that a misspelt message type or a missing field is rejected.
+// v1 message types, including that a misspelt message type or a missing field is rejected;
+// the rooms API (join, leave, publish's ack and error codes, on/off with typed room events,
+// ackTimeout/maxUnacked), including that wrong usage is rejected.
 import init, {
   initSync,
   isLifelineError,
   LifelineSocket,
   type ClientMsg,
   type ConnectionState,
+  type ErrorCode,
   type LifelineCloseEvent,
   type LifelineError,
   type LifelineOptions,
+  type LifelineRoomMessageEvent,
+  type PublishAck,
+  type RoomInfo,
   type SendResult,
+  type Since,
   type ServerMsg,
 } from "ws-lifeline";
 
@@ -37,6 +44,8 @@ const options: LifelineOptions = {
   maxQueuedBytes: 65_536,
   highWaterMark: 1 << 20,
   isTerminalClose: (code) => code === 4001 || code === 1008,
+  ackTimeout: 10_000,
+  maxUnacked: 256,
 };
 const noHeartbeat: LifelineOptions = { heartbeat: false, protocols: "lifeline.v1" };
 
@@ -44,6 +53,8 @@ const noHeartbeat: LifelineOptions = { heartbeat: false, protocols: "lifeline.v1
 const snake: LifelineOptions = { max_retries: 3 };
 // @ts-expect-error durations are numbers of milliseconds
 const text: LifelineOptions = { connectTimeout: "5s" };
+// @ts-expect-error the ack timeout too
+const ackText: LifelineOptions = { ackTimeout: "30s" };
 
 export function events(): LifelineSocket {
   const ws = new LifelineSocket("ws://127.0.0.1:8080/ws", options);
@@ -153,6 +164,107 @@ export function protocolTypes(): ClientMsg[] {
   const err: ServerMsg = { type: "error", code: "not_joined", message: "join first", ref: 5 };
   // @ts-expect-error error codes are a closed set
   const badCode: ServerMsg = { type: "error", code: "nope", message: "" };
-  void [snake, text, noId, unknown, err, badCode];
+  void [snake, text, ackText, noId, unknown, err, badCode];
   return [join, publish];
+}
+
+type Chat = { text: string; mentions: string[] };
+
+export async function rooms(ws: LifelineSocket): Promise<number> {
+  ws.join("lobby");
+  const wasJoined: boolean = ws.leave("lobby");
+  const asked: boolean = ws.listRooms();
+  const waiting: number = ws.unackedPublishes;
+  const chat: Chat = { text: "hi", mentions: [] };
+  const ack: PublishAck = await ws.publish("lobby", chat);
+  const { id, room, offset, duplicate } = ack;
+  await ws.publish("lobby", [1, "two", null, { three: true }]);
+  await ws.publish("lobby", new Date());
+  try {
+    await ws.publish("lobby", 1);
+  } catch (e) {
+    if (isLifelineError(e)) {
+      switch (e.code) {
+        case "ERR_NOT_JOINED":
+        case "ERR_LEFT_ROOM": {
+          const r: string | undefined = e.room;
+          void r;
+          break;
+        }
+        case "ERR_PUBLISH_TIMEOUT":
+          void [e.publishId, e.afterMs];
+          break;
+        case "ERR_TOO_MANY_UNACKED":
+          void e.limit;
+          break;
+        case "ERR_PUBLISH_REFUSED":
+          void e.serverCode;
+          break;
+      }
+    }
+  }
+  // @ts-expect-error room names are strings
+  ws.join(7);
+  // @ts-expect-error data must be JSON: not a function
+  void ws.publish("lobby", () => 1);
+  // @ts-expect-error data must be JSON: not undefined
+  void ws.publish("lobby", undefined);
+  // @ts-expect-error publish needs data
+  void ws.publish("lobby");
+  // @ts-expect-error the ack has no `data`
+  void ack.data;
+  void [wasJoined, asked, waiting, id, room, duplicate];
+  return offset;
+}
+
+export function roomEvents(ws: LifelineSocket): Array<() => void> {
+  const onMessage = (m: LifelineRoomMessageEvent) => {
+    const where: string = m.room;
+    const who: string = m.from;
+    const at: number = m.offset + m.ts;
+    if (typeof m.data === "object" && m.data !== null && !Array.isArray(m.data)) {
+      const text = m.data["text"];
+      void text;
+    }
+    void [where, who, at];
+  };
+  const stops = [
+    ws.on("roomMessage", onMessage),
+    ws.on("welcome", (e) => void [e.name, e.resumed satisfies boolean]),
+    ws.on("joined", (e) => void [e.room, e.epoch, e.offset satisfies number]),
+    ws.on("recovery", (e) => {
+      const recovered: boolean = e.recovered;
+      const since: Since = e.since;
+      void [recovered, since.epoch, since.offset, e.room, e.epoch, e.offset];
+    }),
+    ws.on("left", (e) => void e.room),
+    ws.on("ack", (e) => void [e.id, e.room, e.offset, e.duplicate]),
+    ws.on("publishFailed", (e) => void [e.id, e.room, e.error.code]),
+    ws.on("presence", (e) => {
+      const members: readonly string[] = e.members;
+      void [e.room, members];
+    }),
+    ws.on("rooms", (e) => {
+      const list: readonly RoomInfo[] = e.rooms;
+      void list.map((r) => r.room + r.members);
+    }),
+    ws.on("serverError", (e) => void [e.code satisfies ErrorCode, e.message]),
+    ws.on("badFrame", (e) => void [e.raw, e.message]),
+    ws.on("close", (e) => void e.code),
+    ws.on("roomMessage", { handleEvent: (e) => void e.data }, { once: true }),
+  ];
+  ws.addEventListener("presence", (e) => void e.members);
+  ws.off("roomMessage", onMessage);
+  // @ts-expect-error a room message has no `code`
+  ws.on("roomMessage", (e) => e.code);
+  // @ts-expect-error presence members are names, not numbers
+  ws.on("presence", (e) => e.members.map((n: number) => n));
+  // @ts-expect-error unknown room event
+  ws.on("room:message", () => {});
+  // @ts-expect-error recovery events have no members
+  ws.on("recovery", (e) => e.members);
+  // @ts-expect-error on returns an unsubscribe function, not a boolean
+  const flag: boolean = ws.on("left", () => {});
+  void flag;
+  return stops;
 }
