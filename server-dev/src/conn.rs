@@ -102,6 +102,8 @@ where
         let write = write_loop(
             &mut sink,
             &mut reg.rx,
+            &hub,
+            &reg.peer,
             config.batch_max_bytes,
             config.heartbeat_interval,
         );
@@ -129,7 +131,7 @@ where
         Exit::Close(code, reason) => {
             let _ = timeout(grace, async {
                 while let Ok(item) = reg.rx.try_recv() {
-                    for frame in frames_of(item) {
+                    for frame in hub.resolve(&reg.peer, item) {
                         sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
                     }
                 }
@@ -169,13 +171,6 @@ async fn kicked_code(kicked: &mut tokio::sync::watch::Receiver<Option<u16>>) -> 
         .ok()
         .and_then(|c| *c)
         .unwrap_or(close::TRY_AGAIN_LATER)
-}
-
-fn frames_of(item: Outbound) -> Vec<Utf8Bytes> {
-    match item {
-        Outbound::One(frame) => vec![frame],
-        Outbound::Many(frames) => frames,
-    }
 }
 
 /// Reads client frames until the connection should end.
@@ -289,6 +284,8 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 async fn write_loop<Si>(
     sink: &mut Si,
     rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    hub: &Hub,
+    peer: &Peer,
     batch_max: usize,
     heartbeat: Duration,
 ) -> Exit
@@ -306,7 +303,7 @@ where
             tokio::select! {
                 biased;
                 item = rx.recv() => match item {
-                    Some(item) => pending.extend(frames_of(item)),
+                    Some(item) => pending.extend(hub.resolve(peer, item)),
                     // The hub dropped us (cannot happen while registered); end quietly.
                     None => return Exit::Gone,
                 },
@@ -324,7 +321,7 @@ where
             while bytes < batch_max {
                 match rx.try_recv() {
                     Ok(item) => {
-                        for frame in frames_of(item) {
+                        for frame in hub.resolve(peer, item) {
                             bytes += frame.as_str().len();
                             pending.push_back(frame);
                         }

@@ -25,6 +25,18 @@ pub(crate) enum Outbound {
     One(Utf8Bytes),
     /// Several messages that must stay together and in order (a `joined` and its replay).
     Many(Vec<Utf8Bytes>),
+    /// The room list as it is when written. State, not an event: at most one is queued per
+    /// peer, so a join storm cannot fill a queue with stale lists.
+    Rooms,
+    /// A room's presence as it is when written; at most one queued per peer and room.
+    Presence(String),
+}
+
+/// Which snapshots a peer already has queued.
+#[derive(Debug, Default)]
+struct Snapshots {
+    rooms: bool,
+    presence: HashSet<String>,
 }
 
 /// What the hub holds to reach a connection.
@@ -33,9 +45,16 @@ pub(crate) struct Peer {
     pub(crate) id: ConnId,
     tx: mpsc::Sender<Outbound>,
     kick: Arc<watch::Sender<Option<u16>>>,
+    snaps: Arc<Mutex<Snapshots>>,
 }
 
 impl Peer {
+    fn snaps(&self) -> MutexGuard<'_, Snapshots> {
+        self.snaps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Queues `out`; false when the queue is full (the peer is too slow).
     fn offer(&self, out: Outbound) -> bool {
         match self.tx.try_send(out) {
@@ -107,6 +126,10 @@ struct State {
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
     evict: Vec<ConnId>,
+    /// The latest room list, read by writers when they write an [`Outbound::Rooms`].
+    rooms_frame: Option<Utf8Bytes>,
+    /// The latest presence of each room, read for [`Outbound::Presence`].
+    presence_frames: HashMap<String, Utf8Bytes>,
 }
 
 /// The rooms hub. Cloning shares it.
@@ -155,12 +178,19 @@ impl State {
     }
 
     fn push_rooms_to_all(&mut self) {
-        let frame = encode(&ServerMsg::Rooms {
+        // Update the snapshot before looking at the flags: a writer that clears its flag
+        // afterwards then reads this frame or a newer one.
+        self.rooms_frame = Some(encode(&ServerMsg::Rooms {
             rooms: self.room_list(),
-        });
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        }));
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !std::mem::replace(&mut c.peer.snaps().rooms, true))
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
-            self.deliver(id, Outbound::One(frame.clone()));
+            self.deliver(id, Outbound::Rooms);
         }
     }
 
@@ -178,9 +208,19 @@ impl State {
             room: room.to_string(),
             members,
         });
-        let ids: Vec<ConnId> = r.members.iter().copied().collect();
+        self.presence_frames.insert(room.to_string(), frame);
+        let ids: Vec<ConnId> = r
+            .members
+            .iter()
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|c| c.peer.snaps().presence.insert(room.to_string()))
+            })
+            .copied()
+            .collect();
         for id in ids {
-            self.deliver(id, Outbound::One(frame.clone()));
+            self.deliver(id, Outbound::Presence(room.to_string()));
         }
     }
 
@@ -334,6 +374,29 @@ impl Hub {
         out
     }
 
+    /// The frames an outbound item stands for, resolving snapshots to their latest state.
+    pub(crate) fn resolve(&self, peer: &Peer, item: Outbound) -> Vec<Utf8Bytes> {
+        match item {
+            Outbound::One(frame) => vec![frame],
+            Outbound::Many(frames) => frames,
+            Outbound::Rooms => {
+                // Clear the flag before reading, so a change after this read queues anew.
+                peer.snaps().rooms = false;
+                self.lock().rooms_frame.clone().into_iter().collect()
+            }
+            Outbound::Presence(room) => {
+                peer.snaps().presence.remove(&room);
+                let state = self.lock();
+                let member = state
+                    .conns
+                    .get(&peer.id)
+                    .is_some_and(|c| c.rooms.contains(&room));
+                let frame = state.presence_frames.get(&room).filter(|_| member);
+                frame.cloned().into_iter().collect()
+            }
+        }
+    }
+
     pub(crate) fn room_count(&self) -> usize {
         self.lock()
             .rooms
@@ -353,6 +416,7 @@ impl Hub {
                 id,
                 tx,
                 kick: Arc::new(kick),
+                snaps: Arc::default(),
             };
             let session = state.new_session(limits);
             state.conns.insert(
@@ -613,6 +677,13 @@ impl Hub {
                     true
                 }
             });
+            let State {
+                rooms,
+                presence_frames,
+                ..
+            } = &mut *state;
+            presence_frames
+                .retain(|room, _| rooms.get(room).is_some_and(|r| !r.members.is_empty()));
         });
     }
 
@@ -643,13 +714,10 @@ mod tests {
         Hub::new(&config)
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerMsg> {
+    fn drain_reg(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
         let mut out = Vec::new();
-        while let Ok(item) = rx.try_recv() {
-            let frames = match item {
-                Outbound::One(f) => vec![f],
-                Outbound::Many(fs) => fs,
-            };
+        while let Ok(item) = reg.rx.try_recv() {
+            let frames = hub.resolve(&reg.peer, item);
             for f in frames {
                 out.push(serde_json::from_str(f.as_str()).unwrap());
             }
@@ -662,7 +730,7 @@ mod tests {
         let hub = hub(Config::default().history(3, Duration::from_secs(60)));
         let mut a = hub.register("a".into());
         hub.join(a.peer.id, "r".into(), None);
-        let joined = drain(&mut a.rx);
+        let joined = drain_reg(&hub, &mut a);
         let ServerMsg::Joined {
             epoch,
             offset: 0,
@@ -675,7 +743,7 @@ mod tests {
         for i in 1..=5 {
             hub.publish(a.peer.id, "r".into(), i, serde_json::json!(i));
         }
-        let msgs = drain(&mut a.rx);
+        let msgs = drain_reg(&hub, &mut a);
         let offsets: Vec<u64> = msgs
             .iter()
             .filter_map(|m| match m {
@@ -694,7 +762,7 @@ mod tests {
         };
         // History holds 3..=5: a gap after 2 can be filled, one after 1 cannot.
         hub.join(b.peer.id, "r".into(), since(2));
-        let got = drain(&mut b.rx);
+        let got = drain_reg(&hub, &mut b);
         assert!(matches!(
             got[0],
             ServerMsg::Joined {
@@ -712,7 +780,7 @@ mod tests {
             .collect();
         assert_eq!(replayed, vec![3, 4, 5]);
         hub.join(b.peer.id, "r".into(), since(1));
-        let got = drain(&mut b.rx);
+        let got = drain_reg(&hub, &mut b);
         assert!(matches!(
             got[0],
             ServerMsg::Joined {
@@ -729,7 +797,7 @@ mod tests {
                 offset: 5,
             }),
         );
-        let got = drain(&mut b.rx);
+        let got = drain_reg(&hub, &mut b);
         assert!(matches!(
             got[0],
             ServerMsg::Joined {
@@ -745,14 +813,14 @@ mod tests {
         let mut fast = hub.register("fast".into());
         let slow = hub.register("slow".into());
         hub.join(fast.peer.id, "r".into(), None);
-        drain(&mut fast.rx);
+        drain_reg(&hub, &mut fast);
         hub.join(slow.peer.id, "r".into(), None);
-        drain(&mut fast.rx);
+        drain_reg(&hub, &mut fast);
         let mut slow = slow;
         // slow never drains; fast does after each publish.
         for i in 1..=5 {
             hub.publish(fast.peer.id, "r".into(), i, serde_json::json!(i));
-            drain(&mut fast.rx);
+            drain_reg(&hub, &mut fast);
         }
         assert_eq!(
             *slow.kicked.borrow_and_update(),
@@ -760,7 +828,7 @@ mod tests {
         );
         assert_eq!(hub.lock().rooms["r"].members.len(), 1);
         hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));
-        let got = drain(&mut fast.rx);
+        let got = drain_reg(&hub, &mut fast);
         assert!(
             got.iter()
                 .any(|m| matches!(m, ServerMsg::Message { offset: 6, .. }))
@@ -776,7 +844,7 @@ mod tests {
             session,
             resumed: false,
             ..
-        } = drain(&mut a.rx).remove(0)
+        } = drain_reg(&hub, &mut a).remove(0)
         else {
             panic!()
         };
@@ -787,7 +855,7 @@ mod tests {
         hub.hello(a2.peer.id, Some(session.clone()));
         hub.join(a2.peer.id, "r".into(), None);
         hub.publish(a2.peer.id, "r".into(), 7, serde_json::json!("x"));
-        let got = drain(&mut a2.rx);
+        let got = drain_reg(&hub, &mut a2);
         assert!(
             matches!(&got[0], ServerMsg::Welcome { resumed: true, session: s, .. } if *s == session)
         );
@@ -806,9 +874,50 @@ mod tests {
         hub.join(a.peer.id, "r".into(), None);
         hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
         hub.leave(a.peer.id, "r".into());
-        drain(&mut a.rx);
+        drain_reg(&hub, &mut a);
         std::thread::sleep(Duration::from_millis(2));
         hub.sweep();
         assert!(hub.lock().rooms.is_empty());
+    }
+
+    #[test]
+    fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
+        let hub = hub(Config::default().queue_capacity(4));
+        let mut watcher = hub.register("watcher".into());
+        hub.join(watcher.peer.id, "r".into(), None);
+        drain_reg(&hub, &mut watcher);
+        // 50 joins while the watcher reads nothing: one snapshot of each kind stays queued.
+        let mut others = Vec::new();
+        for i in 0..50 {
+            let mut other = hub.register(format!("p{i:02}"));
+            hub.join(other.peer.id, "r".into(), None);
+            drain_reg(&hub, &mut other);
+            others.push(other);
+        }
+        assert_eq!(*watcher.kicked.borrow(), None, "not evicted");
+        let got = drain_reg(&hub, &mut watcher);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter()
+                .any(|m| matches!(m, ServerMsg::Presence { members, .. } if members.len() == 51))
+        );
+        assert!(got.contains(&ServerMsg::Rooms {
+            rooms: vec![RoomInfo {
+                room: "r".into(),
+                members: 51
+            }]
+        }));
+        // A presence queued for a room the peer has left is not sent.
+        hub.join(others[0].peer.id, "s".into(), None);
+        hub.join(watcher.peer.id, "s".into(), None);
+        drain_reg(&hub, &mut watcher);
+        hub.join(others[1].peer.id, "s".into(), None);
+        hub.leave(watcher.peer.id, "s".into());
+        let got = drain_reg(&hub, &mut watcher);
+        assert!(
+            !got.iter()
+                .any(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "s")),
+            "{got:?}"
+        );
     }
 }
