@@ -9,6 +9,7 @@
 pub mod diagnostics;
 mod js_error;
 pub mod rooms;
+mod subscribers;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -31,10 +32,11 @@ use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target
 use crate::typed::{self, DecodeError};
 use crate::{Config, Error, Event, Message, Result, Sent, State};
 use diagnostics::{Counted, Kind};
+use subscribers::Subscribers;
+pub use subscribers::{EventStream, Subscription};
 
 type UrlFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
 type Provider = Rc<dyn Fn() -> UrlFuture>;
-type Callback = Rc<dyn Fn(&Event)>;
 
 /// The current time from [`performance.now()`](https://developer.mozilla.org/en-US/docs/Web/API/Performance/now),
 /// which is monotonic, unlike `Date.now()`.
@@ -79,8 +81,7 @@ struct Inner {
     socket: RefCell<Option<Socket>>,
     timer: RefCell<Option<Armed>>,
     env: RefCell<Vec<(EventListener, Counted)>>,
-    subscribers: RefCell<Vec<(u64, Callback)>>,
-    next_subscriber: Cell<u64>,
+    subscribers: Rc<Subscribers<Event>>,
     driving: Cell<bool>,
     disposed: Cell<bool>,
 }
@@ -157,8 +158,7 @@ impl Client {
             socket: RefCell::new(None),
             timer: RefCell::new(None),
             env: RefCell::new(Vec::new()),
-            subscribers: RefCell::new(Vec::new()),
-            next_subscriber: Cell::new(0),
+            subscribers: Subscribers::new(),
             driving: Cell::new(false),
             disposed: Cell::new(false),
         });
@@ -238,7 +238,7 @@ impl Client {
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
     /// The callback may call back into the client (send, close, even subscribe).
     pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
-        Inner::subscribe(&self.inner, Rc::new(callback))
+        self.inner.subscribers.subscribe(callback)
     }
 
     /// Decodes every inbound message as JSON into `T` and hands over the result; a message
@@ -257,14 +257,7 @@ impl Client {
 
     /// Every event as a [`Stream`]; it ends when the client is dropped.
     pub fn events(&self) -> EventStream {
-        let (tx, rx) = mpsc::unbounded();
-        let subscription = self.on_event(move |e| {
-            let _ = tx.unbounded_send(e.clone());
-        });
-        EventStream {
-            rx,
-            _subscription: subscription,
-        }
+        self.inner.subscribers.stream()
     }
 
     /// Inbound messages decoded into `T` as a [`Stream`] of results.
@@ -347,48 +340,6 @@ impl ClientHandle {
     }
 }
 
-/// Keeps an event callback registered; dropping it unregisters the callback.
-#[must_use = "dropping a Subscription unregisters its callback at once"]
-pub struct Subscription {
-    inner: Weak<Inner>,
-    id: u64,
-}
-
-impl fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscription")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.upgrade() {
-            inner
-                .subscribers
-                .borrow_mut()
-                .retain(|(id, _)| *id != self.id);
-        }
-    }
-}
-
-/// Every [`Event`] of a client; see [`Client::events`]. Dropping it unsubscribes.
-#[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
-#[derive(Debug)]
-pub struct EventStream {
-    rx: mpsc::UnboundedReceiver<Event>,
-    _subscription: Subscription,
-}
-
-impl Stream for EventStream {
-    type Item = Event;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        Pin::new(&mut self.rx).poll_next(cx)
-    }
-}
-
 /// Inbound messages decoded into `T`; see [`Client::messages`]. Dropping it unsubscribes.
 #[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
 #[derive(Debug)]
@@ -428,16 +379,6 @@ impl Inner {
     fn reconnect(this: &Rc<Inner>) {
         this.machine.borrow_mut().reconnect(now());
         Inner::drive(this);
-    }
-
-    fn subscribe(this: &Rc<Inner>, callback: Callback) -> Subscription {
-        let id = this.next_subscriber.get();
-        this.next_subscriber.set(id + 1);
-        this.subscribers.borrow_mut().push((id, callback));
-        Subscription {
-            inner: Rc::downgrade(this),
-            id,
-        }
     }
 
     fn input(this: &Rc<Inner>, input: Input) {
@@ -538,13 +479,7 @@ impl Inner {
 
     fn dispatch(this: &Rc<Inner>, event: &Event) {
         // Cloned so callbacks may subscribe, unsubscribe or drop the client.
-        let callbacks: Vec<Callback> = this
-            .subscribers
-            .borrow()
-            .iter()
-            .map(|(_, c)| c.clone())
-            .collect();
-        for callback in callbacks {
+        for callback in this.subscribers.snapshot() {
             if this.disposed.get() {
                 return;
             }
@@ -667,8 +602,8 @@ impl Inner {
         let socket = self.socket.borrow_mut().take();
         let timer = self.timer.borrow_mut().take();
         let env = std::mem::take(&mut *self.env.borrow_mut());
-        let subscribers = std::mem::take(&mut *self.subscribers.borrow_mut());
-        drop((socket, timer, env, subscribers));
+        drop((socket, timer, env));
+        self.subscribers.clear();
     }
 }
 

@@ -28,16 +28,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use gloo_timers::callback::Timeout;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Client, ClientHandle, Subscription};
+use super::subscribers::{EventStream, Subscribers, Subscription};
+use super::{Client, ClientHandle};
 use crate::Event;
 use crate::machine::rooms::{
     Outgoing, PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms,
@@ -46,7 +46,6 @@ use crate::machine::rooms::{
 use crate::machine::{Instant, State};
 use crate::typed::DecodeError;
 
-type Callback = Rc<dyn Fn(&RoomEvent)>;
 type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
 
 fn now() -> Instant {
@@ -65,8 +64,7 @@ struct Inner {
     client: ClientHandle,
     rooms: RefCell<Rooms>,
     waiters: RefCell<HashMap<PublishId, Waiter>>,
-    subscribers: RefCell<Vec<(u64, Callback)>>,
-    next_subscriber: Cell<u64>,
+    subscribers: Rc<Subscribers<RoomEvent>>,
     timer: RefCell<Option<Armed>>,
     subscription: RefCell<Option<Subscription>>,
     flushing: Cell<bool>,
@@ -113,46 +111,10 @@ impl Future for PublishFuture {
 }
 
 /// Keeps a room-event callback registered; dropping it unregisters the callback.
-#[must_use = "dropping a RoomSubscription unregisters its callback at once"]
-pub struct RoomSubscription {
-    inner: Weak<Inner>,
-    id: u64,
-}
+pub type RoomSubscription = Subscription<RoomEvent>;
 
-impl fmt::Debug for RoomSubscription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoomSubscription")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-impl Drop for RoomSubscription {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.upgrade() {
-            inner
-                .subscribers
-                .borrow_mut()
-                .retain(|(id, _)| *id != self.id);
-        }
-    }
-}
-
-/// Every [`RoomEvent`] as a [`Stream`]; see [`RoomsClient::events`].
-#[must_use = "streams do nothing unless polled; dropping it unsubscribes"]
-#[derive(Debug)]
-pub struct RoomEventStream {
-    rx: mpsc::UnboundedReceiver<RoomEvent>,
-    _subscription: RoomSubscription,
-}
-
-impl Stream for RoomEventStream {
-    type Item = RoomEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RoomEvent>> {
-        Pin::new(&mut self.rx).poll_next(cx)
-    }
-}
+/// Every [`RoomEvent`] as a [`Stream`](futures::Stream); see [`RoomsClient::events`].
+pub type RoomEventStream = EventStream<RoomEvent>;
 
 impl RoomsClient {
     /// Speaks protocol v1 over `client`. Create it before or after the client opens; if the
@@ -162,8 +124,7 @@ impl RoomsClient {
             client: client.handle(),
             rooms: RefCell::new(Rooms::new(config)),
             waiters: RefCell::new(HashMap::new()),
-            subscribers: RefCell::new(Vec::new()),
-            next_subscriber: Cell::new(0),
+            subscribers: Subscribers::new(),
             timer: RefCell::new(None),
             subscription: RefCell::new(None),
             flushing: Cell::new(false),
@@ -238,16 +199,7 @@ impl RoomsClient {
 
     /// Calls `callback` with every room event until the subscription is dropped.
     pub fn on_event(&self, callback: impl Fn(&RoomEvent) + 'static) -> RoomSubscription {
-        let id = self.inner.next_subscriber.get();
-        self.inner.next_subscriber.set(id + 1);
-        self.inner
-            .subscribers
-            .borrow_mut()
-            .push((id, Rc::new(callback)));
-        RoomSubscription {
-            inner: Rc::downgrade(&self.inner),
-            id,
-        }
+        self.inner.subscribers.subscribe(callback)
     }
 
     /// Calls `callback` with every room message decoded into `T`; data that does not decode
@@ -266,14 +218,7 @@ impl RoomsClient {
 
     /// Every room event as a [`Stream`].
     pub fn events(&self) -> RoomEventStream {
-        let (tx, rx) = mpsc::unbounded();
-        let subscription = self.on_event(move |e| {
-            let _ = tx.unbounded_send(e.clone());
-        });
-        RoomEventStream {
-            rx,
-            _subscription: subscription,
-        }
+        self.inner.subscribers.stream()
     }
 }
 
@@ -321,13 +266,7 @@ impl Inner {
                     let _ = waiter.send(result);
                 }
             }
-            let callbacks: Vec<Callback> = this
-                .subscribers
-                .borrow()
-                .iter()
-                .map(|(_, c)| c.clone())
-                .collect();
-            for callback in callbacks {
+            for callback in this.subscribers.snapshot() {
                 callback(&event);
             }
         }
