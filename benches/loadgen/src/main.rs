@@ -3,7 +3,8 @@
 //! Speaks the protocol-v1 subset every measured server understands (`join`, `publish`, and
 //! reading `joined`, `message`, batches) and runs one workload against one server:
 //!
-//! - `idle`: `--conns` connections, each joined to one of `--rooms` rooms; reports the server's
+//! - `idle`: `--conns` connections, each joined to one of `--rooms` rooms (`--rooms 0`: none,
+//!   connected only); reports the server's
 //!   RSS growth per connection (`VmRSS` of `--pid`, before and after, once the traffic of the
 //!   joins has drained).
 //! - `fanout`: `--conns` subscribers in one room and one publisher that keeps at most
@@ -69,7 +70,8 @@ fn parse_args() -> Args {
             "--pid" => a.pid = num(&v) as u32,
             "--workload" => a.workload = v,
             "--conns" => a.conns = num(&v) as usize,
-            "--rooms" => a.rooms = (num(&v) as usize).max(1),
+            // 0: connect without joining.
+            "--rooms" => a.rooms = num(&v) as usize,
             "--window" => a.window = (num(&v) as u64).max(1),
             "--rate" => a.rate = num(&v),
             "--secs" => a.secs = num(&v),
@@ -222,11 +224,15 @@ async fn member(
         shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    if ws.send(join_frame(&room)).await.is_err() {
+    // An empty room name: connect only, join nothing (idle connections without rooms).
+    let mut joined = room.is_empty();
+    if joined {
+        shared.joined.fetch_add(1, Ordering::Relaxed);
+        permit.take();
+    } else if ws.send(join_frame(&room)).await.is_err() {
         shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let mut joined = false;
     let period = publish_every.unwrap_or(Duration::from_secs(3600));
     // Created when measuring starts, with a random phase that spreads the chat mix's
     // publications over the period.
@@ -302,7 +308,11 @@ async fn setup(
         .await
         .map_err(|_| format!("setup stalled after {i} connections"))?
         .map_err(|e| e.to_string())?;
-        let room = format!("room-{}", i % args.rooms);
+        let room = if args.rooms == 0 {
+            String::new()
+        } else {
+            format!("room-{}", i % args.rooms)
+        };
         tokio::spawn(member(
             shared.clone(),
             args.url.clone(),
@@ -510,6 +520,7 @@ async fn fanout(
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
 
     let cpu0 = cpu_ticks(args.pid);
+    let own0 = cpu_ticks(std::process::id());
     shared.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let run = Duration::from_secs_f64(args.secs);
@@ -545,6 +556,8 @@ async fn fanout(
     shared.measuring.store(false, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
     let cpu_s = (cpu_ticks(args.pid) - cpu0) as f64 / clock_ticks_per_sec();
+    // The generator shares the 2 cores: when it is near 100% it, not the server, may be the limit.
+    let own_s = (cpu_ticks(std::process::id()) - own0) as f64 / clock_ticks_per_sec();
     drain.abort();
     let deliveries = shared.deliveries.load(Ordering::Relaxed);
     Ok(serde_json::json!({
@@ -554,6 +567,8 @@ async fn fanout(
         "secs": secs,
         "deliveries_per_s": (deliveries as f64 / secs).round(),
         "server_cpu_s": cpu_s,
+        "server_cpu_pct": (cpu_s / secs * 100.0).round(),
+        "loadgen_cpu_pct": (own_s / secs * 100.0).round(),
         "latency": latency_json(shared),
     }))
 }
@@ -568,14 +583,17 @@ async fn chat(
     settle(shared, Duration::from_millis(500), Duration::from_secs(30)).await;
     // Members publish while `measuring` is set.
     let cpu0 = cpu_ticks(args.pid);
+    let own0 = cpu_ticks(std::process::id());
     let started = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.secs)).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
     let cpu_s = (cpu_ticks(args.pid) - cpu0) as f64 / clock_ticks_per_sec();
+    // The generator shares the 2 cores: when it is near 100% it, not the server, may be the limit.
+    let own_s = (cpu_ticks(std::process::id()) - own0) as f64 / clock_ticks_per_sec();
     let deliveries = shared.deliveries.load(Ordering::Relaxed);
-    let members_per_room = args.conns as f64 / args.rooms as f64;
+    let members_per_room = args.conns as f64 / args.rooms.max(1) as f64;
     Ok(serde_json::json!({
         "setup_s": setup_s,
         "secs": secs,
@@ -584,6 +602,7 @@ async fn chat(
         "expected_deliveries_per_s": (args.conns as f64 * args.rate * members_per_room).round(),
         "server_cpu_s": cpu_s,
         "server_cpu_pct": (cpu_s / secs * 100.0).round(),
+        "loadgen_cpu_pct": (own_s / secs * 100.0).round(),
         "rss_kb": rss_kb(args.pid),
         "latency": latency_json(shared),
     }))

@@ -1,0 +1,152 @@
+//! Reconnect and detection latency of ws-lifeline's native shell (BENCHMARKS.md, section 3).
+//!
+//! server-dev runs in this process on loopback; the client reaches it through the loopback
+//! fault proxy of the e2e tests crate.
+//!
+//! - reconnect: the proxy refuses new connections and cuts the live one; after 300 ms it
+//!   accepts again. Measured: from accepting again to the client's `open`, with the backoff at
+//!   its minimum (zero: every retry starts at once).
+//! - detection: the proxy blackholes the live connection (TCP stays up, nothing is forwarded).
+//!   Measured: from the blackhole to the client's `close`, with a 1 s heartbeat interval and a
+//!   1 s timeout.
+//!
+//! Usage: latency [--trials N]. Prints one JSON object on stdout.
+
+use std::time::{Duration, Instant};
+
+use lifeline_tests::fault_proxy::FaultProxy;
+use ws_lifeline::machine::rooms::RoomsConfig;
+use ws_lifeline::native::{Client, ClientEvent};
+use ws_lifeline::{Config, Event};
+
+/// Waits (bounded) for the first connection event that `pick` accepts.
+async fn wait_for(client: &mut Client, limit: Duration, pick: impl Fn(&Event) -> bool) -> bool {
+    tokio::time::timeout(limit, async {
+        while let Some(event) = client.next_event().await {
+            if let ClientEvent::Connection(e) = &event
+                && pick(e)
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn summary(samples: &mut [f64]) -> serde_json::Value {
+    samples.sort_by(f64::total_cmp);
+    let median = if samples.is_empty() {
+        0.0
+    } else {
+        samples[samples.len() / 2]
+    };
+    serde_json::json!({
+        "trials": samples.len(),
+        "median_ms": (median * 1000.0).round() / 1000.0,
+        "max_ms": (samples.last().copied().unwrap_or(0.0) * 1000.0).round() / 1000.0,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let trials: usize = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--trials takes a number"))
+        .unwrap_or(20);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let server_addr = listener.local_addr().expect("local address");
+    let config = server_dev::Config::default()
+        .no_auth(true)
+        .rate_limit(0.0, 1.0);
+    tokio::spawn(server_dev::serve(
+        listener,
+        config,
+        None,
+        std::future::pending(),
+    ));
+    let proxy = FaultProxy::start(server_addr)
+        .await
+        .expect("start the fault proxy");
+
+    let config = Config::default()
+        .protocols([ws_lifeline::protocol::SUBPROTOCOL])
+        .backoff_min(Duration::ZERO)
+        .heartbeat_interval(Duration::from_secs(1))
+        .heartbeat_timeout(Duration::from_secs(1));
+    let url = format!("ws://{}/ws", proxy.addr());
+    let mut client = Client::connect(&url, config, RoomsConfig::default()).expect("valid url");
+    assert!(
+        wait_for(&mut client, Duration::from_secs(10), |e| matches!(
+            e,
+            Event::Open
+        ))
+        .await,
+        "the client did not open"
+    );
+
+    let mut reconnect = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..trials {
+        proxy.refuse_for(Duration::from_secs(3600));
+        proxy.cut_all();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Drop what the cut produced (close, retries) before the clock starts.
+        while client.try_next_event().is_some() {}
+        let accepting = Instant::now();
+        proxy.stop_refusing();
+        if wait_for(&mut client, Duration::from_secs(10), |e| {
+            matches!(e, Event::Open)
+        })
+        .await
+        {
+            reconnect.push(accepting.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            errors.push("reconnect: no open within 10 s".to_string());
+        }
+    }
+
+    let mut detection = Vec::new();
+    for _ in 0..trials {
+        // Settle on a fresh connection, then blackhole it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while client.try_next_event().is_some() {}
+        let started = Instant::now();
+        proxy.blackhole_all();
+        if wait_for(&mut client, Duration::from_secs(10), |e| {
+            matches!(e, Event::Close(_))
+        })
+        .await
+        {
+            detection.push(started.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            errors.push("detection: no close within 10 s".to_string());
+        }
+        if !wait_for(&mut client, Duration::from_secs(10), |e| {
+            matches!(e, Event::Open)
+        })
+        .await
+        {
+            errors.push("detection: no reopen within 10 s".to_string());
+        }
+    }
+
+    let out = serde_json::json!({
+        "shell": "native",
+        "reconnect_after_accepting": summary(&mut reconnect),
+        "detection_after_blackhole": summary(&mut detection),
+        "errors": errors,
+    });
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{out}");
+    }
+    std::process::exit(0);
+}
