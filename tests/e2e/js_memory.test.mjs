@@ -2,7 +2,9 @@
 // Covers: wasm linear memory (`WebAssembly.Memory.buffer.byteLength`, which only ever grows)
 // and the JS heap after a forced GC (CDP `HeapProfiler.collectGarbage` + `Runtime.getHeapUsage`),
 // measured after a warm-up of 1,000 cycles and again after 1,000 more, with listeners and
-// on… handlers attached in every cycle and half of the sockets opened and used before dispose;
+// on… handlers attached in every cycle, half of the sockets opened and used before dispose,
+// and a third with the rooms layer started (a room listener, a join and a publish that is
+// still waiting for its ack at dispose);
 // and the shell's live sockets, listeners and timers, which must all be zero.
 // Wasm memory never shrinks, and after dispose() a socket's small handle (tens of bytes) waits
 // for the wrapper's finalizer, so the warm-up sets the high-water mark; a leak shows as growth
@@ -45,6 +47,12 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
         ws.addEventListener("close", () => {});
         ws.onstatechange = () => {};
         ws.send(`cycle ${i}`);
+        if (i % 3 === 0) {
+          ws.on("roomMessage", () => {});
+          ws.join("cycle");
+          // /echo never acks: dispose rejects it with ERR_CLOSED.
+          ws.publish("cycle", i).catch(() => {});
+        }
         if (i % 2 === 0) {
           // Open, echo, then dispose while open.
           await new Promise((resolve) => {
