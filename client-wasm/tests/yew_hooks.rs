@@ -8,6 +8,9 @@
 //! - [x] with `max_attempts`, a refused server ends in "gave up" and then nothing is retried
 //!   while the component stays mounted (no blind reconnect loop)
 //! - [x] 20 mount/unmount cycles leave nothing behind
+//! - [x] `use_room` (protocol v1 through the library's rooms layer): joins, shows presence,
+//!   publishes with an ack, delivers the message back; unmount drops the layer too (a pending
+//!   publish fails with `Closed`) and leaves nothing behind
 //!
 //! Needs `LIFELINE_TEST_SERVER` (server-dev `--test-endpoints`) at compile time. The tests in
 //! this file run one after another, each starting from zero live resources.
@@ -23,7 +26,7 @@ use std::time::Duration;
 use common::*;
 use wasm_bindgen_test::*;
 use ws_lifeline::web::diagnostics::{Live, callbacks_run, live};
-use ws_lifeline::yew::{Endpoint, Status, use_lifeline};
+use ws_lifeline::yew::{Endpoint, RoomError, Status, UseRoom, use_lifeline, use_room};
 use ws_lifeline::{Config, State};
 use yew::prelude::*;
 
@@ -202,4 +205,79 @@ async fn many_mounts_leave_nothing_behind() {
         sleep(10).await;
     }
     assert_eq!(live(), Live::default());
+}
+
+type Room = Rc<RefCell<Option<UseRoom<String>>>>;
+
+#[derive(Properties, PartialEq)]
+struct RoomProbeProps {
+    name: AttrValue,
+    room: AttrValue,
+    report: Callback<UseRoom<String>>,
+}
+
+/// A component with a connection and one room; it reports the room on every render.
+#[component]
+fn RoomProbe(props: &RoomProbeProps) -> Html {
+    let config = fast().protocols([ws_lifeline::protocol::SUBPROTOCOL]);
+    let lifeline = use_lifeline(
+        Endpoint::url(url(&format!("/ws?name={}", props.name))),
+        config,
+    );
+    let room = use_room::<String>(&lifeline, &props.room);
+    let report = props.report.clone();
+    use_effect_with(room.clone(), move |room| report.emit(room.clone()));
+    html! { <p>{ room.messages().len() }</p> }
+}
+
+#[wasm_bindgen_test]
+async fn use_room_joins_publishes_receives_and_tears_down() {
+    assert_eq!(live(), Live::default());
+    let seen: Room = Rc::default();
+    let sink = seen.clone();
+    let props = RoomProbeProps {
+        name: "hooks".into(),
+        room: AttrValue::from(format!("hooks-{}", js_sys::Math::random())),
+        report: Callback::from(move |room| *sink.borrow_mut() = Some(room)),
+    };
+    let document = web_sys::window().unwrap().document().unwrap();
+    let root = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&root).unwrap();
+    let app = yew::Renderer::<RoomProbe>::with_root_and_props(root, props).render();
+    let room = || seen.borrow().clone().unwrap();
+    wait_until(5_000, "joined with presence", || {
+        seen.borrow()
+            .as_ref()
+            .is_some_and(|r| r.joined() && r.members() == ["hooks"])
+    })
+    .await;
+    assert_eq!(room().recovered(), Some(true));
+
+    let ack = room().publish("hello").unwrap().await.unwrap();
+    assert_eq!(ack.offset, 1);
+    wait_until(5_000, "the message back", || {
+        seen.borrow()
+            .as_ref()
+            .is_some_and(|r| r.messages().len() == 1)
+    })
+    .await;
+    let message = room().messages().remove(0);
+    assert_eq!(
+        (message.from.as_str(), message.data.as_str(), message.offset),
+        ("hooks", "hello", 1)
+    );
+
+    // A publish whose ack cannot arrive before the unmount: the layer goes with the component.
+    let pending = room().publish("bye").unwrap();
+    app.destroy();
+    assert_eq!(pending.await, Err(RoomError::Closed));
+    sleep(50).await;
+    assert_eq!(live(), Live::default());
+    let calls = callbacks_run();
+    sleep(500).await;
+    assert_eq!(callbacks_run(), calls);
+    assert!(
+        room().publish("after").is_err(),
+        "a publish after unmount must fail"
+    );
 }
