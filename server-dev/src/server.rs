@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use axum::serve::ListenerExt;
 use tracing::{info, warn};
 
 use crate::tls::{TlsSetup, rustls_config};
@@ -35,6 +36,12 @@ pub async fn serve(
     };
     match tls {
         None => {
+            // TCP_NODELAY: frames are already batched; Nagle would only add delayed-ACK stalls.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    warn!("cannot set TCP_NODELAY: {err}");
+                }
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(on_shutdown)
                 .await?;
@@ -47,7 +54,10 @@ pub async fn serve(
                 on_shutdown.await;
                 stopper.graceful_shutdown(Some(grace));
             });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls_config)?
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls_config)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            axum_server::from_tcp(listener.into_std()?)?
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(router.into_make_service())
                 .await?;
