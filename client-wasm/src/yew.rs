@@ -119,6 +119,7 @@ impl From<String> for Endpoint {
 
 /// The connection as a component shows it; every change re-renders the component.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Status {
     /// The client's state.
     pub state: State,
@@ -139,6 +140,7 @@ pub struct Status {
 
 /// A pending retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Reconnecting {
     /// The attempt that comes next (1 for the first retry).
     pub attempt: u32,

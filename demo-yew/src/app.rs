@@ -11,6 +11,7 @@ use crate::hooks::{Chat, RoomLink, use_chat};
 use crate::state::Action;
 
 const NAME_KEY: &str = "ws-lifeline-demo-name";
+const TITLE: &str = "ws-lifeline chat";
 
 fn remembered_name() -> Option<String> {
     let storage = web_sys::window()?.session_storage().ok()??;
@@ -142,6 +143,16 @@ fn ChatApp(props: &ChatAppProps) -> Html {
         })
         .collect();
     let unread_elsewhere: u32 = state.rooms.iter().map(|room| room.unread).sum();
+    use_effect_with(unread_elsewhere, |unread| {
+        // Unread messages show in the tab title too, as chat apps do.
+        if let Some(document) = web_sys::window().and_then(|window| window.document()) {
+            let title = match unread {
+                0 => TITLE.to_owned(),
+                n => format!("({n}) {TITLE}"),
+            };
+            document.set_title(&title);
+        }
+    });
     let selected = state.selected_room();
     let main = match selected {
         Some(room) => {

@@ -4,7 +4,7 @@
 // - two pages in one room exchange messages, in order, with the sender's own message acked;
 //   a third page in another room sees none of them;
 // - the room list (member counts) and the presence list update live on join and leave;
-// - unread counts on rooms that are not selected;
+// - unread counts on rooms that are not selected, and in the tab title;
 // - restart: killing server-dev shows "reconnecting" on every page; a message typed during
 //   the outage shows as queued, then is delivered and acknowledged once the server is back on
 //   the same port; nobody sees a duplicate; the lost history is reported, never silent;
@@ -201,9 +201,11 @@ test("the room list, presence and unread counts update live", async () => {
   const badge = cat.page.locator('[data-testid="joined-rooms"] [data-room="random"] .badge');
   await badge.waitFor({ timeout: 20_000 });
   assert.equal((await badge.textContent()).trim(), "1");
+  assert.equal(await cat.page.title(), "(1) ws-lifeline chat");
   await select(cat, "random");
   await waitForText(cat, "psst, cat");
   assert.equal(await badge.count(), 0);
+  assert.equal(await cat.page.title(), "ws-lifeline chat");
 
   // Leaving updates the others.
   await cat.page.click('[data-testid="joined-rooms"] .room:has([data-room="lobby"]) .leave');

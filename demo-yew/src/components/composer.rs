@@ -44,7 +44,7 @@ pub(crate) fn Composer(props: &ComposerProps) -> Html {
         send();
     });
     let placeholder = if props.queued {
-        format!("Message #{} (sent when back online)", props.room)
+        format!("Message #{} (sent once reconnected)", props.room)
     } else {
         format!("Message #{}", props.room)
     };
