@@ -920,4 +920,34 @@ mod tests {
             "{got:?}"
         );
     }
+
+    #[test]
+    fn sessions_expire_after_their_ttl_and_are_bounded() {
+        let hub = hub(Config::default().sessions(Duration::ZERO, 3));
+        let mut a = hub.register("a".into());
+        hub.hello(a.peer.id, None);
+        let ServerMsg::Welcome { session, .. } = drain_reg(&hub, &mut a).remove(0) else {
+            panic!()
+        };
+        hub.disconnect(a.peer.id);
+        std::thread::sleep(Duration::from_millis(2));
+        hub.sweep();
+        let mut b = hub.register("a".into());
+        hub.hello(b.peer.id, Some(session));
+        assert!(matches!(
+            drain_reg(&hub, &mut b)[0],
+            ServerMsg::Welcome { resumed: false, .. }
+        ));
+        // At the cap, registering drops the longest-detached session first.
+        let regs: Vec<_> = (0..5).map(|i| hub.register(format!("p{i}"))).collect();
+        for r in &regs[..3] {
+            hub.disconnect(r.peer.id);
+        }
+        let _more: Vec<_> = (0..3).map(|i| hub.register(format!("q{i}"))).collect();
+        assert!(
+            hub.lock().sessions.len() <= 3 + 3,
+            "attached sessions are kept, detached dropped"
+        );
+        assert!(hub.lock().sessions.values().all(|s| s.attached > 0));
+    }
 }

@@ -144,7 +144,7 @@ async fn slow_consumer_is_closed_with_1013_and_the_room_goes_on() {
 
 #[tokio::test]
 async fn silent_peer_is_dropped_after_the_pong_timeout() {
-    let (interval, timeout) = (Duration::from_millis(100), Duration::from_millis(150));
+    let (interval, timeout) = (Duration::from_millis(100), Duration::from_millis(300));
     let server = TestServer::start(open_config().heartbeat(interval, timeout)).await;
     let mut quiet = Client::connect(&server, "quiet").await;
     quiet.join("r").await;
