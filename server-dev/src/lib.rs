@@ -4,6 +4,18 @@
 //! hands out one-time login tickets on `POST /api/login`, serves a built demo as static files,
 //! and, with [`Config::test_endpoints`], the endpoints the library's browser tests drive.
 //!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection cap (503), ticket (401) before the upgrade |
+//! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=` |
+//! | `GET /api/health` | `{status, connections, rooms}` |
+//! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
+//! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
+//!
+//! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
+//! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
+//! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself.
+//!
 //! The crate is a library so that tests can run the real server on a loopback port:
 //!
 //! ```no_run
