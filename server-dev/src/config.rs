@@ -166,6 +166,17 @@ impl Config {
         self.max_rooms_per_conn = n;
         self
     }
+    /// Sets how many rooms the server keeps at most.
+    pub fn max_rooms(mut self, n: usize) -> Self {
+        self.max_rooms = n;
+        self
+    }
+    /// Sets tungstenite's read and write buffer sizes per connection, in bytes.
+    pub fn buffers(mut self, read: usize, write: usize) -> Self {
+        self.read_buffer_size = read;
+        self.write_buffer_size = write;
+        self
+    }
     /// Sets the outbound queue length per connection.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n.max(1);

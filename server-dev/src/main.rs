@@ -54,6 +54,15 @@ struct Args {
     /// Most rooms one connection may join.
     #[arg(long, default_value_t = 32)]
     max_rooms_per_conn: usize,
+    /// Most rooms the server keeps (with members or with retained history).
+    #[arg(long, default_value_t = 10_000)]
+    max_rooms: usize,
+    /// tungstenite read buffer per connection, in bytes.
+    #[arg(long, default_value_t = 8 * 1024)]
+    read_buffer_size: usize,
+    /// tungstenite write buffer per connection, in bytes.
+    #[arg(long, default_value_t = 8 * 1024)]
+    write_buffer_size: usize,
     /// Outbound queue length per connection (full: close 1013, slow consumer).
     #[arg(long, default_value_t = 256)]
     queue_capacity: usize,
@@ -101,6 +110,8 @@ impl Args {
             .max_message_size(self.max_message_size)
             .max_connections(self.max_connections)
             .max_rooms_per_conn(self.max_rooms_per_conn)
+            .max_rooms(self.max_rooms)
+            .buffers(self.read_buffer_size, self.write_buffer_size)
             .queue_capacity(self.queue_capacity)
             .batch_max_bytes(self.batch_max_bytes)
             .rate_limit(self.rate_limit, self.rate_burst)
@@ -214,5 +225,74 @@ async fn main() -> ExitCode {
             tracing::error!("server failed: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_map_onto_the_config() {
+        let args = Args::try_parse_from([
+            "server-dev",
+            "--port",
+            "0",
+            "--test-endpoints",
+            "--no-auth",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+            "--max-message-size",
+            "1000",
+            "--rate-limit",
+            "0",
+            "--heartbeat-interval-ms",
+            "250",
+            "--pong-timeout-ms",
+            "500",
+            "--ticket-ttl-ms",
+            "1500",
+            "--max-rooms",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
+        let c = args.config();
+        assert!(c.test_endpoints && c.no_auth);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!((c.max_message_size, c.max_frame_size), (1000, 1000));
+        assert_eq!(c.rate_per_sec, 0.0);
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(250));
+        assert_eq!(c.pong_timeout, Duration::from_millis(500));
+        assert_eq!(c.ticket_ttl, Duration::from_millis(1500));
+        assert_eq!(c.max_rooms, 7);
+        assert!(args.tls().is_none());
+    }
+
+    #[test]
+    fn defaults_are_safe_and_tls_flags_pair_up() {
+        let c = Args::try_parse_from(["server-dev"]).unwrap().config();
+        assert!(!c.test_endpoints && !c.no_auth);
+        assert_eq!(c.max_message_size, 64 * 1024);
+        assert!(Args::try_parse_from(["server-dev", "--tls-cert", "c.pem"]).is_err());
+        assert!(
+            Args::try_parse_from([
+                "server-dev",
+                "--tls-self-signed",
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k"
+            ])
+            .is_err()
+        );
+        let files =
+            Args::try_parse_from(["server-dev", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        assert!(matches!(files.tls(), Some(TlsSetup::Files { .. })));
     }
 }
