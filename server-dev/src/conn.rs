@@ -232,6 +232,15 @@ fn classify(peer: &Peer, err: axum::Error) -> Exit {
             );
             Exit::Close(close::TOO_BIG, "message too big")
         }
+        // RFC 6455 §7.4.1: 1007 for a text frame that is not UTF-8, 1002 for a protocol error.
+        Some(WsError::Utf8(_)) => {
+            warn!(conn = peer.id, "text frame is not UTF-8, closing with 1007");
+            Exit::Close(1007, "invalid utf-8")
+        }
+        Some(WsError::Protocol(_)) => {
+            warn!(conn = peer.id, error = %inner, "websocket protocol error, closing with 1002");
+            Exit::Close(1002, "protocol error")
+        }
         _ => {
             debug!(conn = peer.id, error = %inner, "ws read failed");
             Exit::Gone

@@ -188,3 +188,15 @@ async fn silent_peer_is_dropped_after_the_pong_timeout() {
     assert_eq!(end, None);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = TestServer::start(open_config()).await;
+    let mut a = Client::connect(&server, "ann").await;
+    let bad = Frame::message(vec![0xff, 0xfe, b'{'], OpCode::Data(Data::Text), true);
+    a.ws.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(u16::from(a.expect_close().await.code), 1007);
+    server.stop().await;
+}
