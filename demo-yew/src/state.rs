@@ -325,8 +325,10 @@ impl State {
             }
             Action::Acked { id, offset } => self.acked(id, offset),
             Action::Failed { id, reason } => {
-                self.set_status(id, Status::Failed, |status| status != Status::Acked);
-                self.error = Some(reason);
+                // A publish of a room already left is nobody's concern any more.
+                if self.set_status(id, Status::Failed, |status| status != Status::Acked) {
+                    self.error = Some(reason);
+                }
             }
             Action::Presence { room, members } => {
                 if let Some(room) = self.room_mut(&room) {
@@ -476,15 +478,17 @@ impl State {
         }
     }
 
-    fn set_status(&mut self, id: u64, to: Status, when: impl Fn(Status) -> bool) {
+    /// Moves your message `id` to `to` if `when` allows; false if no room has it.
+    fn set_status(&mut self, id: u64, to: Status, when: impl Fn(Status) -> bool) -> bool {
         for room in &mut self.rooms {
             if let Some(line) = room.own_by_id(id) {
                 if let Some(own) = line.own.as_mut().filter(|own| when(own.status)) {
                     own.status = to;
                 }
-                return;
+                return true;
             }
         }
+        false
     }
 }
 
@@ -664,6 +668,15 @@ mod tests {
         let own = state.room("lobby").unwrap().pending[1].1.own.unwrap();
         assert_eq!(own.status, Status::Failed);
         assert_eq!(state.error.as_deref(), Some("no ack"));
+        state.apply(Action::DismissError);
+        state.apply(Action::Failed {
+            id: 99,
+            reason: "left the room".into(),
+        });
+        assert_eq!(
+            state.error, None,
+            "a failure of an unknown publish is not shown"
+        );
     }
 
     #[test]
