@@ -35,7 +35,8 @@ function measure(files) {
   return total;
 }
 const walk = (dir) =>
-  readdirSync(dir).flatMap((name) => {
+  // Dot entries (trunk's .stage while it builds) are not served.
+  readdirSync(dir).filter((name) => !name.startsWith(".")).flatMap((name) => {
     const path = join(dir, name);
     return statSync(path).isDirectory() ? walk(path) : [path];
   });
