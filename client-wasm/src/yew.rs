@@ -49,6 +49,7 @@ use serde::de::DeserializeOwned;
 use yew::prelude::*;
 
 pub use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomMessage, RoomsConfig};
+pub use crate::typed::DecodeError;
 pub use crate::web::rooms::PublishFuture;
 use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, CloseInfo, Config, Error, Event, Message, Result, Sent, State, Subscription};
@@ -418,6 +419,24 @@ pub fn use_lifeline_events(lifeline: &UseLifeline, on_event: Callback<Event>) {
         });
         move || drop(subscription)
     });
+}
+
+/// Calls `on_message` with every inbound message decoded as JSON into `T` while the
+/// component is mounted; a message that does not decode arrives as a [`DecodeError`] with
+/// the raw text (the connection goes on). For servers that do not speak protocol v1.
+#[hook]
+pub fn use_lifeline_messages<T>(
+    lifeline: &UseLifeline,
+    on_message: Callback<std::result::Result<T, DecodeError>>,
+) where
+    T: DeserializeOwned + 'static,
+{
+    let on_event = Callback::from(move |event: Event| {
+        if let Event::Message(message) = event {
+            on_message.emit(crate::typed::decode(&message));
+        }
+    });
+    use_lifeline_events(lifeline, on_event);
 }
 
 /// Calls `on_event` with every protocol v1 [`RoomEvent`] of every room (and the

@@ -8,6 +8,8 @@
 //! - [x] with `max_attempts`, a refused server ends in "gave up" and then nothing is retried
 //!   while the component stays mounted (no blind reconnect loop)
 //! - [x] 20 mount/unmount cycles leave nothing behind
+//! - [x] `send_json` and `use_lifeline_messages`: typed messages through /echo, and a frame
+//!   that does not decode arrives as a `DecodeError` while the connection goes on
 //! - [x] `use_room` (protocol v1 through the library's rooms layer): joins, shows presence,
 //!   publishes with an ack, delivers the message back; unmount drops the layer too (a pending
 //!   publish fails with `Closed`) and leaves nothing behind
@@ -26,7 +28,10 @@ use std::time::Duration;
 use common::*;
 use wasm_bindgen_test::*;
 use ws_lifeline::web::diagnostics::{Live, callbacks_run, live};
-use ws_lifeline::yew::{Endpoint, RoomError, Status, UseRoom, use_lifeline, use_room};
+use ws_lifeline::yew::{
+    DecodeError, Endpoint, RoomError, Status, UseLifeline, UseRoom, use_lifeline,
+    use_lifeline_messages, use_room,
+};
 use ws_lifeline::{Config, State};
 use yew::prelude::*;
 
@@ -279,5 +284,66 @@ async fn use_room_joins_publishes_receives_and_tears_down() {
     assert!(
         room().publish("after").is_err(),
         "a publish after unmount must fail"
+    );
+}
+
+type Echoed = Rc<RefCell<Vec<Result<serde_json::Value, DecodeError>>>>;
+
+#[derive(Properties, PartialEq)]
+struct EchoProbeProps {
+    handle: Callback<UseLifeline>,
+    received: Callback<Result<serde_json::Value, DecodeError>>,
+}
+
+#[component]
+fn EchoProbe(props: &EchoProbeProps) -> Html {
+    let lifeline = use_lifeline(Endpoint::url(url("/echo")), fast());
+    use_lifeline_messages(&lifeline, props.received.clone());
+    let handle = props.handle.clone();
+    use_effect_with(lifeline.clone(), move |lifeline| {
+        handle.emit(lifeline.clone())
+    });
+    Html::default()
+}
+
+#[wasm_bindgen_test]
+async fn typed_messages_round_trip_through_echo() {
+    assert_eq!(live(), Live::default());
+    let handle: Rc<RefCell<Option<UseLifeline>>> = Rc::default();
+    let received: Echoed = Rc::default();
+    let (h, r) = (handle.clone(), received.clone());
+    let props = EchoProbeProps {
+        handle: Callback::from(move |l| *h.borrow_mut() = Some(l)),
+        received: Callback::from(move |m| r.borrow_mut().push(m)),
+    };
+    let document = web_sys::window().unwrap().document().unwrap();
+    let root = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&root).unwrap();
+    let app = yew::Renderer::<EchoProbe>::with_root_and_props(root, props).render();
+    wait_until(5_000, "Open", || {
+        handle
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.state() == State::Open)
+    })
+    .await;
+    let lifeline = handle.borrow().clone().unwrap();
+    lifeline.send_json(&serde_json::json!({ "n": 1 })).unwrap();
+    lifeline.send("not json").unwrap();
+    wait_until(5_000, "two echoes", || received.borrow().len() == 2).await;
+    assert_eq!(received.borrow()[0], Ok(serde_json::json!({ "n": 1 })));
+    let bad = received.borrow()[1].clone().unwrap_err();
+    assert_eq!(bad.raw, "not json");
+    assert_eq!(
+        lifeline.live_state(),
+        State::Open,
+        "a bad frame must not drop the connection"
+    );
+    app.destroy();
+    sleep(50).await;
+    assert_eq!(live(), Live::default());
+    assert!(
+        lifeline.send("after").is_err(),
+        "sending after unmount must fail"
     );
 }
