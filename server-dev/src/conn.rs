@@ -223,6 +223,7 @@ where
 
 fn classify(peer: &Peer, err: axum::Error) -> Exit {
     use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     let inner = err.into_inner();
     match inner.downcast_ref::<WsError>() {
         Some(WsError::Capacity(_)) => {
@@ -236,6 +237,11 @@ fn classify(peer: &Peer, err: axum::Error) -> Exit {
         Some(WsError::Utf8(_)) => {
             warn!(conn = peer.id, "text frame is not UTF-8, closing with 1007");
             Exit::Close(1007, "invalid utf-8")
+        }
+        // A peer that vanished without a close frame is not a protocol breach.
+        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+            debug!(conn = peer.id, "peer reset without closing handshake");
+            Exit::Gone
         }
         Some(WsError::Protocol(_)) => {
             warn!(conn = peer.id, error = %inner, "websocket protocol error, closing with 1002");

@@ -599,7 +599,7 @@ impl Hub {
             {
                 debug!(
                     conn = id,
-                    msg_id, "duplicate publish acked without broadcast"
+                    msg_id, offset, "duplicate publish acked without broadcast"
                 );
                 state.reply(
                     id,
@@ -639,6 +639,7 @@ impl Hub {
                     }
                 }
             }
+            tracing::trace!(conn = id, msg_id, offset, "published");
             state.reply(
                 id,
                 &ServerMsg::Ack {
