@@ -205,7 +205,9 @@ fn ChatApp(props: &ChatAppProps) -> Html {
     });
     html! {
         <div class={classes!("shell", (*drawer).then_some("drawer-open"))} onkeydown={close_on_escape}>
-            { for links }
+            // Room memberships render nothing; their own container keeps Yew's keyed diff
+            // from remounting (leaving and rejoining) a room when another is added.
+            <div class="room-links" hidden=true>{ for links }</div>
             <header class="topbar">
                 <button class="icon menu" onclick={toggle_drawer}
                     aria-expanded={if *drawer { "true" } else { "false" }}

@@ -407,14 +407,23 @@ impl State {
                 *offset = None;
             }
         }
-        let recovery = self.recovery.get_or_insert_with(Recovery::default);
-        let list = if recovered {
-            &mut recovery.recovered
-        } else {
-            &mut recovery.lost
-        };
-        if !list.iter().any(|room| room == name) {
-            list.push(name.to_owned());
+        match self.recovery.as_mut() {
+            // After a reconnect: part of what the reconnect recovered.
+            Some(recovery) => {
+                let list = if recovered {
+                    &mut recovery.recovered
+                } else {
+                    &mut recovery.lost
+                };
+                if !list.iter().any(|room| room == name) {
+                    list.push(name.to_owned());
+                }
+            }
+            // The client rejoined on its own to fill a gap: only a failure is news.
+            None if !recovered => {
+                self.error = Some(format!("Some messages in #{name} could not be recovered."));
+            }
+            None => {}
         }
     }
 
@@ -747,6 +756,24 @@ mod tests {
         assert_eq!(state.connections, 2);
         state.apply(Action::DismissRecovery);
         assert_eq!(state.recovery, None);
+    }
+
+    #[test]
+    fn a_rejoin_without_a_reconnect_is_not_reported_as_one() {
+        // The client rejoins by itself to fill a gap it noticed in the offsets.
+        let mut state = connected("ann", &["a"]);
+        state.apply(Action::Joined {
+            room: "a".into(),
+            recovered: true,
+        });
+        assert_eq!(state.recovery, None);
+        assert_eq!(state.error, None);
+        state.apply(Action::Joined {
+            room: "a".into(),
+            recovered: false,
+        });
+        assert_eq!(state.recovery, None);
+        assert!(state.error.as_deref().is_some_and(|e| e.contains("#a")));
     }
 
     #[test]

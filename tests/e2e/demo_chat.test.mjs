@@ -4,6 +4,7 @@
 // - two pages in one room exchange messages, in order, with the sender's own message acked;
 //   a third page in another room sees none of them;
 // - the room list (member counts) and the presence list update live on join and leave;
+// - joining a second room does not leave and rejoin the first;
 // - unread counts on rooms that are not selected, and in the tab title;
 // - restart: killing server-dev shows "reconnecting" on every page; a message typed during
 //   the outage shows as queued, then is delivered and acknowledged once the server is back on
@@ -40,11 +41,14 @@ async function login(name) {
   const context = await browser.newContext({ viewport: VIEWPORT, colorScheme: "light" });
   const page = await context.newPage();
   const errors = collectErrors(page);
+  // Every frame the page sends, to check what the client says to the server.
+  const sent = [];
+  page.on("websocket", (ws) => ws.on("framesent", (frame) => sent.push(frame.payload)));
   await page.goto(server.url);
   await page.getByLabel("Display name").fill(name);
   await page.getByLabel("Display name").press("Enter");
   await expectState(page, "connected");
-  const user = { name, context, page, errors };
+  const user = { name, context, page, errors, sent };
   users[name] = user;
   return user;
 }
@@ -185,6 +189,9 @@ test("the room list, presence and unread counts update live", async () => {
 
   await join(cat, "lobby");
   await waitForPresence(ann, ["ann", "bob", "cat"]);
+  // Joining a second room keeps the first: no leave and rejoin behind the user's back.
+  const left = cat.sent.filter((frame) => String(frame).includes('"type":"leave"'));
+  assert.deepEqual(left, [], "joining lobby made cat leave a room");
   await waitForMemberCount(ann, "lobby", 3);
   await waitForMemberCount(ann, "random", 1);
   await waitForMemberCount(bob, "lobby", 3);
