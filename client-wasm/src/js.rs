@@ -35,8 +35,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::machine::default_terminal;
+#[cfg(feature = "rooms")]
 use crate::machine::rooms::{PublishAck, RoomError, RoomEvent, RoomsConfig};
 use crate::web::Subscription;
+#[cfg(feature = "rooms")]
 use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, Config, Error, Event, Message, QueueLimit, Sent, State};
 
@@ -99,6 +101,7 @@ fn lifeline_error(code: &str, message: &str, fields: &[(&str, JsValue)]) -> JsVa
     error.into()
 }
 
+#[cfg(feature = "rooms")]
 /// Builds the JS `Error` for a protocol v1 error (a refused `join` or a failed `publish`).
 fn room_error(error: &RoomError) -> JsValue {
     let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
@@ -153,6 +156,7 @@ fn describe_js(value: &JsValue) -> String {
     value.as_string().unwrap_or_else(|| to_string(value))
 }
 
+#[cfg(feature = "rooms")]
 /// A serde value as the JS value `JSON.parse` would give (wire JSON, so it always parses).
 fn to_json_value<T: serde::Serialize + ?Sized>(value: &T) -> JsValue {
     serde_json::to_string(value)
@@ -359,6 +363,7 @@ fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
     Ok((config, slot))
 }
 
+#[cfg(feature = "rooms")]
 /// The protocol v1 options: `ackTimeout` (ms) and `maxUnacked`.
 fn rooms_config_from(options: &JsValue) -> JsResult<RoomsConfig> {
     let mut config = RoomsConfig::default();
@@ -411,6 +416,7 @@ fn start(url: &JsValue, config: Config) -> JsResult<Client> {
     Client::connect(&text, config).map_err(|e| to_js_error(&e))
 }
 
+#[cfg(feature = "rooms")]
 /// A room argument: a string (the layer checks the name itself).
 fn room_name(value: &JsValue) -> JsResult<String> {
     value
@@ -418,6 +424,7 @@ fn room_name(value: &JsValue) -> JsResult<String> {
         .ok_or_else(|| invalid_argument("a room name must be a string"))
 }
 
+#[cfg(feature = "rooms")]
 /// Publish data: anything `JSON.stringify` accepts, as JSON.
 fn json_data(data: &JsValue) -> JsResult<serde_json::Value> {
     let text = js_sys::JSON::stringify(data).map_err(|exception| {
@@ -456,6 +463,7 @@ const TYPES: [&str; 9] = [
 
 /// The protocol v1 event types; their kinds follow [`TYPES`]. `roomMessage`, not `message`:
 /// the raw `message` event still reports every frame, protocol frames included.
+#[cfg(feature = "rooms")]
 const ROOM_TYPES: [&str; 11] = [
     "welcome",
     "joined",
@@ -470,6 +478,10 @@ const ROOM_TYPES: [&str; 11] = [
     "badFrame",
 ];
 
+/// Without the rooms layer there are no room events.
+#[cfg(not(feature = "rooms"))]
+const ROOM_TYPES: [&str; 0] = [];
+
 fn type_index(name: &str) -> Option<usize> {
     TYPES
         .iter()
@@ -477,6 +489,7 @@ fn type_index(name: &str) -> Option<usize> {
         .position(|t| *t == name)
 }
 
+#[cfg(feature = "rooms")]
 /// True for the kinds of [`ROOM_TYPES`].
 fn is_room_kind(kind: usize) -> bool {
     kind >= TYPES.len()
@@ -624,6 +637,7 @@ fn js_event(
     (type_index(name).unwrap_or(0), object.into())
 }
 
+#[cfg(feature = "rooms")]
 /// The plain event object for a protocol v1 event, and the index of its type.
 fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
     let object = Object::new();
@@ -713,6 +727,7 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
     (type_index(name).unwrap_or(0), object.into())
 }
 
+#[cfg(feature = "rooms")]
 /// What `publish` resolves with.
 fn js_ack(ack: &PublishAck) -> JsValue {
     let object = Object::new();
@@ -727,6 +742,7 @@ fn js_ack(ack: &PublishAck) -> JsValue {
 // The socket
 // ---------------------------------------------------------------------------------------------
 
+#[cfg(feature = "rooms")]
 /// The protocol v1 layer of a socket, once started.
 struct RoomsLayer {
     /// Dropped first, so no room event is delivered while the layer shuts down.
@@ -737,7 +753,9 @@ struct RoomsLayer {
 
 /// Everything a live socket holds; dropping it releases all of it (fields drop in order).
 struct Live {
+    #[cfg(feature = "rooms")]
     rooms: Option<RoomsLayer>,
+    #[cfg(feature = "rooms")]
     rooms_config: RoomsConfig,
     /// Dropped before the client, so no event is delivered while it shuts down.
     _subscription: Subscription,
@@ -767,6 +785,7 @@ impl LifelineSocket {
     #[wasm_bindgen(constructor)]
     pub fn new(url: JsValue, options: JsValue) -> JsResult<LifelineSocket> {
         let (config, predicate) = config_from(&options)?;
+        #[cfg(feature = "rooms")]
         let rooms_config = rooms_config_from(&options)?;
         let client = Rc::new(start(&url, config)?);
         let listeners = Rc::new(Listeners::default());
@@ -791,7 +810,9 @@ impl LifelineSocket {
         });
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
+                #[cfg(feature = "rooms")]
                 rooms: None,
+                #[cfg(feature = "rooms")]
                 rooms_config,
                 _subscription: subscription,
                 client,
@@ -818,6 +839,7 @@ impl LifelineSocket {
         }
     }
 
+    #[cfg(feature = "rooms")]
     /// The protocol v1 layer, started on first use (it then says `hello` on every open).
     fn rooms(&self) -> JsResult<Rc<RoomsClient>> {
         let (client, config) = {
@@ -853,18 +875,21 @@ impl LifelineSocket {
             .clone())
     }
 
+    #[cfg(feature = "rooms")]
     /// Joins a room: now if open, and again (with recovery) after every reconnect.
     pub fn join(&self, room: JsValue) -> JsResult<()> {
         let room = room_name(&room)?;
         self.rooms()?.join(&room).map_err(|e| room_error(&e))
     }
 
+    #[cfg(feature = "rooms")]
     /// Leaves a room; false if it was not joined. Its unacknowledged publishes fail.
     pub fn leave(&self, room: JsValue) -> JsResult<bool> {
         let room = room_name(&room)?;
         Ok(self.rooms()?.leave(&room))
     }
 
+    #[cfg(feature = "rooms")]
     /// Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
     /// server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`.
     pub fn publish(&self, room: JsValue, data: JsValue) -> js_sys::Promise {
@@ -882,6 +907,7 @@ impl LifelineSocket {
         }
     }
 
+    #[cfg(feature = "rooms")]
     /// Asks the server for the room list (a `rooms` event); false when not connected.
     #[wasm_bindgen(js_name = listRooms)]
     pub fn list_rooms(&self) -> JsResult<bool> {
@@ -891,12 +917,17 @@ impl LifelineSocket {
     /// Publishes awaiting their ack (0 before the rooms layer starts).
     #[wasm_bindgen(getter = unackedPublishes)]
     pub fn unacked_publishes(&self) -> f64 {
-        let rooms = self
-            .live
-            .borrow()
-            .as_ref()
-            .and_then(|live| live.rooms.as_ref().map(|layer| layer.client.clone()));
-        rooms.map_or(0, |r| r.unacked()) as f64
+        #[cfg(feature = "rooms")]
+        {
+            let rooms = self
+                .live
+                .borrow()
+                .as_ref()
+                .and_then(|live| live.rooms.as_ref().map(|layer| layer.client.clone()));
+            rooms.map_or(0, |r| r.unacked()) as f64
+        }
+        #[cfg(not(feature = "rooms"))]
+        0.0
     }
 
     /// Sends a string, `ArrayBuffer` or view now if open, otherwise queues it.
@@ -1030,15 +1061,16 @@ impl LifelineSocket {
             return Err(disposed());
         }
         let Some(kind) = type_index(kind) else {
+            let known: Vec<&str> = TYPES.iter().chain(ROOM_TYPES.iter()).copied().collect();
             return Err(invalid_argument(&format!(
-                "unknown event type {kind:?}; expected one of {}, {}",
-                TYPES.join(", "),
-                ROOM_TYPES.join(", ")
+                "unknown event type {kind:?}; expected one of {}",
+                known.join(", ")
             )));
         };
         if listener.is_null() || listener.is_undefined() {
             return Ok(());
         }
+        #[cfg(feature = "rooms")]
         if is_room_kind(kind) {
             self.rooms()?;
         }

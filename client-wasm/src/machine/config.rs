@@ -27,11 +27,39 @@ pub fn default_ping(id: u64) -> Message {
 /// The default pong matcher: a protocol v1 `{"type":"pong",...}` frame.
 pub fn default_is_pong(text: &str) -> bool {
     // Cheap pre-check so ordinary messages are not parsed twice.
-    text.contains("pong")
-        && matches!(
-            serde_json::from_str::<protocol::ServerMsg>(text),
-            Ok(protocol::ServerMsg::Pong { .. })
-        )
+    text.contains("pong") && is_pong_message(text)
+}
+
+/// With the rooms layer, its decoder of server messages is in the build anyway.
+#[cfg(feature = "rooms")]
+fn is_pong_message(text: &str) -> bool {
+    matches!(
+        super::server_frame::decode_message(text),
+        Ok(protocol::ServerMsg::Pong { .. })
+    )
+}
+
+/// Without it, only what `ServerMsg::Pong` requires of a frame is decoded (the tag and a
+/// numeric `id`; other fields are ignored).
+#[cfg(not(feature = "rooms"))]
+fn is_pong_message(text: &str) -> bool {
+    serde_json::from_str::<Pong>(text).is_ok()
+}
+
+#[cfg(not(feature = "rooms"))]
+#[derive(serde::Deserialize)]
+struct Pong {
+    #[serde(rename = "type")]
+    _kind: PongTag,
+    #[serde(rename = "id")]
+    _id: u64,
+}
+
+#[cfg(not(feature = "rooms"))]
+#[derive(serde::Deserialize)]
+enum PongTag {
+    #[serde(rename = "pong")]
+    Pong,
 }
 
 /// Reconnect backoff: exponential with full jitter above a floor.
@@ -331,5 +359,43 @@ impl Config {
     pub fn drain_poll(mut self, every: Duration) -> Self {
         self.drain_poll = every;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_pong_agrees_with_the_protocol_decoder() {
+        let frames = [
+            r#"{"type":"pong","id":1}"#,
+            r#"{"id":7,"type":"pong"}"#,
+            r#"{"type":"pong","id":1,"extra":[1,{"a":null}]}"#,
+            r#" {"type":"pong","id":18446744073709551615} "#,
+            r#"{"type":"pong"}"#,
+            r#"{"type":"pong","id":-1}"#,
+            r#"{"type":"pong","id":1.5}"#,
+            r#"{"type":"pong","id":"1"}"#,
+            r#"{"type":"pong","id":1}x"#,
+            r#"{"type":"Pong","id":1}"#,
+            r#"{"type":"ping","id":1}"#,
+            r#"{"type":"message","room":"pong","offset":1,"from":"a","data":"pong","ts":0}"#,
+            r#"[{"type":"pong","id":1}]"#,
+            r#"["pong",1]"#,
+            r#"["pong",1,2]"#,
+            r#"["pong"]"#,
+            r#""pong""#,
+            "pong",
+            "",
+        ];
+        for text in frames {
+            let protocol = text.contains("pong")
+                && matches!(
+                    serde_json::from_str::<protocol::ServerMsg>(text),
+                    Ok(protocol::ServerMsg::Pong { .. })
+                );
+            assert_eq!(default_is_pong(text), protocol, "{text}");
+        }
     }
 }

@@ -29,7 +29,10 @@
 //! only when `poll_command` is called again with nothing else pending.
 
 mod config;
+#[cfg(feature = "rooms")]
 pub mod rooms;
+#[cfg(feature = "rooms")]
+mod server_frame;
 mod types;
 mod url;
 

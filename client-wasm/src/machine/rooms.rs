@@ -651,7 +651,7 @@ impl Rooms {
     }
 
     fn handle_frame(&mut self, _now: Instant, text: &str) {
-        match protocol::decode_server_frame(text) {
+        match super::server_frame::decode(text) {
             Ok(msgs) => {
                 for msg in msgs {
                     self.on_server(msg);

@@ -8,6 +8,7 @@
 
 pub mod diagnostics;
 mod js_error;
+#[cfg(feature = "rooms")]
 pub mod rooms;
 mod subscribers;
 
