@@ -384,7 +384,15 @@ pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
                         }));
                         *shared.client.borrow_mut() = Some(client);
                     }
-                    Err(error) => *shared.failed.borrow_mut() = Some(error),
+                    Err(error) => {
+                        // Nothing to retry (an invalid URL): say so in the status too.
+                        setter.set(Status {
+                            state: State::Closed,
+                            last_error: Some(error.clone()),
+                            ..Status::default()
+                        });
+                        *shared.failed.borrow_mut() = Some(error);
+                    }
                 }
             }
             move || {
