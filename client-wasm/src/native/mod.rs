@@ -319,17 +319,10 @@ fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
     let mut io = Vec::new();
     loop {
         while let Some(out) = core.rooms.poll_transmit() {
-            match out {
-                Outgoing::Preamble(m) => {
-                    // Only fails when the socket closed meanwhile; the next open rejoins.
-                    let _ = core.machine.send_preamble(now, m);
-                }
-                Outgoing::Send(m) => {
-                    // A refused frame is not lost for good: joins are redone and publishes
-                    // resent on the next open.
-                    let _ = core.machine.send(now, m);
-                }
-            }
+            // Bound to the current connection, never queued (see `Outgoing`): a refused frame
+            // is redone by the layer after the next open.
+            let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
+            let _ = core.machine.send_preamble(now, m);
         }
         while let Some(event) = core.rooms.poll_event() {
             let resolved = match &event {

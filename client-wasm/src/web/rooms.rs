@@ -232,12 +232,10 @@ impl Inner {
         loop {
             let out = this.rooms.borrow_mut().poll_transmit();
             if let Some(out) = out {
-                let _ = match out {
-                    // Fails only if the socket closed meanwhile; the next open rejoins.
-                    Outgoing::Preamble(m) => this.client.send_preamble(m),
-                    // A refused frame is redone: joins on the next open, publishes resent.
-                    Outgoing::Send(m) => this.client.send(m).map(|_| ()),
-                };
+                // Bound to the current connection, never queued (see `Outgoing`): a refused
+                // frame is redone by the layer after the next open.
+                let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
+                let _ = this.client.send_preamble(m);
                 continue;
             }
             let event = this.rooms.borrow_mut().poll_event();
