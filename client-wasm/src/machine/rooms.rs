@@ -297,11 +297,17 @@ pub enum RoomEvent {
 }
 
 /// A frame for the shell to send through the core.
+///
+/// Shells send both kinds with `send_preamble`: at once, ahead of the core's queue, or not at
+/// all when the socket is not open. A layer frame must never wait in the core's queue: it could
+/// outlive its connection and reach the next one before that connection's `hello` and resends,
+/// so the server would see publish ids out of order. A frame that did not go out is not lost:
+/// joins are redone on the next open and publishes resent after the next `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    /// Part of the open preamble: send with `send_preamble`, ahead of the core's queue.
+    /// Part of the open preamble (`hello`, rejoins).
     Preamble(Message),
-    /// Send with `send` (at once if open, else queued by the core).
+    /// Any other frame of the layer (publishes, leaves, recovery joins, room-list requests).
     Send(Message),
 }
 
@@ -348,6 +354,8 @@ struct RoomState {
     position: Option<Since>,
     /// A `join` is in flight on this connection, sent with this `since`.
     joining: Option<Option<Since>>,
+    /// A `joined {recovered: true}` arrived and its replay, up to this offset, follows it.
+    replaying_until: Option<Offset>,
 }
 
 #[derive(Debug)]
@@ -443,6 +451,7 @@ impl Rooms {
         let mut state = RoomState {
             position: None,
             joining: None,
+            replaying_until: None,
         };
         if self.open {
             state.joining = Some(None);
@@ -566,6 +575,7 @@ impl Rooms {
                 self.welcomed = false;
                 for r in self.rooms.values_mut() {
                     r.joining = None;
+                    r.replaying_until = None;
                 }
                 false
             }
@@ -759,6 +769,8 @@ impl Rooms {
                 let recovered = recovered && since.epoch == epoch;
                 if recovered {
                     self.stats.recoveries += 1;
+                    let behind = r.position.as_ref().is_some_and(|p| p.offset < offset);
+                    r.replaying_until = behind.then_some(offset);
                 } else {
                     self.stats.recovery_failures += 1;
                     // Same epoch (history too short): never go back, so nothing is delivered
@@ -795,8 +807,15 @@ impl Rooms {
             self.stats.duplicates_dropped += 1;
         } else if m.offset == pos.offset + 1 {
             pos.offset = m.offset;
+            if r.replaying_until.is_some_and(|until| pos.offset >= until) {
+                r.replaying_until = None;
+            }
             self.stats.delivered += 1;
             self.events.push_back(RoomEvent::Message(m));
+        } else if r.replaying_until.is_some_and(|until| m.offset <= until) {
+            // Ahead of its turn while a replay is under way: the replay brings it in order,
+            // so asking for recovery again would only repeat the replay.
+            self.stats.duplicates_dropped += 1;
         } else {
             self.stats.gaps += 1;
             if r.joining.is_none() && self.open {
