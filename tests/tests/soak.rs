@@ -5,7 +5,8 @@
 //! - [x] B (and A, also a member) receive every message exactly once and in order within an
 //!   epoch; across the restart each either gets `recovered: false` or everything
 //! - [x] every publish is acknowledged exactly once; none fails
-//! - [x] each blackholed connection is detected within heartbeat interval + timeout + margin
+//! - [x] each blackholed open connection is detected within heartbeat interval + timeout +
+//!   margin; one blackholed while still in its handshake, within the connect timeout + margin
 //!
 //! Seed: `LIFELINE_SOAK_SEED` (default fixed). Counts are printed at the end
 //! (`cargo test -p lifeline-tests --test soak -- --nocapture`).
@@ -24,7 +25,7 @@ use tokio::time::{Instant, sleep, timeout};
 use ws_lifeline::Config;
 use ws_lifeline::machine::rooms::{RoomError, RoomEvent, RoomStats, RoomsConfig};
 use ws_lifeline::native::{Client, ClientEvent};
-use ws_lifeline::{Event, protocol};
+use ws_lifeline::{Error, Event, protocol};
 
 const N: u64 = 10_000;
 const ROOM: &str = "soak";
@@ -32,6 +33,7 @@ const HEARTBEAT: Duration = Duration::from_millis(200);
 const HB_TIMEOUT: Duration = Duration::from_millis(300);
 /// Timer and scheduling slack on a busy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(250);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_FAULTS: usize = 50;
 /// Whole-test bound.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -92,7 +94,7 @@ fn client_config() -> Config {
         .heartbeat_timeout(HB_TIMEOUT)
         .backoff_min(Duration::from_millis(10))
         .backoff_max(Duration::from_millis(100))
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(CONNECT_TIMEOUT)
         .min_uptime(Duration::from_millis(100))
 }
 
@@ -153,12 +155,21 @@ impl Receiver {
     }
 }
 
+/// How one of A's connections ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Closed with this code (4000: the heartbeat found it dead).
+    Closed(u16),
+    /// Never opened: the connect timeout ended it.
+    ConnectTimeout,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     /// A's socket is open (set on Open, cleared on Close).
     a_open: bool,
-    /// When A's heartbeat declared a connection dead.
-    a_heartbeat_closes: Vec<Instant>,
+    /// Every lost connection or failed attempt of A: when it was seen and how.
+    a_failures: Vec<(Instant, Failure)>,
     a_closes: u64,
     done_publishing: bool,
 }
@@ -180,9 +191,12 @@ fn handle(event: &ClientEvent, rx: &mut Receiver, shared: &Mutex<Shared>, is_a: 
             let mut s = shared.lock().unwrap();
             s.a_open = false;
             s.a_closes += 1;
-            if info.code == protocol::close::HEARTBEAT_TIMEOUT {
-                s.a_heartbeat_closes.push(Instant::now());
-            }
+            s.a_failures
+                .push((Instant::now(), Failure::Closed(info.code)));
+        }
+        ClientEvent::Connection(Event::Error(Error::ConnectTimeout { .. })) if is_a => {
+            let mut s = shared.lock().unwrap();
+            s.a_failures.push((Instant::now(), Failure::ConnectTimeout));
         }
         _ => {}
     }
@@ -207,7 +221,10 @@ struct Faults {
     a_cuts: usize,
     a_blackholes: usize,
     b_cuts: usize,
+    /// Blackholed open connections: time until the heartbeat declared them dead.
     detect_ms: Vec<u64>,
+    /// Blackholed connections still in their handshake: time until the connect timeout.
+    opening_detect_ms: Vec<u64>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,25 +302,31 @@ async fn soak_every_message_once_in_order_through_faults_and_a_restart() {
                     continue;
                 }
                 if rng.u8(0..3) == 0 {
-                    let before = shared.lock().unwrap().a_heartbeat_closes.len();
+                    let before = shared.lock().unwrap().a_failures.len();
                     let at = Instant::now();
                     if proxy_a.blackhole_all() == 0 {
                         continue;
                     }
                     f.a_blackholes += 1;
-                    // Wait (bounded) for A's heartbeat to notice.
-                    let detected = timeout(Duration::from_secs(5), async {
+                    // Wait (bounded) for A to notice: the next lost connection or failed attempt.
+                    let (seen, failure) = timeout(Duration::from_secs(5), async {
                         loop {
-                            if let Some(t) = shared.lock().unwrap().a_heartbeat_closes.get(before) {
-                                return *t;
+                            if let Some(&f) = shared.lock().unwrap().a_failures.get(before) {
+                                return f;
                             }
                             sleep(Duration::from_millis(5)).await;
                         }
                     })
                     .await
                     .expect("a blackholed connection is detected");
-                    f.detect_ms
-                        .push(u64::try_from(detected.duration_since(at).as_millis()).unwrap());
+                    let ms = u64::try_from(seen.duration_since(at).as_millis()).unwrap();
+                    // `a_open` is what A's events said last; the socket may already have been
+                    // replaced by one still in its handshake, which the connect timeout ends.
+                    match failure {
+                        Failure::Closed(protocol::close::HEARTBEAT_TIMEOUT) => f.detect_ms.push(ms),
+                        Failure::ConnectTimeout => f.opening_detect_ms.push(ms),
+                        Failure::Closed(code) => panic!("blackholed connection closed with {code}"),
+                    }
                 } else if proxy_a.cut_all() > 0 {
                     f.a_cuts += 1;
                 }
@@ -349,7 +372,15 @@ async fn soak_every_message_once_in_order_through_faults_and_a_restart() {
     .await
     .expect("all acked and delivered to A");
     shared.lock().unwrap().done_publishing = true;
-    let (faults, server) = injector.await.unwrap();
+    // Keep handling A's events until the injector stops: it may still be waiting to see A
+    // notice its last fault.
+    let mut injector = injector;
+    let (faults, server) = loop {
+        tokio::select! {
+            done = &mut injector => break done.unwrap(),
+            Some(e) = a.next_event() => handle(&e, &mut rx_a, &shared, true),
+        }
+    };
     let (b, rx_b, b_done) = b_task.await.unwrap();
     assert!(b_done, "B received the last message in time");
     drain(&mut a, &mut rx_a, &shared, true);
@@ -364,7 +395,7 @@ async fn soak_every_message_once_in_order_through_faults_and_a_restart() {
          recovered:true B {} / A {}, recovered:false B {} / A {}, missing across restart B {} / A {}, \
          repeated across restart B {repeated_b} / A {repeated_a}, reconnects A {} / B {}, \
          faults: A cuts {} + A blackholes {} + B cuts {}, half-open detection ms {:?} \
-         (min {} max {}, bound {} ms)",
+         (min {} max {}, bound {} ms), blackholed in handshake: {:?} ms",
         started.elapsed().as_secs_f64(),
         sa.published,
         sa.resent,
@@ -391,6 +422,7 @@ async fn soak_every_message_once_in_order_through_faults_and_a_restart() {
         detect.iter().min().unwrap_or(&0),
         detect.iter().max().unwrap_or(&0),
         (HEARTBEAT + HB_TIMEOUT + MARGIN).as_millis(),
+        faults.opening_detect_ms,
     );
 
     assert!(
@@ -405,6 +437,19 @@ async fn soak_every_message_once_in_order_through_faults_and_a_restart() {
     assert!(
         detect.iter().all(|&ms| ms <= bound),
         "half-open detected within {bound} ms: {detect:?}"
+    );
+    assert!(
+        !detect.is_empty(),
+        "at least one open connection was blackholed"
+    );
+    let opening_bound = u64::try_from((CONNECT_TIMEOUT + MARGIN).as_millis()).unwrap();
+    assert!(
+        faults
+            .opening_detect_ms
+            .iter()
+            .all(|&ms| ms <= opening_bound),
+        "a blackholed handshake ends within {opening_bound} ms: {:?}",
+        faults.opening_detect_ms
     );
     for (who, rx, missing, stats) in [("B", &rx_b, &missing_b, sb), ("A", &rx_a, &missing_a, sa)] {
         // One restart: exactly one epoch change, reported as recovered:false.
