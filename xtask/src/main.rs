@@ -31,6 +31,8 @@ commands:
   setup                 install the toolchain pieces the other commands need (idempotent)
   demo [--port N]       build the demo and serve it at http://127.0.0.1:N (default 8080)
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
+  package [--raw]       build the npm package into client-wasm/pkg; --raw builds the raw
+                        resilient socket (no rooms feature) into client-wasm/pkg-raw instead
   bench [size|server|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
 
@@ -50,6 +52,11 @@ fn main() -> ExitCode {
         "demo" => demo(rest),
         "test" => test(rest),
         "bench" => bench(rest),
+        "package" if rest.iter().any(|a| a == "--raw") => npm::build(&npm::Options {
+            out_dir: "pkg-raw".into(),
+            default_features: false,
+        }),
+        "package" => npm::build_npm_package(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -204,6 +211,8 @@ fn server_binary() -> PathBuf {
 fn build_demo() -> Result {
     Step::new("build demo (trunk)", "trunk")
         .args(["build", "--release", "--offline", "--locked"])
+        // No absolute path of this machine in the demo's wasm either.
+        .env("RUSTFLAGS", npm::remap_rustflags())
         .current_dir(root())
         .run()
 }

@@ -10,6 +10,10 @@
 //! metadata), the hand-written TypeScript declarations and README from `client-wasm/js`, and the
 //! package.json from `client-wasm/js/package.json` with the workspace version filled in. Then
 //! the sizes are printed and the TypeScript usage file is type-checked against the package.
+//!
+//! The wasm is compiled with `--remap-path-prefix` for cargo's home and the workspace root, so
+//! no absolute path of the building machine ends up in the published bytes (panic locations
+//! name source files); the build fails if one does.
 
 use std::path::Path;
 
@@ -24,10 +28,37 @@ const HAND_WRITTEN: [&str; 4] = ["index.js", "index.d.ts", "protocol.d.ts", "REA
 
 /// Builds `client-wasm/pkg` and type-checks `tests/ts` against it.
 pub(crate) fn build_npm_package() -> Result {
+    build(&Options::published())?;
+    Step::new("npm package: tsc --noEmit --strict tests/ts", "tsc")
+        .args(["--project", "tests/ts/tsconfig.json"])
+        .run()
+}
+
+/// What to build: the published package, or a variant of it for measuring.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    /// Folder of the package, relative to `client-wasm` (wasm-pack resolves it there).
+    pub(crate) out_dir: String,
+    /// `false` builds the raw resilient socket (`--no-default-features`).
+    pub(crate) default_features: bool,
+}
+
+impl Options {
+    pub(crate) fn published() -> Self {
+        Self {
+            out_dir: "pkg".into(),
+            default_features: true,
+        }
+    }
+}
+
+/// Builds a package into `client-wasm/<out_dir>` the way the published one is built, and
+/// prints its sizes.
+pub(crate) fn build(options: &Options) -> Result {
     let root = crate::root();
-    let pkg = root.join("client-wasm").join("pkg");
+    let pkg = root.join("client-wasm").join(&options.out_dir);
     let js = root.join("client-wasm").join("js");
-    Step::new("npm package: wasm-pack build", "wasm-pack")
+    let mut build = Step::new("npm package: wasm-pack build", "wasm-pack")
         .args([
             "build",
             "client-wasm",
@@ -36,14 +67,24 @@ pub(crate) fn build_npm_package() -> Result {
             "web",
             "--no-pack",
         ])
-        .args(["--out-dir", "pkg", "--out-name", OUT_NAME])
-        .run()?;
+        .args([
+            "--out-dir",
+            options.out_dir.as_str(),
+            "--out-name",
+            OUT_NAME,
+        ])
+        .env("RUSTFLAGS", remap_rustflags());
+    if !options.default_features {
+        build = build.args(["--", "--no-default-features"]);
+    }
+    build.run()?;
     let wasm = pkg.join(format!("{OUT_NAME}_bg.wasm"));
     Step::new("npm package: wasm-opt -Oz", "wasm-opt")
         .arg_path(&wasm)
         .args(["-Oz", "--strip-debug", "--strip-producers", "-o"])
         .arg_path(&wasm)
         .run()?;
+    check_no_machine_paths(&wasm)?;
     for file in HAND_WRITTEN {
         copy(&js.join(file), &pkg.join(file))?;
     }
@@ -72,10 +113,52 @@ pub(crate) fn build_npm_package() -> Result {
     Step::new("npm package: sizes", "node")
         .arg_path(&js.join("sizes.mjs"))
         .arg_path(&pkg)
-        .run()?;
-    Step::new("npm package: tsc --noEmit --strict tests/ts", "tsc")
-        .args(["--project", "tests/ts/tsconfig.json"])
         .run()
+}
+
+/// `RUSTFLAGS` that rewrite cargo's home (registry and git sources) and the workspace root to
+/// neutral prefixes in everything rustc embeds, panic locations included. Any `RUSTFLAGS`
+/// already set are kept. Setting them changes cargo's cache key, so this build does not share
+/// artifacts with the plain `cargo build`s; it is a release build, so nothing is lost.
+pub(crate) fn remap_rustflags() -> String {
+    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    for (from, to) in [(cargo_home(), "/cargo"), (crate::root(), "/ws-lifeline")] {
+        if !flags.is_empty() {
+            flags.push(' ');
+        }
+        flags.push_str(&format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    flags
+}
+
+/// Cargo's home: the parent of the folder setup installs tools into.
+fn cargo_home() -> std::path::PathBuf {
+    let bin = crate::tools::cargo_bin();
+    bin.parent().map(Path::to_path_buf).unwrap_or(bin)
+}
+
+/// Fails if the wasm holds an absolute path of this machine: cargo's home, the workspace root
+/// or the user's home. Paths are searched as bytes, as `strings | grep` would.
+fn check_no_machine_paths(wasm: &Path) -> Result {
+    let bytes = std::fs::read(wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
+    let mut prefixes = vec![cargo_home(), crate::root()];
+    if let Some(home) = std::env::var_os("HOME") {
+        prefixes.push(home.into());
+    }
+    for prefix in prefixes {
+        let needle = prefix.to_string_lossy().into_owned();
+        if needle.len() > 1
+            && bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        {
+            return Err(format!(
+                "{} holds the machine path {needle}: the build leaks absolute paths",
+                wasm.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The workspace version: xtask shares `[workspace.package] version` with client-wasm.
