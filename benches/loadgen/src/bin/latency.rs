@@ -10,7 +10,8 @@
 //!   Measured: from the blackhole to the client's `close`, with a 1 s heartbeat interval and a
 //!   1 s timeout.
 //!
-//! Usage: latency [--trials N]. Prints one JSON object on stdout.
+//! Usage: latency [--trials N] [--backoff-min-ms MS] (default 0: every retry at once).
+//! Prints one JSON object on stdout.
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,12 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("--trials takes a number"))
         .unwrap_or(20);
+    let backoff_min_ms: u64 = args
+        .iter()
+        .position(|a| a == "--backoff-min-ms")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--backoff-min-ms takes a number"))
+        .unwrap_or(0);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -78,7 +85,10 @@ async fn main() {
 
     let config = Config::default()
         .protocols([ws_lifeline::protocol::SUBPROTOCOL])
-        .backoff_min(Duration::ZERO)
+        .backoff_min(Duration::from_millis(backoff_min_ms))
+        // Each trial starts from a fresh retry counter: a connection that stayed up 200 ms
+        // resets it (the default 5 s would let the backoff grow from trial to trial).
+        .min_uptime(Duration::from_millis(200))
         .heartbeat_interval(Duration::from_secs(1))
         .heartbeat_timeout(Duration::from_secs(1));
     let url = format!("ws://{}/ws", proxy.addr());
@@ -95,6 +105,7 @@ async fn main() {
     let mut reconnect = Vec::new();
     let mut errors = Vec::new();
     for _ in 0..trials {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.refuse_for(Duration::from_secs(3600));
         proxy.cut_all();
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -108,6 +119,10 @@ async fn main() {
         .await
         {
             reconnect.push(accepting.elapsed().as_secs_f64() * 1000.0);
+            eprintln!(
+                "reconnect trial: {:.1} ms",
+                accepting.elapsed().as_secs_f64() * 1000.0
+            );
         } else {
             errors.push("reconnect: no open within 10 s".to_string());
         }
@@ -115,8 +130,8 @@ async fn main() {
 
     let mut detection = Vec::new();
     for _ in 0..trials {
-        // Settle on a fresh connection, then blackhole it.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Settle on a fresh connection (past min_uptime), then blackhole it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         while client.try_next_event().is_some() {}
         let started = Instant::now();
         proxy.blackhole_all();
@@ -140,6 +155,7 @@ async fn main() {
 
     let out = serde_json::json!({
         "shell": "native",
+        "backoff_min_ms": backoff_min_ms,
         "reconnect_after_accepting": summary(&mut reconnect),
         "detection_after_blackhole": summary(&mut detection),
         "errors": errors,
