@@ -39,27 +39,11 @@ fn is_pong_message(text: &str) -> bool {
     )
 }
 
-/// Without it, only what `ServerMsg::Pong` requires of a frame is decoded (the tag and a
-/// numeric `id`; other fields are ignored).
+/// Without it, a hand-written matcher (see `pong.rs`) that gives the same answers: the raw
+/// build then needs no JSON decoder at all.
 #[cfg(not(feature = "rooms"))]
 fn is_pong_message(text: &str) -> bool {
-    serde_json::from_str::<Pong>(text).is_ok()
-}
-
-#[cfg(not(feature = "rooms"))]
-#[derive(serde::Deserialize)]
-struct Pong {
-    #[serde(rename = "type")]
-    _kind: PongTag,
-    #[serde(rename = "id")]
-    _id: u64,
-}
-
-#[cfg(not(feature = "rooms"))]
-#[derive(serde::Deserialize)]
-enum PongTag {
-    #[serde(rename = "pong")]
-    Pong,
+    super::pong::is_pong(text)
 }
 
 /// Reconnect backoff: exponential with full jitter above a floor.
@@ -364,6 +348,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pong;
     use super::*;
 
     #[test]
@@ -396,6 +381,153 @@ mod tests {
                     Ok(protocol::ServerMsg::Pong { .. })
                 );
             assert_eq!(default_is_pong(text), protocol, "{text}");
+        }
+    }
+
+    fn decoder_says_pong(text: &str) -> bool {
+        matches!(
+            serde_json::from_str::<protocol::ServerMsg>(text),
+            Ok(protocol::ServerMsg::Pong { .. })
+        )
+    }
+
+    #[test]
+    fn pong_matcher_edge_cases_agree_with_the_protocol_decoder() {
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"type":"pong","id":1,"x":{}0{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let mut frames: Vec<String> = [
+            r#"{"typ\u0065":"p\u006fng","id":1}"#,
+            r#"{"type":"pong","type":"pong","id":1}"#,
+            r#"{"type":"pong","id":1,"id":2}"#,
+            r#"{"type":{"pong":null},"id":1}"#,
+            r#"{"type":"pong","id":18446744073709551616}"#,
+            r#"{"type":"pong","id":-0}"#,
+            r#"{"type":"pong","id":0}"#,
+            r#"{"type":"pong","id":01}"#,
+            r#"{"type":"pong","id":1e2}"#,
+            r#"{"type":"pong","id":1,"x":1e400}"#,
+            r#"{"type":"pong","id":1,"x":-1e308}"#,
+            r#"{"type":"pong","id":1,"x":1e-400}"#,
+            r#"{"type":"pong","id":1,"x":0e99999999999999999999}"#,
+            r#"{"type":"pong","id":1,"x":1.5e99999999999999999999}"#,
+            r#"{"type":"pong","id":1,"x":"\ud800"}"#,
+            r#"{"type":"pong","id":1,"x":"\ud83d\ude00"}"#,
+            r#"{"type":"pong","id":1,"x":"\x"}"#,
+            "{\"type\":\"pong\",\"id\":1,\"x\":\"\t\"}",
+            r#"{"type":"pong","id":1,}"#,
+            r#"{"type":"pong","id":1 "x":2}"#,
+            r#"["pong",1,]"#,
+            r#"[ "pong" , 7 ]"#,
+            r#"["pong","1"]"#,
+            r#"{"type":"pong","id":1,"x":[1,2,{"a":[true,false,null]}]}"#,
+            r#"{"type":"pong","id":1,"x":tru}"#,
+            r#"{"type":"pong","id":1,"x":1.}"#,
+            r#"{"type":"pong","id":1,"x":-}"#,
+            r#"{"type":"pong","id":1,"x":.5}"#,
+            r#"{"type":"pong","id":1,"x":1E+2}"#,
+            "\u{a0}{\"type\":\"pong\",\"id\":1}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for depth in [120, 125, 126, 127, 128] {
+            frames.push(nested(depth));
+        }
+        for text in &frames {
+            assert_eq!(pong::is_pong(text), decoder_says_pong(text), "{text}");
+        }
+    }
+
+    /// proptest is a native dev-dependency only.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod props {
+        use super::super::super::pong;
+        use super::decoder_says_pong;
+        use proptest::prelude::*;
+
+        /// Pieces of frames: enough structure to build pongs, near-pongs and junk.
+        fn token() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                "{",
+                "}",
+                "[",
+                "]",
+                ",",
+                ":",
+                " ",
+                "\"type\"",
+                "\"pong\"",
+                "\"id\"",
+                "\"typ\\u0065\"",
+                "\"p\\u006fng\"",
+                "\"ping\"",
+                "\"x\"",
+                "1",
+                "0",
+                "-1",
+                "1.5",
+                "1e2",
+                "007",
+                "18446744073709551615",
+                "18446744073709551616",
+                "null",
+                "true",
+                "\"\"",
+                "\"\\\"\"",
+            ])
+        }
+
+        /// A well-formed object drawn from likely keys and values, in any order.
+        fn object() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec!["type", "id", "x", "typ\\u0065", "ID"]);
+            let value = prop::sample::select(vec![
+                "\"pong\"",
+                "\"Pong\"",
+                "1",
+                "-1",
+                "0",
+                "1.0",
+                "2e0",
+                "\"1\"",
+                "null",
+                "[1,{}]",
+                "{\"type\":\"pong\"}",
+                "18446744073709551615",
+                "18446744073709551616",
+                "1e999",
+            ]);
+            prop::collection::vec((key, value), 0..5).prop_map(|entries| {
+                let fields: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            })
+        }
+
+        proptest::proptest! {
+            #[test]
+            fn pong_matcher_agrees_with_the_protocol_decoder_on_token_soup(
+                tokens in prop::collection::vec(token(), 0..16)
+            ) {
+                let text = tokens.concat();
+                proptest::prop_assert_eq!(pong::is_pong(&text), decoder_says_pong(&text), "{}", text);
+            }
+
+            #[test]
+            fn pong_matcher_agrees_with_the_protocol_decoder_on_objects(text in object()) {
+                proptest::prop_assert_eq!(pong::is_pong(&text), decoder_says_pong(&text), "{}", text);
+            }
+
+            #[test]
+            fn pong_matcher_agrees_with_the_protocol_decoder_on_any_text(text in "\\PC{0,40}") {
+                proptest::prop_assert_eq!(pong::is_pong(&text), decoder_says_pong(&text), "{}", text);
+            }
         }
     }
 }
