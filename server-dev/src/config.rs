@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    /// Serve `/echo`, `/close`, `/drop`, `/silent`, `/reject`. Default: off.
+    /// Serve `/echo`, `/close`, `/drop`, `/silent`, `/reject` and `POST /test/cut`. Default: off.
     pub test_endpoints: bool,
     /// Serve `/bench/send` and `/bench/recv` for the benchmark harness. Default: off.
     pub bench_endpoints: bool,

@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, info, warn};
 
 use crate::AppState;
-use crate::hub::{Hub, Outbound, Peer};
+use crate::hub::{Hub, Kick, Outbound, Peer};
 
 /// How a connection ended, which decides the close it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +30,8 @@ enum Exit {
     Idle,
     /// A policy or size breach: flush what is queued (the error), then close with the code.
     Close(u16, &'static str),
-    /// The hub evicted this peer (slow consumer).
-    Kicked(u16),
+    /// The hub evicted this peer (slow consumer), or a test endpoint cut it.
+    Kicked(Kick),
     /// The server is shutting down.
     Shutdown,
     /// Writing failed.
@@ -110,7 +110,7 @@ where
         tokio::select! {
             exit = read => exit,
             exit = write => exit,
-            code = kicked_code(&mut reg.kicked) => Exit::Kicked(code),
+            kick = kicked(&mut reg.kicked) => Exit::Kicked(kick),
             _ = crate::until_true(&mut shutdown) => Exit::Shutdown,
         }
     };
@@ -139,8 +139,21 @@ where
             })
             .await;
         }
-        Exit::Kicked(code) => {
+        Exit::Kicked(Kick::Close(code)) => {
             let _ = timeout(grace, sink.send(close_with(code, "slow consumer"))).await;
+        }
+        // Returning drops the socket: TCP ends without a close frame.
+        Exit::Kicked(Kick::Drop) => {}
+        Exit::Kicked(Kick::Silence) => {
+            // Half-open: the hub has forgotten this peer; hold the socket without polling it
+            // (polling would answer pings) until a real server would give up on it, then
+            // drop it without a close frame, which a half-open peer would never read.
+            debug!(
+                conn = id,
+                "silenced: holding the socket unread and unwritten"
+            );
+            let idle = config.heartbeat_interval + config.pong_timeout;
+            let _ = timeout(idle, crate::until_true(&mut shutdown)).await;
         }
         Exit::Shutdown => {
             let sent = timeout(
@@ -164,13 +177,13 @@ where
     info!(conn = id, ?exit, "ws closed");
 }
 
-async fn kicked_code(kicked: &mut tokio::sync::watch::Receiver<Option<u16>>) -> u16 {
+async fn kicked(kicked: &mut tokio::sync::watch::Receiver<Option<Kick>>) -> Kick {
     kicked
         .wait_for(Option::is_some)
         .await
         .ok()
-        .and_then(|c| *c)
-        .unwrap_or(close::TRY_AGAIN_LATER)
+        .and_then(|k| *k)
+        .unwrap_or(Kick::Close(close::TRY_AGAIN_LATER))
 }
 
 /// Reads client frames until the connection should end.

@@ -32,6 +32,17 @@ pub(crate) enum Outbound {
     Presence(String),
 }
 
+/// How the hub asks a connection to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// Close with this code (the slow-consumer rule).
+    Close(u16),
+    /// Test endpoints: cut TCP without a close frame.
+    Drop,
+    /// Test endpoints: stop reading and writing but keep TCP open, like a half-open peer.
+    Silence,
+}
+
 /// Which snapshots a peer already has queued.
 #[derive(Debug, Default)]
 struct Snapshots {
@@ -44,7 +55,7 @@ struct Snapshots {
 pub(crate) struct Peer {
     pub(crate) id: ConnId,
     tx: mpsc::Sender<Outbound>,
-    kick: Arc<watch::Sender<Option<u16>>>,
+    kick: Arc<watch::Sender<Option<Kick>>>,
     snaps: Arc<Mutex<Snapshots>>,
 }
 
@@ -71,8 +82,8 @@ impl Peer {
 pub(crate) struct Registration {
     pub(crate) peer: Peer,
     pub(crate) rx: mpsc::Receiver<Outbound>,
-    /// Becomes `Some(code)` when the hub wants this connection closed with `code`.
-    pub(crate) kicked: watch::Receiver<Option<u16>>,
+    /// Becomes `Some(kick)` when the hub wants this connection to end.
+    pub(crate) kicked: watch::Receiver<Option<Kick>>,
 }
 
 #[derive(Debug)]
@@ -259,7 +270,10 @@ impl State {
                     conn = id,
                     "slow consumer: outbound queue full, closing with 1013"
                 );
-                entry.peer.kick.send_replace(Some(close::TRY_AGAIN_LATER));
+                entry
+                    .peer
+                    .kick
+                    .send_replace(Some(Kick::Close(close::TRY_AGAIN_LATER)));
                 self.remove_conn(id, now);
             }
         }
@@ -429,6 +443,27 @@ impl Hub {
                 },
             );
             Registration { peer, rx, kicked }
+        })
+    }
+
+    /// Test endpoints: asks every connection of the client `name` to end as `kick` says.
+    /// Returns how many were asked (connections already ending are not counted).
+    pub(crate) fn cut(&self, name: &str, kick: Kick) -> usize {
+        self.with(|state, _, _| {
+            state
+                .conns
+                .values()
+                .filter(|c| c.name == name)
+                .filter(|c| {
+                    c.peer.kick.send_if_modified(|k| {
+                        let fresh = k.is_none();
+                        if fresh {
+                            *k = Some(kick);
+                        }
+                        fresh
+                    })
+                })
+                .count()
         })
     }
 
@@ -825,7 +860,7 @@ mod tests {
         }
         assert_eq!(
             *slow.kicked.borrow_and_update(),
-            Some(close::TRY_AGAIN_LATER)
+            Some(Kick::Close(close::TRY_AGAIN_LATER))
         );
         assert_eq!(hub.lock().rooms["r"].members.len(), 1);
         hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));

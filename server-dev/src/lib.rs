@@ -10,6 +10,7 @@
 //! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=` |
 //! | `GET /api/health` | `{status, connections, rooms}` |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
+//! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
 //!
 //! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013

@@ -22,8 +22,8 @@ struct Args {
     /// Serve this directory (e.g. the built demo in dist/) with an index.html fallback.
     #[arg(long, value_name = "DIR")]
     static_dir: Option<PathBuf>,
-    /// Enable /echo, /close, /drop, /silent and /reject (no origin or ticket checks), and let
-    /// /ws accept any loopback origin (browser test runners use random ports).
+    /// Enable /echo, /close, /drop, /silent, /reject and POST /test/cut (no origin or ticket
+    /// checks), and let /ws accept any loopback origin (browser test runners use random ports).
     #[arg(long)]
     test_endpoints: bool,
     /// Enable /bench/send and /bench/recv for `cargo xtask bench` (no origin or ticket checks).

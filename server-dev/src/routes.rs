@@ -31,7 +31,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), cors));
     let mut router = Router::new().route("/ws", any(ws)).merge(api);
     if state.config().test_endpoints {
-        router = router.merge(test_endpoints::router());
+        router = router.merge(test_endpoints::router(&state));
     }
     if state.config().bench_endpoints {
         router = router.merge(bench::router());
@@ -100,8 +100,9 @@ async fn login(
     .into_response()
 }
 
-/// CORS for `/api/*`, so a page on an allowed origin (e.g. trunk's dev server) can log in.
-async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// CORS for `/api/*` (and `/test/cut`), so a page on an allowed origin (e.g. trunk's dev
+/// server, or with test endpoints any loopback origin) can call them.
+pub(crate) async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)

@@ -1,23 +1,34 @@
 //! Endpoints for the library's browser tests, on only with `--test-endpoints`.
 //!
 //! They check neither origin nor ticket: browser test runners serve from random localhost
-//! origins. Each stands for one behaviour of a real server or network.
+//! origins. Each stands for one behaviour of a real server or network. `POST /test/cut` cuts
+//! live `/ws` connections from the outside, through the hub's per-connection kick; it answers
+//! CORS for loopback origins (the `/api` rule), so a test page on another port can call it.
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use serde::Deserialize;
-use tracing::debug;
+use axum::routing::{any, post};
+use axum::{Json, Router, middleware};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
 
 use crate::AppState;
+use crate::hub::Kick;
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
+    let cut = Router::new()
+        .route("/test/cut", post(cut))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::routes::cors,
+        ));
     Router::new()
+        .merge(cut)
         .route("/echo", any(echo))
         .route("/close", any(close))
         .route("/drop", any(drop_after))
@@ -191,4 +202,45 @@ async fn reject(Query(q): Query<RejectQuery>) -> Response {
         .filter(|s| !s.is_informational())
         .unwrap_or(StatusCode::FORBIDDEN);
     (status, "rejected by /reject").into_response()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CutMode {
+    Drop,
+    Silence,
+}
+
+#[derive(Debug, Deserialize)]
+struct CutQuery {
+    name: String,
+    mode: CutMode,
+}
+
+#[derive(Debug, Serialize)]
+struct CutReply {
+    cut: usize,
+}
+
+/// `POST /test/cut?name=&mode=drop|silence`: cuts every live `/ws` connection of the client
+/// `name`. `drop` ends TCP without a close frame; `silence` stops all reading and writing but
+/// keeps TCP open (half-open). Answers `{"cut": n}`, the number of connections cut.
+async fn cut(
+    State(state): State<AppState>,
+    q: Result<Query<CutQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected ?name=<display name>&mode=drop|silence",
+        )
+            .into_response();
+    };
+    let kick = match q.mode {
+        CutMode::Drop => Kick::Drop,
+        CutMode::Silence => Kick::Silence,
+    };
+    let cut = state.hub().cut(&q.name, kick);
+    info!(mode = ?q.mode, cut, "test cut");
+    Json(CutReply { cut }).into_response()
 }
