@@ -25,7 +25,6 @@
 //! listeners) are read by [`describe_js`]. Those are the only conversions.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -223,7 +222,8 @@ thread_local! {
     /// `isTerminalClose` functions by socket id. `Config` wants `Send + Sync` rules and JS
     /// functions are neither, so the rule holds the id and looks the function up here; the
     /// entry lives exactly as long as its socket ([`PredicateSlot`]).
-    static PREDICATES: RefCell<HashMap<u64, Function>> = RefCell::new(HashMap::new());
+    /// A `Vec`: one entry per live socket with a predicate, and no hash map in the wasm.
+    static PREDICATES: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
 
@@ -240,7 +240,7 @@ struct PredicateSlot(u64);
 
 impl Drop for PredicateSlot {
     fn drop(&mut self) {
-        PREDICATES.with(|p| p.borrow_mut().remove(&self.0));
+        PREDICATES.with(|p| p.borrow_mut().retain(|(id, _)| *id != self.0));
     }
 }
 
@@ -346,9 +346,14 @@ fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
             .dyn_into::<Function>()
             .map_err(|_| invalid_argument("option `isTerminalClose` must be a function"))?;
         let id = next_id();
-        PREDICATES.with(|p| p.borrow_mut().insert(id, function));
+        PREDICATES.with(|p| p.borrow_mut().push((id, function)));
         config = config.terminal_close(move |code| {
-            let function = PREDICATES.with(|p| p.borrow().get(&id).cloned());
+            let function = PREDICATES.with(|p| {
+                p.borrow()
+                    .iter()
+                    .find(|(key, _)| *key == id)
+                    .map(|(_, f)| f.clone())
+            });
             match function.map(|f| f.call1(&JsValue::UNDEFINED, &code.into())) {
                 Some(Ok(verdict)) => verdict.is_truthy(),
                 Some(Err(exception)) => {

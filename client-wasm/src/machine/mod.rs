@@ -37,6 +37,8 @@ mod pong;
 pub mod rooms;
 #[cfg(feature = "rooms")]
 mod server_frame;
+#[cfg(feature = "rooms")]
+pub(crate) mod sorted_map;
 mod types;
 mod url;
 

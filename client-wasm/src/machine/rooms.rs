@@ -40,7 +40,9 @@
 //! assert!(matches!(rooms.poll_event(), Some(RoomEvent::Acked { .. })));
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use super::sorted_map::SortedMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -374,10 +376,10 @@ pub struct Rooms {
     open: bool,
     /// This connection's `welcome` has arrived: publishes may go out.
     welcomed: bool,
-    rooms: BTreeMap<String, RoomState>,
+    rooms: SortedMap<String, RoomState>,
     next_id: MsgId,
     /// Publishes awaiting their ack, in id (and so in deadline) order.
-    unacked: BTreeMap<MsgId, Pending>,
+    unacked: SortedMap<MsgId, Pending>,
     out: VecDeque<Outgoing>,
     events: VecDeque<RoomEvent>,
     stats: RoomStats,
@@ -396,9 +398,9 @@ impl Rooms {
             session: None,
             open: false,
             welcomed: false,
-            rooms: BTreeMap::new(),
+            rooms: SortedMap::new(),
             next_id: 0,
-            unacked: BTreeMap::new(),
+            unacked: SortedMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: RoomStats::default(),
@@ -591,14 +593,15 @@ impl Rooms {
     pub fn poll_timeout(&self) -> Option<Instant> {
         // Ids grow with time and every publish gets the same timeout, so the lowest id has the
         // earliest deadline.
-        self.unacked.values().next().map(|p| p.deadline)
+        self.unacked.first().map(|(_, p)| p.deadline)
     }
 
     /// Fails every publish whose ack deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         let after_ms = u64::try_from(self.config.ack_timeout.as_millis()).unwrap_or(u64::MAX);
-        while let Some((&id, p)) = self.unacked.iter().next() {
-            if p.deadline > now {
+        while let Some((&id, p)) = self.unacked.first() {
+            let deadline = p.deadline;
+            if deadline > now {
                 break;
             }
             self.fail(id, |id, _| RoomError::PublishTimeout { id, after_ms });
@@ -635,7 +638,7 @@ impl Rooms {
             .push_back(Outgoing::Preamble(frame(&ClientMsg::Hello {
                 session: self.session.clone(),
             })));
-        for (room, r) in &mut self.rooms {
+        for (room, r) in self.rooms.iter_mut() {
             r.joining = Some(r.position.clone());
             self.out
                 .push_back(Outgoing::Preamble(frame(&ClientMsg::Join {

@@ -24,7 +24,6 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -43,6 +42,7 @@ use crate::machine::rooms::{
     Outgoing, PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms,
     RoomsConfig,
 };
+use crate::machine::sorted_map::SortedMap;
 use crate::machine::{Instant, State};
 use crate::typed::DecodeError;
 
@@ -63,7 +63,7 @@ struct Armed {
 struct Inner {
     client: ClientHandle,
     rooms: RefCell<Rooms>,
-    waiters: RefCell<HashMap<PublishId, Waiter>>,
+    waiters: RefCell<SortedMap<PublishId, Waiter>>,
     subscribers: Rc<Subscribers<RoomEvent>>,
     timer: RefCell<Option<Armed>>,
     subscription: RefCell<Option<Subscription>>,
@@ -123,7 +123,7 @@ impl RoomsClient {
         let inner = Rc::new(Inner {
             client: client.handle(),
             rooms: RefCell::new(Rooms::new(config)),
-            waiters: RefCell::new(HashMap::new()),
+            waiters: RefCell::new(SortedMap::new()),
             subscribers: Subscribers::new(),
             timer: RefCell::new(None),
             subscription: RefCell::new(None),
