@@ -1,11 +1,13 @@
 // Size benchmark (BENCHMARKS.md, section 2): raw, gzip -9 and brotli (quality 11) bytes of
 // what a browser downloads for
 // - the ws-lifeline npm package (its .wasm after wasm-opt -Oz, the wasm-bindgen glue, index.js),
+//   and the raw resilient socket (the same build without the `rooms` feature, in pkg-raw),
 // - the demo (every file trunk wrote to dist/),
 // - the peers, from their npm tarballs as installed by `npm ci`: partysocket, socket.io-client
 //   and centrifuge (their ESM or browser bundle files).
 //
-// Usage: node benches/size/sizes.mjs --pkg DIR --dist DIR [--out FILE] [--check FILE] [--record FILE]
+// Usage: node benches/size/sizes.mjs [--pkg DIR] [--pkg-raw DIR] [--dist DIR] [--out FILE]
+//        [--check FILE] [--record FILE]
 // --check fails (exit 1) when a recorded figure of ours grew by more than 10%; --record writes
 // the current figures as the new record.
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
@@ -18,6 +20,8 @@ const arg = (name) => {
 };
 const root = join(dirname(new URL(import.meta.url).pathname), "..", "..");
 const pkg = arg("--pkg") ?? join(root, "client-wasm", "pkg");
+// The raw resilient socket: the same package built without the `rooms` feature.
+const pkgRaw = arg("--pkg-raw") ?? join(root, "client-wasm", "pkg-raw");
 const dist = arg("--dist") ?? join(root, "dist");
 const modules = join(root, "node_modules");
 
@@ -47,6 +51,9 @@ const ours = {
     ["ws_lifeline_bg.wasm", "ws_lifeline.js", "index.js"].map((f) => join(pkg, f)),
   ),
   "ws-lifeline .wasm alone": measure([join(pkg, "ws_lifeline_bg.wasm")]),
+  "ws-lifeline raw resilient socket (no rooms feature: .wasm + glue + index.js)": measure(
+    ["ws_lifeline_bg.wasm", "ws_lifeline.js", "index.js"].map((f) => join(pkgRaw, f)),
+  ),
   "demo (every file in dist/)": measure(walk(dist)),
 };
 const peers = {

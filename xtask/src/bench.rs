@@ -50,6 +50,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         crate::npm::build_npm_package()?;
     }
     if what == "size" || all {
+        build_raw_package()?;
         sizes(record)?;
     }
     if what == "browser" || all {
@@ -67,6 +68,7 @@ pub(crate) fn run(args: &[String]) -> Result {
 /// The tail of `cargo xtask test`: the size check on what the test just built, and every
 /// benchmark once at a tiny size.
 pub(crate) fn quick_after_test() -> Result {
+    build_raw_package()?;
     sizes(false)?;
     browser(true)?;
     latency(true)?;
@@ -129,6 +131,14 @@ fn latency(quick: bool) -> Result {
     });
     std::fs::create_dir_all(bench_dir()).map_err(|e| format!("creating target/bench: {e}"))?;
     std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))
+}
+
+/// The raw resilient socket (no `rooms` feature) into `client-wasm/pkg-raw`, for its size.
+fn build_raw_package() -> Result {
+    crate::npm::build(&crate::npm::Options {
+        out_dir: "pkg-raw".into(),
+        default_features: false,
+    })
 }
 
 fn bench_dir() -> PathBuf {
