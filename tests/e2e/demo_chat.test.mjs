@@ -15,7 +15,13 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { collectErrors, demoDist, launchChromium, startServer } from "./support/harness.mjs";
+import {
+  collectErrors,
+  demoDist,
+  launchChromium,
+  startServer,
+  withoutNetworkNoise,
+} from "./support/harness.mjs";
 
 // Screenshots for the README: `DEMO_SCREENSHOTS=docs` writes them where docs/ expects them.
 const SHOTS = process.env.DEMO_SCREENSHOTS ?? "tests/e2e/artifacts";
@@ -136,18 +142,9 @@ async function waitForPresence(user, names) {
   );
 }
 
-// While the server is down the browser itself logs every refused request and socket; those
-// are the network's doing, not the app's, and are the only console errors allowed.
-const NETWORK_NOISE = [
-  /Failed to load resource/,
-  /WebSocket connection to .* failed/,
-  /net::ERR_/,
-];
-
 function assertNoErrors() {
   for (const user of Object.values(users)) {
-    const errors = user.errors.filter((e) => !NETWORK_NOISE.some((noise) => noise.test(e)));
-    assert.deepEqual(errors, [], `console errors on ${user.name}'s page`);
+    assert.deepEqual(withoutNetworkNoise(user.errors), [], `console errors on ${user.name}'s page`);
   }
 }
 

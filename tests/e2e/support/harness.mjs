@@ -79,3 +79,12 @@ export function collectErrors(page) {
   page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
   return errors;
 }
+
+// While a server is down the browser itself logs every refused request and socket; those are
+// the network's doing, not the page's, and tests that stop a server on purpose allow them.
+const NETWORK_NOISE = [/Failed to load resource/, /WebSocket connection to .* failed/, /net::ERR_/];
+
+/** `errors` without the browser's own lines about refused requests and sockets. */
+export function withoutNetworkNoise(errors) {
+  return errors.filter((e) => !NETWORK_NOISE.some((noise) => noise.test(e)));
+}
