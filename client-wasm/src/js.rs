@@ -901,7 +901,7 @@ impl LifelineSocket {
         let started = room_name(&room).and_then(|room| {
             let value = json_data(&data)?;
             self.rooms()?
-                .publish(&room, &value)
+                .publish_data(&room, value)
                 .map_err(|e| room_error(&e))
         });
         match started {

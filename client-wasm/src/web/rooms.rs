@@ -174,10 +174,26 @@ impl RoomsClient {
             .rooms
             .borrow_mut()
             .publish_json(now(), room, data)?;
+        Ok(self.await_ack(id))
+    }
+
+    /// [`publish`](Self::publish) for data that is JSON already: no serialization into a
+    /// `serde_json::Value` first (the JS API's path, which keeps that serializer out of the
+    /// package).
+    pub(crate) fn publish_data(
+        &self,
+        room: &str,
+        data: protocol::Data,
+    ) -> Result<PublishFuture, RoomError> {
+        let id = self.inner.rooms.borrow_mut().publish(now(), room, data)?;
+        Ok(self.await_ack(id))
+    }
+
+    fn await_ack(&self, id: PublishId) -> PublishFuture {
         let (tx, rx) = oneshot::channel();
         self.inner.waiters.borrow_mut().insert(id, tx);
         Inner::flush(&self.inner);
-        Ok(PublishFuture { id, rx })
+        PublishFuture { id, rx }
     }
 
     /// Asks for the room list ([`RoomEvent::Rooms`]); false when not connected.
