@@ -7,7 +7,7 @@
 //! source-phase imports, which neither Vite nor today's browsers support by default.
 //!
 //! After wasm-pack: wasm-opt -Oz (npm's binaryen; wasm-pack's own is off in the crate
-//! metadata), the hand-written TypeScript declarations and README from `client-wasm/js`, and the
+//! metadata), the glue minified with rolldown, the hand-written TypeScript declarations and README from `client-wasm/js`, and the
 //! package.json from `client-wasm/js/package.json` with the workspace version filled in. Then
 //! the sizes are printed and the TypeScript usage file is type-checked against the package.
 //!
@@ -96,10 +96,18 @@ pub(crate) fn build(options: &Options) -> Result {
     // The generated declarations are superseded by index.d.ts; keeping them out of the folder
     // means nothing can import them by accident, and the glue's own pointer (for Deno) moves.
     let glue = pkg.join(format!("{OUT_NAME}.js"));
-    let text = read(&glue)?.replace(
-        &format!("/* @ts-self-types=\"./{OUT_NAME}.d.ts\" */"),
-        "/* @ts-self-types=\"./index.d.ts\" */",
-    );
+    // The glue is minified (a third of its gzip size): rolldown, which vite brings into
+    // node_modules, with the module's exports and the wasm import object's keys unchanged.
+    let minified = pkg.join(format!("{OUT_NAME}.min.js"));
+    Step::new("npm package: minify the JS glue (rolldown)", "rolldown")
+        .arg_path(&glue)
+        .args(["--minify", "--format", "esm", "--file"])
+        .arg_path(&minified)
+        .run()?;
+    std::fs::rename(&minified, &glue).map_err(|e| format!("replacing {}: {e}", glue.display()))?;
+    // The glue's pointer to its declarations (for Deno), which minifying dropped, now names
+    // index.d.ts.
+    let text = format!("/* @ts-self-types=\"./index.d.ts\" */\n{}", read(&glue)?);
     write(&glue, &text)?;
     for generated in [
         format!("{OUT_NAME}.d.ts"),
