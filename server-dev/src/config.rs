@@ -38,8 +38,10 @@ pub struct Config {
     pub max_message_size: usize,
     /// Largest WebSocket frame accepted, in bytes. Default: 64 KiB.
     pub max_frame_size: usize,
-    /// tungstenite read buffer per connection, in bytes. Default: 8 KiB (tungstenite's own
-    /// default of 128 KiB costs too much memory per idle connection).
+    /// tungstenite read buffer per connection, in bytes; a larger frame grows it to fit, up to
+    /// [`Self::max_frame_size`]. Default: 4 KiB. The buffer is held (and zero-filled) for the
+    /// connection's whole life, so it is most of an idle connection's memory; client frames
+    /// of protocol v1 are far smaller. tungstenite's own default of 128 KiB costs far more.
     pub read_buffer_size: usize,
     /// tungstenite write buffer per connection, in bytes. Default: 8 KiB.
     pub write_buffer_size: usize,
@@ -95,7 +97,7 @@ impl Default for Config {
             static_dir: None,
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 8 * 1024,
+            read_buffer_size: 4 * 1024,
             write_buffer_size: 8 * 1024,
             max_connections: 1024,
             max_rooms_per_conn: 32,

@@ -311,7 +311,7 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 /// protocol Ping every `heartbeat`.
 async fn write_loop<Si>(
     sink: &mut Si,
-    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    rx: &mut crate::queue::Receiver<Outbound>,
     hub: &Hub,
     peer: &Peer,
     batch_max: usize,
@@ -328,13 +328,13 @@ where
     let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
         if pending.is_empty() {
+            // Idle connections hold no buffer between bursts.
+            if pending.capacity() > 0 {
+                pending = VecDeque::new();
+            }
             tokio::select! {
                 biased;
-                item = rx.recv() => match item {
-                    Some(item) => pending.extend(hub.resolve(peer, item)),
-                    // The hub dropped us (cannot happen while registered); end quietly.
-                    None => return Exit::Gone,
-                },
+                item = rx.recv() => pending.extend(hub.resolve(peer, item)),
                 _ = ping.tick() => {
                     if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
                         debug!(error = %err, "ping failed");
@@ -379,16 +379,23 @@ fn next_frame(pending: &mut VecDeque<Utf8Bytes>, batch_max: usize) -> Option<Utf
     if !second_fits {
         return Some(first);
     }
-    let mut out = String::with_capacity(batch_max);
-    out.push('[');
-    out.push_str(first.as_str());
-    while let Some(next) = pending.front() {
-        if !fits(out.len(), next.as_str().len()) {
+    // Size the batch exactly: the frame's buffer lives until it is written, and a buffer
+    // of `batch_max` per frame in flight is what idle connections were left fragmented by.
+    let mut len = 1 + first.as_str().len();
+    let mut count = 0;
+    for next in pending.iter() {
+        if !fits(len, next.as_str().len()) {
             break;
         }
+        len += 1 + next.as_str().len();
+        count += 1;
+    }
+    let mut out = String::with_capacity(len + 1);
+    out.push('[');
+    out.push_str(first.as_str());
+    for next in pending.drain(..count) {
         out.push(',');
         out.push_str(next.as_str());
-        pending.pop_front();
     }
     out.push(']');
     Some(Utf8Bytes::from(out))

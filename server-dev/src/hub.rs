@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::{ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since, close};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::Config;
+use crate::queue;
 
 /// A connection's id, unique within one server run.
 pub(crate) type ConnId = u64;
@@ -54,7 +55,7 @@ struct Snapshots {
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub(crate) id: ConnId,
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender<Outbound>,
     kick: Arc<watch::Sender<Option<Kick>>>,
     snaps: Arc<Mutex<Snapshots>>,
 }
@@ -70,9 +71,9 @@ impl Peer {
     fn offer(&self, out: Outbound) -> bool {
         match self.tx.try_send(out) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(queue::TrySendError::Full) => false,
             // The connection task is already gone; its disconnect cleans up.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(queue::TrySendError::Closed) => true,
         }
     }
 }
@@ -81,7 +82,7 @@ impl Peer {
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub(crate) peer: Peer,
-    pub(crate) rx: mpsc::Receiver<Outbound>,
+    pub(crate) rx: queue::Receiver<Outbound>,
     /// Becomes `Some(kick)` when the hub wants this connection to end.
     pub(crate) kicked: watch::Receiver<Option<Kick>>,
 }
@@ -399,7 +400,14 @@ impl Hub {
                 self.lock().rooms_frame.clone().into_iter().collect()
             }
             Outbound::Presence(room) => {
-                peer.snaps().presence.remove(&room);
+                {
+                    let mut snaps = peer.snaps();
+                    snaps.presence.remove(&room);
+                    // An idle connection keeps no table of rooms it has nothing queued for.
+                    if snaps.presence.is_empty() {
+                        snaps.presence.shrink_to_fit();
+                    }
+                }
                 let state = self.lock();
                 let member = state
                     .conns
@@ -421,7 +429,7 @@ impl Hub {
 
     /// Adds a connection with a fresh session.
     pub(crate) fn register(&self, name: String) -> Registration {
-        let (tx, rx) = mpsc::channel(self.limits.queue_capacity);
+        let (tx, rx) = queue::bounded(self.limits.queue_capacity);
         let (kick, kicked) = watch::channel(None);
         self.with(|state, limits, _| {
             state.next_id += 1;

@@ -35,6 +35,7 @@ mod config;
 pub mod conn;
 mod error;
 mod hub;
+mod queue;
 mod routes;
 mod server;
 mod test_endpoints;

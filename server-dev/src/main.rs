@@ -57,8 +57,8 @@ struct Args {
     /// Most rooms the server keeps (with members or with retained history).
     #[arg(long, default_value_t = 10_000)]
     max_rooms: usize,
-    /// tungstenite read buffer per connection, in bytes.
-    #[arg(long, default_value_t = 8 * 1024)]
+    /// tungstenite read buffer per connection, in bytes (grows to fit a larger frame).
+    #[arg(long, default_value_t = 4 * 1024)]
     read_buffer_size: usize,
     /// tungstenite write buffer per connection, in bytes.
     #[arg(long, default_value_t = 8 * 1024)]
