@@ -27,7 +27,7 @@ pub fn default_ping(id: u64) -> Message {
 /// The default pong matcher: a protocol v1 `{"type":"pong",...}` frame.
 pub fn default_is_pong(text: &str) -> bool {
     // Cheap pre-check so ordinary messages are not parsed twice.
-    text.contains("pong") && is_pong_message(text)
+    super::url::find(text.as_bytes(), b"pong").is_some() && is_pong_message(text)
 }
 
 /// With the rooms layer, its decoder of server messages is in the build anyway.

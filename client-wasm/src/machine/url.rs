@@ -20,7 +20,7 @@ pub fn validate_url(supplied: &str) -> Result<String> {
         supplied: supplied.to_owned(),
         reason: reason.to_owned(),
     };
-    let Some((scheme, rest)) = supplied.split_once("://") else {
+    let Some((scheme, rest)) = split_once(supplied, b"://") else {
         return Err(bad(
             "expected an absolute ws://, wss://, http:// or https:// URL",
         ));
@@ -54,7 +54,7 @@ pub fn validate_url(supplied: &str) -> Result<String> {
     }
     if let Some(port) = host
         .strip_prefix('[')
-        .and_then(|h| h.split_once("]:"))
+        .and_then(|h| split_once(h, b"]:"))
         .map(|(_, p)| p)
         .or_else(|| {
             if host.starts_with('[') {
@@ -68,4 +68,20 @@ pub fn validate_url(supplied: &str) -> Result<String> {
         return Err(bad("the port is not a number from 0 to 65535"));
     }
     Ok(format!("{scheme}://{rest}"))
+}
+
+/// `text.split_once(separator)` for an ASCII separator, by a plain byte scan: `str`'s
+/// substring search (Two-Way) is kilobytes of wasm for what is a two- or three-byte needle.
+pub(crate) fn split_once<'a>(text: &'a str, separator: &[u8]) -> Option<(&'a str, &'a str)> {
+    let at = find(text.as_bytes(), separator)?;
+    // An ASCII separator starts and ends on char boundaries, so both `get`s succeed.
+    Some((text.get(..at)?, text.get(at + separator.len()..)?))
+}
+
+/// The first index of `needle` in `haystack` (a naive scan: needles here are a few bytes).
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
