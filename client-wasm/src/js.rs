@@ -709,11 +709,25 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
         }
         RoomEvent::Presence { room, members } => {
             put("room", room.into());
-            put("members", to_json_value(members));
+            put(
+                "members",
+                members.iter().map(JsValue::from).collect::<Array>().into(),
+            );
             "presence"
         }
         RoomEvent::Rooms(rooms) => {
-            put("rooms", to_json_value(rooms));
+            // Built directly (what `JSON.parse` of the wire form gives) rather than through
+            // serde_json and JSON.parse: no serializer for these types in the wasm.
+            let list: Array = rooms
+                .iter()
+                .map(|info| {
+                    let entry = Object::new();
+                    set(&entry, "room", &info.room.as_str().into());
+                    set(&entry, "members", &info.members.into());
+                    JsValue::from(entry)
+                })
+                .collect();
+            put("rooms", list.into());
             "rooms"
         }
         RoomEvent::ServerError { code, message } => {
