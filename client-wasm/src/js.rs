@@ -52,6 +52,19 @@ const ERR_DISPOSED: &str = "ERR_DISPOSED";
 // Errors: the one place where errors become JS values, and JS values become text.
 // ---------------------------------------------------------------------------------------------
 
+/// `send`'s return value, `"sent"` or `"queued"`: made once, so a send returns a reference
+/// instead of decoding a new string out of wasm memory.
+fn sent_name(sent: Sent) -> JsValue {
+    thread_local! {
+        static SENT: JsValue = JsValue::from_str("sent");
+        static QUEUED: JsValue = JsValue::from_str("queued");
+    }
+    match sent {
+        Sent::Transmitted => SENT.with(JsValue::clone),
+        Sent::Queued => QUEUED.with(JsValue::clone),
+    }
+}
+
 /// Builds the JS `Error` for a crate error: `name`, `code`, `message` and the refused input.
 fn to_js_error(error: &Error) -> JsValue {
     let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
@@ -950,10 +963,14 @@ impl LifelineSocket {
     }
 
     /// Sends a string, `ArrayBuffer` or view now if open, otherwise queues it.
-    pub fn send(&self, data: JsValue) -> JsResult<String> {
+    pub fn send(&self, data: JsValue) -> JsResult<JsValue> {
         self.with_client(|_| ())?;
         let message = if let Some(text) = data.as_string() {
-            Message::Text(text)
+            // The JS string itself goes to the socket when it is sent at once.
+            let sent = self
+                .with_client(|c| c.send_js_text(&data, text))?
+                .map_err(|e| to_js_error(&e))?;
+            return Ok(sent_name(sent));
         } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
             Message::Binary(Uint8Array::new(buffer).to_vec())
         } else if ArrayBuffer::is_view(&data) {
@@ -971,11 +988,7 @@ impl LifelineSocket {
         let sent = self
             .with_client(|c| c.send(message))?
             .map_err(|e| to_js_error(&e))?;
-        Ok(match sent {
-            Sent::Transmitted => "sent",
-            Sent::Queued => "queued",
-        }
-        .into())
+        Ok(sent_name(sent))
     }
 
     /// Closes for good (no reconnect), with an optional code (1000, 3000–4999) and reason.

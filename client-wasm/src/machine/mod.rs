@@ -459,6 +459,25 @@ impl Machine {
         Ok(Sent::Queued)
     }
 
+    /// The first half of a [`send`](Self::send) that goes out at once, for a shell that hands
+    /// the payload to socket `conn` itself: true when `send` would transmit now, on `conn`,
+    /// with no command waiting before it. The `len` bytes are then accounted as sent and the
+    /// shell sends them; on false nothing changed and the shell calls `send`.
+    pub fn send_now(&mut self, now: Instant, conn: ConnId, len: usize) -> bool {
+        let hw = self.config.high_water_mark;
+        let direct = !matches!(self.state, State::Closed | State::Closing)
+            && self.commands.is_empty()
+            && self.queue.is_empty()
+            && self.conn.as_ref().is_some_and(|c| {
+                c.id == conn && c.phase == Phase::Open && !c.flush_pending && c.buffered <= hw
+            });
+        if direct {
+            self.now = now;
+            self.account(now, len);
+        }
+        direct
+    }
+
     /// Sends a frame at once, ahead of the queue. Meant for a protocol layer's opening frames
     /// (a `hello`, rejoins): call it right after `poll_command` returned [`Event::Open`] and
     /// the frames precede every queued message.
@@ -632,13 +651,19 @@ impl Machine {
     }
 
     fn transmit(&mut self, now: Instant, message: Message) {
-        let Some(c) = self.conn.as_mut() else { return };
-        c.buffered = c.buffered.saturating_add(message.len() as u64);
+        if let Some(conn) = self.account(now, message.len()) {
+            self.commands.push_back(Command::Transmit { conn, message });
+        }
+    }
+
+    /// Counts `len` bytes into the socket's buffer estimate; the connection they go out on.
+    fn account(&mut self, now: Instant, len: usize) -> Option<ConnId> {
+        let c = self.conn.as_mut()?;
+        c.buffered = c.buffered.saturating_add(len as u64);
         if c.buffered > self.config.high_water_mark && c.drain_at.is_none() {
             c.drain_at = Some(now + self.config.drain_poll);
         }
-        let conn = c.id;
-        self.commands.push_back(Command::Transmit { conn, message });
+        Some(c.id)
     }
 
     /// Moves queued messages to the socket while it is below the high-water mark.
@@ -736,4 +761,70 @@ pub fn check_close(code: Option<u16>, reason: Option<&str>) -> Result<(u16, Stri
         });
     }
     Ok((code, reason.to_owned()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code panics by design
+mod send_now_tests {
+    use super::*;
+
+    fn connected(config: Config) -> (Machine, ConnId) {
+        let mut m = Machine::new(
+            config,
+            Target::Url("ws://127.0.0.1:1/".into()),
+            1,
+            Instant(0),
+        )
+        .unwrap();
+        let conn = std::iter::from_fn(|| m.poll_command())
+            .find_map(|c| match c {
+                Command::Open { conn, .. } => Some(conn),
+                _ => None,
+            })
+            .unwrap();
+        m.handle(
+            Instant(0),
+            Input::SocketOpened {
+                conn,
+                protocol: String::new(),
+            },
+        );
+        (m, conn)
+    }
+
+    #[test]
+    fn send_now_only_when_send_would_transmit_at_once() {
+        let config = Config::default()
+            .no_heartbeat()
+            .high_water_mark(10)
+            .drain_poll(Duration::from_millis(50));
+        let (mut m, conn) = connected(config);
+        // The open's events (and the deferred flush) are still waiting: not now.
+        assert!(!m.send_now(Instant(0), conn, 1));
+        while m.poll_command().is_some() {}
+        assert!(
+            !m.send_now(Instant(0), ConnId(conn.0 + 1), 1),
+            "another socket"
+        );
+        // As `send`: 11 bytes go out (estimate 11 > 10), then nothing more at once.
+        assert!(m.send_now(Instant(0), conn, 11));
+        assert_eq!(m.poll_command(), None, "the shell sends the bytes itself");
+        assert_eq!(
+            m.poll_timeout(),
+            Some(Instant(50)),
+            "drain poll armed as by send"
+        );
+        assert!(!m.send_now(Instant(1), conn, 1));
+        assert_eq!(
+            m.send(Instant(1), Message::Text("b".into())),
+            Ok(Sent::Queued)
+        );
+        m.handle(Instant(2), Input::BufferedAmount { conn, amount: 0 });
+        // "b" waits in the queue or as a command: still not now.
+        assert!(!m.send_now(Instant(2), conn, 1));
+        while m.poll_command().is_some() {}
+        assert!(m.send_now(Instant(2), conn, 1));
+        m.close(Instant(3), None, None).unwrap();
+        assert!(!m.send_now(Instant(3), conn, 1), "closing");
+    }
 }

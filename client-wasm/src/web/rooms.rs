@@ -48,12 +48,7 @@ use crate::typed::DecodeError;
 
 type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
 
-fn now() -> Instant {
-    let ms = web_sys::window()
-        .and_then(|w| w.performance())
-        .map_or_else(js_sys::Date::now, |p| p.now());
-    Instant(ms.max(0.0) as u64)
-}
+use super::now;
 
 struct Armed {
     at: Instant,
