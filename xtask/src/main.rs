@@ -33,7 +33,7 @@ commands:
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
   package [--raw]       build the npm package into client-wasm/pkg; --raw builds the raw
                         resilient socket (no rooms feature) into client-wasm/pkg-raw instead
-  bench [size|server|all] [--quick] [--record-sizes]
+  bench [size|browser|latency|server|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
 
 options:
