@@ -28,6 +28,8 @@
 
 mod error;
 pub mod machine;
+#[cfg(feature = "rooms")]
+mod publish;
 pub mod typed;
 
 pub use error::{Error, QueueLimit, Result};

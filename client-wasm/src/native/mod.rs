@@ -30,15 +30,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -61,7 +58,7 @@ pub enum ClientEvent {
     Room(RoomEvent),
 }
 
-type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
+use crate::publish::Waiter;
 
 struct Core {
     machine: Machine,
@@ -111,32 +108,9 @@ impl Drop for Client {
     }
 }
 
-/// Resolves when the server acknowledges a publish, or fails with its [`RoomError`]
-/// ([`RoomError::PublishTimeout`] after the ack timeout, [`RoomError::Closed`] if the client
-/// is dropped first).
-#[must_use = "a publish is sent either way; the handle only reports its outcome"]
-#[derive(Debug)]
-pub struct PublishHandle {
-    id: PublishId,
-    rx: oneshot::Receiver<Result<PublishAck, RoomError>>,
-}
-
-impl PublishHandle {
-    /// The publish's id.
-    pub fn id(&self) -> PublishId {
-        self.id
-    }
-}
-
-impl Future for PublishHandle {
-    type Output = Result<PublishAck, RoomError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(RoomError::Closed)))
-    }
-}
+/// Resolves when the server acknowledges a publish, or fails with its [`RoomError`]; the same
+/// future the browser shell returns.
+pub type PublishHandle = crate::publish::PublishFuture;
 
 impl Client {
     /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting.
@@ -197,9 +171,9 @@ impl Client {
     ) -> Result<PublishHandle, RoomError> {
         self.act(|c, now| {
             let id = c.rooms.publish_json(now, room, data)?;
-            let (tx, rx) = oneshot::channel();
-            c.waiters.insert(id, tx);
-            Ok(PublishHandle { id, rx })
+            let (waiter, future) = PublishHandle::new(id);
+            c.waiters.insert(id, waiter);
+            Ok(future)
         })
     }
 

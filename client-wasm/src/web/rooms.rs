@@ -25,12 +25,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use futures::channel::oneshot;
 use gloo_timers::callback::Timeout;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -44,9 +40,9 @@ use crate::machine::rooms::{
 };
 use crate::machine::sorted_map::SortedMap;
 use crate::machine::{Instant, State};
+pub use crate::publish::PublishFuture;
+use crate::publish::Waiter;
 use crate::typed::DecodeError;
-
-type Waiter = oneshot::Sender<Result<PublishAck, RoomError>>;
 
 use super::now;
 
@@ -76,32 +72,6 @@ impl fmt::Debug for RoomsClient {
         f.debug_struct("RoomsClient")
             .field("stats", &self.stats())
             .finish_non_exhaustive()
-    }
-}
-
-/// Resolves with the server's ack, or fails with [`RoomError::PublishTimeout`] (or another
-/// [`RoomError`]). Dropping it does not cancel the publish.
-#[must_use = "the publish is sent either way; the future only reports its outcome"]
-#[derive(Debug)]
-pub struct PublishFuture {
-    id: PublishId,
-    rx: oneshot::Receiver<Result<PublishAck, RoomError>>,
-}
-
-impl PublishFuture {
-    /// The publish's id (as in [`RoomEvent::Acked`]).
-    pub fn id(&self) -> PublishId {
-        self.id
-    }
-}
-
-impl Future for PublishFuture {
-    type Output = Result<PublishAck, RoomError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(RoomError::Closed)))
     }
 }
 
@@ -185,10 +155,10 @@ impl RoomsClient {
     }
 
     fn await_ack(&self, id: PublishId) -> PublishFuture {
-        let (tx, rx) = oneshot::channel();
-        self.inner.waiters.borrow_mut().insert(id, tx);
+        let (waiter, future) = PublishFuture::new(id);
+        self.inner.waiters.borrow_mut().insert(id, waiter);
         Inner::flush(&self.inner);
-        PublishFuture { id, rx }
+        future
     }
 
     /// Asks for the room list ([`RoomEvent::Rooms`]); false when not connected.
