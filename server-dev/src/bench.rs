@@ -25,6 +25,7 @@ use protocol::ServerMsg;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::test_endpoints::upgrade;
 
 /// The most events one `/bench/send` connection sends.
 const MAX_EVENTS: u64 = 10_000_000;
@@ -37,18 +38,6 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/bench/send", any(send))
         .route("/bench/recv", any(recv))
-}
-
-fn upgrade(mut ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
-    let first = ws.requested_protocols().next().cloned();
-    if let Some(first) = first {
-        ws.set_selected_protocol(first);
-    }
-    let c = state.config();
-    ws.max_message_size(c.max_message_size)
-        .max_frame_size(c.max_frame_size)
-        .read_buffer_size(c.read_buffer_size)
-        .write_buffer_size(c.write_buffer_size)
 }
 
 #[derive(Debug, Deserialize)]

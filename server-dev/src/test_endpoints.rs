@@ -36,7 +36,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/reject", any(reject))
 }
 
-fn upgrade(mut ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+pub(crate) fn upgrade(mut ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     // Accept whatever subprotocol the client offers first, so that a client that always asks
     // for `lifeline.v1` can use these endpoints too.
     let first = ws.requested_protocols().next().cloned();

@@ -172,6 +172,31 @@ pub struct PublishAck {
     pub duplicate: bool,
 }
 
+impl RoomEvent {
+    /// What this event settles for a publish waiting on it: its ack, or its failure. Shells use
+    /// it to resolve the future they handed out for that publish.
+    pub fn publish_outcome(&self) -> Option<(PublishId, Result<PublishAck, RoomError>)> {
+        match self {
+            RoomEvent::Acked {
+                id,
+                room,
+                offset,
+                duplicate,
+            } => Some((
+                *id,
+                Ok(PublishAck {
+                    id: *id,
+                    room: room.clone(),
+                    offset: *offset,
+                    duplicate: *duplicate,
+                }),
+            )),
+            RoomEvent::PublishFailed { id, error, .. } => Some((*id, Err(error.clone()))),
+            _ => None,
+        }
+    }
+}
+
 /// A message delivered in a room. `T` is the application's type; the layer delivers
 /// [`Data`] (any JSON) and [`RoomMessage::decode`] turns it into `T`.
 #[derive(Debug, Clone, PartialEq)]

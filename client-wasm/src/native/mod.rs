@@ -43,7 +43,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::machine::rooms::{Outgoing, RoomsConfig};
-use crate::machine::rooms::{PublishAck, PublishId, RoomError, RoomEvent, RoomStats, Rooms};
+use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomStats, Rooms};
 use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
 use crate::{Config, Error, Event, Message, Result, Sent, State};
 
@@ -299,24 +299,7 @@ fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
             let _ = core.machine.send_preamble(now, m);
         }
         while let Some(event) = core.rooms.poll_event() {
-            let resolved = match &event {
-                RoomEvent::Acked {
-                    id,
-                    room,
-                    offset,
-                    duplicate,
-                } => Some((
-                    *id,
-                    Ok(PublishAck {
-                        id: *id,
-                        room: room.clone(),
-                        offset: *offset,
-                        duplicate: *duplicate,
-                    }),
-                )),
-                RoomEvent::PublishFailed { id, error, .. } => Some((*id, Err(error.clone()))),
-                _ => None,
-            };
+            let resolved = event.publish_outcome();
             if let Some((id, result)) = resolved
                 && let Some(waiter) = core.waiters.remove(&id)
             {

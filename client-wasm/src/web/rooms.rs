@@ -35,8 +35,7 @@ use super::subscribers::{EventStream, Subscribers, Subscription};
 use super::{Client, ClientHandle};
 use crate::Event;
 use crate::machine::rooms::{
-    Outgoing, PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms,
-    RoomsConfig,
+    Outgoing, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
 };
 use crate::machine::sorted_map::SortedMap;
 use crate::machine::{Instant, State};
@@ -221,24 +220,7 @@ impl Inner {
             }
             let event = this.rooms.borrow_mut().poll_event();
             let Some(event) = event else { break };
-            let resolved = match &event {
-                RoomEvent::Acked {
-                    id,
-                    room,
-                    offset,
-                    duplicate,
-                } => Some((
-                    *id,
-                    Ok(PublishAck {
-                        id: *id,
-                        room: room.clone(),
-                        offset: *offset,
-                        duplicate: *duplicate,
-                    }),
-                )),
-                RoomEvent::PublishFailed { id, error, .. } => Some((*id, Err(error.clone()))),
-                _ => None,
-            };
+            let resolved = event.publish_outcome();
             if let Some((id, result)) = resolved {
                 let waiter = this.waiters.borrow_mut().remove(&id);
                 if let Some(waiter) = waiter {
