@@ -1,10 +1,12 @@
 // Browser throughput (BENCHMARKS.md, section 1): headless Chromium receives and sends `n`
 // ~100-byte protocol-v1 events through server-dev's bench endpoints, with a bare WebSocket,
-// partysocket and ws-lifeline's JS API, in one page, one run; plus the coalescing figure
-// (the same events packed 64 per frame, as server-dev's /ws batches a queue).
+// partysocket, ws-lifeline's JS API and its Rust API (serde-typed events), in one page, one
+// run; plus the coalescing figure (the same events packed 64 per frame, as server-dev's /ws
+// batches a queue).
 //
 // Usage: node benches/browser/throughput.mjs [--n N] [--out FILE]
-// Needs SERVER_DEV_BIN (a server-dev binary) and the npm package in client-wasm/pkg.
+// Needs SERVER_DEV_BIN (a server-dev binary), the npm package in client-wasm/pkg and the Rust
+// API's page module in benches/browser-rust/pkg (both built by `cargo xtask bench browser`).
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { collectErrors, launchChromium, startServer } from "../../tests/e2e/support/harness.mjs";
@@ -17,14 +19,19 @@ const n = Number(arg("--n", "100000"));
 const root = join(dirname(new URL(import.meta.url).pathname), "..", "..");
 const out = arg("--out", join(root, "target", "bench", "browser.json"));
 
-// One static folder: the page, partysocket's ESM files, the built npm package.
+// One static folder: the page, partysocket's ESM files, the built npm package, the Rust API's
+// page module.
 const site = join(root, "target", "bench", "site");
 mkdirSync(join(site, "partysocket"), { recursive: true });
 mkdirSync(join(site, "ws-lifeline"), { recursive: true });
+mkdirSync(join(site, "ws-lifeline-rust"), { recursive: true });
 cpSync(join(root, "benches", "browser", "page.html"), join(site, "index.html"));
 for (const f of ["ws.js"]) cpSync(join(root, "node_modules", "partysocket", "dist", f), join(site, "partysocket", f));
 for (const f of ["index.js", "ws_lifeline.js", "ws_lifeline_bg.wasm"]) {
   cpSync(join(root, "client-wasm", "pkg", f), join(site, "ws-lifeline", f));
+}
+for (const f of ["lifeline_bench_wasm.js", "lifeline_bench_wasm_bg.wasm"]) {
+  cpSync(join(root, "benches", "browser-rust", "pkg", f), join(site, "ws-lifeline-rust", f));
 }
 
 const server = await startServer(["--bench-endpoints", "--static-dir", site]);
@@ -35,7 +42,7 @@ try {
   const errors = collectErrors(page);
   await page.goto(`${server.url}/index.html`);
   await page.waitForFunction(() => window.ready === true, null, { timeout: 30_000 });
-  const clients = ["bare", "partysocket", "ws-lifeline-js"];
+  const clients = ["bare", "partysocket", "ws-lifeline-js", "ws-lifeline-rust"];
   const rate = (r) => Math.round((r.count / r.ms) * 1000);
   for (const kind of clients) {
     const r = await page.evaluate(([k, n]) => window.receive(k, n, 1), [kind, n]);

@@ -4,8 +4,9 @@
 //!   (`benches/size/sizes.mjs`) and fails when one of ours grew more than 10% over
 //!   `benches/sizes.json` (`--record-sizes` rewrites that file instead).
 //! - `browser`: headless Chromium receives and sends protocol-v1 events through server-dev's
-//!   bench endpoints with a bare WebSocket, partysocket and ws-lifeline's JS API
-//!   (`benches/browser/throughput.mjs`), plus the coalescing figure.
+//!   bench endpoints with a bare WebSocket, partysocket, ws-lifeline's JS API and its Rust API
+//!   (`benches/browser/throughput.mjs`; the Rust side is the `benches/browser-rust` crate),
+//!   plus the coalescing figure.
 //! - `latency`: reconnect and half-open detection latency of the native shell
 //!   (`benches/loadgen/src/bin/latency.rs`, through the e2e tests' fault proxy).
 //! - `server`: server-dev (built with `--profile bench-native`) and the Node `ws` peer
@@ -93,6 +94,7 @@ fn build_native(quick: bool, packages: &[&str]) -> Result<PathBuf> {
 
 fn browser(quick: bool) -> Result {
     let bin = build_native(quick, &["server-dev"])?;
+    build_rust_bench()?;
     let out = bench_dir().join(if quick {
         "browser-quick.json"
     } else {
@@ -106,6 +108,25 @@ fn browser(quick: bool) -> Result {
         .args(["--n", if quick { "500" } else { "100000" }])
         .args(["--out".as_ref(), out.as_os_str()])
         .env("SERVER_DEV_BIN", bin.join("server-dev"))
+        .run()
+}
+
+/// Client (d), the Rust API in the page: `benches/browser-rust` into its `pkg` folder, built as
+/// the npm package is (release profile, `--target web`, the same `RUSTFLAGS`, then
+/// `wasm-opt -Oz`), so the two ws-lifeline clients differ only in their API.
+fn build_rust_bench() -> Result {
+    let krate = crate::root().join("benches").join("browser-rust");
+    Step::new("bench: wasm-pack the Rust API page", "wasm-pack")
+        .args(["build", "--release", "--target", "web", "--no-pack"])
+        .args(["--out-dir", "pkg", "--out-name", "lifeline_bench_wasm"])
+        .args([&krate])
+        .env("RUSTFLAGS", crate::npm::remap_rustflags())
+        .run()?;
+    let wasm = krate.join("pkg").join("lifeline_bench_wasm_bg.wasm");
+    Step::new("bench: wasm-opt -Oz the Rust API page", "wasm-opt")
+        .args([&wasm])
+        .args(["-Oz", "--strip-debug", "--strip-producers", "-o"])
+        .args([&wasm])
         .run()
 }
 

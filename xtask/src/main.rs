@@ -183,13 +183,15 @@ fn test(args: &[String]) -> Result {
 }
 
 /// Crates that compile to wasm32 (server-dev, the e2e crate and xtask are native only).
-const WASM_PACKAGES: [&str; 6] = [
+const WASM_PACKAGES: [&str; 8] = [
     "--package",
     "lifeline-protocol",
     "--package",
     "ws-lifeline",
     "--package",
     "demo-yew",
+    "--package",
+    "lifeline-bench-wasm",
 ];
 
 fn bench(args: &[String]) -> Result {
