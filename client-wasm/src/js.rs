@@ -35,7 +35,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::machine::default_terminal;
 #[cfg(feature = "rooms")]
-use crate::machine::rooms::{PublishAck, RoomError, RoomEvent, RoomsConfig};
+use crate::machine::rooms::{PublishAck, RawJson, RoomError, RoomEvent, RoomsConfig};
 use crate::web::Subscription;
 #[cfg(feature = "rooms")]
 use crate::web::rooms::{RoomSubscription, RoomsClient};
@@ -135,7 +135,7 @@ fn room_error(error: &RoomError) -> JsValue {
             "ERR_PUBLISH_REFUSED",
             vec![
                 ("publishId", (id.0 as f64).into()),
-                ("serverCode", to_json_value(code)),
+                ("serverCode", code.as_str().into()),
             ],
         ),
         RoomError::LeftRoom { id, room } => (
@@ -169,12 +169,9 @@ fn describe_js(value: &JsValue) -> String {
 }
 
 #[cfg(feature = "rooms")]
-/// A serde value as the JS value `JSON.parse` would give (wire JSON, so it always parses).
-fn to_json_value<T: serde::Serialize + ?Sized>(value: &T) -> JsValue {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|text| js_sys::JSON::parse(&text).ok())
-        .unwrap_or(JsValue::NULL)
+/// JSON text (validated already) as the JS value `JSON.parse` gives.
+fn parse_json(json: &RawJson) -> JsValue {
+    js_sys::JSON::parse(json.as_str()).unwrap_or(JsValue::NULL)
 }
 
 /// `String(value)`, without throwing (a value whose `toString` throws reads as its type).
@@ -444,7 +441,7 @@ fn room_name(value: &JsValue) -> JsResult<String> {
 
 #[cfg(feature = "rooms")]
 /// Publish data: anything `JSON.stringify` accepts, as JSON.
-fn json_data(data: &JsValue) -> JsResult<serde_json::Value> {
+fn json_data(data: &JsValue) -> JsResult<RawJson> {
     let text = js_sys::JSON::stringify(data).map_err(|exception| {
         room_error(&RoomError::Encode {
             message: describe_js(&exception),
@@ -455,7 +452,8 @@ fn json_data(data: &JsValue) -> JsResult<serde_json::Value> {
             "publish data must be a JSON value (not undefined, a function or a symbol)",
         ));
     };
-    serde_json::from_str(&text).map_err(|e| {
+    // JSON.stringify writes a lone surrogate as a `\u` escape, which the server refuses.
+    RawJson::new(text).map_err(|e| {
         room_error(&RoomError::Encode {
             message: e.to_string(),
         })
@@ -685,7 +683,10 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
         } => {
             put("room", room.into());
             put("recovered", (*recovered).into());
-            put("since", to_json_value(since));
+            let position = Object::new();
+            set(&position, "epoch", &since.epoch.as_str().into());
+            set(&position, "offset", &(since.offset as f64).into());
+            put("since", position.into());
             put("epoch", epoch.into());
             put("offset", (*offset as f64).into());
             "recovery"
@@ -694,7 +695,7 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
             put("room", m.room.as_str().into());
             put("offset", (m.offset as f64).into());
             put("from", m.from.as_str().into());
-            put("data", to_json_value(&m.data));
+            put("data", parse_json(&m.data));
             put("ts", (m.ts as f64).into());
             "roomMessage"
         }
@@ -744,7 +745,7 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
             "rooms"
         }
         RoomEvent::ServerError { code, message } => {
-            put("code", to_json_value(code));
+            put("code", code.as_str().into());
             put("message", message.into());
             "serverError"
         }
@@ -928,7 +929,7 @@ impl LifelineSocket {
         let started = room_name(&room).and_then(|room| {
             let value = json_data(&data)?;
             self.rooms()?
-                .publish_data(&room, value)
+                .publish_raw(&room, value)
                 .map_err(|e| room_error(&e))
         });
         match started {

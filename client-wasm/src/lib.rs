@@ -33,7 +33,9 @@ mod publish;
 pub mod typed;
 
 pub use error::{Error, QueueLimit, Result};
-pub use machine::{CloseInfo, Config, Event, Message, Sent, State, validate_url};
+pub use machine::{
+    CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, State, validate_url,
+};
 pub use protocol;
 
 #[cfg(target_arch = "wasm32")]

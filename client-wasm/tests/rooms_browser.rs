@@ -130,7 +130,11 @@ async fn every_message_once_in_order_across_cut_connections() {
     let _sub = {
         let (got, recoveries) = (got.clone(), recoveries.clone());
         rooms_b.on_event(move |e| match e {
-            RoomEvent::Message(m) => got.borrow_mut().push(m.data["n"].as_u64().unwrap()),
+            RoomEvent::Message(m) => got.borrow_mut().push(
+                m.data.decode::<serde_json::Value>().unwrap()["n"]
+                    .as_u64()
+                    .unwrap(),
+            ),
             RoomEvent::Recovery { recovered, .. } => recoveries.borrow_mut().push(*recovered),
             _ => {}
         })

@@ -78,6 +78,10 @@ fn msg(room: &str, offset: u64) -> ServerMsg {
     }
 }
 
+fn raw(value: serde_json::Value) -> ws_lifeline::RawJson {
+    ws_lifeline::RawJson::from_serialize(&value).unwrap()
+}
+
 fn delivered(evs: &[RoomEvent]) -> Vec<u64> {
     evs.iter()
         .filter_map(|e| match e {
@@ -174,7 +178,9 @@ impl Shell {
     }
 
     fn publish(&mut self, n: u64) {
-        self.r.publish(Instant(self.now), "a", json!(n)).unwrap();
+        self.r
+            .publish(Instant(self.now), "a", raw(json!(n)))
+            .unwrap();
         self.pump_layer();
     }
 
@@ -190,10 +196,12 @@ impl Shell {
         self.wire
             .iter()
             .filter(|(c, _)| *c == conn)
-            .filter_map(|(_, f)| match serde_json::from_str(f).unwrap() {
-                ClientMsg::Publish { id, .. } => Some(id),
-                _ => None,
-            })
+            .filter_map(
+                |(_, f)| match serde_json::from_str::<ClientMsg>(f).unwrap() {
+                    ClientMsg::Publish { id, .. } => Some(id),
+                    _ => None,
+                },
+            )
             .collect()
     }
 }
@@ -226,7 +234,7 @@ fn a_publish_during_a_reconnect_does_not_overtake_the_resends() {
         was_clean: false,
     };
     s.m.handle(Instant(s.now), Input::SocketClosed { conn: first, info });
-    s.r.publish(Instant(s.now), "a", json!(2)).unwrap();
+    s.r.publish(Instant(s.now), "a", raw(json!(2))).unwrap();
     s.pump_layer();
     s.now += 50;
     s.m.handle_timeout(Instant(s.now));
@@ -258,8 +266,8 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
     let mut r = Rooms::new(RoomsConfig::default());
     r.join(Instant(0), "a").unwrap();
     r.join(Instant(0), "b").unwrap();
-    let p1 = r.publish(Instant(0), "a", json!(1)).unwrap();
-    let p2 = r.publish(Instant(0), "b", json!(2)).unwrap();
+    let p1 = r.publish(Instant(0), "a", raw(json!(1))).unwrap();
+    let p2 = r.publish(Instant(0), "b", raw(json!(2))).unwrap();
     assert!(p2 > p1);
     m.send(Instant(0), "user queued".into()).unwrap();
     let conn = std::iter::from_fn(|| m.poll_command())
@@ -334,7 +342,7 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
     r.handle_event(Instant(1), &batch(&[msg("a", 5), msg("a", 6)]));
     assert_eq!(r.session(), Some("tok"));
     let ids: Vec<PublishId> = (0..3)
-        .map(|i| r.publish(Instant(2), "a", json!(i)).unwrap())
+        .map(|i| r.publish(Instant(2), "a", raw(json!(i))).unwrap())
         .collect();
     assert_eq!(sent(&mut r).len(), 3, "sent at once while open");
     r.handle_event(
@@ -346,13 +354,13 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
         }),
     );
     r.handle_event(Instant(4), &close());
-    assert!(r.publish(Instant(5), "a", json!(3)).is_ok());
+    assert!(r.publish(Instant(5), "a", raw(json!(3))).is_ok());
     assert!(sent(&mut r).is_empty(), "nothing sent while closed");
     r.handle_event(Instant(6), &Event::Open);
     let out = sent(&mut r);
     assert!(out.iter().all(|(pre, _)| *pre));
     assert_eq!(out.len(), 2, "publishes wait for the welcome");
-    assert!(r.publish(Instant(6), "a", json!(4)).is_ok());
+    assert!(r.publish(Instant(6), "a", raw(json!(4))).is_ok());
     r.handle_event(
         Instant(6),
         &text(&ServerMsg::Welcome {
@@ -494,7 +502,7 @@ fn bounds_timeouts_refusals_and_leave() {
             .ack_timeout(Duration::from_millis(100)),
     );
     assert_eq!(
-        r.publish(Instant(0), "a", json!(1)),
+        r.publish(Instant(0), "a", raw(json!(1))),
         Err(RoomError::NotJoined { room: "a".into() })
     );
     assert_eq!(
@@ -503,10 +511,10 @@ fn bounds_timeouts_refusals_and_leave() {
     );
     r.join(Instant(0), "a").unwrap();
     r.join(Instant(0), "b").unwrap();
-    let a = r.publish(Instant(0), "a", json!(1)).unwrap();
-    let b = r.publish(Instant(50), "b", json!(2)).unwrap();
+    let a = r.publish(Instant(0), "a", raw(json!(1))).unwrap();
+    let b = r.publish(Instant(50), "b", raw(json!(2))).unwrap();
     assert_eq!(
-        r.publish(Instant(50), "a", json!(3)),
+        r.publish(Instant(50), "a", raw(json!(3))),
         Err(RoomError::TooManyUnacked { limit: 2 })
     );
     assert_eq!(r.poll_timeout(), Some(Instant(100)));
@@ -551,7 +559,7 @@ fn bounds_timeouts_refusals_and_leave() {
             ..
         }]
     ));
-    let c = r.publish(Instant(103), "a", json!(4)).unwrap();
+    let c = r.publish(Instant(103), "a", raw(json!(4))).unwrap();
     assert!(r.leave(Instant(104), "a"));
     assert!(!r.leave(Instant(104), "a"));
     assert_eq!(
@@ -591,7 +599,7 @@ fn presence_rooms_bad_frames_and_typed_decoding() {
         room: "a".into(),
         offset: 1,
         from: "x".into(),
-        data: json!({"n": 1}),
+        data: raw(json!({"n": 1})),
         ts: 5,
     };
     #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -805,7 +813,10 @@ impl App {
                 }
             }
             RoomEvent::Message(m) => {
-                let epoch = m.data["epoch"].as_str().unwrap().to_owned();
+                let epoch = m.data.decode::<serde_json::Value>().unwrap()["epoch"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
                 let (cur_epoch, last) = self.pos.get(&m.room).cloned().unwrap();
                 prop_assert_eq!(&epoch, &cur_epoch, "message from another epoch");
                 prop_assert_eq!(m.offset, last + 1, "offsets go up by one");
@@ -902,7 +913,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 model.publish(ROOMS[usize::from(i)], "other", json!(n));
             }
             Step::Local(i) => {
-                if r.publish(Instant(0), ROOMS[usize::from(i)], json!(published))
+                if r.publish(Instant(0), ROOMS[usize::from(i)], raw(json!(published)))
                     .is_ok()
                 {
                     published += 1;

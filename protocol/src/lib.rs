@@ -45,11 +45,13 @@ pub struct Since {
     pub offset: Offset,
 }
 
-/// Messages from client to server.
+/// Messages from client to server. `D` is the type of `publish`'s data: any JSON
+/// ([`Data`]) by default; a client may keep it as raw JSON text instead.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", ts(concrete(D = Data)))]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientMsg {
+pub enum ClientMsg<D = Data> {
     /// Opens or resumes a session. Sent first on every connection; `session` is the resume token
     /// of an earlier `welcome`, so that publish deduplication survives a reconnect.
     Hello {
@@ -82,7 +84,7 @@ pub enum ClientMsg {
         /// Client message id, unique per session.
         id: MsgId,
         /// Any JSON.
-        data: Data,
+        data: D,
     },
     /// Asks for the room list; the answer is `rooms`.
     ListRooms,
@@ -98,11 +100,12 @@ pub struct RoomInfo {
     pub members: u32,
 }
 
-/// Messages from server to client.
+/// Messages from server to client. `D` is the type of `message`'s data, as in [`ClientMsg`].
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", ts(concrete(D = Data)))]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMsg {
+pub enum ServerMsg<D = Data> {
     /// Answer to `hello`: the session's resume token and whether an earlier session was resumed.
     Welcome {
         /// Resume token to send in the next `hello`.
@@ -143,7 +146,7 @@ pub enum ServerMsg {
         /// Display name of the publisher.
         from: String,
         /// The published JSON.
-        data: Data,
+        data: D,
         /// Server time of publication, milliseconds since the Unix epoch.
         ts: u64,
     },
@@ -201,6 +204,39 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The rate limit was exceeded; a close 1008 follows.
     RateLimited,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NotJoined,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RateLimited,
+    ];
+
+    /// The code as it is written on the wire, such as `"not_joined"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BinaryUnsupported => "binary_unsupported",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+
+    /// The code written `name` on the wire.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+    }
 }
 
 /// Close codes used by protocol v1 (see RFC 6455 §7.4 and the IANA registry).
@@ -275,8 +311,18 @@ mod tests {
     }
 
     #[test]
+    fn error_code_names_are_the_serde_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_name("nope"), None);
+    }
+
+    #[test]
     fn server_error_uses_ref_key() {
-        let msg = ServerMsg::Error {
+        let msg: ServerMsg = ServerMsg::Error {
             code: ErrorCode::NotJoined,
             message: "join first".into(),
             reference: Some(5),

@@ -21,10 +21,10 @@ fn generated() -> String {
     let decls = [
         <serde_json::Value as TS>::decl(&cfg),
         Since::decl(&cfg),
-        ClientMsg::decl(&cfg),
+        <ClientMsg>::decl(&cfg),
         RoomInfo::decl(&cfg),
         ErrorCode::decl(&cfg),
-        ServerMsg::decl(&cfg),
+        <ServerMsg>::decl(&cfg),
     ];
     let mut out = String::from(HEADER);
     for decl in decls {

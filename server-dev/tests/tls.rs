@@ -72,7 +72,7 @@ async fn check_wss(setup: TlsSetup, cert: Vec<u8>) {
         .unwrap();
         assert_eq!(resp.status().as_u16(), 101);
         let mut ws = ws;
-        let ping = serde_json::to_string(&ClientMsg::Ping { id: 5 }).unwrap();
+        let ping = serde_json::to_string(&ClientMsg::<protocol::Data>::Ping { id: 5 }).unwrap();
         ws.send(Message::text(ping)).await.unwrap();
         raw_until(&mut ws, |m| *m == ServerMsg::Pong { id: 5 }).await;
         ws.close(None).await.unwrap();

@@ -123,7 +123,12 @@ impl Receiver {
                 }
             }
             RoomEvent::Message(m) => {
-                let n = m.data["n"].as_u64().expect("numbered message");
+                let n = m
+                    .data
+                    .decode::<serde_json::Value>()
+                    .ok()
+                    .and_then(|v| v["n"].as_u64())
+                    .expect("numbered message");
                 let seg = self.segments.last_mut().expect("joined before a message");
                 if let Some(&prev) = seg.last() {
                     assert_eq!(

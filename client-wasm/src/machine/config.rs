@@ -30,18 +30,8 @@ pub fn default_is_pong(text: &str) -> bool {
     super::url::find(text.as_bytes(), b"pong").is_some() && is_pong_message(text)
 }
 
-/// With the rooms layer, its decoder of server messages is in the build anyway.
-#[cfg(feature = "rooms")]
-fn is_pong_message(text: &str) -> bool {
-    matches!(
-        super::server_frame::decode_message(text),
-        Ok(protocol::ServerMsg::Pong { .. })
-    )
-}
-
-/// Without it, a hand-written matcher (see `pong.rs`) that gives the same answers: the raw
-/// build then needs no JSON decoder at all.
-#[cfg(not(feature = "rooms"))]
+/// A hand-written matcher (see `pong.rs`) that gives the same answers as the protocol
+/// decoder, so the raw build needs no JSON decoder at all.
 fn is_pong_message(text: &str) -> bool {
     super::pong::is_pong(text)
 }

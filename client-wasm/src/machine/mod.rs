@@ -28,10 +28,10 @@
 //! [`Machine::send_preamble`] go out before any queued message, because the queue is flushed
 //! only when `poll_command` is called again with nothing else pending.
 
+#[cfg(feature = "rooms")]
+mod client_frame;
 mod config;
-// Compiled in every build so its test runs against the protocol decoder; only the raw build
-// (no `rooms`) calls it.
-#[cfg_attr(feature = "rooms", allow(dead_code))]
+mod json;
 mod pong;
 #[cfg(feature = "rooms")]
 pub mod rooms;
@@ -49,6 +49,7 @@ pub use config::{
     Backoff, Config, Heartbeat, PingBuilder, PongMatcher, TerminalRule, default_is_pong,
     default_ping, default_terminal,
 };
+pub use json::{InvalidJson, RawJson};
 pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, State};
 pub use url::validate_url;
 

@@ -24,10 +24,11 @@
 //! ```
 //! use ws_lifeline::machine::rooms::{Outgoing, RoomEvent, Rooms, RoomsConfig};
 //! use ws_lifeline::machine::{Event, Instant, Message};
+//! use ws_lifeline::RawJson;
 //!
 //! let mut rooms = Rooms::new(RoomsConfig::default());
 //! rooms.join(Instant(0), "lobby").unwrap();
-//! let id = rooms.publish(Instant(1), "lobby", serde_json::json!("hi")).unwrap();
+//! let id = rooms.publish(Instant(1), "lobby", RawJson::new(r#""hi""#).unwrap()).unwrap();
 //! // The socket opens: the preamble says hello and rejoins; the welcome releases the publish.
 //! rooms.handle_event(Instant(2), &Event::Open);
 //! assert_eq!(std::iter::from_fn(|| rooms.poll_transmit()).count(), 2);
@@ -46,10 +47,13 @@ use super::sorted_map::SortedMap;
 use std::fmt;
 use std::time::Duration;
 
-use protocol::{ClientMsg, Data, ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since};
+use protocol::{ClientMsg, ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::client_frame::{self, Outgoing as ClientFrame};
+pub use super::json::RawJson;
+use super::server_frame::Incoming;
 use super::{Event, Instant, Message};
 use crate::typed::DecodeError;
 
@@ -198,9 +202,9 @@ impl RoomEvent {
 }
 
 /// A message delivered in a room. `T` is the application's type; the layer delivers
-/// [`Data`] (any JSON) and [`RoomMessage::decode`] turns it into `T`.
+/// [`RawJson`] (any JSON, as its text) and [`RoomMessage::decode`] turns it into `T`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RoomMessage<T = Data> {
+pub struct RoomMessage<T = RawJson> {
     /// Room name.
     pub room: String,
     /// Offset in the room: consecutive within an epoch.
@@ -213,18 +217,19 @@ pub struct RoomMessage<T = Data> {
     pub ts: u64,
 }
 
-impl RoomMessage<Data> {
+impl RoomMessage<RawJson> {
     /// Decodes the data into `T`; on failure the error carries the raw JSON.
     ///
     /// ```
     /// use ws_lifeline::machine::rooms::RoomMessage;
-    /// let m = RoomMessage { room: "r".into(), offset: 1, from: "a".into(), data: serde_json::json!(7), ts: 0 };
+    /// use ws_lifeline::RawJson;
+    /// let m = RoomMessage { room: "r".into(), offset: 1, from: "a".into(), data: RawJson::new("7").unwrap(), ts: 0 };
     /// assert_eq!(m.decode::<u32>().unwrap().data, 7);
     /// assert!(m.decode::<String>().is_err());
     /// ```
     pub fn decode<T: DeserializeOwned>(&self) -> Result<RoomMessage<T>, DecodeError> {
-        let data = T::deserialize(&self.data).map_err(|e| DecodeError {
-            raw: self.data.to_string(),
+        let data = self.data.decode().map_err(|e| DecodeError {
+            raw: self.data.as_str().to_owned(),
             error: e.to_string(),
         })?;
         Ok(RoomMessage {
@@ -410,9 +415,8 @@ pub struct Rooms {
     stats: RoomStats,
 }
 
-fn frame(msg: &ClientMsg) -> Message {
-    // Serializing these types cannot fail: every field is a string, number or JSON value.
-    Message::Text(serde_json::to_string(msg).unwrap_or_default())
+fn frame(msg: &ClientFrame) -> Message {
+    Message::Text(client_frame::encode(msg))
 }
 
 impl Rooms {
@@ -523,7 +527,7 @@ impl Rooms {
         &mut self,
         now: Instant,
         room: &str,
-        data: Data,
+        data: RawJson,
     ) -> Result<PublishId, RoomError> {
         if !self.rooms.contains_key(room) {
             return Err(RoomError::NotJoined {
@@ -573,7 +577,7 @@ impl Rooms {
         room: &str,
         data: &T,
     ) -> Result<PublishId, RoomError> {
-        let data = serde_json::to_value(data).map_err(|e| RoomError::Encode {
+        let data = RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
             message: e.to_string(),
         })?;
         self.publish(now, room, data)
@@ -702,7 +706,7 @@ impl Rooms {
         }
     }
 
-    fn on_server(&mut self, msg: ServerMsg) {
+    fn on_server(&mut self, msg: Incoming) {
         match msg {
             ServerMsg::Welcome {
                 session,

@@ -35,7 +35,7 @@ use super::subscribers::{EventStream, Subscribers, Subscription};
 use super::{Client, ClientHandle};
 use crate::Event;
 use crate::machine::rooms::{
-    Outgoing, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
+    Outgoing, PublishId, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
 };
 use crate::machine::sorted_map::SortedMap;
 use crate::machine::{Instant, State};
@@ -141,14 +141,9 @@ impl RoomsClient {
         Ok(self.await_ack(id))
     }
 
-    /// [`publish`](Self::publish) for data that is JSON already: no serialization into a
-    /// `serde_json::Value` first (the JS API's path, which keeps that serializer out of the
-    /// package).
-    pub(crate) fn publish_data(
-        &self,
-        room: &str,
-        data: protocol::Data,
-    ) -> Result<PublishFuture, RoomError> {
+    /// [`publish`](Self::publish) for data that is JSON text already (the JS API's path,
+    /// which keeps serde_json out of the package).
+    pub fn publish_raw(&self, room: &str, data: RawJson) -> Result<PublishFuture, RoomError> {
         let id = self.inner.rooms.borrow_mut().publish(now(), room, data)?;
         Ok(self.await_ack(id))
     }
