@@ -12,7 +12,7 @@ pub enum Error {
     /// `https:` are mapped to `ws:` and `wss:` (as browsers have done since 2023, see
     /// [the WebSocket standard](https://websockets.spec.whatwg.org/#dom-websocket-websocket));
     /// everything else is rejected.
-    #[error("invalid WebSocket URL {supplied:?}: {reason}")]
+    #[error("invalid WebSocket URL \"{supplied}\": {reason}")]
     InvalidUrl {
         /// The URL as supplied.
         supplied: String,

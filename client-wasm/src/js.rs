@@ -1096,7 +1096,7 @@ impl LifelineSocket {
         let Some(kind) = type_index(kind) else {
             let known: Vec<&str> = TYPES.iter().chain(ROOM_TYPES.iter()).copied().collect();
             return Err(invalid_argument(&format!(
-                "unknown event type {kind:?}; expected one of {}",
+                "unknown event type \"{kind}\"; expected one of {}",
                 known.join(", ")
             )));
         };

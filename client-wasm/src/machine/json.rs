@@ -54,7 +54,7 @@ impl RawJson {
         if !scan.at_end() {
             return Err(InvalidJson);
         }
-        Ok(RawJson::trusted(&text[start..end]))
+        Ok(RawJson::trusted(text.get(start..end).unwrap_or_default()))
     }
 
     /// `value` as JSON, with serde.
@@ -460,7 +460,7 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&text[start..i]);
+        out.push_str(text.get(start..i).unwrap_or_default());
         start = i + 1;
         if short.is_empty() {
             out.push_str("\\u00");
@@ -470,7 +470,7 @@ pub(crate) fn push_string(out: &mut String, text: &str) {
             out.push_str(short);
         }
     }
-    out.push_str(&text[start..]);
+    out.push_str(text.get(start..).unwrap_or_default());
     out.push('"');
 }
 

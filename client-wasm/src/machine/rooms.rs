@@ -98,13 +98,13 @@ impl RoomsConfig {
 #[non_exhaustive]
 pub enum RoomError {
     /// The room name is empty, longer than 64 characters or has control characters.
-    #[error("invalid room name {room:?}: 1 to 64 characters, no control characters")]
+    #[error("invalid room name \"{room}\": 1 to 64 characters, no control characters")]
     InvalidRoom {
         /// The name supplied.
         room: String,
     },
     /// Publishing needs a joined room.
-    #[error("not joined to room {room:?}: join it before publishing")]
+    #[error("not joined to room \"{room}\": join it before publishing")]
     NotJoined {
         /// The room.
         room: String,
@@ -125,7 +125,7 @@ pub enum RoomError {
         after_ms: u64,
     },
     /// The server refused the publish.
-    #[error("the server refused publish {id}: {code:?}: {message}")]
+    #[error("the server refused publish {id}: {}: {message}", code.as_str())]
     Refused {
         /// The publish.
         id: PublishId,
@@ -135,7 +135,7 @@ pub enum RoomError {
         message: String,
     },
     /// The room was left before the publish was acknowledged; it is not resent.
-    #[error("room {room:?} was left before publish {id} was acknowledged")]
+    #[error("room \"{room}\" was left before publish {id} was acknowledged")]
     LeftRoom {
         /// The publish.
         id: PublishId,

@@ -175,7 +175,7 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
                 room: f.string("room")?,
                 offset: f.u64("offset")?,
                 from: f.string("from")?,
-                data: RawJson::trusted(&f.text[data.start..data.end]),
+                data: RawJson::trusted(f.text.get(data.start..data.end).ok_or(BAD_JSON)?),
                 ts: f.u64("ts")?,
             }
         }
