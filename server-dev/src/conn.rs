@@ -74,23 +74,43 @@ impl Bucket {
     }
 }
 
-/// Runs a `/ws` connection on an upgraded socket until it ends.
-pub(crate) async fn run_socket(socket: WebSocket, state: AppState, name: String) {
+/// Runs a `/ws` connection on an upgraded socket in a task of its own until it ends, then
+/// drops `hold` (what must live exactly as long as the connection).
+///
+/// The socket is split here rather than inside the task: an async fn keeps its arguments in
+/// its state for its whole life, so a socket moved in and split there would be held twice.
+pub(crate) fn spawn_socket<H: Send + 'static>(
+    socket: WebSocket,
+    state: AppState,
+    name: String,
+    hold: H,
+) {
     let (sink, stream) = socket.split();
-    run_connection(sink, stream, state, name).await;
+    tokio::spawn(run(sink, stream, state, name, hold));
 }
 
 /// Runs one protocol v1 connection for the client `name` on any message sink and stream.
 ///
 /// Returns once the connection has ended and the hub has forgotten it. The stream yields
 /// `axum::Error`s so that a size-limit breach can be told apart (it closes with 1009).
-pub async fn run_connection<Si, St>(mut sink: Si, mut stream: St, state: AppState, name: String)
+pub async fn run_connection<Si, St>(sink: Si, stream: St, state: AppState, name: String)
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
     St: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let hub = state.hub().clone();
+    run(sink, stream, state, name, ()).await;
+}
+
+/// [`run_connection`], holding `_hold` until the connection has ended.
+async fn run<Si, St, H>(mut sink: Si, mut stream: St, state: AppState, name: String, _hold: H)
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    // Borrowed, not cloned: everything here lives in the connection's task for its whole life.
+    let hub = state.hub();
     let mut reg = hub.register(name);
     let id = reg.peer.id;
     let config = state.config();
@@ -98,11 +118,11 @@ where
     info!(conn = id, "ws connected");
 
     let exit = {
-        let read = read_loop(&mut stream, &hub, &reg.peer, &state);
+        let read = read_loop(&mut stream, hub, &reg.peer, &state);
         let write = write_loop(
             &mut sink,
             &mut reg.rx,
-            &hub,
+            hub,
             &reg.peer,
             config.batch_max_bytes,
             config.heartbeat_interval,

@@ -200,9 +200,10 @@ async fn ws(
         .max_frame_size(config.max_frame_size)
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(config.write_buffer_size)
-        .on_upgrade(move |socket| async move {
-            let _guard = guard;
-            let _slot = slot;
-            conn::run_socket(socket, state, name).await;
+        .on_upgrade(move |socket| {
+            // axum's upgrade task ends here; the connection gets a task of its own that holds
+            // only what it needs while idle.
+            conn::spawn_socket(socket, state, name, (guard, slot));
+            std::future::ready(())
         })
 }
