@@ -6,11 +6,14 @@
 //! `online`), `on…` properties, `send` returning `"sent"` or `"queued"`, `readyState` and
 //! friends. The TypeScript declarations are hand-written in `client-wasm/js/index.d.ts`.
 //!
-//! Ownership: the exported object owns the [`Client`], the registered JS listeners and the
-//! JS functions from the options. [`LifelineSocket::dispose`] (also `[Symbol.dispose]`, and
-//! wasm-bindgen's `free()`, which drops the struct) releases all of them; a removed listener
-//! is released at once. Callbacks hold only [`Weak`] references, so no cycle keeps anything
-//! alive, and no closure is ever `forget`-ed.
+//! Listeners and `on…` handlers live in `index.js`, the package entry, which subclasses this
+//! class: the wasm builds each event object and hands it to the JS object's `__emit`, found
+//! through a [`WeakRef`] so that the wasm never keeps the JS object alive.
+//!
+//! Ownership: the exported object owns the [`Client`] and the JS functions from the options.
+//! [`LifelineSocket::dispose`] (also `[Symbol.dispose]`, and wasm-bindgen's `free()`, which
+//! drops the struct) releases all of them. Callbacks hold only [`Weak`] references, so no
+//! cycle keeps anything alive, and no closure is ever `forget`-ed.
 //!
 //! Protocol v1 (rooms) is the library's [`RoomsClient`], started on first use: `join`, `leave`,
 //! `publish`, `listRooms`, or a listener for a room event (`welcome`, `joined`, `recovery`,
@@ -21,14 +24,13 @@
 //!
 //! Errors: every error that reaches JavaScript is made by [`to_js_error`] (crate errors) or
 //! [`room_error`] (protocol v1 errors), both through [`lifeline_error`]: an `Error` with
-//! `name = "LifelineError"` and a `code`. JS values thrown at us (URL providers, predicates,
-//! listeners) are read by [`describe_js`]. Those are the only conversions.
+//! `name = "LifelineError"` and a `code`. JS values thrown at us (URL providers, predicates)
+//! are read by [`describe_js`]. Those are the only conversions.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use gloo_events::EventListener;
 use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array, WeakRef};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
@@ -186,9 +188,9 @@ fn to_string(value: &JsValue) -> String {
     }
 }
 
-/// Hands an exception thrown by a listener to the page, as `EventTarget` does: through
-/// [`reportError`](https://developer.mozilla.org/en-US/docs/Web/API/reportError) where it
-/// exists (window `error` event, console), else `console.error`. Other listeners still run.
+/// Hands an exception thrown by an `isTerminalClose` function to the page, as `EventTarget`
+/// does for listeners: through [`reportError`](https://developer.mozilla.org/en-US/docs/Web/API/reportError) where it
+/// exists (window `error` event, console), else `console.error`.
 fn report(exception: &JsValue) {
     let global = js_sys::global();
     match Reflect::get(&global, &"reportError".into())
@@ -511,27 +513,17 @@ fn is_room_kind(kind: usize) -> bool {
     kind >= TYPES.len()
 }
 
-struct Listener {
-    id: u64,
-    kind: usize,
-    callback: JsValue,
-    once: bool,
-    /// Removes this listener when its `signal` aborts; dropped (unregistered) with it.
-    _abort: Option<EventListener>,
-}
-
-/// What the event callback needs; owned by the socket, seen by callbacks through a [`Weak`].
+/// Hands events to the JS object (see the module docs); owned by the socket, seen by
+/// callbacks through a [`Weak`].
 #[derive(Default)]
-struct Listeners {
-    list: RefCell<Vec<Listener>>,
-    handlers: RefCell<[Option<Function>; TYPES.len()]>,
-    /// The JS object of the socket, for `event.target`; weak, so it can still be collected.
+struct Emitter {
+    /// The JS object of the socket; weak, so it can still be collected.
     target: RefCell<Option<WeakRef>>,
     /// Set by dispose: nothing is delivered afterwards, even mid-dispatch.
     closed: Cell<bool>,
 }
 
-impl Listeners {
+impl Emitter {
     fn target(&self) -> JsValue {
         self.target
             .borrow()
@@ -540,56 +532,12 @@ impl Listeners {
             .map_or(JsValue::UNDEFINED, JsValue::from)
     }
 
-    fn remove(&self, id: u64) {
-        let removed: Vec<Listener> = {
-            let mut list = self.list.borrow_mut();
-            let (gone, kept) = std::mem::take(&mut *list)
-                .into_iter()
-                .partition(|l| l.id == id);
-            *list = kept;
-            gone
-        };
-        drop(removed);
-    }
-
-    /// Calls every listener of the event's type, then the `on…` handler. Listener lists are
-    /// copied first, so a listener may add or remove listeners or dispose the socket.
-    fn dispatch(&self, kind: usize, event: &JsValue) {
-        let target = self.target();
-        let calls: Vec<(u64, JsValue, bool)> = self
-            .list
-            .borrow()
-            .iter()
-            .filter(|l| l.kind == kind)
-            .map(|l| (l.id, l.callback.clone(), l.once))
-            .collect();
-        for (id, callback, once) in calls {
-            if self.closed.get() || !self.list.borrow().iter().any(|l| l.id == id) {
-                continue;
-            }
-            if once {
-                self.remove(id);
-            }
-            invoke(&callback, &target, event);
+    /// Calls the JS object's `__emit(type, event)`, which runs the listeners and handler
+    /// (and reports their exceptions itself).
+    fn emit(&self, target: &JsValue, kind: &str, event: &JsValue) {
+        if let Ok(emit) = get(target, "__emit").dyn_into::<Function>() {
+            let _ = emit.call2(target, &kind.into(), event);
         }
-        let handler = self.handlers.borrow().get(kind).cloned().flatten();
-        if let Some(handler) = handler.filter(|_| !self.closed.get()) {
-            invoke(&handler.into(), &target, event);
-        }
-    }
-}
-
-/// Calls a listener: a function with `this` = the socket, or an object's `handleEvent`.
-fn invoke(callback: &JsValue, target: &JsValue, event: &JsValue) {
-    let result = match callback.dyn_ref::<Function>() {
-        Some(f) => f.call1(target, event),
-        None => match get(callback, "handleEvent").dyn_into::<Function>() {
-            Ok(handle) => handle.call1(callback, event),
-            Err(_) => Ok(JsValue::UNDEFINED),
-        },
-    };
-    if let Err(exception) = result {
-        report(&exception);
     }
 }
 
@@ -603,12 +551,12 @@ fn state_name(state: State) -> &'static str {
     }
 }
 
-/// The plain event object for `event`, and the index of its type.
+/// The plain event object for `event`, and its type.
 fn js_event(
     event: &Event,
     target: &JsValue,
     protocol: impl FnOnce() -> String,
-) -> (usize, JsValue) {
+) -> (&'static str, JsValue) {
     let object = Object::new();
     let put = |key: &str, value: JsValue| set(&object, key, &value);
     let name = match event {
@@ -650,12 +598,12 @@ fn js_event(
     };
     put("type", name.into());
     put("target", target.clone());
-    (type_index(name).unwrap_or(0), object.into())
+    (name, object.into())
 }
 
 #[cfg(feature = "rooms")]
-/// The plain event object for a protocol v1 event, and the index of its type.
-fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
+/// The plain event object for a protocol v1 event, and its type.
+fn js_room_event(event: &RoomEvent, target: &JsValue) -> (&'static str, JsValue) {
     let object = Object::new();
     let put = |key: &str, value: JsValue| set(&object, key, &value);
     let name = match event {
@@ -757,7 +705,7 @@ fn js_room_event(event: &RoomEvent, target: &JsValue) -> (usize, JsValue) {
     };
     put("type", name.into());
     put("target", target.clone());
-    (type_index(name).unwrap_or(0), object.into())
+    (name, object.into())
 }
 
 #[cfg(feature = "rooms")]
@@ -800,8 +748,7 @@ struct Live {
 #[wasm_bindgen(skip_typescript)]
 pub struct LifelineSocket {
     live: RefCell<Option<Live>>,
-    listeners: Rc<Listeners>,
-    next_listener: Cell<u64>,
+    emitter: Rc<Emitter>,
 }
 
 impl std::fmt::Debug for LifelineSocket {
@@ -821,17 +768,17 @@ impl LifelineSocket {
         #[cfg(feature = "rooms")]
         let rooms_config = rooms_config_from(&options)?;
         let client = Rc::new(start(&url, config)?);
-        let listeners = Rc::new(Listeners::default());
-        let weak: Weak<Listeners> = Rc::downgrade(&listeners);
+        let emitter = Rc::new(Emitter::default());
+        let weak: Weak<Emitter> = Rc::downgrade(&emitter);
         let weak_client: Weak<Client> = Rc::downgrade(&client);
         let subscription = client.on_event(move |event| {
-            let Some(listeners) = weak.upgrade() else {
+            let Some(emitter) = weak.upgrade() else {
                 return;
             };
-            if listeners.closed.get() {
+            if emitter.closed.get() {
                 return;
             }
-            let target = listeners.target();
+            let target = emitter.target();
             let protocol = || {
                 weak_client
                     .upgrade()
@@ -839,7 +786,7 @@ impl LifelineSocket {
                     .unwrap_or_default()
             };
             let (kind, object) = js_event(event, &target, protocol);
-            listeners.dispatch(kind, &object);
+            emitter.emit(&target, kind, &object);
         });
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
@@ -851,15 +798,14 @@ impl LifelineSocket {
                 client,
                 _predicate: predicate,
             })),
-            listeners,
-            next_listener: Cell::new(1),
+            emitter,
         })
     }
 
     /// Called once by the package entry with the JS object itself, for `event.target`.
     #[wasm_bindgen(js_name = "__attachTarget")]
     pub fn attach_target(&self, target: &Object) {
-        *self.listeners.target.borrow_mut() = Some(WeakRef::new(target));
+        *self.emitter.target.borrow_mut() = Some(WeakRef::new(target));
     }
 
     /// Runs `f` on the client with no borrow held, so a listener that `f` triggers may call
@@ -885,16 +831,17 @@ impl LifelineSocket {
         };
         // Built with no borrow held: starting it may send, and sending may report events.
         let rooms = Rc::new(RoomsClient::new(&client, config));
-        let weak = Rc::downgrade(&self.listeners);
+        let weak = Rc::downgrade(&self.emitter);
         let subscription = rooms.on_event(move |event| {
-            let Some(listeners) = weak.upgrade() else {
+            let Some(emitter) = weak.upgrade() else {
                 return;
             };
-            if listeners.closed.get() {
+            if emitter.closed.get() {
                 return;
             }
-            let (kind, object) = js_room_event(event, &listeners.target());
-            listeners.dispatch(kind, &object);
+            let target = emitter.target();
+            let (kind, object) = js_room_event(event, &target);
+            emitter.emit(&target, kind, &object);
         });
         let mut live = self.live.borrow_mut();
         let live = live.as_mut().ok_or_else(disposed)?;
@@ -1081,15 +1028,11 @@ impl LifelineSocket {
         self.live.borrow().is_none()
     }
 
-    /// Registers a listener (a function or an object with `handleEvent`) for one event type.
-    /// The same listener for the same type is registered once, as with `EventTarget`.
-    #[wasm_bindgen(js_name = addEventListener)]
-    pub fn add_event_listener(
-        &self,
-        kind: &str,
-        listener: JsValue,
-        options: JsValue,
-    ) -> JsResult<()> {
+    /// Called by `addEventListener` in `index.js` before it registers `listener`: throws the
+    /// package's errors for a disposed socket, an unknown type or a listener that is neither a
+    /// function nor an object, and starts the rooms layer for a room event.
+    #[wasm_bindgen(js_name = "__check")]
+    pub fn check_listener(&self, kind: &str, listener: &JsValue) -> JsResult<()> {
         if self.live.borrow().is_none() {
             return Err(disposed());
         }
@@ -1107,168 +1050,24 @@ impl LifelineSocket {
         if is_room_kind(kind) {
             self.rooms()?;
         }
+        #[cfg(not(feature = "rooms"))]
+        let _ = kind;
         if !listener.is_function() && !listener.is_object() {
             return Err(invalid_argument(
                 "a listener must be a function or an object with handleEvent",
             ));
         }
-        let duplicate = self
-            .listeners
-            .list
-            .borrow()
-            .iter()
-            .any(|l| l.kind == kind && Object::is(&l.callback, &listener));
-        if duplicate {
-            return Ok(());
-        }
-        let once = options.is_object() && get(&options, "once").is_truthy();
-        let signal = if options.is_object() {
-            get(&options, "signal")
-        } else {
-            JsValue::UNDEFINED
-        };
-        let id = self.next_listener.get();
-        self.next_listener.set(id + 1);
-        let abort = if signal.is_object() {
-            if get(&signal, "aborted").is_truthy() {
-                return Ok(());
-            }
-            let weak = Rc::downgrade(&self.listeners);
-            let target: &web_sys::EventTarget = signal.unchecked_ref();
-            Some(EventListener::once(target, "abort", move |_| {
-                if let Some(listeners) = weak.upgrade() {
-                    listeners.remove(id);
-                }
-            }))
-        } else {
-            None
-        };
-        self.listeners.list.borrow_mut().push(Listener {
-            id,
-            kind,
-            callback: listener,
-            once,
-            _abort: abort,
-        });
         Ok(())
-    }
-
-    /// Removes a listener registered with `addEventListener`, releasing it.
-    #[wasm_bindgen(js_name = removeEventListener)]
-    pub fn remove_event_listener(&self, kind: &str, listener: JsValue) {
-        let Some(kind) = type_index(kind) else { return };
-        let id = self
-            .listeners
-            .list
-            .borrow()
-            .iter()
-            .find(|l| l.kind == kind && Object::is(&l.callback, &listener))
-            .map(|l| l.id);
-        if let Some(id) = id {
-            self.listeners.remove(id);
-        }
-    }
-
-    fn handler(&self, kind: usize) -> JsValue {
-        self.listeners
-            .handlers
-            .borrow()
-            .get(kind)
-            .cloned()
-            .flatten()
-            .map_or(JsValue::NULL, Into::into)
-    }
-
-    fn set_handler(&self, kind: usize, handler: JsValue) {
-        if self.live.borrow().is_none() {
-            return;
-        }
-        if let Some(slot) = self.listeners.handlers.borrow_mut().get_mut(kind) {
-            *slot = handler.dyn_into::<Function>().ok();
-        }
-    }
-
-    /// The `open` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onopen(&self) -> JsValue {
-        self.handler(0)
-    }
-    /// Sets the `open` handler (`null` removes it).
-    #[wasm_bindgen(setter)]
-    pub fn set_onopen(&self, handler: JsValue) {
-        self.set_handler(0, handler);
-    }
-    /// The `message` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onmessage(&self) -> JsValue {
-        self.handler(1)
-    }
-    /// Sets the `message` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_onmessage(&self, handler: JsValue) {
-        self.set_handler(1, handler);
-    }
-    /// The `error` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onerror(&self) -> JsValue {
-        self.handler(2)
-    }
-    /// Sets the `error` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_onerror(&self, handler: JsValue) {
-        self.set_handler(2, handler);
-    }
-    /// The `close` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onclose(&self) -> JsValue {
-        self.handler(3)
-    }
-    /// Sets the `close` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_onclose(&self, handler: JsValue) {
-        self.set_handler(3, handler);
-    }
-    /// The `reconnecting` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onreconnecting(&self) -> JsValue {
-        self.handler(4)
-    }
-    /// Sets the `reconnecting` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_onreconnecting(&self, handler: JsValue) {
-        self.set_handler(4, handler);
-    }
-    /// The `statechange` handler.
-    #[wasm_bindgen(getter)]
-    pub fn onstatechange(&self) -> JsValue {
-        self.handler(5)
-    }
-    /// Sets the `statechange` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_onstatechange(&self, handler: JsValue) {
-        self.set_handler(5, handler);
-    }
-    /// The `giveup` handler.
-    #[wasm_bindgen(getter)]
-    pub fn ongiveup(&self) -> JsValue {
-        self.handler(6)
-    }
-    /// Sets the `giveup` handler.
-    #[wasm_bindgen(setter)]
-    pub fn set_ongiveup(&self, handler: JsValue) {
-        self.set_handler(6, handler);
     }
 
     /// Closes the socket, cancels every timer, releases every listener, handler and option
     /// function. Idempotent; afterwards every method but `dispose`/`free` throws ERR_DISPOSED.
     pub fn dispose(&self) {
-        self.listeners.closed.set(true);
+        self.emitter.closed.set(true);
         let live = self.live.borrow_mut().take();
-        let list = std::mem::take(&mut *self.listeners.list.borrow_mut());
-        let handlers = std::mem::take(&mut *self.listeners.handlers.borrow_mut());
-        let target = self.listeners.target.borrow_mut().take();
+        let target = self.emitter.target.borrow_mut().take();
         // Dropped outside the borrows: dropping the client runs the browser's close.
-        drop((live, list, handlers, target));
+        drop((live, target));
     }
 }
 

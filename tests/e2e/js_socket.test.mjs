@@ -2,6 +2,9 @@
 // Covers:
 // - open, echo (text and binary) and close, with WebSocket-like readyState, url, protocol;
 //   addEventListener/removeEventListener, once, on… properties, event.target;
+// - listener rules as on EventTarget: a listener is registered once per type, an object's
+//   handleEvent is called with the object as `this`, an AbortSignal removes its listener, a
+//   listener that throws is reported and the others still run;
 // - reconnect after the server restarts on the same port, with messages sent while it was
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
@@ -93,6 +96,53 @@ test("open, echo text and binary, close", async () => {
   assert.ok(!result.log.some((e) => e.type === "reconnecting"), "a user close is not retried");
   const states = result.log.filter((e) => e.type === "statechange").map((e) => e.state);
   assert.deepEqual(states.slice(-2), ["closing", "closed"]);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("listeners follow EventTarget's rules: duplicates, handleEvent, signal, exceptions", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (url) => {
+    const reported = [];
+    const realReport = window.reportError;
+    window.reportError = (e) => reported.push(String(e?.message ?? e));
+    const ws = new t.LifelineSocket(url, { heartbeat: false });
+    const calls = [];
+    const twice = () => calls.push("twice");
+    ws.addEventListener("message", twice);
+    ws.addEventListener("message", twice);
+    const handler = {
+      name: "object",
+      handleEvent(event) {
+        calls.push(`${this.name}:${event.data}`);
+      },
+    };
+    ws.addEventListener("message", handler);
+    ws.addEventListener("message", () => {
+      throw new Error("listener failed");
+    });
+    const controller = new AbortController();
+    ws.addEventListener("message", () => calls.push("aborted"), { signal: controller.signal });
+    const aborted = new AbortController();
+    aborted.abort();
+    ws.addEventListener("message", () => calls.push("pre-aborted"), { signal: aborted.signal });
+    ws.onmessage = () => calls.push("onmessage");
+    ws.onmessage = "not a function";
+    const cleared = ws.onmessage;
+    ws.onmessage = () => calls.push("onmessage");
+    const last = new Promise((resolve) => ws.addEventListener("message", resolve, { once: true }));
+    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+    controller.abort();
+    ws.send("one");
+    await last;
+    ws.dispose();
+    window.reportError = realReport;
+    return { calls, reported, cleared, handlerAfterDispose: ws.onmessage };
+  }, ws("/echo"));
+  assert.deepEqual(result.calls, ["twice", "object:one", "onmessage"]);
+  assert.deepEqual(result.reported, ["listener failed"]);
+  assert.equal(result.cleared, null, "a non-function handler clears the slot");
+  assert.equal(result.handlerAfterDispose, null, "dispose releases the handlers");
   await page.close();
   assert.deepEqual(errors, []);
 });
