@@ -64,7 +64,8 @@ fn key(out: &mut String, name: &str) {
     out.push_str("\":");
 }
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
+#[cfg(not(target_arch = "wasm32"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

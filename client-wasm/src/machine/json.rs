@@ -270,10 +270,11 @@ impl<'a> Scanner<'a> {
             }
             float = true;
         }
-        if !float && !negative {
-            if let Some(n) = parse_u64(int) {
-                return Some(Kind::U64(n));
-            }
+        if !float
+            && !negative
+            && let Some(n) = parse_u64(int)
+        {
+            return Some(Kind::U64(n));
         }
         finite(int, fraction, exponent).then_some(Kind::Number)
     }
