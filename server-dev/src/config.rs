@@ -38,10 +38,12 @@ pub struct Config {
     pub max_message_size: usize,
     /// Largest WebSocket frame accepted, in bytes. Default: 64 KiB.
     pub max_frame_size: usize,
-    /// tungstenite read buffer per connection, in bytes; a larger frame grows it to fit, up to
-    /// [`Self::max_frame_size`]. Default: 4 KiB. The buffer is held (and zero-filled) for the
-    /// connection's whole life, so it is most of an idle connection's memory; client frames
-    /// of protocol v1 are far smaller. tungstenite's own default of 128 KiB costs far more.
+    /// tungstenite read buffer per connection, in bytes: what one read of the socket asks for,
+    /// and what the buffer starts at. A larger frame grows the buffer to fit, up to
+    /// [`Self::max_frame_size`]. Default: 256 B. The buffer is held (and zero-filled) for the
+    /// connection's whole life, so every byte of it counts per idle connection; the frames
+    /// protocol v1 clients send (`join`, `publish`, `ping`) mostly fit, and a larger one costs
+    /// a few more reads, not a failure. tungstenite's own default of 128 KiB costs far more.
     pub read_buffer_size: usize,
     /// tungstenite write buffer per connection, in bytes. Default: 8 KiB.
     pub write_buffer_size: usize,
@@ -97,7 +99,7 @@ impl Default for Config {
             static_dir: None,
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 256,
             write_buffer_size: 8 * 1024,
             max_connections: 1024,
             max_rooms_per_conn: 32,
