@@ -46,7 +46,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         crate::setup::run(crate::setup::Scope::Everything)?;
     }
     let all = what == "all";
-    if what == "size" || what == "browser" || all {
+    if what == "size" || what == "browser" || what == "latency" || all {
         crate::build_demo()?;
         crate::npm::build_npm_package()?;
     }
@@ -130,8 +130,41 @@ fn build_rust_bench() -> Result {
         .run()
 }
 
+/// Section 3: the native shell (`loadgen`'s `latency`), then the JS API in headless Chromium
+/// and Firefox (`benches/browser/latency.mjs`, which needs the npm package).
 fn latency(quick: bool) -> Result {
-    let bin = build_native(quick, &["loadgen"])?;
+    let bin = build_native(quick, &["loadgen", "server-dev"])?;
+    latency_native(quick, &bin)?;
+    for browser in ["chromium", "firefox"] {
+        let name = match (browser, quick) {
+            ("chromium", false) => "latency-browser.json",
+            ("chromium", true) => "latency-browser-quick.json",
+            (_, false) => "latency-browser-firefox.json",
+            (_, true) => "latency-browser-firefox-quick.json",
+        };
+        let out = bench_dir().join(name);
+        let title = if browser == "chromium" {
+            "bench: reconnect and detection latency (JS API, headless Chromium)"
+        } else {
+            "bench: reconnect and detection latency (JS API, headless Firefox)"
+        };
+        let mut step = Step::new(title, "node")
+            .args([crate::root()
+                .join("benches")
+                .join("browser")
+                .join("latency.mjs")])
+            .args(["--browser", browser])
+            .args(["--out".as_ref(), out.as_os_str()])
+            .env("SERVER_DEV_BIN", bin.join("server-dev"));
+        if quick {
+            step = step.args(["--quick"]);
+        }
+        step.run()?;
+    }
+    Ok(())
+}
+
+fn latency_native(quick: bool, bin: &Path) -> Result {
     let out = Command::new(bin.join("latency"))
         .args(["--trials", if quick { "2" } else { "20" }])
         .stderr(Stdio::inherit())
