@@ -90,6 +90,25 @@ pub enum ClientMsg<D = Data> {
     ListRooms,
 }
 
+impl<D> ClientMsg<D> {
+    /// The same message with `publish`'s data converted by `f` (for example between raw JSON
+    /// text and a decoded value).
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> ClientMsg<E> {
+        match self {
+            ClientMsg::Hello { session } => ClientMsg::Hello { session },
+            ClientMsg::Ping { id } => ClientMsg::Ping { id },
+            ClientMsg::Join { room, since } => ClientMsg::Join { room, since },
+            ClientMsg::Leave { room } => ClientMsg::Leave { room },
+            ClientMsg::Publish { room, id, data } => ClientMsg::Publish {
+                room,
+                id,
+                data: f(data),
+            },
+            ClientMsg::ListRooms => ClientMsg::ListRooms,
+        }
+    }
+}
+
 /// One entry of the room list.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +201,69 @@ pub enum ServerMsg<D = Data> {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<u64>,
     },
+}
+
+impl<D> ServerMsg<D> {
+    /// The same message with `message`'s data converted by `f`.
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> ServerMsg<E> {
+        match self {
+            ServerMsg::Message {
+                room,
+                offset,
+                from,
+                data,
+                ts,
+            } => ServerMsg::Message {
+                room,
+                offset,
+                from,
+                data: f(data),
+                ts,
+            },
+            ServerMsg::Welcome {
+                session,
+                resumed,
+                name,
+            } => ServerMsg::Welcome {
+                session,
+                resumed,
+                name,
+            },
+            ServerMsg::Pong { id } => ServerMsg::Pong { id },
+            ServerMsg::Joined {
+                room,
+                epoch,
+                offset,
+                recovered,
+            } => ServerMsg::Joined {
+                room,
+                epoch,
+                offset,
+                recovered,
+            },
+            ServerMsg::Left { room } => ServerMsg::Left { room },
+            ServerMsg::Ack {
+                id,
+                offset,
+                duplicate,
+            } => ServerMsg::Ack {
+                id,
+                offset,
+                duplicate,
+            },
+            ServerMsg::Rooms { rooms } => ServerMsg::Rooms { rooms },
+            ServerMsg::Presence { room, members } => ServerMsg::Presence { room, members },
+            ServerMsg::Error {
+                code,
+                message,
+                reference,
+            } => ServerMsg::Error {
+                code,
+                message,
+                reference,
+            },
+        }
+    }
 }
 
 /// Machine-readable error codes of `ServerMsg::Error`.

@@ -71,18 +71,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn with_value(msg: &Outgoing) -> ClientMsg {
-        match msg.clone() {
-            ClientMsg::Hello { session } => ClientMsg::Hello { session },
-            ClientMsg::Ping { id } => ClientMsg::Ping { id },
-            ClientMsg::Join { room, since } => ClientMsg::Join { room, since },
-            ClientMsg::Leave { room } => ClientMsg::Leave { room },
-            ClientMsg::Publish { room, id, data } => ClientMsg::Publish {
-                room,
-                id,
-                data: data.decode().unwrap(),
-            },
-            ClientMsg::ListRooms => ClientMsg::ListRooms,
-        }
+        msg.clone().map_data(|data| data.decode().unwrap())
     }
 
     fn message() -> impl Strategy<Value = Outgoing> {

@@ -231,63 +231,7 @@ mod tests {
     /// Our result in the protocol crate's types: `data` decoded with serde_json.
     fn as_protocol(msgs: Vec<Incoming>) -> Vec<ServerMsg> {
         msgs.into_iter()
-            .map(|msg| match msg {
-                ServerMsg::Welcome {
-                    session,
-                    resumed,
-                    name,
-                } => ServerMsg::Welcome {
-                    session,
-                    resumed,
-                    name,
-                },
-                ServerMsg::Pong { id } => ServerMsg::Pong { id },
-                ServerMsg::Joined {
-                    room,
-                    epoch,
-                    offset,
-                    recovered,
-                } => ServerMsg::Joined {
-                    room,
-                    epoch,
-                    offset,
-                    recovered,
-                },
-                ServerMsg::Left { room } => ServerMsg::Left { room },
-                ServerMsg::Message {
-                    room,
-                    offset,
-                    from,
-                    data,
-                    ts,
-                } => ServerMsg::Message {
-                    room,
-                    offset,
-                    from,
-                    data: data.decode().expect("raw data is valid JSON"),
-                    ts,
-                },
-                ServerMsg::Ack {
-                    id,
-                    offset,
-                    duplicate,
-                } => ServerMsg::Ack {
-                    id,
-                    offset,
-                    duplicate,
-                },
-                ServerMsg::Rooms { rooms } => ServerMsg::Rooms { rooms },
-                ServerMsg::Presence { room, members } => ServerMsg::Presence { room, members },
-                ServerMsg::Error {
-                    code,
-                    message,
-                    reference,
-                } => ServerMsg::Error {
-                    code,
-                    message,
-                    reference,
-                },
-            })
+            .map(|msg| msg.map_data(|data| data.decode().expect("raw data is valid JSON")))
             .collect()
     }
 
