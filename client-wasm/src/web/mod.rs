@@ -6,6 +6,7 @@
 //! reference, so no cycle keeps a client alive, and nothing is ever `forget`-ed: dropping the
 //! [`Client`] closes the socket and removes every listener and timer.
 
+mod deadline;
 pub mod diagnostics;
 mod js_error;
 #[cfg(feature = "rooms")]
@@ -23,7 +24,6 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::channel::mpsc;
 use gloo_events::EventListener;
-use gloo_timers::callback::Timeout;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -33,6 +33,7 @@ use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
 use crate::typed::{self, DecodeError};
 use crate::{Config, Error, Event, Message, Result, Sent, State};
+use deadline::Deadline;
 use diagnostics::{Counted, Kind};
 use subscribers::Subscribers;
 pub use subscribers::{EventStream, Subscription};
@@ -83,17 +84,11 @@ impl Drop for Socket {
     }
 }
 
-struct Armed {
-    at: Instant,
-    _timeout: Timeout,
-    _counted: Counted,
-}
-
 struct Inner {
     machine: RefCell<Machine>,
     provider: Option<Provider>,
     socket: RefCell<Option<Socket>>,
-    timer: RefCell<Option<Armed>>,
+    timer: Deadline,
     env: RefCell<Vec<(EventListener, Counted)>>,
     subscribers: Rc<Subscribers<Event>>,
     driving: Cell<bool>,
@@ -170,7 +165,7 @@ impl Client {
             machine: RefCell::new(machine),
             provider,
             socket: RefCell::new(None),
-            timer: RefCell::new(None),
+            timer: Deadline::default(),
             env: RefCell::new(Vec::new()),
             subscribers: Subscribers::new(),
             driving: Cell::new(false),
@@ -609,41 +604,26 @@ impl Inner {
     /// Keeps one browser timer at the machine's next deadline.
     fn arm_timer(this: &Rc<Inner>) {
         let want = this.machine.borrow().poll_timeout();
-        let mut slot = this.timer.borrow_mut();
-        if slot.as_ref().map(|a| a.at) == want {
-            return;
-        }
-        let old = slot.take();
-        *slot = want.map(|at| {
-            let delay = at.0.saturating_sub(now().0).min(u64::from(i32::MAX as u32));
-            let weak = Rc::downgrade(this);
-            let timeout = Timeout::new(delay as u32, move || {
-                diagnostics::callback_ran();
-                let Some(inner) = weak.upgrade() else { return };
+        Deadline::arm(
+            this,
+            |inner| &inner.timer,
+            want,
+            |inner| {
                 if inner.disposed.get() {
                     return;
                 }
-                let fired = inner.timer.borrow_mut().take();
                 inner.machine.borrow_mut().handle_timeout(now());
-                Inner::drive(&inner);
-                drop(fired);
-            });
-            Armed {
-                at,
-                _timeout: timeout,
-                _counted: Counted::new(Kind::Timer),
-            }
-        });
-        drop(slot);
-        drop(old);
+                Inner::drive(inner);
+            },
+        );
     }
 
     fn dispose(&self) {
         self.disposed.set(true);
         let socket = self.socket.borrow_mut().take();
-        let timer = self.timer.borrow_mut().take();
+        self.timer.cancel();
         let env = std::mem::take(&mut *self.env.borrow_mut());
-        drop((socket, timer, env));
+        drop((socket, env));
         self.subscribers.clear();
     }
 }

@@ -27,35 +27,30 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
-use gloo_timers::callback::Timeout;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::subscribers::{EventStream, Subscribers, Subscription};
 use super::{Client, ClientHandle};
 use crate::Event;
+use crate::machine::State;
 use crate::machine::rooms::{
     Outgoing, PublishId, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
 };
 use crate::machine::sorted_map::SortedMap;
-use crate::machine::{Instant, State};
 pub use crate::publish::PublishFuture;
 use crate::publish::Waiter;
 use crate::typed::DecodeError;
 
+use super::deadline::Deadline;
 use super::now;
-
-struct Armed {
-    at: Instant,
-    _timeout: Timeout,
-}
 
 struct Inner {
     client: ClientHandle,
     rooms: RefCell<Rooms>,
     waiters: RefCell<SortedMap<PublishId, Waiter>>,
     subscribers: Rc<Subscribers<RoomEvent>>,
-    timer: RefCell<Option<Armed>>,
+    timer: Deadline,
     subscription: RefCell<Option<Subscription>>,
     flushing: Cell<bool>,
 }
@@ -89,7 +84,7 @@ impl RoomsClient {
             rooms: RefCell::new(Rooms::new(config)),
             waiters: RefCell::new(SortedMap::new()),
             subscribers: Subscribers::new(),
-            timer: RefCell::new(None),
+            timer: Deadline::default(),
             subscription: RefCell::new(None),
             flushing: Cell::new(false),
         });
@@ -232,28 +227,15 @@ impl Inner {
 
     fn arm_timer(this: &Rc<Inner>) {
         let want = this.rooms.borrow().poll_timeout();
-        let mut slot = this.timer.borrow_mut();
-        if slot.as_ref().map(|a| a.at) == want {
-            return;
-        }
-        let old = slot.take();
-        *slot = want.map(|at| {
-            let delay = at.0.saturating_sub(now().0).min(u64::from(i32::MAX as u32));
-            let weak = Rc::downgrade(this);
-            let timeout = Timeout::new(delay as u32, move || {
-                let Some(inner) = weak.upgrade() else { return };
-                let fired = inner.timer.borrow_mut().take();
+        Deadline::arm(
+            this,
+            |inner| &inner.timer,
+            want,
+            |inner| {
                 inner.rooms.borrow_mut().handle_timeout(now());
-                Inner::flush(&inner);
-                drop(fired);
-            });
-            Armed {
-                at,
-                _timeout: timeout,
-            }
-        });
-        drop(slot);
-        drop(old);
+                Inner::flush(inner);
+            },
+        );
     }
 }
 
@@ -261,6 +243,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Unsubscribe first so nothing reaches a half-dropped layer.
         drop(self.subscription.borrow_mut().take());
-        drop(self.timer.borrow_mut().take());
+        self.timer.cancel();
     }
 }
