@@ -10,32 +10,17 @@
 // for the wrapper's finalizer, so the warm-up sets the high-water mark; a leak shows as growth
 // past it. Bounds: at most one 64 KiB page (a leak of 64 bytes per cycle would exceed it), and
 // at most 512 KiB of JS heap (~500 bytes per cycle).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launchChromium, startServer } from "./support/harness.mjs";
-import { openJsPage, serveJsPages } from "./support/js_page.mjs";
+import { jsSuite, openJsPage } from "./support/js_page.mjs";
 
 const WASM_GROWTH_BOUND = 64 * 1024;
 const HEAP_GROWTH_BOUND = 512 * 1024;
 
-let server;
-let site;
-let browser;
-
-before(async () => {
-  server = await startServer(["--test-endpoints"]);
-  site = await serveJsPages();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await site?.close();
-});
+const suite = jsSuite(["--test-endpoints"]);
 
 test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async () => {
-  const { page, errors } = await openJsPage(browser, site);
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
   const cdp = await page.context().newCDPSession(page);
 
   await page.evaluate((url) => {
@@ -64,7 +49,7 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
         ws.dispose();
       }
     };
-  }, `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}/echo`);
+  }, `${suite.server.url.replace(/^http/, "ws").replace(/\/$/, "")}/echo`);
 
   const measure = async () => {
     // Let closing sockets and their timers finish, then collect twice.

@@ -13,30 +13,15 @@
 //   and in order, and one `recovery` event with `recovered: true`, room, since, epoch, offset;
 // - on() returns an unsubscribe function and off() removes; after dispose() no room handler
 //   fires, and the page holds no live sockets, listeners or timers.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launchChromium, startServer } from "./support/harness.mjs";
-import { openJsPage, serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
 const OPTIONS = { protocols: "lifeline.v1", minDelay: 100, maxDelay: 400, heartbeat: false };
 
-let server;
-let site;
-let browser;
+const suite = jsSuite(["--no-auth", "--test-endpoints"]);
 
-before(async () => {
-  server = await startServer(["--no-auth", "--test-endpoints"]);
-  site = await serveJsPages();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await site?.close();
-});
-
-const wsAs = (name) => wsUrl(server, `/ws?name=${encodeURIComponent(name)}`);
+const wsAs = (name) => wsUrl(suite.server, `/ws?name=${encodeURIComponent(name)}`);
 
 /**
  * A page with one socket (`window.m`: `{ws, log}` of socket events plus `rooms`, the room
@@ -45,7 +30,7 @@ const wsAs = (name) => wsUrl(server, `/ws?name=${encodeURIComponent(name)}`);
  * away long enough to miss messages.
  */
 async function member(name, room, options = {}, { reconnectAfter } = {}) {
-  const { page, errors } = await openJsPage(browser, site);
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
   await page.evaluate(
     async ([url, room, options, reconnectAfter]) => {
       let attempts = 0;
@@ -208,7 +193,7 @@ test("room errors are typed LifelineErrors; publish rejects and never throws", a
     out.disposed = await t.settled(gone.publish("void", "after"));
     out.joinDisposed = t.thrown(() => gone.join("void"));
     return out;
-  }, [wsUrl(server, "/echo"), wsAs("fay2")]);
+  }, [wsUrl(suite.server, "/echo"), wsAs("fay2")]);
 
   const lifeline = (e, code) => {
     assert.ok(e, `${code} was raised`);

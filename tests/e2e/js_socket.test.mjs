@@ -13,32 +13,18 @@
 // - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { launchChromium, startServer, withoutNetworkNoise } from "./support/harness.mjs";
-import { openJsPage, serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { startServer, withoutNetworkNoise } from "./support/harness.mjs";
+import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
 const FAST = { minDelay: 100, maxDelay: 400 };
 
-let server;
-let site;
-let browser;
+const suite = jsSuite(["--test-endpoints"]);
 
-before(async () => {
-  server = await startServer(["--test-endpoints"]);
-  site = await serveJsPages();
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await site?.close();
-});
-
-const ws = (path) => wsUrl(server, path);
-const openPage = () => openJsPage(browser, site);
+const ws = (path) => wsUrl(suite.server, path);
+const openPage = () => openJsPage(suite.browser, suite.site);
 
 /** A loopback port with nothing listening on it. */
 async function closedPort() {
@@ -173,12 +159,12 @@ test("reconnects after the server restarts on the same port; queued messages flu
     window.r = t.recorded(url, { minDelay: 100, maxDelay: 400, heartbeat: false });
     await t.until(r.log, (l) => l.some((e) => e.type === "open"));
   }, ws("/echo"));
-  const port = server.port;
-  await server.stop();
+  const port = suite.server.port;
+  await suite.server.stop();
   await page.evaluate(() => t.until(r.log, (l) => l.some((e) => e.type === "reconnecting")));
   const queued = await page.evaluate(() => ["a", "b", "c"].map((m) => r.ws.send(m)));
   assert.deepEqual(queued, ["queued", "queued", "queued"]);
-  server = await startServer(["--test-endpoints"], { port });
+  suite.server = await startServer(["--test-endpoints"], { port });
   const result = await page.evaluate(async () => {
     await t.until(r.log, (l) => l.filter((e) => e.type === "open").length === 2, 15_000);
     await t.until(r.log, (l) => l.filter((e) => e.type === "message").length === 3);

@@ -3,7 +3,8 @@
 // exposes its helpers as `window.t`.
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { collectErrors } from "./harness.mjs";
+import { after, before } from "node:test";
+import { collectErrors, launchChromium, startServer } from "./harness.mjs";
 import { serveStatic } from "../pages/serve.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -31,4 +32,24 @@ export async function openJsPage(browser, site) {
 /** The `ws:` URL of `path` on a server from `startServer`. */
 export function wsUrl(server, path) {
   return `${server.url.replace(/^http/, "ws").replace(/\/$/, "")}${path}`;
+}
+
+/**
+ * The fixture of a js_*.test.mjs file: before its tests, a server-dev with `serverArgs`, the
+ * page server and Chromium; after them, all three stopped. Fields are set once `before` ran.
+ * @returns {{server: any, site: any, browser: import("playwright-core").Browser}}
+ */
+export function jsSuite(serverArgs) {
+  const suite = { server: undefined, site: undefined, browser: undefined };
+  before(async () => {
+    suite.server = await startServer(serverArgs);
+    suite.site = await serveJsPages();
+    suite.browser = await launchChromium();
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.stop();
+    await suite.site?.close();
+  });
+  return suite;
 }
