@@ -6,17 +6,19 @@
 
 use std::collections::VecDeque;
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{ClientMsg, ErrorCode, ServerMsg, close};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
 use crate::AppState;
-use crate::hub::{Hub, Kick, Outbound, Peer};
+use crate::hub::{Hub, Kick, Outbound, Peer, PeerState};
+use crate::queue::Receiver;
 
 /// How a connection ended, which decides the close it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,24 +116,28 @@ where
     let mut reg = hub.register(name);
     let id = reg.peer.id;
     let config = state.config();
-    let mut shutdown = state.shutdown_signal();
     info!(conn = id, "ws connected");
 
     let exit = {
-        let read = read_loop(&mut stream, hub, &reg.peer, &state);
+        let heard = Heard::new();
+        let read = read_loop(&mut stream, hub, &reg.peer, &state, &heard);
         let write = write_loop(
             &mut sink,
             &mut reg.rx,
             hub,
             &reg.peer,
             config.batch_max_bytes,
-            config.heartbeat_interval,
         );
+        let idle = config.heartbeat_interval + config.pong_timeout;
+        let beat = heartbeat(&reg.peer, config.heartbeat_interval, idle, &heard);
         tokio::select! {
             exit = read => exit,
             exit = write => exit,
-            kick = kicked(&mut reg.kicked) => Exit::Kicked(kick),
-            _ = crate::until_true(&mut shutdown) => Exit::Shutdown,
+            exit = beat => exit,
+            kick = reg.peer.kicked() => match kick {
+                Kick::Shutdown => Exit::Shutdown,
+                kick => Exit::Kicked(kick),
+            },
         }
     };
     hub.disconnect(id);
@@ -173,9 +179,10 @@ where
                 "silenced: holding the socket unread and unwritten"
             );
             let idle = config.heartbeat_interval + config.pong_timeout;
+            let mut shutdown = state.shutdown_signal();
             let _ = timeout(idle, crate::until_true(&mut shutdown)).await;
         }
-        Exit::Shutdown => {
+        Exit::Shutdown | Exit::Kicked(Kick::Shutdown) => {
             let sent = timeout(
                 grace,
                 sink.send(close_with(close::GOING_AWAY, "server shutdown")),
@@ -197,39 +204,81 @@ where
     info!(conn = id, ?exit, "ws closed");
 }
 
-async fn kicked(kicked: &mut tokio::sync::watch::Receiver<Option<Kick>>) -> Kick {
-    kicked
-        .wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|k| *k)
-        .unwrap_or(Kick::Close(close::TRY_AGAIN_LATER))
+/// When the connection last heard from its peer (at first: when it started), written by the
+/// reader and read by the heartbeat.
+struct Heard {
+    start: Instant,
+    /// Since `start`.
+    nanos: AtomicU64,
 }
 
-/// Reads client frames until the connection should end.
-async fn read_loop<St>(stream: &mut St, hub: &Hub, peer: &Peer, state: &AppState) -> Exit
+impl Heard {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self, now: Instant) {
+        let since = now.saturating_duration_since(self.start).as_nanos();
+        let since = u64::try_from(since).unwrap_or(u64::MAX);
+        self.nanos.store(since, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// Asks the writer for a protocol Ping every `every` and ends the connection once nothing has
+/// been heard for `idle`. One timer per connection, which frames read do not re-arm.
+async fn heartbeat(peer: &Peer, every: Duration, idle: Duration, heard: &Heard) -> Exit {
+    // A zero period would spin; the config setter already refuses it, the field may not.
+    let every = every.max(Duration::from_millis(1));
+    let mut next_ping = heard.start + every;
+    let timer = tokio::time::sleep_until(next_ping.min(heard.start + idle));
+    tokio::pin!(timer);
+    loop {
+        timer.as_mut().await;
+        let now = Instant::now();
+        let idle_at = heard.last() + idle;
+        if now >= idle_at {
+            warn!(
+                conn = peer.id,
+                "heartbeat: nothing received within the pong timeout, dropping"
+            );
+            return Exit::Idle;
+        }
+        if now >= next_ping {
+            peer.request_ping();
+            next_ping = now + every;
+        }
+        timer.as_mut().reset(next_ping.min(idle_at));
+    }
+}
+
+/// Reads client frames until the connection should end, noting in `heard` when each came.
+async fn read_loop<St>(
+    stream: &mut St,
+    hub: &Hub,
+    peer: &Peer,
+    state: &AppState,
+    heard: &Heard,
+) -> Exit
 where
     St: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let config = state.config();
-    let idle = config.heartbeat_interval + config.pong_timeout;
     let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
-    let mut deadline = Instant::now() + idle;
     loop {
-        let msg = match timeout_at(deadline, stream.next()).await {
-            Err(_) => {
-                warn!(
-                    conn = peer.id,
-                    "heartbeat: nothing received within the pong timeout, dropping"
-                );
-                return Exit::Idle;
-            }
-            Ok(None) => return Exit::Gone,
-            Ok(Some(Err(err))) => return classify(peer, err),
-            Ok(Some(Ok(msg))) => msg,
+        let msg = match stream.next().await {
+            None => return Exit::Gone,
+            Some(Err(err)) => return classify(peer, err),
+            Some(Ok(msg)) => msg,
         };
         let now = Instant::now();
-        deadline = now + idle;
+        heard.note(now);
         let text = match msg {
             Message::Text(text) => Some(text),
             Message::Binary(_) => None,
@@ -327,24 +376,19 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
     }
 }
 
-/// Writes queued frames, packing what is already queued into batch frames, and sends a
-/// protocol Ping every `heartbeat`.
+/// Writes queued frames, packing what is already queued into batch frames, and the protocol
+/// Pings the heartbeat asks for once nothing is queued.
 async fn write_loop<Si>(
     sink: &mut Si,
-    rx: &mut crate::queue::Receiver<Outbound>,
+    rx: &mut Receiver<Outbound, PeerState>,
     hub: &Hub,
     peer: &Peer,
     batch_max: usize,
-    heartbeat: Duration,
 ) -> Exit
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
 {
-    // A zero period would panic; the config setter already refuses it, the field may not.
-    let heartbeat = heartbeat.max(Duration::from_millis(1));
-    let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -352,17 +396,18 @@ where
             if pending.capacity() > 0 {
                 pending = VecDeque::new();
             }
-            tokio::select! {
-                biased;
-                item = rx.recv() => pending.extend(hub.resolve(peer, item)),
-                _ = ping.tick() => {
+            let Ok(item) = rx.try_recv() else {
+                if peer.take_ping() {
                     if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
                         debug!(error = %err, "ping failed");
                         return Exit::SinkFailed;
                     }
-                    continue;
+                } else {
+                    rx.wait().await;
                 }
-            }
+                continue;
+            };
+            pending.extend(hub.resolve(peer, item));
             // Take what is already queued, up to one batch worth: the rest stays in the
             // bounded queue so that a slow reader still fills it and gets evicted.
             let mut bytes: usize = pending.iter().map(|f| f.as_str().len()).sum();

@@ -5,12 +5,13 @@
 //! when its queue is full it is evicted and told to close with 1013 (the slow-consumer rule).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::{ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since, close};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{debug, warn};
 
 use crate::Config;
@@ -38,6 +39,8 @@ pub(crate) enum Outbound {
 pub(crate) enum Kick {
     /// Close with this code (the slow-consumer rule).
     Close(u16),
+    /// The server is shutting down: close with 1001 and wait (bounded) for the reply.
+    Shutdown,
     /// Test endpoints: cut TCP without a close frame.
     Drop,
     /// Test endpoints: stop reading and writing but keep TCP open, like a half-open peer.
@@ -51,20 +54,74 @@ struct Snapshots {
     presence: HashSet<String>,
 }
 
+/// What the hub and a connection share besides its queue (in the queue's allocation).
+#[derive(Debug, Default)]
+pub(crate) struct PeerState {
+    /// Set once the hub wants the connection to end; `kicked` wakes the connection.
+    kick: Mutex<Option<Kick>>,
+    kicked: Notify,
+    /// The connection's heartbeat wants a protocol Ping written once the queue is drained.
+    ping: AtomicBool,
+    snaps: Mutex<Snapshots>,
+}
+
 /// What the hub holds to reach a connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub(crate) id: ConnId,
-    tx: queue::Sender<Outbound>,
-    kick: Arc<watch::Sender<Option<Kick>>>,
-    snaps: Arc<Mutex<Snapshots>>,
+    tx: queue::Sender<Outbound, PeerState>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Peer {
     fn snaps(&self) -> MutexGuard<'_, Snapshots> {
-        self.snaps
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.tx.extra().snaps)
+    }
+
+    /// How the hub asked this connection to end, if it has.
+    pub(crate) fn kick(&self) -> Option<Kick> {
+        *lock(&self.tx.extra().kick)
+    }
+
+    /// Asks the connection to end as `kick` says; a later kick replaces an earlier one only
+    /// with `replace`. Returns whether the kick was set.
+    fn set_kick(&self, kick: Kick, replace: bool) -> bool {
+        {
+            let mut slot = lock(&self.tx.extra().kick);
+            if slot.is_some() && !replace {
+                return false;
+            }
+            *slot = Some(kick);
+        }
+        self.tx.extra().kicked.notify_one();
+        true
+    }
+
+    /// Completes once the hub has asked this connection to end.
+    pub(crate) async fn kicked(&self) -> Kick {
+        loop {
+            if let Some(kick) = self.kick() {
+                return kick;
+            }
+            // One waiter: a kick set before this wait leaves a permit, so none is missed.
+            self.tx.extra().kicked.notified().await;
+        }
+    }
+
+    /// Asks the connection's writer for a protocol Ping, after what is already queued.
+    pub(crate) fn request_ping(&self) {
+        self.tx.extra().ping.store(true, Ordering::Release);
+        self.tx.wake();
+    }
+
+    /// Whether a Ping was asked for since the last call.
+    pub(crate) fn take_ping(&self) -> bool {
+        self.tx.extra().ping.swap(false, Ordering::AcqRel)
     }
 
     /// Queues `out`; false when the queue is full (the peer is too slow).
@@ -82,9 +139,7 @@ impl Peer {
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub(crate) peer: Peer,
-    pub(crate) rx: queue::Receiver<Outbound>,
-    /// Becomes `Some(kick)` when the hub wants this connection to end.
-    pub(crate) kicked: watch::Receiver<Option<Kick>>,
+    pub(crate) rx: queue::Receiver<Outbound, PeerState>,
 }
 
 #[derive(Debug)]
@@ -142,6 +197,8 @@ struct State {
     rooms_frame: Option<Utf8Bytes>,
     /// The latest presence of each room, read for [`Outbound::Presence`].
     presence_frames: HashMap<String, Utf8Bytes>,
+    /// Set by [`Hub::shutdown`]: connections registered from now on are asked to end.
+    shutting_down: bool,
 }
 
 /// The rooms hub. Cloning shares it.
@@ -273,8 +330,7 @@ impl State {
                 );
                 entry
                     .peer
-                    .kick
-                    .send_replace(Some(Kick::Close(close::TRY_AGAIN_LATER)));
+                    .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
                 self.remove_conn(id, now);
             }
         }
@@ -429,17 +485,14 @@ impl Hub {
 
     /// Adds a connection with a fresh session.
     pub(crate) fn register(&self, name: String) -> Registration {
-        let (tx, rx) = queue::bounded(self.limits.queue_capacity);
-        let (kick, kicked) = watch::channel(None);
+        let (tx, rx) = queue::bounded(self.limits.queue_capacity, PeerState::default());
         self.with(|state, limits, _| {
             state.next_id += 1;
             let id = state.next_id;
-            let peer = Peer {
-                id,
-                tx,
-                kick: Arc::new(kick),
-                snaps: Arc::default(),
-            };
+            let peer = Peer { id, tx };
+            if state.shutting_down {
+                peer.set_kick(Kick::Shutdown, false);
+            }
             let session = state.new_session(limits);
             state.conns.insert(
                 id,
@@ -450,7 +503,7 @@ impl Hub {
                     session,
                 },
             );
-            Registration { peer, rx, kicked }
+            Registration { peer, rx }
         })
     }
 
@@ -462,17 +515,19 @@ impl Hub {
                 .conns
                 .values()
                 .filter(|c| c.name == name)
-                .filter(|c| {
-                    c.peer.kick.send_if_modified(|k| {
-                        let fresh = k.is_none();
-                        if fresh {
-                            *k = Some(kick);
-                        }
-                        fresh
-                    })
-                })
+                .filter(|c| c.peer.set_kick(kick, false))
                 .count()
         })
+    }
+
+    /// Asks every connection, and every one registered from now on, to close for shutdown.
+    pub(crate) fn shutdown(&self) {
+        self.with(|state, _, _| {
+            state.shutting_down = true;
+            for entry in state.conns.values() {
+                entry.peer.set_kick(Kick::Shutdown, false);
+            }
+        });
     }
 
     /// Removes a connection; idempotent.
@@ -860,16 +915,12 @@ mod tests {
         drain_reg(&hub, &mut fast);
         hub.join(slow.peer.id, "r".into(), None);
         drain_reg(&hub, &mut fast);
-        let mut slow = slow;
         // slow never drains; fast does after each publish.
         for i in 1..=5 {
             hub.publish(fast.peer.id, "r".into(), i, serde_json::json!(i));
             drain_reg(&hub, &mut fast);
         }
-        assert_eq!(
-            *slow.kicked.borrow_and_update(),
-            Some(Kick::Close(close::TRY_AGAIN_LATER))
-        );
+        assert_eq!(slow.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
         assert_eq!(hub.lock().rooms["r"].members.len(), 1);
         hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));
         let got = drain_reg(&hub, &mut fast);
@@ -938,7 +989,7 @@ mod tests {
             drain_reg(&hub, &mut other);
             others.push(other);
         }
-        assert_eq!(*watcher.kicked.borrow(), None, "not evicted");
+        assert_eq!(watcher.peer.kick(), None, "not evicted");
         let got = drain_reg(&hub, &mut watcher);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(

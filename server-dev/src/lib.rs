@@ -100,6 +100,9 @@ impl AppState {
     /// Starts shutdown: every WebSocket is closed with 1001 (going away).
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // `/ws` connections wait on their hub entry, not on the signal, so an idle one
+        // holds a single waiter for every way it can be told to end.
+        self.inner.hub.shutdown();
     }
 
     /// Waits until every WebSocket has finished.

@@ -5,6 +5,9 @@
 //! behind a mutex: empty, it owns no allocation, and it gives its storage back whenever the
 //! writer drains it, so an idle connection costs only the struct itself. The bound (the
 //! slow-consumer rule) is unchanged: `try_send` refuses once `capacity` items wait.
+//!
+//! The queue also carries `X`, the rest of what both sides share about the connection, so
+//! that one allocation per connection holds all of it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,14 +29,15 @@ pub(crate) enum TrySendError {
 pub(crate) struct Empty;
 
 #[derive(Debug)]
-struct Shared<T> {
+struct Shared<T, X> {
     items: Mutex<VecDeque<T>>,
     capacity: usize,
     closed: AtomicBool,
     ready: Notify,
+    extra: X,
 }
 
-impl<T> Shared<T> {
+impl<T, X> Shared<T, X> {
     fn items(&self) -> MutexGuard<'_, VecDeque<T>> {
         self.items
             .lock()
@@ -43,9 +47,9 @@ impl<T> Shared<T> {
 
 /// The sending side; cloning shares the queue.
 #[derive(Debug)]
-pub(crate) struct Sender<T>(Arc<Shared<T>>);
+pub(crate) struct Sender<T, X = ()>(Arc<Shared<T, X>>);
 
-impl<T> Clone for Sender<T> {
+impl<T, X> Clone for Sender<T, X> {
     fn clone(&self) -> Self {
         Self(Arc::clone(&self.0))
     }
@@ -53,20 +57,21 @@ impl<T> Clone for Sender<T> {
 
 /// The single receiving side. Dropping it closes the queue and frees what waits in it.
 #[derive(Debug)]
-pub(crate) struct Receiver<T>(Arc<Shared<T>>);
+pub(crate) struct Receiver<T, X = ()>(Arc<Shared<T, X>>);
 
-/// A queue that holds at most `capacity` (at least 1) items.
-pub(crate) fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+/// A queue that holds at most `capacity` (at least 1) items, sharing `extra` between its ends.
+pub(crate) fn bounded<T, X>(capacity: usize, extra: X) -> (Sender<T, X>, Receiver<T, X>) {
     let shared = Arc::new(Shared {
         items: Mutex::new(VecDeque::new()),
         capacity: capacity.max(1),
         closed: AtomicBool::new(false),
         ready: Notify::new(),
+        extra,
     });
     (Sender(Arc::clone(&shared)), Receiver(shared))
 }
 
-impl<T> Sender<T> {
+impl<T, X> Sender<T, X> {
     /// Queues `item` unless the queue is full or closed.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError> {
         if self.0.closed.load(Ordering::Acquire) {
@@ -79,13 +84,24 @@ impl<T> Sender<T> {
             }
             items.push_back(item);
         }
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes the receiver's [`Receiver::wait`] (now, or at its next call), e.g. after
+    /// changing `extra`.
+    pub(crate) fn wake(&self) {
         // One receiver: a stored permit wakes it even if it is not waiting yet.
         self.0.ready.notify_one();
-        Ok(())
+    }
+
+    /// What the two ends share besides the items.
+    pub(crate) fn extra(&self) -> &X {
+        &self.0.extra
     }
 }
 
-impl<T> Receiver<T> {
+impl<T, X> Receiver<T, X> {
     /// The oldest queued item, if any. Draining the queue gives its storage back.
     pub(crate) fn try_recv(&mut self) -> Result<T, Empty> {
         let mut items = self.0.items();
@@ -96,19 +112,26 @@ impl<T> Receiver<T> {
         Ok(item)
     }
 
+    /// Waits until an item is queued or [`Sender::wake`] is called, since the last wait.
+    /// May return without either (check with [`Self::try_recv`] and `extra`, then wait again).
+    pub(crate) async fn wait(&mut self) {
+        self.0.ready.notified().await;
+    }
+
     /// Waits for the next item. Senders live as long as the hub knows the connection, and
     /// the connection holds one itself, so this never sees a queue without senders.
+    #[cfg(test)]
     pub(crate) async fn recv(&mut self) -> T {
         loop {
             if let Ok(item) = self.try_recv() {
                 return item;
             }
-            self.0.ready.notified().await;
+            self.wait().await;
         }
     }
 }
 
-impl<T> Drop for Receiver<T> {
+impl<T, X> Drop for Receiver<T, X> {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
         let drained = std::mem::take(&mut *self.0.items());
@@ -122,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_fifo_that_frees_its_storage_and_closes() {
-        let (tx, mut rx) = bounded(2);
+        let (tx, mut rx) = bounded(2, ());
         assert_eq!(rx.try_recv(), Err(Empty));
         tx.try_send(1).unwrap();
         tx.try_send(2).unwrap();
