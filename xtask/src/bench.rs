@@ -93,8 +93,10 @@ fn build_native(quick: bool, packages: &[&str]) -> Result<PathBuf> {
 }
 
 fn browser(quick: bool) -> Result {
-    let bin = build_native(quick, &["server-dev"])?;
     build_rust_bench()?;
+    // Built last, so the binary started is the one just built even when another checkout
+    // shares the target folder.
+    let bin = build_native(quick, &["server-dev"])?;
     let out = bench_dir().join(if quick {
         "browser-quick.json"
     } else {
