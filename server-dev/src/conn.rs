@@ -131,13 +131,16 @@ where
         let idle = config.heartbeat_interval + config.pong_timeout;
         let beat = heartbeat(&reg.peer, config.heartbeat_interval, idle, &heard);
         tokio::select! {
+            // The reader goes first, so that frames already waiting are read (and heard)
+            // before the heartbeat can take a late poll for silence.
+            biased;
             exit = read => exit,
             exit = write => exit,
-            exit = beat => exit,
             kick = reg.peer.kicked() => match kick {
                 Kick::Shutdown => Exit::Shutdown,
                 kick => Exit::Kicked(kick),
             },
+            exit = beat => exit,
         }
     };
     hub.disconnect(id);
