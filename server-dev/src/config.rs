@@ -45,8 +45,15 @@ pub struct Config {
     /// protocol v1 clients send (`join`, `publish`, `ping`) mostly fit, and a larger one costs
     /// a few more reads, not a failure. tungstenite's own default of 128 KiB costs far more.
     pub read_buffer_size: usize,
-    /// tungstenite write buffer per connection, in bytes. Default: 8 KiB.
+    /// tungstenite write buffer per connection of the test endpoints, in bytes. `/ws` writes
+    /// each frame straight through and gathers one flush's worth only while it is written.
+    /// Default: 8 KiB.
     pub write_buffer_size: usize,
+    /// Largest frame `/ws` writes, in bytes; a longer message leaves as several frames
+    /// (RFC 6455 §5.4), which clients reassemble. tungstenite's write buffer keeps the
+    /// capacity of the largest frame it has written for the connection's whole life, so this
+    /// bounds what an idle connection holds after a long room list or batch. Default: 512 B.
+    pub write_frame_size: usize,
     /// Most simultaneous WebSocket connections; above it the upgrade gets 503. Default: 1024.
     pub max_connections: usize,
     /// Most rooms one connection may join (`error{too_many_rooms}` above). Default: 32.
@@ -101,6 +108,7 @@ impl Default for Config {
             max_frame_size: 64 * 1024,
             read_buffer_size: 256,
             write_buffer_size: 8 * 1024,
+            write_frame_size: 512,
             max_connections: 1024,
             max_rooms_per_conn: 32,
             max_rooms: 10_000,
@@ -179,6 +187,11 @@ impl Config {
     pub fn buffers(mut self, read: usize, write: usize) -> Self {
         self.read_buffer_size = read;
         self.write_buffer_size = write;
+        self
+    }
+    /// Sets the largest frame `/ws` writes, in bytes (at least 1).
+    pub fn write_frame_size(mut self, n: usize) -> Self {
+        self.write_frame_size = n.max(1);
         self
     }
     /// Sets the outbound queue length per connection.

@@ -9,16 +9,19 @@ use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{ClientMsg, ErrorCode, ServerMsg, close};
 use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info, warn};
 
 use crate::AppState;
 use crate::hub::{Hub, Kick, Outbound, Peer, PeerState};
 use crate::queue::Receiver;
+use crate::upgrade::Socket;
 
 /// How a connection ended, which decides the close it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +85,7 @@ impl Bucket {
 /// The socket is split here rather than inside the task: an async fn keeps its arguments in
 /// its state for its whole life, so a socket moved in and split there would be held twice.
 pub(crate) fn spawn_socket<H: Send + 'static>(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     name: String,
     hold: H,
@@ -94,12 +97,13 @@ pub(crate) fn spawn_socket<H: Send + 'static>(
 /// Runs one protocol v1 connection for the client `name` on any message sink and stream.
 ///
 /// Returns once the connection has ended and the hub has forgotten it. The stream yields
-/// `axum::Error`s so that a size-limit breach can be told apart (it closes with 1009).
+/// tungstenite's errors so that a size-limit breach can be told apart (it closes with 1009).
+/// Messages longer than [`crate::Config::write_frame_size`] leave as several frames.
 pub async fn run_connection<Si, St>(sink: Si, stream: St, state: AppState, name: String)
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     run(sink, stream, state, name, ()).await;
 }
@@ -109,7 +113,7 @@ async fn run<Si, St, H>(mut sink: Si, mut stream: St, state: AppState, name: Str
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     // Borrowed, not cloned: everything here lives in the connection's task for its whole life.
     let hub = state.hub();
@@ -118,6 +122,8 @@ where
     let config = state.config();
     info!(conn = id, "ws connected");
 
+    let frame_max = config.write_frame_size.max(1);
+    let mut unsent = None;
     let exit = {
         let heard = Heard::new();
         let read = read_loop(&mut stream, hub, &reg.peer, &state, &heard);
@@ -126,7 +132,8 @@ where
             &mut reg.rx,
             hub,
             &reg.peer,
-            config.batch_max_bytes,
+            (config.batch_max_bytes, frame_max),
+            &mut unsent,
         );
         let idle = config.heartbeat_interval + config.pong_timeout;
         let beat = heartbeat(&reg.peer, config.heartbeat_interval, idle, &heard);
@@ -148,7 +155,7 @@ where
     let grace = Duration::from_secs(1);
     let close_with = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: Utf8Bytes::from_static(reason),
         }))
     };
@@ -159,6 +166,9 @@ where
         }
         Exit::Close(code, reason) => {
             let _ = timeout(grace, async {
+                finish(&mut sink, &mut unsent, frame_max)
+                    .await
+                    .map_err(|_| ())?;
                 while let Ok(item) = reg.rx.try_recv() {
                     for frame in hub.resolve(&reg.peer, item) {
                         sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
@@ -169,7 +179,11 @@ where
             .await;
         }
         Exit::Kicked(Kick::Close(code)) => {
-            let _ = timeout(grace, sink.send(close_with(code, "slow consumer"))).await;
+            let _ = timeout(grace, async {
+                finish(&mut sink, &mut unsent, frame_max).await?;
+                sink.send(close_with(code, "slow consumer")).await
+            })
+            .await;
         }
         // Returning drops the socket: TCP ends without a close frame.
         Exit::Kicked(Kick::Drop) => {}
@@ -186,10 +200,11 @@ where
             let _ = timeout(idle, crate::until_true(&mut shutdown)).await;
         }
         Exit::Shutdown | Exit::Kicked(Kick::Shutdown) => {
-            let sent = timeout(
-                grace,
-                sink.send(close_with(close::GOING_AWAY, "server shutdown")),
-            );
+            let sent = timeout(grace, async {
+                finish(&mut sink, &mut unsent, frame_max).await?;
+                sink.send(close_with(close::GOING_AWAY, "server shutdown"))
+                    .await
+            });
             if matches!(sent.await, Ok(Ok(()))) {
                 // Wait (bounded) for the peer's close reply so the handshake completes.
                 let _ = timeout(grace, async {
@@ -270,7 +285,7 @@ async fn read_loop<St>(
     heard: &Heard,
 ) -> Exit
 where
-    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
     let config = state.config();
     let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
@@ -285,7 +300,8 @@ where
         let text = match msg {
             Message::Text(text) => Some(text),
             Message::Binary(_) => None,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            // tungstenite answers pings itself, and reads never yield raw frames.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             Message::Close(_) => return Exit::PeerClosed,
         };
         if !bucket.take(now) {
@@ -306,12 +322,10 @@ where
     }
 }
 
-fn classify(peer: &Peer, err: axum::Error) -> Exit {
-    use tokio_tungstenite::tungstenite::Error as WsError;
+fn classify(peer: &Peer, err: WsError) -> Exit {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
-    let inner = err.into_inner();
-    match inner.downcast_ref::<WsError>() {
-        Some(WsError::Capacity(_)) => {
+    match err {
+        WsError::Capacity(_) => {
             warn!(
                 conn = peer.id,
                 "message or frame above the size limit, closing with 1009"
@@ -319,21 +333,21 @@ fn classify(peer: &Peer, err: axum::Error) -> Exit {
             Exit::Close(close::TOO_BIG, "message too big")
         }
         // RFC 6455 §7.4.1: 1007 for a text frame that is not UTF-8, 1002 for a protocol error.
-        Some(WsError::Utf8(_)) => {
+        WsError::Utf8(_) => {
             warn!(conn = peer.id, "text frame is not UTF-8, closing with 1007");
             Exit::Close(1007, "invalid utf-8")
         }
         // A peer that vanished without a close frame is not a protocol breach.
-        Some(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             debug!(conn = peer.id, "peer reset without closing handshake");
             Exit::Gone
         }
-        Some(WsError::Protocol(_)) => {
-            warn!(conn = peer.id, error = %inner, "websocket protocol error, closing with 1002");
+        WsError::Protocol(err) => {
+            warn!(conn = peer.id, error = %err, "websocket protocol error, closing with 1002");
             Exit::Close(1002, "protocol error")
         }
-        _ => {
-            debug!(conn = peer.id, error = %inner, "ws read failed");
+        err => {
+            debug!(conn = peer.id, error = %err, "ws read failed");
             Exit::Gone
         }
     }
@@ -380,18 +394,21 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 }
 
 /// Writes queued frames, packing what is already queued into batch frames, and the protocol
-/// Pings the heartbeat asks for once nothing is queued.
+/// Pings the heartbeat asks for once nothing is queued. `limits` are the largest batch and the
+/// largest frame; a message cut short by the connection's end is left in `unsent`.
 async fn write_loop<Si>(
     sink: &mut Si,
     rx: &mut Receiver<Outbound, PeerState>,
     hub: &Hub,
     peer: &Peer,
-    batch_max: usize,
+    limits: (usize, usize),
+    unsent: &mut Option<Fragments>,
 ) -> Exit
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
 {
+    let (batch_max, frame_max) = limits;
     let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -429,11 +446,74 @@ where
         let Some(frame) = next_frame(&mut pending, batch_max) else {
             continue;
         };
-        if let Err(err) = sink.send(Message::Text(frame)).await {
+        if let Err(err) = send_text(sink, frame, frame_max, unsent).await {
             debug!(error = %err, "write failed");
             return Exit::SinkFailed;
         }
     }
+}
+
+/// What is left to write of a text message sent as several frames.
+#[derive(Debug)]
+struct Fragments {
+    rest: Bytes,
+    /// Whether the first frame (opcode text) is written; the others are continuations.
+    started: bool,
+}
+
+/// Writes `text` and flushes: as one frame, or if longer than `frame_max` as frames of at most
+/// `frame_max` bytes (RFC 6455 §5.4). tungstenite's write buffer keeps the capacity of the
+/// largest frame it has written for the connection's life, so this bounds it for every
+/// connection, including idle ones that were once sent a long room list or batch.
+async fn send_text<Si>(
+    sink: &mut Si,
+    text: Utf8Bytes,
+    frame_max: usize,
+    unsent: &mut Option<Fragments>,
+) -> Result<(), Si::Error>
+where
+    Si: Sink<Message> + Unpin,
+{
+    if text.len() <= frame_max {
+        return sink.send(Message::Text(text)).await;
+    }
+    *unsent = Some(Fragments {
+        rest: text.into(),
+        started: false,
+    });
+    finish(sink, unsent, frame_max).await
+}
+
+/// Writes what is left of a message sent as several frames, if any, then flushes. Nothing
+/// but control frames may come between the frames of one message, so a connection that
+/// ends while one is under way finishes it before writing anything else.
+async fn finish<Si>(
+    sink: &mut Si,
+    unsent: &mut Option<Fragments>,
+    frame_max: usize,
+) -> Result<(), Si::Error>
+where
+    Si: Sink<Message> + Unpin,
+{
+    while let Some(fragments) = unsent.as_mut() {
+        let len = fragments.rest.len().min(frame_max);
+        let last = len == fragments.rest.len();
+        let opcode = if fragments.started {
+            OpCode::Data(Data::Continue)
+        } else {
+            OpCode::Data(Data::Text)
+        };
+        let frame = Frame::message(fragments.rest.slice(..len), opcode, last);
+        sink.feed(Message::Frame(frame)).await?;
+        // Only once the frame is taken: a feed cut short has written nothing.
+        if last {
+            *unsent = None;
+        } else {
+            fragments.rest = fragments.rest.slice(len..);
+            fragments.started = true;
+        }
+    }
+    sink.flush().await
 }
 
 /// The next frame to write: a lone message as itself, or as many queued messages as fit in
@@ -494,6 +574,73 @@ mod tests {
         assert!(next_frame(&mut capped, 8).is_none());
     }
 
+    #[tokio::test]
+    async fn a_long_text_leaves_as_frames_of_at_most_the_limit() {
+        let (mut sink, mut out) = fmpsc::unbounded::<Message>();
+        let mut unsent = None;
+        let text = "abcdefghij".repeat(25);
+        send_text(&mut sink, text.clone().into(), 100, &mut unsent)
+            .await
+            .unwrap();
+        assert!(unsent.is_none());
+        let mut frames = Vec::new();
+        while let Ok(Message::Frame(frame)) = out.try_recv() {
+            let header = frame.header();
+            frames.push((header.opcode, header.is_final, frame.into_payload()));
+        }
+        let text_op = OpCode::Data(Data::Text);
+        let cont = OpCode::Data(Data::Continue);
+        let shape: Vec<_> = frames
+            .iter()
+            .map(|(op, fin, p)| (*op, *fin, p.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [(text_op, false, 100), (cont, false, 100), (cont, true, 50)]
+        );
+        let joined: Vec<u8> = frames.iter().flat_map(|(_, _, p)| p.to_vec()).collect();
+        assert_eq!(joined, text.as_bytes());
+        // A message that fits leaves as one text message.
+        send_text(&mut sink, "short".into(), 100, &mut unsent)
+            .await
+            .unwrap();
+        assert!(matches!(out.try_recv(), Ok(Message::Text(t)) if t == "short"));
+    }
+
+    #[tokio::test]
+    async fn a_message_cut_short_is_finished_before_anything_else() {
+        // Room for one frame only: the writer stops after the first.
+        let (mut sink, mut out) = fmpsc::channel::<Message>(0);
+        let mut unsent = None;
+        let text = Utf8Bytes::from("x".repeat(30));
+        let cut = timeout(
+            Duration::from_millis(50),
+            send_text(&mut sink, text, 10, &mut unsent),
+        )
+        .await;
+        assert!(cut.is_err(), "blocked after the first frame");
+        let rest = unsent.as_ref().map(|f| (f.rest.len(), f.started));
+        assert_eq!(rest, Some((20, true)));
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(Message::Frame(frame)) = out.next().await {
+                let fin = frame.header().is_final;
+                got.push((frame.header().opcode, frame.into_payload().len()));
+                if fin {
+                    break;
+                }
+            }
+            got
+        });
+        finish(&mut sink, &mut unsent, 10).await.unwrap();
+        assert!(unsent.is_none());
+        let cont = OpCode::Data(Data::Continue);
+        assert_eq!(
+            reader.await.unwrap(),
+            [(OpCode::Data(Data::Text), 10), (cont, 10), (cont, 10)]
+        );
+    }
+
     #[test]
     fn bucket_refills() {
         let t0 = Instant::now();
@@ -505,7 +652,7 @@ mod tests {
     }
 
     struct Harness {
-        to_server: fmpsc::UnboundedSender<Result<Message, axum::Error>>,
+        to_server: fmpsc::UnboundedSender<Result<Message, WsError>>,
         from_server: fmpsc::Receiver<Message>,
         task: tokio::task::JoinHandle<()>,
     }
@@ -628,7 +775,7 @@ mod tests {
                 _ => {}
             }
         };
-        assert_eq!(close.code, close::POLICY);
+        assert_eq!(u16::from(close.code), close::POLICY);
         assert!(texts.iter().any(|m| matches!(
             m,
             ServerMsg::Error {

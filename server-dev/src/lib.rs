@@ -40,6 +40,7 @@ mod routes;
 mod server;
 mod test_endpoints;
 pub mod tls;
+mod upgrade;
 
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -60,9 +60,12 @@ struct Args {
     /// tungstenite read buffer per connection, in bytes (grows to fit a larger frame).
     #[arg(long, default_value_t = 256)]
     read_buffer_size: usize,
-    /// tungstenite write buffer per connection, in bytes.
+    /// tungstenite write buffer per connection of the test endpoints, in bytes.
     #[arg(long, default_value_t = 8 * 1024)]
     write_buffer_size: usize,
+    /// Largest frame /ws writes, in bytes; longer messages leave as several frames.
+    #[arg(long, default_value_t = 512)]
+    write_frame_size: usize,
     /// Outbound queue length per connection (full: close 1013, slow consumer).
     #[arg(long, default_value_t = 256)]
     queue_capacity: usize,
@@ -112,6 +115,7 @@ impl Args {
             .max_rooms_per_conn(self.max_rooms_per_conn)
             .max_rooms(self.max_rooms)
             .buffers(self.read_buffer_size, self.write_buffer_size)
+            .write_frame_size(self.write_frame_size)
             .queue_capacity(self.queue_capacity)
             .batch_max_bytes(self.batch_max_bytes)
             .rate_limit(self.rate_limit, self.rate_burst)

@@ -4,17 +4,18 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
+use crate::upgrade::WsUpgrade;
 use crate::{AppState, auth, bench, conn, test_endpoints};
 
 /// Builds the router of a server with `state`.
@@ -141,7 +142,7 @@ async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: WsUpgrade,
 ) -> Response {
     let config = state.config();
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -184,26 +185,20 @@ async fn ws(
             }
         }
     };
-    let offered = upgrade
-        .requested_protocols()
-        .any(|p| p.as_bytes() == protocol::SUBPROTOCOL.as_bytes());
-    if !offered {
+    if !upgrade.offers(protocol::SUBPROTOCOL) {
         info!(
             "ws client did not offer subprotocol {}",
             protocol::SUBPROTOCOL
         );
     }
     let guard = state.track();
-    upgrade
-        .protocols([protocol::SUBPROTOCOL])
-        .max_message_size(config.max_message_size)
-        .max_frame_size(config.max_frame_size)
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size))
         .read_buffer_size(config.read_buffer_size)
-        .write_buffer_size(config.write_buffer_size)
-        .on_upgrade(move |socket| {
-            // axum's upgrade task ends here; the connection gets a task of its own that holds
-            // only what it needs while idle.
-            conn::spawn_socket(socket, state, name, (guard, slot));
-            std::future::ready(())
-        })
+        // Every frame goes straight to the socket wrapper, which gathers a flush's worth.
+        .write_buffer_size(0);
+    upgrade.on_upgrade(protocol::SUBPROTOCOL, ws_config, move |socket| {
+        conn::spawn_socket(socket, state, name, (guard, slot));
+    })
 }

@@ -1,7 +1,8 @@
 //! Protocol v1 over a real socket: rooms, offsets, presence, room list, and refused input.
 //!
 //! Covers: hello/welcome; ping/pong; join/publish/broadcast within a room and not across
-//! rooms; offsets +1 per room; ack; room list pushed on join and leave; presence; list_rooms;
+//! rooms; offsets +1 per room; ack; a message longer than the largest frame the server writes
+//! arrives whole; room list pushed on join and leave; presence; list_rooms;
 //! malformed JSON, unknown type, publish to a room not joined, invalid room name and the
 //! per-connection room cap each get an error while the connection stays open.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
@@ -113,6 +114,27 @@ async fn publish_reaches_the_room_only_with_consecutive_offsets() {
             .iter()
             .any(|m| matches!(m, ServerMsg::Message { .. }))
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_longer_than_a_frame_arrives_whole() {
+    // The server writes it as frames of at most 512 B, split inside multi-byte characters too;
+    // the client reassembles them into one message (RFC 6455 §5.4).
+    let server = TestServer::start(open_config().write_frame_size(512)).await;
+    let mut a = Client::connect(&server, "ann").await;
+    let mut b = Client::connect(&server, "bob").await;
+    a.join("r").await;
+    b.join("r").await;
+    let long = "é€".repeat(1000);
+    a.send(&publish("r", 1, json!(long))).await;
+    let (msg, _) = b.until(|m| matches!(m, ServerMsg::Message { .. })).await;
+    let ServerMsg::Message { data, from, .. } = msg else {
+        unreachable!()
+    };
+    assert_eq!((data, from.as_str()), (json!(long), "ann"));
+    a.send(&ClientMsg::Ping { id: 2 }).await;
+    a.until(|m| *m == ServerMsg::Pong { id: 2 }).await;
     server.stop().await;
 }
 
