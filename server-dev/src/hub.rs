@@ -146,8 +146,36 @@ pub(crate) struct Registration {
 struct ConnEntry {
     peer: Peer,
     name: String,
-    rooms: HashSet<String>,
-    session: String,
+    /// At most `max_rooms_per_conn` (32 by default): a list is smaller than a set and as fast.
+    rooms: Vec<String>,
+    session: SessionId,
+}
+
+/// A session's token: 128 random bits, written as 32 lowercase hex digits on the wire. Kept
+/// as a number, since every connection holds one (twice: in its entry and as a session key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct SessionId(u128);
+
+impl SessionId {
+    fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// The id a client sent back, if it is one this server could have written.
+    fn parse(token: &str) -> Option<Self> {
+        let hex = token.len() == 32
+            && token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        hex.then(|| u128::from_str_radix(token, 16).ok().map(Self))
+            .flatten()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
 }
 
 #[derive(Debug)]
@@ -167,10 +195,24 @@ struct Room {
 
 #[derive(Debug, Default)]
 struct Session {
-    ids: VecDeque<MsgId>,
-    acked: HashMap<MsgId, Offset>,
+    /// Allocated at the session's first publish: most connections never publish, and every
+    /// connection has a session.
+    dedupe: Option<Box<Dedupe>>,
     attached: usize,
     detached_at: Option<Instant>,
+}
+
+/// The recent publish ids of a session, with the offsets they were given.
+#[derive(Debug, Default)]
+struct Dedupe {
+    ids: VecDeque<MsgId>,
+    acked: HashMap<MsgId, Offset>,
+}
+
+impl Session {
+    fn acked(&self, id: MsgId) -> Option<Offset> {
+        self.dedupe.as_ref()?.acked.get(&id).copied()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,7 +231,7 @@ struct Limits {
 struct State {
     conns: HashMap<ConnId, ConnEntry>,
     rooms: BTreeMap<String, Room>,
-    sessions: HashMap<String, Session>,
+    sessions: HashMap<SessionId, Session>,
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
     evict: Vec<ConnId>,
@@ -336,20 +378,20 @@ impl State {
         }
     }
 
-    fn new_session(&mut self, limits: &Limits) -> String {
+    fn new_session(&mut self, limits: &Limits) -> SessionId {
         if self.sessions.len() >= limits.max_sessions {
             let oldest = self
                 .sessions
                 .iter()
-                .filter_map(|(k, s)| s.detached_at.map(|at| (at, k.clone())))
+                .filter_map(|(k, s)| s.detached_at.map(|at| (at, *k)))
                 .min();
             if let Some((_, key)) = oldest {
                 self.sessions.remove(&key);
             }
         }
-        let token = crate::random_hex(16);
+        let token = SessionId::random();
         self.sessions.insert(
-            token.clone(),
+            token,
             Session {
                 attached: 1,
                 ..Session::default()
@@ -499,7 +541,7 @@ impl Hub {
                 ConnEntry {
                     peer: peer.clone(),
                     name,
-                    rooms: HashSet::new(),
+                    rooms: Vec::new(),
                     session,
                 },
             );
@@ -546,15 +588,15 @@ impl Hub {
             let Some(entry) = state.conns.get(&id) else {
                 return;
             };
-            let current = entry.session.clone();
+            let current = entry.session;
             let name = entry.name.clone();
-            let resumed = match wanted {
+            let resumed = match wanted.as_deref().and_then(SessionId::parse) {
                 Some(token) if token == current => true,
                 Some(token) if state.sessions.contains_key(&token) => {
                     // Leave the fresh session; drop it if nothing was recorded in it.
                     if let Some(old) = state.sessions.get_mut(&current) {
                         old.attached = old.attached.saturating_sub(1);
-                        if old.attached == 0 && old.ids.is_empty() {
+                        if old.attached == 0 && old.dedupe.is_none() {
                             state.sessions.remove(&current);
                         }
                     }
@@ -572,7 +614,7 @@ impl Hub {
             let session = state
                 .conns
                 .get(&id)
-                .map(|e| e.session.clone())
+                .map(|e| e.session.to_string())
                 .unwrap_or_default();
             debug!(conn = id, resumed, "hello");
             state.reply(
@@ -645,8 +687,10 @@ impl Hub {
             let mut frames = Vec::with_capacity(replay.len() + 1);
             frames.push(encode(&joined));
             frames.extend(replay);
-            if let Some(entry) = state.conns.get_mut(&id) {
-                entry.rooms.insert(room.clone());
+            if let Some(entry) = state.conns.get_mut(&id)
+                && !entry.rooms.contains(&room)
+            {
+                entry.rooms.push(room.clone());
             }
             state.deliver(id, Outbound::Many(frames));
             if !already {
@@ -659,10 +703,10 @@ impl Hub {
     /// `leave`: answered with `left` even when not a member (leaving is idempotent).
     pub(crate) fn leave(&self, id: ConnId, room: String) {
         self.with(|state, _, _| {
-            let was_member = state
-                .conns
-                .get_mut(&id)
-                .is_some_and(|e| e.rooms.remove(&room));
+            let was_member = state.conns.get_mut(&id).is_some_and(|e| {
+                let at = e.rooms.iter().position(|r| *r == room);
+                at.map(|at| e.rooms.swap_remove(at)).is_some()
+            });
             if was_member && let Some(r) = state.rooms.get_mut(&room) {
                 r.members.remove(&id);
                 if r.members.is_empty() && r.history.is_empty() {
@@ -689,11 +733,11 @@ impl Hub {
                 return;
             }
             let from = entry.name.clone();
-            let session_key = entry.session.clone();
-            if let Some(&offset) = state
+            let session_key = entry.session;
+            if let Some(offset) = state
                 .sessions
                 .get(&session_key)
-                .and_then(|s| s.acked.get(&msg_id))
+                .and_then(|s| s.acked(msg_id))
             {
                 debug!(
                     conn = id,
@@ -729,11 +773,12 @@ impl Hub {
             r.prune(now, limits);
             let members: Vec<ConnId> = r.members.iter().copied().collect();
             if let Some(session) = state.sessions.get_mut(&session_key) {
-                session.ids.push_back(msg_id);
-                session.acked.insert(msg_id, offset);
-                while session.ids.len() > limits.dedupe_ids {
-                    if let Some(old) = session.ids.pop_front() {
-                        session.acked.remove(&old);
+                let dedupe = session.dedupe.get_or_insert_default();
+                dedupe.ids.push_back(msg_id);
+                dedupe.acked.insert(msg_id, offset);
+                while dedupe.ids.len() > limits.dedupe_ids {
+                    if let Some(old) = dedupe.ids.pop_front() {
+                        dedupe.acked.remove(&old);
                     }
                 }
             }
@@ -1014,6 +1059,24 @@ mod tests {
                 .any(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "s")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn session_ids_read_back_only_as_written() {
+        let id = SessionId(0xab);
+        let text = id.to_string();
+        assert_eq!(text, format!("{}ab", "0".repeat(30)));
+        assert_eq!(SessionId::parse(&text), Some(id));
+        let upper = text.to_uppercase();
+        for bad in [
+            "",
+            "ab",
+            &upper,
+            &format!("{text}0"),
+            &text.replace('a', "g"),
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]
