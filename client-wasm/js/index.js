@@ -13,6 +13,15 @@ import init, {
 
 export { init as default, initSync, isLifelineError, liveResources };
 
+/**
+ * Sockets that must not be garbage-collected: not disposed, not closed for good, and with a
+ * listener or handler, as the browser keeps a `WebSocket` with listeners alive while it is
+ * open. The wasm reaches a socket only through a WeakRef, and its listeners live on the
+ * socket itself, so without this a socket the page keeps no reference to would be collected
+ * and closed mid-stream.
+ */
+const RETAINED = new Set();
+
 /** Event types with an `on…` property, as on `WebSocket`. */
 const HANDLER_TYPES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup"];
 
@@ -43,6 +52,7 @@ export class LifelineSocket extends WasmLifelineSocket {
           if (this.disposed) return;
           if (typeof handler === "function") this.#handlers.set(type, handler);
           else this.#handlers.delete(type);
+          this.#retain();
         },
         configurable: true,
         enumerable: true,
@@ -86,6 +96,7 @@ export class LifelineSocket extends WasmLifelineSocket {
     }
     list.push(entry);
     this.#listeners.set(type, list);
+    this.#retain();
   }
 
   /** Removes a listener registered with `addEventListener`, releasing it. */
@@ -101,6 +112,14 @@ export class LifelineSocket extends WasmLifelineSocket {
     list.splice(at, 1);
     if (list.length === 0) this.#listeners.delete(type);
     entry.release?.();
+    this.#retain();
+  }
+
+  #retain() {
+    const wanted =
+      !this.disposed && this.state !== "closed" && (this.#listeners.size > 0 || this.#handlers.size > 0);
+    if (wanted) RETAINED.add(this);
+    else RETAINED.delete(this);
   }
 
   /** Called by the wasm with each event: the listeners (a copy, so they may change the
@@ -113,6 +132,13 @@ export class LifelineSocket extends WasmLifelineSocket {
     }
     const handler = this.#handlers.get(type);
     if (handler && !this.disposed) invoke(handler, this, event);
+    if (type === "statechange") this.#retain();
+  }
+
+  /** Connects again now, also after `close()`, `giveup` or a terminal close. */
+  reconnect() {
+    super.reconnect();
+    this.#retain();
   }
 
   /**
@@ -133,6 +159,7 @@ export class LifelineSocket extends WasmLifelineSocket {
     for (const list of this.#listeners.values()) for (const entry of list) entry.release?.();
     this.#listeners.clear();
     this.#handlers.clear();
+    RETAINED.delete(this);
   }
 
   dispose() {

@@ -5,6 +5,8 @@
 // - listener rules as on EventTarget: a listener is registered once per type, an object's
 //   handleEvent is called with the object as `this`, an AbortSignal removes its listener, a
 //   listener that throws is reported and the others still run;
+// - a socket the page keeps no reference to is not garbage-collected while it has listeners
+//   (as a browser keeps an open WebSocket with listeners), and is once it is disposed;
 // - reconnect after the server restarts on the same port, with messages sent while it was
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
@@ -21,7 +23,7 @@ import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
 const FAST = { minDelay: 100, maxDelay: 400 };
 
-const suite = jsSuite(["--test-endpoints"]);
+const suite = jsSuite(["--test-endpoints", "--bench-endpoints"]);
 
 const ws = (path) => wsUrl(suite.server, path);
 const openPage = () => openJsPage(suite.browser, suite.site);
@@ -129,6 +131,34 @@ test("listeners follow EventTarget's rules: duplicates, handleEvent, signal, exc
   assert.deepEqual(result.reported, ["listener failed"]);
   assert.equal(result.cleared, null, "a non-function handler clears the slot");
   assert.equal(result.handlerAfterDispose, null, "dispose releases the handlers");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a socket with listeners and no other reference keeps delivering through garbage collections", async () => {
+  const { page, errors } = await openPage();
+  const cdp = await page.context().newCDPSession(page);
+  const COUNT = 20_000;
+  await page.evaluate(([url, count]) => {
+    window.got = 0;
+    // No variable keeps the socket: only its own listener refers to it.
+    new t.LifelineSocket(url, { protocols: "lifeline.v1", heartbeat: false }).addEventListener(
+      "message",
+      function () {
+        if (++window.got === count) this.dispose();
+      },
+    );
+  }, [ws(`/bench/send?n=${COUNT}&bytes=100&batch=1`), COUNT]);
+  const deadline = Date.now() + 30_000;
+  let got = 0;
+  while (got < COUNT && Date.now() < deadline) {
+    await cdp.send("HeapProfiler.collectGarbage");
+    await new Promise((r) => setTimeout(r, 50));
+    got = await page.evaluate(() => window.got);
+  }
+  assert.equal(got, COUNT, "every message arrived although only the listener held the socket");
+  const live = await page.evaluate(() => t.liveResources());
+  assert.equal(live.sockets, 0, "the socket disposed itself");
   await page.close();
   assert.deepEqual(errors, []);
 });
