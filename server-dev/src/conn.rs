@@ -6,7 +6,10 @@
 
 use std::collections::VecDeque;
 use std::fmt::Display;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -18,10 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, info, warn};
 
-use crate::AppState;
-use crate::hub::{Hub, Kick, Outbound, Peer, PeerState};
+use crate::hub::{Hub, Kick, Outbound, Peer, PeerState, Registration};
 use crate::queue::Receiver;
 use crate::upgrade::Socket;
+use crate::{AppState, Config};
 
 /// How a connection ended, which decides the close it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,16 +85,61 @@ impl Bucket {
 /// Runs a `/ws` connection on an upgraded socket in a task of its own until it ends, then
 /// drops `hold` (what must live exactly as long as the connection).
 ///
-/// The socket is split here rather than inside the task: an async fn keeps its arguments in
-/// its state for its whole life, so a socket moved in and split there would be held twice.
+/// The task's future is an async block that keeps what it is given in place and lends it out.
+/// An async fn would not do: it keeps its arguments twice (as received, and moved into its
+/// body), which for the socket alone is 360 B per connection.
 pub(crate) fn spawn_socket<H: Send + 'static>(
     socket: Socket,
     state: AppState,
     name: String,
     hold: H,
 ) {
-    let (sink, stream) = socket.split();
-    tokio::spawn(run(sink, stream, state, name, hold));
+    let mut reg = state.hub().register(name);
+    let socket = Mutex::new(socket);
+    tokio::spawn(async move {
+        run(Half(&socket), Half(&socket), &state, &mut reg).await;
+        drop(hold);
+    });
+}
+
+/// The reading or the writing half of a socket. Both halves are polled by the connection's
+/// one task, so the mutex is never contended; unlike `StreamExt::split`, sharing the socket
+/// this way costs no allocation and no slot for a message in flight.
+#[derive(Debug)]
+struct Half<'a>(&'a Mutex<Socket>);
+
+impl Half<'_> {
+    fn lock(&self) -> MutexGuard<'_, Socket> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Stream for Half<'_> {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.lock().poll_next_unpin(cx)
+    }
+}
+
+impl Sink<Message> for Half<'_> {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_ready_unpin(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        self.lock().start_send_unpin(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_flush_unpin(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.lock().poll_close_unpin(cx)
+    }
 }
 
 /// Runs one protocol v1 connection for the client `name` on any message sink and stream.
@@ -105,53 +153,55 @@ where
     Si::Error: Display,
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    run(sink, stream, state, name, ()).await;
+    let mut reg = state.hub().register(name);
+    run(sink, stream, &state, &mut reg).await;
 }
 
-/// [`run_connection`], holding `_hold` until the connection has ended.
-async fn run<Si, St, H>(mut sink: Si, mut stream: St, state: AppState, name: String, _hold: H)
+/// [`run_connection`] for a registered client.
+///
+/// Everything here lives in the connection's task for its whole life, so it takes `state`
+/// and `reg` by reference: an async fn keeps what it is given twice.
+async fn run<Si, St>(mut sink: Si, mut stream: St, state: &AppState, reg: &mut Registration)
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    // Borrowed, not cloned: everything here lives in the connection's task for its whole life.
-    let hub = state.hub();
-    let mut reg = hub.register(name);
-    let id = reg.peer.id;
-    let config = state.config();
-    info!(conn = id, "ws connected");
-
-    let frame_max = config.write_frame_size.max(1);
+    info!(conn = reg.peer.id, "ws connected");
     let mut unsent = None;
     let exit = {
         let heard = Heard::new();
-        let read = read_loop(&mut stream, hub, &reg.peer, &state, &heard);
-        let write = write_loop(
-            &mut sink,
-            &mut reg.rx,
-            hub,
-            &reg.peer,
-            (config.batch_max_bytes, frame_max),
-            &mut unsent,
-        );
-        let idle = config.heartbeat_interval + config.pong_timeout;
-        let beat = heartbeat(&reg.peer, config.heartbeat_interval, idle, &heard);
+        let read = read_loop(&mut stream, &reg.peer, state, &heard);
+        let write = write_loop(&mut sink, &mut reg.rx, &reg.peer, state, &mut unsent);
+        let control = control(&reg.peer, state.config(), &heard);
         tokio::select! {
             // The reader goes first, so that frames already waiting are read (and heard)
             // before the heartbeat can take a late poll for silence.
             biased;
             exit = read => exit,
             exit = write => exit,
-            kick = reg.peer.kicked() => match kick {
-                Kick::Shutdown => Exit::Shutdown,
-                kick => Exit::Kicked(kick),
-            },
-            exit = beat => exit,
+            exit = control => exit,
         }
     };
-    hub.disconnect(id);
+    state.hub().disconnect(reg.peer.id);
+    // Boxed: an idle connection's task would otherwise hold room for these futures too.
+    Box::pin(close(exit, sink, stream, unsent, state, reg)).await;
+}
 
+/// Ends the connection as `exit` says, after the hub has forgotten it.
+async fn close<Si, St>(
+    exit: Exit,
+    mut sink: Si,
+    mut stream: St,
+    mut unsent: Option<Fragments>,
+    state: &AppState,
+    reg: &mut Registration,
+) where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let (hub, config, id) = (state.hub(), state.config(), reg.peer.id);
+    let frame_max = config.write_frame_size.max(1);
     let grace = Duration::from_secs(1);
     let close_with = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
@@ -249,18 +299,29 @@ impl Heard {
     }
 }
 
-/// Asks the writer for a protocol Ping every `every` and ends the connection once nothing has
-/// been heard for `idle`. One timer per connection, which frames read do not re-arm.
-async fn heartbeat(peer: &Peer, every: Duration, idle: Duration, heard: &Heard) -> Exit {
+/// Ends the connection when the hub asks it to (a kick, or shutdown), or once nothing has been
+/// heard for heartbeat interval + pong timeout; until then asks the writer for a protocol Ping
+/// every heartbeat interval. One timer per connection, which frames read do not re-arm.
+async fn control(peer: &Peer, config: &Config, heard: &Heard) -> Exit {
     // A zero period would spin; the config setter already refuses it, the field may not.
-    let every = every.max(Duration::from_millis(1));
-    let mut next_ping = heard.start + every;
-    let timer = tokio::time::sleep_until(next_ping.min(heard.start + idle));
+    let every = || config.heartbeat_interval.max(Duration::from_millis(1));
+    let idle = || config.heartbeat_interval + config.pong_timeout;
+    let mut next_ping = heard.start + every();
+    let timer = tokio::time::sleep_until(next_ping.min(heard.start + idle()));
     tokio::pin!(timer);
     loop {
-        timer.as_mut().await;
+        tokio::select! {
+            biased;
+            kick = peer.kicked() => {
+                return match kick {
+                    Kick::Shutdown => Exit::Shutdown,
+                    kick => Exit::Kicked(kick),
+                };
+            }
+            () = timer.as_mut() => {}
+        }
         let now = Instant::now();
-        let idle_at = heard.last() + idle;
+        let idle_at = heard.last() + idle();
         if now >= idle_at {
             warn!(
                 conn = peer.id,
@@ -270,24 +331,18 @@ async fn heartbeat(peer: &Peer, every: Duration, idle: Duration, heard: &Heard) 
         }
         if now >= next_ping {
             peer.request_ping();
-            next_ping = now + every;
+            next_ping = now + every();
         }
         timer.as_mut().reset(next_ping.min(idle_at));
     }
 }
 
 /// Reads client frames until the connection should end, noting in `heard` when each came.
-async fn read_loop<St>(
-    stream: &mut St,
-    hub: &Hub,
-    peer: &Peer,
-    state: &AppState,
-    heard: &Heard,
-) -> Exit
+async fn read_loop<St>(stream: &mut St, peer: &Peer, state: &AppState, heard: &Heard) -> Exit
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    let config = state.config();
+    let (hub, config) = (state.hub(), state.config());
     let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
     loop {
         let msg = match stream.next().await {
@@ -394,21 +449,20 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 }
 
 /// Writes queued frames, packing what is already queued into batch frames, and the protocol
-/// Pings the heartbeat asks for once nothing is queued. `limits` are the largest batch and the
-/// largest frame; a message cut short by the connection's end is left in `unsent`.
+/// Pings the heartbeat asks for once nothing is queued. A message cut short by the
+/// connection's end is left in `unsent`.
 async fn write_loop<Si>(
     sink: &mut Si,
     rx: &mut Receiver<Outbound, PeerState>,
-    hub: &Hub,
     peer: &Peer,
-    limits: (usize, usize),
+    state: &AppState,
     unsent: &mut Option<Fragments>,
 ) -> Exit
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
 {
-    let (batch_max, frame_max) = limits;
+    let (hub, config) = (state.hub(), state.config());
     let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -431,7 +485,7 @@ where
             // Take what is already queued, up to one batch worth: the rest stays in the
             // bounded queue so that a slow reader still fills it and gets evicted.
             let mut bytes: usize = pending.iter().map(|f| f.as_str().len()).sum();
-            while bytes < batch_max {
+            while bytes < config.batch_max_bytes {
                 match rx.try_recv() {
                     Ok(item) => {
                         for frame in hub.resolve(peer, item) {
@@ -443,10 +497,16 @@ where
                 }
             }
         }
-        let Some(frame) = next_frame(&mut pending, batch_max) else {
+        let Some(frame) = next_frame(&mut pending, config.batch_max_bytes) else {
             continue;
         };
-        if let Err(err) = send_text(sink, frame, frame_max, unsent).await {
+        // Not `send_text`: awaiting its future here would hold its arguments as well.
+        let frame_max = config.write_frame_size.max(1);
+        let sent = match start_text(frame, frame_max, unsent) {
+            Some(whole) => sink.send(whole).await,
+            None => finish(sink, unsent, frame_max).await,
+        };
+        if let Err(err) = sent {
             debug!(error = %err, "write failed");
             return Exit::SinkFailed;
         }
@@ -465,6 +525,7 @@ struct Fragments {
 /// `frame_max` bytes (RFC 6455 §5.4). tungstenite's write buffer keeps the capacity of the
 /// largest frame it has written for the connection's life, so this bounds it for every
 /// connection, including idle ones that were once sent a long room list or batch.
+#[cfg(test)]
 async fn send_text<Si>(
     sink: &mut Si,
     text: Utf8Bytes,
@@ -474,14 +535,27 @@ async fn send_text<Si>(
 where
     Si: Sink<Message> + Unpin,
 {
+    match start_text(text, frame_max, unsent) {
+        Some(whole) => sink.send(whole).await,
+        None => finish(sink, unsent, frame_max).await,
+    }
+}
+
+/// The first step of [`send_text`]: `text` as a message if it fits in one frame, else `None`
+/// with `text` in `unsent`, for [`finish`] to write.
+fn start_text(
+    text: Utf8Bytes,
+    frame_max: usize,
+    unsent: &mut Option<Fragments>,
+) -> Option<Message> {
     if text.len() <= frame_max {
-        return sink.send(Message::Text(text)).await;
+        return Some(Message::Text(text));
     }
     *unsent = Some(Fragments {
         rest: text.into(),
         started: false,
     });
-    finish(sink, unsent, frame_max).await
+    None
 }
 
 /// Writes what is left of a message sent as several frames, if any, then flushes. Nothing
