@@ -159,33 +159,42 @@ where
 
 /// [`run_connection`] for a registered client.
 ///
-/// Everything here lives in the connection's task for its whole life, so it takes `state`
-/// and `reg` by reference: an async fn keeps what it is given twice.
-async fn run<Si, St>(mut sink: Si, mut stream: St, state: &AppState, reg: &mut Registration)
+/// This and the futures it runs live in the connection's task for its whole life, so they
+/// take references, and are written as functions returning an async block: an async fn
+/// keeps its arguments twice (as received and moved into its body), an async block once.
+#[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
+fn run<Si, St>(
+    mut sink: Si,
+    mut stream: St,
+    state: &AppState,
+    reg: &mut Registration,
+) -> impl Future<Output = ()>
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    info!(conn = reg.peer.id, "ws connected");
-    let mut unsent = None;
-    let exit = {
-        let heard = Heard::new();
-        let read = read_loop(&mut stream, &reg.peer, state, &heard);
-        let write = write_loop(&mut sink, &mut reg.rx, &reg.peer, state, &mut unsent);
-        let control = control(&reg.peer, state.config(), &heard);
-        tokio::select! {
-            // The reader goes first, so that frames already waiting are read (and heard)
-            // before the heartbeat can take a late poll for silence.
-            biased;
-            exit = read => exit,
-            exit = write => exit,
-            exit = control => exit,
-        }
-    };
-    state.hub().disconnect(reg.peer.id);
-    // Boxed: an idle connection's task would otherwise hold room for these futures too.
-    Box::pin(close(exit, sink, stream, unsent, state, reg)).await;
+    async move {
+        info!(conn = reg.peer.id, "ws connected");
+        let mut unsent = None;
+        let exit = {
+            let heard = Heard::new();
+            let read = read_loop(&mut stream, &reg.peer, state, &heard);
+            let write = write_loop(&mut sink, &mut reg.rx, &reg.peer, state, &mut unsent);
+            let control = control(&reg.peer, state.config(), &heard);
+            tokio::select! {
+                // The reader goes first, so that frames already waiting are read (and heard)
+                // before the heartbeat can take a late poll for silence.
+                biased;
+                exit = read => exit,
+                exit = write => exit,
+                exit = control => exit,
+            }
+        };
+        state.hub().disconnect(reg.peer.id);
+        // Boxed: an idle connection's task would otherwise hold room for these futures too.
+        Box::pin(close(exit, sink, stream, unsent, state, reg)).await;
+    }
 }
 
 /// Ends the connection as `exit` says, after the hub has forgotten it.
@@ -245,7 +254,7 @@ async fn close<Si, St>(
                 conn = id,
                 "silenced: holding the socket unread and unwritten"
             );
-            let idle = config.heartbeat_interval + config.pong_timeout;
+            let idle = idle(config);
             let mut shutdown = state.shutdown_signal();
             let _ = timeout(idle, crate::until_true(&mut shutdown)).await;
         }
@@ -299,79 +308,100 @@ impl Heard {
     }
 }
 
+/// How often the heartbeat pings. A zero period would spin; the config setter already refuses
+/// it, the field may not.
+fn every(config: &Config) -> Duration {
+    config.heartbeat_interval.max(Duration::from_millis(1))
+}
+
+/// How long a connection may stay silent.
+fn idle(config: &Config) -> Duration {
+    config.heartbeat_interval + config.pong_timeout
+}
+
 /// Ends the connection when the hub asks it to (a kick, or shutdown), or once nothing has been
 /// heard for heartbeat interval + pong timeout; until then asks the writer for a protocol Ping
 /// every heartbeat interval. One timer per connection, which frames read do not re-arm.
-async fn control(peer: &Peer, config: &Config, heard: &Heard) -> Exit {
-    // A zero period would spin; the config setter already refuses it, the field may not.
-    let every = || config.heartbeat_interval.max(Duration::from_millis(1));
-    let idle = || config.heartbeat_interval + config.pong_timeout;
-    let mut next_ping = heard.start + every();
-    let timer = tokio::time::sleep_until(next_ping.min(heard.start + idle()));
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            kick = peer.kicked() => {
+#[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
+fn control(peer: &Peer, config: &Config, heard: &Heard) -> impl Future<Output = Exit> {
+    async move {
+        let mut next_ping = heard.start + every(config);
+        let timer = tokio::time::sleep_until(next_ping.min(heard.start + idle(config)));
+        let kicked = peer.kicked();
+        tokio::pin!(timer, kicked);
+        loop {
+            // Not `select!`, which would make a new `kicked` future (and room for it) each round.
+            let woke = std::future::poll_fn(|cx| match kicked.as_mut().poll(cx) {
+                Poll::Ready(kick) => Poll::Ready(Some(kick)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+            });
+            if let Some(kick) = woke.await {
                 return match kick {
                     Kick::Shutdown => Exit::Shutdown,
                     kick => Exit::Kicked(kick),
                 };
             }
-            () = timer.as_mut() => {}
+            let now = Instant::now();
+            let idle_at = heard.last() + idle(config);
+            if now >= idle_at {
+                warn!(
+                    conn = peer.id,
+                    "heartbeat: nothing received within the pong timeout, dropping"
+                );
+                return Exit::Idle;
+            }
+            if now >= next_ping {
+                peer.request_ping();
+                next_ping = now + every(config);
+            }
+            timer.as_mut().reset(next_ping.min(idle_at));
         }
-        let now = Instant::now();
-        let idle_at = heard.last() + idle();
-        if now >= idle_at {
-            warn!(
-                conn = peer.id,
-                "heartbeat: nothing received within the pong timeout, dropping"
-            );
-            return Exit::Idle;
-        }
-        if now >= next_ping {
-            peer.request_ping();
-            next_ping = now + every();
-        }
-        timer.as_mut().reset(next_ping.min(idle_at));
     }
 }
 
 /// Reads client frames until the connection should end, noting in `heard` when each came.
-async fn read_loop<St>(stream: &mut St, peer: &Peer, state: &AppState, heard: &Heard) -> Exit
+#[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
+fn read_loop<St>(
+    stream: &mut St,
+    peer: &Peer,
+    state: &AppState,
+    heard: &Heard,
+) -> impl Future<Output = Exit>
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
-    let (hub, config) = (state.hub(), state.config());
-    let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
-    loop {
-        let msg = match stream.next().await {
-            None => return Exit::Gone,
-            Some(Err(err)) => return classify(peer, err),
-            Some(Ok(msg)) => msg,
-        };
-        let now = Instant::now();
-        heard.note(now);
-        let text = match msg {
-            Message::Text(text) => Some(text),
-            Message::Binary(_) => None,
-            // tungstenite answers pings itself, and reads never yield raw frames.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Close(_) => return Exit::PeerClosed,
-        };
-        if !bucket.take(now) {
-            warn!(conn = peer.id, "rate limit exceeded, closing with 1008");
-            hub.send(
-                peer.id,
-                &error(ErrorCode::RateLimited, "rate limit exceeded", None),
-            );
-            return Exit::Close(close::POLICY, "rate limit exceeded");
-        }
-        match text {
-            Some(text) => handle_text(text.as_str(), hub, peer),
-            None => {
-                let msg = "protocol v1 uses text frames only";
-                hub.send(peer.id, &error(ErrorCode::BinaryUnsupported, msg, None));
+    async move {
+        let (hub, config) = (state.hub(), state.config());
+        let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
+        loop {
+            let msg = match stream.next().await {
+                None => return Exit::Gone,
+                Some(Err(err)) => return classify(peer, err),
+                Some(Ok(msg)) => msg,
+            };
+            let now = Instant::now();
+            heard.note(now);
+            let text = match msg {
+                Message::Text(text) => Some(text),
+                Message::Binary(_) => None,
+                // tungstenite answers pings itself, and reads never yield raw frames.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Close(_) => return Exit::PeerClosed,
+            };
+            if !bucket.take(now) {
+                warn!(conn = peer.id, "rate limit exceeded, closing with 1008");
+                hub.send(
+                    peer.id,
+                    &error(ErrorCode::RateLimited, "rate limit exceeded", None),
+                );
+                return Exit::Close(close::POLICY, "rate limit exceeded");
+            }
+            match text {
+                Some(text) => handle_text(text.as_str(), hub, peer),
+                None => {
+                    let msg = "protocol v1 uses text frames only";
+                    hub.send(peer.id, &error(ErrorCode::BinaryUnsupported, msg, None));
+                }
             }
         }
     }
@@ -451,74 +481,80 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 /// Writes queued frames, packing what is already queued into batch frames, and the protocol
 /// Pings the heartbeat asks for once nothing is queued. A message cut short by the
 /// connection's end is left in `unsent`.
-async fn write_loop<Si>(
+#[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
+fn write_loop<Si>(
     sink: &mut Si,
     rx: &mut Receiver<Outbound, PeerState>,
     peer: &Peer,
     state: &AppState,
     unsent: &mut Option<Fragments>,
-) -> Exit
+) -> impl Future<Output = Exit>
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
 {
-    let (hub, config) = (state.hub(), state.config());
-    let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
-    loop {
-        if pending.is_empty() {
-            // Idle connections hold no buffer between bursts.
-            if pending.capacity() > 0 {
-                pending = VecDeque::new();
-            }
-            let Ok(item) = rx.try_recv() else {
-                if peer.take_ping() {
-                    if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
-                        debug!(error = %err, "ping failed");
-                        return Exit::SinkFailed;
-                    }
-                } else {
-                    rx.wait().await;
+    async move {
+        let (hub, config) = (state.hub(), state.config());
+        let mut pending: VecDeque<Utf8Bytes> = VecDeque::new();
+        loop {
+            if pending.is_empty() {
+                // Idle connections hold no buffer between bursts.
+                if pending.capacity() > 0 {
+                    pending = VecDeque::new();
                 }
+                let Ok(item) = rx.try_recv() else {
+                    if peer.take_ping() {
+                        if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
+                            debug!(error = %err, "ping failed");
+                            return Exit::SinkFailed;
+                        }
+                    } else {
+                        rx.wait().await;
+                    }
+                    continue;
+                };
+                pending.extend(hub.resolve(peer, item));
+                // Take what is already queued, up to one batch worth: the rest stays in the
+                // bounded queue so that a slow reader still fills it and gets evicted.
+                let mut bytes: usize = pending.iter().map(|f| f.as_str().len()).sum();
+                while bytes < config.batch_max_bytes {
+                    match rx.try_recv() {
+                        Ok(item) => {
+                            for frame in hub.resolve(peer, item) {
+                                bytes += frame.as_str().len();
+                                pending.push_back(frame);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            let Some(frame) = next_frame(&mut pending, config.batch_max_bytes) else {
                 continue;
             };
-            pending.extend(hub.resolve(peer, item));
-            // Take what is already queued, up to one batch worth: the rest stays in the
-            // bounded queue so that a slow reader still fills it and gets evicted.
-            let mut bytes: usize = pending.iter().map(|f| f.as_str().len()).sum();
-            while bytes < config.batch_max_bytes {
-                match rx.try_recv() {
-                    Ok(item) => {
-                        for frame in hub.resolve(peer, item) {
-                            bytes += frame.as_str().len();
-                            pending.push_back(frame);
-                        }
-                    }
-                    Err(_) => break,
-                }
+            // As `send_text` does, inline (its future would hold its arguments as well).
+            *unsent = Some(Fragments::new(frame));
+            if let Err(err) = finish(sink, unsent, config.write_frame_size.max(1)).await {
+                debug!(error = %err, "write failed");
+                return Exit::SinkFailed;
             }
-        }
-        let Some(frame) = next_frame(&mut pending, config.batch_max_bytes) else {
-            continue;
-        };
-        // Not `send_text`: awaiting its future here would hold its arguments as well.
-        let frame_max = config.write_frame_size.max(1);
-        let sent = match start_text(frame, frame_max, unsent) {
-            Some(whole) => sink.send(whole).await,
-            None => finish(sink, unsent, frame_max).await,
-        };
-        if let Err(err) = sent {
-            debug!(error = %err, "write failed");
-            return Exit::SinkFailed;
         }
     }
 }
 
-/// What is left to write of a text message sent as several frames.
+/// A text message being written, possibly as several frames.
 #[derive(Debug)]
 struct Fragments {
-    rest: Bytes,
-    /// Whether the first frame (opcode text) is written; the others are continuations.
-    started: bool,
+    text: Utf8Bytes,
+    /// How many bytes of `text` are written. The first frame has opcode text, the others are
+    /// continuations.
+    sent: usize,
+}
+
+impl Fragments {
+    fn new(text: Utf8Bytes) -> Self {
+        Self { text, sent: 0 }
+    }
 }
 
 /// Writes `text` and flushes: as one frame, or if longer than `frame_max` as frames of at most
@@ -535,59 +571,46 @@ async fn send_text<Si>(
 where
     Si: Sink<Message> + Unpin,
 {
-    match start_text(text, frame_max, unsent) {
-        Some(whole) => sink.send(whole).await,
-        None => finish(sink, unsent, frame_max).await,
-    }
-}
-
-/// The first step of [`send_text`]: `text` as a message if it fits in one frame, else `None`
-/// with `text` in `unsent`, for [`finish`] to write.
-fn start_text(
-    text: Utf8Bytes,
-    frame_max: usize,
-    unsent: &mut Option<Fragments>,
-) -> Option<Message> {
-    if text.len() <= frame_max {
-        return Some(Message::Text(text));
-    }
-    *unsent = Some(Fragments {
-        rest: text.into(),
-        started: false,
-    });
-    None
+    *unsent = Some(Fragments::new(text));
+    finish(sink, unsent, frame_max).await
 }
 
 /// Writes what is left of a message sent as several frames, if any, then flushes. Nothing
 /// but control frames may come between the frames of one message, so a connection that
 /// ends while one is under way finishes it before writing anything else.
-async fn finish<Si>(
+#[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
+fn finish<Si>(
     sink: &mut Si,
     unsent: &mut Option<Fragments>,
     frame_max: usize,
-) -> Result<(), Si::Error>
+) -> impl Future<Output = Result<(), Si::Error>>
 where
     Si: Sink<Message> + Unpin,
 {
-    while let Some(fragments) = unsent.as_mut() {
-        let len = fragments.rest.len().min(frame_max);
-        let last = len == fragments.rest.len();
-        let opcode = if fragments.started {
-            OpCode::Data(Data::Continue)
-        } else {
-            OpCode::Data(Data::Text)
-        };
-        let frame = Frame::message(fragments.rest.slice(..len), opcode, last);
-        sink.feed(Message::Frame(frame)).await?;
-        // Only once the frame is taken: a feed cut short has written nothing.
-        if last {
-            *unsent = None;
-        } else {
-            fragments.rest = fragments.rest.slice(len..);
-            fragments.started = true;
+    async move {
+        while let Some(out) = unsent.as_mut() {
+            let total = out.text.len();
+            let len = (total - out.sent).min(frame_max);
+            let message = if len == total {
+                Message::Text(out.text.clone())
+            } else {
+                let opcode = if out.sent == 0 {
+                    OpCode::Data(Data::Text)
+                } else {
+                    OpCode::Data(Data::Continue)
+                };
+                let part = Bytes::from(out.text.clone()).slice(out.sent..out.sent + len);
+                Message::Frame(Frame::message(part, opcode, out.sent + len == total))
+            };
+            sink.feed(message).await?;
+            // Only once the frame is taken: a feed cut short has written nothing.
+            out.sent += len;
+            if out.sent == total {
+                *unsent = None;
+            }
         }
+        sink.flush().await
     }
-    sink.flush().await
 }
 
 /// The next frame to write: a lone message as itself, or as many queued messages as fit in
@@ -693,8 +716,8 @@ mod tests {
         )
         .await;
         assert!(cut.is_err(), "blocked after the first frame");
-        let rest = unsent.as_ref().map(|f| (f.rest.len(), f.started));
-        assert_eq!(rest, Some((20, true)));
+        let rest = unsent.as_ref().map(|f| f.text.len() - f.sent);
+        assert_eq!(rest, Some(20));
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(Message::Frame(frame)) = out.next().await {
