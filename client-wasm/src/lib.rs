@@ -26,8 +26,12 @@
 //! before anything reaches the browser.
 #![deny(missing_docs)]
 
-// talc instead of std's dlmalloc: 2.7 KB less gzip in the npm package, as fast.
-#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+// talc instead of std's dlmalloc (feature `talc`): 2.7 KB less gzip in the npm package, as fast.
+#[cfg(all(
+    feature = "talc",
+    target_arch = "wasm32",
+    not(target_feature = "atomics")
+))]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 

@@ -246,7 +246,8 @@ fn browser_tests() -> Result {
     for (name, flag, (driver_var, driver), other_driver_var) in runs {
         Step::new(&format!("browser tests ({name})"), "wasm-pack")
             .args(["test", "--headless", flag, "client-wasm"])
-            .args(["--features", "yew"])
+            // The allocator the npm package and the demo ship with.
+            .args(["--features", "yew,talc"])
             .env("LIFELINE_TEST_SERVER", server.base_url())
             .env(driver_var, driver)
             .env_remove(other_driver_var)

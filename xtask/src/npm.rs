@@ -79,8 +79,10 @@ pub(crate) fn build(options: &Options) -> Result {
             OUT_NAME,
         ])
         .env("RUSTFLAGS", remap_rustflags());
+    // The package brings its own allocator (feature `talc`); a Rust app picks its own.
+    build = build.args(["--", "--features", "talc"]);
     if !options.default_features {
-        build = build.args(["--", "--no-default-features"]);
+        build = build.args(["--no-default-features"]);
     }
     build.run()?;
     let wasm = pkg.join(format!("{OUT_NAME}_bg.wasm"));
