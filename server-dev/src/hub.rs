@@ -34,6 +34,24 @@ pub(crate) enum Outbound {
     Presence(String),
 }
 
+/// The frames an [`Outbound`] stands for: most often one, which needs no list of its own.
+#[derive(Debug)]
+pub(crate) enum Frames {
+    One(Option<Utf8Bytes>),
+    Many(std::vec::IntoIter<Utf8Bytes>),
+}
+
+impl Iterator for Frames {
+    type Item = Utf8Bytes;
+
+    fn next(&mut self) -> Option<Utf8Bytes> {
+        match self {
+            Frames::One(frame) => frame.take(),
+            Frames::Many(frames) => frames.next(),
+        }
+    }
+}
+
 /// How the hub asks a connection to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kick {
@@ -488,14 +506,14 @@ impl Hub {
     }
 
     /// The frames an outbound item stands for, resolving snapshots to their latest state.
-    pub(crate) fn resolve(&self, peer: &Peer, item: Outbound) -> Vec<Utf8Bytes> {
+    pub(crate) fn resolve(&self, peer: &Peer, item: Outbound) -> Frames {
         match item {
-            Outbound::One(frame) => vec![frame],
-            Outbound::Many(frames) => frames,
+            Outbound::One(frame) => Frames::One(Some(frame)),
+            Outbound::Many(frames) => Frames::Many(frames.into_iter()),
             Outbound::Rooms => {
                 // Clear the flag before reading, so a change after this read queues anew.
                 peer.snaps().rooms = false;
-                self.lock().rooms_frame.clone().into_iter().collect()
+                Frames::One(self.lock().rooms_frame.clone())
             }
             Outbound::Presence(room) => {
                 {
@@ -512,7 +530,7 @@ impl Hub {
                     .get(&peer.id)
                     .is_some_and(|c| c.rooms.contains(&room));
                 let frame = state.presence_frames.get(&room).filter(|_| member);
-                frame.cloned().into_iter().collect()
+                Frames::One(frame.cloned())
             }
         }
     }
