@@ -15,7 +15,9 @@
 //!
 //! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
 //! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
-//! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself.
+//! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself. A
+//! message longer than [`Config::write_frame_size`] is written as several WebSocket frames
+//! (RFC 6455 fragmentation), which keeps what an idle connection holds small.
 //!
 //! The crate is a library so that tests can run the real server on a loopback port:
 //!
