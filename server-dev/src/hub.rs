@@ -20,6 +20,10 @@ use crate::queue;
 /// A connection's id, unique within one server run.
 pub(crate) type ConnId = u64;
 
+/// A room's name, shared by the hub's room table, its members' entries and what is queued for
+/// them, rather than copied into each.
+type RoomName = Arc<str>;
+
 /// One item of a connection's outbound queue.
 #[derive(Debug)]
 pub(crate) enum Outbound {
@@ -31,7 +35,7 @@ pub(crate) enum Outbound {
     /// peer, so a join storm cannot fill a queue with stale lists.
     Rooms,
     /// A room's presence as it is when written; at most one queued per peer and room.
-    Presence(String),
+    Presence(RoomName),
 }
 
 /// The frames an [`Outbound`] stands for: most often one, which needs no list of its own.
@@ -69,7 +73,7 @@ pub(crate) enum Kick {
 #[derive(Debug, Default)]
 struct Snapshots {
     rooms: bool,
-    presence: HashSet<String>,
+    presence: HashSet<RoomName>,
 }
 
 /// What the hub and a connection share besides its queue (in the queue's allocation).
@@ -165,7 +169,7 @@ struct ConnEntry {
     peer: Peer,
     name: String,
     /// At most `max_rooms_per_conn` (32 by default): a list is smaller than a set and as fast.
-    rooms: Vec<String>,
+    rooms: Vec<RoomName>,
     session: SessionId,
 }
 
@@ -248,7 +252,7 @@ struct Limits {
 #[derive(Debug, Default)]
 struct State {
     conns: HashMap<ConnId, ConnEntry>,
-    rooms: BTreeMap<String, Room>,
+    rooms: BTreeMap<RoomName, Room>,
     sessions: HashMap<SessionId, Session>,
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
@@ -256,7 +260,7 @@ struct State {
     /// The latest room list, read by writers when they write an [`Outbound::Rooms`].
     rooms_frame: Option<Utf8Bytes>,
     /// The latest presence of each room, read for [`Outbound::Presence`].
-    presence_frames: HashMap<String, Utf8Bytes>,
+    presence_frames: HashMap<RoomName, Utf8Bytes>,
     /// Set by [`Hub::shutdown`]: connections registered from now on are asked to end.
     shutting_down: bool,
 }
@@ -300,7 +304,7 @@ impl State {
             .iter()
             .filter(|(_, r)| !r.members.is_empty())
             .map(|(name, r)| RoomInfo {
-                room: name.clone(),
+                room: name.to_string(),
                 members: u32::try_from(r.members.len()).unwrap_or(u32::MAX),
             })
             .collect()
@@ -323,7 +327,7 @@ impl State {
         }
     }
 
-    fn push_presence(&mut self, room: &str) {
+    fn push_presence(&mut self, room: &RoomName) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
@@ -337,19 +341,19 @@ impl State {
             room: room.to_string(),
             members,
         });
-        self.presence_frames.insert(room.to_string(), frame);
+        self.presence_frames.insert(room.clone(), frame);
         let ids: Vec<ConnId> = r
             .members
             .iter()
             .filter(|id| {
                 self.conns
                     .get(id)
-                    .is_some_and(|c| c.peer.snaps().presence.insert(room.to_string()))
+                    .is_some_and(|c| c.peer.snaps().presence.insert(room.clone()))
             })
             .copied()
             .collect();
         for id in ids {
-            self.deliver(id, Outbound::Presence(room.to_string()));
+            self.deliver(id, Outbound::Presence(room.clone()));
         }
     }
 
@@ -657,7 +661,7 @@ impl Hub {
             let Some(entry) = state.conns.get(&id) else {
                 return;
             };
-            let already = entry.rooms.contains(&room);
+            let already = entry.rooms.iter().any(|r| **r == *room);
             if !already && entry.rooms.len() >= limits.max_rooms_per_conn {
                 warn!(
                     conn = id,
@@ -668,7 +672,7 @@ impl Hub {
                 state.reply(id, &error_msg(ErrorCode::TooManyRooms, &msg, None));
                 return;
             }
-            if !state.rooms.contains_key(&room) && state.rooms.len() >= limits.max_rooms {
+            if !state.rooms.contains_key(room.as_str()) && state.rooms.len() >= limits.max_rooms {
                 // Make room by forgetting the retained history of an empty room.
                 let idle = state
                     .rooms
@@ -692,11 +696,16 @@ impl Hub {
                     }
                 }
             }
+            // The table's name for the room if it has one, so that members share it.
+            let room: RoomName = match state.rooms.get_key_value(room.as_str()) {
+                Some((name, _)) => name.clone(),
+                None => room.into(),
+            };
             let r = state.rooms.entry(room.clone()).or_insert_with(Room::new);
             r.prune(now, limits);
             let (recovered, replay) = r.recover(since.as_ref());
             let joined = ServerMsg::Joined {
-                room: room.clone(),
+                room: room.to_string(),
                 epoch: r.epoch.clone(),
                 offset: r.offset,
                 recovered,
@@ -708,6 +717,9 @@ impl Hub {
             if let Some(entry) = state.conns.get_mut(&id)
                 && !entry.rooms.contains(&room)
             {
+                // Exactly: most connections join one room, and a first push would make room
+                // for four.
+                entry.rooms.reserve_exact(1);
                 entry.rooms.push(room.clone());
             }
             state.deliver(id, Outbound::Many(frames));
@@ -721,19 +733,21 @@ impl Hub {
     /// `leave`: answered with `left` even when not a member (leaving is idempotent).
     pub(crate) fn leave(&self, id: ConnId, room: String) {
         self.with(|state, _, _| {
-            let was_member = state.conns.get_mut(&id).is_some_and(|e| {
-                let at = e.rooms.iter().position(|r| *r == room);
-                at.map(|at| e.rooms.swap_remove(at)).is_some()
+            let left = state.conns.get_mut(&id).and_then(|e| {
+                let at = e.rooms.iter().position(|r| **r == *room)?;
+                Some(e.rooms.swap_remove(at))
             });
-            if was_member && let Some(r) = state.rooms.get_mut(&room) {
+            if let Some(name) = &left
+                && let Some(r) = state.rooms.get_mut(name)
+            {
                 r.members.remove(&id);
                 if r.members.is_empty() && r.history.is_empty() {
-                    state.rooms.remove(&room);
+                    state.rooms.remove(name);
                 }
             }
-            state.reply(id, &ServerMsg::Left { room: room.clone() });
-            if was_member {
-                state.push_presence(&room);
+            state.reply(id, &ServerMsg::Left { room });
+            if let Some(name) = left {
+                state.push_presence(&name);
                 state.push_rooms_to_all();
             }
         });
@@ -745,7 +759,7 @@ impl Hub {
             let Some(entry) = state.conns.get(&id) else {
                 return;
             };
-            if !entry.rooms.contains(&room) {
+            if !entry.rooms.iter().any(|r| **r == *room) {
                 let msg = "join the room before publishing to it";
                 state.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
                 return;
@@ -771,7 +785,7 @@ impl Hub {
                 );
                 return;
             }
-            let Some(r) = state.rooms.get_mut(&room) else {
+            let Some(r) = state.rooms.get_mut(room.as_str()) else {
                 return;
             };
             r.offset += 1;
