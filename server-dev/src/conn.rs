@@ -513,6 +513,8 @@ where
                     }
                     continue;
                 };
+                // Exactly: most bursts are one frame, and a first push would make room for four.
+                pending.reserve_exact(1);
                 pending.extend(hub.resolve(peer, item));
                 // Take what is already queued, up to one batch worth: the rest stays in the
                 // bounded queue so that a slow reader still fills it and gets evicted.

@@ -4,7 +4,7 @@
 //! through each peer's bounded queue with `try_send`, so a slow peer can never stall a room:
 //! when its queue is full it is evicted and told to close with 1013 (the slow-consumer rule).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -73,7 +73,21 @@ pub(crate) enum Kick {
 #[derive(Debug, Default)]
 struct Snapshots {
     rooms: bool,
-    presence: HashSet<RoomName>,
+    /// Rooms whose presence is queued. A list: it is short-lived and holds one room or few,
+    /// and a hash set would allocate room for four.
+    presence: Vec<RoomName>,
+}
+
+impl Snapshots {
+    /// Notes that `room`'s presence is queued; false if it already was.
+    fn mark_presence(&mut self, room: &RoomName) -> bool {
+        if self.presence.contains(room) {
+            return false;
+        }
+        self.presence.reserve_exact(1);
+        self.presence.push(room.clone());
+        true
+    }
 }
 
 /// What the hub and a connection share besides its queue (in the queue's allocation).
@@ -348,7 +362,7 @@ impl State {
             .filter(|id| {
                 self.conns
                     .get(id)
-                    .is_some_and(|c| c.peer.snaps().presence.insert(room.clone()))
+                    .is_some_and(|c| c.peer.snaps().mark_presence(room))
             })
             .copied()
             .collect();
@@ -522,7 +536,7 @@ impl Hub {
             Outbound::Presence(room) => {
                 {
                     let mut snaps = peer.snaps();
-                    snaps.presence.remove(&room);
+                    snaps.presence.retain(|r| *r != room);
                     // An idle connection keeps no table of rooms it has nothing queued for.
                     if snaps.presence.is_empty() {
                         snaps.presence.shrink_to_fit();

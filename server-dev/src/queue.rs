@@ -82,6 +82,10 @@ impl<T, X> Sender<T, X> {
             if items.len() >= self.0.capacity {
                 return Err(TrySendError::Full);
             }
+            if items.capacity() == 0 {
+                // Most bursts are one item: no room for four (VecDeque's first step).
+                items.reserve_exact(1);
+            }
             items.push_back(item);
         }
         self.wake();
