@@ -52,7 +52,7 @@ pub struct Config {
     /// Largest frame `/ws` writes, in bytes; a longer message leaves as several frames
     /// (RFC 6455 §5.4), which clients reassemble. tungstenite's write buffer keeps the
     /// capacity of the largest frame it has written for the connection's whole life, so this
-    /// bounds what an idle connection holds after a long room list or batch. Default: 512 B.
+    /// bounds what an idle connection holds after a long room list or batch. Default: 256 B.
     pub write_frame_size: usize,
     /// Most simultaneous WebSocket connections; above it the upgrade gets 503. Default: 1024.
     pub max_connections: usize,
@@ -108,7 +108,7 @@ impl Default for Config {
             max_frame_size: 64 * 1024,
             read_buffer_size: 256,
             write_buffer_size: 8 * 1024,
-            write_frame_size: 512,
+            write_frame_size: 256,
             max_connections: 1024,
             max_rooms_per_conn: 32,
             max_rooms: 10_000,

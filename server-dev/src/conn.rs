@@ -778,10 +778,19 @@ mod tests {
             .unwrap();
     }
 
+    /// The next text message, joined from its frames as a client would if it came as several.
     async fn recv_text(h: &mut Harness) -> String {
+        let mut parts = Vec::new();
         loop {
             match h.from_server.next().await.unwrap() {
-                Message::Text(t) => return t.as_str().to_string(),
+                Message::Text(t) if parts.is_empty() => return t.as_str().to_string(),
+                Message::Frame(frame) => {
+                    let last = frame.header().is_final;
+                    parts.extend_from_slice(&frame.into_payload());
+                    if last {
+                        return String::from_utf8(parts).unwrap();
+                    }
+                }
                 Message::Ping(_) => continue,
                 other => panic!("unexpected {other:?}"),
             }

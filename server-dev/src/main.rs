@@ -64,7 +64,7 @@ struct Args {
     #[arg(long, default_value_t = 8 * 1024)]
     write_buffer_size: usize,
     /// Largest frame /ws writes, in bytes; longer messages leave as several frames.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 256)]
     write_frame_size: usize,
     /// Outbound queue length per connection (full: close 1013, slow consumer).
     #[arg(long, default_value_t = 256)]
