@@ -38,12 +38,13 @@ pub struct Config {
     pub max_message_size: usize,
     /// Largest WebSocket frame accepted, in bytes. Default: 64 KiB.
     pub max_frame_size: usize,
-    /// tungstenite read buffer per connection, in bytes: what one read of the socket asks for,
+    /// tungstenite read buffer per connection, in bytes: what tungstenite asks for per read,
     /// and what the buffer starts at. A larger frame grows the buffer to fit, up to
-    /// [`Self::max_frame_size`]. Default: 256 B. The buffer is held (and zero-filled) for the
-    /// connection's whole life, so every byte of it counts per idle connection; the frames
-    /// protocol v1 clients send (`join`, `publish`, `ping`) mostly fit, and a larger one costs
-    /// a few more reads, not a failure. tungstenite's own default of 128 KiB costs far more.
+    /// [`Self::max_frame_size`]. Default: 64 B. The buffer is held (and zero-filled) for the
+    /// connection's whole life, so every byte of it counts per idle connection. On `/ws` the
+    /// socket under tungstenite reads up to 4 KiB at once and keeps the rest only until it is
+    /// taken, so a small buffer costs copies, not syscalls. The test and bench endpoints read
+    /// at least 4 KiB at a time. tungstenite's own default is 128 KiB.
     pub read_buffer_size: usize,
     /// tungstenite write buffer per connection of the test endpoints, in bytes. `/ws` writes
     /// each frame straight through and gathers one flush's worth only while it is written.
@@ -106,7 +107,7 @@ impl Default for Config {
             static_dir: None,
             max_message_size: 64 * 1024,
             max_frame_size: 64 * 1024,
-            read_buffer_size: 256,
+            read_buffer_size: 64,
             write_buffer_size: 8 * 1024,
             write_frame_size: 256,
             max_connections: 1024,

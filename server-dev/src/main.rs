@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     max_rooms: usize,
     /// tungstenite read buffer per connection, in bytes (grows to fit a larger frame).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 64)]
     read_buffer_size: usize,
     /// tungstenite write buffer per connection of the test endpoints, in bytes.
     #[arg(long, default_value_t = 8 * 1024)]

@@ -44,9 +44,12 @@ pub(crate) fn upgrade(mut ws: WebSocketUpgrade, state: &AppState) -> WebSocketUp
         ws.set_selected_protocol(first);
     }
     let c = state.config();
+    // Reads of at least 4 KiB: these endpoints read without `/ws`'s read-ahead (see
+    // `Config::read_buffer_size`), there are few of them at a time, and the browser
+    // throughput benchmark sends through `/bench/recv`.
     ws.max_message_size(c.max_message_size)
         .max_frame_size(c.max_frame_size)
-        .read_buffer_size(c.read_buffer_size)
+        .read_buffer_size(c.read_buffer_size.max(4 * 1024))
         .write_buffer_size(c.write_buffer_size)
 }
 

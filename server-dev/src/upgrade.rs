@@ -5,14 +5,16 @@
 //! for the connection's whole life, and offers no way to give it back. An idle connection that
 //! was once sent the room list (about 3.5 KB on a 100-room server) kept 4 to 8 KB that way.
 //! With the stream itself, the writer can send a large message as several frames of at most
-//! [`crate::Config::max_write_frame`] (RFC 6455 §5.4 fragmentation, which every client
-//! reassembles), so the buffer never grows past that; [`Coalesce`] then gathers the frames of
-//! one flush into one write to the socket, in a buffer it frees when the flush is done.
+//! [`crate::Config::write_frame_size`] (RFC 6455 §5.4 fragmentation, which every client
+//! reassembles), so the buffer never grows past that; [`Buffered`] then gathers the frames of
+//! one flush into one write to the socket, in a buffer it frees when the flush is done. It
+//! also reads ahead for tungstenite's small read buffer, the other buffer tungstenite keeps.
 //!
 //! axum's `WebSocketUpgrade` still checks the request (and gives the same rejections): only the
 //! response and the upgrade itself are done here, as axum does them.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -30,7 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::debug;
 
 /// The socket a `/ws` connection runs on.
-pub(crate) type Socket = WebSocketStream<Coalesce<TokioIo<hyper::upgrade::Upgraded>>>;
+pub(crate) type Socket = WebSocketStream<Buffered<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// A checked WebSocket upgrade request for `/ws`.
 #[derive(Debug)]
@@ -91,7 +93,7 @@ impl WsUpgrade {
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let io = Coalesce::new(TokioIo::new(upgraded));
+                    let io = Buffered::new(TokioIo::new(upgraded));
                     let socket =
                         WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     callback(socket);
@@ -123,68 +125,109 @@ impl WsUpgrade {
     }
 }
 
-/// Gathers what is written between two flushes into one write to `inner`, in a buffer that
-/// exists only until the flush is done. Reads pass through.
+/// The socket under tungstenite: reads ahead, and gathers writes, in buffers that exist only
+/// while they hold data.
 ///
-/// A write past `LIMIT` buffered bytes first pushes the buffer out, so a peer that does not
+/// Writes: what is written between two flushes goes out in one write to `inner`. A write
+/// past `WRITE_LIMIT` buffered bytes first pushes the buffer out, so a peer that does not
 /// read still blocks the writer (the slow-consumer rule relies on it). Dropping the wrapper
 /// writes what is left, without waiting: tungstenite writes the reply to a peer's close
 /// without flushing it.
+///
+/// Reads: tungstenite reads at most its read buffer's size at a time, and keeps that buffer
+/// for the connection's life, so the buffer is small (see [`crate::Config::read_buffer_size`]).
+/// A read asking for less than `READ_AHEAD` reads up to that much from `inner` and keeps what
+/// was not asked for until the next reads take it: one syscall still brings in many frames.
 #[derive(Debug)]
-pub(crate) struct Coalesce<S: AsyncWrite + Unpin> {
+pub(crate) struct Buffered<S: AsyncWrite + Unpin> {
     inner: S,
-    buf: Vec<u8>,
-    /// How much of `buf` is already written.
+    out: Vec<u8>,
+    /// How much of `out` is already written.
     written: usize,
+    ahead: Vec<u8>,
+    /// How much of `ahead` is already read.
+    taken: usize,
 }
 
-impl<S: AsyncWrite + Unpin> Coalesce<S> {
-    const LIMIT: usize = 64 * 1024;
+/// How much [`Buffered`] gathers before it writes without waiting for a flush.
+const WRITE_LIMIT: usize = 64 * 1024;
+/// How much [`Buffered`] reads at once for a smaller read.
+const READ_AHEAD: usize = 4 * 1024;
 
+impl<S: AsyncWrite + Unpin> Buffered<S> {
     fn new(inner: S) -> Self {
         Self {
             inner,
-            buf: Vec::new(),
+            out: Vec::new(),
             written: 0,
+            ahead: Vec::new(),
+            taken: 0,
         }
     }
 
     /// Writes the buffer out, then frees it.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.buf.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.written..]))?;
+        while self.written < self.out.len() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.written..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.written += n;
         }
-        self.buf = Vec::new();
+        self.out = Vec::new();
         self.written = 0;
         Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Buffered<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if this.taken < this.ahead.len() {
+            let rest = &this.ahead[this.taken..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.taken += n;
+            if this.taken == this.ahead.len() {
+                this.ahead = Vec::new();
+                this.taken = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= READ_AHEAD {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let mut space = [MaybeUninit::<u8>::uninit(); READ_AHEAD];
+        let mut read = ReadBuf::uninit(&mut space);
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+        let got = read.filled();
+        let n = got.len().min(buf.remaining());
+        buf.put_slice(&got[..n]);
+        if n < got.len() {
+            this.ahead = got[n..].to_vec();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Buffered<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.buf.len() >= Self::LIMIT {
+        if this.out.len() >= WRITE_LIMIT {
             ready!(this.poll_drain(cx))?;
         }
-        this.buf.extend_from_slice(data);
+        this.out.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
 
@@ -201,11 +244,55 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> Drop for Coalesce<S> {
+impl<S: AsyncWrite + Unpin> Drop for Buffered<S> {
     fn drop(&mut self) {
-        if self.written < self.buf.len() {
+        if self.written < self.out.len() {
             let mut cx = Context::from_waker(Waker::noop());
             let _ = self.poll_drain(&mut cx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_ahead_and_gathers_writes_holding_nothing_between() {
+        let (near, mut far) = tokio::io::duplex(64 * 1024);
+        let mut io = Buffered::new(near);
+
+        // Small reads are served from one read ahead, in order; the rest is freed once taken.
+        let sent: Vec<u8> = (0..100u8).collect();
+        far.write_all(&sent).await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 7];
+        while got.len() < sent.len() {
+            let n = io.read(&mut chunk).await.unwrap();
+            got.extend_from_slice(&chunk[..n]);
+            if got.len() == 7 {
+                assert_eq!(io.ahead.len(), 93, "one read brought in everything sent");
+            }
+        }
+        assert_eq!(got, sent);
+        assert_eq!(io.ahead.capacity(), 0, "taken: given back");
+
+        // Writes wait for the flush, then leave together; the buffer is freed after.
+        io.write_all(b"one ").await.unwrap();
+        io.write_all(b"two").await.unwrap();
+        assert_eq!(io.out.len(), 7);
+        io.flush().await.unwrap();
+        assert_eq!(io.out.capacity(), 0);
+        let mut heard = [0u8; 7];
+        far.read_exact(&mut heard).await.unwrap();
+        assert_eq!(&heard, b"one two");
+
+        // What was written but not flushed still leaves when the wrapper is dropped.
+        io.write_all(b"bye").await.unwrap();
+        drop(io);
+        let mut rest = Vec::new();
+        far.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"bye");
     }
 }
