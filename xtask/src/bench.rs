@@ -114,16 +114,16 @@ fn browser(quick: bool) -> Result {
 }
 
 /// Client (d), the Rust API in the page: `benches/browser-rust` into its `pkg` folder, built as
-/// the npm package is (release profile, `--target web`, the same `RUSTFLAGS`, then
+/// the npm package is (release profile, `--target web`, the same small std, then
 /// `wasm-opt -Oz`), so the two ws-lifeline clients differ only in their API.
 fn build_rust_bench() -> Result {
     let krate = crate::root().join("benches").join("browser-rust");
-    Step::new("bench: wasm-pack the Rust API page", "wasm-pack")
+    let build = Step::new("bench: wasm-pack the Rust API page", "wasm-pack")
         .args(["build", "--release", "--target", "web", "--no-pack"])
         .args(["--out-dir", "pkg", "--out-name", "lifeline_bench_wasm"])
         .args([&krate])
-        .env("RUSTFLAGS", crate::npm::remap_rustflags())
-        .run()?;
+        .args(["--"]);
+    crate::npm::small_std(build).run()?;
     let wasm = krate.join("pkg").join("lifeline_bench_wasm_bg.wasm");
     Step::new("bench: wasm-opt -Oz the Rust API page", "wasm-opt")
         .args([&wasm])

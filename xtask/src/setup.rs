@@ -20,6 +20,7 @@ pub(crate) enum Scope {
 pub(crate) fn run(scope: Scope) -> Result {
     println!("==> setup ({scope:?})");
     wasm_target()?;
+    rust_src()?;
     let bindgen_version = tools::locked_wasm_bindgen_version()?;
     cargo_tool(&CargoTool {
         krate: "wasm-bindgen-cli",
@@ -50,6 +51,21 @@ fn wasm_target() -> Result {
     }
     Step::new("add the wasm32 target", "rustup")
         .args(["target", "add", tools::WASM_TARGET])
+        .run()
+}
+
+/// std's source, which the npm package's small-std build compiles (see `npm::small_std`).
+fn rust_src() -> Result {
+    let installed = Step::new("rustup", "rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .unwrap_or_default();
+    if installed.lines().any(|c| c.trim() == "rust-src") {
+        println!("    ok   rust component rust-src");
+        return Ok(());
+    }
+    Step::new("add the rust-src component", "rustup")
+        .args(["component", "add", "rust-src"])
         .run()
 }
 
