@@ -47,7 +47,7 @@ pub use machine::{
 };
 pub use protocol;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "js", target_arch = "wasm32"))]
 pub mod js;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;

@@ -81,7 +81,7 @@ pub(crate) fn build(options: &Options) -> Result {
         .args(["--"]);
     build = small_std(build);
     // The package brings its own allocator (feature `talc`); a Rust app picks its own.
-    build = build.args(["--features", "talc"]);
+    build = build.args(["--features", "js,talc"]);
     if !options.default_features {
         build = build.args(["--no-default-features"]);
     }
