@@ -1,14 +1,22 @@
-//! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package.
+//! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package
+//! (feature `js`).
 //!
-//! [`LifelineSocket`] wraps a [`Client`] in the conventions of the browser's `WebSocket`:
-//! camelCase options in milliseconds, `addEventListener`/`removeEventListener` with an event map
-//! (`open`, `message`, `error`, `close`, `reconnecting`, `statechange`, `giveup`, `offline`,
-//! `online`), `on…` properties, `send` returning `"sent"` or `"queued"`, `readyState` and
-//! friends. The TypeScript declarations are hand-written in `client-wasm/js/index.d.ts`.
+//! [`LifelineSocket`] wraps a [`Client`] for `client-wasm/js/index.js`, the package entry,
+//! which subclasses it and gives it the conventions of the browser's `WebSocket`: camelCase
+//! options in milliseconds, listeners and `on…` handlers, `send` returning `"sent"` or
+//! `"queued"`, `readyState`, `LifelineError`s. The TypeScript declarations are hand-written in
+//! `client-wasm/js/index.d.ts`.
 //!
-//! Listeners and `on…` handlers live in `index.js`, the package entry, which subclasses this
-//! class: the wasm builds each event object and hands it to the JS object's `__emit`, found
-//! through a [`WeakRef`] so that the wasm never keeps the JS object alive.
+//! The boundary carries plain values, and `index.js` does the work that is JS-shaped: it
+//! checks the arguments and options, builds every event object and every error. Each costs a
+//! handful of bytes in JS and many more as wasm imports and export shims.
+//!
+//! - Events go to the JS object's `__emit(kind, a, b, c, d, e, f)`, found through a
+//!   [`WeakRef`] so the wasm never keeps the JS object alive; `kind` indexes `TYPES` in
+//!   `index.js`, which also names the fields `a`..`f` of each kind.
+//! - Errors are thrown (and promises rejected, and `error` events carry them) as
+//!   `[code, message, a, b]` ([`crate_error`], [`room_error`]); `index.js` turns that into an
+//!   `Error` with `name = "LifelineError"`, the `code` and the fields of that code.
 //!
 //! Ownership: the exported object owns the [`Client`] and the JS functions from the options.
 //! [`LifelineSocket::dispose`] (also `[Symbol.dispose]`, and wasm-bindgen's `free()`, which
@@ -16,22 +24,14 @@
 //! cycle keeps anything alive, and no closure is ever `forget`-ed.
 //!
 //! Protocol v1 (rooms) is the library's [`RoomsClient`], started on first use: `join`, `leave`,
-//! `publish`, `listRooms`, or a listener for a room event (`welcome`, `joined`, `recovery`,
-//! `roomMessage`, `left`, `ack`, `publishFailed`, `presence`, `rooms`, `serverError`,
-//! `badFrame`). Room events share the listener list (and `on(type, handler)` in `index.js`)
-//! with the socket events. A socket that never uses rooms speaks no protocol beyond the
-//! heartbeat, so it works with any WebSocket server.
-//!
-//! Errors: every error that reaches JavaScript is made by [`to_js_error`] (crate errors) or
-//! [`room_error`] (protocol v1 errors), both through [`lifeline_error`]: an `Error` with
-//! `name = "LifelineError"` and a `code`. JS values thrown at us (URL providers, predicates)
-//! are read by [`describe_js`]. Those are the only conversions.
+//! `publish`, `listRooms`, or a listener for a room event. A socket that never uses rooms
+//! speaks no protocol beyond the heartbeat, so it works with any WebSocket server.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use js_sys::{Array, ArrayBuffer, Function, Object, Reflect, Uint8Array, WeakRef};
+use js_sys::{Array, Function, Object, Uint8Array, WeakRef};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -43,187 +43,81 @@ use crate::web::Subscription;
 use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, Config, Error, Event, Message, QueueLimit, Sent, State};
 
-/// The result type of every exported function: a thrown `LifelineError` on failure.
+/// The result type of every exported function: a thrown `[code, message, a, b]` on failure.
 type JsResult<T> = std::result::Result<T, JsValue>;
 
-/// Codes only the JS surface produces (the rest come from [`Error`]).
-const ERR_INVALID_ARGUMENT: &str = "ERR_INVALID_ARGUMENT";
-const ERR_DISPOSED: &str = "ERR_DISPOSED";
-
 // ---------------------------------------------------------------------------------------------
-// Errors: the one place where errors become JS values, and JS values become text.
+// Errors: the one place where errors become JS values.
 // ---------------------------------------------------------------------------------------------
 
-/// `send`'s return value, `"sent"` or `"queued"`: made once, so a send returns a reference
-/// instead of decoding a new string out of wasm memory.
-fn sent_name(sent: Sent) -> JsValue {
-    thread_local! {
-        static SENT: JsValue = JsValue::from_str("sent");
-        static QUEUED: JsValue = JsValue::from_str("queued");
-    }
-    match sent {
-        Sent::Transmitted => SENT.with(JsValue::clone),
-        Sent::Queued => QUEUED.with(JsValue::clone),
-    }
+/// `[code, message, a, b]`, which `index.js` turns into a `LifelineError`.
+fn thrown(code: &str, message: &str, a: JsValue, b: JsValue) -> JsValue {
+    Array::of4(&code.into(), &message.into(), &a, &b).into()
 }
 
-/// Builds the JS `Error` for a crate error: `name`, `code`, `message` and the refused input.
-fn to_js_error(error: &Error) -> JsValue {
-    let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
-        Error::InvalidUrl { supplied, .. } => {
-            ("ERR_INVALID_URL", vec![("supplied", supplied.into())])
+fn num(n: impl Into<f64>) -> JsValue {
+    JsValue::from_f64(n.into())
+}
+
+/// A crate error for JavaScript; `a` and `b` are the refused input or the bound.
+fn crate_error(error: &Error) -> JsValue {
+    let none = JsValue::UNDEFINED;
+    let (code, a, b) = match error {
+        Error::InvalidUrl { supplied, .. } => ("ERR_INVALID_URL", supplied.into(), none),
+        Error::InvalidCloseCode { code } => ("ERR_INVALID_CLOSE_CODE", num(*code), none),
+        Error::CloseReasonTooLong { bytes } => {
+            ("ERR_CLOSE_REASON_TOO_LONG", num(*bytes as f64), none)
         }
-        Error::InvalidCloseCode { code } => (
-            "ERR_INVALID_CLOSE_CODE",
-            vec![("closeCode", (*code).into())],
-        ),
-        Error::CloseReasonTooLong { bytes } => (
-            "ERR_CLOSE_REASON_TOO_LONG",
-            vec![("bytes", (*bytes as f64).into())],
-        ),
         Error::QueueFull { limit } => {
             let (key, value) = match limit {
                 QueueLimit::Messages(n) => ("messages", *n),
                 QueueLimit::Bytes(n) => ("bytes", *n),
             };
-            let limit = Object::new();
-            set(&limit, key, &(value as f64).into());
-            ("ERR_QUEUE_FULL", vec![("limit", limit.into())])
+            ("ERR_QUEUE_FULL", key.into(), num(value as f64))
         }
-        Error::Closed => ("ERR_CLOSED", vec![]),
-        Error::NotOpen => ("ERR_NOT_OPEN", vec![]),
-        Error::Encode { .. } => ("ERR_ENCODE", vec![]),
-        Error::Socket => ("ERR_SOCKET", vec![]),
-        Error::ConnectTimeout { after_ms } => (
-            "ERR_CONNECT_TIMEOUT",
-            vec![("afterMs", (*after_ms as f64).into())],
-        ),
-        Error::UrlProvider { .. } => ("ERR_URL_PROVIDER", vec![]),
-        Error::Platform { .. } => ("ERR_PLATFORM", vec![]),
+        Error::Closed => ("ERR_CLOSED", none.clone(), none),
+        Error::NotOpen => ("ERR_NOT_OPEN", none.clone(), none),
+        Error::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
+        Error::Socket => ("ERR_SOCKET", none.clone(), none),
+        Error::ConnectTimeout { after_ms } => ("ERR_CONNECT_TIMEOUT", num(*after_ms as f64), none),
+        Error::UrlProvider { .. } => ("ERR_URL_PROVIDER", none.clone(), none),
+        Error::Platform { .. } => ("ERR_PLATFORM", none.clone(), none),
     };
-    lifeline_error(code, &error.to_string(), &fields)
-}
-
-/// A `LifelineError`: a real `Error` (with a stack) carrying a machine-readable `code`.
-fn lifeline_error(code: &str, message: &str, fields: &[(&str, JsValue)]) -> JsValue {
-    let error = js_sys::Error::new(message);
-    error.set_name("LifelineError");
-    set(&error, "code", &code.into());
-    for (key, value) in fields {
-        set(&error, key, value);
-    }
-    error.into()
+    thrown(code, &error.to_string(), a, b)
 }
 
 #[cfg(feature = "rooms")]
-/// Builds the JS `Error` for a protocol v1 error (a refused `join` or a failed `publish`).
+/// A protocol v1 error (a refused `join` or a failed `publish`) for JavaScript.
 fn room_error(error: &RoomError) -> JsValue {
-    let (code, fields): (&str, Vec<(&str, JsValue)>) = match error {
-        RoomError::InvalidRoom { room } => ("ERR_INVALID_ROOM", vec![("room", room.into())]),
-        RoomError::NotJoined { room } => ("ERR_NOT_JOINED", vec![("room", room.into())]),
-        RoomError::TooManyUnacked { limit } => {
-            let bound = Object::new();
-            set(&bound, "unacked", &(*limit as f64).into());
-            ("ERR_TOO_MANY_UNACKED", vec![("limit", bound.into())])
-        }
+    let none = JsValue::UNDEFINED;
+    let (code, a, b) = match error {
+        RoomError::InvalidRoom { room } => ("ERR_INVALID_ROOM", room.into(), none),
+        RoomError::NotJoined { room } => ("ERR_NOT_JOINED", room.into(), none),
+        RoomError::TooManyUnacked { limit } => ("ERR_TOO_MANY_UNACKED", num(*limit as f64), none),
         RoomError::PublishTimeout { id, after_ms } => (
             "ERR_PUBLISH_TIMEOUT",
-            vec![
-                ("publishId", (id.0 as f64).into()),
-                ("afterMs", (*after_ms as f64).into()),
-            ],
+            num(id.0 as f64),
+            num(*after_ms as f64),
         ),
         RoomError::Refused { id, code, .. } => (
             "ERR_PUBLISH_REFUSED",
-            vec![
-                ("publishId", (id.0 as f64).into()),
-                ("serverCode", code.as_str().into()),
-            ],
+            num(id.0 as f64),
+            code.as_str().into(),
         ),
-        RoomError::LeftRoom { id, room } => (
-            "ERR_LEFT_ROOM",
-            vec![("publishId", (id.0 as f64).into()), ("room", room.into())],
-        ),
-        RoomError::Encode { .. } => ("ERR_ENCODE", vec![]),
-        RoomError::Closed => ("ERR_CLOSED", vec![]),
+        RoomError::LeftRoom { id, room } => ("ERR_LEFT_ROOM", num(id.0 as f64), room.into()),
+        RoomError::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
+        RoomError::Closed => ("ERR_CLOSED", none.clone(), none),
     };
-    lifeline_error(code, &error.to_string(), &fields)
-}
-
-fn invalid_argument(message: &str) -> JsValue {
-    lifeline_error(ERR_INVALID_ARGUMENT, message, &[])
+    thrown(code, &error.to_string(), a, b)
 }
 
 fn disposed() -> JsValue {
-    lifeline_error(ERR_DISPOSED, "the LifelineSocket was disposed", &[])
-}
-
-/// Text for a JS value someone threw or rejected with: `Error`s as `name: message`.
-fn describe_js(value: &JsValue) -> String {
-    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
-        return format!(
-            "{}: {}",
-            String::from(error.name()),
-            String::from(error.message())
-        );
-    }
-    value.as_string().unwrap_or_else(|| to_string(value))
-}
-
-#[cfg(feature = "rooms")]
-/// JSON text (validated already) as the JS value `JSON.parse` gives.
-fn parse_json(json: &RawJson) -> JsValue {
-    js_sys::JSON::parse(json.as_str()).unwrap_or(JsValue::NULL)
-}
-
-/// `String(value)`, without throwing (a value whose `toString` throws reads as its type).
-fn to_string(value: &JsValue) -> String {
-    if let Some(text) = value.as_string() {
-        return text;
-    }
-    match value.dyn_ref::<Object>() {
-        // `Object.prototype.toString` dispatch: `URL` gives its href, `Error` its message.
-        Some(object) => String::from(object.to_string()),
-        None => value.js_typeof().as_string().unwrap_or_default(),
-    }
-}
-
-/// Hands an exception thrown by an `isTerminalClose` function to the page, as `EventTarget`
-/// does for listeners: through [`reportError`](https://developer.mozilla.org/en-US/docs/Web/API/reportError) where it
-/// exists (window `error` event, console), else `console.error`.
-fn report(exception: &JsValue) {
-    let global = js_sys::global();
-    match Reflect::get(&global, &"reportError".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
-    {
-        Some(report_error) => {
-            let _ = report_error.call1(&global, exception);
-        }
-        None => {
-            let console = get(&global, "console");
-            if let Ok(error) = get(&console, "error").dyn_into::<Function>() {
-                let _ = error.call1(&console, exception);
-            }
-        }
-    }
-}
-
-/// `Reflect.set` on a fresh object of ours cannot fail; the result is ignored on purpose.
-fn set(target: &JsValue, key: &str, value: &JsValue) {
-    let _ = Reflect::set(target, &key.into(), value);
-}
-
-fn get(target: &JsValue, key: &str) -> JsValue {
-    Reflect::get(target, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// True for errors made by this package.
-#[wasm_bindgen(js_name = isLifelineError, skip_typescript)]
-pub fn is_lifeline_error(value: &JsValue) -> bool {
-    value.is_instance_of::<js_sys::Error>()
-        && get(value, "name").as_string().as_deref() == Some("LifelineError")
-        && get(value, "code").is_string()
+    thrown(
+        "ERR_DISPOSED",
+        "the LifelineSocket was disposed",
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,90 +150,79 @@ impl Drop for PredicateSlot {
     }
 }
 
-/// Reads a non-negative number of milliseconds (or a count) named `key`.
-fn number(options: &JsValue, key: &str) -> JsResult<Option<f64>> {
-    let value = get(options, key);
-    if value.is_undefined() {
-        return Ok(None);
+/// The numeric options, in the order `index.js` passes them; NaN where one is not given.
+/// `index.js` has checked each is a non-negative number.
+#[derive(Clone, Copy)]
+enum Num {
+    MinDelay,
+    MaxDelay,
+    BackoffFactor,
+    MaxRetries,
+    ConnectTimeout,
+    MinUptime,
+    /// 1 when `heartbeat: false`.
+    NoHeartbeat,
+    HeartbeatInterval,
+    HeartbeatTimeout,
+    MaxQueuedMessages,
+    MaxQueuedBytes,
+    HighWaterMark,
+    #[cfg(feature = "rooms")]
+    AckTimeout,
+    #[cfg(feature = "rooms")]
+    MaxUnacked,
+}
+
+struct Numbers<'a>(&'a [f64]);
+
+impl Numbers<'_> {
+    fn get(&self, which: Num) -> Option<f64> {
+        self.0.get(which as usize).copied().filter(|n| !n.is_nan())
     }
-    match value.as_f64() {
-        Some(n) if n >= 0.0 && !n.is_nan() => Ok(Some(n)),
-        _ => Err(invalid_argument(&format!(
-            "option `{key}` must be a non-negative number, got {}",
-            describe_js(&value)
-        ))),
+
+    fn millis(&self, which: Num) -> Option<Duration> {
+        // Saturating float→int: `Infinity` means "as long as possible".
+        self.get(which).map(|ms| Duration::from_millis(ms as u64))
     }
 }
 
-fn millis(ms: f64) -> Duration {
-    // Saturating float→int: `Infinity` means "as long as possible".
-    Duration::from_millis(ms as u64)
-}
-
-fn count(n: f64) -> usize {
-    n as usize
-}
-
-/// Turns `options` into a [`Config`]; the returned slot owns the `isTerminalClose` function.
-fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
-    let mut config = Config::default();
-    if options.is_undefined() || options.is_null() {
-        return Ok((config, None));
+/// The [`Config`] of the options; the returned slot owns the `isTerminalClose` function.
+fn config_from(
+    numbers: &Numbers<'_>,
+    protocols: Vec<String>,
+    terminal: Option<Function>,
+) -> (Config, Option<PredicateSlot>) {
+    let mut config = Config::default().protocols(protocols);
+    if let Some(ms) = numbers.millis(Num::MinDelay) {
+        config = config.backoff_min(ms);
     }
-    if !options.is_object() {
-        return Err(invalid_argument("options must be an object"));
+    if let Some(ms) = numbers.millis(Num::MaxDelay) {
+        config = config.backoff_max(ms);
     }
-    let protocols = get(options, "protocols");
-    if let Some(one) = protocols.as_string() {
-        config = config.protocols([one]);
-    } else if Array::is_array(&protocols) {
-        let mut list = Vec::new();
-        for p in Array::from(&protocols).iter() {
-            list.push(p.as_string().ok_or_else(|| {
-                invalid_argument("option `protocols` must be a string or an array of strings")
-            })?);
-        }
-        config = config.protocols(list);
-    } else if !protocols.is_undefined() {
-        return Err(invalid_argument(
-            "option `protocols` must be a string or an array of strings",
-        ));
-    }
-    if let Some(ms) = number(options, "minDelay")? {
-        config = config.backoff_min(millis(ms));
-    }
-    if let Some(ms) = number(options, "maxDelay")? {
-        config = config.backoff_max(millis(ms));
-    }
-    if let Some(factor) = number(options, "backoffFactor")? {
+    if let Some(factor) = numbers.get(Num::BackoffFactor) {
         config = config.backoff_factor(factor);
     }
-    if let Some(n) = number(options, "maxRetries")? {
+    if let Some(n) = numbers.get(Num::MaxRetries) {
         config = config.max_attempts(n.is_finite().then_some(n as u32));
     }
-    if let Some(ms) = number(options, "connectTimeout")? {
-        config = config.connect_timeout(millis(ms));
+    if let Some(ms) = numbers.millis(Num::ConnectTimeout) {
+        config = config.connect_timeout(ms);
     }
-    if let Some(ms) = number(options, "minUptime")? {
-        config = config.min_uptime(millis(ms));
+    if let Some(ms) = numbers.millis(Num::MinUptime) {
+        config = config.min_uptime(ms);
     }
-    let heartbeat = get(options, "heartbeat");
-    if heartbeat == JsValue::FALSE {
+    if numbers.get(Num::NoHeartbeat) == Some(1.0) {
         config = config.no_heartbeat();
-    } else if heartbeat.is_object() {
-        if let Some(ms) = number(&heartbeat, "interval")? {
-            config = config.heartbeat_interval(millis(ms));
+    } else {
+        if let Some(ms) = numbers.millis(Num::HeartbeatInterval) {
+            config = config.heartbeat_interval(ms);
         }
-        if let Some(ms) = number(&heartbeat, "timeout")? {
-            config = config.heartbeat_timeout(millis(ms));
+        if let Some(ms) = numbers.millis(Num::HeartbeatTimeout) {
+            config = config.heartbeat_timeout(ms);
         }
-    } else if !heartbeat.is_undefined() && heartbeat != JsValue::TRUE {
-        return Err(invalid_argument(
-            "option `heartbeat` must be false or { interval, timeout }",
-        ));
     }
-    let messages = number(options, "maxQueuedMessages")?.map(count);
-    let bytes = number(options, "maxQueuedBytes")?.map(count);
+    let messages = numbers.get(Num::MaxQueuedMessages).map(|n| n as usize);
+    let bytes = numbers.get(Num::MaxQueuedBytes).map(|n| n as usize);
     if messages.is_some() || bytes.is_some() {
         let (default_messages, default_bytes) = (config.queue_max_messages, config.queue_max_bytes);
         config = config.queue_limits(
@@ -347,19 +230,15 @@ fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
             bytes.unwrap_or(default_bytes),
         );
     }
-    if let Some(bytes) = number(options, "highWaterMark")? {
+    if let Some(bytes) = numbers.get(Num::HighWaterMark) {
         config = config.high_water_mark(bytes as u64);
     }
-    let predicate = get(options, "isTerminalClose");
-    let slot = if predicate.is_undefined() || predicate.is_null() {
-        None
-    } else {
-        let function = predicate
-            .dyn_into::<Function>()
-            .map_err(|_| invalid_argument("option `isTerminalClose` must be a function"))?;
+    let slot = terminal.map(|function| {
         let id = next_id();
         PREDICATES.with(|p| p.borrow_mut().push((id, function)));
-        config = config.terminal_close(move |code| {
+        // `index.js` wraps the page's function: it reports an exception itself and then
+        // answers `undefined`, which leaves the choice to the default rule.
+        config = std::mem::take(&mut config).terminal_close(move |code| {
             let function = PREDICATES.with(|p| {
                 p.borrow()
                     .iter()
@@ -367,154 +246,77 @@ fn config_from(options: &JsValue) -> JsResult<(Config, Option<PredicateSlot>)> {
                     .map(|(_, f)| f.clone())
             });
             match function.map(|f| f.call1(&JsValue::UNDEFINED, &code.into())) {
-                Some(Ok(verdict)) => verdict.is_truthy(),
-                Some(Err(exception)) => {
-                    report(&exception);
-                    default_terminal(code)
-                }
-                None => default_terminal(code),
+                Some(Ok(verdict)) if !verdict.is_undefined() => verdict.is_truthy(),
+                _ => default_terminal(code),
             }
         });
-        Some(PredicateSlot(id))
-    };
-    Ok((config, slot))
+        PredicateSlot(id)
+    });
+    (config, slot)
 }
 
 #[cfg(feature = "rooms")]
 /// The protocol v1 options: `ackTimeout` (ms) and `maxUnacked`.
-fn rooms_config_from(options: &JsValue) -> JsResult<RoomsConfig> {
+fn rooms_config_from(numbers: &Numbers<'_>) -> RoomsConfig {
     let mut config = RoomsConfig::default();
-    if !options.is_object() {
-        return Ok(config);
+    if let Some(ms) = numbers.millis(Num::AckTimeout) {
+        config = config.ack_timeout(ms);
     }
-    if let Some(ms) = number(options, "ackTimeout")? {
-        config = config.ack_timeout(millis(ms));
+    if let Some(n) = numbers.get(Num::MaxUnacked) {
+        config = config.max_unacked(n as usize);
     }
-    if let Some(n) = number(options, "maxUnacked")? {
-        config = config.max_unacked(count(n));
-    }
-    Ok(config)
+    config
 }
 
-/// A URL argument: a string or anything with a `toString()` (such as `URL`).
-fn url_text(value: &JsValue) -> Option<String> {
-    value
-        .as_string()
-        .or_else(|| value.is_object().then(|| to_string(value)))
-}
-
-/// Starts the client from the constructor's `url`: a URL, or a (possibly async) function.
+/// Starts the client: from a URL string, or from a function that returns a promise of one
+/// (`index.js` wraps the page's provider so that it rejects with text).
 fn start(url: &JsValue, config: Config) -> JsResult<Client> {
     if let Some(provider) = url.dyn_ref::<Function>() {
         let provider = provider.clone();
         return Client::with_url_provider(config, move || {
-            let result = provider.call0(&JsValue::UNDEFINED);
+            let promise = provider
+                .call0(&JsValue::UNDEFINED)
+                .map(js_sys::Promise::from);
             async move {
-                let value = match result {
-                    Ok(value) => value,
-                    Err(exception) => return Err(describe_js(&exception)),
+                let settled = match promise {
+                    Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await,
+                    Err(exception) => Err(exception),
                 };
-                let promise = js_sys::Promise::resolve(&value);
-                match wasm_bindgen_futures::JsFuture::from(promise).await {
-                    Ok(url) => url_text(&url).ok_or_else(|| {
-                        "the URL provider returned neither a string nor a URL".into()
-                    }),
-                    Err(exception) => Err(describe_js(&exception)),
+                match settled {
+                    Ok(url) => Ok(url.as_string().unwrap_or_default()),
+                    Err(text) => Err(text.as_string().unwrap_or_default()),
                 }
             }
         })
-        .map_err(|e| to_js_error(&e));
+        .map_err(|e| crate_error(&e));
     }
-    let Some(text) = url_text(url) else {
-        return Err(invalid_argument(
-            "url must be a string, a URL or a function returning one",
-        ));
-    };
-    Client::connect(&text, config).map_err(|e| to_js_error(&e))
-}
-
-#[cfg(feature = "rooms")]
-/// A room argument: a string (the layer checks the name itself).
-fn room_name(value: &JsValue) -> JsResult<String> {
-    value
-        .as_string()
-        .ok_or_else(|| invalid_argument("a room name must be a string"))
-}
-
-#[cfg(feature = "rooms")]
-/// Publish data: anything `JSON.stringify` accepts, as JSON.
-fn json_data(data: &JsValue) -> JsResult<RawJson> {
-    let text = js_sys::JSON::stringify(data).map_err(|exception| {
-        room_error(&RoomError::Encode {
-            message: describe_js(&exception),
-        })
-    })?;
-    let Some(text) = text.as_string() else {
-        return Err(invalid_argument(
-            "publish data must be a JSON value (not undefined, a function or a symbol)",
-        ));
-    };
-    // JSON.stringify writes a lone surrogate as a `\u` escape, which the server refuses.
-    RawJson::new(text).map_err(|e| {
-        room_error(&RoomError::Encode {
-            message: e.to_string(),
-        })
-    })
+    Client::connect(&url.as_string().unwrap_or_default(), config).map_err(|e| crate_error(&e))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Events and listeners
+// Events
 // ---------------------------------------------------------------------------------------------
 
-/// The socket event types, in the order of the `on…` handler slots.
-const TYPES: [&str; 9] = [
-    "open",
-    "message",
-    "error",
-    "close",
-    "reconnecting",
-    "statechange",
-    "giveup",
-    "offline",
-    "online",
-];
-
-/// The protocol v1 event types; their kinds follow [`TYPES`]. `roomMessage`, not `message`:
-/// the raw `message` event still reports every frame, protocol frames included.
-#[cfg(feature = "rooms")]
-const ROOM_TYPES: [&str; 11] = [
-    "welcome",
-    "joined",
-    "recovery",
-    "roomMessage",
-    "left",
-    "ack",
-    "publishFailed",
-    "presence",
-    "rooms",
-    "serverError",
-    "badFrame",
-];
-
-/// Without the rooms layer there are no room events.
-#[cfg(not(feature = "rooms"))]
-const ROOM_TYPES: [&str; 0] = [];
-
-fn type_index(name: &str) -> Option<usize> {
-    TYPES
-        .iter()
-        .chain(ROOM_TYPES.iter())
-        .position(|t| *t == name)
+#[wasm_bindgen]
+extern "C" {
+    /// The socket's object in `index.js`.
+    type Target;
+    /// Builds the event of `kind` from `a`..`f` and runs the listeners and the handler
+    /// (reporting their exceptions itself).
+    #[wasm_bindgen(method, js_name = __emit)]
+    fn emit(
+        this: &Target,
+        kind: u32,
+        a: JsValue,
+        b: JsValue,
+        c: JsValue,
+        d: JsValue,
+        e: JsValue,
+        f: JsValue,
+    );
 }
 
-#[cfg(feature = "rooms")]
-/// True for the kinds of [`ROOM_TYPES`].
-fn is_room_kind(kind: usize) -> bool {
-    kind >= TYPES.len()
-}
-
-/// Hands events to the JS object (see the module docs); owned by the socket, seen by
-/// callbacks through a [`Weak`].
+/// Hands events to the JS object; owned by the socket, seen by callbacks through a [`Weak`].
 #[derive(Default)]
 struct Emitter {
     /// The JS object of the socket; weak, so it can still be collected.
@@ -524,199 +326,169 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn target(&self) -> JsValue {
-        self.target
-            .borrow()
-            .as_ref()
-            .and_then(|w| w.deref())
-            .map_or(JsValue::UNDEFINED, JsValue::from)
-    }
-
-    /// Calls the JS object's `__emit(type, event)`, which runs the listeners and handler
-    /// (and reports their exceptions itself).
-    fn emit(&self, target: &JsValue, kind: &str, event: &JsValue) {
-        if let Ok(emit) = get(target, "__emit").dyn_into::<Function>() {
-            let _ = emit.call2(target, &kind.into(), event);
+    /// Emits event `kind` with fields `a`..`f` (undefined where not given).
+    fn emit(&self, kind: u32, fields: [JsValue; 6]) {
+        if self.closed.get() {
+            return;
+        }
+        let target = self.target.borrow().as_ref().and_then(|w| w.deref());
+        if let Some(target) = target {
+            let [a, b, c, d, e, f] = fields;
+            target
+                .unchecked_ref::<Target>()
+                .emit(kind, a, b, c, d, e, f);
         }
     }
 }
 
-fn state_name(state: State) -> &'static str {
+/// `[a, b, ...]` padded with undefined to six fields.
+fn fields<const N: usize>(given: [JsValue; N]) -> [JsValue; 6] {
+    let mut all: [JsValue; 6] = Default::default();
+    for (slot, value) in all.iter_mut().zip(given) {
+        *slot = value;
+    }
+    all
+}
+
+/// `send`'s answer as an index of `SENT` in `index.js`.
+fn sent_index(sent: Sent) -> u8 {
+    match sent {
+        Sent::Transmitted => 0,
+        Sent::Queued => 1,
+    }
+}
+
+/// The index of a state in `STATES` of `index.js`.
+fn state_index(state: State) -> u8 {
     match state {
-        State::Connecting => "connecting",
-        State::Open => "open",
-        State::Closing => "closing",
-        State::Closed => "closed",
-        State::Reconnecting => "reconnecting",
+        State::Connecting => 0,
+        State::Open => 1,
+        State::Closing => 2,
+        State::Closed => 3,
+        State::Reconnecting => 4,
     }
 }
 
-/// The plain event object for `event`, and its type.
-fn js_event(
-    event: &Event,
-    target: &JsValue,
-    protocol: impl FnOnce() -> String,
-) -> (&'static str, JsValue) {
-    let object = Object::new();
-    let put = |key: &str, value: JsValue| set(&object, key, &value);
-    let name = match event {
-        Event::Open => {
-            put("protocol", protocol().into());
-            "open"
-        }
-        Event::Message(Message::Text(text)) => {
-            put("data", text.into());
-            "message"
-        }
-        Event::Message(Message::Binary(bytes)) => {
-            put("data", Uint8Array::from(bytes.as_slice()).buffer().into());
-            "message"
-        }
-        Event::Error(error) => {
-            put("message", error.to_string().into());
-            put("error", to_js_error(error));
-            "error"
-        }
-        Event::Close(info) => {
-            put("code", info.code.into());
-            put("reason", info.reason.as_str().into());
-            put("wasClean", info.was_clean.into());
-            "close"
-        }
+/// A socket event as its kind (an index of `TYPES` in `index.js`) and fields.
+fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsValue; 6]) {
+    match event {
+        Event::Open => (0, fields([protocol().into()])),
+        Event::Message(Message::Text(text)) => (1, fields([text.into()])),
+        Event::Message(Message::Binary(bytes)) => (
+            1,
+            fields([Uint8Array::from(bytes.as_slice()).buffer().into()]),
+        ),
+        Event::Error(error) => (2, fields([crate_error(error)])),
+        Event::Close(info) => (
+            3,
+            fields([
+                num(info.code),
+                info.reason.as_str().into(),
+                info.was_clean.into(),
+            ]),
+        ),
         Event::Reconnecting { attempt, delay } => {
-            put("attempt", (*attempt).into());
-            put("delay", (delay.as_millis() as f64).into());
-            "reconnecting"
+            (4, fields([num(*attempt), num(delay.as_millis() as f64)]))
         }
-        Event::StateChange(state) => {
-            put("state", state_name(*state).into());
-            "statechange"
-        }
-        Event::GaveUp => "giveup",
-        Event::Offline => "offline",
-        Event::Online => "online",
-    };
-    put("type", name.into());
-    put("target", target.clone());
-    (name, object.into())
+        Event::StateChange(state) => (5, fields([num(state_index(*state))])),
+        Event::GaveUp => (6, fields([])),
+        Event::Offline => (7, fields([])),
+        Event::Online => (8, fields([])),
+    }
 }
 
 #[cfg(feature = "rooms")]
-/// The plain event object for a protocol v1 event, and its type.
-fn js_room_event(event: &RoomEvent, target: &JsValue) -> (&'static str, JsValue) {
-    let object = Object::new();
-    let put = |key: &str, value: JsValue| set(&object, key, &value);
-    let name = match event {
-        RoomEvent::Welcome { resumed, name } => {
-            put("resumed", (*resumed).into());
-            put("name", name.into());
-            "welcome"
-        }
+/// A protocol v1 event as its kind (an index of `TYPES` in `index.js`) and fields.
+fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
+    match event {
+        RoomEvent::Welcome { resumed, name } => (9, fields([(*resumed).into(), name.into()])),
         RoomEvent::Joined {
             room,
             epoch,
             offset,
-        } => {
-            put("room", room.into());
-            put("epoch", epoch.into());
-            put("offset", (*offset as f64).into());
-            "joined"
-        }
+        } => (10, fields([room.into(), epoch.into(), num(*offset as f64)])),
         RoomEvent::Recovery {
             room,
             recovered,
             since,
             epoch,
             offset,
-        } => {
-            put("room", room.into());
-            put("recovered", (*recovered).into());
-            let position = Object::new();
-            set(&position, "epoch", &since.epoch.as_str().into());
-            set(&position, "offset", &(since.offset as f64).into());
-            put("since", position.into());
-            put("epoch", epoch.into());
-            put("offset", (*offset as f64).into());
-            "recovery"
-        }
-        RoomEvent::Message(m) => {
-            put("room", m.room.as_str().into());
-            put("offset", (m.offset as f64).into());
-            put("from", m.from.as_str().into());
-            put("data", parse_json(&m.data));
-            put("ts", (m.ts as f64).into());
-            "roomMessage"
-        }
-        RoomEvent::Left { room } => {
-            put("room", room.into());
-            "left"
-        }
+        } => (
+            11,
+            [
+                room.into(),
+                (*recovered).into(),
+                since.epoch.as_str().into(),
+                num(since.offset as f64),
+                epoch.into(),
+                num(*offset as f64),
+            ],
+        ),
+        RoomEvent::Message(m) => (
+            12,
+            fields([
+                m.room.as_str().into(),
+                num(m.offset as f64),
+                m.from.as_str().into(),
+                m.data.as_str().into(),
+                num(m.ts as f64),
+            ]),
+        ),
+        RoomEvent::Left { room } => (13, fields([room.into()])),
         RoomEvent::Acked {
             id,
             room,
             offset,
             duplicate,
-        } => {
-            put("id", (id.0 as f64).into());
-            put("room", room.into());
-            put("offset", (*offset as f64).into());
-            put("duplicate", (*duplicate).into());
-            "ack"
-        }
-        RoomEvent::PublishFailed { id, room, error } => {
-            put("id", (id.0 as f64).into());
-            put("room", room.into());
-            put("error", room_error(error));
-            "publishFailed"
-        }
-        RoomEvent::Presence { room, members } => {
-            put("room", room.into());
-            put(
-                "members",
+        } => (
+            14,
+            fields([
+                num(id.0 as f64),
+                room.into(),
+                num(*offset as f64),
+                (*duplicate).into(),
+            ]),
+        ),
+        RoomEvent::PublishFailed { id, room, error } => (
+            15,
+            fields([num(id.0 as f64), room.into(), room_error(error)]),
+        ),
+        RoomEvent::Presence { room, members } => (
+            16,
+            fields([
+                room.into(),
                 members.iter().map(JsValue::from).collect::<Array>().into(),
-            );
-            "presence"
-        }
+            ]),
+        ),
         RoomEvent::Rooms(rooms) => {
-            // Built directly (what `JSON.parse` of the wire form gives) rather than through
-            // serde_json and JSON.parse: no serializer for these types in the wasm.
-            let list: Array = rooms
-                .iter()
-                .map(|info| {
-                    let entry = Object::new();
-                    set(&entry, "room", &info.room.as_str().into());
-                    set(&entry, "members", &info.members.into());
-                    JsValue::from(entry)
-                })
-                .collect();
-            put("rooms", list.into());
-            "rooms"
+            // Flat: name, member count, name, member count, ...
+            let list = Array::new();
+            for info in rooms {
+                list.push(&info.room.as_str().into());
+                list.push(&num(info.members));
+            }
+            (17, fields([list.into()]))
         }
         RoomEvent::ServerError { code, message } => {
-            put("code", code.as_str().into());
-            put("message", message.into());
-            "serverError"
+            (18, fields([code.as_str().into(), message.into()]))
         }
-        RoomEvent::BadFrame(bad) => {
-            put("raw", bad.raw.as_str().into());
-            put("message", bad.error.as_str().into());
-            "badFrame"
-        }
-    };
-    put("type", name.into());
-    put("target", target.clone());
-    (name, object.into())
+        RoomEvent::BadFrame(bad) => (
+            19,
+            fields([bad.raw.as_str().into(), bad.error.as_str().into()]),
+        ),
+    }
 }
 
 #[cfg(feature = "rooms")]
-/// What `publish` resolves with.
-fn js_ack(ack: &PublishAck) -> JsValue {
-    let object = Object::new();
-    set(&object, "id", &(ack.id.0 as f64).into());
-    set(&object, "room", &ack.room.as_str().into());
-    set(&object, "offset", &(ack.offset as f64).into());
-    set(&object, "duplicate", &ack.duplicate.into());
-    object.into()
+/// What `publish` resolves with, as the fields of an `ack` event.
+fn ack_fields(ack: &PublishAck) -> JsValue {
+    Array::of4(
+        &num(ack.id.0 as f64),
+        &ack.room.as_str().into(),
+        &num(ack.offset as f64),
+        &ack.duplicate.into(),
+    )
+    .into()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,7 +516,8 @@ struct Live {
     _predicate: Option<PredicateSlot>,
 }
 
-/// A WebSocket that stays connected. See `client-wasm/js/README.md` and `index.d.ts`.
+/// A WebSocket that stays connected; `index.js` subclasses it. See `client-wasm/js/README.md`
+/// and `index.d.ts`.
 #[wasm_bindgen(skip_typescript)]
 pub struct LifelineSocket {
     live: RefCell<Option<Live>>,
@@ -761,12 +534,20 @@ impl std::fmt::Debug for LifelineSocket {
 
 #[wasm_bindgen]
 impl LifelineSocket {
-    /// `new LifelineSocket(url, options?)`: validates, then starts connecting.
+    /// Starts connecting. `url` is a string or a function returning a promise of one;
+    /// `numbers` are the numeric options (see [`Num`]); `terminal` is the wrapped
+    /// `isTerminalClose`. `index.js` has checked all of them.
     #[wasm_bindgen(constructor)]
-    pub fn new(url: JsValue, options: JsValue) -> JsResult<LifelineSocket> {
-        let (config, predicate) = config_from(&options)?;
+    pub fn new(
+        url: JsValue,
+        numbers: &[f64],
+        protocols: Vec<String>,
+        terminal: Option<Function>,
+    ) -> JsResult<LifelineSocket> {
+        let numbers = Numbers(numbers);
+        let (config, predicate) = config_from(&numbers, protocols, terminal);
         #[cfg(feature = "rooms")]
-        let rooms_config = rooms_config_from(&options)?;
+        let rooms_config = rooms_config_from(&numbers);
         let client = Rc::new(start(&url, config)?);
         let emitter = Rc::new(Emitter::default());
         let weak: Weak<Emitter> = Rc::downgrade(&emitter);
@@ -775,18 +556,14 @@ impl LifelineSocket {
             let Some(emitter) = weak.upgrade() else {
                 return;
             };
-            if emitter.closed.get() {
-                return;
-            }
-            let target = emitter.target();
             let protocol = || {
                 weak_client
                     .upgrade()
                     .map(|c| c.protocol())
                     .unwrap_or_default()
             };
-            let (kind, object) = js_event(event, &target, protocol);
-            emitter.emit(&target, kind, &object);
+            let (kind, fields) = socket_event(event, protocol);
+            emitter.emit(kind, fields);
         });
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
@@ -802,7 +579,7 @@ impl LifelineSocket {
         })
     }
 
-    /// Called once by the package entry with the JS object itself, for `event.target`.
+    /// Called once by the package entry with the JS object itself, for `__emit`.
     #[wasm_bindgen(js_name = "__attachTarget")]
     pub fn attach_target(&self, target: &Object) {
         *self.emitter.target.borrow_mut() = Some(WeakRef::new(target));
@@ -833,15 +610,10 @@ impl LifelineSocket {
         let rooms = Rc::new(RoomsClient::new(&client, config));
         let weak = Rc::downgrade(&self.emitter);
         let subscription = rooms.on_event(move |event| {
-            let Some(emitter) = weak.upgrade() else {
-                return;
-            };
-            if emitter.closed.get() {
-                return;
+            if let Some(emitter) = weak.upgrade() {
+                let (kind, fields) = room_event(event);
+                emitter.emit(kind, fields);
             }
-            let target = emitter.target();
-            let (kind, object) = js_room_event(event, &target);
-            emitter.emit(&target, kind, &object);
         });
         let mut live = self.live.borrow_mut();
         let live = live.as_mut().ok_or_else(disposed)?;
@@ -856,35 +628,44 @@ impl LifelineSocket {
     }
 
     #[cfg(feature = "rooms")]
+    /// Starts the protocol v1 layer, for a listener of a room event.
+    #[wasm_bindgen(js_name = "__startRooms")]
+    pub fn start_rooms(&self) -> JsResult<()> {
+        self.rooms().map(drop)
+    }
+
+    #[cfg(feature = "rooms")]
     /// Joins a room: now if open, and again (with recovery) after every reconnect.
-    pub fn join(&self, room: JsValue) -> JsResult<()> {
-        let room = room_name(&room)?;
-        self.rooms()?.join(&room).map_err(|e| room_error(&e))
+    pub fn join(&self, room: &str) -> JsResult<()> {
+        self.rooms()?.join(room).map_err(|e| room_error(&e))
     }
 
     #[cfg(feature = "rooms")]
     /// Leaves a room; false if it was not joined. Its unacknowledged publishes fail.
-    pub fn leave(&self, room: JsValue) -> JsResult<bool> {
-        let room = room_name(&room)?;
-        Ok(self.rooms()?.leave(&room))
+    pub fn leave(&self, room: &str) -> JsResult<bool> {
+        Ok(self.rooms()?.leave(room))
     }
 
     #[cfg(feature = "rooms")]
-    /// Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
-    /// server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`.
-    pub fn publish(&self, room: JsValue, data: JsValue) -> js_sys::Promise {
-        let started = room_name(&room).and_then(|room| {
-            let value = json_data(&data)?;
-            self.rooms()?
-                .publish_raw(&room, value)
+    /// Publishes JSON text (from `JSON.stringify`) to a joined room. The promise resolves
+    /// with the ack's fields `[id, room, offset, duplicate]`.
+    #[wasm_bindgen(js_name = "__publish")]
+    pub fn publish(&self, room: &str, json: String) -> JsResult<js_sys::Promise> {
+        // JSON.stringify writes a lone surrogate as a `\u` escape, which the server refuses.
+        let value = RawJson::new(json).map_err(|e| {
+            room_error(&RoomError::Encode {
+                message: e.to_string(),
+            })
+        })?;
+        let ack = self
+            .rooms()?
+            .publish_raw(room, value)
+            .map_err(|e| room_error(&e))?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            ack.await
+                .map(|a| ack_fields(&a))
                 .map_err(|e| room_error(&e))
-        });
-        match started {
-            Ok(ack) => wasm_bindgen_futures::future_to_promise(async move {
-                ack.await.map(|a| js_ack(&a)).map_err(|e| room_error(&e))
-            }),
-            Err(error) => js_sys::Promise::reject(&error),
-        }
+        }))
     }
 
     #[cfg(feature = "rooms")]
@@ -910,66 +691,31 @@ impl LifelineSocket {
         0.0
     }
 
-    /// Sends a string, `ArrayBuffer` or view now if open, otherwise queues it.
-    pub fn send(&self, data: JsValue) -> JsResult<JsValue> {
-        self.with_client(|_| ())?;
-        let message = if let Some(text) = data.as_string() {
-            // The JS string itself goes to the socket when it is sent at once.
-            let sent = self
-                .with_client(|c| c.send_js_text(&data, text))?
-                .map_err(|e| to_js_error(&e))?;
-            return Ok(sent_name(sent));
-        } else if let Some(buffer) = data.dyn_ref::<ArrayBuffer>() {
-            Message::Binary(Uint8Array::new(buffer).to_vec())
-        } else if ArrayBuffer::is_view(&data) {
-            let buffer = get(&data, "buffer");
-            let offset = get(&data, "byteOffset").as_f64().unwrap_or(0.0) as u32;
-            let length = get(&data, "byteLength").as_f64().unwrap_or(0.0) as u32;
-            Message::Binary(
-                Uint8Array::new_with_byte_offset_and_length(&buffer, offset, length).to_vec(),
-            )
-        } else {
-            return Err(invalid_argument(
-                "send takes a string, an ArrayBuffer or an ArrayBufferView",
-            ));
-        };
+    /// Sends a JS string now if open, otherwise queues it; 0 for sent, 1 for queued.
+    #[wasm_bindgen(js_name = "__sendText")]
+    pub fn send_text(&self, data: JsValue) -> JsResult<u8> {
+        let text = data.as_string().unwrap_or_default();
+        // The JS string itself goes to the socket when it is sent at once.
         let sent = self
-            .with_client(|c| c.send(message))?
-            .map_err(|e| to_js_error(&e))?;
-        Ok(sent_name(sent))
+            .with_client(|c| c.send_js_text(&data, text))?
+            .map_err(|e| crate_error(&e))?;
+        Ok(sent_index(sent))
+    }
+
+    /// Sends bytes now if open, otherwise queues them; 0 for sent, 1 for queued.
+    #[wasm_bindgen(js_name = "__sendBytes")]
+    pub fn send_bytes(&self, bytes: Vec<u8>) -> JsResult<u8> {
+        let sent = self
+            .with_client(|c| c.send(Message::Binary(bytes)))?
+            .map_err(|e| crate_error(&e))?;
+        Ok(sent_index(sent))
     }
 
     /// Closes for good (no reconnect), with an optional code (1000, 3000–4999) and reason.
-    pub fn close(&self, code: JsValue, reason: JsValue) -> JsResult<()> {
-        self.with_client(|_| ())?;
-        let code = if code.is_undefined() {
-            None
-        } else {
-            match code.as_f64() {
-                Some(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(&n) => Some(n as u16),
-                _ => {
-                    return Err(lifeline_error(
-                        "ERR_INVALID_CLOSE_CODE",
-                        &format!(
-                            "invalid close code {}: use 1000 or 3000-4999",
-                            describe_js(&code)
-                        ),
-                        &[("closeCode", code.clone())],
-                    ));
-                }
-            }
-        };
-        let reason = if reason.is_undefined() {
-            None
-        } else {
-            Some(
-                reason
-                    .as_string()
-                    .ok_or_else(|| invalid_argument("the close reason must be a string"))?,
-            )
-        };
+    #[wasm_bindgen(js_name = "__close")]
+    pub fn close(&self, code: Option<u16>, reason: Option<String>) -> JsResult<()> {
         self.with_client(|c| c.close(code, reason.as_deref()))?
-            .map_err(|e| to_js_error(&e))
+            .map_err(|e| crate_error(&e))
     }
 
     /// Connects again now, also after `close()`, `giveup` or a terminal close.
@@ -977,22 +723,10 @@ impl LifelineSocket {
         self.with_client(Client::reconnect)
     }
 
-    /// `WebSocket`'s `readyState`: 0 connecting (also while waiting to reconnect), 1 open,
-    /// 2 closing, 3 closed.
-    #[wasm_bindgen(getter = readyState)]
-    pub fn ready_state(&self) -> u8 {
-        match self.with_client(Client::state).unwrap_or(State::Closed) {
-            State::Connecting | State::Reconnecting => 0,
-            State::Open => 1,
-            State::Closing => 2,
-            State::Closed => 3,
-        }
-    }
-
-    /// The finer-grained state: connecting, open, closing, reconnecting, closed.
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        state_name(self.with_client(Client::state).unwrap_or(State::Closed)).into()
+    /// The state as an index of `STATES` in `index.js`.
+    #[wasm_bindgen(js_name = "__state")]
+    pub fn state(&self) -> u8 {
+        state_index(self.with_client(Client::state).unwrap_or(State::Closed))
     }
 
     /// The URL of the current or last attempt.
@@ -1028,38 +762,6 @@ impl LifelineSocket {
         self.live.borrow().is_none()
     }
 
-    /// Called by `addEventListener` in `index.js` before it registers `listener`: throws the
-    /// package's errors for a disposed socket, an unknown type or a listener that is neither a
-    /// function nor an object, and starts the rooms layer for a room event.
-    #[wasm_bindgen(js_name = "__check")]
-    pub fn check_listener(&self, kind: &str, listener: &JsValue) -> JsResult<()> {
-        if self.live.borrow().is_none() {
-            return Err(disposed());
-        }
-        let Some(kind) = type_index(kind) else {
-            let known: Vec<&str> = TYPES.iter().chain(ROOM_TYPES.iter()).copied().collect();
-            return Err(invalid_argument(&format!(
-                "unknown event type \"{kind}\"; expected one of {}",
-                known.join(", ")
-            )));
-        };
-        if listener.is_null() || listener.is_undefined() {
-            return Ok(());
-        }
-        #[cfg(feature = "rooms")]
-        if is_room_kind(kind) {
-            self.rooms()?;
-        }
-        #[cfg(not(feature = "rooms"))]
-        let _ = kind;
-        if !listener.is_function() && !listener.is_object() {
-            return Err(invalid_argument(
-                "a listener must be a function or an object with handleEvent",
-            ));
-        }
-        Ok(())
-    }
-
     /// Closes the socket, cancels every timer, releases every listener, handler and option
     /// function. Idempotent; afterwards every method but `dispose`/`free` throws ERR_DISPOSED.
     pub fn dispose(&self) {
@@ -1077,19 +779,15 @@ impl Drop for LifelineSocket {
     }
 }
 
-/// What the browser shell holds right now across all sockets (sockets, listeners, timers):
-/// all zeros once every socket is disposed. For leak checks.
-#[wasm_bindgen(js_name = liveResources, skip_typescript)]
-pub fn live_resources() -> JsValue {
+/// What the browser shell holds right now across all sockets: sockets, listeners, timers
+/// and `isTerminalClose` functions; all zeros once every socket is disposed. For leak checks.
+#[wasm_bindgen(js_name = "__live", skip_typescript)]
+pub fn live_resources() -> Vec<f64> {
     let live = crate::web::diagnostics::live();
-    let object = Object::new();
-    set(&object, "sockets", &(live.sockets as f64).into());
-    set(&object, "listeners", &(live.listeners as f64).into());
-    set(&object, "timers", &(live.timers as f64).into());
-    set(
-        &object,
-        "predicates",
-        &(PREDICATES.with(|p| p.borrow().len()) as f64).into(),
-    );
-    object.into()
+    vec![
+        live.sockets as f64,
+        live.listeners as f64,
+        live.timers as f64,
+        PREDICATES.with(|p| p.borrow().len()) as f64,
+    ]
 }
