@@ -167,7 +167,13 @@ fn test(args: &[String]) -> Result {
             "--locked",
         ])
         .args(WASM_PACKAGES)
-        .args(["--features", "ws-lifeline/yew,ws-lifeline/js", "--", "-D", "warnings"])
+        .args([
+            "--features",
+            "ws-lifeline/yew,ws-lifeline/js",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .run()?;
     Step::new("native tests", "cargo")
         .args(["test", "--workspace", "--all-features", "--locked"])
