@@ -83,7 +83,7 @@ fn crate_error(error: &Error) -> JsValue {
         Error::UrlProvider { .. } => ("ERR_URL_PROVIDER", none.clone(), none),
         Error::Platform { .. } => ("ERR_PLATFORM", none.clone(), none),
     };
-    thrown(code, &error.to_string(), a, b)
+    thrown(code, &error.message(), a, b)
 }
 
 #[cfg(feature = "rooms")]
@@ -108,7 +108,7 @@ fn room_error(error: &RoomError) -> JsValue {
         RoomError::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
         RoomError::Closed => ("ERR_CLOSED", none.clone(), none),
     };
-    thrown(code, &error.to_string(), a, b)
+    thrown(code, &error.message(), a, b)
 }
 
 fn disposed() -> JsValue {

@@ -21,7 +21,10 @@ pub fn default_terminal(code: u16) -> bool {
 
 /// The default ping: protocol v1's `{"type":"ping","id":N}`.
 pub fn default_ping(id: u64) -> Message {
-    Message::Text(format!(r#"{{"type":"ping","id":{id}}}"#))
+    let mut text = String::from(r#"{"type":"ping","id":"#);
+    super::json::push_u64(&mut text, id);
+    text.push('}');
+    Message::Text(text)
 }
 
 /// The default pong matcher: a protocol v1 `{"type":"pong",...}` frame.

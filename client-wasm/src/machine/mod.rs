@@ -49,6 +49,7 @@ pub use config::{
     Backoff, Config, Heartbeat, PingBuilder, PongMatcher, TerminalRule, default_is_pong,
     default_ping, default_terminal,
 };
+pub(crate) use json::push_u64;
 pub use json::{InvalidJson, RawJson};
 pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, State};
 pub use url::validate_url;

@@ -54,7 +54,7 @@ use serde::de::DeserializeOwned;
 use super::client_frame::{self, Outgoing as ClientFrame};
 pub use super::json::RawJson;
 use super::server_frame::Incoming;
-use super::{Event, Instant, Message};
+use super::{Event, Instant, Message, push_u64};
 use crate::typed::DecodeError;
 
 /// Settings of the protocol v1 layer.
@@ -98,26 +98,22 @@ impl RoomsConfig {
 #[non_exhaustive]
 pub enum RoomError {
     /// The room name is empty, longer than 64 characters or has control characters.
-    #[error("invalid room name \"{room}\": 1 to 64 characters, no control characters")]
     InvalidRoom {
         /// The name supplied.
         room: String,
     },
     /// Publishing needs a joined room.
-    #[error("not joined to room \"{room}\": join it before publishing")]
     NotJoined {
         /// The room.
         room: String,
     },
     /// Too many publishes await their ack; nothing was sent or dropped.
-    #[error("{limit} publishes await their ack: wait for some before publishing more")]
     TooManyUnacked {
         /// The bound ([`RoomsConfig::max_unacked`]).
         limit: usize,
     },
     /// No ack came within [`RoomsConfig::ack_timeout`]. The publish may or may not have
     /// reached the room; it is no longer resent.
-    #[error("publish {id} was not acknowledged within {after_ms} ms")]
     PublishTimeout {
         /// The publish.
         id: PublishId,
@@ -125,7 +121,6 @@ pub enum RoomError {
         after_ms: u64,
     },
     /// The server refused the publish.
-    #[error("the server refused publish {id}: {}: {message}", code.as_str())]
     Refused {
         /// The publish.
         id: PublishId,
@@ -135,7 +130,6 @@ pub enum RoomError {
         message: String,
     },
     /// The room was left before the publish was acknowledged; it is not resent.
-    #[error("room \"{room}\" was left before publish {id} was acknowledged")]
     LeftRoom {
         /// The publish.
         id: PublishId,
@@ -143,14 +137,75 @@ pub enum RoomError {
         room: String,
     },
     /// The data could not be encoded as JSON.
-    #[error("could not encode the data as JSON: {message}")]
     Encode {
         /// The serializer's message.
         message: String,
     },
     /// The client is gone.
-    #[error("the client is closed")]
     Closed,
+}
+
+impl fmt::Display for RoomError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl RoomError {
+    /// The message `Display` writes, built by hand as [`crate::Error`]'s is (no `core::fmt`
+    /// in the npm package).
+    pub(crate) fn message(&self) -> String {
+        let mut out = String::new();
+        let quoted = |out: &mut String, room: &str| {
+            out.push('"');
+            out.push_str(room);
+            out.push('"');
+        };
+        match self {
+            RoomError::InvalidRoom { room } => {
+                out.push_str("invalid room name ");
+                quoted(&mut out, room);
+                out.push_str(": 1 to 64 characters, no control characters");
+            }
+            RoomError::NotJoined { room } => {
+                out.push_str("not joined to room ");
+                quoted(&mut out, room);
+                out.push_str(": join it before publishing");
+            }
+            RoomError::TooManyUnacked { limit } => {
+                push_u64(&mut out, *limit as u64);
+                out.push_str(" publishes await their ack: wait for some before publishing more");
+            }
+            RoomError::PublishTimeout { id, after_ms } => {
+                out.push_str("publish ");
+                push_u64(&mut out, id.0);
+                out.push_str(" was not acknowledged within ");
+                push_u64(&mut out, *after_ms);
+                out.push_str(" ms");
+            }
+            RoomError::Refused { id, code, message } => {
+                out.push_str("the server refused publish ");
+                push_u64(&mut out, id.0);
+                out.push_str(": ");
+                out.push_str(code.as_str());
+                out.push_str(": ");
+                out.push_str(message);
+            }
+            RoomError::LeftRoom { id, room } => {
+                out.push_str("room ");
+                quoted(&mut out, room);
+                out.push_str(" was left before publish ");
+                push_u64(&mut out, id.0);
+                out.push_str(" was acknowledged");
+            }
+            RoomError::Encode { message } => {
+                out.push_str("could not encode the data as JSON: ");
+                out.push_str(message);
+            }
+            RoomError::Closed => out.push_str("the client is closed"),
+        }
+        out
+    }
 }
 
 /// The id of a publish: the protocol's client message id, unique within this [`Rooms`].
@@ -701,7 +756,7 @@ impl Rooms {
             }
             Err(e) => self.events.push_back(RoomEvent::BadFrame(DecodeError {
                 raw: text.to_owned(),
-                error: e.to_string(),
+                error: e.text().to_owned(),
             })),
         }
     }
@@ -858,6 +913,64 @@ impl Rooms {
                     since: Some(since),
                 })));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::{ErrorCode, PublishId, RoomError};
+
+    /// The messages are written by hand (no `core::fmt`); these are their exact texts.
+    #[test]
+    fn every_room_error_reads_as_documented() {
+        let cases = [
+            (
+                RoomError::InvalidRoom { room: "".into() },
+                "invalid room name \"\": 1 to 64 characters, no control characters",
+            ),
+            (
+                RoomError::NotJoined {
+                    room: "lobby".into(),
+                },
+                "not joined to room \"lobby\": join it before publishing",
+            ),
+            (
+                RoomError::TooManyUnacked { limit: 256 },
+                "256 publishes await their ack: wait for some before publishing more",
+            ),
+            (
+                RoomError::PublishTimeout {
+                    id: PublishId(7),
+                    after_ms: 10_000,
+                },
+                "publish 7 was not acknowledged within 10000 ms",
+            ),
+            (
+                RoomError::Refused {
+                    id: PublishId(u64::MAX),
+                    code: ErrorCode::NotJoined,
+                    message: "join first".into(),
+                },
+                "the server refused publish 18446744073709551615: not_joined: join first",
+            ),
+            (
+                RoomError::LeftRoom {
+                    id: PublishId(3),
+                    room: "a".into(),
+                },
+                "room \"a\" was left before publish 3 was acknowledged",
+            ),
+            (
+                RoomError::Encode {
+                    message: "not a JSON value".into(),
+                },
+                "could not encode the data as JSON: not a JSON value",
+            ),
+            (RoomError::Closed, "the client is closed"),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
         }
     }
 }

@@ -20,6 +20,12 @@ pub(crate) type Incoming = ServerMsg<RawJson>;
 #[error("{0}")]
 pub(crate) struct FrameError(&'static str);
 
+impl FrameError {
+    pub(crate) fn text(&self) -> &'static str {
+        self.0
+    }
+}
+
 const BAD_JSON: FrameError = FrameError("the frame is not valid JSON");
 const NOT_A_MESSAGE: FrameError = FrameError("not a protocol v1 message");
 const UNKNOWN_TYPE: FrameError = FrameError("unknown message type");

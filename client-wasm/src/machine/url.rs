@@ -67,7 +67,11 @@ pub fn validate_url(supplied: &str) -> Result<String> {
     {
         return Err(bad("the port is not a number from 0 to 65535"));
     }
-    Ok(format!("{scheme}://{rest}"))
+    let mut url = String::with_capacity(scheme.len() + 3 + rest.len());
+    url.push_str(scheme);
+    url.push_str("://");
+    url.push_str(rest);
+    Ok(url)
 }
 
 /// `text.split_once(separator)` for an ASCII separator, by a plain byte scan: `str`'s

@@ -10,7 +10,11 @@ pub(crate) fn from_js(value: JsValue, url: Option<&str>) -> Error {
         Some(e) => (String::from(e.name()), String::from(e.message())),
         None => (
             String::new(),
-            value.as_string().unwrap_or_else(|| format!("{value:?}")),
+            value.as_string().unwrap_or_else(|| {
+                let mut text = String::from("a thrown ");
+                text.push_str(&value.js_typeof().as_string().unwrap_or_default());
+                text
+            }),
         ),
     };
     match url {
@@ -20,7 +24,7 @@ pub(crate) fn from_js(value: JsValue, url: Option<&str>) -> Error {
         },
         _ if name.is_empty() => Error::Platform { message },
         _ => Error::Platform {
-            message: format!("{name}: {message}"),
+            message: name + ": " + &message,
         },
     }
 }
