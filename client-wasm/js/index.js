@@ -246,7 +246,10 @@ export class LifelineSocket extends WasmLifelineSocket {
     }
   }
 
+  /** Set by `free()`: no wasm object behind this one any more. */
   #freed = false;
+  /** Set by `dispose()` and `free()`; read on every event, so kept here, not asked of the wasm. */
+  #disposed = false;
   /** type → [{ listener, once, release }] in registration order. */
   #listeners = new Map();
   #handlers = new Map();
@@ -263,7 +266,7 @@ export class LifelineSocket extends WasmLifelineSocket {
   }
 
   get disposed() {
-    return this.#freed || super.disposed;
+    return this.#disposed;
   }
 
   /** The finer-grained state: connecting, open, closing, reconnecting, closed. */
@@ -283,7 +286,9 @@ export class LifelineSocket extends WasmLifelineSocket {
 
   /** Sends a string, `ArrayBuffer` or view now if open, otherwise queues it. */
   send(data) {
-    this.#live();
+    // The wasm answers ERR_DISPOSED itself; checked here only for a freed object (no wasm
+    // behind it) and before refusing an argument, so the hot path makes one call into wasm.
+    if (this.#freed) throw disposedError();
     let sent;
     try {
       if (typeof data === "string") sent = this.__sendText(data);
@@ -294,7 +299,10 @@ export class LifelineSocket extends WasmLifelineSocket {
     } catch (thrown) {
       throw lift(thrown);
     }
-    if (sent === undefined) throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
+    if (sent === undefined) {
+      this.#live();
+      throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
+    }
     return SENT[sent];
   }
 
@@ -428,13 +436,14 @@ export class LifelineSocket extends WasmLifelineSocket {
   }
 
   dispose() {
+    this.#disposed = true;
     if (!this.#freed) super.dispose();
     this.#release();
   }
 
   free() {
     if (this.#freed) return;
-    this.#freed = true;
+    this.#freed = this.#disposed = true;
     super.free();
     this.#release();
   }

@@ -756,12 +756,6 @@ impl LifelineSocket {
         self.with_client(Client::queued_messages).unwrap_or(0) as f64
     }
 
-    /// True once disposed.
-    #[wasm_bindgen(getter)]
-    pub fn disposed(&self) -> bool {
-        self.live.borrow().is_none()
-    }
-
     /// Closes the socket, cancels every timer, releases every listener, handler and option
     /// function. Idempotent; afterwards every method but `dispose`/`free` throws ERR_DISPOSED.
     pub fn dispose(&self) {

@@ -222,6 +222,7 @@ impl Client {
 
     /// As [`send`](Self::send) with `Message::Text(text)`, where `js` is the same text as a JS
     /// string: sent as it is when it goes out at once.
+    #[cfg(feature = "js")]
     pub(crate) fn send_js_text(&self, js: &JsValue, text: String) -> Result<Sent> {
         Inner::send_js_text(&self.inner, js, text)
     }
@@ -376,6 +377,7 @@ impl Inner {
     /// [`Inner::send`] for text that is also at hand as a JS string: when it would go out at
     /// once, with no command waiting before it, the machine only accounts its bytes and the
     /// JS string goes straight to the socket. Otherwise it takes the ordinary path.
+    #[cfg(feature = "js")]
     fn send_js_text(this: &Rc<Inner>, js: &JsValue, text: String) -> Result<Sent> {
         let ws = this
             .socket
