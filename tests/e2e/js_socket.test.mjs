@@ -11,7 +11,9 @@
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
 // - a terminal close code (default rule and a custom isTerminalClose) is not retried;
-// - an async URL provider is called per attempt;
+// - an async URL provider is called per attempt; one that throws, rejects or returns no URL
+//   gives an ERR_URL_PROVIDER error event and is asked again; an isTerminalClose that throws is
+//   reported and the default rule decides;
 // - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
@@ -255,6 +257,50 @@ test("an async URL provider is asked before every attempt", async () => {
   }, ws(""));
   assert.ok(result.calls >= 2);
   assert.deepEqual(result.reasons.slice(0, 2), ["n1", "n2"]);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a throwing isTerminalClose is reported and the default rule decides; URL provider failures are typed errors and retried", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async ([terminal, retried, base]) => {
+    const reported = [];
+    const realReport = window.reportError;
+    window.reportError = (e) => reported.push(String(e?.message ?? e));
+    const options = { minDelay: 50, maxDelay: 100, heartbeat: false };
+    const failingRule = () => {
+      throw new Error("rule failed");
+    };
+    const a = t.recorded(terminal, { ...options, isTerminalClose: failingRule });
+    const b = t.recorded(retried, { ...options, isTerminalClose: failingRule });
+    let calls = 0;
+    const c = t.recorded(() => {
+      calls++;
+      if (calls === 1) throw new TypeError("no ticket");
+      if (calls === 2) return Promise.reject(new Error("ticket service down"));
+      if (calls === 3) return 42;
+      return `${base}/close?code=4401&reason=finally`;
+    }, options);
+    await Promise.all([a, c].map((x) => t.until(x.log, (l) => l.some((e) => e.type === "close"))));
+    await t.until(b.log, (l) => l.some((e) => e.type === "reconnecting"));
+    window.reportError = realReport;
+    const out = { reported, calls, a: a.log, b: b.log, c: c.log, aState: a.ws.state, cState: c.ws.state };
+    for (const x of [a, b, c]) x.ws.dispose();
+    return out;
+  }, [ws("/close?code=4401&reason=x"), ws("/close?code=4001&reason=y"), ws("")]);
+  assert.ok(!result.a.some((e) => e.type === "reconnecting"), "4401 is terminal by the default rule");
+  assert.equal(result.aState, "closed");
+  assert.ok(result.b.some((e) => e.type === "reconnecting"), "4001 is retried by the default rule");
+  assert.ok(result.reported.length >= 2, `the rule's exceptions are reported: ${JSON.stringify(result.reported)}`);
+  assert.ok(result.reported.every((m) => m === "rule failed"), JSON.stringify(result.reported));
+  const failures = result.c.filter((e) => e.type === "error").map((e) => e.error);
+  assert.deepEqual(failures.map((e) => e.code), ["ERR_URL_PROVIDER", "ERR_URL_PROVIDER", "ERR_URL_PROVIDER"]);
+  assert.match(failures[0].message, /TypeError: no ticket/);
+  assert.match(failures[1].message, /Error: ticket service down/);
+  assert.match(failures[2].message, /neither a string nor a URL/);
+  assert.equal(result.calls, 4);
+  assert.equal(result.c.find((e) => e.type === "close").reason, "finally");
+  assert.equal(result.cState, "closed");
   await page.close();
   assert.deepEqual(errors, []);
 });

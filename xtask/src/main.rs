@@ -175,6 +175,24 @@ fn test(args: &[String]) -> Result {
             "warnings",
         ])
         .run()?;
+    // The library as a Rust app gets it: without `js` (features unify above, so this
+    // configuration needs its own run).
+    Step::new("clippy (wasm32, ws-lifeline without js)", "cargo")
+        .args([
+            "clippy",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--lib",
+            "--locked",
+            "-p",
+            "ws-lifeline",
+            "--features",
+            "yew,talc",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
     Step::new("native tests", "cargo")
         .args(["test", "--workspace", "--all-features", "--locked"])
         .run()?;
