@@ -121,8 +121,7 @@ fn build_rust_bench() -> Result {
     let build = Step::new("bench: wasm-pack the Rust API page", "wasm-pack")
         .args(["build", "--release", "--target", "web", "--no-pack"])
         .args(["--out-dir", "pkg", "--out-name", "lifeline_bench_wasm"])
-        .args([&krate])
-        .args(["--"]);
+        .args([&krate]);
     crate::npm::small_std(build).run()?;
     let wasm = krate.join("pkg").join("lifeline_bench_wasm_bg.wasm");
     Step::new("bench: wasm-opt -Oz the Rust API page", "wasm-opt")

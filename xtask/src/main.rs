@@ -235,12 +235,12 @@ fn server_binary() -> PathBuf {
 }
 
 fn build_demo() -> Result {
-    Step::new("build demo (trunk)", "trunk")
+    let build = Step::new("build demo (trunk)", "trunk")
         .args(["build", "--release", "--offline", "--locked"])
-        // No absolute path of this machine in the demo's wasm either.
-        .env("RUSTFLAGS", npm::remap_rustflags())
-        .current_dir(root())
-        .run()
+        .current_dir(root());
+    // Built as the npm package is (std with it, no panic machinery), and like it with no
+    // absolute path of this machine in the wasm.
+    npm::small_std(build).run()
 }
 
 /// wasm-bindgen-test suites of client-wasm, in headless Chromium and Firefox, against a

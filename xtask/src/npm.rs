@@ -187,25 +187,28 @@ fn wasm_opt(wasm: &Path) -> Result<String> {
     String::from_utf8(out.stdout).map_err(|e| format!("step `{name}`: stdout is not UTF-8: {e}"))
 }
 
-/// Flags that make the published wasm smaller by building std with it: panics abort at once
+/// Flags that make a shipped wasm smaller by building std with it: panics abort at once
 /// (`-Cpanic=immediate-abort`: no panic message, hook or formatting is compiled in) and carry
-/// no source location. 34.2 instead of 37.9 KB gzip for the raw socket's wasm.
+/// no source location. 34.2 instead of 37.9 KB gzip for the raw socket's wasm. Used for the
+/// npm package, the demo and the Rust-API bench page; none of them installs a panic hook, so
+/// a panic was already a bare trap there.
 ///
 /// These are unstable flags of the pinned stable compiler, enabled with `RUSTC_BOOTSTRAP=1`
-/// for this build only; the crate itself builds on plain stable. They need the toolchain's
+/// for these builds only; the crate itself builds on plain stable. They need the toolchain's
 /// `rust-src` component, which `cargo xtask setup` adds. A toolchain bump must re-check them.
 pub(crate) const SMALL_STD_RUSTFLAGS: &str =
     "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none";
 
-/// Turns a `cargo build` (or `wasm-pack build ... --`) step, whose remaining arguments go to
-/// cargo, into the small-std build of [`SMALL_STD_RUSTFLAGS`], with [`remap_rustflags`].
+/// Makes every cargo build a step runs (directly, or through wasm-pack or trunk) the
+/// small-std build of [`SMALL_STD_RUSTFLAGS`], with [`remap_rustflags`]. `build-std` is set
+/// through cargo's environment, so the tools in between need no flag of their own.
 pub(crate) fn small_std(step: Step) -> Step {
     step.env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort")
         .env(
             "RUSTFLAGS",
             format!("{} {SMALL_STD_RUSTFLAGS}", remap_rustflags()),
         )
-        .args(["-Zbuild-std=std,panic_abort"])
 }
 
 /// `RUSTFLAGS` that rewrite cargo's home (registry and git sources) and the workspace root to
