@@ -196,7 +196,7 @@ fn wasm_opt(wasm: &Path) -> Result<String> {
 /// These are unstable flags of the pinned stable compiler, enabled with `RUSTC_BOOTSTRAP=1`
 /// for these builds only; the crate itself builds on plain stable. They need the toolchain's
 /// `rust-src` component, which `cargo xtask setup` adds. A toolchain bump must re-check them.
-pub(crate) const SMALL_STD_RUSTFLAGS: &str =
+const SMALL_STD_RUSTFLAGS: &str =
     "-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none";
 
 /// Makes every cargo build a step runs (directly, or through wasm-pack or trunk) the
@@ -215,7 +215,7 @@ pub(crate) fn small_std(step: Step) -> Step {
 /// neutral prefixes in everything rustc embeds, panic locations included. Any `RUSTFLAGS`
 /// already set are kept. Setting them changes cargo's cache key, so this build does not share
 /// artifacts with the plain `cargo build`s; it is a release build, so nothing is lost.
-pub(crate) fn remap_rustflags() -> String {
+fn remap_rustflags() -> String {
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     for (from, to) in [(cargo_home(), "/cargo"), (crate::root(), "/ws-lifeline")] {
         if !flags.is_empty() {
