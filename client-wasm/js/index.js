@@ -1,11 +1,15 @@
-// The package entry: the wasm-bindgen glue (ws_lifeline.js) plus the JS-shaped work, which
-// costs far fewer bytes here than as wasm imports and export shims. `LifelineSocket` here
-// checks arguments and options, builds every event object and every `LifelineError` from the
-// plain values the wasm hands over (`__emit`, thrown `[code, message, a, b]`), keeps the
-// listeners and `on…` handlers (the wasm holds this object only weakly), adds WebSocket's
-// constants, `on`/`off` (addEventListener that returns its own remover), and makes
-// dispose/free/[Symbol.dispose] safe to call in any order and any number of times.
-import init, { __live, initSync, LifelineSocket as WasmLifelineSocket } from "./ws_lifeline.js";
+// The package entry: the wasm-bindgen glue (ws_lifeline.js) plus the browser shell and the
+// JS-shaped work, which cost far fewer bytes here than as wasm imports, closures and export
+// shims. The wasm (`src/js.rs`) runs the sans-IO machine and decides everything; this file
+// carries it out: it owns the `WebSocket` and its listeners, the one timer, the
+// `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
+// promises, and releases all of them on `dispose()`. It also checks arguments and options,
+// builds every event object and every `LifelineError` from the plain values the wasm hands
+// over (`__emit`, thrown `[code, message, a, b]`), keeps the listeners and `on…` handlers,
+// adds WebSocket's constants and `on`/`off`, and makes dispose/free/[Symbol.dispose] safe to
+// call in any order and any number of times.
+import * as glue from "./ws_lifeline.js";
+import init, { __live, initSync, LifelineSocket as Machine } from "./ws_lifeline.js";
 
 export { init as default, initSync };
 
@@ -32,6 +36,73 @@ const HANDLER_TYPES = TYPES.slice(0, 7);
 const STATES = ["connecting", "open", "closing", "closed", "reconnecting"];
 const READY_STATES = [0, 1, 2, 3, 0];
 const SENT = ["sent", "queued"];
+
+// The boundary with the wasm, mirrored from the `DO_*`, `IN_*` and `OP_*` constants of
+// `src/js.rs`, which documents each.
+const DO_RESOLVE_URL = 0;
+const DO_OPEN = 1;
+const DO_SEND = 2;
+const DO_CLOSE = 3;
+const DO_ABANDON = 4;
+const DO_BUFFERED = 5;
+const DO_TIMER = 6;
+const IN_OPENED = 0;
+const IN_TEXT = 1;
+const IN_BYTES = 2;
+const IN_ERROR = 3;
+const IN_CLOSED = 4;
+const IN_URL = 5;
+const IN_URL_FAILED = 6;
+const IN_OPEN_FAILED = 7;
+const IN_SEND_FAILED = 8;
+const IN_ONLINE = 9;
+const IN_OFFLINE = 10;
+const IN_VISIBLE = 11;
+const IN_HIDDEN = 12;
+const IN_TIMER = 13;
+const IN_START = 14;
+const OP_SEND_TEXT = 0;
+const OP_SEND_BYTES = 1;
+const OP_CLOSE = 2;
+const OP_RECONNECT = 3;
+const OP_DISPOSE = 4;
+const OP_STATE = 5;
+const OP_URL = 6;
+const OP_PROTOCOL = 7;
+const OP_QUEUED = 8;
+const OP_UNACKED = 9;
+const OP_START_ROOMS = 10;
+const OP_JOIN = 11;
+const OP_LEAVE = 12;
+const OP_PUBLISH = 13;
+const OP_LIST_ROOMS = 14;
+/** The event kinds that settle a publish promise. */
+const ACK = 14;
+const PUBLISH_FAILED = 15;
+
+/** What the shell holds right now across all sockets, for `liveResources()`. */
+const held = { sockets: 0, listeners: 0, timers: 0 };
+
+/** Registers `handler` for `type` on `target`, kept in `list` for `unlisten`. */
+function listen(list, target, type, handler) {
+  target.addEventListener(type, handler);
+  list.push([target, type, handler]);
+  held.listeners++;
+}
+
+function unlisten(list) {
+  for (const [target, type, handler] of list.splice(0)) {
+    target.removeEventListener(type, handler);
+    held.listeners--;
+  }
+}
+
+/** `[name, message]` of an exception, as the wasm's error conversion takes them; the name is
+ * empty for a thrown value that is not an `Error`. */
+function exception(value) {
+  if (value instanceof Error) return [value.name, value.message];
+  return ["", typeof value === "string" ? value : `a thrown ${typeof value}`];
+}
 
 /** An error's fields by code, from the `a` and `b` the wasm throws with it. */
 const FIELDS = {
@@ -101,11 +172,11 @@ export function isLifelineError(value) {
   return value instanceof Error && value.name === "LifelineError" && typeof value.code === "string";
 }
 
-/** What the browser shell holds right now across all sockets; all zeros once every socket
- * is disposed. For leak checks. */
+/** What the browser shell holds right now across all sockets (here and, for the
+ * `isTerminalClose` functions, in the wasm); all zeros once every socket is disposed. For
+ * leak checks. */
 export function liveResources() {
-  const [sockets, listeners, timers, predicates] = __live();
-  return { sockets, listeners, timers, predicates };
+  return { ...held, predicates: __live() };
 }
 
 /** The numeric options, in the order the wasm reads them (NaN: not given). */
@@ -220,9 +291,10 @@ const FIELDS_OF = [
   (raw, message) => ({ raw, message }),
 ];
 
-const HAS_ROOMS = "join" in WasmLifelineSocket.prototype;
+/** Whether the wasm has protocol v1 (not in the raw resilient-socket build). */
+const HAS_ROOMS = "__rooms" in glue;
 
-export class LifelineSocket extends WasmLifelineSocket {
+export class LifelineSocket {
   static CONNECTING = 0;
   static OPEN = 1;
   static CLOSING = 2;
@@ -235,7 +307,7 @@ export class LifelineSocket extends WasmLifelineSocket {
           return this.#handlers.get(type) ?? null;
         },
         set(handler) {
-          if (this.disposed) return;
+          if (this.#disposed) return;
           if (typeof handler === "function") this.#handlers.set(type, handler);
           else this.#handlers.delete(type);
           this.#retain();
@@ -246,23 +318,170 @@ export class LifelineSocket extends WasmLifelineSocket {
     }
   }
 
-  /** Set by `free()`: no wasm object behind this one any more. */
-  #freed = false;
-  /** Set by `dispose()` and `free()`; read on every event, so kept here, not asked of the wasm. */
+  /** The wasm half: the machine, which decides what this shell does. */
+  #machine;
   #disposed = false;
   /** type → [{ listener, once, release }] in registration order. */
   #listeners = new Map();
   #handlers = new Map();
+  /** The connection's socket, its number (the machine's) and its four listeners. */
+  #ws = null;
+  #conn = -1;
+  #socketListeners = [];
+  /** The `online`/`offline`/`visibilitychange` listeners. */
+  #environment = [];
+  #timer;
+  #provider;
+  #protocols;
+  /** Publish id → [resolve, reject]. */
+  #publishes = new Map();
 
   constructor(url, options) {
     const [numbers, protocols, rule] = parseOptions(options);
     const target = parseUrl(url);
+    // The backoff jitter's seed, as two 32-bit halves.
+    numbers.push(Math.random() * 2 ** 32, Math.random() * 2 ** 32);
     try {
-      super(target, new Float64Array(numbers), protocols, rule);
+      this.#machine = new Machine(
+        typeof target === "string" ? target : undefined,
+        new Float64Array(numbers),
+        protocols,
+        rule,
+      );
     } catch (thrown) {
       throw lift(thrown);
     }
-    this.__attachTarget(this);
+    if (typeof target === "function") this.#provider = target;
+    this.#protocols = protocols;
+    let offline = false;
+    if (typeof window === "object" && window) {
+      const on = (target, type, handler) => listen(this.#environment, target, type, handler);
+      on(window, "online", () => this.#input(IN_ONLINE));
+      on(window, "offline", () => this.#input(IN_OFFLINE));
+      if (typeof document === "object" && document) {
+        on(document, "visibilitychange", () =>
+          this.#input(document.visibilityState === "visible" ? IN_VISIBLE : IN_HIDDEN),
+        );
+      }
+      offline = navigator.onLine === false;
+    }
+    this.#input(IN_START, 0, offline);
+  }
+
+  /** Tells the machine what happened; it calls `__do` and `__emit` for the consequences. */
+  #input(kind, conn = 0, a, b, c) {
+    if (!this.#disposed) this.#machine.__input(this, kind, conn, a, b, c);
+  }
+
+  /** Makes the page's call `op` of the machine. */
+  #call(op, a, b) {
+    this.#live();
+    try {
+      return this.#machine.__call(this, op, a, b);
+    } catch (thrown) {
+      throw lift(thrown);
+    }
+  }
+
+  /** Called by the wasm: carries out `action` for connection `conn` (see `DO_*`). */
+  __do(action, conn, a, b) {
+    const current = this.#conn === conn;
+    switch (action) {
+      case DO_RESOLVE_URL:
+        // Called from a microtask, as the Rust shell's provider future is first polled.
+        Promise.resolve().then(() => {
+          if (this.#disposed) return;
+          this.#provider().then(
+            (url) => this.#input(IN_URL, conn, url),
+            (reason) => this.#input(IN_URL_FAILED, conn, reason),
+          );
+        });
+        break;
+      case DO_OPEN:
+        this.#open(conn, a);
+        break;
+      case DO_SEND:
+        if (current) {
+          try {
+            this.#ws.send(a);
+          } catch (thrown) {
+            this.#input(IN_SEND_FAILED, conn, undefined, ...exception(thrown));
+          }
+        }
+        break;
+      case DO_CLOSE:
+      case DO_ABANDON:
+        if (current) {
+          try {
+            this.#ws.close(a, b);
+          } catch {
+            // Closing a socket that is closing or closed does nothing.
+          }
+          if (action === DO_ABANDON) this.#drop();
+        }
+        break;
+      case DO_BUFFERED:
+        return current ? this.#ws.bufferedAmount : -1;
+      case DO_TIMER:
+        if (this.#timer !== undefined) {
+          clearTimeout(this.#timer);
+          this.#timer = undefined;
+          held.timers--;
+        }
+        if (conn >= 0) {
+          held.timers++;
+          this.#timer = setTimeout(() => {
+            this.#timer = undefined;
+            held.timers--;
+            this.#input(IN_TIMER);
+          }, conn);
+        }
+        break;
+    }
+    return 0;
+  }
+
+  #open(conn, url) {
+    // The machine has moved on from any earlier socket.
+    this.#drop();
+    let ws;
+    try {
+      ws = new WebSocket(url, this.#protocols);
+    } catch (thrown) {
+      this.#input(IN_OPEN_FAILED, conn, url, ...exception(thrown));
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this.#ws = ws;
+    this.#conn = conn;
+    held.sockets++;
+    const on = (type, handler) => listen(this.#socketListeners, ws, type, handler);
+    on("open", () => this.#input(IN_OPENED, conn, ws.protocol));
+    on("message", ({ data }) => {
+      if (typeof data === "string") this.#input(IN_TEXT, conn, data);
+      else if (data instanceof ArrayBuffer) this.#input(IN_BYTES, conn, data);
+    });
+    on("error", () => this.#input(IN_ERROR, conn));
+    on("close", ({ code, reason, wasClean }) => {
+      // This socket is finished: released before the machine hears of it.
+      this.#drop();
+      this.#input(IN_CLOSED, conn, code, reason, wasClean);
+    });
+  }
+
+  /** Releases the socket: its listeners first, so the close below reports nothing. */
+  #drop() {
+    const ws = this.#ws;
+    if (!ws) return;
+    unlisten(this.#socketListeners);
+    this.#ws = null;
+    this.#conn = -1;
+    held.sockets--;
+    try {
+      ws.close(1000);
+    } catch {
+      // Closing a socket that is closing or closed does nothing.
+    }
   }
 
   get disposed() {
@@ -271,35 +490,55 @@ export class LifelineSocket extends WasmLifelineSocket {
 
   /** The finer-grained state: connecting, open, closing, reconnecting, closed. */
   get state() {
-    return this.#freed ? "closed" : STATES[this.__state()];
+    return this.#disposed ? "closed" : STATES[this.#machine.__call(this, OP_STATE)];
   }
 
   /** `WebSocket`'s `readyState`: 0 connecting (also while waiting to reconnect), 1 open,
    * 2 closing, 3 closed. */
   get readyState() {
-    return this.#freed ? 3 : READY_STATES[this.__state()];
+    return this.#disposed ? 3 : READY_STATES[this.#machine.__call(this, OP_STATE)];
+  }
+
+  /** The URL of the current or last attempt. */
+  get url() {
+    return this.#disposed ? "" : this.#machine.__call(this, OP_URL);
+  }
+
+  /** The subprotocol the server selected. */
+  get protocol() {
+    return this.#disposed ? "" : this.#machine.__call(this, OP_PROTOCOL);
+  }
+
+  /** Bytes the browser has not sent yet. */
+  get bufferedAmount() {
+    return this.#ws ? this.#ws.bufferedAmount : 0;
+  }
+
+  /** Messages waiting in the outbound queue (not counted in `bufferedAmount`). */
+  get queuedMessages() {
+    return this.#disposed ? 0 : this.#machine.__call(this, OP_QUEUED);
+  }
+
+  /** Publishes awaiting their ack (0 before the rooms layer starts). */
+  get unackedPublishes() {
+    return this.#disposed ? 0 : this.#machine.__call(this, OP_UNACKED);
   }
 
   #live() {
-    if (this.disposed) throw disposedError();
+    if (this.#disposed) throw disposedError();
   }
 
   /** Sends a string, `ArrayBuffer` or view now if open, otherwise queues it. */
   send(data) {
-    // The wasm answers ERR_DISPOSED itself; checked here only for a freed object (no wasm
-    // behind it) and before refusing an argument, so the hot path makes one call into wasm.
-    if (this.#freed) throw disposedError();
     let sent;
-    try {
-      if (typeof data === "string") sent = this.__sendText(data);
-      else if (data instanceof ArrayBuffer) sent = this.__sendBytes(new Uint8Array(data));
-      else if (ArrayBuffer.isView(data)) {
-        sent = this.__sendBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      }
-    } catch (thrown) {
-      throw lift(thrown);
-    }
-    if (sent === undefined) {
+    if (typeof data === "string") sent = this.#call(OP_SEND_TEXT, data);
+    else if (data instanceof ArrayBuffer) sent = this.#call(OP_SEND_BYTES, new Uint8Array(data));
+    else if (ArrayBuffer.isView(data)) {
+      sent = this.#call(
+        OP_SEND_BYTES,
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      );
+    } else {
       this.#live();
       throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
     }
@@ -319,21 +558,49 @@ export class LifelineSocket extends WasmLifelineSocket {
     if (reason !== undefined && typeof reason !== "string") {
       throw invalid("the close reason must be a string");
     }
-    try {
-      this.__close(code, reason);
-    } catch (thrown) {
-      throw lift(thrown);
-    }
+    this.#call(OP_CLOSE, code, reason);
   }
 
   /** Connects again now, also after `close()`, `giveup` or a terminal close. */
   reconnect() {
-    try {
-      super.reconnect();
-    } catch (thrown) {
-      throw lift(thrown);
-    }
+    this.#call(OP_RECONNECT);
     this.#retain();
+  }
+
+  /** Joins a room: now if open, and again (with recovery) after every reconnect. */
+  join(room) {
+    this.#call(OP_JOIN, roomName(room));
+  }
+
+  /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
+  leave(room) {
+    return this.#call(OP_LEAVE, roomName(room));
+  }
+
+  /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
+   * server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`. */
+  publish(room, data) {
+    try {
+      room = roomName(room);
+      let json;
+      try {
+        json = JSON.stringify(data);
+      } catch (exception) {
+        throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
+      }
+      if (typeof json !== "string") {
+        throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
+      }
+      const id = this.#call(OP_PUBLISH, room, json);
+      return new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
+  }
+
+  /** Asks the server for the room list (a `rooms` event); false when not connected. */
+  listRooms() {
+    return this.#call(OP_LIST_ROOMS);
   }
 
   /**
@@ -349,13 +616,7 @@ export class LifelineSocket extends WasmLifelineSocket {
       throw invalid(`unknown event type "${type}"; expected one of ${known.join(", ")}`);
     }
     if (listener == null) return;
-    if (kind >= SOCKET_TYPES) {
-      try {
-        this.__startRooms();
-      } catch (thrown) {
-        throw lift(thrown);
-      }
-    }
+    if (kind >= SOCKET_TYPES) this.#call(OP_START_ROOMS);
     if (typeof listener !== "function" && typeof listener !== "object") {
       throw invalid("a listener must be a function or an object with handleEvent");
     }
@@ -393,24 +654,30 @@ export class LifelineSocket extends WasmLifelineSocket {
 
   #retain() {
     const wanted =
-      !this.disposed && this.state !== "closed" && (this.#listeners.size > 0 || this.#handlers.size > 0);
+      !this.#disposed && this.state !== "closed" && (this.#listeners.size > 0 || this.#handlers.size > 0);
     if (wanted) RETAINED.add(this);
     else RETAINED.delete(this);
   }
 
-  /** Called by the wasm with each event, as its kind and fields: builds the event, then runs
-   * the listeners (a copy, so they may change the list or dispose the socket), then the
-   * `on…` handler. */
+  /** Called by the wasm with each event, as its kind and fields: settles a publish, builds
+   * the event, then runs the listeners (a copy, so they may change the list or dispose the
+   * socket), then the `on…` handler. */
   __emit(kind, a, b, c, d, e, f) {
     const type = TYPES[kind];
     const event = Object.assign(FIELDS_OF[kind](a, b, c, d, e, f), { type, target: this });
+    if (kind === ACK || kind === PUBLISH_FAILED) {
+      const settle = this.#publishes.get(a);
+      this.#publishes.delete(a);
+      if (kind === ACK) settle?.[0](ack(a, b, c, d));
+      else settle?.[1](event.error);
+    }
     for (const entry of [...(this.#listeners.get(type) ?? [])]) {
-      if (this.disposed || !this.#listeners.get(type)?.includes(entry)) continue;
+      if (this.#disposed || !this.#listeners.get(type)?.includes(entry)) continue;
       if (entry.once) this.#remove(type, entry);
       invoke(entry.listener, this, event);
     }
     const handler = this.#handlers.get(type);
-    if (handler && !this.disposed) invoke(handler, this, event);
+    if (handler && !this.#disposed) invoke(handler, this, event);
     if (type === "statechange") this.#retain();
   }
 
@@ -425,27 +692,35 @@ export class LifelineSocket extends WasmLifelineSocket {
 
   /** `removeEventListener`; does nothing once disposed. */
   off(type, listener) {
-    if (!this.disposed) this.removeEventListener(type, listener);
+    if (!this.#disposed) this.removeEventListener(type, listener);
   }
 
-  #release() {
+  /** Closes the socket (1000), clears the timer, removes every listener, fails every pending
+   * publish with ERR_CLOSED and releases the handlers and the wasm half. Idempotent;
+   * afterwards every method but `dispose`/`free` throws ERR_DISPOSED. */
+  dispose() {
+    if (this.#disposed) return;
+    this.#machine.__call(this, OP_DISPOSE);
+    this.#disposed = true;
+    this.__do(DO_TIMER, -1);
+    unlisten(this.#environment);
+    this.#drop();
+    for (const [, reject] of this.#publishes.values()) {
+      reject(lifelineError("ERR_CLOSED", "the client is closed"));
+    }
+    this.#publishes.clear();
     for (const list of this.#listeners.values()) for (const entry of list) entry.release?.();
     this.#listeners.clear();
     this.#handlers.clear();
     RETAINED.delete(this);
+    // Freed once the current call into the wasm (this may run inside one) has returned.
+    const machine = this.#machine;
+    queueMicrotask(() => machine.free());
   }
 
-  dispose() {
-    this.#disposed = true;
-    if (!this.#freed) super.dispose();
-    this.#release();
-  }
-
+  /** The same as `dispose()`. */
   free() {
-    if (this.#freed) return;
-    this.#freed = this.#disposed = true;
-    super.free();
-    this.#release();
+    this.dispose();
   }
 
   [Symbol.dispose ?? Symbol.for("Symbol.dispose")]() {
@@ -459,67 +734,6 @@ function roomName(room) {
   return room;
 }
 
-/** Protocol v1, where the wasm has it (not in the raw resilient-socket build). */
-const ROOM_METHODS = {
-  /** Joins a room: now if open, and again (with recovery) after every reconnect. */
-  join(room) {
-    room = roomName(room);
-    try {
-      WasmLifelineSocket.prototype.join.call(this, room);
-    } catch (thrown) {
-      throw lift(thrown);
-    }
-  },
-
-  /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
-  leave(room) {
-    room = roomName(room);
-    try {
-      return WasmLifelineSocket.prototype.leave.call(this, room);
-    } catch (thrown) {
-      throw lift(thrown);
-    }
-  },
-
-  /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
-   * server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`. */
-  publish(room, data) {
-    try {
-      room = roomName(room);
-      let json;
-      try {
-        json = JSON.stringify(data);
-      } catch (exception) {
-        throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
-      }
-      if (typeof json !== "string") {
-        throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
-      }
-      return this.__publish(room, json).then(
-        (fields) => ack(...fields),
-        (thrown) => Promise.reject(lift(thrown)),
-      );
-    } catch (thrown) {
-      return Promise.reject(lift(thrown));
-    }
-  },
-
-  /** Asks the server for the room list (a `rooms` event); false when not connected. */
-  listRooms() {
-    try {
-      return WasmLifelineSocket.prototype.listRooms.call(this);
-    } catch (thrown) {
-      throw lift(thrown);
-    }
-  },
-};
-
-if (HAS_ROOMS) {
-  for (const [name, method] of Object.entries(ROOM_METHODS)) {
-    Object.defineProperty(LifelineSocket.prototype, name, {
-      value: method,
-      writable: true,
-      configurable: true,
-    });
-  }
+if (!HAS_ROOMS) {
+  for (const name of ["join", "leave", "publish", "listRooms"]) delete LifelineSocket.prototype[name];
 }

@@ -154,6 +154,28 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error for an exception the browser threw, from its `name` (empty when it was not an
+    /// `Error`) and message. `SyntaxError` from the `WebSocket` constructor (`url` given) means
+    /// a bad URL. Both browser shells (`web`, and `index.js` through `js`) convert here.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn from_exception(name: &str, message: String, url: Option<&str>) -> Error {
+        match url {
+            Some(url) if name == "SyntaxError" => Error::InvalidUrl {
+                supplied: url.to_owned(),
+                reason: message,
+            },
+            _ if name.is_empty() => Error::Platform { message },
+            _ => {
+                let mut text = name.to_owned();
+                text.push_str(": ");
+                text.push_str(&message);
+                Error::Platform { message: text }
+            }
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

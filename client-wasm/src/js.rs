@@ -1,47 +1,50 @@
 //! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package
 //! (feature `js`).
 //!
-//! [`LifelineSocket`] wraps a [`Client`] for `client-wasm/js/index.js`, the package entry,
-//! which subclasses it and gives it the conventions of the browser's `WebSocket`: camelCase
-//! options in milliseconds, listeners and `on…` handlers, `send` returning `"sent"` or
-//! `"queued"`, `readyState`, `LifelineError`s. The TypeScript declarations are hand-written in
-//! `client-wasm/js/index.d.ts`.
+//! The npm package runs the sans-IO [`Machine`] (and, with `rooms`, the [`Rooms`] layer) here,
+//! and its browser shell in `client-wasm/js/index.js`: the `WebSocket` and its listeners, the
+//! one timer, the `online`/`offline`/`visibilitychange` listeners, the URL provider's promise
+//! and the publish promises live there, where each costs a few bytes of JS instead of wasm
+//! imports, closures and export shims (the Rust shell, [`crate::web`], serves Rust apps). The
+//! wasm decides everything; the JS only carries it out. `index.js` also checks the arguments
+//! and options, and builds every event object and every error.
 //!
-//! The boundary carries plain values, and `index.js` does the work that is JS-shaped: it
-//! checks the arguments and options, builds every event object and every error. Each costs a
-//! handful of bytes in JS and many more as wasm imports and export shims.
+//! The boundary is four calls, each taking the socket's JS object (`shell`) so the wasm never
+//! holds it:
 //!
-//! - Events go to the JS object's `__emit(kind, a, b, c, d, e, f)`, found through a
-//!   [`WeakRef`] so the wasm never keeps the JS object alive; `kind` indexes `TYPES` in
+//! - [`LifelineSocket::input`] (`__input(shell, kind, conn, a, b, c)`): what happened in the
+//!   browser; `kind` is one of the `IN_*` constants, mirrored in `index.js`.
+//! - [`LifelineSocket::call`] (`__call(shell, op, a, b)`): the page's calls (`send`, `close`,
+//!   `join`, …); `op` is one of the `OP_*` constants.
+//! - `shell.__do(action, conn, a, b)`: what the shell must do (open a socket, send a frame,
+//!   set the timer, …); `action` is one of the `DO_*` constants. Answers a number.
+//! - `shell.__emit(kind, a, …, f)`: an event for the page; `kind` indexes `TYPES` in
 //!   `index.js`, which also names the fields `a`..`f` of each kind.
-//! - Errors are thrown (and promises rejected, and `error` events carry them) as
-//!   `[code, message, a, b]` ([`crate_error`], [`room_error`]); `index.js` turns that into an
-//!   `Error` with `name = "LifelineError"`, the `code` and the fields of that code.
 //!
-//! Ownership: the exported object owns the [`Client`] and the JS functions from the options.
-//! [`LifelineSocket::dispose`] (also `[Symbol.dispose]`, and wasm-bindgen's `free()`, which
-//! drops the struct) releases all of them. Callbacks hold only [`Weak`] references, so no
-//! cycle keeps anything alive, and no closure is ever `forget`-ed.
+//! Errors are thrown (and `error` events carry them) as `[code, message, a, b]`
+//! ([`crate_error`], [`room_error`]); `index.js` turns that into an `Error` with
+//! `name = "LifelineError"`, the `code` and the fields of that code.
 //!
-//! Protocol v1 (rooms) is the library's [`RoomsClient`], started on first use: `join`, `leave`,
-//! `publish`, `listRooms`, or a listener for a room event. A socket that never uses rooms
-//! speaks no protocol beyond the heartbeat, so it works with any WebSocket server.
+//! Re-entrancy: the shell's callbacks and the page's listeners may call back in (send from a
+//! listener, `dispose` from a handler). No borrow is held while JS runs, and a call that
+//! arrives while the drive loop runs leaves its work to that loop, as in the Rust shell.
+//!
+//! Protocol v1 (rooms) is started on first use: `join`, `leave`, `publish`, `listRooms`, or a
+//! listener for a room event. A socket that never uses rooms speaks no protocol beyond the
+//! heartbeat, so it works with any WebSocket server.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use js_sys::{Array, Function, Object, Uint8Array, WeakRef};
+use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
 
-use crate::machine::default_terminal;
 #[cfg(feature = "rooms")]
-use crate::machine::rooms::{PublishAck, RawJson, RoomError, RoomEvent, RoomsConfig};
-use crate::web::Subscription;
-#[cfg(feature = "rooms")]
-use crate::web::rooms::{RoomSubscription, RoomsClient};
-use crate::{Client, Config, Error, Event, Message, QueueLimit, Sent, State};
+use crate::machine::rooms::{Outgoing, RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
+use crate::machine::{
+    CloseInfo, Command, ConnId, Input, Instant, Machine, Target, default_terminal,
+};
+use crate::{Config, Error, Event, Message, QueueLimit, Sent, State};
 
 /// The result type of every exported function: a thrown `[code, message, a, b]` on failure.
 type JsResult<T> = std::result::Result<T, JsValue>;
@@ -111,15 +114,6 @@ fn room_error(error: &RoomError) -> JsValue {
     thrown(code, &error.message(), a, b)
 }
 
-fn disposed() -> JsValue {
-    thrown(
-        "ERR_DISPOSED",
-        "the LifelineSocket was disposed",
-        JsValue::UNDEFINED,
-        JsValue::UNDEFINED,
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
@@ -151,26 +145,29 @@ impl Drop for PredicateSlot {
 }
 
 /// The numeric options, in the order `index.js` passes them; NaN where one is not given.
-/// `index.js` has checked each is a non-negative number.
+/// `index.js` has checked each is a non-negative number. The last two are the jitter seed.
 #[derive(Clone, Copy)]
 enum Num {
-    MinDelay,
-    MaxDelay,
-    BackoffFactor,
-    MaxRetries,
-    ConnectTimeout,
-    MinUptime,
+    MinDelay = 0,
+    MaxDelay = 1,
+    BackoffFactor = 2,
+    MaxRetries = 3,
+    ConnectTimeout = 4,
+    MinUptime = 5,
     /// 1 when `heartbeat: false`.
-    NoHeartbeat,
-    HeartbeatInterval,
-    HeartbeatTimeout,
-    MaxQueuedMessages,
-    MaxQueuedBytes,
-    HighWaterMark,
+    NoHeartbeat = 6,
+    HeartbeatInterval = 7,
+    HeartbeatTimeout = 8,
+    MaxQueuedMessages = 9,
+    MaxQueuedBytes = 10,
+    HighWaterMark = 11,
     #[cfg(feature = "rooms")]
-    AckTimeout,
+    AckTimeout = 12,
     #[cfg(feature = "rooms")]
-    MaxUnacked,
+    MaxUnacked = 13,
+    /// Two 32-bit halves of the seed, from `Math.random()`.
+    SeedHigh = 14,
+    SeedLow = 15,
 }
 
 struct Numbers<'a>(&'a [f64]);
@@ -268,78 +265,9 @@ fn rooms_config_from(numbers: &Numbers<'_>) -> RoomsConfig {
     config
 }
 
-/// Starts the client: from a URL string, or from a function that returns a promise of one
-/// (`index.js` wraps the page's provider so that it rejects with text).
-fn start(url: &JsValue, config: Config) -> JsResult<Client> {
-    if let Some(provider) = url.dyn_ref::<Function>() {
-        let provider = provider.clone();
-        return Client::with_url_provider(config, move || {
-            let promise = provider
-                .call0(&JsValue::UNDEFINED)
-                .map(js_sys::Promise::from);
-            async move {
-                let settled = match promise {
-                    Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await,
-                    Err(exception) => Err(exception),
-                };
-                match settled {
-                    Ok(url) => Ok(url.as_string().unwrap_or_default()),
-                    Err(text) => Err(text.as_string().unwrap_or_default()),
-                }
-            }
-        })
-        .map_err(|e| crate_error(&e));
-    }
-    Client::connect(&url.as_string().unwrap_or_default(), config).map_err(|e| crate_error(&e))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------------------------
-
-#[wasm_bindgen]
-extern "C" {
-    /// The socket's object in `index.js`.
-    type Target;
-    /// Builds the event of `kind` from `a`..`f` and runs the listeners and the handler
-    /// (reporting their exceptions itself).
-    #[wasm_bindgen(method, js_name = __emit)]
-    fn emit(
-        this: &Target,
-        kind: u32,
-        a: JsValue,
-        b: JsValue,
-        c: JsValue,
-        d: JsValue,
-        e: JsValue,
-        f: JsValue,
-    );
-}
-
-/// Hands events to the JS object; owned by the socket, seen by callbacks through a [`Weak`].
-#[derive(Default)]
-struct Emitter {
-    /// The JS object of the socket; weak, so it can still be collected.
-    target: RefCell<Option<WeakRef>>,
-    /// Set by dispose: nothing is delivered afterwards, even mid-dispatch.
-    closed: Cell<bool>,
-}
-
-impl Emitter {
-    /// Emits event `kind` with fields `a`..`f` (undefined where not given).
-    fn emit(&self, kind: u32, fields: [JsValue; 6]) {
-        if self.closed.get() {
-            return;
-        }
-        let target = self.target.borrow().as_ref().and_then(|w| w.deref());
-        if let Some(target) = target {
-            let [a, b, c, d, e, f] = fields;
-            target
-                .unchecked_ref::<Target>()
-                .emit(kind, a, b, c, d, e, f);
-        }
-    }
-}
 
 /// `[a, b, ...]` padded with undefined to six fields.
 fn fields<const N: usize>(given: [JsValue; N]) -> [JsValue; 6] {
@@ -479,49 +407,178 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The boundary with index.js
+// ---------------------------------------------------------------------------------------------
+
+#[wasm_bindgen]
+extern "C" {
+    /// The socket's object in `index.js`: the browser shell and the page's event target.
+    pub type Shell;
+    /// Builds the event of `kind` from `a`..`f` and runs the listeners and the handler
+    /// (reporting their exceptions itself).
+    #[wasm_bindgen(method, js_name = __emit)]
+    fn emit(
+        this: &Shell,
+        kind: u32,
+        a: JsValue,
+        b: JsValue,
+        c: JsValue,
+        d: JsValue,
+        e: JsValue,
+        f: JsValue,
+    );
+    /// Carries out `action` (a `DO_*`) for connection `conn`.
+    #[wasm_bindgen(method, js_name = __do)]
+    fn act(this: &Shell, action: u32, conn: f64, a: JsValue, b: JsValue) -> f64;
+    /// [`performance.now()`](https://developer.mozilla.org/en-US/docs/Web/API/Performance/now),
+    /// which is monotonic, unlike `Date.now()`.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+fn now() -> Instant {
+    Instant(performance_now().max(0.0) as u64)
+}
+
+/// Calls the promised URL provider; `__input(IN_URL | IN_URL_FAILED, conn, text)` follows.
+const DO_RESOLVE_URL: u32 = 0;
+/// Opens a `WebSocket` to `a` (the URL) with the configured protocols, dropping any other.
+/// An exception goes to `__input(IN_OPEN_FAILED, conn, url, name, message)`.
+const DO_OPEN: u32 = 1;
+/// Sends `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket.
+const DO_SEND: u32 = 2;
+/// Closes connection `conn` with code `a` and reason `b`; its events still count.
+const DO_CLOSE: u32 = 3;
+/// As `DO_CLOSE`, and the socket is dropped at once: the machine has moved on from it.
+const DO_ABANDON: u32 = 4;
+/// Answers connection `conn`'s `bufferedAmount`, or -1 if it is not the socket.
+const DO_BUFFERED: u32 = 5;
+/// Sets the one timer to `conn` milliseconds from now (replacing any), or clears it (-1).
+const DO_TIMER: u32 = 6;
+
+/// `open` on connection `conn`; `a` is the selected subprotocol.
+const IN_OPENED: u32 = 0;
+/// A text frame `a`.
+const IN_TEXT: u32 = 1;
+/// A binary frame, `a` an `ArrayBuffer`.
+const IN_BYTES: u32 = 2;
+/// `error` on the socket.
+const IN_ERROR: u32 = 3;
+/// `close`: code `a`, reason `b`, `wasClean` `c`.
+const IN_CLOSED: u32 = 4;
+/// The URL provider resolved with `a`.
+const IN_URL: u32 = 5;
+/// The URL provider failed; `a` says why.
+const IN_URL_FAILED: u32 = 6;
+/// `new WebSocket(a)` threw an exception named `b` with message `c`.
+const IN_OPEN_FAILED: u32 = 7;
+/// `send` threw an exception named `b` with message `c`.
+const IN_SEND_FAILED: u32 = 8;
+const IN_ONLINE: u32 = 9;
+const IN_OFFLINE: u32 = 10;
+const IN_VISIBLE: u32 = 11;
+const IN_HIDDEN: u32 = 12;
+/// The timer went off.
+const IN_TIMER: u32 = 13;
+/// Start connecting; `a` is true when the browser is offline now.
+const IN_START: u32 = 14;
+
+/// Sends string `a`; answers the index of `"sent"`/`"queued"`.
+const OP_SEND_TEXT: u32 = 0;
+/// Sends the bytes of `Uint8Array` `a`; answers as `OP_SEND_TEXT`.
+const OP_SEND_BYTES: u32 = 1;
+/// Closes for good with code `a` and reason `b` (undefined when not given).
+const OP_CLOSE: u32 = 2;
+const OP_RECONNECT: u32 = 3;
+/// Releases everything the wasm holds for this socket.
+const OP_DISPOSE: u32 = 4;
+/// The state, as an index of `STATES` in `index.js`.
+const OP_STATE: u32 = 5;
+const OP_URL: u32 = 6;
+const OP_PROTOCOL: u32 = 7;
+const OP_QUEUED: u32 = 8;
+const OP_UNACKED: u32 = 9;
 #[cfg(feature = "rooms")]
-/// What `publish` resolves with, as the fields of an `ack` event.
-fn ack_fields(ack: &PublishAck) -> JsValue {
-    Array::of4(
-        &num(ack.id.0 as f64),
-        &ack.room.as_str().into(),
-        &num(ack.offset as f64),
-        &ack.duplicate.into(),
-    )
-    .into()
+const OP_START_ROOMS: u32 = 10;
+#[cfg(feature = "rooms")]
+const OP_JOIN: u32 = 11;
+#[cfg(feature = "rooms")]
+const OP_LEAVE: u32 = 12;
+/// Publishes JSON text `b` to room `a`; answers the publish id, whose `ack` or `publishFailed`
+/// event settles the promise `index.js` made.
+#[cfg(feature = "rooms")]
+const OP_PUBLISH: u32 = 13;
+#[cfg(feature = "rooms")]
+const OP_LIST_ROOMS: u32 = 14;
+
+fn text(value: &JsValue) -> String {
+    value.as_string().unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The socket
 // ---------------------------------------------------------------------------------------------
 
-#[cfg(feature = "rooms")]
-/// The protocol v1 layer of a socket, once started.
-struct RoomsLayer {
-    /// Dropped first, so no room event is delivered while the layer shuts down.
-    _subscription: RoomSubscription,
-    /// Dropping the last `Rc` fails every pending publish with `ERR_CLOSED`.
-    client: Rc<RoomsClient>,
-}
-
-/// Everything a live socket holds; dropping it releases all of it (fields drop in order).
+/// Everything the wasm holds for a live socket; dropping it releases all of it.
 struct Live {
+    machine: Machine,
     #[cfg(feature = "rooms")]
-    rooms: Option<RoomsLayer>,
+    rooms: Option<Rooms>,
     #[cfg(feature = "rooms")]
     rooms_config: RoomsConfig,
-    /// Dropped before the client, so no event is delivered while it shuts down.
-    _subscription: Subscription,
-    client: Rc<Client>,
     _predicate: Option<PredicateSlot>,
 }
 
-/// A WebSocket that stays connected; `index.js` subclasses it. See `client-wasm/js/README.md`
-/// and `index.d.ts`.
+/// One step of the drive loop.
+enum Step {
+    Command(Command),
+    #[cfg(feature = "rooms")]
+    Room(RoomEvent),
+}
+
+impl Live {
+    /// The next thing to carry out: the rooms layer's output first (its frames go to the
+    /// machine, ahead of its queue, and its events out), so that what a socket event caused
+    /// in the layer is done before the machine's next command, then the machine's command.
+    fn next_step(&mut self, now: Instant) -> Option<Step> {
+        #[cfg(not(feature = "rooms"))]
+        let _ = now;
+        #[cfg(feature = "rooms")]
+        if let Some(rooms) = self.rooms.as_mut() {
+            while let Some(out) = rooms.poll_transmit() {
+                // Bound to the current connection, never queued (see `Outgoing`): a refused
+                // frame is redone by the layer after the next open.
+                let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
+                let _ = self.machine.send_preamble(now, m);
+            }
+            if let Some(event) = rooms.poll_event() {
+                return Some(Step::Room(event));
+            }
+        }
+        self.machine.poll_command().map(Step::Command)
+    }
+
+    /// The earliest deadline of the machine and the rooms layer.
+    fn deadline(&self) -> Option<Instant> {
+        let machine = self.machine.poll_timeout();
+        #[cfg(feature = "rooms")]
+        if let Some(rooms) = self.rooms.as_ref().and_then(Rooms::poll_timeout) {
+            return Some(machine.map_or(rooms, |m| m.min(rooms)));
+        }
+        machine
+    }
+}
+
+/// The wasm half of a `LifelineSocket` of `index.js`, which owns it. See the module docs.
 #[wasm_bindgen(skip_typescript)]
 pub struct LifelineSocket {
+    /// `None` once disposed.
     live: RefCell<Option<Live>>,
-    emitter: Rc<Emitter>,
+    /// The deadline the shell's timer is set for.
+    armed: Cell<Option<Instant>>,
+    /// Set while the drive loop runs; calls from inside it leave their work to it.
+    driving: Cell<bool>,
 }
 
 impl std::fmt::Debug for LifelineSocket {
@@ -534,254 +591,359 @@ impl std::fmt::Debug for LifelineSocket {
 
 #[wasm_bindgen]
 impl LifelineSocket {
-    /// Starts connecting. `url` is a string or a function returning a promise of one;
+    /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see [`Num`]); `terminal` is the wrapped
-    /// `isTerminalClose`. `index.js` has checked all of them.
+    /// `isTerminalClose`. `index.js` has checked all of them. Nothing happens before
+    /// `__input(IN_START)`.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        url: JsValue,
+        url: Option<String>,
         numbers: &[f64],
         protocols: Vec<String>,
         terminal: Option<Function>,
     ) -> JsResult<LifelineSocket> {
         let numbers = Numbers(numbers);
         let (config, predicate) = config_from(&numbers, protocols, terminal);
-        #[cfg(feature = "rooms")]
-        let rooms_config = rooms_config_from(&numbers);
-        let client = Rc::new(start(&url, config)?);
-        let emitter = Rc::new(Emitter::default());
-        let weak: Weak<Emitter> = Rc::downgrade(&emitter);
-        let weak_client: Weak<Client> = Rc::downgrade(&client);
-        let subscription = client.on_event(move |event| {
-            let Some(emitter) = weak.upgrade() else {
-                return;
-            };
-            let protocol = || {
-                weak_client
-                    .upgrade()
-                    .map(|c| c.protocol())
-                    .unwrap_or_default()
-            };
-            let (kind, fields) = socket_event(event, protocol);
-            emitter.emit(kind, fields);
-        });
+        let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
+        let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
+        let target = url.map_or(Target::Provider, Target::Url);
+        let machine = Machine::new(config, target, seed, now()).map_err(|e| crate_error(&e))?;
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
+                machine,
                 #[cfg(feature = "rooms")]
                 rooms: None,
                 #[cfg(feature = "rooms")]
-                rooms_config,
-                _subscription: subscription,
-                client,
+                rooms_config: rooms_config_from(&numbers),
                 _predicate: predicate,
             })),
-            emitter,
+            armed: Cell::new(None),
+            driving: Cell::new(false),
         })
     }
 
-    /// Called once by the package entry with the JS object itself, for `__emit`.
-    #[wasm_bindgen(js_name = "__attachTarget")]
-    pub fn attach_target(&self, target: &Object) {
-        *self.emitter.target.borrow_mut() = Some(WeakRef::new(target));
-    }
-
-    /// Runs `f` on the client with no borrow held, so a listener that `f` triggers may call
-    /// back into the socket, even `dispose()`.
-    fn with_client<T>(&self, f: impl FnOnce(&Client) -> T) -> JsResult<T> {
-        let client = self.live.borrow().as_ref().map(|live| live.client.clone());
-        match client {
-            Some(client) => Ok(f(&client)),
-            None => Err(disposed()),
-        }
-    }
-
-    #[cfg(feature = "rooms")]
-    /// The protocol v1 layer, started on first use (it then says `hello` on every open).
-    fn rooms(&self) -> JsResult<Rc<RoomsClient>> {
-        let (client, config) = {
-            let live = self.live.borrow();
-            let live = live.as_ref().ok_or_else(disposed)?;
-            if let Some(layer) = &live.rooms {
-                return Ok(layer.client.clone());
+    /// Feeds what happened in the browser (an `IN_*` kind) and carries out the consequences.
+    #[wasm_bindgen(js_name = __input)]
+    pub fn input(&self, shell: &Shell, kind: u32, conn: f64, a: JsValue, b: JsValue, c: JsValue) {
+        let now = now();
+        let conn = ConnId(conn as u64);
+        let input = match kind {
+            IN_OPENED => Input::SocketOpened {
+                conn,
+                protocol: text(&a),
+            },
+            IN_TEXT => Input::SocketMessage {
+                conn,
+                message: Message::Text(text(&a)),
+            },
+            IN_BYTES => Input::SocketMessage {
+                conn,
+                message: Message::Binary(Uint8Array::new(&a).to_vec()),
+            },
+            IN_ERROR => Input::SocketError { conn },
+            IN_CLOSED => Input::SocketClosed {
+                conn,
+                info: CloseInfo {
+                    code: a.as_f64().unwrap_or(1006.0) as u16,
+                    reason: text(&b),
+                    was_clean: c.is_truthy(),
+                },
+            },
+            IN_URL => Input::UrlResolved {
+                conn,
+                result: Ok(text(&a)),
+            },
+            IN_URL_FAILED => Input::UrlResolved {
+                conn,
+                result: Err(text(&a)),
+            },
+            IN_OPEN_FAILED => Input::OpenFailed {
+                conn,
+                error: Error::from_exception(&text(&b), text(&c), Some(&text(&a))),
+            },
+            IN_SEND_FAILED => {
+                let error = Error::from_exception(&text(&b), text(&c), None);
+                self.deliver(shell, now, &Event::Error(error));
+                return self.drive(shell);
             }
-            (live.client.clone(), live.rooms_config.clone())
+            IN_ONLINE => Input::Online,
+            IN_OFFLINE => Input::Offline,
+            IN_VISIBLE => Input::Visible,
+            IN_HIDDEN => Input::Hidden,
+            IN_TIMER => {
+                self.armed.set(None);
+                self.with_live(|live| {
+                    live.machine.handle_timeout(now);
+                    #[cfg(feature = "rooms")]
+                    if let Some(rooms) = live.rooms.as_mut() {
+                        rooms.handle_timeout(now);
+                    }
+                });
+                return self.drive(shell);
+            }
+            IN_START => {
+                if a.is_truthy() {
+                    self.with_live(|live| live.machine.handle(now, Input::Offline));
+                }
+                return self.drive(shell);
+            }
+            _ => return,
         };
-        // Built with no borrow held: starting it may send, and sending may report events.
-        let rooms = Rc::new(RoomsClient::new(&client, config));
-        let weak = Rc::downgrade(&self.emitter);
-        let subscription = rooms.on_event(move |event| {
-            if let Some(emitter) = weak.upgrade() {
-                let (kind, fields) = room_event(event);
-                emitter.emit(kind, fields);
+        self.with_live(|live| live.machine.handle(now, input));
+        self.drive(shell);
+    }
+
+    /// Carries out the page's call `op` (an `OP_*`); throws `[code, message, a, b]`.
+    #[wasm_bindgen(js_name = __call)]
+    pub fn call(&self, shell: &Shell, op: u32, a: JsValue, b: JsValue) -> JsResult<JsValue> {
+        let now = now();
+        let answer = match op {
+            OP_SEND_TEXT => {
+                let length = a.as_string().map_or(0, |t| t.len());
+                // Straight to the socket when nothing waits before it: the machine only counts
+                // the bytes, and the page's own string is sent, not a copy out of the wasm.
+                let direct = self
+                    .with_live(|live| {
+                        let conn = live.machine.conn_id()?;
+                        live.machine.send_now(now, conn, length).then_some(conn)
+                    })
+                    .flatten();
+                let sent = match direct {
+                    Some(conn) => {
+                        shell.act(DO_SEND, conn.0 as f64, a, JsValue::UNDEFINED);
+                        Sent::Transmitted
+                    }
+                    None => self.send(now, Message::Text(text(&a)))?,
+                };
+                num(sent_index(sent))
             }
-        });
-        let mut live = self.live.borrow_mut();
-        let live = live.as_mut().ok_or_else(disposed)?;
-        Ok(live
-            .rooms
-            .get_or_insert(RoomsLayer {
-                _subscription: subscription,
-                client: rooms,
-            })
-            .client
-            .clone())
+            OP_SEND_BYTES => num(sent_index(
+                self.send(now, Message::Binary(Uint8Array::new(&a).to_vec()))?,
+            )),
+            OP_CLOSE => {
+                let code = a.as_f64().map(|c| c as u16);
+                let reason = b.as_string();
+                self.with_live(|live| live.machine.close(now, code, reason.as_deref()))
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| crate_error(&e))?;
+                JsValue::UNDEFINED
+            }
+            OP_RECONNECT => {
+                self.with_live(|live| live.machine.reconnect(now));
+                JsValue::UNDEFINED
+            }
+            OP_DISPOSE => {
+                // Dropped outside the borrow.
+                let live = self.live.borrow_mut().take();
+                drop(live);
+                return Ok(JsValue::UNDEFINED);
+            }
+            OP_STATE => {
+                let state = self.with_live(|live| live.machine.state());
+                return Ok(num(state_index(state.unwrap_or(State::Closed))));
+            }
+            OP_URL => {
+                let url = self.with_live(|live| live.machine.url().map(str::to_owned));
+                return Ok(url.flatten().unwrap_or_default().into());
+            }
+            OP_PROTOCOL => {
+                let protocol = self.with_live(|live| live.machine.protocol().to_owned());
+                return Ok(protocol.unwrap_or_default().into());
+            }
+            OP_QUEUED => {
+                let queued = self.with_live(|live| live.machine.queued_messages());
+                return Ok(num(queued.unwrap_or(0) as f64));
+            }
+            OP_UNACKED => {
+                #[cfg(feature = "rooms")]
+                let unacked = self
+                    .with_live(|live| live.rooms.as_ref().map_or(0, Rooms::unacked))
+                    .unwrap_or(0);
+                #[cfg(not(feature = "rooms"))]
+                let unacked = 0;
+                return Ok(num(unacked as f64));
+            }
+            #[cfg(feature = "rooms")]
+            OP_START_ROOMS => {
+                self.rooms(now);
+                JsValue::UNDEFINED
+            }
+            #[cfg(feature = "rooms")]
+            OP_JOIN => {
+                let room = text(&a);
+                self.rooms(now);
+                self.with_live(|live| live.rooms.as_mut().map(|r| r.join(now, &room)))
+                    .flatten()
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| room_error(&e))?;
+                JsValue::UNDEFINED
+            }
+            #[cfg(feature = "rooms")]
+            OP_LEAVE => {
+                let room = text(&a);
+                self.rooms(now);
+                let left = self.with_live(|live| live.rooms.as_mut().map(|r| r.leave(now, &room)));
+                left.flatten().unwrap_or(false).into()
+            }
+            #[cfg(feature = "rooms")]
+            OP_PUBLISH => {
+                let room = text(&a);
+                // JSON.stringify writes a lone surrogate as a `\u` escape, which the server
+                // refuses.
+                let data = RawJson::new(text(&b)).map_err(|e| {
+                    room_error(&RoomError::Encode {
+                        message: e.to_string(),
+                    })
+                })?;
+                self.rooms(now);
+                let id = self
+                    .with_live(|live| live.rooms.as_mut().map(|r| r.publish(now, &room, data)))
+                    .flatten()
+                    .unwrap_or(Err(RoomError::Closed))
+                    .map_err(|e| room_error(&e))?;
+                num(id.0 as f64)
+            }
+            #[cfg(feature = "rooms")]
+            OP_LIST_ROOMS => {
+                self.rooms(now);
+                let asked = self.with_live(|live| live.rooms.as_mut().map(Rooms::list_rooms));
+                asked.flatten().unwrap_or(false).into()
+            }
+            _ => return Ok(JsValue::UNDEFINED),
+        };
+        self.drive(shell);
+        Ok(answer)
+    }
+}
+
+impl LifelineSocket {
+    /// Runs `f` on the live socket with the borrow held only for `f`, which must not call JS.
+    /// `None` once disposed.
+    fn with_live<T>(&self, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
+        self.live.borrow_mut().as_mut().map(f)
     }
 
-    #[cfg(feature = "rooms")]
-    /// Starts the protocol v1 layer, for a listener of a room event.
-    #[wasm_bindgen(js_name = "__startRooms")]
-    pub fn start_rooms(&self) -> JsResult<()> {
-        self.rooms().map(drop)
-    }
-
-    #[cfg(feature = "rooms")]
-    /// Joins a room: now if open, and again (with recovery) after every reconnect.
-    pub fn join(&self, room: &str) -> JsResult<()> {
-        self.rooms()?.join(room).map_err(|e| room_error(&e))
-    }
-
-    #[cfg(feature = "rooms")]
-    /// Leaves a room; false if it was not joined. Its unacknowledged publishes fail.
-    pub fn leave(&self, room: &str) -> JsResult<bool> {
-        Ok(self.rooms()?.leave(room))
-    }
-
-    #[cfg(feature = "rooms")]
-    /// Publishes JSON text (from `JSON.stringify`) to a joined room. The promise resolves
-    /// with the ack's fields `[id, room, offset, duplicate]`.
-    #[wasm_bindgen(js_name = "__publish")]
-    pub fn publish(&self, room: &str, json: String) -> JsResult<js_sys::Promise> {
-        // JSON.stringify writes a lone surrogate as a `\u` escape, which the server refuses.
-        let value = RawJson::new(json).map_err(|e| {
-            room_error(&RoomError::Encode {
-                message: e.to_string(),
-            })
-        })?;
-        let ack = self
-            .rooms()?
-            .publish_raw(room, value)
-            .map_err(|e| room_error(&e))?;
-        Ok(wasm_bindgen_futures::future_to_promise(async move {
-            ack.await
-                .map(|a| ack_fields(&a))
-                .map_err(|e| room_error(&e))
-        }))
-    }
-
-    #[cfg(feature = "rooms")]
-    /// Asks the server for the room list (a `rooms` event); false when not connected.
-    #[wasm_bindgen(js_name = listRooms)]
-    pub fn list_rooms(&self) -> JsResult<bool> {
-        Ok(self.rooms()?.list_rooms())
-    }
-
-    /// Publishes awaiting their ack (0 before the rooms layer starts).
-    #[wasm_bindgen(getter = unackedPublishes)]
-    pub fn unacked_publishes(&self) -> f64 {
-        #[cfg(feature = "rooms")]
-        {
-            let rooms = self
-                .live
-                .borrow()
-                .as_ref()
-                .and_then(|live| live.rooms.as_ref().map(|layer| layer.client.clone()));
-            rooms.map_or(0, |r| r.unacked()) as f64
-        }
-        #[cfg(not(feature = "rooms"))]
-        0.0
-    }
-
-    /// Sends a JS string now if open, otherwise queues it; 0 for sent, 1 for queued.
-    #[wasm_bindgen(js_name = "__sendText")]
-    pub fn send_text(&self, data: JsValue) -> JsResult<u8> {
-        let text = data.as_string().unwrap_or_default();
-        // The JS string itself goes to the socket when it is sent at once.
-        let sent = self
-            .with_client(|c| c.send_js_text(&data, text))?
-            .map_err(|e| crate_error(&e))?;
-        Ok(sent_index(sent))
-    }
-
-    /// Sends bytes now if open, otherwise queues them; 0 for sent, 1 for queued.
-    #[wasm_bindgen(js_name = "__sendBytes")]
-    pub fn send_bytes(&self, bytes: Vec<u8>) -> JsResult<u8> {
-        let sent = self
-            .with_client(|c| c.send(Message::Binary(bytes)))?
-            .map_err(|e| crate_error(&e))?;
-        Ok(sent_index(sent))
-    }
-
-    /// Closes for good (no reconnect), with an optional code (1000, 3000–4999) and reason.
-    #[wasm_bindgen(js_name = "__close")]
-    pub fn close(&self, code: Option<u16>, reason: Option<String>) -> JsResult<()> {
-        self.with_client(|c| c.close(code, reason.as_deref()))?
+    fn send(&self, now: Instant, message: Message) -> JsResult<Sent> {
+        self.with_live(|live| live.machine.send(now, message))
+            .unwrap_or(Err(Error::Closed))
             .map_err(|e| crate_error(&e))
     }
 
-    /// Connects again now, also after `close()`, `giveup` or a terminal close.
-    pub fn reconnect(&self) -> JsResult<()> {
-        self.with_client(Client::reconnect)
+    #[cfg(feature = "rooms")]
+    /// Starts the protocol v1 layer if it is not running (it then says `hello` on every open,
+    /// and at once if the socket is open).
+    fn rooms(&self, now: Instant) {
+        self.with_live(|live| {
+            if live.rooms.is_none() {
+                let mut rooms = Rooms::new(live.rooms_config.clone());
+                if live.machine.state() == State::Open {
+                    rooms.handle_event(now, &Event::Open);
+                }
+                live.rooms = Some(rooms);
+            }
+        });
     }
 
-    /// The state as an index of `STATES` in `index.js`.
-    #[wasm_bindgen(js_name = "__state")]
-    pub fn state(&self) -> u8 {
-        state_index(self.with_client(Client::state).unwrap_or(State::Closed))
+    /// Carries out the machine's commands and the rooms layer's output until none is left,
+    /// then keeps the shell's timer at the earliest deadline.
+    fn drive(&self, shell: &Shell) {
+        if self.driving.replace(true) {
+            return;
+        }
+        loop {
+            let now = now();
+            match self.with_live(|live| live.next_step(now)).flatten() {
+                Some(Step::Command(command)) => self.execute(shell, now, command),
+                #[cfg(feature = "rooms")]
+                Some(Step::Room(event)) => {
+                    let (kind, fields) = room_event(&event);
+                    emit(shell, kind, fields);
+                }
+                None => break,
+            }
+        }
+        self.driving.set(false);
+        // Disposed: the shell has cleared its timer itself.
+        let Some(want) = self.with_live(|live| live.deadline()) else {
+            return;
+        };
+        if self.armed.replace(want) != want {
+            let delay = want.map_or(-1.0, |at| {
+                at.0.saturating_sub(now().0).min(i32::MAX as u64) as f64
+            });
+            shell.act(DO_TIMER, delay, JsValue::UNDEFINED, JsValue::UNDEFINED);
+        }
     }
 
-    /// The URL of the current or last attempt.
-    #[wasm_bindgen(getter)]
-    pub fn url(&self) -> String {
-        self.with_client(Client::url)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+    fn execute(&self, shell: &Shell, now: Instant, command: Command) {
+        let none = || JsValue::UNDEFINED;
+        match command {
+            Command::ResolveUrl { conn } => {
+                shell.act(DO_RESOLVE_URL, conn.0 as f64, none(), none());
+            }
+            Command::Open { conn, url, .. } => {
+                shell.act(DO_OPEN, conn.0 as f64, url.into(), none());
+            }
+            Command::Transmit { conn, message } => {
+                let data = match message {
+                    Message::Text(t) => JsValue::from(t),
+                    Message::Binary(b) => Uint8Array::from(b.as_slice()).into(),
+                };
+                shell.act(DO_SEND, conn.0 as f64, data, none());
+            }
+            Command::Close { conn, code, reason } => {
+                let current = self.with_live(|live| live.machine.conn_id()) == Some(Some(conn));
+                let action = if current { DO_CLOSE } else { DO_ABANDON };
+                shell.act(action, conn.0 as f64, num(code), reason.into());
+            }
+            Command::PollBuffered { conn } => {
+                let amount = shell.act(DO_BUFFERED, conn.0 as f64, none(), none());
+                if amount >= 0.0 {
+                    let input = Input::BufferedAmount {
+                        conn,
+                        amount: amount as u64,
+                    };
+                    self.with_live(|live| live.machine.handle(now, input));
+                }
+            }
+            Command::Emit(event) => self.deliver(shell, now, &event),
+        }
     }
 
-    /// The subprotocol the server selected.
-    #[wasm_bindgen(getter)]
-    pub fn protocol(&self) -> String {
-        self.with_client(Client::protocol).unwrap_or_default()
-    }
-
-    /// Bytes the browser has not sent yet.
-    #[wasm_bindgen(getter = bufferedAmount)]
-    pub fn buffered_amount(&self) -> f64 {
-        self.with_client(Client::buffered_amount).unwrap_or(0) as f64
-    }
-
-    /// Messages waiting in the outbound queue (not counted in `bufferedAmount`).
-    #[wasm_bindgen(getter = queuedMessages)]
-    pub fn queued_messages(&self) -> f64 {
-        self.with_client(Client::queued_messages).unwrap_or(0) as f64
-    }
-
-    /// Closes the socket, cancels every timer, releases every listener, handler and option
-    /// function. Idempotent; afterwards every method but `dispose`/`free` throws ERR_DISPOSED.
-    pub fn dispose(&self) {
-        self.emitter.closed.set(true);
-        let live = self.live.borrow_mut().take();
-        let target = self.emitter.target.borrow_mut().take();
-        // Dropped outside the borrows: dropping the client runs the browser's close.
-        drop((live, target));
+    /// Hands a socket event to the page, then to the rooms layer (as the Rust shell's
+    /// subscribers see it: the page's first, the layer's second).
+    fn deliver(&self, shell: &Shell, now: Instant, event: &Event) {
+        let protocol = || {
+            self.with_live(|live| live.machine.protocol().to_owned())
+                .unwrap_or_default()
+        };
+        let (kind, fields) = socket_event(event, protocol);
+        emit(shell, kind, fields);
+        #[cfg(feature = "rooms")]
+        self.with_live(|live| {
+            if let Some(rooms) = live.rooms.as_mut() {
+                rooms.handle_event(now, event);
+            }
+        });
+        #[cfg(not(feature = "rooms"))]
+        let _ = now;
     }
 }
 
-impl Drop for LifelineSocket {
-    fn drop(&mut self) {
-        self.dispose();
-    }
+fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
+    let [a, b, c, d, e, f] = fields;
+    shell.emit(kind, a, b, c, d, e, f);
 }
 
-/// What the browser shell holds right now across all sockets: sockets, listeners, timers
-/// and `isTerminalClose` functions; all zeros once every socket is disposed. For leak checks.
+/// What the wasm holds right now across all sockets: the `isTerminalClose` functions. The
+/// shell's sockets, listeners and timers are counted in `index.js`. For leak checks.
 #[wasm_bindgen(js_name = "__live", skip_typescript)]
-pub fn live_resources() -> Vec<f64> {
-    let live = crate::web::diagnostics::live();
-    vec![
-        live.sockets as f64,
-        live.listeners as f64,
-        live.timers as f64,
-        PREDICATES.with(|p| p.borrow().len()) as f64,
-    ]
+pub fn live_resources() -> f64 {
+    PREDICATES.with(|p| p.borrow().len()) as f64
 }
+
+/// Exported only by builds with protocol v1: `index.js` offers the room methods and events
+/// when the glue has it.
+#[cfg(feature = "rooms")]
+#[wasm_bindgen(js_name = "__rooms", skip_typescript)]
+pub fn has_rooms() {}

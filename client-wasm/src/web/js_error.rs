@@ -1,4 +1,4 @@
-//! The one place where JS exceptions become [`Error`]s.
+//! The one place where JS exceptions become [`Error`]s in the Rust shell.
 
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -17,14 +17,5 @@ pub(crate) fn from_js(value: JsValue, url: Option<&str>) -> Error {
             }),
         ),
     };
-    match url {
-        Some(url) if name == "SyntaxError" => Error::InvalidUrl {
-            supplied: url.to_owned(),
-            reason: message,
-        },
-        _ if name.is_empty() => Error::Platform { message },
-        _ => Error::Platform {
-            message: name + ": " + &message,
-        },
-    }
+    Error::from_exception(&name, message, url)
 }

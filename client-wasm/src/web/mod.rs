@@ -26,8 +26,7 @@ use futures::channel::mpsc;
 use gloo_events::EventListener;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
@@ -51,15 +50,6 @@ fn now() -> Instant {
     }
     let ms = PERFORMANCE.with(|p| p.as_ref().map_or_else(js_sys::Date::now, |p| p.now()));
     Instant(ms.max(0.0) as u64)
-}
-
-#[wasm_bindgen]
-extern "C" {
-    /// A `WebSocket` seen only for `send` with any JS value (a string here), so a string the
-    /// caller passed in is not decoded again out of wasm memory.
-    type RawSocket;
-    #[wasm_bindgen(method, catch, js_name = send)]
-    fn send(this: &RawSocket, data: &JsValue) -> std::result::Result<(), JsValue>;
 }
 
 fn seed() -> u64 {
@@ -220,13 +210,6 @@ impl Client {
         Inner::send(&self.inner, message.into())
     }
 
-    /// As [`send`](Self::send) with `Message::Text(text)`, where `js` is the same text as a JS
-    /// string: sent as it is when it goes out at once.
-    #[cfg(feature = "js")]
-    pub(crate) fn send_js_text(&self, js: &JsValue, text: String) -> Result<Sent> {
-        Inner::send_js_text(&self.inner, js, text)
-    }
-
     /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
     /// [`Error::Encode`].
     pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
@@ -374,28 +357,6 @@ impl<T> Stream for MessageStream<T> {
 }
 
 impl Inner {
-    /// [`Inner::send`] for text that is also at hand as a JS string: when it would go out at
-    /// once, with no command waiting before it, the machine only accounts its bytes and the
-    /// JS string goes straight to the socket. Otherwise it takes the ordinary path.
-    #[cfg(feature = "js")]
-    fn send_js_text(this: &Rc<Inner>, js: &JsValue, text: String) -> Result<Sent> {
-        let ws = this
-            .socket
-            .borrow()
-            .as_ref()
-            .map(|s| (s.conn, s.ws.clone()));
-        if let Some((conn, ws)) = ws
-            && this.machine.borrow_mut().send_now(now(), conn, text.len())
-        {
-            if let Err(e) = ws.unchecked_ref::<RawSocket>().send(js) {
-                Inner::dispatch(this, &Event::Error(js_error::from_js(e, None)));
-            }
-            Inner::drive(this);
-            return Ok(Sent::Transmitted);
-        }
-        Inner::send(this, Message::Text(text))
-    }
-
     fn send(this: &Rc<Inner>, message: Message) -> Result<Sent> {
         let sent = this.machine.borrow_mut().send(now(), message)?;
         Inner::drive(this);
