@@ -8,7 +8,6 @@
 // over (`__emit`, thrown `[code, message, a, b]`), keeps the listeners and `on…` handlers,
 // adds WebSocket's constants and `on`/`off`, and makes dispose/free/[Symbol.dispose] safe to
 // call in any order and any number of times.
-import * as glue from "./ws_lifeline.js";
 import init, { __live, initSync, LifelineSocket as Machine } from "./ws_lifeline.js";
 
 export { init as default, initSync };
@@ -22,12 +21,21 @@ export { init as default, initSync };
  */
 const RETAINED = new Set();
 
+/* global HAS_ROOMS */
+// `HAS_ROOMS` is replaced by the package build (`xtask/src/npm.rs`, rolldown's `define`): false
+// for the raw resilient-socket build, whose wasm has no protocol v1, and the minifier then
+// drops every room part of this file.
+
 /** Event types, by the kind number the wasm emits: the socket's nine, then protocol v1's. */
 const TYPES = [
   "open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online",
-  "welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence",
-  "rooms", "serverError", "badFrame",
 ];
+if (HAS_ROOMS) {
+  TYPES.push(
+    "welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence",
+    "rooms", "serverError", "badFrame",
+  );
+}
 const SOCKET_TYPES = 9;
 
 /** Event types with an `on…` property, as on `WebSocket`. */
@@ -111,13 +119,17 @@ const FIELDS = {
   ERR_CLOSE_REASON_TOO_LONG: (a) => ({ bytes: a }),
   ERR_QUEUE_FULL: (a, b) => ({ limit: { [a]: b } }),
   ERR_CONNECT_TIMEOUT: (a) => ({ afterMs: a }),
-  ERR_INVALID_ROOM: (a) => ({ room: a }),
-  ERR_NOT_JOINED: (a) => ({ room: a }),
-  ERR_TOO_MANY_UNACKED: (a) => ({ limit: { unacked: a } }),
-  ERR_PUBLISH_TIMEOUT: (a, b) => ({ publishId: a, afterMs: b }),
-  ERR_PUBLISH_REFUSED: (a, b) => ({ publishId: a, serverCode: b }),
-  ERR_LEFT_ROOM: (a, b) => ({ publishId: a, room: b }),
 };
+if (HAS_ROOMS) {
+  Object.assign(FIELDS, {
+    ERR_INVALID_ROOM: (a) => ({ room: a }),
+    ERR_NOT_JOINED: (a) => ({ room: a }),
+    ERR_TOO_MANY_UNACKED: (a) => ({ limit: { unacked: a } }),
+    ERR_PUBLISH_TIMEOUT: (a, b) => ({ publishId: a, afterMs: b }),
+    ERR_PUBLISH_REFUSED: (a, b) => ({ publishId: a, serverCode: b }),
+    ERR_LEFT_ROOM: (a, b) => ({ publishId: a, room: b }),
+  });
+}
 
 /** A `LifelineError`: a real `Error` (with a stack) carrying a machine-readable `code`. */
 function lifelineError(code, message, a, b) {
@@ -257,7 +269,6 @@ function parseUrl(url) {
 }
 
 /** Each kind's event fields from the values `__emit` gets. */
-const ack = (id, room, offset, duplicate) => ({ id, room, offset, duplicate });
 const FIELDS_OF = [
   (protocol) => ({ protocol }),
   (data) => ({ data }),
@@ -268,31 +279,33 @@ const FIELDS_OF = [
   () => ({}),
   () => ({}),
   () => ({}),
-  (resumed, name) => ({ resumed, name }),
-  (room, epoch, offset) => ({ room, epoch, offset }),
-  (room, recovered, sinceEpoch, sinceOffset, epoch, offset) => ({
-    room,
-    recovered,
-    since: { epoch: sinceEpoch, offset: sinceOffset },
-    epoch,
-    offset,
-  }),
-  (room, offset, from, data, ts) => ({ room, offset, from, data: JSON.parse(data), ts }),
-  (room) => ({ room }),
-  ack,
-  (id, room, error) => ({ id, room, error: lift(error) }),
-  (room, members) => ({ room, members }),
-  (flat) => {
-    const rooms = [];
-    for (let at = 0; at < flat.length; at += 2) rooms.push({ room: flat[at], members: flat[at + 1] });
-    return { rooms };
-  },
-  (code, message) => ({ code, message }),
-  (raw, message) => ({ raw, message }),
 ];
-
-/** Whether the wasm has protocol v1 (not in the raw resilient-socket build). */
-const HAS_ROOMS = "__rooms" in glue;
+const ack = (id, room, offset, duplicate) => ({ id, room, offset, duplicate });
+if (HAS_ROOMS) {
+  FIELDS_OF.push(
+    (resumed, name) => ({ resumed, name }),
+    (room, epoch, offset) => ({ room, epoch, offset }),
+    (room, recovered, sinceEpoch, sinceOffset, epoch, offset) => ({
+      room,
+      recovered,
+      since: { epoch: sinceEpoch, offset: sinceOffset },
+      epoch,
+      offset,
+    }),
+    (room, offset, from, data, ts) => ({ room, offset, from, data: JSON.parse(data), ts }),
+    (room) => ({ room }),
+    ack,
+    (id, room, error) => ({ id, room, error: lift(error) }),
+    (room, members) => ({ room, members }),
+    (flat) => {
+      const rooms = [];
+      for (let at = 0; at < flat.length; at += 2) rooms.push({ room: flat[at], members: flat[at + 1] });
+      return { rooms };
+    },
+    (code, message) => ({ code, message }),
+    (raw, message) => ({ raw, message }),
+  );
+}
 
 export class LifelineSocket {
   static CONNECTING = 0;
@@ -315,6 +328,49 @@ export class LifelineSocket {
         configurable: true,
         enumerable: true,
       });
+    }
+    // Protocol v1's methods, here so that they reach the private members.
+    if (HAS_ROOMS) {
+      const methods = {
+        /** Joins a room: now if open, and again (with recovery) after every reconnect. */
+        join(room) {
+          this.#call(OP_JOIN, roomName(room));
+        },
+
+        /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
+        leave(room) {
+          return this.#call(OP_LEAVE, roomName(room));
+        },
+
+        /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
+         * server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`. */
+        publish(room, data) {
+          try {
+            room = roomName(room);
+            let json;
+            try {
+              json = JSON.stringify(data);
+            } catch (exception) {
+              throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
+            }
+            if (typeof json !== "string") {
+              throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
+            }
+            const id = this.#call(OP_PUBLISH, room, json);
+            return new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+          } catch (thrown) {
+            return Promise.reject(thrown);
+          }
+        },
+
+        /** Asks the server for the room list (a `rooms` event); false when not connected. */
+        listRooms() {
+          return this.#call(OP_LIST_ROOMS);
+        },
+      };
+      for (const [name, value] of Object.entries(methods)) {
+        Object.defineProperty(this.prototype, name, { value, writable: true, configurable: true });
+      }
     }
   }
 
@@ -345,7 +401,6 @@ export class LifelineSocket {
       this.#machine = new Machine(
         typeof target === "string" ? target : undefined,
         new Float64Array(numbers),
-        protocols,
         rule,
       );
     } catch (thrown) {
@@ -567,42 +622,6 @@ export class LifelineSocket {
     this.#retain();
   }
 
-  /** Joins a room: now if open, and again (with recovery) after every reconnect. */
-  join(room) {
-    this.#call(OP_JOIN, roomName(room));
-  }
-
-  /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
-  leave(room) {
-    return this.#call(OP_LEAVE, roomName(room));
-  }
-
-  /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
-   * server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`. */
-  publish(room, data) {
-    try {
-      room = roomName(room);
-      let json;
-      try {
-        json = JSON.stringify(data);
-      } catch (exception) {
-        throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
-      }
-      if (typeof json !== "string") {
-        throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
-      }
-      const id = this.#call(OP_PUBLISH, room, json);
-      return new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
-    } catch (thrown) {
-      return Promise.reject(thrown);
-    }
-  }
-
-  /** Asks the server for the room list (a `rooms` event); false when not connected. */
-  listRooms() {
-    return this.#call(OP_LIST_ROOMS);
-  }
-
   /**
    * Registers a listener (a function or an object with `handleEvent`) for one event type, once
    * per type as with `EventTarget`. Options: `once`, `signal`. A listener for a room event
@@ -611,9 +630,8 @@ export class LifelineSocket {
   addEventListener(type, listener, options) {
     this.#live();
     const kind = TYPES.indexOf(type);
-    if (kind < 0 || (kind >= SOCKET_TYPES && !HAS_ROOMS)) {
-      const known = HAS_ROOMS ? TYPES : TYPES.slice(0, SOCKET_TYPES);
-      throw invalid(`unknown event type "${type}"; expected one of ${known.join(", ")}`);
+    if (kind < 0) {
+      throw invalid(`unknown event type "${type}"; expected one of ${TYPES.join(", ")}`);
     }
     if (listener == null) return;
     if (kind >= SOCKET_TYPES) this.#call(OP_START_ROOMS);
@@ -665,7 +683,7 @@ export class LifelineSocket {
   __emit(kind, a, b, c, d, e, f) {
     const type = TYPES[kind];
     const event = Object.assign(FIELDS_OF[kind](a, b, c, d, e, f), { type, target: this });
-    if (kind === ACK || kind === PUBLISH_FAILED) {
+    if (HAS_ROOMS && (kind === ACK || kind === PUBLISH_FAILED)) {
       const settle = this.#publishes.get(a);
       this.#publishes.delete(a);
       if (kind === ACK) settle?.[0](ack(a, b, c, d));
@@ -705,10 +723,12 @@ export class LifelineSocket {
     this.__do(DO_TIMER, -1);
     unlisten(this.#environment);
     this.#drop();
-    for (const [, reject] of this.#publishes.values()) {
-      reject(lifelineError("ERR_CLOSED", "the client is closed"));
+    if (HAS_ROOMS) {
+      for (const [, reject] of this.#publishes.values()) {
+        reject(lifelineError("ERR_CLOSED", "the client is closed"));
+      }
+      this.#publishes.clear();
     }
-    this.#publishes.clear();
     for (const list of this.#listeners.values()) for (const entry of list) entry.release?.();
     this.#listeners.clear();
     this.#handlers.clear();
@@ -732,8 +752,4 @@ export class LifelineSocket {
 function roomName(room) {
   if (typeof room !== "string") throw invalid("a room name must be a string");
   return room;
-}
-
-if (!HAS_ROOMS) {
-  for (const name of ["join", "leave", "publish", "listRooms"]) delete LifelineSocket.prototype[name];
 }

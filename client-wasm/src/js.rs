@@ -186,10 +186,9 @@ impl Numbers<'_> {
 /// The [`Config`] of the options; the returned slot owns the `isTerminalClose` function.
 fn config_from(
     numbers: &Numbers<'_>,
-    protocols: Vec<String>,
     terminal: Option<Function>,
 ) -> (Config, Option<PredicateSlot>) {
-    let mut config = Config::default().protocols(protocols);
+    let mut config = Config::default();
     if let Some(ms) = numbers.millis(Num::MinDelay) {
         config = config.backoff_min(ms);
     }
@@ -269,14 +268,9 @@ fn rooms_config_from(numbers: &Numbers<'_>) -> RoomsConfig {
 // Events
 // ---------------------------------------------------------------------------------------------
 
-/// `[a, b, ...]` padded with undefined to six fields.
-fn fields<const N: usize>(given: [JsValue; N]) -> [JsValue; 6] {
-    let mut all: [JsValue; 6] = Default::default();
-    for (slot, value) in all.iter_mut().zip(given) {
-        *slot = value;
-    }
-    all
-}
+/// An absent event field. Events are padded with it to six fields by hand: a generic padding
+/// function is compiled once per field count.
+const U: JsValue = JsValue::UNDEFINED;
 
 /// `send`'s answer as an index of `SENT` in `index.js`.
 fn sent_index(sent: Sent) -> u8 {
@@ -300,28 +294,39 @@ fn state_index(state: State) -> u8 {
 /// A socket event as its kind (an index of `TYPES` in `index.js`) and fields.
 fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsValue; 6]) {
     match event {
-        Event::Open => (0, fields([protocol().into()])),
-        Event::Message(Message::Text(text)) => (1, fields([text.into()])),
+        Event::Open => (0, [protocol().into(), U, U, U, U, U]),
+        Event::Message(Message::Text(text)) => (1, [text.into(), U, U, U, U, U]),
         Event::Message(Message::Binary(bytes)) => (
             1,
-            fields([Uint8Array::from(bytes.as_slice()).buffer().into()]),
+            [
+                Uint8Array::from(bytes.as_slice()).buffer().into(),
+                U,
+                U,
+                U,
+                U,
+                U,
+            ],
         ),
-        Event::Error(error) => (2, fields([crate_error(error)])),
+        Event::Error(error) => (2, [crate_error(error), U, U, U, U, U]),
         Event::Close(info) => (
             3,
-            fields([
+            [
                 num(info.code),
                 info.reason.as_str().into(),
                 info.was_clean.into(),
-            ]),
+                U,
+                U,
+                U,
+            ],
         ),
-        Event::Reconnecting { attempt, delay } => {
-            (4, fields([num(*attempt), num(delay.as_millis() as f64)]))
-        }
-        Event::StateChange(state) => (5, fields([num(state_index(*state))])),
-        Event::GaveUp => (6, fields([])),
-        Event::Offline => (7, fields([])),
-        Event::Online => (8, fields([])),
+        Event::Reconnecting { attempt, delay } => (
+            4,
+            [num(*attempt), num(delay.as_millis() as f64), U, U, U, U],
+        ),
+        Event::StateChange(state) => (5, [num(state_index(*state)), U, U, U, U, U]),
+        Event::GaveUp => (6, [U, U, U, U, U, U]),
+        Event::Offline => (7, [U, U, U, U, U, U]),
+        Event::Online => (8, [U, U, U, U, U, U]),
     }
 }
 
@@ -329,12 +334,15 @@ fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsVa
 /// A protocol v1 event as its kind (an index of `TYPES` in `index.js`) and fields.
 fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
     match event {
-        RoomEvent::Welcome { resumed, name } => (9, fields([(*resumed).into(), name.into()])),
+        RoomEvent::Welcome { resumed, name } => (9, [(*resumed).into(), name.into(), U, U, U, U]),
         RoomEvent::Joined {
             room,
             epoch,
             offset,
-        } => (10, fields([room.into(), epoch.into(), num(*offset as f64)])),
+        } => (
+            10,
+            [room.into(), epoch.into(), num(*offset as f64), U, U, U],
+        ),
         RoomEvent::Recovery {
             room,
             recovered,
@@ -354,15 +362,16 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
         ),
         RoomEvent::Message(m) => (
             12,
-            fields([
+            [
                 m.room.as_str().into(),
                 num(m.offset as f64),
                 m.from.as_str().into(),
                 m.data.as_str().into(),
                 num(m.ts as f64),
-            ]),
+                U,
+            ],
         ),
-        RoomEvent::Left { room } => (13, fields([room.into()])),
+        RoomEvent::Left { room } => (13, [room.into(), U, U, U, U, U]),
         RoomEvent::Acked {
             id,
             room,
@@ -370,23 +379,29 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             duplicate,
         } => (
             14,
-            fields([
+            [
                 num(id.0 as f64),
                 room.into(),
                 num(*offset as f64),
                 (*duplicate).into(),
-            ]),
+                U,
+                U,
+            ],
         ),
         RoomEvent::PublishFailed { id, room, error } => (
             15,
-            fields([num(id.0 as f64), room.into(), room_error(error)]),
+            [num(id.0 as f64), room.into(), room_error(error), U, U, U],
         ),
         RoomEvent::Presence { room, members } => (
             16,
-            fields([
+            [
                 room.into(),
                 members.iter().map(JsValue::from).collect::<Array>().into(),
-            ]),
+                U,
+                U,
+                U,
+                U,
+            ],
         ),
         RoomEvent::Rooms(rooms) => {
             // Flat: name, member count, name, member count, ...
@@ -395,14 +410,21 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 list.push(&info.room.as_str().into());
                 list.push(&num(info.members));
             }
-            (17, fields([list.into()]))
+            (17, [list.into(), U, U, U, U, U])
         }
         RoomEvent::ServerError { code, message } => {
-            (18, fields([code.as_str().into(), message.into()]))
+            (18, [code.as_str().into(), message.into(), U, U, U, U])
         }
         RoomEvent::BadFrame(bad) => (
             19,
-            fields([bad.raw.as_str().into(), bad.error.as_str().into()]),
+            [
+                bad.raw.as_str().into(),
+                bad.error.as_str().into(),
+                U,
+                U,
+                U,
+                U,
+            ],
         ),
     }
 }
@@ -593,17 +615,16 @@ impl std::fmt::Debug for LifelineSocket {
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see [`Num`]); `terminal` is the wrapped
-    /// `isTerminalClose`. `index.js` has checked all of them. Nothing happens before
-    /// `__input(IN_START)`.
+    /// `isTerminalClose`. `index.js` has checked all of them. The subprotocols stay in
+    /// `index.js`, which opens the sockets. Nothing happens before `__input(IN_START)`.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
         numbers: &[f64],
-        protocols: Vec<String>,
         terminal: Option<Function>,
     ) -> JsResult<LifelineSocket> {
         let numbers = Numbers(numbers);
-        let (config, predicate) = config_from(&numbers, protocols, terminal);
+        let (config, predicate) = config_from(&numbers, terminal);
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
@@ -941,9 +962,3 @@ fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
 pub fn live_resources() -> f64 {
     PREDICATES.with(|p| p.borrow().len()) as f64
 }
-
-/// Exported only by builds with protocol v1: `index.js` offers the room methods and events
-/// when the glue has it.
-#[cfg(feature = "rooms")]
-#[wasm_bindgen(js_name = "__rooms", skip_typescript)]
-pub fn has_rooms() {}

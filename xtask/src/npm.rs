@@ -108,6 +108,13 @@ pub(crate) fn build(options: &Options) -> Result {
             "esm",
             "--external",
             "./ws_lifeline.js",
+            // The raw build's wasm has no protocol v1: its room parts go (see index.js).
+            "--transform.define",
+            if options.default_features {
+                "HAS_ROOMS:true"
+            } else {
+                "HAS_ROOMS:false"
+            },
             "--file",
         ])
         .arg_path(&entry_minified)
