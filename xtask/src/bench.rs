@@ -51,7 +51,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         crate::npm::build_npm_package()?;
     }
     if what == "size" || all {
-        build_raw_package()?;
+        crate::npm::build_raw_package()?;
         sizes(record)?;
     }
     if what == "browser" || all {
@@ -68,8 +68,8 @@ pub(crate) fn run(args: &[String]) -> Result {
 
 /// The tail of `cargo xtask test`: the size check on what the test just built, and every
 /// benchmark once at a tiny size.
+/// After `cargo xtask test`, which has built both packages.
 pub(crate) fn quick_after_test() -> Result {
-    build_raw_package()?;
     sizes(false)?;
     browser(true)?;
     latency(true)?;
@@ -186,14 +186,6 @@ fn latency_native(quick: bool, bin: &Path) -> Result {
     });
     std::fs::create_dir_all(bench_dir()).map_err(|e| format!("creating target/bench: {e}"))?;
     std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))
-}
-
-/// The raw resilient socket (no `rooms` feature) into `client-wasm/pkg-raw`, for its size.
-fn build_raw_package() -> Result {
-    crate::npm::build(&crate::npm::Options {
-        out_dir: "pkg-raw".into(),
-        default_features: false,
-    })
 }
 
 fn bench_dir() -> PathBuf {

@@ -52,10 +52,7 @@ fn main() -> ExitCode {
         "demo" => demo(rest),
         "test" => test(rest),
         "bench" => bench(rest),
-        "package" if rest.iter().any(|a| a == "--raw") => npm::build(&npm::Options {
-            out_dir: "pkg-raw".into(),
-            default_features: false,
-        }),
+        "package" if rest.iter().any(|a| a == "--raw") => npm::build_raw_package(),
         "package" => npm::build_npm_package(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -200,6 +197,7 @@ fn test(args: &[String]) -> Result {
     browser_tests()?;
     build_demo()?;
     npm::build_npm_package()?;
+    npm::build_raw_package()?;
     e2e_tests()?;
     bench::quick_after_test()?;
     println!("\nxtask: every test stage passed");

@@ -39,17 +39,26 @@ pub(crate) fn build_npm_package() -> Result {
         .run()
 }
 
+/// Builds the raw resilient socket (no `rooms` feature) into `client-wasm/pkg-raw`: for its
+/// size, and for its own e2e suite (`tests/e2e/js_raw.test.mjs`).
+pub(crate) fn build_raw_package() -> Result {
+    build(&Options {
+        out_dir: "pkg-raw".into(),
+        default_features: false,
+    })
+}
+
 /// What to build: the published package, or a variant of it for measuring.
 #[derive(Debug, Clone)]
-pub(crate) struct Options {
+struct Options {
     /// Folder of the package, relative to `client-wasm` (wasm-pack resolves it there).
-    pub(crate) out_dir: String,
+    out_dir: String,
     /// `false` builds the raw resilient socket (`--no-default-features`).
-    pub(crate) default_features: bool,
+    default_features: bool,
 }
 
 impl Options {
-    pub(crate) fn published() -> Self {
+    fn published() -> Self {
         Self {
             out_dir: "pkg".into(),
             default_features: true,
@@ -59,7 +68,7 @@ impl Options {
 
 /// Builds a package into `client-wasm/<out_dir>` the way the published one is built, and
 /// prints its sizes.
-pub(crate) fn build(options: &Options) -> Result {
+fn build(options: &Options) -> Result {
     let root = crate::root();
     let pkg = root.join("client-wasm").join(&options.out_dir);
     let js = root.join("client-wasm").join("js");

@@ -10,11 +10,12 @@ import { serveStatic } from "../pages/serve.mjs";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /**
- * Serves `/pkg/` from client-wasm/pkg and `/` from tests/e2e/pages on a free loopback port.
+ * Serves `/pkg/` from client-wasm/`pkg` (the npm package, or `pkg-raw`, the raw resilient-socket
+ * build) and `/` from tests/e2e/pages on a free loopback port.
  * @returns {Promise<{url: string, close: () => Promise<void>}>}
  */
-export function serveJsPages() {
-  return serveStatic({ "/pkg/": join(root, "client-wasm", "pkg"), "/": join(root, "tests", "e2e", "pages") });
+export function serveJsPages(pkg = "pkg") {
+  return serveStatic({ "/pkg/": join(root, "client-wasm", pkg), "/": join(root, "tests", "e2e", "pages") });
 }
 
 /**
@@ -36,14 +37,15 @@ export function wsUrl(server, path) {
 
 /**
  * The fixture of a js_*.test.mjs file: before its tests, a server-dev with `serverArgs`, the
- * page server and Chromium; after them, all three stopped. Fields are set once `before` ran.
+ * page server (for the package folder `pkg`) and Chromium; after them, all three stopped.
+ * Fields are set once `before` ran.
  * @returns {{server: any, site: any, browser: import("playwright-core").Browser}}
  */
-export function jsSuite(serverArgs) {
+export function jsSuite(serverArgs, pkg = "pkg") {
   const suite = { server: undefined, site: undefined, browser: undefined };
   before(async () => {
     suite.server = await startServer(serverArgs);
-    suite.site = await serveJsPages();
+    suite.site = await serveJsPages(pkg);
     suite.browser = await launchChromium();
   });
   after(async () => {
