@@ -105,6 +105,48 @@ function unlisten(list) {
   }
 }
 
+/** Clears the timer of a socket's resources (see `LifelineSocket#resources`). */
+function clearTimer(resources) {
+  if (resources.timer !== undefined) {
+    clearTimeout(resources.timer);
+    resources.timer = undefined;
+    held.timers--;
+  }
+}
+
+/** Releases a socket's `WebSocket`: its listeners first, so the close reports nothing. */
+function dropSocket(resources) {
+  const ws = resources.ws;
+  if (!ws) return;
+  unlisten(resources.socketListeners);
+  resources.ws = null;
+  resources.conn = -1;
+  held.sockets--;
+  try {
+    ws.close(1000);
+  } catch {
+    // Closing a socket that is closing or closed does nothing.
+  }
+}
+
+/** Releases everything the shell holds for one socket, and the wasm half. */
+function release(resources) {
+  clearTimer(resources);
+  unlisten(resources.environment);
+  dropSocket(resources);
+  const machine = resources.machine;
+  // Freed once the current call into the wasm (`dispose()` may run inside one) has returned.
+  queueMicrotask(() => machine.free());
+}
+
+/**
+ * Releases a socket the page dropped without `dispose()`, once it is garbage-collected. Every
+ * callback the shell registers (socket, window and document listeners, the timer, the URL
+ * provider's promise) reaches the socket only through a `WeakRef`, so none of them keeps it
+ * alive; while it has listeners of its own and is not closed, `RETAINED` does.
+ */
+const COLLECTED = typeof FinalizationRegistry === "function" ? new FinalizationRegistry(release) : undefined;
+
 /** `[name, message]` of an exception, as the wasm's error conversion takes them; the name is
  * empty for a thrown value that is not an `Error`. */
 function exception(value) {
@@ -376,17 +418,19 @@ export class LifelineSocket {
 
   /** The wasm half: the machine, which decides what this shell does. */
   #machine;
+  /**
+   * What the shell holds in the browser, kept apart from this object so that `release` can
+   * free it after this object was collected: the machine, the connection's `WebSocket`, its
+   * number (the machine's) and its four listeners, the `online`/`offline`/`visibilitychange`
+   * listeners and the timer.
+   */
+  #resources;
+  /** This socket, for the shell's callbacks (see `COLLECTED`). */
+  #self = new WeakRef(this);
   #disposed = false;
   /** type → [{ listener, once, release }] in registration order. */
   #listeners = new Map();
   #handlers = new Map();
-  /** The connection's socket, its number (the machine's) and its four listeners. */
-  #ws = null;
-  #conn = -1;
-  #socketListeners = [];
-  /** The `online`/`offline`/`visibilitychange` listeners. */
-  #environment = [];
-  #timer;
   #provider;
   #protocols;
   /** Publish id → [resolve, reject]. */
@@ -408,14 +452,25 @@ export class LifelineSocket {
     }
     if (typeof target === "function") this.#provider = target;
     this.#protocols = protocols;
+    const resources = (this.#resources = {
+      machine: this.#machine,
+      ws: null,
+      conn: -1,
+      socketListeners: [],
+      environment: [],
+      timer: undefined,
+    });
+    COLLECTED?.register(this, resources, this);
+    const self = this.#self;
     let offline = false;
     if (typeof window === "object" && window) {
-      const on = (target, type, handler) => listen(this.#environment, target, type, handler);
-      on(window, "online", () => this.#input(IN_ONLINE));
-      on(window, "offline", () => this.#input(IN_OFFLINE));
+      const on = (target, type, kind) =>
+        listen(resources.environment, target, type, () => self.deref()?.#input(kind()));
+      on(window, "online", () => IN_ONLINE);
+      on(window, "offline", () => IN_OFFLINE);
       if (typeof document === "object" && document) {
         on(document, "visibilitychange", () =>
-          this.#input(document.visibilityState === "visible" ? IN_VISIBLE : IN_HIDDEN),
+          document.visibilityState === "visible" ? IN_VISIBLE : IN_HIDDEN,
         );
       }
       offline = navigator.onLine === false;
@@ -440,15 +495,18 @@ export class LifelineSocket {
 
   /** Called by the wasm: carries out `action` for connection `conn` (see `DO_*`). */
   __do(action, conn, a, b) {
-    const current = this.#conn === conn;
+    const resources = this.#resources;
+    const current = resources.conn === conn;
+    const self = this.#self;
     switch (action) {
       case DO_RESOLVE_URL:
         // Called from a microtask, as the Rust shell's provider future is first polled.
         Promise.resolve().then(() => {
-          if (this.#disposed) return;
-          this.#provider().then(
-            (url) => this.#input(IN_URL, conn, url),
-            (reason) => this.#input(IN_URL_FAILED, conn, reason),
+          const socket = self.deref();
+          if (!socket || socket.#disposed) return;
+          socket.#provider().then(
+            (url) => self.deref()?.#input(IN_URL, conn, url),
+            (reason) => self.deref()?.#input(IN_URL_FAILED, conn, reason),
           );
         });
         break;
@@ -458,7 +516,7 @@ export class LifelineSocket {
       case DO_SEND:
         if (current) {
           try {
-            this.#ws.send(a);
+            resources.ws.send(a);
           } catch (thrown) {
             this.#input(IN_SEND_FAILED, conn, undefined, ...exception(thrown));
           }
@@ -468,27 +526,23 @@ export class LifelineSocket {
       case DO_ABANDON:
         if (current) {
           try {
-            this.#ws.close(a, b);
+            resources.ws.close(a, b);
           } catch {
             // Closing a socket that is closing or closed does nothing.
           }
-          if (action === DO_ABANDON) this.#drop();
+          if (action === DO_ABANDON) dropSocket(resources);
         }
         break;
       case DO_BUFFERED:
-        return current ? this.#ws.bufferedAmount : -1;
+        return current ? resources.ws.bufferedAmount : -1;
       case DO_TIMER:
-        if (this.#timer !== undefined) {
-          clearTimeout(this.#timer);
-          this.#timer = undefined;
-          held.timers--;
-        }
+        clearTimer(resources);
         if (conn >= 0) {
           held.timers++;
-          this.#timer = setTimeout(() => {
-            this.#timer = undefined;
+          resources.timer = setTimeout(() => {
+            resources.timer = undefined;
             held.timers--;
-            this.#input(IN_TIMER);
+            self.deref()?.#input(IN_TIMER);
           }, conn);
         }
         break;
@@ -497,8 +551,9 @@ export class LifelineSocket {
   }
 
   #open(conn, url) {
+    const resources = this.#resources;
     // The machine has moved on from any earlier socket.
-    this.#drop();
+    dropSocket(resources);
     let ws;
     try {
       ws = new WebSocket(url, this.#protocols);
@@ -507,36 +562,22 @@ export class LifelineSocket {
       return;
     }
     ws.binaryType = "arraybuffer";
-    this.#ws = ws;
-    this.#conn = conn;
+    resources.ws = ws;
+    resources.conn = conn;
     held.sockets++;
-    const on = (type, handler) => listen(this.#socketListeners, ws, type, handler);
-    on("open", () => this.#input(IN_OPENED, conn, ws.protocol));
+    const self = this.#self;
+    const on = (type, handler) => listen(resources.socketListeners, ws, type, handler);
+    on("open", () => self.deref()?.#input(IN_OPENED, conn, ws.protocol));
     on("message", ({ data }) => {
-      if (typeof data === "string") this.#input(IN_TEXT, conn, data);
-      else if (data instanceof ArrayBuffer) this.#input(IN_BYTES, conn, data);
+      const kind = typeof data === "string" ? IN_TEXT : data instanceof ArrayBuffer ? IN_BYTES : -1;
+      if (kind >= 0) self.deref()?.#input(kind, conn, data);
     });
-    on("error", () => this.#input(IN_ERROR, conn));
+    on("error", () => self.deref()?.#input(IN_ERROR, conn));
     on("close", ({ code, reason, wasClean }) => {
       // This socket is finished: released before the machine hears of it.
-      this.#drop();
-      this.#input(IN_CLOSED, conn, code, reason, wasClean);
+      dropSocket(resources);
+      self.deref()?.#input(IN_CLOSED, conn, code, reason, wasClean);
     });
-  }
-
-  /** Releases the socket: its listeners first, so the close below reports nothing. */
-  #drop() {
-    const ws = this.#ws;
-    if (!ws) return;
-    unlisten(this.#socketListeners);
-    this.#ws = null;
-    this.#conn = -1;
-    held.sockets--;
-    try {
-      ws.close(1000);
-    } catch {
-      // Closing a socket that is closing or closed does nothing.
-    }
   }
 
   get disposed() {
@@ -566,7 +607,7 @@ export class LifelineSocket {
 
   /** Bytes the browser has not sent yet. */
   get bufferedAmount() {
-    return this.#ws ? this.#ws.bufferedAmount : 0;
+    return this.#resources.ws?.bufferedAmount ?? 0;
   }
 
   /** Messages waiting in the outbound queue (not counted in `bufferedAmount`). */
@@ -720,9 +761,8 @@ export class LifelineSocket {
     if (this.#disposed) return;
     this.#machine.__call(this, OP_DISPOSE);
     this.#disposed = true;
-    this.__do(DO_TIMER, -1);
-    unlisten(this.#environment);
-    this.#drop();
+    COLLECTED?.unregister(this);
+    release(this.#resources);
     if (HAS_ROOMS) {
       for (const [, reject] of this.#publishes.values()) {
         reject(lifelineError("ERR_CLOSED", "the client is closed"));
@@ -733,9 +773,6 @@ export class LifelineSocket {
     this.#listeners.clear();
     this.#handlers.clear();
     RETAINED.delete(this);
-    // Freed once the current call into the wasm (this may run inside one) has returned.
-    const machine = this.#machine;
-    queueMicrotask(() => machine.free());
   }
 
   /** The same as `dispose()`. */

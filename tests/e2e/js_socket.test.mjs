@@ -6,7 +6,8 @@
 //   handleEvent is called with the object as `this`, an AbortSignal removes its listener, a
 //   listener that throws is reported and the others still run;
 // - a socket the page keeps no reference to is not garbage-collected while it has listeners
-//   (as a browser keeps an open WebSocket with listeners), and is once it is disposed;
+//   (as a browser keeps an open WebSocket with listeners), and is once it is disposed; one with
+//   no listener either is collected, and its socket, listeners and timer are released;
 // - reconnect after the server restarts on the same port, with messages sent while it was
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
@@ -161,6 +162,32 @@ test("a socket with listeners and no other reference keeps delivering through ga
   assert.equal(got, COUNT, "every message arrived although only the listener held the socket");
   const live = await page.evaluate(() => t.liveResources());
   assert.equal(live.sockets, 0, "the socket disposed itself");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a socket with no listener and no reference is released when it is garbage-collected", async () => {
+  const { page, errors } = await openPage();
+  const cdp = await page.context().newCDPSession(page);
+  const opened = await page.evaluate(async (url) => {
+    // Nothing keeps the socket: no variable, no listener, no handler.
+    new t.LifelineSocket(url, { heartbeat: { interval: 60_000, timeout: 60_000 } });
+    const deadline = performance.now() + 5_000;
+    while (t.liveResources().sockets === 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return t.liveResources();
+  }, ws("/echo"));
+  // One WebSocket with its four listeners, the window and document listeners, the heartbeat timer.
+  assert.deepEqual(opened, { sockets: 1, listeners: 7, timers: 1, predicates: 0 });
+  const deadline = Date.now() + 20_000;
+  let live = opened;
+  while (live.sockets + live.listeners + live.timers > 0 && Date.now() < deadline) {
+    await cdp.send("HeapProfiler.collectGarbage");
+    await new Promise((r) => setTimeout(r, 100));
+    live = await page.evaluate(() => t.liveResources());
+  }
+  assert.deepEqual(live, { sockets: 0, listeners: 0, timers: 0, predicates: 0 });
   await page.close();
   assert.deepEqual(errors, []);
 });
