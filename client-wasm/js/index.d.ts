@@ -507,13 +507,13 @@ export class LifelineSocket {
   ongiveup: ((event: LifelineGiveUpEvent) => void) | null;
 
   /**
-   * Closes the socket, cancels every timer and releases every listener and the Rust state.
+   * Closes the socket, cancels every timer and releases every listener and the wasm state.
    * No listener fires afterwards; pending publishes reject with `ERR_CLOSED`. Idempotent.
    */
   dispose(): void;
   /** `using ws = new LifelineSocket(...)` disposes at the end of the block. */
   [Symbol.dispose](): void;
-  /** wasm-bindgen's name for `dispose()`. */
+  /** The same as `dispose()` (wasm-bindgen's name for it). */
   free(): void;
 }
 
