@@ -15,9 +15,9 @@ export { init as default, initSync };
 /**
  * Sockets that must not be garbage-collected: not disposed, not closed for good, and with a
  * listener or handler, as the browser keeps a `WebSocket` with listeners alive while it is
- * open. The wasm reaches a socket only through a WeakRef, and its listeners live on the
- * socket itself, so without this a socket the page keeps no reference to would be collected
- * and closed mid-stream.
+ * open. The shell's own callbacks reach a socket only through a `WeakRef`, and the page's
+ * listeners live on the socket itself, so without this a socket the page keeps no reference
+ * to would be collected and closed mid-stream.
  */
 const RETAINED = new Set();
 
@@ -475,7 +475,11 @@ export class LifelineSocket {
       }
       offline = navigator.onLine === false;
     }
-    this.#input(IN_START, 0, offline);
+    // The first attempt starts after the constructor has returned, so that listeners added
+    // right after it hear everything, even a URL the browser refuses at once (as a
+    // `WebSocket` reports its errors asynchronously). Through `self`: a closure here that
+    // used `this` would keep it in the context the listeners above share.
+    queueMicrotask(() => self.deref()?.#input(IN_START, 0, offline));
   }
 
   /** Tells the machine what happened; it calls `__do` and `__emit` for the consequences. */

@@ -16,6 +16,8 @@
 //   gives an ERR_URL_PROVIDER error event and is asked again; an isTerminalClose that throws is
 //   reported and the default rule decides;
 // - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
+//   a URL the browser's parser refuses is an ERR_INVALID_URL event that a listener added right
+//   after the constructor still hears;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
 import { test } from "node:test";
@@ -188,6 +190,27 @@ test("a socket with no listener and no reference is released when it is garbage-
     live = await page.evaluate(() => t.liveResources());
   }
   assert.deepEqual(live, { sockets: 0, listeners: 0, timers: 0, predicates: 0 });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a URL the browser refuses is reported to listeners added right after the constructor", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async () => {
+    // Passes the library's URL check, but the browser's URL parser refuses the host.
+    const url = "ws://exa<mple.com/";
+    const { ws, log } = t.recorded(url, { heartbeat: false, maxRetries: 0 });
+    await t.until(log, (l) => l.some((e) => e.type === "giveup"));
+    const out = { log: log.map((e) => [e.type, e.error?.code ?? e.state ?? null]), live: t.liveResources() };
+    ws.dispose();
+    return out;
+  });
+  assert.deepEqual(result.log, [
+    ["error", "ERR_INVALID_URL"],
+    ["statechange", "closed"],
+    ["giveup", null],
+  ]);
+  assert.equal(result.live.sockets, 0, "no WebSocket was created");
   await page.close();
   assert.deepEqual(errors, []);
 });
