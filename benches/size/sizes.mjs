@@ -8,8 +8,8 @@
 //
 // Usage: node benches/size/sizes.mjs [--pkg DIR] [--pkg-raw DIR] [--dist DIR] [--out FILE]
 //        [--check FILE] [--record FILE]
-// --check fails (exit 1) when a recorded figure of ours grew by more than 10%; --record writes
-// the current figures as the new record.
+// --check fails (exit 1) when a recorded figure of ours grew by more than 10%, or when one is
+// over its target (TARGETS); --record writes the current figures as the new record.
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
@@ -68,6 +68,13 @@ const peers = {
   ]),
 };
 
+/** The project's gzip targets (issue 8), in bytes: KB = 1000 bytes. */
+const TARGETS = {
+  "ws-lifeline (npm package: .wasm + glue + index.js)": 45_000,
+  "ws-lifeline raw resilient socket (no rooms feature: .wasm + glue + index.js)": 25_000,
+  "demo (every file in dist/)": 300_000,
+};
+
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`.padStart(10);
 for (const [name, s] of Object.entries({ ...ours, ...peers })) {
   console.log(`${name.padEnd(82)} raw ${kib(s.raw)}  gzip ${kib(s.gzip)}  brotli ${kib(s.brotli)}`);
@@ -103,5 +110,12 @@ if (check) {
     console.error("If the growth is intended, rerun with --record and commit the file with a reason.");
     process.exit(1);
   }
-  console.log(`size check ok: nothing grew more than 10% over ${relative(root, check)}`);
+  const over = Object.entries(TARGETS)
+    .filter(([name, most]) => ours[name].gzip > most)
+    .map(([name, most]) => `${name}: gzip ${ours[name].gzip} B > the target of ${most} B`);
+  if (over.length) {
+    console.error(`size check FAILED (over a size target):\n  ${over.join("\n  ")}`);
+    process.exit(1);
+  }
+  console.log(`size check ok: nothing grew more than 10% over ${relative(root, check)}, and every target holds`);
 }
