@@ -720,13 +720,13 @@ impl LifelineSocket {
         let now = now();
         let answer = match op {
             OP_SEND_TEXT => {
-                let length = a.as_string().map_or(0, |t| t.len());
+                let message = text(&a);
                 // Straight to the socket when nothing waits before it: the machine only counts
                 // the bytes, and the page's own string is sent, not a copy out of the wasm.
                 let direct = self
                     .with_live(|live| {
                         let conn = live.machine.conn_id()?;
-                        live.machine.send_now(now, conn, length).then_some(conn)
+                        live.machine.send_now(now, conn, message.len()).then_some(conn)
                     })
                     .flatten();
                 let sent = match direct {
@@ -734,7 +734,7 @@ impl LifelineSocket {
                         shell.act(DO_SEND, conn.0 as f64, a, JsValue::UNDEFINED);
                         Sent::Transmitted
                     }
-                    None => self.send(now, Message::Text(text(&a)))?,
+                    None => self.send(now, Message::Text(message))?,
                 };
                 num(sent_index(sent))
             }
