@@ -11,6 +11,8 @@
 // - reconnect after the server restarts on the same port, with messages sent while it was
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
+// - the browser going offline and online (Playwright's network emulation) gives `offline` and
+//   `online` events, and online retries at once instead of waiting out the backoff;
 // - a terminal close code (default rule and a custom isTerminalClose) is not retried;
 // - an async URL provider is called per attempt; one that throws, rejects or returns no URL
 //   gives an ERR_URL_PROVIDER error event and is asked again; an isTerminalClose that throws is
@@ -211,6 +213,30 @@ test("a URL the browser refuses is reported to listeners added right after the c
     ["giveup", null],
   ]);
   assert.equal(result.live.sockets, 0, "no WebSocket was created");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("going offline and online reaches the socket; online retries at once instead of waiting", async () => {
+  const { page, errors } = await openPage();
+  await page.evaluate((url) => {
+    // The server closes every connection with 4001 (not terminal); the next retry is a minute away.
+    window.r = t.recorded(url, { heartbeat: false, minDelay: 60_000, maxDelay: 60_000 });
+    for (const type of ["offline", "online"]) r.ws.addEventListener(type, (e) => r.log.push({ type: e.type, at: performance.now() }));
+  }, ws("/close?code=4001"));
+  await page.waitForFunction(() => r.log.some((e) => e.type === "reconnecting"));
+  await page.context().setOffline(true);
+  await page.waitForFunction(() => r.log.some((e) => e.type === "offline"));
+  await page.context().setOffline(false);
+  await page.waitForFunction(() => r.log.filter((e) => e.type === "open").length === 2, null, { timeout: 10_000 });
+  const result = await page.evaluate(() => {
+    r.ws.dispose();
+    const online = r.log.find((e) => e.type === "online");
+    const opens = r.log.filter((e) => e.type === "open");
+    return { types: r.log.map((e) => e.type).filter((t) => t !== "statechange"), reopenedAfterMs: opens[1].at - online.at };
+  });
+  assert.deepEqual(result.types.slice(0, 6), ["open", "close", "reconnecting", "offline", "online", "open"]);
+  assert.ok(result.reopenedAfterMs < 5_000, `reconnected ${result.reopenedAfterMs} ms after online, not after the minute of backoff`);
   await page.close();
   assert.deepEqual(errors, []);
 });
