@@ -726,7 +726,9 @@ impl LifelineSocket {
                 let direct = self
                     .with_live(|live| {
                         let conn = live.machine.conn_id()?;
-                        live.machine.send_now(now, conn, message.len()).then_some(conn)
+                        live.machine
+                            .send_now(now, conn, message.len())
+                            .then_some(conn)
                     })
                     .flatten();
                 let sent = match direct {
