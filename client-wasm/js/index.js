@@ -439,8 +439,9 @@ export class LifelineSocket {
   constructor(url, options) {
     const [numbers, protocols, rule] = parseOptions(options);
     const target = parseUrl(url);
-    // The backoff jitter's seed, as two 32-bit halves.
-    numbers.push(Math.random() * 2 ** 32, Math.random() * 2 ** 32);
+    const hasWindow = typeof window === "object" && window;
+    // The backoff jitter's seed, as two 32-bit halves, and whether the browser is offline.
+    numbers.push(Math.random() * 2 ** 32, Math.random() * 2 ** 32, hasWindow && navigator.onLine === false ? 1 : 0);
     try {
       this.#machine = new Machine(
         typeof target === "string" ? target : undefined,
@@ -462,8 +463,7 @@ export class LifelineSocket {
     });
     COLLECTED?.register(this, resources, this);
     const self = this.#self;
-    let offline = false;
-    if (typeof window === "object" && window) {
+    if (hasWindow) {
       const on = (target, type, kind) =>
         listen(resources.environment, target, type, () => self.deref()?.#input(kind()));
       on(window, "online", () => IN_ONLINE);
@@ -473,13 +473,12 @@ export class LifelineSocket {
           document.visibilityState === "visible" ? IN_VISIBLE : IN_HIDDEN,
         );
       }
-      offline = navigator.onLine === false;
     }
     // The first attempt starts after the constructor has returned, so that listeners added
     // right after it hear everything, even a URL the browser refuses at once (as a
     // `WebSocket` reports its errors asynchronously). Through `self`: a closure here that
     // used `this` would keep it in the context the listeners above share.
-    queueMicrotask(() => self.deref()?.#input(IN_START, 0, offline));
+    queueMicrotask(() => self.deref()?.#input(IN_START));
   }
 
   /** Tells the machine what happened; it calls `__do` and `__emit` for the consequences. */

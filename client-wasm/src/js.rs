@@ -145,7 +145,8 @@ impl Drop for PredicateSlot {
 }
 
 /// The numeric options, in the order `index.js` passes them; NaN where one is not given.
-/// `index.js` has checked each is a non-negative number. The last two are the jitter seed.
+/// `index.js` has checked each is a non-negative number. Then come the jitter seed and the
+/// browser's state.
 #[derive(Clone, Copy)]
 enum Num {
     MinDelay = 0,
@@ -168,6 +169,8 @@ enum Num {
     /// Two 32-bit halves of the seed, from `Math.random()`.
     SeedHigh = 14,
     SeedLow = 15,
+    /// 1 when the browser is offline as the socket is made.
+    Offline = 16,
 }
 
 struct Numbers<'a>(&'a [f64]);
@@ -503,7 +506,7 @@ const IN_VISIBLE: u32 = 11;
 const IN_HIDDEN: u32 = 12;
 /// The timer went off.
 const IN_TIMER: u32 = 13;
-/// Start connecting; `a` is true when the browser is offline now.
+/// Carry out what the machine has decided since it was made: start connecting.
 const IN_START: u32 = 14;
 
 /// Sends string `a`; answers the index of `"sent"`/`"queued"`.
@@ -616,7 +619,8 @@ impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see [`Num`]); `terminal` is the wrapped
     /// `isTerminalClose`. `index.js` has checked all of them. The subprotocols stay in
-    /// `index.js`, which opens the sockets. Nothing happens before `__input(IN_START)`.
+    /// `index.js`, which opens the sockets. Nothing is carried out before `__input(IN_START)`,
+    /// so that the page can add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
@@ -628,7 +632,11 @@ impl LifelineSocket {
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
-        let machine = Machine::new(config, target, seed, now()).map_err(|e| crate_error(&e))?;
+        let now = now();
+        let mut machine = Machine::new(config, target, seed, now).map_err(|e| crate_error(&e))?;
+        if numbers.get(Num::Offline) == Some(1.0) {
+            machine.handle(now, Input::Offline);
+        }
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
                 machine,
@@ -702,12 +710,7 @@ impl LifelineSocket {
                 });
                 return self.drive(shell);
             }
-            IN_START => {
-                if a.is_truthy() {
-                    self.with_live(|live| live.machine.handle(now, Input::Offline));
-                }
-                return self.drive(shell);
-            }
+            IN_START => return self.drive(shell),
             _ => return,
         };
         self.with_live(|live| live.machine.handle(now, input));

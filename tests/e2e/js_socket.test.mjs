@@ -12,7 +12,8 @@
 //   down flushed in order after the reconnect;
 // - messages sent before the first open flush in order;
 // - the browser going offline and online (Playwright's network emulation) gives `offline` and
-//   `online` events, and online retries at once instead of waiting out the backoff;
+//   `online` events, and online retries at once instead of waiting out the backoff; a socket
+//   made while offline tells its listeners so first;
 // - a terminal close code (default rule and a custom isTerminalClose) is not retried;
 // - an async URL provider is called per attempt; one that throws, rejects or returns no URL
 //   gives an ERR_URL_PROVIDER error event and is asked again; an isTerminalClose that throws is
@@ -239,6 +240,28 @@ test("going offline and online reaches the socket; online retries at once instea
   assert.ok(result.reopenedAfterMs < 5_000, `reconnected ${result.reopenedAfterMs} ms after online, not after the minute of backoff`);
   await page.close();
   assert.deepEqual(errors, []);
+});
+
+test("a socket made while the browser is offline tells its listeners, and connects once online", async () => {
+  const { page, errors } = await openPage();
+  await page.context().setOffline(true);
+  await page.evaluate((url) => {
+    window.r = t.recorded(url, { heartbeat: false, minDelay: 60_000, maxDelay: 60_000 });
+    for (const type of ["offline", "online"]) r.ws.addEventListener(type, (e) => r.log.push({ type: e.type }));
+  }, ws("/echo"));
+  await page.waitForFunction(() => r.log.some((e) => e.type === "offline"));
+  await page.context().setOffline(false);
+  await page.waitForFunction(() => r.log.some((e) => e.type === "open"), null, { timeout: 10_000 });
+  const types = await page.evaluate(() => {
+    r.ws.dispose();
+    return r.log.map((e) => e.type).filter((t) => t !== "statechange");
+  });
+  assert.equal(types[0], "offline", `the offline state is the first thing the listeners hear: ${types}`);
+  assert.ok(types.indexOf("online") > 0, `then online: ${types}`);
+  await page.close();
+  // The machine still tries once while the browser says it is offline (navigator.onLine can be
+  // wrong), and Chromium logs that attempt's failure.
+  assert.deepEqual(withoutNetworkNoise(errors), []);
 });
 
 test("messages sent before the first open flush in order", async () => {
