@@ -7,6 +7,8 @@
 //!   an async URL provider that picks the endpoint per attempt
 //! - [x] half-open detection: heartbeat timeout closes with 4000 and reconnects (/silent)
 //! - [x] a refused handshake (/reject) is retried and ends in GaveUp after max attempts
+//! - [x] a URL the browser's parser refuses is an `InvalidUrl` event that a subscriber added
+//!   right after `connect` still hears
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use common::*;
 use wasm_bindgen_test::*;
-use ws_lifeline::{Client, Event, Message, Sent, State};
+use ws_lifeline::{Client, Error, Event, Message, Sent, State};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -45,6 +47,22 @@ async fn server_close_code_and_reason_reach_the_app_and_are_retried() {
     .await;
     assert!(matches!(e, Event::Reconnecting { attempt: 1, .. }), "{e:?}");
     wait_for(&mut events, 5_000, |e| *e == Event::Open).await;
+}
+
+#[wasm_bindgen_test]
+async fn a_url_the_browser_refuses_reaches_a_subscriber_added_after_connect() {
+    // Passes the library's own check; the browser's URL parser refuses the host.
+    let refused = "ws://exa<mple.com/";
+    let client = Client::connect(refused, fast().max_attempts(Some(0))).unwrap();
+    let mut events = client.events();
+    let (_, seen) = wait_for(&mut events, 2_000, |e| *e == Event::GaveUp).await;
+    assert!(
+        seen.iter().any(
+            |e| matches!(e, Event::Error(Error::InvalidUrl { supplied, .. }) if supplied == refused)
+        ),
+        "{seen:?}"
+    );
+    assert_eq!(ws_lifeline::web::diagnostics::live().sockets, 0);
 }
 
 #[wasm_bindgen_test]

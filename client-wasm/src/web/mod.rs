@@ -162,7 +162,16 @@ impl Client {
             disposed: Cell::new(false),
         });
         Inner::listen_to_environment(&inner);
-        Inner::drive(&inner);
+        // The first attempt starts in a microtask, once `connect` has returned, so that a
+        // subscriber added right after it hears everything, even a URL the browser refuses at
+        // once (a `WebSocket` reports its own errors asynchronously). A call that drives
+        // earlier (a `send`) starts it then.
+        let weak = Rc::downgrade(&inner);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Some(inner) = weak.upgrade() {
+                Inner::drive(&inner);
+            }
+        });
         Ok(Client { inner })
     }
 
