@@ -584,6 +584,21 @@ impl Live {
         self.machine.poll_command().map(Step::Command)
     }
 
+    #[cfg(feature = "rooms")]
+    /// The protocol v1 layer, started on first use: it then says `hello` on every open, and at
+    /// once if the socket is open.
+    fn rooms(&mut self, now: Instant) -> &mut Rooms {
+        let open = self.machine.state() == State::Open;
+        let config = &self.rooms_config;
+        self.rooms.get_or_insert_with(|| {
+            let mut rooms = Rooms::new(config.clone());
+            if open {
+                rooms.handle_event(now, &Event::Open);
+            }
+            rooms
+        })
+    }
+
     /// The earliest deadline of the machine and the rooms layer.
     fn deadline(&self) -> Option<Instant> {
         let machine = self.machine.poll_timeout();
@@ -791,15 +806,15 @@ impl LifelineSocket {
             }
             #[cfg(feature = "rooms")]
             OP_START_ROOMS => {
-                self.rooms(now);
+                self.with_live(|live| {
+                    live.rooms(now);
+                });
                 JsValue::UNDEFINED
             }
             #[cfg(feature = "rooms")]
             OP_JOIN => {
                 let room = text(&a);
-                self.rooms(now);
-                self.with_live(|live| live.rooms.as_mut().map(|r| r.join(now, &room)))
-                    .flatten()
+                self.with_live(|live| live.rooms(now).join(now, &room))
                     .unwrap_or(Ok(()))
                     .map_err(|e| room_error(&e))?;
                 JsValue::UNDEFINED
@@ -807,9 +822,8 @@ impl LifelineSocket {
             #[cfg(feature = "rooms")]
             OP_LEAVE => {
                 let room = text(&a);
-                self.rooms(now);
-                let left = self.with_live(|live| live.rooms.as_mut().map(|r| r.leave(now, &room)));
-                left.flatten().unwrap_or(false).into()
+                let left = self.with_live(|live| live.rooms(now).leave(now, &room));
+                left.unwrap_or(false).into()
             }
             #[cfg(feature = "rooms")]
             OP_PUBLISH => {
@@ -821,19 +835,16 @@ impl LifelineSocket {
                         message: e.to_string(),
                     })
                 })?;
-                self.rooms(now);
                 let id = self
-                    .with_live(|live| live.rooms.as_mut().map(|r| r.publish(now, &room, data)))
-                    .flatten()
+                    .with_live(|live| live.rooms(now).publish(now, &room, data))
                     .unwrap_or(Err(RoomError::Closed))
                     .map_err(|e| room_error(&e))?;
                 num(id.0 as f64)
             }
             #[cfg(feature = "rooms")]
             OP_LIST_ROOMS => {
-                self.rooms(now);
-                let asked = self.with_live(|live| live.rooms.as_mut().map(Rooms::list_rooms));
-                asked.flatten().unwrap_or(false).into()
+                let asked = self.with_live(|live| live.rooms(now).list_rooms());
+                asked.unwrap_or(false).into()
             }
             _ => return Ok(JsValue::UNDEFINED),
         };
@@ -853,21 +864,6 @@ impl LifelineSocket {
         self.with_live(|live| live.machine.send(now, message))
             .unwrap_or(Err(Error::Closed))
             .map_err(|e| crate_error(&e))
-    }
-
-    #[cfg(feature = "rooms")]
-    /// Starts the protocol v1 layer if it is not running (it then says `hello` on every open,
-    /// and at once if the socket is open).
-    fn rooms(&self, now: Instant) {
-        self.with_live(|live| {
-            if live.rooms.is_none() {
-                let mut rooms = Rooms::new(live.rooms_config.clone());
-                if live.machine.state() == State::Open {
-                    rooms.handle_event(now, &Event::Open);
-                }
-                live.rooms = Some(rooms);
-            }
-        });
     }
 
     /// Carries out the machine's commands and the rooms layer's output until none is left,
