@@ -77,7 +77,7 @@ try {
     }
   }
   // Ratios per round, against the same round's bare one-event-per-frame receive.
-  const ratio = (dir, kind, base, at) => measured[dir][kind][at].per_s / measured[base][`bare`][at].per_s;
+  const ratio = (dir, kind, base, at) => measured[dir][kind][at].per_s / measured[base].bare[at].per_s;
   for (const dir of ["receive", "send", "coalescing"]) {
     for (const [kind, all] of Object.entries(measured[dir])) {
       const base = dir === "coalescing" ? "receive" : dir;
