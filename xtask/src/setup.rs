@@ -21,6 +21,7 @@ pub(crate) fn run(scope: Scope) -> Result {
     println!("==> setup ({scope:?})");
     wasm_target()?;
     rust_src()?;
+    fetch_crates()?;
     let bindgen_version = tools::locked_wasm_bindgen_version()?;
     cargo_tool(&CargoTool {
         krate: "wasm-bindgen-cli",
@@ -67,6 +68,42 @@ fn rust_src() -> Result {
     Step::new("add the rust-src component", "rustup")
         .args(["component", "add", "rust-src"])
         .run()
+}
+
+/// Downloads every crate a later step builds: the workspace's, and std's own dependencies,
+/// which the small-std builds (`npm::small_std`) compile from `rust-src`. The demo build runs
+/// trunk with `--offline`, so whatever is not fetched here is missing on a new machine. With
+/// everything already in cargo's cache this takes about a second and needs no network.
+pub(crate) fn fetch_crates() -> Result {
+    Step::new("fetch the workspace's crates", "cargo")
+        .args(["fetch", "--locked"])
+        .run()?;
+    let library = std_library_manifest()?;
+    // std's manifest uses an unstable cargo feature; `--locked` keeps its lock file untouched.
+    Step::new("fetch std's own crates (for build-std)", "cargo")
+        .args(["fetch", "--locked", "--manifest-path"])
+        .args([&library])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .run()
+}
+
+/// `library/Cargo.toml` of the toolchain's `rust-src` component.
+pub(crate) fn std_library_manifest() -> Result<std::path::PathBuf> {
+    let sysroot = Step::new("rustc --print sysroot", "rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok_or("`rustc --print sysroot` failed")?;
+    let manifest = Path::new(sysroot.trim())
+        .join("lib/rustlib/src/rust/library")
+        .join("Cargo.toml");
+    if manifest.exists() {
+        Ok(manifest)
+    } else {
+        Err(format!(
+            "{} is missing: the rust-src component is not installed",
+            manifest.display()
+        ))
+    }
 }
 
 fn cargo_tool(tool: &CargoTool<'_>) -> Result {
