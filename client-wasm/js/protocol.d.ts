@@ -19,7 +19,13 @@ export type ClientMsg = { "type": "hello",
 /**
  * The resume token from an earlier `welcome`, if any.
  */
-session?: string | null, } | { "type": "ping", 
+session?: string | null, 
+/**
+ * The client's publisher id, chosen once per client (see [`valid_publisher_id`]) and
+ * sent on every connection. The server stamps it on every `message` this client
+ * publishes, so receivers can drop a resend they have already delivered.
+ */
+publisher?: string | null, } | { "type": "ping", 
 /**
  * Echoed in the `pong`.
  */
@@ -59,7 +65,27 @@ room: string,
  */
 members: number, };
 
-export type ErrorCode = "bad_json" | "unknown_type" | "binary_unsupported" | "invalid_room" | "not_joined" | "too_many_rooms" | "rate_limited";
+export type Limits = { 
+/**
+ * The largest text frame the server reads, in bytes; a larger one closes the connection
+ * with 1009.
+ */
+max_message_bytes: number, 
+/**
+ * Frames per second the server reads from one connection, sustained.
+ */
+rate_per_sec: number, 
+/**
+ * Frames the server reads at once before the rate applies (its token bucket's size).
+ */
+rate_burst: number, 
+/**
+ * How many publish ids the server remembers per session for deduplication. A client keeps
+ * at most this many publishes unacknowledged, so no resend falls out of the window.
+ */
+dedupe_window: number, };
+
+export type ErrorCode = "bad_json" | "unknown_type" | "binary_unsupported" | "invalid_room" | "not_joined" | "too_many_rooms" | "rate_limited" | "invalid_publisher";
 
 export type ServerMsg = { "type": "welcome", 
 /**
@@ -73,7 +99,11 @@ resumed: boolean,
 /**
  * The display name the server knows this connection by.
  */
-name: string, } | { "type": "pong", 
+name: string, 
+/**
+ * The server's limits for this connection; absent from servers that predate them.
+ */
+limits?: Limits | null, } | { "type": "pong", 
 /**
  * The id of the `ping`.
  */
@@ -92,9 +122,16 @@ epoch: string,
 offset: number, 
 /**
  * With `since`: true when every missed message follows; false when the gap cannot be
- * filled, in which case nothing is replayed. Without `since`: true.
+ * filled. Without `since`: true.
  */
-recovered: boolean, } | { "type": "left", 
+recovered: boolean, 
+/**
+ * When present, the replayed `message`s that follow start right after this offset of
+ * `epoch`, and the client continues from it instead of from `offset`. Sent when
+ * `since` names another epoch: the room's retained history of the current epoch is
+ * replayed from its first message (`resume_after` 0 when nothing was evicted).
+ */
+resume_after?: number | null, } | { "type": "left", 
 /**
  * Room name.
  */
@@ -118,7 +155,16 @@ data: JsonValue,
 /**
  * Server time of publication, milliseconds since the Unix epoch.
  */
-ts: number, } | { "type": "ack", 
+ts: number, 
+/**
+ * The publisher id the publisher sent in its `hello`, if it sent one.
+ */
+publisher?: string | null, 
+/**
+ * The publisher's message id (its `publish.id`), sent with `publisher`. Together they
+ * name the publication across sessions and server restarts.
+ */
+id?: number | null, } | { "type": "ack", 
 /**
  * The client message id.
  */

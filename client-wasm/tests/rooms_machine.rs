@@ -65,6 +65,7 @@ fn joined(room: &str, epoch: &str, offset: u64, recovered: bool) -> ServerMsg {
         epoch: epoch.into(),
         offset,
         recovered,
+        resume_after: None,
     }
 }
 
@@ -75,6 +76,8 @@ fn msg(room: &str, offset: u64) -> ServerMsg {
         from: "b".into(),
         data: json!(offset),
         ts: 0,
+        publisher: None,
+        id: None,
     }
 }
 
@@ -211,6 +214,7 @@ fn welcome() -> ServerMsg {
         session: "s".into(),
         resumed: false,
         name: "me".into(),
+        limits: None,
     }
 }
 
@@ -289,6 +293,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
         session: "s".into(),
         resumed: false,
         name: "me".into(),
+        limits: None,
     };
     let mut inbound = vec![text(&welcome)];
     loop {
@@ -337,6 +342,7 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
             session: "tok".into(),
             resumed: false,
             name: "me".into(),
+            limits: None,
         }),
     );
     r.handle_event(Instant(1), &batch(&[msg("a", 5), msg("a", 6)]));
@@ -367,6 +373,7 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
             session: "tok".into(),
             resumed: true,
             name: "me".into(),
+            limits: None,
         }),
     );
     let after = sent(&mut r);
@@ -375,7 +382,8 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
     assert_eq!(
         msgs[0],
         ClientMsg::Hello {
-            session: Some("tok".into())
+            session: Some("tok".into()),
+            publisher: None,
         }
     );
     assert_eq!(
@@ -686,6 +694,8 @@ impl Model {
             from: from.into(),
             data: json!({"epoch": epoch, "data": data}),
             ts: 0,
+            publisher: None,
+            id: None,
         };
         r.history.push_back((r.offset, m.clone()));
         while r.history.len() > HISTORY {
@@ -702,7 +712,7 @@ impl Model {
             return;
         }
         match msg {
-            ClientMsg::Hello { session } => {
+            ClientMsg::Hello { session, .. } => {
                 let resumed = session
                     .as_ref()
                     .is_some_and(|s| self.sessions.contains_key(s));
@@ -719,6 +729,7 @@ impl Model {
                     session: token,
                     resumed,
                     name: "me".into(),
+                    limits: None,
                 });
             }
             ClientMsg::Join { room, since } => {

@@ -32,8 +32,35 @@ pub type Data = serde_json::Value;
 /// adds one. Offset 0 means "nothing seen yet".
 pub type Offset = u64;
 
-/// A client's message id, unique within its session.
+/// A client's message id. A client numbers its publishes from 1 upwards and never reuses an
+/// id, so that with its publisher id it names one publication across sessions and restarts.
 pub type MsgId = u64;
+
+/// Checks a publisher id (`hello.publisher`): 8 to 64 characters, ASCII letters, digits, `-`
+/// and `_`. A random id of 16 hex characters or more is what a client should choose.
+pub fn valid_publisher_id(publisher: &str) -> bool {
+    (8..=64).contains(&publisher.len())
+        && publisher
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The limits a server enforces on one connection, advertised in `welcome` so that a client
+/// paces itself to them and never meets a limit with its own traffic.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest text frame the server reads, in bytes; a larger one closes the connection
+    /// with 1009.
+    pub max_message_bytes: u32,
+    /// Frames per second the server reads from one connection, sustained.
+    pub rate_per_sec: u32,
+    /// Frames the server reads at once before the rate applies (its token bucket's size).
+    pub rate_burst: u32,
+    /// How many publish ids the server remembers per session for deduplication. A client keeps
+    /// at most this many publishes unacknowledged, so no resend falls out of the window.
+    pub dedupe_window: u32,
+}
 
 /// The position a client last saw in a room, sent on rejoin so the server can replay the gap.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -58,6 +85,11 @@ pub enum ClientMsg<D = Data> {
         /// The resume token from an earlier `welcome`, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<String>,
+        /// The client's publisher id, chosen once per client (see [`valid_publisher_id`]) and
+        /// sent on every connection. The server stamps it on every `message` this client
+        /// publishes, so receivers can drop a resend they have already delivered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publisher: Option<String>,
     },
     /// Application-level heartbeat; the server answers `pong` with the same id.
     Ping {
@@ -95,7 +127,7 @@ impl<D> ClientMsg<D> {
     /// text and a decoded value).
     pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> ClientMsg<E> {
         match self {
-            ClientMsg::Hello { session } => ClientMsg::Hello { session },
+            ClientMsg::Hello { session, publisher } => ClientMsg::Hello { session, publisher },
             ClientMsg::Ping { id } => ClientMsg::Ping { id },
             ClientMsg::Join { room, since } => ClientMsg::Join { room, since },
             ClientMsg::Leave { room } => ClientMsg::Leave { room },
@@ -133,6 +165,9 @@ pub enum ServerMsg<D = Data> {
         resumed: bool,
         /// The display name the server knows this connection by.
         name: String,
+        /// The server's limits for this connection; absent from servers that predate them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
     },
     /// Answer to `ping`.
     Pong {
@@ -148,8 +183,14 @@ pub enum ServerMsg<D = Data> {
         /// The room's latest offset (0 for a new room).
         offset: Offset,
         /// With `since`: true when every missed message follows; false when the gap cannot be
-        /// filled, in which case nothing is replayed. Without `since`: true.
+        /// filled. Without `since`: true.
         recovered: bool,
+        /// When present, the replayed `message`s that follow start right after this offset of
+        /// `epoch`, and the client continues from it instead of from `offset`. Sent when
+        /// `since` names another epoch: the room's retained history of the current epoch is
+        /// replayed from its first message (`resume_after` 0 when nothing was evicted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_after: Option<Offset>,
     },
     /// Answer to `leave`.
     Left {
@@ -168,6 +209,13 @@ pub enum ServerMsg<D = Data> {
         data: D,
         /// Server time of publication, milliseconds since the Unix epoch.
         ts: u64,
+        /// The publisher id the publisher sent in its `hello`, if it sent one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publisher: Option<String>,
+        /// The publisher's message id (its `publish.id`), sent with `publisher`. Together they
+        /// name the publication across sessions and server restarts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<MsgId>,
     },
     /// A publish was accepted (or was a duplicate of one already accepted).
     Ack {
@@ -213,21 +261,27 @@ impl<D> ServerMsg<D> {
                 from,
                 data,
                 ts,
+                publisher,
+                id,
             } => ServerMsg::Message {
                 room,
                 offset,
                 from,
                 data: f(data),
                 ts,
+                publisher,
+                id,
             },
             ServerMsg::Welcome {
                 session,
                 resumed,
                 name,
+                limits,
             } => ServerMsg::Welcome {
                 session,
                 resumed,
                 name,
+                limits,
             },
             ServerMsg::Pong { id } => ServerMsg::Pong { id },
             ServerMsg::Joined {
@@ -235,11 +289,13 @@ impl<D> ServerMsg<D> {
                 epoch,
                 offset,
                 recovered,
+                resume_after,
             } => ServerMsg::Joined {
                 room,
                 epoch,
                 offset,
                 recovered,
+                resume_after,
             },
             ServerMsg::Left { room } => ServerMsg::Left { room },
             ServerMsg::Ack {
@@ -284,13 +340,17 @@ pub enum ErrorCode {
     NotJoined,
     /// Joining would exceed the per-connection room cap.
     TooManyRooms,
-    /// The rate limit was exceeded; a close 1008 follows.
+    /// The connection kept sending above the rate limit although the server had slowed its
+    /// reading; a close 1013 (retryable) follows.
     RateLimited,
+    /// `hello.publisher` is not a valid publisher id (see [`valid_publisher_id`]); the
+    /// connection goes on without one.
+    InvalidPublisher,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BinaryUnsupported,
@@ -298,6 +358,7 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::TooManyRooms,
         ErrorCode::RateLimited,
+        ErrorCode::InvalidPublisher,
     ];
 
     /// The code as it is written on the wire, such as `"not_joined"`.
@@ -310,6 +371,7 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not_joined",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InvalidPublisher => "invalid_publisher",
         }
     }
 
@@ -327,12 +389,14 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
-    /// Policy violation, such as breaking the rate limit. Not retried by default.
+    /// Policy violation. Not retried by default; `server-dev` never sends it for traffic a
+    /// well-behaved client generates (rate limiting slows reading and ends with 1013).
     pub const POLICY: u16 = 1008;
     /// A message or frame exceeded the size limit.
     pub const TOO_BIG: u16 = 1009;
-    /// Try again later: the server is at its connection cap, or this peer read too slowly and
-    /// its outbound queue filled up (the slow-consumer rule). Retried by default.
+    /// Try again later: the server is at its connection cap, this peer read too slowly and its
+    /// outbound queue filled up (the slow-consumer rule), or it kept sending above the rate
+    /// limit while the server throttled it. Retried by default.
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Sent by a client that closes a connection whose heartbeat timed out (half-open).
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
@@ -360,7 +424,20 @@ mod tests {
     #[test]
     fn client_messages_use_documented_json() {
         let cases = [
-            (ClientMsg::Hello { session: None }, r#"{"type":"hello"}"#),
+            (
+                ClientMsg::Hello {
+                    session: None,
+                    publisher: None,
+                },
+                r#"{"type":"hello"}"#,
+            ),
+            (
+                ClientMsg::Hello {
+                    session: Some("s1".into()),
+                    publisher: Some("p0c0ffee12".into()),
+                },
+                r#"{"type":"hello","session":"s1","publisher":"p0c0ffee12"}"#,
+            ),
             (ClientMsg::Ping { id: 3 }, r#"{"type":"ping","id":3}"#),
             (
                 ClientMsg::Join {
@@ -439,6 +516,15 @@ mod tests {
     }
 
     #[test]
+    fn publisher_ids_are_bounded() {
+        assert!(valid_publisher_id("0123abcd"));
+        assert!(valid_publisher_id(&"a-_Z".repeat(16)));
+        assert!(!valid_publisher_id("short"));
+        assert!(!valid_publisher_id(&"a".repeat(65)));
+        assert!(!valid_publisher_id("has space1"));
+    }
+
+    #[test]
     fn room_names_are_bounded() {
         assert!(valid_room_name("lobby"));
         assert!(valid_room_name(&"é".repeat(64)));
@@ -464,7 +550,7 @@ mod tests {
         proptest! {
             #[test]
             fn server_messages_round_trip(room in ".{1,20}", offset in any::<u64>(), from in ".{0,10}", data in arb_data(), ts in any::<u64>()) {
-                let msg = ServerMsg::Message { room, offset, from, data, ts };
+                let msg = ServerMsg::Message { room, offset, from, data, ts, publisher: None, id: None };
                 let json = serde_json::to_string(&msg).unwrap();
                 prop_assert_eq!(decode_server_frame(&json).unwrap(), vec![msg]);
             }

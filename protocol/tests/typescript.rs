@@ -6,7 +6,7 @@
 //! differs. After changing a wire type, rerun with `UPDATE_TS_TYPES=1` and commit the result.
 #![cfg(feature = "ts")]
 
-use lifeline_protocol::{ClientMsg, ErrorCode, RoomInfo, ServerMsg, Since};
+use lifeline_protocol::{ClientMsg, ErrorCode, Limits, RoomInfo, ServerMsg, Since};
 use ts_rs::{Config, TS};
 
 const HEADER: &str = "\
@@ -23,6 +23,7 @@ fn generated() -> String {
         Since::decl(&cfg),
         <ClientMsg>::decl(&cfg),
         RoomInfo::decl(&cfg),
+        Limits::decl(&cfg),
         ErrorCode::decl(&cfg),
         <ServerMsg>::decl(&cfg),
     ];

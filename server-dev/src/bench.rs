@@ -54,6 +54,8 @@ fn event(offset: u64, pad: &str) -> String {
         from: "bench".into(),
         data: serde_json::json!({ "seq": offset, "pad": pad }),
         ts: crate::unix_ms(),
+        publisher: None,
+        id: None,
     };
     serde_json::to_string(&msg).unwrap_or_default()
 }
@@ -184,6 +186,8 @@ async fn recv(
                                 "elapsed_us": elapsed_us,
                             }),
                             ts: crate::unix_ms(),
+                            publisher: None,
+                            id: None,
                         };
                         let text = serde_json::to_string(&report).unwrap_or_default();
                         if socket

@@ -659,6 +659,7 @@ impl Hub {
                     session,
                     resumed,
                     name,
+                    limits: None,
                 },
             );
         });
@@ -723,6 +724,7 @@ impl Hub {
                 epoch: r.epoch.clone(),
                 offset: r.offset,
                 recovered,
+                resume_after: None,
             };
             r.members.insert(id);
             let mut frames = Vec::with_capacity(replay.len() + 1);
@@ -810,6 +812,8 @@ impl Hub {
                 from,
                 data,
                 ts: crate::unix_ms(),
+                publisher: None,
+                id: None,
             });
             r.history.push_back(Hist {
                 offset,

@@ -118,7 +118,11 @@ async fn tickets_are_single_use_required_and_named() {
     let url = server.ws_url(&format!("/ws?ticket={ticket}"));
     let ws = try_connect(&url, None).await.unwrap();
     let mut a = Client::from_ws(ws);
-    a.send(&ClientMsg::Hello { session: None }).await;
+    a.send(&ClientMsg::Hello {
+        session: None,
+        publisher: None,
+    })
+    .await;
     let (welcome, _) = a.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
     assert!(matches!(welcome, ServerMsg::Welcome { ref name, .. } if name == "ann"));
     assert_eq!(try_connect(&url, None).await.err(), Some(401), "reuse");

@@ -80,7 +80,8 @@ async fn rejoin_replays_the_gap_in_order() {
             room: "r".into(),
             epoch: epoch.clone(),
             offset: 6,
-            recovered: true
+            recovered: true,
+            resume_after: None,
         }
     );
     assert_eq!(replay_after_join(&mut b).await, vec![3, 4, 5, 6]);
@@ -204,7 +205,11 @@ async fn room_history_outlives_its_members_and_a_new_room_has_a_new_epoch() {
 }
 
 async fn hello(c: &mut Client, session: Option<String>) -> (String, bool) {
-    c.send(&ClientMsg::Hello { session }).await;
+    c.send(&ClientMsg::Hello {
+        session,
+        publisher: None,
+    })
+    .await;
     match c.until(|m| matches!(m, ServerMsg::Welcome { .. })).await.0 {
         ServerMsg::Welcome {
             session, resumed, ..

@@ -25,12 +25,17 @@ fn publish(room: &str, id: u64, data: serde_json::Value) -> ClientMsg {
 async fn hello_and_ping() {
     let server = TestServer::start(open_config()).await;
     let mut a = Client::connect(&server, "ann").await;
-    a.send(&ClientMsg::Hello { session: None }).await;
+    a.send(&ClientMsg::Hello {
+        session: None,
+        publisher: None,
+    })
+    .await;
     let (welcome, _) = a.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
     let ServerMsg::Welcome {
         session,
         resumed,
         name,
+        ..
     } = welcome
     else {
         unreachable!()
@@ -96,6 +101,7 @@ async fn publish_reaches_the_room_only_with_consecutive_offsets() {
             from,
             data,
             ts,
+            ..
         } = b.next_msg().await
         {
             assert_eq!((room.as_str(), from.as_str()), ("red", "ann"));

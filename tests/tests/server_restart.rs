@@ -19,7 +19,12 @@ async fn restart_changes_the_epoch_and_recovery_reports_the_loss() {
     let mut a = ProtoClient::connect(&server.ws_url("/ws?name=ann"))
         .await
         .unwrap();
-    a.send(&ClientMsg::Hello { session: None }).await.unwrap();
+    a.send(&ClientMsg::Hello {
+        session: None,
+        publisher: None,
+    })
+    .await
+    .unwrap();
     let ServerMsg::Welcome { session, .. } = a
         .until(|m| matches!(m, ServerMsg::Welcome { .. }))
         .await
@@ -69,6 +74,7 @@ async fn restart_changes_the_epoch_and_recovery_reports_the_loss() {
         .unwrap();
     a.send(&ClientMsg::Hello {
         session: Some(session),
+        publisher: None,
     })
     .await
     .unwrap();

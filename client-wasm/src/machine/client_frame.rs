@@ -12,7 +12,7 @@ pub(crate) type Outgoing = ClientMsg<RawJson>;
 pub(crate) fn encode(msg: &Outgoing) -> String {
     let mut out = String::from(r#"{"type":"#);
     match msg {
-        ClientMsg::Hello { session } => {
+        ClientMsg::Hello { session, .. } => {
             out.push_str(r#""hello""#);
             if let Some(session) = session {
                 key(&mut out, "session");
@@ -77,7 +77,10 @@ mod tests {
     fn message() -> impl Strategy<Value = Outgoing> {
         let text = "\\PC{0,12}|[\\x00-\\x7f]{0,12}";
         prop_oneof![
-            prop::option::of(text).prop_map(|session| ClientMsg::Hello { session }),
+            prop::option::of(text).prop_map(|session| ClientMsg::Hello {
+                session,
+                publisher: None
+            }),
             any::<u64>().prop_map(|id| ClientMsg::Ping { id }),
             (text, prop::option::of((text, any::<u64>()))).prop_map(|(room, since)| {
                 ClientMsg::Join {

@@ -721,6 +721,7 @@ impl Rooms {
         self.out
             .push_back(Outgoing::Preamble(frame(&ClientMsg::Hello {
                 session: self.session.clone(),
+                publisher: None,
             })));
         for (room, r) in self.rooms.iter_mut() {
             r.joining = Some(r.position.clone());
@@ -767,6 +768,7 @@ impl Rooms {
                 session,
                 resumed,
                 name,
+                ..
             } => {
                 self.session = Some(session);
                 self.on_welcome();
@@ -778,6 +780,7 @@ impl Rooms {
                 epoch,
                 offset,
                 recovered,
+                ..
             } => self.on_joined(room, epoch, offset, recovered),
             ServerMsg::Message {
                 room,
@@ -785,6 +788,7 @@ impl Rooms {
                 from,
                 data,
                 ts,
+                ..
             } => self.on_message(RoomMessage {
                 room,
                 offset,

@@ -164,6 +164,7 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
             session: f.string("session")?,
             resumed: f.bool("resumed")?,
             name: f.string("name")?,
+            limits: None,
         },
         "pong" => ServerMsg::Pong { id: f.u64("id")? },
         "joined" => ServerMsg::Joined {
@@ -171,6 +172,7 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
             epoch: f.string("epoch")?,
             offset: f.u64("offset")?,
             recovered: f.bool("recovered")?,
+            resume_after: None,
         },
         "left" => ServerMsg::Left {
             room: f.string("room")?,
@@ -183,6 +185,8 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
                 from: f.string("from")?,
                 data: RawJson::trusted(f.text.get(data.start..data.end).ok_or(BAD_JSON)?),
                 ts: f.u64("ts")?,
+                publisher: None,
+                id: None,
             }
         }
         "ack" => ServerMsg::Ack {
@@ -459,6 +463,7 @@ mod tests {
                         session,
                         resumed,
                         name,
+                        limits: None,
                     }
                 }),
                 any::<u64>().prop_map(|id| ServerMsg::Pong { id }),
@@ -467,7 +472,8 @@ mod tests {
                         room,
                         epoch,
                         offset,
-                        recovered
+                        recovered,
+                        resume_after: None,
                     }
                 ),
                 (text, any::<u64>(), text, any::<i64>(), text, any::<u64>()).prop_map(
@@ -477,6 +483,8 @@ mod tests {
                         from,
                         data: serde_json::json!({ "n": n, "s": s, "f": 0.5, "a": [null, true] }),
                         ts,
+                        publisher: None,
+                        id: None,
                     }
                 ),
                 (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(id, offset, duplicate)| {
