@@ -93,6 +93,24 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long `/silent` holds a connection at most. Default: 10 minutes.
     pub silent_hold: Duration,
+
+    // Abuse limits: throttling, per-IP caps and the login rate.
+    /// A connection above the rate limit is read more slowly (TCP backpressure slows the
+    /// sender); only one kept throttled for this long without a break gets
+    /// `error{rate_limited}` and close 1013. Zero: never closed, only throttled. Default: 30 s,
+    /// above the ≈19 s the client library's largest backlog (1024 unacknowledged publishes,
+    /// `hello` and 32 joins, resent at once after a reconnect) takes at the default rate.
+    pub rate_abuse_window: Duration,
+    /// Most simultaneous `/ws` connections from one IP address (IPv6: one /64); above it the
+    /// upgrade gets 503. 0: no per-IP cap. Default: 256, a quarter of
+    /// [`Self::max_connections`], so that no single host can take every slot, while many
+    /// users behind one NAT (and a test suite on loopback) still fit.
+    pub max_connections_per_ip: usize,
+    /// `POST /api/login` token bucket refill per IP address, logins per second; above it the
+    /// answer is 429 with `Retry-After`. 0 disables the limit. Default: 5.
+    pub login_rate_per_sec: f64,
+    /// `POST /api/login` token bucket size per IP address. Default: 20.
+    pub login_burst: f64,
 }
 
 impl Default for Config {
@@ -128,6 +146,12 @@ impl Default for Config {
             max_sessions: 10_000,
             shutdown_grace: Duration::from_secs(2),
             silent_hold: Duration::from_secs(600),
+
+            // Abuse limits.
+            rate_abuse_window: Duration::from_secs(30),
+            max_connections_per_ip: 256,
+            login_rate_per_sec: 5.0,
+            login_burst: 20.0,
         }
     }
 }
@@ -237,6 +261,25 @@ impl Config {
     pub fn sessions(mut self, ttl: Duration, max: usize) -> Self {
         self.session_ttl = ttl;
         self.max_sessions = max;
+        self
+    }
+
+    // Abuse limits.
+    /// Sets how long a connection may stay throttled by the rate limit before it is closed
+    /// with 1013 (zero: never).
+    pub fn rate_abuse_window(mut self, window: Duration) -> Self {
+        self.rate_abuse_window = window;
+        self
+    }
+    /// Sets the most `/ws` connections from one IP address (0: no per-IP cap).
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.max_connections_per_ip = n;
+        self
+    }
+    /// Sets the per-IP login token bucket: `per_sec` refill (0 disables it) and `burst` size.
+    pub fn login_rate_limit(mut self, per_sec: f64, burst: f64) -> Self {
+        self.login_rate_per_sec = per_sec;
+        self.login_burst = burst;
         self
     }
 

@@ -6,13 +6,14 @@
 
 use std::collections::VecDeque;
 use std::fmt::Display;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use protocol::{ClientMsg, ErrorCode, ServerMsg, close};
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -23,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::hub::{Hub, Kick, Outbound, Peer, PeerState, Registration};
 use crate::queue::Receiver;
+use crate::rate::Bucket;
 use crate::upgrade::Socket;
 use crate::{AppState, Config};
 
@@ -46,41 +48,9 @@ enum Exit {
     SinkFailed,
 }
 
-/// A token bucket: `burst` frames at once, refilled at `per_sec`. `per_sec <= 0` disables it.
-#[derive(Debug)]
-struct Bucket {
-    per_sec: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(per_sec: f64, burst: f64) -> Self {
-        let burst = burst.max(1.0);
-        Self {
-            per_sec,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        if self.per_sec <= 0.0 {
-            return true;
-        }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
+/// With [`Config::test_endpoints`], this exact text frame panics the connection's task: how
+/// tests show that a panic ends that connection only.
+const TEST_PANIC: &str = r#"{"type":"test_panic"}"#;
 
 /// Runs a `/ws` connection on an upgraded socket in a task of its own until it ends, then
 /// drops `hold` (what must live exactly as long as the connection).
@@ -97,7 +67,15 @@ pub(crate) fn spawn_socket<H: Send + 'static>(
     let mut reg = state.hub().register(name);
     let socket = Mutex::new(socket);
     tokio::spawn(async move {
-        run(Half(&socket), Half(&socket), &state, &mut reg).await;
+        // Unwind safe enough: after a panic only the hub is touched, whose lock recovers
+        // from poisoning, and the socket is dropped unread.
+        let conn = AssertUnwindSafe(run(Half(&socket), Half(&socket), &state, &mut reg));
+        if conn.catch_unwind().await.is_err() {
+            // This connection only ends: the hub forgets it and TCP ends without a close
+            // frame, which clients retry like any dropped connection (1006).
+            tracing::error!(conn = reg.peer.id, "connection task panicked, dropping it");
+            state.hub().disconnect(reg.peer.id);
+        }
         drop(hold);
     });
 }
@@ -372,7 +350,10 @@ where
 {
     async move {
         let (hub, config) = (state.hub(), state.config());
-        let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst);
+        let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst, Instant::now());
+        // Since when every frame has had to wait for a token; `None` while not throttled.
+        let mut throttled_since: Option<Instant> = None;
+        let mut warned = false;
         loop {
             let msg = match stream.next().await {
                 None => return Exit::Gone,
@@ -388,15 +369,53 @@ where
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Close(_) => return Exit::PeerClosed,
             };
-            if !bucket.take(now) {
-                warn!(conn = peer.id, "rate limit exceeded, closing with 1008");
-                hub.send(
-                    peer.id,
-                    &error(ErrorCode::RateLimited, "rate limit exceeded", None),
-                );
-                return Exit::Close(close::POLICY, "rate limit exceeded");
+            // Flow control, not punishment: above the rate, stop reading until a token is
+            // there, and TCP backpressure slows the sender.
+            let mut waited = false;
+            let mut now = now;
+            while let Err(wait) = bucket.take(now) {
+                let since = *throttled_since.get_or_insert(now);
+                let throttled_for = now.saturating_duration_since(since);
+                let window = config.rate_abuse_window;
+                if !window.is_zero() && throttled_for >= window {
+                    warn!(
+                        conn = peer.id,
+                        secs = throttled_for.as_secs(),
+                        "rate limit: throttled for the whole abuse window, closing with 1013"
+                    );
+                    let msg = "kept sending above the rate limit";
+                    hub.send(peer.id, &error(ErrorCode::RateLimited, msg, None));
+                    return Exit::Close(close::TRY_AGAIN_LATER, "rate limit exceeded");
+                }
+                if !waited && throttled_for.is_zero() {
+                    if warned {
+                        debug!(conn = peer.id, "rate limit reached again, reading slower");
+                    } else {
+                        warned = true;
+                        warn!(conn = peer.id, "rate limit reached, reading slower");
+                    }
+                }
+                waited = true;
+                let wait = if window.is_zero() {
+                    wait
+                } else {
+                    wait.min(window - throttled_for)
+                };
+                let wake = now + wait;
+                // Not idle: this frame came, the next ones wait unread. The heartbeat counts
+                // the peer as heard until the reader is back.
+                heard.note(wake);
+                // Boxed: a connection that is never throttled holds no room for the timer.
+                Box::pin(tokio::time::sleep_until(wake)).await;
+                now = Instant::now();
+            }
+            if !waited {
+                throttled_since = None;
             }
             match text {
+                Some(text) if config.test_endpoints && text.as_str() == TEST_PANIC => {
+                    panic!("test endpoint: panic requested on connection {}", peer.id)
+                }
                 Some(text) => handle_text(text.as_str(), hub, peer),
                 None => {
                     let msg = "protocol v1 uses text frames only";
@@ -740,16 +759,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bucket_refills() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(10.0, 2.0);
-        assert!(b.take(t0) && b.take(t0));
-        assert!(!b.take(t0));
-        assert!(b.take(t0 + Duration::from_millis(150)));
-        assert!(Bucket::new(0.0, 1.0).take(t0), "disabled");
-    }
-
     struct Harness {
         to_server: fmpsc::UnboundedSender<Result<Message, WsError>>,
         from_server: fmpsc::Receiver<Message>,
@@ -867,33 +876,247 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn rate_limit_sends_error_then_1008() {
-        let (mut h, _state) = start(Config::default().rate_limit(1.0, 2.0));
-        for i in 0..3 {
-            send(&h, &format!(r#"{{"type":"ping","id":{i}}}"#));
-        }
+    /// Reads until the close frame, returning the messages before it and the close code.
+    async fn until_close(h: &mut Harness) -> (Vec<ServerMsg>, u16) {
         let mut texts = Vec::new();
-        let close = loop {
+        loop {
             match h.from_server.next().await.unwrap() {
                 Message::Text(t) => {
                     texts.extend(protocol::decode_server_frame(t.as_str()).unwrap())
                 }
-                Message::Close(frame) => break frame.unwrap(),
+                Message::Close(frame) => return (texts, u16::from(frame.unwrap().code)),
                 _ => {}
             }
-        };
-        assert_eq!(u16::from(close.code), close::POLICY);
-        assert!(texts.iter().any(|m| matches!(
-            m,
-            ServerMsg::Error {
-                code: ErrorCode::RateLimited,
-                ..
-            }
-        )));
+        }
+    }
+
+    fn pong_ids(msgs: &[ServerMsg]) -> Vec<u64> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Pong { id } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // Virtual time: the throttle's sleeps are what is measured.
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_above_the_rate_is_slowed_down_not_closed() {
+        let config = Config::default()
+            .rate_limit(1.0, 2.0)
+            .rate_abuse_window(Duration::from_secs(10));
+        let (mut h, _state) = start(config);
+        let started = Instant::now();
+        for i in 0..6 {
+            send(&h, &format!(r#"{{"type":"ping","id":{i}}}"#));
+        }
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            got.extend(pong_ids(
+                &protocol::decode_server_frame(&recv_text(&mut h).await).unwrap(),
+            ));
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+        // Burst of 2, then one a second.
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        h.to_server
+            .unbounded_send(Ok(Message::Close(None)))
+            .unwrap();
         timeout(Duration::from_secs(5), h.task)
             .await
             .unwrap()
             .unwrap();
+    }
+
+    // Virtual time; a 3 s window instead of the default keeps the backlog short.
+    #[tokio::test(start_paused = true)]
+    async fn sustained_abuse_gets_error_then_1013() {
+        let window = Duration::from_secs(3);
+        let config = Config::default()
+            .rate_limit(1.0, 2.0)
+            .rate_abuse_window(window);
+        let (mut h, _state) = start(config);
+        let started = Instant::now();
+        for i in 0..20 {
+            send(&h, &format!(r#"{{"type":"ping","id":{i}}}"#));
+        }
+        let (texts, code) = until_close(&mut h).await;
+        assert_eq!(code, close::TRY_AGAIN_LATER);
+        assert!(started.elapsed() >= window, "{:?}", started.elapsed());
+        // The burst and what the rate allowed within the window are answered, in order.
+        let pongs = pong_ids(&texts);
+        assert_eq!(pongs, (0..pongs.len() as u64).collect::<Vec<_>>());
+        assert!((4..=6).contains(&pongs.len()), "{texts:?}");
+        assert!(
+            matches!(
+                texts.last(),
+                Some(ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                })
+            ),
+            "{texts:?}"
+        );
+        timeout(Duration::from_secs(5), h.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    // Virtual time; a heartbeat shorter than the throttle's waits is the case under test.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_connection_is_not_idle_and_shutdown_still_ends_it() {
+        let config = Config::default()
+            .rate_limit(0.1, 1.0)
+            .rate_abuse_window(Duration::ZERO)
+            .heartbeat(Duration::from_secs(1), Duration::from_secs(1));
+        let (mut h, state) = start(config);
+        for i in 0..3 {
+            send(&h, &format!(r#"{{"type":"ping","id":{i}}}"#));
+        }
+        // Each pong after the first waits 10 s for a token, five heartbeat timeouts' worth.
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let msg = h.from_server.next().await.unwrap();
+            if let Message::Text(t) = msg {
+                got.extend(pong_ids(
+                    &protocol::decode_server_frame(t.as_str()).unwrap(),
+                ));
+            }
+        }
+        assert_eq!(got, [0, 1, 2]);
+        send(&h, r#"{"type":"ping","id":3}"#);
+        send(&h, r#"{"type":"ping","id":4}"#);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        state.begin_shutdown();
+        let (_, code) = until_close(&mut h).await;
+        assert_eq!(code, close::GOING_AWAY);
+        timeout(Duration::from_secs(5), h.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Fuzzing the text-frame handler: arbitrary text, arbitrary JSON, and JSON shaped like
+    /// client messages (right or wrong field types), several frames per case on one
+    /// connection. Each frame gets well-formed answers (or none), and a refused one exactly
+    /// one `error`. 256 cases by default; longer:
+    /// `PROPTEST_CASES=100000 cargo test -p server-dev --lib fuzz`.
+    mod fuzz {
+        use super::*;
+        use proptest::collection::{btree_map, vec};
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    btree_map(".{0,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A field value: mostly of the right type for some message, sometimes anything.
+        fn field() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                any::<u64>().prop_map(Value::from),
+                prop_oneof![Just("r".to_string()), Just("s".to_string()), ".{0,70}"]
+                    .prop_map(Value::from),
+                (".{0,8}", any::<u64>()).prop_map(
+                    |(epoch, offset)| serde_json::json!({"epoch": epoch, "offset": offset})
+                ),
+                json(),
+            ]
+        }
+
+        fn client_like() -> impl Strategy<Value = String> {
+            let kind = prop_oneof![
+                Just("hello".to_string()),
+                Just("ping".to_string()),
+                Just("join".to_string()),
+                Just("leave".to_string()),
+                Just("publish".to_string()),
+                Just("list_rooms".to_string()),
+                ".{0,10}",
+            ];
+            let keys = ["id", "room", "since", "data", "session", "publisher"];
+            let fields = vec(proptest::option::of(field()), keys.len());
+            (kind, fields).prop_map(move |(kind, fields)| {
+                let mut obj = serde_json::Map::new();
+                obj.insert("type".into(), Value::from(kind));
+                for (key, value) in keys.iter().zip(fields) {
+                    if let Some(value) = value {
+                        obj.insert((*key).into(), value);
+                    }
+                }
+                Value::Object(obj).to_string()
+            })
+        }
+
+        fn frame() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                json().prop_map(|v| v.to_string()),
+                client_like(),
+                client_like(),
+            ]
+        }
+
+        /// Everything queued for the connection, decoded; fails on a frame that is not a
+        /// well-formed server message or batch.
+        fn answers(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
+            let mut out = Vec::new();
+            while let Ok(item) = reg.rx.try_recv() {
+                for frame in hub.resolve(&reg.peer, item) {
+                    let msgs = protocol::decode_server_frame(frame.as_str());
+                    out.extend(msgs.unwrap_or_else(|e| panic!("{e}: {}", frame.as_str())));
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn every_client_frame_gets_a_well_formed_answer_or_none(frames in vec(frame(), 1..8)) {
+                let state = AppState::new(Config::default());
+                let hub = state.hub();
+                let mut reg = hub.register("fuzz".into());
+                for text in &frames {
+                    handle_text(text, hub, &reg.peer);
+                    let got = answers(hub, &mut reg);
+                    match serde_json::from_str::<ClientMsg>(text) {
+                        Err(_) => prop_assert!(
+                            matches!(
+                                got.as_slice(),
+                                [ServerMsg::Error {
+                                    code: ErrorCode::BadJson | ErrorCode::UnknownType,
+                                    ..
+                                }]
+                            ),
+                            "{text:?} got {got:?}"
+                        ),
+                        Ok(ClientMsg::Ping { id }) => {
+                            prop_assert_eq!(got, vec![ServerMsg::Pong { id }]);
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                hub.disconnect(reg.peer.id);
+            }
+        }
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! | endpoint | what |
 //! |---|---|
-//! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection cap (503), ticket (401) before the upgrade |
-//! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=` |
+//! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection caps server-wide and per IP (503), ticket (401) before the upgrade |
+//! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=`; per IP rate limited (429 with `Retry-After`) |
 //! | `GET /api/health` | `{status, connections, rooms}` |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
@@ -18,6 +18,11 @@
 //! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself. A
 //! message longer than [`Config::write_frame_size`] is written as several WebSocket frames
 //! (RFC 6455 fragmentation), which keeps what an idle connection holds small.
+//!
+//! A connection that sends above the rate limit is read more slowly (TCP backpressure slows
+//! it down) and only closed, with 1013, when it stays throttled for
+//! [`Config::rate_abuse_window`]. A panic in a connection's task ends that connection only;
+//! build with `--profile server` (unwinding) rather than `--release` (which aborts).
 //!
 //! The crate is a library so that tests can run the real server on a loopback port:
 //!
@@ -37,7 +42,9 @@ mod config;
 pub mod conn;
 mod error;
 mod hub;
+mod per_ip;
 mod queue;
+mod rate;
 mod routes;
 mod server;
 mod test_endpoints;
@@ -45,8 +52,9 @@ pub mod tls;
 mod upgrade;
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -74,6 +82,9 @@ struct Shared {
     live: watch::Sender<usize>,
     /// Live `/ws` connections, for the connection cap.
     ws_conns: AtomicUsize,
+    /// Live `/ws` connections per client address, for the per-IP cap.
+    ws_per_ip: Mutex<per_ip::ConnCounts>,
+    logins: Mutex<per_ip::LoginLimiter>,
     anon: AtomicU64,
 }
 
@@ -82,6 +93,7 @@ impl AppState {
     pub fn new(config: Config) -> Self {
         let tickets = auth::Tickets::new(config.ticket_ttl, config.max_tickets);
         let hub = hub::Hub::new(&config);
+        let logins = per_ip::LoginLimiter::new(config.login_rate_per_sec, config.login_burst);
         Self {
             inner: Arc::new(Shared {
                 config,
@@ -90,6 +102,8 @@ impl AppState {
                 shutdown: watch::channel(false).0,
                 live: watch::channel(0).0,
                 ws_conns: AtomicUsize::new(0),
+                ws_per_ip: Mutex::new(per_ip::ConnCounts::default()),
+                logins: Mutex::new(logins),
                 anon: AtomicU64::new(0),
             }),
         }
@@ -136,18 +150,38 @@ impl AppState {
         }
     }
 
-    /// Reserves a `/ws` slot, or `None` at the connection cap.
-    pub(crate) fn reserve_ws(&self) -> Option<WsSlot> {
-        let max = self.inner.config.max_connections;
+    /// Reserves a `/ws` slot for a client at `ip` (`None`: address unknown, only the
+    /// server-wide cap applies), or says which cap is reached.
+    pub(crate) fn reserve_ws(&self, ip: Option<per_ip::IpKey>) -> Result<WsSlot, Refused> {
+        let config = &self.inner.config;
+        let cap = config.max_connections_per_ip;
+        let ip = ip.filter(|_| cap > 0);
+        // Held across both checks, so that the two counts move together.
+        let mut per_ip = lock(&self.inner.ws_per_ip);
+        if let Some(ip) = ip
+            && !per_ip.below(ip, cap)
+        {
+            return Err(Refused::PerIp);
+        }
+        let max = config.max_connections;
         self.inner
             .ws_conns
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| WsSlot {
-                state: self.clone(),
-            })
+            .map_err(|_| Refused::Server)?;
+        if let Some(ip) = ip {
+            per_ip.add(ip);
+        }
+        Ok(WsSlot {
+            state: self.clone(),
+            ip,
+        })
+    }
+
+    /// Takes a login token for `ip`, or tells how long until the next one.
+    pub(crate) fn check_login(&self, ip: per_ip::IpKey) -> std::result::Result<(), Duration> {
+        lock(&self.inner.logins).check(ip, tokio::time::Instant::now())
     }
 
     pub(crate) fn next_anon(&self) -> u64 {
@@ -170,16 +204,35 @@ impl Drop for LiveGuard {
     }
 }
 
+/// Which cap refused a `/ws` connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// [`Config::max_connections`].
+    Server,
+    /// [`Config::max_connections_per_ip`].
+    PerIp,
+}
+
 /// One reserved `/ws` connection slot.
 #[derive(Debug)]
 pub(crate) struct WsSlot {
     state: AppState,
+    ip: Option<per_ip::IpKey>,
 }
 
 impl Drop for WsSlot {
     fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            lock(&self.state.inner.ws_per_ip).remove(ip);
+        }
         self.state.inner.ws_conns.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Locks `mutex`, also after a panic elsewhere while it was held: these tables stay
+/// consistent at every step, and one panicking request must not fail every later one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `bytes` random bytes from the thread's CSPRNG, as lowercase hex.

@@ -102,6 +102,23 @@ struct Args {
     /// Most sessions kept.
     #[arg(long, default_value_t = 10_000)]
     max_sessions: usize,
+
+    // Abuse limits.
+    /// How long a connection may stay throttled by the rate limit (reads slowed to the rate)
+    /// before it is closed with 1013, in ms; 0: never closed, only throttled.
+    #[arg(long, default_value_t = 30_000)]
+    rate_abuse_window_ms: u64,
+    /// Most simultaneous /ws connections from one IP address, IPv6 by /64 (above: HTTP 503);
+    /// 0: no per-IP cap.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Logins per second allowed per IP address on /api/login (above: HTTP 429 with
+    /// Retry-After); 0 disables the limit.
+    #[arg(long, default_value_t = 5.0)]
+    login_rate_limit: f64,
+    /// Login token bucket size per IP address (burst).
+    #[arg(long, default_value_t = 20.0)]
+    login_burst: f64,
 }
 
 impl Args {
@@ -132,7 +149,11 @@ impl Args {
             .sessions(
                 Duration::from_secs(self.session_ttl_secs),
                 self.max_sessions,
-            );
+            )
+            // Abuse limits.
+            .rate_abuse_window(Duration::from_millis(self.rate_abuse_window_ms))
+            .max_connections_per_ip(self.max_connections_per_ip)
+            .login_rate_limit(self.login_rate_limit, self.login_burst);
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }
@@ -188,6 +209,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    #[cfg(panic = "abort")]
+    tracing::warn!(
+        "built with panic = \"abort\": a panic in one connection ends the whole server; \
+         build with `--profile server` (see Cargo.toml)"
+    );
     let listener = match tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -276,6 +302,34 @@ mod tests {
         assert_eq!(c.ticket_ttl, Duration::from_millis(1500));
         assert_eq!(c.max_rooms, 7);
         assert!(args.tls().is_none());
+    }
+
+    #[test]
+    fn abuse_limit_flags_map_onto_the_config() {
+        let c = Args::try_parse_from([
+            "server-dev",
+            "--rate-abuse-window-ms",
+            "1500",
+            "--max-connections-per-ip",
+            "3",
+            "--login-rate-limit",
+            "0.5",
+            "--login-burst",
+            "2",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(c.rate_abuse_window, Duration::from_millis(1500));
+        assert_eq!(c.max_connections_per_ip, 3);
+        assert_eq!((c.login_rate_per_sec, c.login_burst), (0.5, 2.0));
+        let d = Args::try_parse_from(["server-dev"]).unwrap().config();
+        let defaults = server_dev::Config::default();
+        assert_eq!(d.rate_abuse_window, defaults.rate_abuse_window);
+        assert_eq!(d.max_connections_per_ip, defaults.max_connections_per_ip);
+        assert_eq!(
+            (d.login_rate_per_sec, d.login_burst),
+            (defaults.login_rate_per_sec, defaults.login_burst)
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
+use crate::per_ip::ClientIp;
 use crate::upgrade::WsUpgrade;
-use crate::{AppState, auth, bench, conn, test_endpoints};
+use crate::{AppState, Refused, auth, bench, conn, test_endpoints};
 
 /// Builds the router of a server with `state`.
 ///
@@ -76,8 +77,24 @@ struct LoginResponse {
 
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    // Before anything else, so that a flood of bad requests costs as little as good ones.
+    if let Some(ip) = ip
+        && let Err(wait) = state.check_login(ip)
+    {
+        warn!(?ip, "login refused: rate limit");
+        // Whole seconds, rounded up (RFC 9110 §10.2.3).
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let retry = HeaderValue::from(secs.max(1));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry)],
+            "too many logins from this address",
+        )
+            .into_response();
+    }
     let Ok(Json(req)) = body else {
         return (StatusCode::BAD_REQUEST, "expected JSON {\"name\": ...}").into_response();
     };
@@ -89,9 +106,7 @@ async fn login(
         )
             .into_response();
     }
-    let Ok(mut tickets) = state.inner.tickets.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
+    let mut tickets = crate::lock(&state.inner.tickets);
     let ticket = tickets.issue(req.name, Instant::now());
     let expires_in_ms = u64::try_from(tickets.ttl().as_millis()).unwrap_or(u64::MAX);
     Json(LoginResponse {
@@ -137,9 +152,10 @@ struct WsQuery {
     name: Option<String>,
 }
 
-/// `/ws`: origin check (403), connection cap (503), ticket (401), then the upgrade.
+/// `/ws`: origin check (403), connection caps (503), ticket (401), then the upgrade.
 async fn ws(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
     upgrade: WsUpgrade,
@@ -155,12 +171,24 @@ async fn ws(
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
     }
-    let Some(slot) = state.reserve_ws() else {
-        warn!(
-            max = config.max_connections,
-            "ws refused: connection cap reached"
-        );
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+    let slot = match state.reserve_ws(ip) {
+        Ok(slot) => slot,
+        Err(Refused::Server) => {
+            warn!(
+                max = config.max_connections,
+                "ws refused: connection cap reached"
+            );
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+        }
+        Err(Refused::PerIp) => {
+            warn!(
+                ?ip,
+                max = config.max_connections_per_ip,
+                "ws refused: per-IP connection cap reached"
+            );
+            let body = "too many connections from this address";
+            return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+        }
     };
     let name = if config.no_auth {
         match q.name {
@@ -168,10 +196,10 @@ async fn ws(
             _ => format!("anon-{}", state.next_anon()),
         }
     } else {
-        let redeemed = q.ticket.as_deref().and_then(|ticket| {
-            let mut tickets = state.inner.tickets.lock().ok()?;
-            tickets.redeem(ticket, Instant::now())
-        });
+        let redeemed = q
+            .ticket
+            .as_deref()
+            .and_then(|ticket| crate::lock(&state.inner.tickets).redeem(ticket, Instant::now()));
         match redeemed {
             Some(name) => name,
             None => {

@@ -1,6 +1,7 @@
 //! Running the app on a listener, with or without TLS, until a shutdown signal.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
 use tracing::{info, warn};
@@ -42,7 +43,9 @@ pub async fn serve(
                     warn!("cannot set TCP_NODELAY: {err}");
                 }
             });
-            axum::serve(listener, router)
+            // The peer's address, for the per-IP limits.
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(on_shutdown)
                 .await?;
         }
@@ -59,7 +62,7 @@ pub async fn serve(
             axum_server::from_tcp(listener.into_std()?)?
                 .acceptor(acceptor)
                 .handle(handle)
-                .serve(router.into_make_service())
+                .serve(router.into_make_service_with_connect_info::<SocketAddr>())
                 .await?;
         }
     }

@@ -1,7 +1,8 @@
 //! Rejections are logged, and never with the ticket or message contents.
 //!
-//! Covers: at TRACE level (tungstenite aside), a login, a used ticket (401), a wrong origin (403), a rate-limit
-//! breach and an oversize message all log a rejection line, and neither the ticket nor the
+//! Covers: at TRACE level (tungstenite aside), a login, a used ticket (401), a wrong origin (403), a
+//! connection throttled by the rate limit and then closed for sustained abuse, and an oversize
+//! message all log a rejection line, and neither the ticket nor the
 //! published text appears anywhere in the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -9,6 +10,7 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{Client, TestServer, http, try_connect};
 use protocol::ClientMsg;
@@ -42,7 +44,11 @@ async fn rejections_are_logged_without_tickets_or_contents() {
         .with_writer(move || writer.clone())
         .init();
 
-    let config = Config::default().rate_limit(2.0, 2.0).max_message_size(512);
+    // Burst 2 and a 200 ms abuse window: the third frame is throttled, then closed with 1013.
+    let config = Config::default()
+        .rate_limit(2.0, 2.0)
+        .rate_abuse_window(Duration::from_millis(200))
+        .max_message_size(512);
     let server = TestServer::start(config).await;
     let (_, body) = http(server.addr, "POST", "/api/login", Some(r#"{"name":"ann"}"#)).await;
     let ticket = serde_json::from_str::<serde_json::Value>(&body).unwrap()["ticket"]
@@ -75,7 +81,7 @@ async fn rejections_are_logged_without_tickets_or_contents() {
     .await;
     assert_eq!(
         u16::from(a.expect_close().await.code),
-        protocol::close::POLICY
+        protocol::close::TRY_AGAIN_LATER
     );
 
     let ticket2 = {
@@ -105,7 +111,8 @@ async fn rejections_are_logged_without_tickets_or_contents() {
     for line in [
         "missing, used or expired ticket",
         "origin not allowed",
-        "rate limit exceeded",
+        "rate limit reached, reading slower",
+        "throttled for the whole abuse window, closing with 1013",
         "above the size limit",
     ] {
         assert!(log.contains(line), "no `{line}` in the log:\n{log}");
