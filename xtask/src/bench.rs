@@ -325,12 +325,15 @@ const WORKLOADS: [Workload; 6] = [
 
 /// Flags that lift server-dev's per-connection limits out of the way of the load generator;
 /// nothing else differs from the defaults.
-const SERVER_DEV_FLAGS: [&str; 12] = [
+const SERVER_DEV_FLAGS: [&str; 14] = [
     "--no-auth",
     "--rate-limit",
     "0",
     "--max-connections",
     "20000",
+    // Every load-generator connection comes from loopback, one address.
+    "--max-connections-per-ip",
+    "0",
     "--queue-capacity",
     "4096",
     "--max-sessions",
