@@ -350,11 +350,24 @@ where
 {
     async move {
         let (hub, config) = (state.hub(), state.config());
-        let mut bucket = Bucket::new(config.rate_per_sec, config.rate_burst, Instant::now());
-        // Since when every frame has had to wait for a token; `None` while not throttled.
-        let mut throttled_since: Option<Instant> = None;
-        let mut warned = false;
+        let mut throttle = Throttle {
+            bucket: Bucket::new(config.rate_per_sec, config.rate_burst, Instant::now()),
+            since: None,
+            warned: false,
+        };
         loop {
+            // Flow control, not punishment: above the rate, the next frame is not read until
+            // a token is there, and TCP backpressure slows the sender.
+            match throttle.bucket.wait(Instant::now()) {
+                None => throttle.since = None,
+                Some(wait) => {
+                    // Boxed: a connection never throttled holds no room for its timer.
+                    let held = Box::pin(throttle.hold_back(wait, peer, state, heard));
+                    if let Err(exit) = held.await {
+                        return exit;
+                    }
+                }
+            }
             let msg = match stream.next().await {
                 None => return Exit::Gone,
                 Some(Err(err)) => return classify(peer, err),
@@ -369,49 +382,8 @@ where
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Close(_) => return Exit::PeerClosed,
             };
-            // Flow control, not punishment: above the rate, stop reading until a token is
-            // there, and TCP backpressure slows the sender.
-            let mut waited = false;
-            let mut now = now;
-            while let Err(wait) = bucket.take(now) {
-                let since = *throttled_since.get_or_insert(now);
-                let throttled_for = now.saturating_duration_since(since);
-                let window = config.rate_abuse_window;
-                if !window.is_zero() && throttled_for >= window {
-                    warn!(
-                        conn = peer.id,
-                        secs = throttled_for.as_secs(),
-                        "rate limit: throttled for the whole abuse window, closing with 1013"
-                    );
-                    let msg = "kept sending above the rate limit";
-                    hub.send(peer.id, &error(ErrorCode::RateLimited, msg, None));
-                    return Exit::Close(close::TRY_AGAIN_LATER, "rate limit exceeded");
-                }
-                if !waited && throttled_for.is_zero() {
-                    if warned {
-                        debug!(conn = peer.id, "rate limit reached again, reading slower");
-                    } else {
-                        warned = true;
-                        warn!(conn = peer.id, "rate limit reached, reading slower");
-                    }
-                }
-                waited = true;
-                let wait = if window.is_zero() {
-                    wait
-                } else {
-                    wait.min(window - throttled_for)
-                };
-                let wake = now + wait;
-                // Not idle: this frame came, the next ones wait unread. The heartbeat counts
-                // the peer as heard until the reader is back.
-                heard.note(wake);
-                // Boxed: a connection that is never throttled holds no room for the timer.
-                Box::pin(tokio::time::sleep_until(wake)).await;
-                now = Instant::now();
-            }
-            if !waited {
-                throttled_since = None;
-            }
+            // A token is there: the reader waited for one before reading.
+            let _ = throttle.bucket.take(now);
             match text {
                 Some(text) if config.test_endpoints && text.as_str() == TEST_PANIC => {
                     panic!("test endpoint: panic requested on connection {}", peer.id)
@@ -421,6 +393,68 @@ where
                     let msg = "protocol v1 uses text frames only";
                     hub.send(peer.id, &error(ErrorCode::BinaryUnsupported, msg, None));
                 }
+            }
+        }
+    }
+}
+
+/// The rate limit of one connection's reader.
+#[derive(Debug)]
+struct Throttle {
+    bucket: Bucket,
+    /// Since when the reader has found the bucket empty every time it was about to read;
+    /// `None` while not throttled.
+    since: Option<Instant>,
+    /// Whether this connection was throttled before (logged at warn once, then at debug).
+    warned: bool,
+}
+
+impl Throttle {
+    /// Waits until a token is there, `wait` at first. Err once the connection has been
+    /// throttled without a break for the whole abuse window: `error{rate_limited}` is queued
+    /// and the connection is to close with 1013 (retryable).
+    async fn hold_back(
+        &mut self,
+        mut wait: Duration,
+        peer: &Peer,
+        state: &AppState,
+        heard: &Heard,
+    ) -> Result<(), Exit> {
+        let (hub, window) = (state.hub(), state.config().rate_abuse_window);
+        let mut now = Instant::now();
+        if self.since.is_none() {
+            if self.warned {
+                debug!(conn = peer.id, "rate limit reached again, reading slower");
+            } else {
+                self.warned = true;
+                warn!(conn = peer.id, "rate limit reached, reading slower");
+            }
+        }
+        let since = *self.since.get_or_insert(now);
+        loop {
+            let throttled_for = now.saturating_duration_since(since);
+            if !window.is_zero() && throttled_for >= window {
+                warn!(
+                    conn = peer.id,
+                    secs = throttled_for.as_secs(),
+                    "rate limit: throttled for the whole abuse window, closing with 1013"
+                );
+                let msg = "kept sending above the rate limit";
+                hub.send(peer.id, &error(ErrorCode::RateLimited, msg, None));
+                return Err(Exit::Close(close::TRY_AGAIN_LATER, "rate limit exceeded"));
+            }
+            if !window.is_zero() {
+                wait = wait.min(window - throttled_for);
+            }
+            let wake = now + wait;
+            // Not idle: the peer was just heard, and what it sent since waits unread. The
+            // heartbeat counts it as heard until the reader is back.
+            heard.note(wake);
+            tokio::time::sleep_until(wake).await;
+            now = Instant::now();
+            match self.bucket.wait(now) {
+                None => return Ok(()),
+                Some(next) => wait = next,
             }
         }
     }

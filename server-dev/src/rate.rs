@@ -44,17 +44,29 @@ impl Bucket {
     /// Takes a token, or tells how long until one is there (at least 1 ms, so that a caller
     /// that sleeps that long never spins).
     pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.wait(now) {
+            Some(wait) => Err(wait),
+            None => {
+                if self.enabled() {
+                    self.tokens -= 1.0;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// How long until a token is there, if none is; takes nothing.
+    pub(crate) fn wait(&mut self, now: Instant) -> Option<Duration> {
         if !self.enabled() {
-            return Ok(());
+            return None;
         }
         self.refill(now);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Ok(());
+            return None;
         }
         let secs = (1.0 - self.tokens) / self.per_sec;
         let wait = Duration::try_from_secs_f64(secs).unwrap_or(MAX_WAIT);
-        Err(wait.clamp(Duration::from_millis(1), MAX_WAIT))
+        Some(wait.clamp(Duration::from_millis(1), MAX_WAIT))
     }
 
     /// Whether the bucket has refilled completely, so that forgetting it changes nothing.
@@ -77,6 +89,10 @@ mod tests {
         let mut b = Bucket::new(10.0, 2.0, t0);
         assert!(b.take(t0).is_ok() && b.take(t0).is_ok());
         assert_eq!(b.take(t0), Err(Duration::from_millis(100)));
+        assert_eq!(
+            b.wait(t0 + Duration::from_millis(40)),
+            Some(Duration::from_millis(60))
+        );
         assert!(!b.is_full(t0));
         assert!(b.take(t0 + Duration::from_millis(150)).is_ok());
         assert!(b.is_full(t0 + Duration::from_secs(1)));
