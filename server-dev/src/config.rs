@@ -66,7 +66,8 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Largest batch frame (JSON array) the writer builds from queued messages. Default: 16 KiB.
     pub batch_max_bytes: usize,
-    /// Token bucket refill rate: frames per second per connection. Default: 50.
+    /// Token bucket refill rate: frames per second per connection; above it the connection
+    /// is read more slowly (see [`Self::rate_abuse_window`]). 0 disables it. Default: 50.
     pub rate_per_sec: f64,
     /// Token bucket size: the burst of frames allowed. Default: 100.
     pub rate_burst: f64,

@@ -84,6 +84,7 @@ struct Shared {
     ws_conns: AtomicUsize,
     /// Live `/ws` connections per client address, for the per-IP cap.
     ws_per_ip: Mutex<per_ip::ConnCounts>,
+    /// Login token buckets per client address.
     logins: Mutex<per_ip::LoginLimiter>,
     anon: AtomicU64,
 }

@@ -72,7 +72,8 @@ struct Args {
     /// Largest batch frame in bytes.
     #[arg(long, default_value_t = 16 * 1024)]
     batch_max_bytes: usize,
-    /// Frames per second allowed per connection (token bucket refill); 0 disables the limit.
+    /// Frames per second read per connection (token bucket refill): above it reading slows
+    /// down; 0 disables the limit.
     #[arg(long, default_value_t = 50.0)]
     rate_limit: f64,
     /// Token bucket size (burst).
