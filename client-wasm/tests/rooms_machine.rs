@@ -47,10 +47,10 @@ fn close() -> Event {
 
 fn sent(r: &mut Rooms) -> Vec<(bool, ClientMsg)> {
     std::iter::from_fn(|| r.poll_transmit())
-        .map(|o| {
+        .filter_map(|o| {
             let pre = matches!(o, Outgoing::Preamble(_));
-            let m = serde_json::from_str(o.message().as_text().unwrap()).unwrap();
-            (pre, m)
+            let m = serde_json::from_str(o.message()?.as_text().unwrap()).unwrap();
+            Some((pre, m))
         })
         .collect()
 }
@@ -96,7 +96,7 @@ fn delivered(evs: &[RoomEvent]) -> Vec<u64> {
 
 /// A layer that joined `room` at `offset` of epoch `e1` on an open connection.
 fn joined_layer(room: &str, offset: u64) -> Rooms {
-    let mut r = Rooms::new(RoomsConfig::default());
+    let mut r = Rooms::new(RoomsConfig::default(), 1);
     r.join(Instant(0), room).unwrap();
     r.handle_event(Instant(0), &Event::Open);
     sent(&mut r);
@@ -129,7 +129,7 @@ impl Shell {
         );
         let mut shell = Shell {
             m: m.unwrap(),
-            r: Rooms::new(RoomsConfig::default()),
+            r: Rooms::new(RoomsConfig::default(), 1),
             now: 0,
             conn: None,
             wire: Vec::new(),
@@ -150,9 +150,8 @@ impl Shell {
                 Command::Emit(e) => {
                     self.r.handle_event(now, &e);
                     while let Some(o) = self.r.poll_transmit() {
-                        let (Outgoing::Preamble(f) | Outgoing::Send(f)) = o;
                         // Refused when the socket is not open; the layer redoes it.
-                        let _ = self.m.send_preamble(now, f);
+                        let _ = self.m.send_outgoing(now, o);
                     }
                 }
                 _ => {}
@@ -189,8 +188,7 @@ impl Shell {
 
     fn pump_layer(&mut self) {
         while let Some(o) = self.r.poll_transmit() {
-            let (Outgoing::Preamble(f) | Outgoing::Send(f)) = o;
-            let _ = self.m.send_preamble(Instant(self.now), f);
+            let _ = self.m.send_outgoing(Instant(self.now), o);
         }
         self.pump();
     }
@@ -254,7 +252,11 @@ fn a_publish_during_a_reconnect_does_not_overtake_the_resends() {
         .filter(|(c, _)| *c == second)
         .map(|(_, f)| f.as_str())
         .collect();
-    assert_eq!(frames.first(), Some(&r#"{"type":"hello","session":"s"}"#));
+    let hello = format!(
+        r#"{{"type":"hello","session":"s","publisher":"{}"}}"#,
+        s.r.publisher()
+    );
+    assert_eq!(frames.first(), Some(&hello.as_str()));
     assert_eq!(s.publish_ids_on(second), vec![1, 2, 3]);
 }
 
@@ -267,7 +269,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
         Instant(0),
     )
     .unwrap();
-    let mut r = Rooms::new(RoomsConfig::default());
+    let mut r = Rooms::new(RoomsConfig::default(), 1);
     r.join(Instant(0), "a").unwrap();
     r.join(Instant(0), "b").unwrap();
     let p1 = r.publish(Instant(0), "a", raw(json!(1))).unwrap();
@@ -309,11 +311,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
             Command::Emit(e) => {
                 r.handle_event(Instant(1), &e);
                 while let Some(o) = r.poll_transmit() {
-                    match o {
-                        Outgoing::Preamble(f) | Outgoing::Send(f) => {
-                            m.send_preamble(Instant(1), f).unwrap()
-                        }
-                    }
+                    m.send_outgoing(Instant(1), o).unwrap();
                 }
             }
             Command::Transmit { message, .. } => wire.push(message.as_text().unwrap().to_owned()),
@@ -323,7 +321,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
     assert_eq!(
         wire,
         vec![
-            r#"{"type":"hello"}"#.to_owned(),
+            format!(r#"{{"type":"hello","publisher":"{}"}}"#, r.publisher()),
             r#"{"type":"join","room":"a"}"#.to_owned(),
             r#"{"type":"join","room":"b"}"#.to_owned(),
             "user queued".to_owned(),
@@ -383,7 +381,7 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
         msgs[0],
         ClientMsg::Hello {
             session: Some("tok".into()),
-            publisher: None,
+            publisher: Some(r.publisher().to_owned()),
         }
     );
     assert_eq!(
@@ -508,6 +506,7 @@ fn bounds_timeouts_refusals_and_leave() {
         RoomsConfig::default()
             .max_unacked(2)
             .ack_timeout(Duration::from_millis(100)),
+        1,
     );
     assert_eq!(
         r.publish(Instant(0), "a", raw(json!(1))),
@@ -605,16 +604,24 @@ fn presence_rooms_bad_frames_and_typed_decoding() {
     assert!(matches!(&ev[2], RoomEvent::BadFrame(e) if e.raw == "{nope"));
     let m = RoomMessage {
         room: "a".into(),
+        epoch: "e1".into(),
         offset: 1,
         from: "x".into(),
         data: raw(json!({"n": 1})),
         ts: 5,
+        publisher: Some("p".repeat(16)),
+        id: Some(3),
     };
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct N {
         n: u32,
     }
-    assert_eq!(m.decode::<N>().unwrap().data, N { n: 1 });
+    let typed = m.decode::<N>().unwrap();
+    assert_eq!(typed.data, N { n: 1 });
+    assert_eq!(
+        (typed.epoch.as_str(), typed.publisher, typed.id),
+        ("e1", Some("p".repeat(16)), Some(3))
+    );
     let bad = m.decode::<String>().unwrap_err();
     assert_eq!(bad.raw, r#"{"n":1}"#);
 }
@@ -854,7 +861,8 @@ fn pump(r: &mut Rooms, model: &mut Model, app: &mut App) -> Result<(), TestCaseE
         let mut moved = false;
         while let Some(o) = r.poll_transmit() {
             moved = true;
-            let m: ClientMsg = serde_json::from_str(o.message().as_text().unwrap()).unwrap();
+            let Some(frame) = o.message() else { continue };
+            let m: ClientMsg = serde_json::from_str(frame.as_text().unwrap()).unwrap();
             model.handle(m);
         }
         while let Some(ev) = r.poll_event() {
@@ -883,7 +891,7 @@ fn deliver(r: &mut Rooms, model: &mut Model, k: usize) {
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut r = Rooms::new(RoomsConfig::default().max_unacked(64));
+    let mut r = Rooms::new(RoomsConfig::default().max_unacked(64), 1);
     let mut model = Model {
         generation: 0,
         rooms: BTreeMap::new(),
