@@ -20,13 +20,14 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use protocol::{ClientMsg, ErrorCode, ServerMsg, Since};
+use protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, Since};
 use serde_json::json;
+use ws_lifeline::Error;
 use ws_lifeline::machine::rooms::{
     Outgoing, PublishId, RoomError, RoomEvent, RoomMessage, Rooms, RoomsConfig,
 };
 use ws_lifeline::machine::{
-    CloseInfo, Command, Config, Event, Input, Instant, Machine, Message, Target,
+    CloseInfo, Command, Config, Event, Input, Instant, Machine, Message, Sent, Target,
 };
 
 fn text(msg: &ServerMsg) -> Event {
@@ -113,6 +114,8 @@ struct Shell {
     conn: Option<ws_lifeline::machine::ConnId>,
     /// Frames put on the wire, with the connection they went out on.
     wire: Vec<(ws_lifeline::machine::ConnId, String)>,
+    /// When each frame of `wire` went out (virtual ms).
+    sent_at: Vec<u64>,
 }
 
 impl Shell {
@@ -133,6 +136,7 @@ impl Shell {
             now: 0,
             conn: None,
             wire: Vec::new(),
+            sent_at: Vec::new(),
         };
         shell.pump();
         shell
@@ -146,6 +150,7 @@ impl Shell {
                 Command::Transmit { conn, message } => {
                     self.wire
                         .push((conn, message.as_text().unwrap().to_owned()));
+                    self.sent_at.push(self.now);
                 }
                 Command::Emit(e) => {
                     self.r.handle_event(now, &e);
@@ -197,14 +202,106 @@ impl Shell {
         self.wire
             .iter()
             .filter(|(c, _)| *c == conn)
-            .filter_map(
-                |(_, f)| match serde_json::from_str::<ClientMsg>(f).unwrap() {
-                    ClientMsg::Publish { id, .. } => Some(id),
-                    _ => None,
-                },
-            )
+            .filter_map(|(_, f)| match serde_json::from_str::<ClientMsg>(f).ok()? {
+                ClientMsg::Publish { id, .. } => Some(id),
+                _ => None,
+            })
             .collect()
     }
+
+    /// Runs both timers up to virtual time `t`.
+    fn advance(&mut self, t: u64) {
+        loop {
+            let next = [self.m.poll_timeout(), self.r.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at.0 <= t => {
+                    self.now = self.now.max(at.0);
+                    self.m.handle_timeout(Instant(self.now));
+                    self.r.handle_timeout(Instant(self.now));
+                    self.pump_layer();
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+    }
+
+    fn closed(&mut self, code: u16) {
+        let conn = self.conn.unwrap();
+        let info = CloseInfo {
+            code,
+            reason: String::new(),
+            was_clean: true,
+        };
+        self.m
+            .handle(Instant(self.now), Input::SocketClosed { conn, info });
+        self.pump();
+    }
+
+    /// The server's acks for every publish on the wire not acked yet.
+    fn ack_all(&mut self, acked: &mut HashSet<u64>) {
+        let ids = self.publish_ids_on(self.conn.unwrap());
+        for id in ids {
+            if acked.insert(id) {
+                self.receive(&ServerMsg::Ack {
+                    id,
+                    offset: id,
+                    duplicate: false,
+                });
+            }
+        }
+    }
+}
+
+fn limits(max_message_bytes: u32, rate_per_sec: u32, rate_burst: u32, window: u32) -> Limits {
+    Limits {
+        max_message_bytes,
+        rate_per_sec,
+        rate_burst,
+        dedupe_window: window,
+    }
+}
+
+fn welcome_with(limits: Limits) -> ServerMsg {
+    ServerMsg::Welcome {
+        session: "s".into(),
+        resumed: false,
+        name: "me".into(),
+        limits: Some(limits),
+    }
+}
+
+fn msg_from(room: &str, offset: u64, publisher: &str, id: u64) -> ServerMsg {
+    ServerMsg::Message {
+        room: room.into(),
+        offset,
+        from: "b".into(),
+        data: json!(offset),
+        ts: 0,
+        publisher: Some(publisher.into()),
+        id: Some(id),
+    }
+}
+
+fn delivered_msgs(evs: &[RoomEvent]) -> Vec<RoomMessage> {
+    evs.iter()
+        .filter_map(|e| match e {
+            RoomEvent::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(evs: &[RoomEvent]) -> Vec<(PublishId, RoomError)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            RoomEvent::PublishFailed { id, error, .. } => Some((*id, error.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn welcome() -> ServerMsg {
@@ -1013,4 +1110,413 @@ proptest! {
     ) {
         run(steps)?;
     }
+}
+
+#[test]
+fn publisher_id_is_chosen_once_from_the_seed_and_publish_ids_never_restart() {
+    let a = Rooms::new(RoomsConfig::default(), 1);
+    assert_eq!(
+        a.publisher(),
+        Rooms::new(RoomsConfig::default(), 1).publisher()
+    );
+    assert_ne!(
+        a.publisher(),
+        Rooms::new(RoomsConfig::default(), 2).publisher()
+    );
+    assert_eq!(a.publisher().len(), 16);
+    assert!(a.publisher().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(protocol::valid_publisher_id(a.publisher()));
+
+    // Across reconnects and a server that forgot the session: one publisher id, ids grow.
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    let mut ids: Vec<Vec<u64>> = Vec::new();
+    let mut hellos = HashSet::new();
+    for round in 0..3u64 {
+        s.opened();
+        s.receive(&welcome());
+        s.receive(&joined("a", &format!("e{round}"), 0, true));
+        s.publish(round);
+        ids.push(s.publish_ids_on(s.conn.unwrap()));
+        s.closed(1012);
+        s.advance(s.now + 20);
+    }
+    for (_, f) in &s.wire {
+        if let Ok(ClientMsg::Hello { publisher, .. }) = serde_json::from_str::<ClientMsg>(f) {
+            hellos.insert(publisher.unwrap());
+        }
+    }
+    assert_eq!(hellos.len(), 1, "one publisher id in every hello");
+    assert!(hellos.contains(s.r.publisher()));
+    // Unacked publishes are resent on each connection; a new one always gets a higher id.
+    assert_eq!(ids, vec![vec![1], vec![1, 2], vec![1, 2, 3]]);
+}
+
+#[test]
+fn a_resend_rebroadcast_under_a_new_epoch_is_dropped_and_messages_carry_their_key() {
+    let mut r = joined_layer("a", 0);
+    r.handle_event(
+        Instant(1),
+        &batch(&[
+            msg_from("a", 1, "pub-aaaaaaaa", 1),
+            msg_from("a", 2, "pub-aaaaaaaa", 2),
+            msg("a", 3),
+        ]),
+    );
+    let first = delivered_msgs(&events(&mut r));
+    assert_eq!(first.len(), 3);
+    assert_eq!(first[0].epoch, "e1");
+    assert_eq!(
+        (first[1].publisher.as_deref(), first[1].id),
+        (Some("pub-aaaaaaaa"), Some(2))
+    );
+    assert_eq!((first[2].publisher.clone(), first[2].id), (None, None));
+    // The server restarts; the publisher resends 2 (its ack was lost) and publishes 3. The
+    // receiver's since is in the old epoch: the new epoch is replayed from offset 1.
+    r.handle_event(Instant(2), &close());
+    r.handle_event(Instant(3), &Event::Open);
+    sent(&mut r);
+    r.handle_event(
+        Instant(4),
+        &batch(&[
+            ServerMsg::Joined {
+                room: "a".into(),
+                epoch: "e2".into(),
+                offset: 3,
+                recovered: false,
+                resume_after: Some(0),
+            },
+            msg_from("a", 1, "pub-aaaaaaaa", 2),
+            msg_from("a", 2, "pub-aaaaaaaa", 3),
+            msg("a", 3),
+        ]),
+    );
+    let ev = events(&mut r);
+    assert!(matches!(
+        &ev[0],
+        RoomEvent::Recovery { recovered: false, epoch, .. } if epoch == "e2"
+    ));
+    let second = delivered_msgs(&ev);
+    let keys: Vec<(String, u64, Option<u64>)> = second
+        .iter()
+        .map(|m| (m.epoch.clone(), m.offset, m.id))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![("e2".into(), 2, Some(3)), ("e2".into(), 3, None)],
+        "the resend of id 2 is dropped, the rest delivered once"
+    );
+    assert_eq!(r.stats().resends_dropped, 1);
+    assert_eq!(
+        r.position("a").unwrap().offset,
+        3,
+        "the dropped resend still counts"
+    );
+    // Offsets go on: no gap, no rejoin.
+    r.handle_event(Instant(5), &text(&msg_from("a", 4, "pub-aaaaaaaa", 4)));
+    assert_eq!(delivered(&events(&mut r)), vec![4]);
+    assert!(sent(&mut r).is_empty());
+}
+
+#[test]
+fn resume_after_delivers_the_new_epoch_from_offset_1_once() {
+    let mut r = joined_layer("a", 5);
+    r.handle_event(Instant(1), &close());
+    r.handle_event(Instant(2), &Event::Open);
+    let out = sent(&mut r);
+    assert_eq!(
+        out[1].1,
+        ClientMsg::Join {
+            room: "a".into(),
+            since: Some(Since {
+                epoch: "e1".into(),
+                offset: 5
+            })
+        }
+    );
+    let joined = ServerMsg::Joined {
+        room: "a".into(),
+        epoch: "e2".into(),
+        offset: 3,
+        recovered: false,
+        resume_after: Some(0),
+    };
+    // The replay arrives with a duplicate and a message ahead of its turn mixed in.
+    r.handle_event(
+        Instant(3),
+        &batch(&[joined, msg("a", 1), msg("a", 2), msg("a", 1)]),
+    );
+    r.handle_event(Instant(3), &batch(&[msg("a", 3), msg("a", 3), msg("a", 4)]));
+    let ev = events(&mut r);
+    assert!(matches!(
+        &ev[0],
+        RoomEvent::Recovery { recovered: false, since, epoch, offset: 3, .. }
+            if since.offset == 5 && epoch == "e2"
+    ));
+    assert_eq!(delivered(&ev), vec![1, 2, 3, 4]);
+    assert!(delivered_msgs(&ev).iter().all(|m| m.epoch == "e2"));
+    assert!(
+        sent(&mut r).is_empty(),
+        "no recovery join: nothing was missing"
+    );
+    assert_eq!(r.position("a").unwrap().offset, 4);
+}
+
+#[test]
+fn the_publisher_table_is_bounded_least_recently_seen_first() {
+    let mut r = Rooms::new(RoomsConfig::default().max_publishers(2), 1);
+    r.join(Instant(0), "a").unwrap();
+    r.handle_event(Instant(0), &Event::Open);
+    sent(&mut r);
+    r.handle_event(Instant(0), &text(&joined("a", "e1", 0, true)));
+    let ids = [
+        ("pub-aaaaaaaa", 1),
+        ("pub-bbbbbbbb", 1),
+        ("pub-aaaaaaaa", 2), // A seen again: B is now the least recently seen
+        ("pub-cccccccc", 1), // evicts B
+        ("pub-bbbbbbbb", 1), // forgotten: delivered again (the bound's price), evicts A
+        ("pub-cccccccc", 1), // remembered: dropped
+    ];
+    let frames: Vec<ServerMsg> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (p, id))| msg_from("a", i as u64 + 1, p, *id))
+        .collect();
+    r.handle_event(Instant(1), &batch(&frames));
+    assert_eq!(delivered(&events(&mut r)), vec![1, 2, 3, 4, 5]);
+    assert_eq!(r.stats().resends_dropped, 1);
+}
+
+#[test]
+fn a_publish_over_the_limit_fails_at_once_and_the_rest_flow() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    s.opened();
+    s.receive(&welcome_with(limits(1024, 50, 100, 1024)));
+    s.receive(&joined("a", "e1", 0, true));
+    let big = raw(json!("x".repeat(2048)));
+    let err = s.r.publish(Instant(s.now), "a", big).unwrap_err();
+    assert!(
+        matches!(err, RoomError::TooLarge { size, limit: Some(1024) } if size > 2048),
+        "{err:?}"
+    );
+    for n in 0..10 {
+        s.publish(n);
+    }
+    let conn = s.conn.unwrap();
+    assert_eq!(s.publish_ids_on(conn), (2..=11).collect::<Vec<_>>());
+    assert_eq!(s.r.stats().opens, 1, "no reconnect");
+    // A user send over the limit is refused by the core, as a publish is by the layer.
+    let err = s.m.send(Instant(s.now), Message::Text("y".repeat(1025)));
+    assert_eq!(
+        err,
+        Err(Error::TooLarge {
+            size: 1025,
+            limit: 1024
+        })
+    );
+    assert_eq!(
+        s.m.send(Instant(s.now), Message::Text("y".repeat(1024))),
+        Ok(Sent::Transmitted)
+    );
+}
+
+#[test]
+fn publishes_accepted_before_the_limit_was_known_are_checked_at_the_welcome() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    let big =
+        s.r.publish(Instant(0), "a", raw(json!("x".repeat(2048))))
+            .unwrap();
+    s.publish(1);
+    s.opened();
+    s.receive(&welcome_with(limits(1024, 50, 100, 1024)));
+    let ev = events(&mut s.r);
+    let failed = failures(&ev);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, big);
+    assert!(matches!(
+        failed[0].1,
+        RoomError::TooLarge {
+            limit: Some(1024),
+            ..
+        }
+    ));
+    assert_eq!(s.publish_ids_on(s.conn.unwrap()), vec![big.0 + 1]);
+}
+
+#[test]
+fn a_close_1009_fails_the_largest_publish_in_flight_and_the_queue_flows() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    s.opened();
+    s.receive(&welcome()); // an older server: no limits
+    s.receive(&joined("a", "e1", 0, true));
+    s.publish(1);
+    let big =
+        s.r.publish(Instant(0), "a", raw(json!("x".repeat(70_000))))
+            .unwrap();
+    s.pump_layer();
+    s.publish(3);
+    let first = s.conn.unwrap();
+    assert_eq!(s.publish_ids_on(first), vec![1, 2, 3]);
+    events(&mut s.r);
+    s.closed(1009);
+    let failed = failures(&events(&mut s.r));
+    assert_eq!(
+        failed,
+        vec![(
+            big,
+            RoomError::TooLarge {
+                size: s
+                    .wire
+                    .iter()
+                    .find(|(_, f)| f.len() > 70_000)
+                    .unwrap()
+                    .1
+                    .len(),
+                limit: None
+            }
+        )]
+    );
+    // 1009 is retried; the small publishes are resent, the large one is not.
+    s.advance(s.now + 20);
+    assert_ne!(s.conn.unwrap(), first);
+    s.opened();
+    s.receive(&welcome());
+    assert_eq!(s.publish_ids_on(s.conn.unwrap()), vec![1, 3]);
+}
+
+#[test]
+fn the_core_paces_user_sends_to_the_limits() {
+    let mut m = Machine::new(
+        Config::default().no_heartbeat(),
+        Target::Url("ws://127.0.0.1:1/ws".into()),
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let conn = std::iter::from_fn(|| m.poll_command())
+        .find_map(|c| match c {
+            Command::Open { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .unwrap();
+    m.set_limits(Instant(0), Some(&limits(100, 10, 2, 8)));
+    m.handle(
+        Instant(0),
+        Input::SocketOpened {
+            conn,
+            protocol: String::new(),
+        },
+    );
+    while m.poll_command().is_some() {}
+    let results: Vec<Sent> = (0..5)
+        .map(|i| m.send(Instant(0), Message::Text(i.to_string())).unwrap())
+        .collect();
+    assert_eq!(results[..2], [Sent::Transmitted, Sent::Transmitted]);
+    assert!(results[2..].iter().all(|r| *r == Sent::Queued));
+    assert_eq!(m.poll_timeout(), Some(Instant(100)), "one frame per 100 ms");
+    assert_eq!(std::iter::from_fn(|| m.poll_command()).count(), 2);
+    m.handle_timeout(Instant(100));
+    let out: Vec<Command> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(m.queued_messages(), 2);
+    m.handle_timeout(Instant(300));
+    while m.poll_command().is_some() {}
+    assert_eq!(m.queued_messages(), 0);
+    // Without limits (an older server): no pacing.
+    m.set_limits(Instant(300), None);
+    for i in 0..20 {
+        assert_eq!(
+            m.send(Instant(300), Message::Text(i.to_string())),
+            Ok(Sent::Transmitted)
+        );
+    }
+}
+
+/// The server's view: a token bucket of `burst` frames, full at the open, refilled at `rate`
+/// a second. Every frame must find a token.
+fn check_bucket(times: &[u64], open: u64, rate: u64, burst: u64) {
+    let (mut tokens, mut at) = (burst * 1000, open);
+    for (i, &t) in times.iter().enumerate() {
+        tokens = (tokens + (t - at) * rate).min(burst * 1000);
+        at = t;
+        assert!(tokens >= 1000, "frame {i} at {t} ms found no token");
+        tokens -= 1000;
+    }
+}
+
+#[test]
+fn publishes_made_offline_are_paced_to_the_rate_and_the_dedupe_window() {
+    let (rate, burst, window) = (50, 100, 40);
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    for n in 0..300 {
+        s.publish(n);
+    }
+    s.m.send(Instant(0), "user 1".into()).unwrap();
+    s.now = 1000;
+    s.opened();
+    let open = s.now;
+    s.receive(&welcome_with(limits(65_536, rate, burst, window)));
+    s.receive(&joined("a", "e1", 0, true));
+    s.m.send(Instant(s.now), "user 2".into()).unwrap();
+    s.pump();
+    let conn = s.conn.unwrap();
+    assert_eq!(
+        s.publish_ids_on(conn).len(),
+        window as usize,
+        "the window binds"
+    );
+    // The server acks what it has read once a second.
+    let mut acked = HashSet::new();
+    let mut max_in_flight = 0;
+    while acked.len() < 300 && s.now < 60_000 {
+        let in_flight = s.publish_ids_on(conn).len() - acked.len();
+        max_in_flight = max_in_flight.max(in_flight);
+        s.advance(s.now + 1000);
+        s.ack_all(&mut acked);
+    }
+    assert_eq!(acked.len(), 300, "every publish sent on the one connection");
+    assert!(
+        max_in_flight <= window as usize,
+        "{max_in_flight} in flight"
+    );
+    assert_eq!(s.r.unacked(), 0);
+    let times: Vec<u64> = s
+        .wire
+        .iter()
+        .zip(&s.sent_at)
+        .filter(|((c, _), _)| *c == conn)
+        .map(|(_, t)| *t)
+        .collect();
+    check_bucket(&times, open, u64::from(rate), u64::from(burst));
+    let frames: Vec<&str> = s.wire.iter().map(|(_, f)| f.as_str()).collect();
+    assert!(
+        frames[0].starts_with(r#"{"type":"hello""#),
+        "the preamble goes first"
+    );
+    assert!(frames.contains(&"user 1") && frames.contains(&"user 2"));
+}
+
+#[test]
+fn a_burst_never_exceeds_the_bucket() {
+    let (rate, burst) = (50, 100);
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    for n in 0..300 {
+        s.publish(n);
+    }
+    s.opened();
+    s.receive(&welcome_with(limits(65_536, rate, burst, 1024)));
+    let conn = s.conn.unwrap();
+    // The preamble (hello, join) took two tokens: 98 publishes at once.
+    assert_eq!(s.publish_ids_on(conn).len(), 98);
+    s.advance(10_000);
+    assert_eq!(s.publish_ids_on(conn).len(), 300);
+    let times: Vec<u64> = s.sent_at.clone();
+    check_bucket(&times, 0, u64::from(rate), u64::from(burst));
+    // Paced, not slower: the 202 frames after the burst take 202 / 50 s.
+    assert_eq!(times.last(), Some(&4_040));
 }

@@ -496,6 +496,7 @@ impl Machine {
         }
         self.queue_bytes += message.len();
         self.queue.push_back(message);
+        self.arm_pace(now);
         Ok(Sent::Queued)
     }
 
@@ -833,6 +834,21 @@ impl Machine {
             self.queue_bytes -= m.len();
             self.transmit(now, m);
         }
+        self.arm_pace(now);
+        let drain_poll = self.config.drain_poll;
+        if let Some(c) = self
+            .conn
+            .as_mut()
+            .filter(|c| c.phase == Phase::Open && !c.closing)
+            && c.buffered > hw
+            && c.drain_at.is_none()
+        {
+            c.drain_at = Some(now + drain_poll);
+        }
+    }
+
+    /// Sets the pacing timer for when the bucket has a token again, if frames wait for one.
+    fn arm_pace(&mut self, now: Instant) {
         let pending = !self.queue.is_empty();
         if let (Some(pace), Some(c)) = (self.pace, self.conn.as_mut())
             && c.phase == Phase::Open
@@ -844,16 +860,6 @@ impl Machine {
             // Ceiling division: the first millisecond at which a whole token is back.
             let wait = (1000 - c.tokens + pace.per_ms - 1) / pace.per_ms;
             c.pace_at = Some(Instant(now.0.saturating_add(wait.max(1) as u64)));
-        }
-        let drain_poll = self.config.drain_poll;
-        if let Some(c) = self
-            .conn
-            .as_mut()
-            .filter(|c| c.phase == Phase::Open && !c.closing)
-            && c.buffered > hw
-            && c.drain_at.is_none()
-        {
-            c.drain_at = Some(now + drain_poll);
         }
     }
 

@@ -379,7 +379,8 @@ pub enum RoomEvent {
         /// The room's latest offset now.
         offset: Offset,
     },
-    /// A message, in offset order, never twice.
+    /// A message, in offset order, never twice. A resend the server re-broadcast under a new
+    /// offset (same `publisher` and `id`) is skipped, so offsets may jump over it.
     Message(RoomMessage),
     /// The server confirmed a `leave`.
     Left {
