@@ -575,7 +575,10 @@ impl<T: Clone> UseRoom<T> {
         self.view.borrow().recovered
     }
 
-    /// Messages delivered since mount, in offset order, each once.
+    /// Messages delivered since mount, in delivery order, each once: in offset order within an
+    /// epoch, and after a server restart (a new epoch, offsets from 1 again) the new epoch's
+    /// after the old one's. So `offset` alone is no list key; `(publisher, id)` is, from a
+    /// server that stamps them, and `(epoch, offset)` otherwise.
     pub fn messages(&self) -> Vec<RoomMessage<T>> {
         self.view.borrow().messages.clone()
     }
