@@ -1,12 +1,12 @@
 //! Protocol v1 above the core: rooms, publishes with acks, per-room offsets and recovery.
 //!
 //! [`Rooms`] is sans-IO like the [`Machine`](super::Machine) it sits on: no clock, no socket,
-//! no randomness. A shell feeds it every core [`Event`] with [`Rooms::handle_event`], the
-//! user's actions with [`Rooms::join`], [`Rooms::leave`] and [`Rooms::publish`], and time with
-//! [`Rooms::handle_timeout`]; it then carries out every [`Outgoing`] frame from
-//! [`Rooms::poll_transmit`] (a [`Outgoing::Preamble`] with `send_preamble`, a
-//! [`Outgoing::Send`] with `send`) and hands every [`RoomEvent`] from [`Rooms::poll_event`]
-//! to the application.
+//! no randomness of its own (the publisher id comes from a seed). A shell feeds it every core
+//! [`Event`] with [`Rooms::handle_event`], the user's actions with [`Rooms::join`],
+//! [`Rooms::leave`] and [`Rooms::publish`], and time with [`Rooms::handle_timeout`]; it then
+//! hands every [`Outgoing`] from [`Rooms::poll_transmit`] to the core with
+//! [`Machine::send_outgoing`](super::Machine::send_outgoing) and every [`RoomEvent`] from
+//! [`Rooms::poll_event`] to the application.
 //!
 //! What it guarantees (see `docs/PROTOCOL.md`, "Client duties"):
 //! - On every open, before the core flushes its queue: `hello {session}`, then
@@ -42,6 +42,8 @@
 //! assert_eq!(std::iter::from_fn(|| rooms.poll_transmit()).count(), 2);
 //! let welcome = r#"{"type":"welcome","session":"s1","resumed":false,"name":"me"}"#;
 //! rooms.handle_event(Instant(2), &Event::Message(Message::Text(welcome.into())));
+//! // No `limits` in this welcome: the core is told not to pace.
+//! assert_eq!(rooms.poll_transmit(), Some(Outgoing::Limits(None)));
 //! assert!(matches!(rooms.poll_transmit(), Some(Outgoing::Send(_))));
 //! assert!(matches!(rooms.poll_event(), Some(RoomEvent::Welcome { .. })));
 //! let ack = format!(r#"{{"type":"ack","id":{},"offset":1}}"#, id.0);
@@ -431,11 +433,12 @@ pub enum RoomEvent {
 /// What the shell hands to the core: [`Machine::send_outgoing`](super::Machine::send_outgoing)
 /// does each.
 ///
-/// Shells send both kinds with `send_preamble`: at once, ahead of the core's queue, or not at
-/// all when the socket is not open. A layer frame must never wait in the core's queue: it could
-/// outlive its connection and reach the next one before that connection's `hello` and resends,
-/// so the server would see publish ids out of order. A frame that did not go out is not lost:
-/// joins are redone on the next open and publishes resent after the next `welcome`.
+/// Frames go out ahead of the core's queue, or not at all when the socket is not open. A layer
+/// frame must never wait in the core's queue: it could outlive its connection and reach the
+/// next one before that connection's `hello` and resends, so the server would see publish ids
+/// out of order; frames waiting for the pace are dropped with their connection. A frame that
+/// did not go out is not lost: joins are redone on the next open and publishes resent after
+/// the next `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// Part of the open preamble (`hello`, rejoins).
