@@ -762,11 +762,12 @@ impl Rooms {
                 false
             }
             Event::Close(info) => {
+                self.open = false;
+                self.welcomed = false;
+                // Before `on_conn` is cleared: it marks what that connection carried.
                 if info.code == protocol::close::TOO_BIG {
                     self.fail_too_big();
                 }
-                self.open = false;
-                self.welcomed = false;
                 for p in self.unacked.values_mut() {
                     p.on_conn = false;
                 }
