@@ -10,9 +10,22 @@
 //! - [x] joined{recovered:true} -> Recovery event + replay; recovered:false -> Recovery event
 //! - [x] presence / room list events; bad frames reported; leave fails its unacked publishes
 //! - [x] typed decoding of RoomMessage<T> with a decode error for bad data
+//! - [x] publisher id: one per client from the seed, in every hello; publish ids never restart
+//! - [x] receive side: a resend re-broadcast under a new epoch/offset is dropped by
+//!   (publisher, id); the table is bounded, least recently seen out first; messages carry
+//!   epoch, publisher and id
+//! - [x] joined{resume_after}: a receiver whose since is in an old epoch gets the new epoch
+//!   from offset 1, once
+//! - [x] TooLarge: at publish once limits are known, at the welcome for earlier publishes, on
+//!   a close 1009 (the largest publish in flight), for a user send; the rest flow
+//! - [x] pacing on virtual time: the server's token bucket never runs dry, bursts never exceed
+//!   it, at most dedupe_window publishes in flight, user sends share the bucket, no limits =
+//!   no pacing
 //! - [x] proptest: against a model server with a lossy, duplicating wire, reconnects and
-//!   restarts, delivered offsets per room and epoch go up by exactly one, never twice, the
-//!   server sees each publisher's ids in order, and everything settles after a final reconnect
+//!   restarts (replaying the new epoch with resume_after, stamping publisher and id),
+//!   delivered offsets per room and epoch go up and skip only resends, no publication is
+//!   delivered twice, the server sees each publisher's ids in order, and everything settles
+//!   after a final reconnect
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)]
 
@@ -768,6 +781,9 @@ struct ServerRoom {
     history: VecDeque<(u64, ServerMsg)>,
 }
 
+/// (room, epoch, offset) -> the message's (publisher, id), if stamped.
+type Log = HashMap<(String, String, u64), Option<(String, u64)>>;
+
 struct Model {
     generation: u32,
     rooms: BTreeMap<String, ServerRoom>,
@@ -781,6 +797,9 @@ struct Model {
     /// (generation, client id) in acceptance order.
     accepted: Vec<(u32, u64)>,
     remote: u64,
+    /// The publisher id of the client's `hello`.
+    publisher: Option<String>,
+    log: Log,
 }
 
 impl Model {
@@ -788,18 +807,27 @@ impl Model {
         format!("g{}-{room}", self.generation)
     }
 
-    fn publish(&mut self, room: &str, from: &str, data: serde_json::Value) -> u64 {
+    fn publish(
+        &mut self,
+        room: &str,
+        from: &str,
+        data: serde_json::Value,
+        stamp: Option<(String, u64)>,
+    ) -> u64 {
         let epoch = self.epoch(room);
         let r = self.rooms.entry(room.into()).or_default();
         r.offset += 1;
+        self.log
+            .insert((room.into(), epoch.clone(), r.offset), stamp.clone());
+        let (publisher, id) = stamp.unzip();
         let m = ServerMsg::Message {
             room: room.into(),
             offset: r.offset,
             from: from.into(),
             data: json!({"epoch": epoch, "data": data}),
             ts: 0,
-            publisher: None,
-            id: None,
+            publisher,
+            id,
         };
         r.history.push_back((r.offset, m.clone()));
         while r.history.len() > HISTORY {
@@ -816,7 +844,8 @@ impl Model {
             return;
         }
         match msg {
-            ClientMsg::Hello { session, .. } => {
+            ClientMsg::Hello { session, publisher } => {
+                self.publisher = publisher;
                 let resumed = session
                     .as_ref()
                     .is_some_and(|s| self.sessions.contains_key(s));
@@ -839,9 +868,15 @@ impl Model {
             ClientMsg::Join { room, since } => {
                 let epoch = self.epoch(&room);
                 let r = self.rooms.entry(room.clone()).or_default();
+                let mut resume_after = None;
                 let (recovered, replay) = match &since {
                     None => (true, vec![]),
-                    Some(s) if s.epoch != epoch || s.offset > r.offset => (false, vec![]),
+                    // Another epoch: its retained history is replayed from its first message.
+                    Some(s) if s.epoch != epoch => {
+                        resume_after = Some(r.history.front().map_or(r.offset, |(o, _)| o - 1));
+                        (false, r.history.iter().map(|(_, m)| m.clone()).collect())
+                    }
+                    Some(s) if s.offset > r.offset => (false, vec![]),
                     Some(s) if s.offset == r.offset => (true, vec![]),
                     Some(s) => match r.history.front() {
                         Some((first, _)) if *first <= s.offset + 1 => (
@@ -855,8 +890,13 @@ impl Model {
                         _ => (false, vec![]),
                     },
                 };
-                self.wire
-                    .push_back(joined(&room, &epoch, r.offset, recovered));
+                self.wire.push_back(ServerMsg::Joined {
+                    room: room.clone(),
+                    epoch: epoch.clone(),
+                    offset: r.offset,
+                    recovered,
+                    resume_after,
+                });
                 self.wire.extend(replay);
                 self.joined.insert(room);
             }
@@ -872,7 +912,8 @@ impl Model {
                 }
                 assert!(self.joined.contains(&room), "publish before join");
                 self.accepted.push((self.generation, id));
-                let offset = self.publish(&room, "me", json!(id));
+                let stamp = self.publisher.clone().map(|p| (p, id));
+                let offset = self.publish(&room, "me", json!(id), stamp);
                 self.sessions.get_mut(&token).unwrap().insert(id, offset);
                 self.wire.push_back(ServerMsg::Ack {
                     id,
@@ -888,21 +929,41 @@ impl Model {
 /// What the application has seen, checked against the invariants on every event.
 #[derive(Default)]
 struct App {
-    /// room -> (epoch, last offset) as told by events.
-    pos: HashMap<String, (String, u64)>,
+    /// room -> (epoch, last offset) as told by events; `None` after a recovery into another
+    /// epoch, whose retained history starts at an offset the events do not tell.
+    pos: HashMap<String, (String, Option<u64>)>,
     delivered: HashSet<(String, String, u64)>,
+    /// (room, publisher, id) delivered: never twice, across epochs too.
+    keys: HashSet<(String, String, u64)>,
+    /// (room, publisher) -> the highest id delivered.
+    highest: HashMap<(String, String), u64>,
     acked: HashSet<u64>,
 }
 
 impl App {
-    fn see(&mut self, ev: RoomEvent) -> Result<(), TestCaseError> {
+    /// True when every offset in `after + 1..=upto` of `room` and `epoch` is a resend: its
+    /// publisher's id is not above the highest delivered from that publisher in the room (a
+    /// publication from before this client's join point counts too). The only messages the
+    /// layer may skip.
+    fn only_resends(&self, room: &str, epoch: &str, after: u64, upto: u64, log: &Log) -> bool {
+        (after + 1..=upto).all(|offset| {
+            matches!(
+                log.get(&(room.to_owned(), epoch.to_owned(), offset)),
+                Some(Some((p, id)))
+                    if self.highest.get(&(room.to_owned(), p.clone())).is_some_and(|h| id <= h)
+            )
+        })
+    }
+
+    /// `log`: every message the server broadcast, by (room, epoch, offset), with its stamp.
+    fn see(&mut self, ev: RoomEvent, log: &Log) -> Result<(), TestCaseError> {
         match ev {
             RoomEvent::Joined {
                 room,
                 epoch,
                 offset,
             } => {
-                self.pos.insert(room, (epoch, offset));
+                self.pos.insert(room, (epoch, Some(offset)));
             }
             RoomEvent::Recovery {
                 room,
@@ -912,17 +973,25 @@ impl App {
                 offset,
             } => {
                 let cur = self.pos.get(&room).cloned();
-                prop_assert_eq!(
-                    cur.clone(),
-                    Some((since.epoch.clone(), since.offset)),
-                    "since is what was delivered"
-                );
+                let Some((cur_epoch, cur_last)) = cur.clone() else {
+                    return Err(TestCaseError::fail("recovery before a join"));
+                };
+                prop_assert_eq!(&cur_epoch, &since.epoch, "since is what was delivered");
+                if let Some(last) = cur_last {
+                    prop_assert!(
+                        since.offset >= last
+                            && self.only_resends(&room, &since.epoch, last, since.offset, log),
+                        "since is what was delivered"
+                    );
+                }
                 if recovered {
                     prop_assert_eq!(&since.epoch, &epoch);
                 } else {
+                    // Another epoch: its retained history follows from an offset the event
+                    // does not tell (`resume_after`).
                     let last = match cur {
-                        Some((e, o)) if e == epoch => o.max(offset),
-                        _ => offset,
+                        Some((e, o)) if e == epoch => Some(o.unwrap_or(since.offset).max(offset)),
+                        _ => None,
                     };
                     self.pos.insert(room, (epoch, last));
                 }
@@ -934,13 +1003,32 @@ impl App {
                     .to_owned();
                 let (cur_epoch, last) = self.pos.get(&m.room).cloned().unwrap();
                 prop_assert_eq!(&epoch, &cur_epoch, "message from another epoch");
-                prop_assert_eq!(m.offset, last + 1, "offsets go up by one");
+                if let Some(last) = last {
+                    prop_assert!(m.offset > last, "offsets go up");
+                    // Only a resend of a publication already delivered may be skipped.
+                    prop_assert!(
+                        self.only_resends(&m.room, &epoch, last, m.offset - 1, log),
+                        "an offset skipped that was no resend"
+                    );
+                }
+                if let (Some(publisher), Some(id)) = (&m.publisher, m.id) {
+                    prop_assert!(
+                        self.keys.insert((m.room.clone(), publisher.clone(), id)),
+                        "a publication delivered twice"
+                    );
+                    let highest = self
+                        .highest
+                        .entry((m.room.clone(), publisher.clone()))
+                        .or_default();
+                    prop_assert!(id > *highest, "a publisher's ids go up");
+                    *highest = id;
+                }
                 prop_assert!(
                     self.delivered
                         .insert((m.room.clone(), epoch.clone(), m.offset)),
                     "delivered twice"
                 );
-                self.pos.insert(m.room, (epoch, m.offset));
+                self.pos.insert(m.room, (epoch, Some(m.offset)));
             }
             RoomEvent::Acked { id, .. } => {
                 prop_assert!(self.acked.insert(id.0), "acked twice");
@@ -963,7 +1051,7 @@ fn pump(r: &mut Rooms, model: &mut Model, app: &mut App) -> Result<(), TestCaseE
             model.handle(m);
         }
         while let Some(ev) = r.poll_event() {
-            app.see(ev)?;
+            app.see(ev, &model.log)?;
         }
         if !moved {
             return Ok(());
@@ -1000,6 +1088,8 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         seen: Vec::new(),
         accepted: Vec::new(),
         remote: 0,
+        publisher: None,
+        log: HashMap::new(),
     };
     let mut app = App::default();
     for room in ROOMS {
@@ -1026,7 +1116,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Remote(i) => {
                 model.remote += 1;
                 let n = model.remote;
-                model.publish(ROOMS[usize::from(i)], "other", json!(n));
+                model.publish(ROOMS[usize::from(i)], "other", json!(n), None);
             }
             Step::Local(i) => {
                 if r.publish(Instant(0), ROOMS[usize::from(i)], raw(json!(published)))
@@ -1086,7 +1176,16 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             model.epoch(room),
             model.rooms.get(room).map_or(0, |x| x.offset),
         );
-        prop_assert_eq!(app.pos.get(room).cloned(), Some(want.clone()), "caught up");
+        let (epoch, last) = app.pos.get(room).cloned().unwrap();
+        prop_assert_eq!(&epoch, &want.0, "caught up");
+        // What was not delivered at the end may only be resends delivered before.
+        let last = last.unwrap_or(0);
+        prop_assert!(
+            last <= want.1 && app.only_resends(room, &epoch, last, want.1, &model.log),
+            "{} not delivered up to {}",
+            room,
+            want.1
+        );
         let p = r.position(room).unwrap();
         prop_assert_eq!((p.epoch.clone(), p.offset), want);
     }
