@@ -124,7 +124,8 @@ export type LifelineErrorCode =
   | "ERR_TOO_MANY_UNACKED"
   | "ERR_PUBLISH_TIMEOUT"
   | "ERR_PUBLISH_REFUSED"
-  | "ERR_LEFT_ROOM";
+  | "ERR_LEFT_ROOM"
+  | "ERR_TOO_LARGE";
 
 /**
  * Every error the package throws (and the `error` of an `error` event): a real `Error` with
@@ -150,6 +151,11 @@ export interface LifelineError extends Error {
   readonly afterMs?: number;
   /** `ERR_PUBLISH_REFUSED`: the server's reason. */
   readonly serverCode?: ErrorCode;
+  /** `ERR_TOO_LARGE`: the frame's size in bytes. */
+  readonly size?: number;
+  /** `ERR_TOO_LARGE`: the server's `max_message_bytes`; absent when the server did not
+   * advertise it and closed the connection with 1009 instead. */
+  readonly maxMessageBytes?: number;
 }
 
 /** True for errors thrown or reported by this package. */
@@ -259,11 +265,15 @@ export interface LifelineRecoveryEvent extends LifelineEventBase<"recovery"> {
   readonly offset: number;
 }
 
-/** A message in a joined room: in offset order, never twice, your own publishes included. */
+/** A message in a joined room: in offset order, never twice, your own publishes included. A
+ * resend the server re-broadcast under a new offset (same `publisher` and `id`, after a lost
+ * session or a server restart) is skipped. */
 export interface LifelineRoomMessageEvent<T extends JsonValue = JsonValue>
   extends LifelineEventBase<"roomMessage"> {
   readonly room: string;
-  /** Consecutive within an epoch. */
+  /** The room's epoch: offsets start again at 1 in a new one (after a server restart). */
+  readonly epoch: string;
+  /** Consecutive within an epoch (a skipped resend leaves a step out). */
   readonly offset: number;
   /** The publisher's display name. */
   readonly from: string;
@@ -271,6 +281,11 @@ export interface LifelineRoomMessageEvent<T extends JsonValue = JsonValue>
   readonly data: T;
   /** Server time of publication, ms since the Unix epoch. */
   readonly ts: number;
+  /** The publisher's id, from a server that stamps it. With `id` it names the publication
+   * across sessions and server restarts: use `${publisher}:${id}` as a list key. */
+  readonly publisher?: string;
+  /** The publisher's publish id, sent with `publisher`. */
+  readonly id?: number;
 }
 
 /** The server confirmed a `leave`. */

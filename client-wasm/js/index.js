@@ -170,6 +170,7 @@ if (HAS_ROOMS) {
     ERR_PUBLISH_TIMEOUT: (a, b) => ({ publishId: a, afterMs: b }),
     ERR_PUBLISH_REFUSED: (a, b) => ({ publishId: a, serverCode: b }),
     ERR_LEFT_ROOM: (a, b) => ({ publishId: a, room: b }),
+    ERR_TOO_LARGE: (a, b) => ({ size: a, maxMessageBytes: b }),
   });
 }
 
@@ -334,7 +335,16 @@ if (HAS_ROOMS) {
       epoch,
       offset,
     }),
-    (room, offset, from, data, ts) => ({ room, offset, from, data: JSON.parse(data), ts }),
+    (room, offset, from, data, ts, [epoch, publisher, id]) => ({
+      room,
+      epoch,
+      offset,
+      from,
+      data: JSON.parse(data),
+      ts,
+      publisher,
+      id,
+    }),
     (room) => ({ room }),
     ack,
     (id, room, error) => ({ id, room, error: lift(error) }),

@@ -37,6 +37,14 @@ pub enum Error {
         /// The limit that would have been exceeded.
         limit: QueueLimit,
     },
+    /// The message is larger than the server's advertised `max_message_bytes` (a server closes
+    /// the connection with 1009 on such a frame); nothing was sent or queued.
+    TooLarge {
+        /// The message's size in bytes.
+        size: usize,
+        /// The server's limit in bytes.
+        limit: usize,
+    },
     /// The client was closed by the user, gave up, or was dropped; call `reconnect()` first.
     Closed,
     /// The operation needs an open socket (for example `send_preamble`).
@@ -129,6 +137,7 @@ impl Error {
                 out.push_str("outbound queue full: ");
                 limit.write_to(&mut out);
             }
+            Error::TooLarge { size, limit } => too_large(&mut out, *size, Some(*limit)),
             Error::Closed => out.push_str("the client is closed"),
             Error::NotOpen => out.push_str("the socket is not open"),
             Error::Encode { message } => {
@@ -176,6 +185,18 @@ impl Error {
     }
 }
 
+/// The text of a `TooLarge` error, shared with the rooms layer's.
+pub(crate) fn too_large(out: &mut String, size: usize, limit: Option<usize>) {
+    out.push_str("the message is ");
+    push_u64(out, size as u64);
+    out.push_str(" bytes, over the server's limit");
+    if let Some(limit) = limit {
+        out.push_str(" of ");
+        push_u64(out, limit as u64);
+        out.push_str(" bytes");
+    }
+}
+
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -213,6 +234,13 @@ mod tests {
                     limit: QueueLimit::Bytes(4_294_967_295),
                 },
                 "outbound queue full: at most 4294967295 bytes",
+            ),
+            (
+                Error::TooLarge {
+                    size: 2048,
+                    limit: 1024,
+                },
+                "the message is 2048 bytes, over the server's limit of 1024 bytes",
             ),
             (Error::Closed, "the client is closed"),
             (Error::NotOpen, "the socket is not open"),

@@ -40,7 +40,7 @@ use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "rooms")]
-use crate::machine::rooms::{Outgoing, RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
+use crate::machine::rooms::{RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
 use crate::machine::{
     CloseInfo, Command, ConnId, Input, Instant, Machine, Target, default_terminal,
 };
@@ -78,6 +78,7 @@ fn crate_error(error: &Error) -> JsValue {
             };
             ("ERR_QUEUE_FULL", key.into(), num(value as f64))
         }
+        Error::TooLarge { size, limit } => ("ERR_TOO_LARGE", num(*size as f64), num(*limit as f64)),
         Error::Closed => ("ERR_CLOSED", none.clone(), none),
         Error::NotOpen => ("ERR_NOT_OPEN", none.clone(), none),
         Error::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
@@ -108,6 +109,11 @@ fn room_error(error: &RoomError) -> JsValue {
             code.as_str().into(),
         ),
         RoomError::LeftRoom { id, room } => ("ERR_LEFT_ROOM", num(id.0 as f64), room.into()),
+        RoomError::TooLarge { size, limit } => (
+            "ERR_TOO_LARGE",
+            num(*size as f64),
+            limit.map_or(none, |l| num(l as f64)),
+        ),
         RoomError::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
         RoomError::Closed => ("ERR_CLOSED", none.clone(), none),
     };
@@ -371,7 +377,13 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 m.from.as_str().into(),
                 m.data.as_str().into(),
                 num(m.ts as f64),
-                U,
+                // Six fields cross the boundary; the other three travel together.
+                Array::of3(
+                    &m.epoch.as_str().into(),
+                    &m.publisher.as_deref().map_or(U, JsValue::from),
+                    &m.id.map_or(U, |id| num(id as f64)),
+                )
+                .into(),
             ],
         ),
         RoomEvent::Left { room } => (13, [room.into(), U, U, U, U, U]),
@@ -574,8 +586,7 @@ impl Live {
             while let Some(out) = rooms.poll_transmit() {
                 // Bound to the current connection, never queued (see `Outgoing`): a refused
                 // frame is redone by the layer after the next open.
-                let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
-                let _ = self.machine.send_preamble(now, m);
+                let _ = self.machine.send_outgoing(now, out);
             }
             if let Some(event) = rooms.poll_event() {
                 return Some(Step::Room(event));
@@ -590,8 +601,9 @@ impl Live {
     fn rooms(&mut self, now: Instant) -> &mut Rooms {
         let open = self.machine.state() == State::Open;
         let config = &self.rooms_config;
+        let machine = &mut self.machine;
         self.rooms.get_or_insert_with(|| {
-            let mut rooms = Rooms::new(config.clone());
+            let mut rooms = Rooms::new(config.clone(), machine.random());
             if open {
                 rooms.handle_event(now, &Event::Open);
             }

@@ -6,8 +6,9 @@
 //! client's jittered backoff, `online`/`offline` and heartbeat rules instead of a fixed timer.
 //!
 //! Rooms go through the library's protocol v1 layer ([`RoomsClient`]): joins are redone
-//! after every reconnect with the last offset seen, messages arrive in offset order exactly
-//! once, publishes are resent until acknowledged, and a gap that cannot be filled is reported
+//! after every reconnect with the last offset seen, messages arrive in offset order within an
+//! epoch exactly once (a server restart starts a new epoch whose offsets begin at 1 again),
+//! publishes are resent until acknowledged, and a gap that cannot be filled is reported
 //! ([`RoomEvent::Recovery`] with `recovered: false`), never silent. The layer is created the
 //! first time a room is used, so a component that only uses [`use_lifeline`] speaks plain
 //! WebSocket.
@@ -29,7 +30,10 @@
 //!     html! {
 //!         <>
 //!             <p>{ format!("{:?}", lifeline.state()) }</p>
-//!             <ul>{ for lobby.messages().iter().map(|m| html! { <li>{ &m.data }</li> }) }</ul>
+//!             // Keyed by (epoch, offset): offsets alone repeat after a server restart.
+//!             <ul>{ for lobby.messages().iter().map(|m| html! {
+//!                 <li key={format!("{}:{}", m.epoch, m.offset)}>{ &m.data }</li>
+//!             }) }</ul>
 //!             <button {onclick} disabled={lifeline.state() != State::Open}>{ "Say hello" }</button>
 //!         </>
 //!     }
@@ -575,7 +579,10 @@ impl<T: Clone> UseRoom<T> {
         self.view.borrow().recovered
     }
 
-    /// Messages delivered since mount, in offset order, each once.
+    /// Messages delivered since mount, in delivery order, each once: in offset order within an
+    /// epoch, and after a server restart (a new epoch, offsets from 1 again) the new epoch's
+    /// after the old one's. So `offset` alone is no list key; `(publisher, id)` is, from a
+    /// server that stamps them, and `(epoch, offset)` otherwise.
     pub fn messages(&self) -> Vec<RoomMessage<T>> {
         self.view.borrow().messages.clone()
     }

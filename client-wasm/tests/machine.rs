@@ -7,6 +7,8 @@
 //! - [x] offline stops retrying, online retries at once; visible checks liveness
 //! - [x] close() while connecting / while waiting / while open; reconnect() while waiting
 //! - [x] close() argument checks, URL validation, URL provider, stale events ignored
+//! - [x] limits: layer frames ahead of the queue, paced, dropped with their connection; a send
+//!   over max_message_bytes -> TooLarge; 1009 and 1013 retried
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)] // test helpers panic by design
 
@@ -236,7 +238,8 @@ fn terminal_codes_are_not_retried() {
         assert_eq!(h.m.state(), State::Closed);
         assert_eq!(h.m.poll_timeout(), None);
     }
-    for code in [1000, 1001, 1006, 1011, 1013, 4000, 4399, 4500] {
+    // 1013 (also the server's end for a sender above its rate) and 1009 are retried.
+    for code in [1000, 1001, 1006, 1009, 1011, 1013, 4000, 4399, 4500] {
         let (mut h, conn) = H::connected(quiet());
         assert!(
             reconnecting(&h.closed(conn, code)).is_some(),
@@ -470,6 +473,47 @@ fn queue_flushes_in_order_before_later_sends() {
     assert_eq!(h.send("d"), Ok(Sent::Transmitted));
     assert_eq!(h.m.protocol(), "p");
     assert_eq!(h.m.queued_messages(), 0);
+}
+
+#[test]
+fn layer_frames_go_ahead_of_the_queue_wait_for_the_pace_and_die_with_their_connection() {
+    let (mut h, conn) = H::connected(quiet());
+    h.drain();
+    let limits = ws_lifeline::protocol::Limits {
+        max_message_bytes: 100,
+        rate_per_sec: 10,
+        rate_burst: 1,
+        dedupe_window: 8,
+    };
+    h.m.set_limits(Instant(0), Some(&limits));
+    assert_eq!(h.send("user"), Ok(Sent::Transmitted), "the one token");
+    h.m.send_layer(Instant(0), "layer 1".into()).unwrap();
+    h.m.send_layer(Instant(0), "layer 2".into()).unwrap();
+    assert_eq!(h.send("queued"), Ok(Sent::Queued));
+    assert_eq!(transmitted(&h.drain()), vec!["user"]);
+    assert_eq!(transmitted(&h.fire()), vec!["layer 1"]);
+    assert_eq!(h.now, 100, "one frame per 100 ms");
+    // The connection drops with "layer 2" still waiting: it is not carried over.
+    h.closed(conn, 1006);
+    let next = H::opened_conn(&h.fire()).unwrap();
+    let c = h.open(next);
+    assert_eq!(
+        transmitted(&c),
+        vec!["queued"],
+        "the user's queue survives, the layer's not"
+    );
+    assert_eq!(
+        h.m.send_layer(Instant(h.now), "x".repeat(101).into()),
+        Ok(()),
+        "the layer checks its own sizes"
+    );
+    assert_eq!(
+        h.send(&"x".repeat(101)),
+        Err(Error::TooLarge {
+            size: 101,
+            limit: 100
+        })
+    );
 }
 
 #[test]

@@ -10,9 +10,22 @@
 //! - [x] joined{recovered:true} -> Recovery event + replay; recovered:false -> Recovery event
 //! - [x] presence / room list events; bad frames reported; leave fails its unacked publishes
 //! - [x] typed decoding of RoomMessage<T> with a decode error for bad data
+//! - [x] publisher id: one per client from the seed, in every hello; publish ids never restart
+//! - [x] receive side: a resend re-broadcast under a new epoch/offset is dropped by
+//!   (publisher, id); the table is bounded, least recently seen out first; messages carry
+//!   epoch, publisher and id
+//! - [x] joined{resume_after}: a receiver whose since is in an old epoch gets the new epoch
+//!   from offset 1, once
+//! - [x] TooLarge: at publish once limits are known, at the welcome for earlier publishes, on
+//!   a close 1009 (the largest publish in flight), for a user send; the rest flow
+//! - [x] pacing on virtual time: the server's token bucket never runs dry, bursts never exceed
+//!   it, at most dedupe_window publishes in flight, user sends share the bucket, no limits =
+//!   no pacing
 //! - [x] proptest: against a model server with a lossy, duplicating wire, reconnects and
-//!   restarts, delivered offsets per room and epoch go up by exactly one, never twice, the
-//!   server sees each publisher's ids in order, and everything settles after a final reconnect
+//!   restarts (replaying the new epoch with resume_after, stamping publisher and id),
+//!   delivered offsets per room and epoch go up and skip only resends, no publication is
+//!   delivered twice, the server sees each publisher's ids in order, and everything settles
+//!   after a final reconnect
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)]
 
@@ -20,13 +33,14 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use protocol::{ClientMsg, ErrorCode, ServerMsg, Since};
+use protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, Since};
 use serde_json::json;
+use ws_lifeline::Error;
 use ws_lifeline::machine::rooms::{
     Outgoing, PublishId, RoomError, RoomEvent, RoomMessage, Rooms, RoomsConfig,
 };
 use ws_lifeline::machine::{
-    CloseInfo, Command, Config, Event, Input, Instant, Machine, Message, Target,
+    CloseInfo, Command, Config, Event, Input, Instant, Machine, Message, Sent, Target,
 };
 
 fn text(msg: &ServerMsg) -> Event {
@@ -47,10 +61,10 @@ fn close() -> Event {
 
 fn sent(r: &mut Rooms) -> Vec<(bool, ClientMsg)> {
     std::iter::from_fn(|| r.poll_transmit())
-        .map(|o| {
+        .filter_map(|o| {
             let pre = matches!(o, Outgoing::Preamble(_));
-            let m = serde_json::from_str(o.message().as_text().unwrap()).unwrap();
-            (pre, m)
+            let m = serde_json::from_str(o.message()?.as_text().unwrap()).unwrap();
+            Some((pre, m))
         })
         .collect()
 }
@@ -96,7 +110,7 @@ fn delivered(evs: &[RoomEvent]) -> Vec<u64> {
 
 /// A layer that joined `room` at `offset` of epoch `e1` on an open connection.
 fn joined_layer(room: &str, offset: u64) -> Rooms {
-    let mut r = Rooms::new(RoomsConfig::default());
+    let mut r = Rooms::new(RoomsConfig::default(), 1);
     r.join(Instant(0), room).unwrap();
     r.handle_event(Instant(0), &Event::Open);
     sent(&mut r);
@@ -113,6 +127,8 @@ struct Shell {
     conn: Option<ws_lifeline::machine::ConnId>,
     /// Frames put on the wire, with the connection they went out on.
     wire: Vec<(ws_lifeline::machine::ConnId, String)>,
+    /// When each frame of `wire` went out (virtual ms).
+    sent_at: Vec<u64>,
 }
 
 impl Shell {
@@ -129,10 +145,11 @@ impl Shell {
         );
         let mut shell = Shell {
             m: m.unwrap(),
-            r: Rooms::new(RoomsConfig::default()),
+            r: Rooms::new(RoomsConfig::default(), 1),
             now: 0,
             conn: None,
             wire: Vec::new(),
+            sent_at: Vec::new(),
         };
         shell.pump();
         shell
@@ -146,13 +163,13 @@ impl Shell {
                 Command::Transmit { conn, message } => {
                     self.wire
                         .push((conn, message.as_text().unwrap().to_owned()));
+                    self.sent_at.push(self.now);
                 }
                 Command::Emit(e) => {
                     self.r.handle_event(now, &e);
                     while let Some(o) = self.r.poll_transmit() {
-                        let (Outgoing::Preamble(f) | Outgoing::Send(f)) = o;
                         // Refused when the socket is not open; the layer redoes it.
-                        let _ = self.m.send_preamble(now, f);
+                        let _ = self.m.send_outgoing(now, o);
                     }
                 }
                 _ => {}
@@ -189,8 +206,7 @@ impl Shell {
 
     fn pump_layer(&mut self) {
         while let Some(o) = self.r.poll_transmit() {
-            let (Outgoing::Preamble(f) | Outgoing::Send(f)) = o;
-            let _ = self.m.send_preamble(Instant(self.now), f);
+            let _ = self.m.send_outgoing(Instant(self.now), o);
         }
         self.pump();
     }
@@ -199,14 +215,106 @@ impl Shell {
         self.wire
             .iter()
             .filter(|(c, _)| *c == conn)
-            .filter_map(
-                |(_, f)| match serde_json::from_str::<ClientMsg>(f).unwrap() {
-                    ClientMsg::Publish { id, .. } => Some(id),
-                    _ => None,
-                },
-            )
+            .filter_map(|(_, f)| match serde_json::from_str::<ClientMsg>(f).ok()? {
+                ClientMsg::Publish { id, .. } => Some(id),
+                _ => None,
+            })
             .collect()
     }
+
+    /// Runs both timers up to virtual time `t`.
+    fn advance(&mut self, t: u64) {
+        loop {
+            let next = [self.m.poll_timeout(), self.r.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at.0 <= t => {
+                    self.now = self.now.max(at.0);
+                    self.m.handle_timeout(Instant(self.now));
+                    self.r.handle_timeout(Instant(self.now));
+                    self.pump_layer();
+                }
+                _ => break,
+            }
+        }
+        self.now = t;
+    }
+
+    fn closed(&mut self, code: u16) {
+        let conn = self.conn.unwrap();
+        let info = CloseInfo {
+            code,
+            reason: String::new(),
+            was_clean: true,
+        };
+        self.m
+            .handle(Instant(self.now), Input::SocketClosed { conn, info });
+        self.pump();
+    }
+
+    /// The server's acks for every publish on the wire not acked yet.
+    fn ack_all(&mut self, acked: &mut HashSet<u64>) {
+        let ids = self.publish_ids_on(self.conn.unwrap());
+        for id in ids {
+            if acked.insert(id) {
+                self.receive(&ServerMsg::Ack {
+                    id,
+                    offset: id,
+                    duplicate: false,
+                });
+            }
+        }
+    }
+}
+
+fn limits(max_message_bytes: u32, rate_per_sec: u32, rate_burst: u32, window: u32) -> Limits {
+    Limits {
+        max_message_bytes,
+        rate_per_sec,
+        rate_burst,
+        dedupe_window: window,
+    }
+}
+
+fn welcome_with(limits: Limits) -> ServerMsg {
+    ServerMsg::Welcome {
+        session: "s".into(),
+        resumed: false,
+        name: "me".into(),
+        limits: Some(limits),
+    }
+}
+
+fn msg_from(room: &str, offset: u64, publisher: &str, id: u64) -> ServerMsg {
+    ServerMsg::Message {
+        room: room.into(),
+        offset,
+        from: "b".into(),
+        data: json!(offset),
+        ts: 0,
+        publisher: Some(publisher.into()),
+        id: Some(id),
+    }
+}
+
+fn delivered_msgs(evs: &[RoomEvent]) -> Vec<RoomMessage> {
+    evs.iter()
+        .filter_map(|e| match e {
+            RoomEvent::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(evs: &[RoomEvent]) -> Vec<(PublishId, RoomError)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            RoomEvent::PublishFailed { id, error, .. } => Some((*id, error.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn welcome() -> ServerMsg {
@@ -254,7 +362,11 @@ fn a_publish_during_a_reconnect_does_not_overtake_the_resends() {
         .filter(|(c, _)| *c == second)
         .map(|(_, f)| f.as_str())
         .collect();
-    assert_eq!(frames.first(), Some(&r#"{"type":"hello","session":"s"}"#));
+    let hello = format!(
+        r#"{{"type":"hello","session":"s","publisher":"{}"}}"#,
+        s.r.publisher()
+    );
+    assert_eq!(frames.first(), Some(&hello.as_str()));
     assert_eq!(s.publish_ids_on(second), vec![1, 2, 3]);
 }
 
@@ -267,7 +379,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
         Instant(0),
     )
     .unwrap();
-    let mut r = Rooms::new(RoomsConfig::default());
+    let mut r = Rooms::new(RoomsConfig::default(), 1);
     r.join(Instant(0), "a").unwrap();
     r.join(Instant(0), "b").unwrap();
     let p1 = r.publish(Instant(0), "a", raw(json!(1))).unwrap();
@@ -309,11 +421,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
             Command::Emit(e) => {
                 r.handle_event(Instant(1), &e);
                 while let Some(o) = r.poll_transmit() {
-                    match o {
-                        Outgoing::Preamble(f) | Outgoing::Send(f) => {
-                            m.send_preamble(Instant(1), f).unwrap()
-                        }
-                    }
+                    m.send_outgoing(Instant(1), o).unwrap();
                 }
             }
             Command::Transmit { message, .. } => wire.push(message.as_text().unwrap().to_owned()),
@@ -323,7 +431,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
     assert_eq!(
         wire,
         vec![
-            r#"{"type":"hello"}"#.to_owned(),
+            format!(r#"{{"type":"hello","publisher":"{}"}}"#, r.publisher()),
             r#"{"type":"join","room":"a"}"#.to_owned(),
             r#"{"type":"join","room":"b"}"#.to_owned(),
             "user queued".to_owned(),
@@ -383,7 +491,7 @@ fn reconnect_resumes_session_rejoins_with_since_and_resends_in_order() {
         msgs[0],
         ClientMsg::Hello {
             session: Some("tok".into()),
-            publisher: None,
+            publisher: Some(r.publisher().to_owned()),
         }
     );
     assert_eq!(
@@ -508,6 +616,7 @@ fn bounds_timeouts_refusals_and_leave() {
         RoomsConfig::default()
             .max_unacked(2)
             .ack_timeout(Duration::from_millis(100)),
+        1,
     );
     assert_eq!(
         r.publish(Instant(0), "a", raw(json!(1))),
@@ -605,16 +714,24 @@ fn presence_rooms_bad_frames_and_typed_decoding() {
     assert!(matches!(&ev[2], RoomEvent::BadFrame(e) if e.raw == "{nope"));
     let m = RoomMessage {
         room: "a".into(),
+        epoch: "e1".into(),
         offset: 1,
         from: "x".into(),
         data: raw(json!({"n": 1})),
         ts: 5,
+        publisher: Some("p".repeat(16)),
+        id: Some(3),
     };
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct N {
         n: u32,
     }
-    assert_eq!(m.decode::<N>().unwrap().data, N { n: 1 });
+    let typed = m.decode::<N>().unwrap();
+    assert_eq!(typed.data, N { n: 1 });
+    assert_eq!(
+        (typed.epoch.as_str(), typed.publisher, typed.id),
+        ("e1", Some("p".repeat(16)), Some(3))
+    );
     let bad = m.decode::<String>().unwrap_err();
     assert_eq!(bad.raw, r#"{"n":1}"#);
 }
@@ -664,6 +781,9 @@ struct ServerRoom {
     history: VecDeque<(u64, ServerMsg)>,
 }
 
+/// (room, epoch, offset) -> the message's (publisher, id), if stamped.
+type Log = HashMap<(String, String, u64), Option<(String, u64)>>;
+
 struct Model {
     generation: u32,
     rooms: BTreeMap<String, ServerRoom>,
@@ -677,6 +797,9 @@ struct Model {
     /// (generation, client id) in acceptance order.
     accepted: Vec<(u32, u64)>,
     remote: u64,
+    /// The publisher id of the client's `hello`.
+    publisher: Option<String>,
+    log: Log,
 }
 
 impl Model {
@@ -684,18 +807,27 @@ impl Model {
         format!("g{}-{room}", self.generation)
     }
 
-    fn publish(&mut self, room: &str, from: &str, data: serde_json::Value) -> u64 {
+    fn publish(
+        &mut self,
+        room: &str,
+        from: &str,
+        data: serde_json::Value,
+        stamp: Option<(String, u64)>,
+    ) -> u64 {
         let epoch = self.epoch(room);
         let r = self.rooms.entry(room.into()).or_default();
         r.offset += 1;
+        self.log
+            .insert((room.into(), epoch.clone(), r.offset), stamp.clone());
+        let (publisher, id) = stamp.unzip();
         let m = ServerMsg::Message {
             room: room.into(),
             offset: r.offset,
             from: from.into(),
             data: json!({"epoch": epoch, "data": data}),
             ts: 0,
-            publisher: None,
-            id: None,
+            publisher,
+            id,
         };
         r.history.push_back((r.offset, m.clone()));
         while r.history.len() > HISTORY {
@@ -712,7 +844,8 @@ impl Model {
             return;
         }
         match msg {
-            ClientMsg::Hello { session, .. } => {
+            ClientMsg::Hello { session, publisher } => {
+                self.publisher = publisher;
                 let resumed = session
                     .as_ref()
                     .is_some_and(|s| self.sessions.contains_key(s));
@@ -735,9 +868,15 @@ impl Model {
             ClientMsg::Join { room, since } => {
                 let epoch = self.epoch(&room);
                 let r = self.rooms.entry(room.clone()).or_default();
+                let mut resume_after = None;
                 let (recovered, replay) = match &since {
                     None => (true, vec![]),
-                    Some(s) if s.epoch != epoch || s.offset > r.offset => (false, vec![]),
+                    // Another epoch: its retained history is replayed from its first message.
+                    Some(s) if s.epoch != epoch => {
+                        resume_after = Some(r.history.front().map_or(r.offset, |(o, _)| o - 1));
+                        (false, r.history.iter().map(|(_, m)| m.clone()).collect())
+                    }
+                    Some(s) if s.offset > r.offset => (false, vec![]),
                     Some(s) if s.offset == r.offset => (true, vec![]),
                     Some(s) => match r.history.front() {
                         Some((first, _)) if *first <= s.offset + 1 => (
@@ -751,8 +890,13 @@ impl Model {
                         _ => (false, vec![]),
                     },
                 };
-                self.wire
-                    .push_back(joined(&room, &epoch, r.offset, recovered));
+                self.wire.push_back(ServerMsg::Joined {
+                    room: room.clone(),
+                    epoch: epoch.clone(),
+                    offset: r.offset,
+                    recovered,
+                    resume_after,
+                });
                 self.wire.extend(replay);
                 self.joined.insert(room);
             }
@@ -768,7 +912,8 @@ impl Model {
                 }
                 assert!(self.joined.contains(&room), "publish before join");
                 self.accepted.push((self.generation, id));
-                let offset = self.publish(&room, "me", json!(id));
+                let stamp = self.publisher.clone().map(|p| (p, id));
+                let offset = self.publish(&room, "me", json!(id), stamp);
                 self.sessions.get_mut(&token).unwrap().insert(id, offset);
                 self.wire.push_back(ServerMsg::Ack {
                     id,
@@ -784,21 +929,41 @@ impl Model {
 /// What the application has seen, checked against the invariants on every event.
 #[derive(Default)]
 struct App {
-    /// room -> (epoch, last offset) as told by events.
-    pos: HashMap<String, (String, u64)>,
+    /// room -> (epoch, last offset) as told by events; `None` after a recovery into another
+    /// epoch, whose retained history starts at an offset the events do not tell.
+    pos: HashMap<String, (String, Option<u64>)>,
     delivered: HashSet<(String, String, u64)>,
+    /// (room, publisher, id) delivered: never twice, across epochs too.
+    keys: HashSet<(String, String, u64)>,
+    /// (room, publisher) -> the highest id delivered.
+    highest: HashMap<(String, String), u64>,
     acked: HashSet<u64>,
 }
 
 impl App {
-    fn see(&mut self, ev: RoomEvent) -> Result<(), TestCaseError> {
+    /// True when every offset in `after + 1..=upto` of `room` and `epoch` is a resend: its
+    /// publisher's id is not above the highest delivered from that publisher in the room (a
+    /// publication from before this client's join point counts too). The only messages the
+    /// layer may skip.
+    fn only_resends(&self, room: &str, epoch: &str, after: u64, upto: u64, log: &Log) -> bool {
+        (after + 1..=upto).all(|offset| {
+            matches!(
+                log.get(&(room.to_owned(), epoch.to_owned(), offset)),
+                Some(Some((p, id)))
+                    if self.highest.get(&(room.to_owned(), p.clone())).is_some_and(|h| id <= h)
+            )
+        })
+    }
+
+    /// `log`: every message the server broadcast, by (room, epoch, offset), with its stamp.
+    fn see(&mut self, ev: RoomEvent, log: &Log) -> Result<(), TestCaseError> {
         match ev {
             RoomEvent::Joined {
                 room,
                 epoch,
                 offset,
             } => {
-                self.pos.insert(room, (epoch, offset));
+                self.pos.insert(room, (epoch, Some(offset)));
             }
             RoomEvent::Recovery {
                 room,
@@ -808,17 +973,25 @@ impl App {
                 offset,
             } => {
                 let cur = self.pos.get(&room).cloned();
-                prop_assert_eq!(
-                    cur.clone(),
-                    Some((since.epoch.clone(), since.offset)),
-                    "since is what was delivered"
-                );
+                let Some((cur_epoch, cur_last)) = cur.clone() else {
+                    return Err(TestCaseError::fail("recovery before a join"));
+                };
+                prop_assert_eq!(&cur_epoch, &since.epoch, "since is what was delivered");
+                if let Some(last) = cur_last {
+                    prop_assert!(
+                        since.offset >= last
+                            && self.only_resends(&room, &since.epoch, last, since.offset, log),
+                        "since is what was delivered"
+                    );
+                }
                 if recovered {
                     prop_assert_eq!(&since.epoch, &epoch);
                 } else {
+                    // Another epoch: its retained history follows from an offset the event
+                    // does not tell (`resume_after`).
                     let last = match cur {
-                        Some((e, o)) if e == epoch => o.max(offset),
-                        _ => offset,
+                        Some((e, o)) if e == epoch => Some(o.unwrap_or(since.offset).max(offset)),
+                        _ => None,
                     };
                     self.pos.insert(room, (epoch, last));
                 }
@@ -830,13 +1003,32 @@ impl App {
                     .to_owned();
                 let (cur_epoch, last) = self.pos.get(&m.room).cloned().unwrap();
                 prop_assert_eq!(&epoch, &cur_epoch, "message from another epoch");
-                prop_assert_eq!(m.offset, last + 1, "offsets go up by one");
+                if let Some(last) = last {
+                    prop_assert!(m.offset > last, "offsets go up");
+                    // Only a resend of a publication already delivered may be skipped.
+                    prop_assert!(
+                        self.only_resends(&m.room, &epoch, last, m.offset - 1, log),
+                        "an offset skipped that was no resend"
+                    );
+                }
+                if let (Some(publisher), Some(id)) = (&m.publisher, m.id) {
+                    prop_assert!(
+                        self.keys.insert((m.room.clone(), publisher.clone(), id)),
+                        "a publication delivered twice"
+                    );
+                    let highest = self
+                        .highest
+                        .entry((m.room.clone(), publisher.clone()))
+                        .or_default();
+                    prop_assert!(id > *highest, "a publisher's ids go up");
+                    *highest = id;
+                }
                 prop_assert!(
                     self.delivered
                         .insert((m.room.clone(), epoch.clone(), m.offset)),
                     "delivered twice"
                 );
-                self.pos.insert(m.room, (epoch, m.offset));
+                self.pos.insert(m.room, (epoch, Some(m.offset)));
             }
             RoomEvent::Acked { id, .. } => {
                 prop_assert!(self.acked.insert(id.0), "acked twice");
@@ -854,11 +1046,12 @@ fn pump(r: &mut Rooms, model: &mut Model, app: &mut App) -> Result<(), TestCaseE
         let mut moved = false;
         while let Some(o) = r.poll_transmit() {
             moved = true;
-            let m: ClientMsg = serde_json::from_str(o.message().as_text().unwrap()).unwrap();
+            let Some(frame) = o.message() else { continue };
+            let m: ClientMsg = serde_json::from_str(frame.as_text().unwrap()).unwrap();
             model.handle(m);
         }
         while let Some(ev) = r.poll_event() {
-            app.see(ev)?;
+            app.see(ev, &model.log)?;
         }
         if !moved {
             return Ok(());
@@ -883,7 +1076,7 @@ fn deliver(r: &mut Rooms, model: &mut Model, k: usize) {
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut r = Rooms::new(RoomsConfig::default().max_unacked(64));
+    let mut r = Rooms::new(RoomsConfig::default().max_unacked(64), 1);
     let mut model = Model {
         generation: 0,
         rooms: BTreeMap::new(),
@@ -895,6 +1088,8 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         seen: Vec::new(),
         accepted: Vec::new(),
         remote: 0,
+        publisher: None,
+        log: HashMap::new(),
     };
     let mut app = App::default();
     for room in ROOMS {
@@ -921,7 +1116,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Remote(i) => {
                 model.remote += 1;
                 let n = model.remote;
-                model.publish(ROOMS[usize::from(i)], "other", json!(n));
+                model.publish(ROOMS[usize::from(i)], "other", json!(n), None);
             }
             Step::Local(i) => {
                 if r.publish(Instant(0), ROOMS[usize::from(i)], raw(json!(published)))
@@ -981,7 +1176,16 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             model.epoch(room),
             model.rooms.get(room).map_or(0, |x| x.offset),
         );
-        prop_assert_eq!(app.pos.get(room).cloned(), Some(want.clone()), "caught up");
+        let (epoch, last) = app.pos.get(room).cloned().unwrap();
+        prop_assert_eq!(&epoch, &want.0, "caught up");
+        // What was not delivered at the end may only be resends delivered before.
+        let last = last.unwrap_or(0);
+        prop_assert!(
+            last <= want.1 && app.only_resends(room, &epoch, last, want.1, &model.log),
+            "{} not delivered up to {}",
+            room,
+            want.1
+        );
         let p = r.position(room).unwrap();
         prop_assert_eq!((p.epoch.clone(), p.offset), want);
     }
@@ -1005,4 +1209,413 @@ proptest! {
     ) {
         run(steps)?;
     }
+}
+
+#[test]
+fn publisher_id_is_chosen_once_from_the_seed_and_publish_ids_never_restart() {
+    let a = Rooms::new(RoomsConfig::default(), 1);
+    assert_eq!(
+        a.publisher(),
+        Rooms::new(RoomsConfig::default(), 1).publisher()
+    );
+    assert_ne!(
+        a.publisher(),
+        Rooms::new(RoomsConfig::default(), 2).publisher()
+    );
+    assert_eq!(a.publisher().len(), 16);
+    assert!(a.publisher().bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(protocol::valid_publisher_id(a.publisher()));
+
+    // Across reconnects and a server that forgot the session: one publisher id, ids grow.
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    let mut ids: Vec<Vec<u64>> = Vec::new();
+    let mut hellos = HashSet::new();
+    for round in 0..3u64 {
+        s.opened();
+        s.receive(&welcome());
+        s.receive(&joined("a", &format!("e{round}"), 0, true));
+        s.publish(round);
+        ids.push(s.publish_ids_on(s.conn.unwrap()));
+        s.closed(1012);
+        s.advance(s.now + 20);
+    }
+    for (_, f) in &s.wire {
+        if let Ok(ClientMsg::Hello { publisher, .. }) = serde_json::from_str::<ClientMsg>(f) {
+            hellos.insert(publisher.unwrap());
+        }
+    }
+    assert_eq!(hellos.len(), 1, "one publisher id in every hello");
+    assert!(hellos.contains(s.r.publisher()));
+    // Unacked publishes are resent on each connection; a new one always gets a higher id.
+    assert_eq!(ids, vec![vec![1], vec![1, 2], vec![1, 2, 3]]);
+}
+
+#[test]
+fn a_resend_rebroadcast_under_a_new_epoch_is_dropped_and_messages_carry_their_key() {
+    let mut r = joined_layer("a", 0);
+    r.handle_event(
+        Instant(1),
+        &batch(&[
+            msg_from("a", 1, "pub-aaaaaaaa", 1),
+            msg_from("a", 2, "pub-aaaaaaaa", 2),
+            msg("a", 3),
+        ]),
+    );
+    let first = delivered_msgs(&events(&mut r));
+    assert_eq!(first.len(), 3);
+    assert_eq!(first[0].epoch, "e1");
+    assert_eq!(
+        (first[1].publisher.as_deref(), first[1].id),
+        (Some("pub-aaaaaaaa"), Some(2))
+    );
+    assert_eq!((first[2].publisher.clone(), first[2].id), (None, None));
+    // The server restarts; the publisher resends 2 (its ack was lost) and publishes 3. The
+    // receiver's since is in the old epoch: the new epoch is replayed from offset 1.
+    r.handle_event(Instant(2), &close());
+    r.handle_event(Instant(3), &Event::Open);
+    sent(&mut r);
+    r.handle_event(
+        Instant(4),
+        &batch(&[
+            ServerMsg::Joined {
+                room: "a".into(),
+                epoch: "e2".into(),
+                offset: 3,
+                recovered: false,
+                resume_after: Some(0),
+            },
+            msg_from("a", 1, "pub-aaaaaaaa", 2),
+            msg_from("a", 2, "pub-aaaaaaaa", 3),
+            msg("a", 3),
+        ]),
+    );
+    let ev = events(&mut r);
+    assert!(matches!(
+        &ev[0],
+        RoomEvent::Recovery { recovered: false, epoch, .. } if epoch == "e2"
+    ));
+    let second = delivered_msgs(&ev);
+    let keys: Vec<(String, u64, Option<u64>)> = second
+        .iter()
+        .map(|m| (m.epoch.clone(), m.offset, m.id))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![("e2".into(), 2, Some(3)), ("e2".into(), 3, None)],
+        "the resend of id 2 is dropped, the rest delivered once"
+    );
+    assert_eq!(r.stats().resends_dropped, 1);
+    assert_eq!(
+        r.position("a").unwrap().offset,
+        3,
+        "the dropped resend still counts"
+    );
+    // Offsets go on: no gap, no rejoin.
+    r.handle_event(Instant(5), &text(&msg_from("a", 4, "pub-aaaaaaaa", 4)));
+    assert_eq!(delivered(&events(&mut r)), vec![4]);
+    assert!(sent(&mut r).is_empty());
+}
+
+#[test]
+fn resume_after_delivers_the_new_epoch_from_offset_1_once() {
+    let mut r = joined_layer("a", 5);
+    r.handle_event(Instant(1), &close());
+    r.handle_event(Instant(2), &Event::Open);
+    let out = sent(&mut r);
+    assert_eq!(
+        out[1].1,
+        ClientMsg::Join {
+            room: "a".into(),
+            since: Some(Since {
+                epoch: "e1".into(),
+                offset: 5
+            })
+        }
+    );
+    let joined = ServerMsg::Joined {
+        room: "a".into(),
+        epoch: "e2".into(),
+        offset: 3,
+        recovered: false,
+        resume_after: Some(0),
+    };
+    // The replay arrives with a duplicate and a message ahead of its turn mixed in.
+    r.handle_event(
+        Instant(3),
+        &batch(&[joined, msg("a", 1), msg("a", 2), msg("a", 1)]),
+    );
+    r.handle_event(Instant(3), &batch(&[msg("a", 3), msg("a", 3), msg("a", 4)]));
+    let ev = events(&mut r);
+    assert!(matches!(
+        &ev[0],
+        RoomEvent::Recovery { recovered: false, since, epoch, offset: 3, .. }
+            if since.offset == 5 && epoch == "e2"
+    ));
+    assert_eq!(delivered(&ev), vec![1, 2, 3, 4]);
+    assert!(delivered_msgs(&ev).iter().all(|m| m.epoch == "e2"));
+    assert!(
+        sent(&mut r).is_empty(),
+        "no recovery join: nothing was missing"
+    );
+    assert_eq!(r.position("a").unwrap().offset, 4);
+}
+
+#[test]
+fn the_publisher_table_is_bounded_least_recently_seen_first() {
+    let mut r = Rooms::new(RoomsConfig::default().max_publishers(2), 1);
+    r.join(Instant(0), "a").unwrap();
+    r.handle_event(Instant(0), &Event::Open);
+    sent(&mut r);
+    r.handle_event(Instant(0), &text(&joined("a", "e1", 0, true)));
+    let ids = [
+        ("pub-aaaaaaaa", 1),
+        ("pub-bbbbbbbb", 1),
+        ("pub-aaaaaaaa", 2), // A seen again: B is now the least recently seen
+        ("pub-cccccccc", 1), // evicts B
+        ("pub-bbbbbbbb", 1), // forgotten: delivered again (the bound's price), evicts A
+        ("pub-cccccccc", 1), // remembered: dropped
+    ];
+    let frames: Vec<ServerMsg> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, (p, id))| msg_from("a", i as u64 + 1, p, *id))
+        .collect();
+    r.handle_event(Instant(1), &batch(&frames));
+    assert_eq!(delivered(&events(&mut r)), vec![1, 2, 3, 4, 5]);
+    assert_eq!(r.stats().resends_dropped, 1);
+}
+
+#[test]
+fn a_publish_over_the_limit_fails_at_once_and_the_rest_flow() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    s.opened();
+    s.receive(&welcome_with(limits(1024, 50, 100, 1024)));
+    s.receive(&joined("a", "e1", 0, true));
+    let big = raw(json!("x".repeat(2048)));
+    let err = s.r.publish(Instant(s.now), "a", big).unwrap_err();
+    assert!(
+        matches!(err, RoomError::TooLarge { size, limit: Some(1024) } if size > 2048),
+        "{err:?}"
+    );
+    for n in 0..10 {
+        s.publish(n);
+    }
+    let conn = s.conn.unwrap();
+    assert_eq!(s.publish_ids_on(conn), (2..=11).collect::<Vec<_>>());
+    assert_eq!(s.r.stats().opens, 1, "no reconnect");
+    // A user send over the limit is refused by the core, as a publish is by the layer.
+    let err = s.m.send(Instant(s.now), Message::Text("y".repeat(1025)));
+    assert_eq!(
+        err,
+        Err(Error::TooLarge {
+            size: 1025,
+            limit: 1024
+        })
+    );
+    assert_eq!(
+        s.m.send(Instant(s.now), Message::Text("y".repeat(1024))),
+        Ok(Sent::Transmitted)
+    );
+}
+
+#[test]
+fn publishes_accepted_before_the_limit_was_known_are_checked_at_the_welcome() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    let big =
+        s.r.publish(Instant(0), "a", raw(json!("x".repeat(2048))))
+            .unwrap();
+    s.publish(1);
+    s.opened();
+    s.receive(&welcome_with(limits(1024, 50, 100, 1024)));
+    let ev = events(&mut s.r);
+    let failed = failures(&ev);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, big);
+    assert!(matches!(
+        failed[0].1,
+        RoomError::TooLarge {
+            limit: Some(1024),
+            ..
+        }
+    ));
+    assert_eq!(s.publish_ids_on(s.conn.unwrap()), vec![big.0 + 1]);
+}
+
+#[test]
+fn a_close_1009_fails_the_largest_publish_in_flight_and_the_queue_flows() {
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    s.opened();
+    s.receive(&welcome()); // an older server: no limits
+    s.receive(&joined("a", "e1", 0, true));
+    s.publish(1);
+    let big =
+        s.r.publish(Instant(0), "a", raw(json!("x".repeat(70_000))))
+            .unwrap();
+    s.pump_layer();
+    s.publish(3);
+    let first = s.conn.unwrap();
+    assert_eq!(s.publish_ids_on(first), vec![1, 2, 3]);
+    events(&mut s.r);
+    s.closed(1009);
+    let failed = failures(&events(&mut s.r));
+    assert_eq!(
+        failed,
+        vec![(
+            big,
+            RoomError::TooLarge {
+                size: s
+                    .wire
+                    .iter()
+                    .find(|(_, f)| f.len() > 70_000)
+                    .unwrap()
+                    .1
+                    .len(),
+                limit: None
+            }
+        )]
+    );
+    // 1009 is retried; the small publishes are resent, the large one is not.
+    s.advance(s.now + 20);
+    assert_ne!(s.conn.unwrap(), first);
+    s.opened();
+    s.receive(&welcome());
+    assert_eq!(s.publish_ids_on(s.conn.unwrap()), vec![1, 3]);
+}
+
+#[test]
+fn the_core_paces_user_sends_to_the_limits() {
+    let mut m = Machine::new(
+        Config::default().no_heartbeat(),
+        Target::Url("ws://127.0.0.1:1/ws".into()),
+        1,
+        Instant(0),
+    )
+    .unwrap();
+    let conn = std::iter::from_fn(|| m.poll_command())
+        .find_map(|c| match c {
+            Command::Open { conn, .. } => Some(conn),
+            _ => None,
+        })
+        .unwrap();
+    m.set_limits(Instant(0), Some(&limits(100, 10, 2, 8)));
+    m.handle(
+        Instant(0),
+        Input::SocketOpened {
+            conn,
+            protocol: String::new(),
+        },
+    );
+    while m.poll_command().is_some() {}
+    let results: Vec<Sent> = (0..5)
+        .map(|i| m.send(Instant(0), Message::Text(i.to_string())).unwrap())
+        .collect();
+    assert_eq!(results[..2], [Sent::Transmitted, Sent::Transmitted]);
+    assert!(results[2..].iter().all(|r| *r == Sent::Queued));
+    assert_eq!(m.poll_timeout(), Some(Instant(100)), "one frame per 100 ms");
+    assert_eq!(std::iter::from_fn(|| m.poll_command()).count(), 2);
+    m.handle_timeout(Instant(100));
+    let out: Vec<Command> = std::iter::from_fn(|| m.poll_command()).collect();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(m.queued_messages(), 2);
+    m.handle_timeout(Instant(300));
+    while m.poll_command().is_some() {}
+    assert_eq!(m.queued_messages(), 0);
+    // Without limits (an older server): no pacing.
+    m.set_limits(Instant(300), None);
+    for i in 0..20 {
+        assert_eq!(
+            m.send(Instant(300), Message::Text(i.to_string())),
+            Ok(Sent::Transmitted)
+        );
+    }
+}
+
+/// The server's view: a token bucket of `burst` frames, full at the open, refilled at `rate`
+/// a second. Every frame must find a token.
+fn check_bucket(times: &[u64], open: u64, rate: u64, burst: u64) {
+    let (mut tokens, mut at) = (burst * 1000, open);
+    for (i, &t) in times.iter().enumerate() {
+        tokens = (tokens + (t - at) * rate).min(burst * 1000);
+        at = t;
+        assert!(tokens >= 1000, "frame {i} at {t} ms found no token");
+        tokens -= 1000;
+    }
+}
+
+#[test]
+fn publishes_made_offline_are_paced_to_the_rate_and_the_dedupe_window() {
+    let (rate, burst, window) = (50, 100, 40);
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    for n in 0..300 {
+        s.publish(n);
+    }
+    s.m.send(Instant(0), "user 1".into()).unwrap();
+    s.now = 1000;
+    s.opened();
+    let open = s.now;
+    s.receive(&welcome_with(limits(65_536, rate, burst, window)));
+    s.receive(&joined("a", "e1", 0, true));
+    s.m.send(Instant(s.now), "user 2".into()).unwrap();
+    s.pump();
+    let conn = s.conn.unwrap();
+    assert_eq!(
+        s.publish_ids_on(conn).len(),
+        window as usize,
+        "the window binds"
+    );
+    // The server acks what it has read once a second.
+    let mut acked = HashSet::new();
+    let mut max_in_flight = 0;
+    while acked.len() < 300 && s.now < 60_000 {
+        let in_flight = s.publish_ids_on(conn).len() - acked.len();
+        max_in_flight = max_in_flight.max(in_flight);
+        s.advance(s.now + 1000);
+        s.ack_all(&mut acked);
+    }
+    assert_eq!(acked.len(), 300, "every publish sent on the one connection");
+    assert!(
+        max_in_flight <= window as usize,
+        "{max_in_flight} in flight"
+    );
+    assert_eq!(s.r.unacked(), 0);
+    let times: Vec<u64> = s
+        .wire
+        .iter()
+        .zip(&s.sent_at)
+        .filter(|((c, _), _)| *c == conn)
+        .map(|(_, t)| *t)
+        .collect();
+    check_bucket(&times, open, u64::from(rate), u64::from(burst));
+    let frames: Vec<&str> = s.wire.iter().map(|(_, f)| f.as_str()).collect();
+    assert!(
+        frames[0].starts_with(r#"{"type":"hello""#),
+        "the preamble goes first"
+    );
+    assert!(frames.contains(&"user 1") && frames.contains(&"user 2"));
+}
+
+#[test]
+fn a_burst_never_exceeds_the_bucket() {
+    let (rate, burst) = (50, 100);
+    let mut s = Shell::new();
+    s.r.join(Instant(0), "a").unwrap();
+    for n in 0..300 {
+        s.publish(n);
+    }
+    s.opened();
+    s.receive(&welcome_with(limits(65_536, rate, burst, 1024)));
+    let conn = s.conn.unwrap();
+    // The preamble (hello, join) took two tokens: 98 publishes at once.
+    assert_eq!(s.publish_ids_on(conn).len(), 98);
+    s.advance(10_000);
+    assert_eq!(s.publish_ids_on(conn).len(), 300);
+    let times: Vec<u64> = s.sent_at.clone();
+    check_bucket(&times, 0, u64::from(rate), u64::from(burst));
+    // Paced, not slower: the 202 frames after the burst take 202 / 50 s.
+    assert_eq!(times.last(), Some(&4_040));
 }

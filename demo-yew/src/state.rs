@@ -89,6 +89,8 @@ pub(crate) struct Line {
     pub(crate) ts: Option<u64>,
     /// Set on your own messages.
     pub(crate) own: Option<Own>,
+    /// Unique among a room's lines, across server restarts: Yew's list key.
+    pub(crate) key: String,
 }
 
 /// Position of a delivered line: the room's history generation (it changes whenever the server
@@ -201,6 +203,9 @@ pub(crate) enum Action {
         room: String,
         /// Its offset in the room.
         offset: Offset,
+        /// The key that names it across server restarts (offsets start over in a new epoch):
+        /// `publisher:id` from a server that stamps them, else `epoch:offset`.
+        key: String,
         /// Display name of the sender.
         from: String,
         /// The text.
@@ -300,10 +305,11 @@ impl State {
             Action::Message {
                 room,
                 offset,
+                key,
                 from,
                 text,
                 ts,
-            } => self.message(&room, offset, from, text, ts),
+            } => self.message(&room, offset, key, from, text, ts),
             Action::Publish {
                 room,
                 id,
@@ -319,6 +325,7 @@ impl State {
                         text,
                         ts: None,
                         own: Some(Own { id, status }),
+                        key: format!("p{id}"),
                     };
                     room.pending.push((None, line));
                 }
@@ -400,6 +407,7 @@ impl State {
                     .into(),
                 ts: None,
                 own: None,
+                key: format!("g{}", room.generation),
             };
             room.delivered.insert((room.generation, 0), marker);
             // Offsets of the lost history mean nothing now; keep waiting for the acks only.
@@ -427,14 +435,24 @@ impl State {
         }
     }
 
-    fn message(&mut self, name: &str, offset: Offset, from: String, text: String, ts: u64) {
+    fn message(
+        &mut self,
+        name: &str,
+        offset: Offset,
+        unique: String,
+        from: String,
+        text: String,
+        ts: u64,
+    ) {
         let selected = self.selected.as_deref() == Some(name);
         let me = self.me.clone();
         let Some(room) = self.room_mut(name) else {
             return;
         };
         let key = (room.generation, offset);
-        if room.delivered.contains_key(&key) {
+        let unique = format!("m{unique}");
+        // A repeated list key would make Yew's keyed diff panic ("duplicate key detected").
+        if room.delivered.contains_key(&key) || room.delivered.values().any(|l| l.key == unique) {
             return;
         }
         // Our own message coming back: it leaves the pending list.
@@ -453,6 +471,7 @@ impl State {
             text,
             ts: Some(ts),
             own,
+            key: unique,
         };
         room.delivered.insert(key, line);
     }
@@ -519,6 +538,7 @@ mod tests {
         Action::Message {
             room: room.into(),
             offset,
+            key: format!("e1:{offset}"),
             from: from.into(),
             text: text.into(),
             ts: 1_700_000_000_000 + offset,
@@ -556,6 +576,39 @@ mod tests {
         state.apply(msg("lobby", 2, "bob", "two again"));
         state.apply(msg("lobby", 3, "bob", "three"));
         assert_eq!(texts(&state, "lobby"), ["one", "two", "three"]);
+    }
+
+    #[test]
+    fn lines_keep_unique_keys_when_a_restart_starts_offsets_over() {
+        let mut state = connected("ann", &["lobby"]);
+        state.apply(msg("lobby", 1, "bob", "one"));
+        state.apply(msg("lobby", 2, "bob", "two"));
+        // The server restarted: the new epoch numbers from 1 again.
+        state.apply(Action::Joined {
+            room: "lobby".into(),
+            recovered: false,
+        });
+        for (offset, key, text) in [(1, "e2:1", "three"), (2, "e2:2", "four")] {
+            state.apply(Action::Message {
+                room: "lobby".into(),
+                offset,
+                key: key.into(),
+                from: "bob".into(),
+                text: text.into(),
+                ts: 0,
+            });
+        }
+        let room = state.room("lobby").unwrap();
+        let keys: Vec<&str> = room.lines().map(|l| l.key.as_str()).collect();
+        let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+        assert_eq!(
+            texts(&state, "lobby")
+                .into_iter()
+                .filter(|t| !t.starts_with("The server"))
+                .collect::<Vec<_>>(),
+            ["one", "two", "three", "four"]
+        );
     }
 
     #[test]
@@ -791,8 +844,16 @@ mod tests {
             recovered: false,
         });
         assert_eq!(state.recovery.as_ref().unwrap().lost, ["a"]);
-        // A restarted server starts the room over at offset 1: nothing old is replaced.
-        state.apply(msg("a", 1, "bob", "new one"));
+        // A restarted server starts the room over at offset 1 (of a new epoch): nothing old is
+        // replaced.
+        state.apply(Action::Message {
+            room: "a".into(),
+            offset: 1,
+            key: "e2:1".into(),
+            from: "bob".into(),
+            text: "new one".into(),
+            ts: 0,
+        });
         let lines: Vec<_> = state.room("a").unwrap().lines().cloned().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[2].kind, LineKind::Gap);

@@ -200,6 +200,12 @@ export async function rooms(ws: LifelineSocket): Promise<number> {
         case "ERR_PUBLISH_REFUSED":
           void e.serverCode;
           break;
+        case "ERR_TOO_LARGE": {
+          const size: number | undefined = e.size;
+          const max: number | undefined = e.maxMessageBytes;
+          void [size, max];
+          break;
+        }
       }
     }
   }
@@ -222,6 +228,9 @@ export function roomEvents(ws: LifelineSocket): Array<() => void> {
     const where: string = m.room;
     const who: string = m.from;
     const at: number = m.offset + m.ts;
+    const epoch: string = m.epoch;
+    const key: string | undefined = m.publisher === undefined ? undefined : `${m.publisher}:${m.id}`;
+    void [epoch, key];
     if (typeof m.data === "object" && m.data !== null && !Array.isArray(m.data)) {
       const text = m.data["text"];
       void text;

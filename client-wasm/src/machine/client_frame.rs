@@ -12,11 +12,15 @@ pub(crate) type Outgoing = ClientMsg<RawJson>;
 pub(crate) fn encode(msg: &Outgoing) -> String {
     let mut out = String::from(r#"{"type":"#);
     match msg {
-        ClientMsg::Hello { session, .. } => {
+        ClientMsg::Hello { session, publisher } => {
             out.push_str(r#""hello""#);
             if let Some(session) = session {
                 key(&mut out, "session");
                 push_string(&mut out, session);
+            }
+            if let Some(publisher) = publisher {
+                key(&mut out, "publisher");
+                push_string(&mut out, publisher);
             }
         }
         ClientMsg::Ping { id } => {
@@ -77,10 +81,8 @@ mod tests {
     fn message() -> impl Strategy<Value = Outgoing> {
         let text = "\\PC{0,12}|[\\x00-\\x7f]{0,12}";
         prop_oneof![
-            prop::option::of(text).prop_map(|session| ClientMsg::Hello {
-                session,
-                publisher: None
-            }),
+            (prop::option::of(text), prop::option::of(text))
+                .prop_map(|(session, publisher)| ClientMsg::Hello { session, publisher }),
             any::<u64>().prop_map(|id| ClientMsg::Ping { id }),
             (text, prop::option::of((text, any::<u64>()))).prop_map(|(room, since)| {
                 ClientMsg::Join {

@@ -14,7 +14,16 @@ pub type PingBuilder = Arc<dyn Fn(u64) -> Message + Send + Sync>;
 pub type PongMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The default terminal-close rule: 1008 (policy violation) and 4400–4499 (the application
-/// range that mirrors HTTP 4xx) stop reconnecting; every other code is retried.
+/// range that mirrors HTTP 4xx) stop reconnecting; every other code is retried. That includes
+/// 1013 (try again later: a full server, a slow reader, or a sender that stayed above the rate
+/// limit while the server throttled it) and 1009 (the rooms layer fails the publish that was too
+/// large, so the retry does not meet it again).
+///
+/// ```
+/// use ws_lifeline::machine::default_terminal;
+/// assert!(default_terminal(1008) && default_terminal(4403));
+/// assert!(!default_terminal(1013) && !default_terminal(1009) && !default_terminal(1006));
+/// ```
 pub fn default_terminal(code: u16) -> bool {
     code == protocol::close::POLICY || (4400..=4499).contains(&code)
 }

@@ -105,6 +105,25 @@ struct Conn {
     buffered: u64,
     drain_at: Option<Instant>,
     flush_pending: bool,
+    /// A protocol layer's frames for this connection only ([`Machine::send_layer`]): they go
+    /// out ahead of the queue and are dropped with the connection.
+    layer: VecDeque<Message>,
+    /// The pacing token bucket, in thousandths of a frame (see [`Machine::set_limits`]).
+    tokens: i64,
+    refilled_at: Instant,
+    /// Frames handed to the socket on this connection.
+    frames: u64,
+    /// When the bucket next has a token for a frame that waits for one.
+    pace_at: Option<Instant>,
+}
+
+/// A server's frame rate, as the token bucket it enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pace {
+    /// Thousandths of a frame added per millisecond (= frames per second).
+    per_ms: i64,
+    /// Thousandths of a frame the bucket holds.
+    cap: i64,
 }
 
 /// The client's state machine. See the [module docs](self).
@@ -128,6 +147,8 @@ pub struct Machine {
     url: Option<String>,
     protocol: String,
     ping_id: u64,
+    pace: Option<Pace>,
+    max_message: Option<usize>,
 }
 
 impl Machine {
@@ -158,6 +179,8 @@ impl Machine {
             url,
             protocol: String::new(),
             ping_id: 0,
+            pace: None,
+            max_message: None,
         };
         m.start_attempt(now);
         Ok(m)
@@ -235,6 +258,7 @@ impl Machine {
             consider(c.connect_deadline);
             consider(c.next_ping);
             consider(c.drain_at);
+            consider(c.pace_at);
             if let Some(hb) = &self.config.heartbeat {
                 consider(c.unanswered.map(|u| u + hb.timeout));
             }
@@ -271,6 +295,10 @@ impl Machine {
             c.drain_at = None;
             let conn = c.id;
             self.commands.push_back(Command::PollBuffered { conn });
+        }
+        if c.pace_at.is_some_and(|t| t <= now) {
+            c.pace_at = None;
+            self.flush(now);
         }
         let Some(hb) = self.config.heartbeat.clone() else {
             return;
@@ -340,7 +368,11 @@ impl Machine {
                     return;
                 }
                 let interval = self.config.heartbeat.as_ref().map(|h| h.interval);
+                let full = self.pace.map_or(0, |p| p.cap);
                 if let Some(c) = self.conn.as_mut() {
+                    // The server's bucket starts full on a new connection, and so does ours.
+                    c.tokens = full;
+                    c.refilled_at = now;
                     c.phase = Phase::Open;
                     c.connect_deadline = None;
                     c.opened_at = now;
@@ -436,12 +468,18 @@ impl Machine {
         if matches!(self.state, State::Closed | State::Closing) {
             return Err(Error::Closed);
         }
+        if let Some(limit) = self.max_message.filter(|&max| message.len() > max) {
+            return Err(Error::TooLarge {
+                size: message.len(),
+                limit,
+            });
+        }
         let hw = self.config.high_water_mark;
         let direct = self.queue.is_empty()
-            && self
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.phase == Phase::Open && !c.flush_pending && c.buffered <= hw);
+            && self.conn.as_ref().is_some_and(|c| {
+                c.phase == Phase::Open && !c.flush_pending && c.buffered <= hw && c.layer.is_empty()
+            })
+            && self.has_token(now);
         if direct {
             self.transmit(now, message);
             return Ok(Sent::Transmitted);
@@ -458,6 +496,7 @@ impl Machine {
         }
         self.queue_bytes += message.len();
         self.queue.push_back(message);
+        self.arm_pace(now);
         Ok(Sent::Queued)
     }
 
@@ -470,9 +509,15 @@ impl Machine {
         let direct = !matches!(self.state, State::Closed | State::Closing)
             && self.commands.is_empty()
             && self.queue.is_empty()
+            && self.max_message.is_none_or(|max| len <= max)
             && self.conn.as_ref().is_some_and(|c| {
-                c.id == conn && c.phase == Phase::Open && !c.flush_pending && c.buffered <= hw
-            });
+                c.id == conn
+                    && c.phase == Phase::Open
+                    && !c.flush_pending
+                    && c.buffered <= hw
+                    && c.layer.is_empty()
+            })
+            && self.has_token(now);
         if direct {
             self.now = now;
             self.account(now, len);
@@ -492,6 +537,77 @@ impl Machine {
         }
         self.transmit(now, message);
         Ok(())
+    }
+
+    /// Sends a protocol layer's frame on this connection only: ahead of the queue and of any
+    /// message sent later, paced as every frame is (see [`set_limits`](Self::set_limits)), and
+    /// dropped if the connection ends first, so it never reaches the next connection before
+    /// that connection's preamble.
+    ///
+    /// Errors: [`Error::NotOpen`] unless the socket is open.
+    pub fn send_layer(&mut self, now: Instant, message: Message) -> Result<()> {
+        self.now = now;
+        let Some(c) = self
+            .conn
+            .as_mut()
+            .filter(|c| c.phase == Phase::Open && !c.closing)
+        else {
+            return Err(Error::NotOpen);
+        };
+        c.layer.push_back(message);
+        if !c.flush_pending {
+            self.flush(now);
+        }
+        Ok(())
+    }
+
+    /// Carries out one output of the rooms layer: a preamble frame with
+    /// [`send_preamble`](Self::send_preamble), another frame with
+    /// [`send_layer`](Self::send_layer), limits with [`set_limits`](Self::set_limits). Every
+    /// shell hands the layer's output over through here.
+    ///
+    /// Errors: [`Error::NotOpen`] for a frame while the socket is not open (the layer redoes
+    /// it on the next connection).
+    #[cfg(feature = "rooms")]
+    pub fn send_outgoing(&mut self, now: Instant, out: rooms::Outgoing) -> Result<()> {
+        match out {
+            rooms::Outgoing::Preamble(m) => self.send_preamble(now, m),
+            rooms::Outgoing::Send(m) => self.send_layer(now, m),
+            rooms::Outgoing::Limits(limits) => {
+                self.set_limits(now, limits.as_ref());
+                Ok(())
+            }
+        }
+    }
+
+    /// Paces this client to a server's advertised limits, from now on and on every later
+    /// connection: at most `rate_burst` frames at once and `rate_per_sec` a second after that
+    /// (a token bucket like the server's, full on each open; preamble frames and pings spend
+    /// tokens but never wait), and [`send`](Self::send) refuses a message over
+    /// `max_message_bytes` with [`Error::TooLarge`]. `None` (a server that advertises no
+    /// limits) turns both off. A rate of 0 is taken as no rate limit.
+    pub fn set_limits(&mut self, now: Instant, limits: Option<&protocol::Limits>) {
+        self.now = now;
+        self.max_message = limits.map(|l| l.max_message_bytes as usize);
+        self.pace = limits.filter(|l| l.rate_per_sec > 0).map(|l| Pace {
+            per_ms: i64::from(l.rate_per_sec),
+            cap: i64::from(l.rate_burst.max(1)) * 1000,
+        });
+        if let (Some(pace), Some(c)) = (self.pace, self.conn.as_mut()) {
+            // What this connection sent already came out of the server's bucket.
+            c.tokens = pace.cap - i64::try_from(c.frames).unwrap_or(i64::MAX / 2) * 1000;
+            c.refilled_at = now;
+            c.pace_at = None;
+        }
+        if self.conn.as_ref().is_some_and(|c| !c.flush_pending) {
+            self.flush(now);
+        }
+    }
+
+    /// The next number of the machine's random generator (seeded at [`new`](Self::new)), for a
+    /// layer above that needs randomness, such as the rooms layer's publisher id.
+    pub fn random(&mut self) -> u64 {
+        self.rng.u64(..)
     }
 
     /// Closes the connection for good (until [`reconnect`](Self::reconnect)).
@@ -599,6 +715,11 @@ impl Machine {
             buffered: 0,
             drain_at: None,
             flush_pending: false,
+            layer: VecDeque::new(),
+            tokens: 0,
+            refilled_at: now,
+            frames: 0,
+            pace_at: None,
         });
         self.set_state(State::Connecting);
         match (phase, &self.url) {
@@ -658,9 +779,29 @@ impl Machine {
         }
     }
 
-    /// Counts `len` bytes into the socket's buffer estimate; the connection they go out on.
+    /// Refills the bucket up to `now`; true when a paced frame may go out.
+    fn has_token(&mut self, now: Instant) -> bool {
+        let (Some(pace), Some(c)) = (self.pace, self.conn.as_mut()) else {
+            return true;
+        };
+        let elapsed = i64::try_from(now.0.saturating_sub(c.refilled_at.0)).unwrap_or(i64::MAX);
+        c.tokens = c
+            .tokens
+            .saturating_add(elapsed.saturating_mul(pace.per_ms))
+            .min(pace.cap);
+        c.refilled_at = now;
+        c.tokens >= 1000
+    }
+
+    /// Counts `len` bytes into the socket's buffer estimate and the frame out of the bucket;
+    /// the connection they go out on.
     fn account(&mut self, now: Instant, len: usize) -> Option<ConnId> {
+        let paced = self.pace.is_some();
         let c = self.conn.as_mut()?;
+        c.frames += 1;
+        if paced {
+            c.tokens -= 1000;
+        }
         c.buffered = c.buffered.saturating_add(len as u64);
         if c.buffered > self.config.high_water_mark && c.drain_at.is_none() {
             c.drain_at = Some(now + self.config.drain_poll);
@@ -668,30 +809,57 @@ impl Machine {
         Some(c.id)
     }
 
-    /// Moves queued messages to the socket while it is below the high-water mark.
+    /// Moves the layer's frames, then queued messages, to the socket while the bucket has
+    /// tokens; queued messages also wait for the socket to drain below the high-water mark
+    /// (the layer's frames never did).
     fn flush(&mut self, now: Instant) {
         let hw = self.config.high_water_mark;
         while self
             .conn
             .as_ref()
-            .is_some_and(|c| c.phase == Phase::Open && !c.closing && c.buffered <= hw)
+            .is_some_and(|c| c.phase == Phase::Open && !c.closing)
+            && self.has_token(now)
         {
+            let Some(c) = self.conn.as_mut() else { break };
+            if let Some(m) = c.layer.pop_front() {
+                self.transmit(now, m);
+                continue;
+            }
+            if c.buffered > hw {
+                break;
+            }
             let Some(m) = self.queue.pop_front() else {
                 break;
             };
             self.queue_bytes -= m.len();
             self.transmit(now, m);
         }
-        let pending = !self.queue.is_empty();
+        self.arm_pace(now);
         let drain_poll = self.config.drain_poll;
         if let Some(c) = self
             .conn
             .as_mut()
             .filter(|c| c.phase == Phase::Open && !c.closing)
-            && (pending || c.buffered > hw)
+            && c.buffered > hw
             && c.drain_at.is_none()
         {
             c.drain_at = Some(now + drain_poll);
+        }
+    }
+
+    /// Sets the pacing timer for when the bucket has a token again, if frames wait for one.
+    fn arm_pace(&mut self, now: Instant) {
+        let pending = !self.queue.is_empty();
+        if let (Some(pace), Some(c)) = (self.pace, self.conn.as_mut())
+            && c.phase == Phase::Open
+            && !c.closing
+            && (pending || !c.layer.is_empty())
+            && c.tokens < 1000
+            && c.pace_at.is_none()
+        {
+            // Ceiling division: the first millisecond at which a whole token is back.
+            let wait = (1000 - c.tokens + pace.per_ms - 1) / pace.per_ms;
+            c.pace_at = Some(Instant(now.0.saturating_add(wait.max(1) as u64)));
         }
     }
 

@@ -1,12 +1,12 @@
 //! Protocol v1 above the core: rooms, publishes with acks, per-room offsets and recovery.
 //!
 //! [`Rooms`] is sans-IO like the [`Machine`](super::Machine) it sits on: no clock, no socket,
-//! no randomness. A shell feeds it every core [`Event`] with [`Rooms::handle_event`], the
-//! user's actions with [`Rooms::join`], [`Rooms::leave`] and [`Rooms::publish`], and time with
-//! [`Rooms::handle_timeout`]; it then carries out every [`Outgoing`] frame from
-//! [`Rooms::poll_transmit`] (a [`Outgoing::Preamble`] with `send_preamble`, a
-//! [`Outgoing::Send`] with `send`) and hands every [`RoomEvent`] from [`Rooms::poll_event`]
-//! to the application.
+//! no randomness of its own (the publisher id comes from a seed). A shell feeds it every core
+//! [`Event`] with [`Rooms::handle_event`], the user's actions with [`Rooms::join`],
+//! [`Rooms::leave`] and [`Rooms::publish`], and time with [`Rooms::handle_timeout`]; it then
+//! hands every [`Outgoing`] from [`Rooms::poll_transmit`] to the core with
+//! [`Machine::send_outgoing`](super::Machine::send_outgoing) and every [`RoomEvent`] from
+//! [`Rooms::poll_event`] to the application.
 //!
 //! What it guarantees (see `docs/PROTOCOL.md`, "Client duties"):
 //! - On every open, before the core flushes its queue: `hello {session}`, then
@@ -15,18 +15,26 @@
 //!   preamble: a publish that lands in a session whose `welcome` is then lost with the
 //!   connection could not be deduplicated on the next connection, which would name an older
 //!   session or none.)
-//! - Publishes carry ids unique per session, stay kept (bounded) until acked, are resent after
-//!   a reconnect, and fail with [`RoomError::PublishTimeout`] after the ack timeout.
+//! - Every `hello` carries this client's publisher id, chosen once from the seed; publishes
+//!   carry ids from one counter that never restarts, stay kept (bounded) until acked, are
+//!   resent after a reconnect, and fail with [`RoomError::PublishTimeout`] after the ack timeout.
+//! - After a `welcome` with `limits`: a publish over `max_message_bytes` fails with
+//!   [`RoomError::TooLarge`] instead of being sent, at most `dedupe_window` publishes are in
+//!   flight, and [`Outgoing::Limits`] tells the core to pace every frame to the server's rate.
+//!   A close 1009 fails the largest publish in flight on that connection with `TooLarge`.
 //! - Within a room and epoch, messages are delivered with offsets `last + 1, last + 2, ...`:
 //!   duplicates are dropped and counted; a gap triggers a rejoin with `since` instead of an
 //!   out-of-order delivery; a `joined {recovered: false}` is reported, never a silent gap.
+//! - A message whose `(publisher, id)` is not above the highest delivered from that publisher
+//!   in the room is a resend re-broadcast under a new offset (after a lost session or a server
+//!   restart) and is dropped; the table is bounded per room, least recently seen out first.
 //!
 //! ```
 //! use ws_lifeline::machine::rooms::{Outgoing, RoomEvent, Rooms, RoomsConfig};
 //! use ws_lifeline::machine::{Event, Instant, Message};
 //! use ws_lifeline::RawJson;
 //!
-//! let mut rooms = Rooms::new(RoomsConfig::default());
+//! let mut rooms = Rooms::new(RoomsConfig::default(), 7);
 //! rooms.join(Instant(0), "lobby").unwrap();
 //! let id = rooms.publish(Instant(1), "lobby", RawJson::new(r#""hi""#).unwrap()).unwrap();
 //! // The socket opens: the preamble says hello and rejoins; the welcome releases the publish.
@@ -34,6 +42,8 @@
 //! assert_eq!(std::iter::from_fn(|| rooms.poll_transmit()).count(), 2);
 //! let welcome = r#"{"type":"welcome","session":"s1","resumed":false,"name":"me"}"#;
 //! rooms.handle_event(Instant(2), &Event::Message(Message::Text(welcome.into())));
+//! // No `limits` in this welcome: the core is told not to pace.
+//! assert_eq!(rooms.poll_transmit(), Some(Outgoing::Limits(None)));
 //! assert!(matches!(rooms.poll_transmit(), Some(Outgoing::Send(_))));
 //! assert!(matches!(rooms.poll_event(), Some(RoomEvent::Welcome { .. })));
 //! let ack = format!(r#"{{"type":"ack","id":{},"offset":1}}"#, id.0);
@@ -47,7 +57,7 @@ use super::sorted_map::SortedMap;
 use std::fmt;
 use std::time::Duration;
 
-use protocol::{ClientMsg, ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since};
+use protocol::{ClientMsg, ErrorCode, Limits, MsgId, Offset, RoomInfo, ServerMsg, Since};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -68,6 +78,9 @@ pub struct RoomsConfig {
     /// Most publishes kept while waiting for their ack; one more is refused with
     /// [`RoomError::TooManyUnacked`] (never dropped silently). Default: 1024.
     pub max_unacked: usize,
+    /// Most publishers remembered per room to drop re-broadcast resends; the least recently
+    /// seen is forgotten first. Default: 1024.
+    pub max_publishers: usize,
 }
 
 impl Default for RoomsConfig {
@@ -75,6 +88,7 @@ impl Default for RoomsConfig {
         RoomsConfig {
             ack_timeout: Duration::from_secs(30),
             max_unacked: 1024,
+            max_publishers: 1024,
         }
     }
 }
@@ -89,6 +103,12 @@ impl RoomsConfig {
     /// Sets the bound on publishes awaiting an ack.
     pub fn max_unacked(mut self, max: usize) -> Self {
         self.max_unacked = max;
+        self
+    }
+
+    /// Sets the bound on publishers remembered per room.
+    pub fn max_publishers(mut self, max: usize) -> Self {
+        self.max_publishers = max;
         self
     }
 }
@@ -135,6 +155,15 @@ pub enum RoomError {
         id: PublishId,
         /// The room.
         room: String,
+    },
+    /// The publish frame is larger than the server's `max_message_bytes`: refused by
+    /// [`Rooms::publish`] once the limit is known, failed at the `welcome` that announces it,
+    /// or failed by a close 1009 on the connection that carried it. It is not sent (again).
+    TooLarge {
+        /// The frame's size in bytes.
+        size: usize,
+        /// The server's limit, when it advertised one.
+        limit: Option<usize>,
     },
     /// The data could not be encoded as JSON.
     Encode {
@@ -198,6 +227,9 @@ impl RoomError {
                 push_u64(&mut out, id.0);
                 out.push_str(" was acknowledged");
             }
+            RoomError::TooLarge { size, limit } => {
+                crate::error::too_large(&mut out, *size, *limit);
+            }
             RoomError::Encode { message } => {
                 out.push_str("could not encode the data as JSON: ");
                 out.push_str(message);
@@ -208,7 +240,8 @@ impl RoomError {
     }
 }
 
-/// The id of a publish: the protocol's client message id, unique within this [`Rooms`].
+/// The id of a publish: the protocol's client message id, unique within this [`Rooms`] (with
+/// its publisher id, unique across sessions and server restarts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublishId(pub MsgId);
 
@@ -262,6 +295,8 @@ impl RoomEvent {
 pub struct RoomMessage<T = RawJson> {
     /// Room name.
     pub room: String,
+    /// The room's epoch: offsets start again at 1 in a new one (after a server restart).
+    pub epoch: String,
     /// Offset in the room: consecutive within an epoch.
     pub offset: Offset,
     /// Display name of the publisher.
@@ -270,6 +305,11 @@ pub struct RoomMessage<T = RawJson> {
     pub data: T,
     /// Server time of publication, milliseconds since the Unix epoch.
     pub ts: u64,
+    /// The publisher's id, from a server that stamps it. With `id`, a key unique across
+    /// sessions and server restarts (unlike `(epoch, offset)` of a re-broadcast resend).
+    pub publisher: Option<String>,
+    /// The publisher's publish id, sent with `publisher`.
+    pub id: Option<MsgId>,
 }
 
 impl RoomMessage<RawJson> {
@@ -278,7 +318,10 @@ impl RoomMessage<RawJson> {
     /// ```
     /// use ws_lifeline::machine::rooms::RoomMessage;
     /// use ws_lifeline::RawJson;
-    /// let m = RoomMessage { room: "r".into(), offset: 1, from: "a".into(), data: RawJson::new("7").unwrap(), ts: 0 };
+    /// let m = RoomMessage {
+    ///     room: "r".into(), epoch: "e".into(), offset: 1, from: "a".into(),
+    ///     data: RawJson::new("7").unwrap(), ts: 0, publisher: None, id: None,
+    /// };
     /// assert_eq!(m.decode::<u32>().unwrap().data, 7);
     /// assert!(m.decode::<String>().is_err());
     /// ```
@@ -289,10 +332,13 @@ impl RoomMessage<RawJson> {
         })?;
         Ok(RoomMessage {
             room: self.room.clone(),
+            epoch: self.epoch.clone(),
             offset: self.offset,
             from: self.from.clone(),
             data,
             ts: self.ts,
+            publisher: self.publisher.clone(),
+            id: self.id,
         })
     }
 }
@@ -335,7 +381,8 @@ pub enum RoomEvent {
         /// The room's latest offset now.
         offset: Offset,
     },
-    /// A message, in offset order, never twice.
+    /// A message, in offset order, never twice. A resend the server re-broadcast under a new
+    /// offset (same `publisher` and `id`) is skipped, so offsets may jump over it.
     Message(RoomMessage),
     /// The server confirmed a `leave`.
     Left {
@@ -383,26 +430,34 @@ pub enum RoomEvent {
     BadFrame(DecodeError),
 }
 
-/// A frame for the shell to send through the core.
+/// What the shell hands to the core: [`Machine::send_outgoing`](super::Machine::send_outgoing)
+/// does each.
 ///
-/// Shells send both kinds with `send_preamble`: at once, ahead of the core's queue, or not at
-/// all when the socket is not open. A layer frame must never wait in the core's queue: it could
-/// outlive its connection and reach the next one before that connection's `hello` and resends,
-/// so the server would see publish ids out of order. A frame that did not go out is not lost:
-/// joins are redone on the next open and publishes resent after the next `welcome`.
+/// Frames go out ahead of the core's queue, or not at all when the socket is not open. A layer
+/// frame must never wait in the core's queue: it could outlive its connection and reach the
+/// next one before that connection's `hello` and resends, so the server would see publish ids
+/// out of order; frames waiting for the pace are dropped with their connection. A frame that
+/// did not go out is not lost: joins are redone on the next open and publishes resent after
+/// the next `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// Part of the open preamble (`hello`, rejoins).
     Preamble(Message),
-    /// Any other frame of the layer (publishes, leaves, recovery joins, room-list requests).
+    /// Any other frame of the layer (publishes, leaves, recovery joins, room-list requests),
+    /// for [`Machine::send_layer`](super::Machine::send_layer).
     Send(Message),
+    /// The limits of this connection's `welcome` (`None` from a server that advertises none),
+    /// for [`Machine::set_limits`](super::Machine::set_limits). Comes before the frames it
+    /// paces.
+    Limits(Option<Limits>),
 }
 
 impl Outgoing {
-    /// The frame.
-    pub fn message(&self) -> &Message {
+    /// The frame, if it is one.
+    pub fn message(&self) -> Option<&Message> {
         match self {
-            Outgoing::Preamble(m) | Outgoing::Send(m) => m,
+            Outgoing::Preamble(m) | Outgoing::Send(m) => Some(m),
+            Outgoing::Limits(_) => None,
         }
     }
 }
@@ -425,6 +480,9 @@ pub struct RoomStats {
     pub delivered: u64,
     /// Messages dropped because their offset was already delivered.
     pub duplicates_dropped: u64,
+    /// Messages dropped because their `(publisher, id)` was already delivered (a resend
+    /// re-broadcast under a new offset).
+    pub resends_dropped: u64,
     /// Messages dropped because offsets were skipped; each led to a rejoin with `since`.
     pub gaps: u64,
     /// Rejoins answered with `recovered: true`.
@@ -443,6 +501,19 @@ struct RoomState {
     joining: Option<Option<Since>>,
     /// A `joined {recovered: true}` arrived and its replay, up to this offset, follows it.
     replaying_until: Option<Offset>,
+    /// Per publisher: the highest publish id delivered and when it was last seen (a tick).
+    publishers: SortedMap<String, (MsgId, u64)>,
+}
+
+impl RoomState {
+    fn new() -> Self {
+        RoomState {
+            position: None,
+            joining: None,
+            replaying_until: None,
+            publishers: SortedMap::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -450,13 +521,21 @@ struct Pending {
     room: String,
     frame: String,
     deadline: Instant,
+    /// Sent on some connection.
     transmitted: bool,
+    /// Handed to the core on this connection and so in flight.
+    on_conn: bool,
 }
 
 /// The protocol v1 client layer. See the [module docs](self).
 #[derive(Debug)]
 pub struct Rooms {
     config: RoomsConfig,
+    publisher: String,
+    /// The last `welcome`'s limits.
+    limits: Option<Limits>,
+    /// Counts messages delivered, to find the least recently seen publisher.
+    tick: u64,
     session: Option<String>,
     open: bool,
     /// This connection's `welcome` has arrived: publishes may go out.
@@ -474,11 +553,25 @@ fn frame(msg: &ClientFrame) -> Message {
     Message::Text(client_frame::encode(msg))
 }
 
+/// 16 lowercase hex digits of `n`: a valid publisher id.
+fn hex_id(n: u64) -> String {
+    (0..16)
+        .map(|i| {
+            let nibble = (n >> (60 - 4 * i)) & 0xf;
+            char::from(b"0123456789abcdef"[nibble as usize])
+        })
+        .collect()
+}
+
 impl Rooms {
-    /// A layer with no rooms and no session yet.
-    pub fn new(config: RoomsConfig) -> Self {
+    /// A layer with no rooms and no session yet. `seed` picks this client's publisher id: give
+    /// each client a different one (the shells take it from [`Machine::random`](super::Machine::random)).
+    pub fn new(config: RoomsConfig, seed: u64) -> Self {
         Rooms {
             config,
+            publisher: hex_id(fastrand::Rng::with_seed(seed).u64(..)),
+            limits: None,
+            tick: 0,
             session: None,
             open: false,
             welcomed: false,
@@ -494,6 +587,16 @@ impl Rooms {
     /// The settings.
     pub fn config(&self) -> &RoomsConfig {
         &self.config
+    }
+
+    /// This client's publisher id, sent in every `hello`.
+    pub fn publisher(&self) -> &str {
+        &self.publisher
+    }
+
+    /// The limits of the last `welcome`, if the server advertised them.
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
     }
 
     /// The session resume token of the last `welcome`.
@@ -534,11 +637,7 @@ impl Rooms {
         if self.rooms.contains_key(room) {
             return Ok(());
         }
-        let mut state = RoomState {
-            position: None,
-            joining: None,
-            replaying_until: None,
-        };
+        let mut state = RoomState::new();
         if self.open {
             state.joining = Some(None);
             self.out.push_back(Outgoing::Send(frame(&ClientMsg::Join {
@@ -573,11 +672,13 @@ impl Rooms {
         true
     }
 
-    /// Publishes `data` to a joined room. It is sent now if connected (and welcomed), else
-    /// right after the next connection's `welcome`, and resent after every reconnect until acked, failed or timed out;
-    /// the outcome arrives as [`RoomEvent::Acked`] or [`RoomEvent::PublishFailed`].
+    /// Publishes `data` to a joined room. It is sent now if connected (and welcomed) and
+    /// within the server's `dedupe_window`, else as soon as it is, and resent after every
+    /// reconnect until acked, failed or timed out; the outcome arrives as
+    /// [`RoomEvent::Acked`] or [`RoomEvent::PublishFailed`].
     ///
-    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing is queued).
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing is queued),
+    /// [`RoomError::TooLarge`] once the server's limit is known.
     pub fn publish(
         &mut self,
         now: Instant,
@@ -605,10 +706,12 @@ impl Rooms {
                 message: "not text".into(),
             });
         };
-        let send = self.open && self.welcomed;
-        if send {
-            self.out
-                .push_back(Outgoing::Send(Message::Text(text.clone())));
+        if let Some(limit) = self.max_message().filter(|&max| text.len() > max) {
+            // The id is not used again: ids only have to grow.
+            return Err(RoomError::TooLarge {
+                size: text.len(),
+                limit: Some(limit),
+            });
         }
         self.unacked.insert(
             id,
@@ -616,10 +719,12 @@ impl Rooms {
                 room: room.to_owned(),
                 frame: text,
                 deadline: now + self.config.ack_timeout,
-                transmitted: send,
+                transmitted: false,
+                on_conn: false,
             },
         );
         self.stats.published += 1;
+        self.release();
         Ok(PublishId(id))
     }
 
@@ -656,9 +761,16 @@ impl Rooms {
                 self.on_open();
                 false
             }
-            Event::Close(_) => {
+            Event::Close(info) => {
                 self.open = false;
                 self.welcomed = false;
+                // Before `on_conn` is cleared: it marks what that connection carried.
+                if info.code == protocol::close::TOO_BIG {
+                    self.fail_too_big();
+                }
+                for p in self.unacked.values_mut() {
+                    p.on_conn = false;
+                }
                 for r in self.rooms.values_mut() {
                     r.joining = None;
                     r.replaying_until = None;
@@ -711,6 +823,57 @@ impl Rooms {
                 room: p.room,
                 error,
             });
+            self.release();
+        }
+    }
+
+    fn max_message(&self) -> Option<usize> {
+        self.limits.as_ref().map(|l| l.max_message_bytes as usize)
+    }
+
+    /// A close 1009: the server refused a frame as too large. The largest publish in flight
+    /// on that connection is taken to be it and fails, so that it is not resent forever and
+    /// the publishes behind it flow.
+    fn fail_too_big(&mut self) {
+        let largest = self
+            .unacked
+            .iter()
+            .filter(|(_, p)| p.on_conn)
+            .max_by_key(|(id, p)| (p.frame.len(), std::cmp::Reverse(**id)))
+            .map(|(id, p)| (*id, p.frame.len()));
+        if let Some((id, size)) = largest {
+            let limit = self.max_message();
+            self.fail(id, |_, _| RoomError::TooLarge { size, limit });
+        }
+    }
+
+    /// Sends unacknowledged publishes, in id order, while this connection is welcomed and
+    /// fewer than the server's `dedupe_window` are in flight: a resend outside the window
+    /// could not be recognised as one.
+    fn release(&mut self) {
+        if !self.open || !self.welcomed {
+            return;
+        }
+        let window = self
+            .limits
+            .as_ref()
+            .map_or(usize::MAX, |l| (l.dedupe_window as usize).max(1));
+        let mut in_flight = self.unacked.values_mut().filter(|p| p.on_conn).count();
+        for p in self.unacked.values_mut() {
+            if in_flight >= window {
+                break;
+            }
+            if p.on_conn {
+                continue;
+            }
+            if p.transmitted {
+                self.stats.resent += 1;
+            }
+            p.transmitted = true;
+            p.on_conn = true;
+            in_flight += 1;
+            self.out
+                .push_back(Outgoing::Send(Message::Text(p.frame.clone())));
         }
     }
 
@@ -721,7 +884,7 @@ impl Rooms {
         self.out
             .push_back(Outgoing::Preamble(frame(&ClientMsg::Hello {
                 session: self.session.clone(),
-                publisher: None,
+                publisher: Some(self.publisher.clone()),
             })));
         for (room, r) in self.rooms.iter_mut() {
             r.joining = Some(r.position.clone());
@@ -733,19 +896,30 @@ impl Rooms {
         }
     }
 
-    fn on_welcome(&mut self) {
+    fn on_welcome(&mut self, limits: Option<Limits>) {
         if !self.open || self.welcomed {
             return;
         }
-        self.welcomed = true;
-        for p in self.unacked.values_mut() {
-            if p.transmitted {
-                self.stats.resent += 1;
+        self.limits = limits;
+        self.out.push_back(Outgoing::Limits(self.limits.clone()));
+        if let Some(max) = self.max_message() {
+            // Accepted before the limit was known: fail rather than send what the server
+            // would answer with a close 1009.
+            let big: Vec<(MsgId, usize)> = self
+                .unacked
+                .iter()
+                .filter(|(_, p)| p.frame.len() > max)
+                .map(|(id, p)| (*id, p.frame.len()))
+                .collect();
+            for (id, size) in big {
+                self.fail(id, |_, _| RoomError::TooLarge {
+                    size,
+                    limit: Some(max),
+                });
             }
-            p.transmitted = true;
-            self.out
-                .push_back(Outgoing::Send(Message::Text(p.frame.clone())));
         }
+        self.welcomed = true;
+        self.release();
     }
 
     fn handle_frame(&mut self, _now: Instant, text: &str) {
@@ -768,10 +942,10 @@ impl Rooms {
                 session,
                 resumed,
                 name,
-                ..
+                limits,
             } => {
                 self.session = Some(session);
-                self.on_welcome();
+                self.on_welcome(limits);
                 self.events.push_back(RoomEvent::Welcome { resumed, name });
             }
             ServerMsg::Pong { .. } => {}
@@ -780,21 +954,26 @@ impl Rooms {
                 epoch,
                 offset,
                 recovered,
-                ..
-            } => self.on_joined(room, epoch, offset, recovered),
+                resume_after,
+            } => self.on_joined(room, epoch, offset, recovered, resume_after),
             ServerMsg::Message {
                 room,
                 offset,
                 from,
                 data,
                 ts,
-                ..
+                publisher,
+                id,
             } => self.on_message(RoomMessage {
                 room,
+                // Set from the room's position when delivered.
+                epoch: String::new(),
                 offset,
                 from,
                 data,
                 ts,
+                publisher,
+                id,
             }),
             ServerMsg::Left { room } => self.events.push_back(RoomEvent::Left { room }),
             ServerMsg::Ack {
@@ -814,6 +993,7 @@ impl Rooms {
                         offset,
                         duplicate,
                     });
+                    self.release();
                 }
             }
             ServerMsg::Rooms { rooms } => self.events.push_back(RoomEvent::Rooms(rooms)),
@@ -838,7 +1018,14 @@ impl Rooms {
         }
     }
 
-    fn on_joined(&mut self, room: String, epoch: String, offset: Offset, recovered: bool) {
+    fn on_joined(
+        &mut self,
+        room: String,
+        epoch: String,
+        offset: Offset,
+        recovered: bool,
+        resume_after: Option<Offset>,
+    ) {
         // A room left meanwhile: its `joined` is stale.
         let Some(r) = self.rooms.get_mut(&room) else {
             return;
@@ -865,11 +1052,14 @@ impl Rooms {
                 } else {
                     self.stats.recovery_failures += 1;
                     // Same epoch (history too short): never go back, so nothing is delivered
-                    // twice. New epoch: start from the server's latest offset.
+                    // twice. New epoch: start from the server's latest offset, or from
+                    // `resume_after` when the server replays the new epoch's history.
+                    let start = resume_after.unwrap_or(offset);
                     let last = match &r.position {
-                        Some(p) if p.epoch == epoch => p.offset.max(offset),
-                        _ => offset,
+                        Some(p) if p.epoch == epoch => p.offset.max(start),
+                        _ => start,
                     };
+                    r.replaying_until = (last < offset).then_some(offset);
                     r.position = Some(Since {
                         epoch: epoch.clone(),
                         offset: last,
@@ -901,8 +1091,15 @@ impl Rooms {
             if r.replaying_until.is_some_and(|until| pos.offset >= until) {
                 r.replaying_until = None;
             }
+            let epoch = pos.epoch.clone();
+            self.tick += 1;
+            if !seen_first(r, &m, self.tick, self.config.max_publishers) {
+                self.stats.resends_dropped += 1;
+                return;
+            }
             self.stats.delivered += 1;
-            self.events.push_back(RoomEvent::Message(m));
+            self.events
+                .push_back(RoomEvent::Message(RoomMessage { epoch, ..m }));
         } else if r.replaying_until.is_some_and(|until| m.offset <= until) {
             // Ahead of its turn while a replay is under way: the replay brings it in order,
             // so asking for recovery again would only repeat the replay.
@@ -919,6 +1116,34 @@ impl Rooms {
             }
         }
     }
+}
+
+/// Records `m`'s `(publisher, id)` in its room; false when that publisher's id was not above
+/// the highest already delivered there (a resend). Messages without both are always new.
+fn seen_first(r: &mut RoomState, m: &RoomMessage, tick: u64, max: usize) -> bool {
+    let (Some(publisher), Some(id)) = (&m.publisher, m.id) else {
+        return true;
+    };
+    if let Some((highest, seen)) = r.publishers.get_mut(publisher.as_str()) {
+        *seen = tick;
+        if id <= *highest {
+            return false;
+        }
+        *highest = id;
+        return true;
+    }
+    if r.publishers.len() >= max.max(1) {
+        let oldest = r
+            .publishers
+            .iter()
+            .min_by_key(|(_, (_, seen))| *seen)
+            .map(|(k, _)| k.clone());
+        if let Some(oldest) = oldest {
+            r.publishers.remove(&oldest);
+        }
+    }
+    r.publishers.insert(publisher.clone(), (id, tick));
+    true
 }
 
 #[cfg(test)]
@@ -970,6 +1195,20 @@ mod message_tests {
                     message: "not a JSON value".into(),
                 },
                 "could not encode the data as JSON: not a JSON value",
+            ),
+            (
+                RoomError::TooLarge {
+                    size: 2048,
+                    limit: Some(1024),
+                },
+                "the message is 2048 bytes, over the server's limit of 1024 bytes",
+            ),
+            (
+                RoomError::TooLarge {
+                    size: 70_000,
+                    limit: None,
+                },
+                "the message is 70000 bytes, over the server's limit",
             ),
             (RoomError::Closed, "the client is closed"),
         ];

@@ -4,11 +4,11 @@
 //! The result is what [`protocol::decode_server_frame`] (serde) gives for every frame the
 //! protocol documents, and an error for every frame serde refuses; the tests below check both.
 //! Two shapes serde also accepts, only because of how serde maps enums and structs, are
-//! refused here: a message or room entry written as an array of its fields (`["pong", 1]`),
+//! refused here: a message, room entry or `limits` written as an array of its fields (`["pong", 1]`),
 //! and a tag or error code that is not a string (`{"type": 1}`, `{"code": {"rate_limited":
 //! null}}`). No server sends them and the protocol does not describe them.
 
-use protocol::{ErrorCode, RoomInfo, ServerMsg};
+use protocol::{ErrorCode, Limits, RoomInfo, ServerMsg};
 
 use super::json::{Kind, MAX_DEPTH, Member, RawJson, Scanner, members};
 
@@ -105,6 +105,44 @@ impl Fields<'_> {
         as_bool(self.required(key)?.kind)
     }
 
+    /// An optional field as serde reads an `Option`: absent or `null` is `None`.
+    fn present(&self, key: &str) -> Result<Option<&Member>, FrameError> {
+        Ok(self.optional(key)?.filter(|m| m.kind != Kind::Null))
+    }
+
+    fn opt_string(&self, key: &str) -> Result<Option<String>, FrameError> {
+        self.present(key)?
+            .map(|m| self.string_at(m.start, m.kind))
+            .transpose()
+    }
+
+    fn opt_u64(&self, key: &str) -> Result<Option<u64>, FrameError> {
+        self.present(key)?.map(|m| as_u64(m.kind)).transpose()
+    }
+
+    fn u32(&self, key: &str) -> Result<u32, FrameError> {
+        u32::try_from(self.u64(key)?).map_err(|_| WRONG_TYPE)
+    }
+
+    /// `welcome.limits`: an object of four `u32`s, other members ignored.
+    fn limits(&self) -> Result<Option<Limits>, FrameError> {
+        let Some(m) = self.present("limits")? else {
+            return Ok(None);
+        };
+        if m.kind != Kind::Object {
+            return Err(WRONG_TYPE);
+        }
+        let mut scan = Scanner::new(self.text);
+        scan.at = m.start;
+        let l = fields(&mut scan, MAX_DEPTH + 1)?;
+        Ok(Some(Limits {
+            max_message_bytes: l.u32("max_message_bytes")?,
+            rate_per_sec: l.u32("rate_per_sec")?,
+            rate_burst: l.u32("rate_burst")?,
+            dedupe_window: l.u32("dedupe_window")?,
+        }))
+    }
+
     /// The elements of the array named `key`: where each starts, and what it is.
     fn array(&self, key: &str) -> Result<Vec<(Scanner<'_>, Kind)>, FrameError> {
         let m = self.required(key)?;
@@ -164,7 +202,7 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
             session: f.string("session")?,
             resumed: f.bool("resumed")?,
             name: f.string("name")?,
-            limits: None,
+            limits: f.limits()?,
         },
         "pong" => ServerMsg::Pong { id: f.u64("id")? },
         "joined" => ServerMsg::Joined {
@@ -172,7 +210,7 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
             epoch: f.string("epoch")?,
             offset: f.u64("offset")?,
             recovered: f.bool("recovered")?,
-            resume_after: None,
+            resume_after: f.opt_u64("resume_after")?,
         },
         "left" => ServerMsg::Left {
             room: f.string("room")?,
@@ -185,8 +223,8 @@ fn message(scan: &mut Scanner<'_>, depth: u32) -> Result<Incoming, FrameError> {
                 from: f.string("from")?,
                 data: RawJson::trusted(f.text.get(data.start..data.end).ok_or(BAD_JSON)?),
                 ts: f.u64("ts")?,
-                publisher: None,
-                id: None,
+                publisher: f.opt_string("publisher")?,
+                id: f.opt_u64("id")?,
             }
         }
         "ack" => ServerMsg::Ack {
@@ -265,6 +303,12 @@ mod tests {
         r#"{"name":"n","resumed":false,"session":"s","type":"welcome","extra":{"a":[1,2.5]}}"#,
         r#"{"type":"welcome","session":"s","resumed":"no","name":"n"}"#,
         r#"{"type":"welcome","session":"s","name":"n"}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":{"max_message_bytes":65536,"rate_per_sec":50,"rate_burst":100,"dedupe_window":1024}}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":{"rate_per_sec":50,"max_message_bytes":1,"x":[1],"dedupe_window":0,"rate_burst":4294967295}}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":null}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":{"max_message_bytes":1,"rate_per_sec":1,"rate_burst":1}}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":{"max_message_bytes":4294967296,"rate_per_sec":1,"rate_burst":1,"dedupe_window":1}}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":{"max_message_bytes":1,"max_message_bytes":1,"rate_per_sec":1,"rate_burst":1,"dedupe_window":1}}"#,
         r#"{"type":"pong","id":1}"#,
         r#"{"type":"pong","id":-1}"#,
         r#"{"type":"pong","id":1.5}"#,
@@ -274,11 +318,18 @@ mod tests {
         r#"{"typ\u0065":"p\u006fng","id":1}"#,
         r#"{"type":"joined","room":"r","epoch":"e","offset":3,"recovered":false}"#,
         r#"{"type":"joined","room":"r","epoch":"e","offset":3}"#,
+        r#"{"type":"joined","room":"r","epoch":"e","offset":3,"recovered":false,"resume_after":0}"#,
+        r#"{"type":"joined","room":"r","epoch":"e","offset":3,"recovered":false,"resume_after":null}"#,
+        r#"{"type":"joined","room":"r","epoch":"e","offset":3,"recovered":false,"resume_after":"1"}"#,
         r#"{"type":"left","room":"r"}"#,
         r#"{"type":"left","room":null}"#,
         r#"{"type":"left","room":"\ud800"}"#,
         r#"{"type":"message","room":"r","offset":1,"from":"f","data":{"t":"hi","n":[1,null,true]},"ts":5}"#,
         r#"{"type":"message","room":"r","offset":1,"from":"f","data":null,"ts":5}"#,
+        r#"{"type":"message","room":"r","offset":1,"from":"f","data":null,"ts":5,"publisher":"p0123456789abcdef","id":9}"#,
+        r#"{"type":"message","room":"r","offset":1,"from":"f","data":null,"ts":5,"publisher":null,"id":null}"#,
+        r#"{"type":"message","room":"r","offset":1,"from":"f","data":null,"ts":5,"publisher":7}"#,
+        r#"{"type":"message","room":"r","offset":1,"from":"f","data":null,"ts":5,"id":-2}"#,
         r#"{"type":"message","room":"r","offset":1,"from":"f","data" : [ 1 , 2 ] ,"ts":5}"#,
         r#"{"type":"message","room":"r","offset":1,"from":"f","ts":5}"#,
         r#"{"type":"message","room":"r","offset":1,"from":"f","data":1e400,"ts":5}"#,
@@ -331,6 +382,7 @@ mod tests {
         r#"[[]]"#,
         r#"[["nope",1]]"#,
         r#"{"type":"rooms","rooms":[["a",2]]}"#,
+        r#"{"type":"welcome","session":"s","resumed":false,"name":"n","limits":[1,2,3,4]}"#,
         r#"{"type":"error","code":{"rate_limited":null},"message":"m"}"#,
     ];
 
@@ -396,6 +448,7 @@ mod tests {
                 Just("[{\"room\":\"a\",\"members\":1}]".to_owned()),
                 Just("[{\"room\":\"a\"}]".to_owned()),
                 Just("{}".to_owned()),
+                Just("{\"max_message_bytes\":9,\"rate_per_sec\":1,\"rate_burst\":2,\"dedupe_window\":3}".to_owned()),
                 Just("{\"t\":[1,null,{\"x\":2.5}]}".to_owned()),
                 any::<u64>().prop_map(|n| n.to_string()),
                 "[a-z]{0,6}".prop_map(|s| format!("\"{s}\"")),
@@ -422,6 +475,9 @@ mod tests {
                 "code",
                 "message",
                 "ref",
+                "limits",
+                "resume_after",
+                "publisher",
                 "x",
             ])
         }
@@ -458,35 +514,44 @@ mod tests {
         fn serialized() -> impl Strategy<Value = String> {
             let text = "\\PC{0,8}";
             prop_oneof![
-                (text, any::<bool>(), text).prop_map(|(session, resumed, name)| {
-                    ServerMsg::Welcome {
+                (text, any::<bool>(), text, prop::option::of(any::<[u32; 4]>())).prop_map(
+                    |(session, resumed, name, limits)| ServerMsg::Welcome {
                         session,
                         resumed,
                         name,
-                        limits: None,
+                        limits: limits.map(|[a, b, c, d]| Limits {
+                            max_message_bytes: a,
+                            rate_per_sec: b,
+                            rate_burst: c,
+                            dedupe_window: d,
+                        }),
                     }
-                }),
+                ),
                 any::<u64>().prop_map(|id| ServerMsg::Pong { id }),
-                (text, text, any::<u64>(), any::<bool>()).prop_map(
-                    |(room, epoch, offset, recovered)| ServerMsg::Joined {
+                (text, text, any::<u64>(), any::<bool>(), prop::option::of(any::<u64>())).prop_map(
+                    |(room, epoch, offset, recovered, resume_after)| ServerMsg::Joined {
                         room,
                         epoch,
                         offset,
                         recovered,
-                        resume_after: None,
+                        resume_after,
                     }
                 ),
-                (text, any::<u64>(), text, any::<i64>(), text, any::<u64>()).prop_map(
-                    |(room, offset, from, n, s, ts)| ServerMsg::Message {
-                        room,
-                        offset,
-                        from,
-                        data: serde_json::json!({ "n": n, "s": s, "f": 0.5, "a": [null, true] }),
-                        ts,
-                        publisher: None,
-                        id: None,
-                    }
-                ),
+                (
+                    (text, any::<u64>(), text, any::<i64>(), text, any::<u64>()),
+                    prop::option::of((text, any::<u64>())),
+                )
+                    .prop_map(|((room, offset, from, n, s, ts), publisher)| {
+                        ServerMsg::Message {
+                            room,
+                            offset,
+                            from,
+                            data: serde_json::json!({ "n": n, "s": s, "f": 0.5, "a": [null, true] }),
+                            ts,
+                            id: publisher.as_ref().map(|(_, id)| *id),
+                            publisher: publisher.map(|(p, _)| p),
+                        }
+                    }),
                 (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(id, offset, duplicate)| {
                     ServerMsg::Ack {
                         id,

@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::machine::rooms::{Outgoing, RoomsConfig};
+use crate::machine::rooms::RoomsConfig;
 use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomStats, Rooms};
 use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
 use crate::{Config, Error, Event, Message, Result, Sent, State};
@@ -123,12 +123,13 @@ impl Client {
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
-        let machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
+        let mut machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
+        let rooms = Rooms::new(rooms, machine.random());
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 machine,
-                rooms: Rooms::new(rooms),
+                rooms,
                 waiters: HashMap::new(),
                 events: tx,
             }),
@@ -295,8 +296,7 @@ fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
         while let Some(out) = core.rooms.poll_transmit() {
             // Bound to the current connection, never queued (see `Outgoing`): a refused frame
             // is redone by the layer after the next open.
-            let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
-            let _ = core.machine.send_preamble(now, m);
+            let _ = core.machine.send_outgoing(now, out);
         }
         while let Some(event) = core.rooms.poll_event() {
             let resolved = event.publish_outcome();

@@ -329,6 +329,22 @@ impl ClientHandle {
         Inner::send_preamble(&self.get()?, message.into())
     }
 
+    /// Hands one output of the rooms layer to the machine ([`Machine::send_outgoing`]).
+    #[cfg(feature = "rooms")]
+    pub(crate) fn send_outgoing(&self, out: crate::machine::rooms::Outgoing) -> Result<()> {
+        let inner = self.get()?;
+        inner.machine.borrow_mut().send_outgoing(now(), out)?;
+        Inner::drive(&inner);
+        Ok(())
+    }
+
+    /// A number from the machine's seeded generator ([`Machine::random`]); 0 once gone.
+    #[cfg(feature = "rooms")]
+    pub(crate) fn random(&self) -> u64 {
+        self.get()
+            .map_or(0, |inner| inner.machine.borrow_mut().random())
+    }
+
     /// As [`Client::close`].
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
         Inner::close(&self.get()?, code, reason)

@@ -1,8 +1,8 @@
 //! Protocol v1 rooms in the browser: the sans-IO [`Rooms`] layer wired to a [`Client`].
 //!
 //! A [`RoomsClient`] subscribes to its client's events, feeds them to the layer, sends the
-//! layer's frames through the client (the open preamble with `send_preamble`), keeps one
-//! timer for ack deadlines, and hands out [`RoomEvent`]s. Everything it holds is RAII: its
+//! layer's output through the client (`Machine::send_outgoing`: frames, and the server's
+//! limits, to which the client's machine paces every frame), keeps one timer for ack deadlines, and hands out [`RoomEvent`]s. Everything it holds is RAII: its
 //! subscription and timer capture a `Weak`, and dropping it unsubscribes, cancels the timer
 //! and fails every pending [`PublishFuture`] with [`RoomError::Closed`].
 //!
@@ -35,7 +35,7 @@ use super::{Client, ClientHandle};
 use crate::Event;
 use crate::machine::State;
 use crate::machine::rooms::{
-    Outgoing, PublishId, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
+    PublishId, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
 };
 use crate::machine::sorted_map::SortedMap;
 pub use crate::publish::PublishFuture;
@@ -81,7 +81,7 @@ impl RoomsClient {
     pub fn new(client: &Client, config: RoomsConfig) -> RoomsClient {
         let inner = Rc::new(Inner {
             client: client.handle(),
-            rooms: RefCell::new(Rooms::new(config)),
+            rooms: RefCell::new(Rooms::new(config, client.handle().random())),
             waiters: RefCell::new(SortedMap::new()),
             subscribers: Subscribers::new(),
             timer: Deadline::default(),
@@ -204,8 +204,7 @@ impl Inner {
             if let Some(out) = out {
                 // Bound to the current connection, never queued (see `Outgoing`): a refused
                 // frame is redone by the layer after the next open.
-                let (Outgoing::Preamble(m) | Outgoing::Send(m)) = out;
-                let _ = this.client.send_preamble(m);
+                let _ = this.client.send_outgoing(out);
                 continue;
             }
             let event = this.rooms.borrow_mut().poll_event();

@@ -43,7 +43,7 @@ fn status_label(status: Status) -> (&'static str, &'static str, &'static str, &'
 
 fn line_html(line: &Line) -> Html {
     if line.kind == LineKind::Gap {
-        return html! { <li class="gap" role="note">{ &line.text }</li> };
+        return html! { <li key={line.key.clone()} class="gap" role="note">{ &line.text }</li> };
     }
     let style = format!("--hue: {}", hue(&line.from));
     let time = line.ts.map(clock).unwrap_or_default();
@@ -56,7 +56,7 @@ fn line_html(line: &Line) -> Html {
         }
     });
     html! {
-        <li class={classes!("line", line.own.is_some().then_some("own"))} {style}>
+        <li key={line.key.clone()} class={classes!("line", line.own.is_some().then_some("own"))} {style}>
             <div class="meta">
                 <span class="from">{ &line.from }</span>
                 <time class="time">{ time }</time>

@@ -213,9 +213,14 @@ pub(crate) fn RoomLink(props: &RoomLinkProps) -> Html {
                         Ok(chat) => chat.data.text,
                         Err(_) => message.data.to_string(),
                     };
+                    let key = match (&message.publisher, message.id) {
+                        (Some(publisher), Some(id)) => format!("{publisher}:{id}"),
+                        _ => format!("{}:{}", message.epoch, message.offset),
+                    };
                     Action::Message {
                         room: message.room,
                         offset: message.offset,
+                        key,
                         from: message.from,
                         text,
                         ts: message.ts,
