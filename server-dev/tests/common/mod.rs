@@ -80,12 +80,9 @@ impl Drop for TestServer {
     }
 }
 
-/// No auth, test endpoints on, limits roomy enough not to interfere.
+/// No auth and test endpoints on; every limit at its default.
 pub fn open_config() -> Config {
-    Config::default()
-        .no_auth(true)
-        .test_endpoints(true)
-        .rate_limit(0.0, 1.0)
+    Config::default().no_auth(true).test_endpoints(true)
 }
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
