@@ -93,6 +93,19 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long `/silent` holds a connection at most. Default: 10 minutes.
     pub silent_hold: Duration,
+
+    // Memory bounds of the hub (history bytes, room-list pushes).
+    /// Bytes of history (encoded `message` frames plus bookkeeping) kept per room, oldest
+    /// evicted first. Default: 4 MiB: 1000 messages (`history_len`) of 4 KiB, or 64 of the
+    /// largest size.
+    pub history_room_bytes: usize,
+    /// Bytes of history kept across all rooms, oldest publication evicted first. Default:
+    /// 64 MiB: sixteen full rooms; without it 10 000 rooms of 1000 messages of 64 KiB could
+    /// hold 640 GB.
+    pub history_total_bytes: usize,
+    /// Shortest interval between two room-list pushes (the list is re-encoded at most once
+    /// per interval; the latest state wins). Default: 1 s.
+    pub rooms_push_interval: Duration,
 }
 
 impl Default for Config {
@@ -128,6 +141,10 @@ impl Default for Config {
             max_sessions: 10_000,
             shutdown_grace: Duration::from_secs(2),
             silent_hold: Duration::from_secs(600),
+
+            history_room_bytes: 4 * 1024 * 1024,
+            history_total_bytes: 64 * 1024 * 1024,
+            rooms_push_interval: Duration::from_secs(1),
         }
     }
 }
@@ -237,6 +254,19 @@ impl Config {
     pub fn sessions(mut self, ttl: Duration, max: usize) -> Self {
         self.session_ttl = ttl;
         self.max_sessions = max;
+        self
+    }
+
+    // Memory bounds of the hub.
+    /// Sets the history byte budgets: per room and across all rooms.
+    pub fn history_bytes(mut self, per_room: usize, total: usize) -> Self {
+        self.history_room_bytes = per_room;
+        self.history_total_bytes = total;
+        self
+    }
+    /// Sets the shortest interval between two room-list pushes.
+    pub fn rooms_push_interval(mut self, interval: Duration) -> Self {
+        self.rooms_push_interval = interval;
         self
     }
 

@@ -102,6 +102,17 @@ struct Args {
     /// Most sessions kept.
     #[arg(long, default_value_t = 10_000)]
     max_sessions: usize,
+
+    // Memory bounds of the hub.
+    /// Bytes of history kept per room (oldest evicted first).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    history_room_bytes: usize,
+    /// Bytes of history kept across all rooms (oldest publication evicted first).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    history_total_bytes: usize,
+    /// Shortest interval between two room-list pushes, in ms.
+    #[arg(long, default_value_t = 1000)]
+    rooms_push_interval_ms: u64,
 }
 
 impl Args {
@@ -132,7 +143,10 @@ impl Args {
             .sessions(
                 Duration::from_secs(self.session_ttl_secs),
                 self.max_sessions,
-            );
+            )
+            // Memory bounds of the hub.
+            .history_bytes(self.history_room_bytes, self.history_total_bytes)
+            .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms));
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }
@@ -260,6 +274,12 @@ mod tests {
             "1500",
             "--max-rooms",
             "7",
+            "--history-room-bytes",
+            "1000",
+            "--history-total-bytes",
+            "5000",
+            "--rooms-push-interval-ms",
+            "250",
         ])
         .unwrap();
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
@@ -275,6 +295,8 @@ mod tests {
         assert_eq!(c.pong_timeout, Duration::from_millis(500));
         assert_eq!(c.ticket_ttl, Duration::from_millis(1500));
         assert_eq!(c.max_rooms, 7);
+        assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
+        assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
         assert!(args.tls().is_none());
     }
 
