@@ -288,7 +288,8 @@ async fn list_rooms_spam_among_ten_thousand_rooms_holds_one_snapshot() {
                 client
                     .ws
                     .feed(Message::text(
-                        serde_json::to_string(&ClientMsg::Join { room, since: None }).unwrap(),
+                        serde_json::to_string(&ClientMsg::<Value>::Join { room, since: None })
+                            .unwrap(),
                     ))
                     .await
                     .unwrap();
