@@ -1596,10 +1596,10 @@ mod tests {
         let mut epoch0 = String::new();
         for room in &rooms {
             hub.join(a.peer.id, room.clone(), None);
-            if let ServerMsg::Joined { epoch, .. } = &drain_reg(&hub, &mut a)[0] {
-                if room == "r0" {
-                    epoch0 = epoch.clone();
-                }
+            if let ServerMsg::Joined { epoch, .. } = &drain_reg(&hub, &mut a)[0]
+                && room == "r0"
+            {
+                epoch0 = epoch.clone();
             }
         }
         let mut id = 0;
