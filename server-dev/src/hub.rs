@@ -409,8 +409,12 @@ struct State {
     /// The latest room list, read by writers when they write an [`Outbound::Rooms`]. Encoded
     /// once per push and shared by every queue.
     rooms_frame: Option<Utf8Bytes>,
-    /// Membership changed since `rooms_frame` was encoded.
+    /// `rooms_frame` is the current list: no membership change since it was encoded.
+    rooms_fresh: bool,
+    /// Membership changed since the room list was last pushed to everyone.
     rooms_dirty: bool,
+    /// How many times the room list was encoded (at most once per change).
+    rooms_encodes: u64,
     /// When the room list was last pushed; the next push waits for the interval.
     rooms_pushed_at: Option<Instant>,
     history: Ledger,
@@ -478,6 +482,7 @@ impl State {
     /// leave it to [`Hub::tick_rooms`] (the latest state wins).
     fn rooms_changed(&mut self, now: Instant, limits: &Limits) {
         self.rooms_dirty = true;
+        self.rooms_fresh = false;
         if self.rooms_push_due(now, limits) {
             self.push_rooms_to_all(now);
         }
@@ -488,12 +493,23 @@ impl State {
             .is_none_or(|at| now.saturating_duration_since(at) >= limits.rooms_push_interval)
     }
 
-    fn push_rooms_to_all(&mut self, now: Instant) {
-        // Update the snapshot before looking at the flags: a writer that clears its flag
-        // afterwards then reads this frame or a newer one.
+    /// Encodes the room list unless the snapshot is already current: once per change, however
+    /// many connections ask or are pushed to.
+    fn refresh_rooms_frame(&mut self) {
+        if self.rooms_fresh && self.rooms_frame.is_some() {
+            return;
+        }
         self.rooms_frame = Some(encode(&ServerMsg::Rooms {
             rooms: self.room_list(),
         }));
+        self.rooms_fresh = true;
+        self.rooms_encodes += 1;
+    }
+
+    fn push_rooms_to_all(&mut self, now: Instant) {
+        // Update the snapshot before looking at the flags: a writer that clears its flag
+        // afterwards then reads this frame or a newer one.
+        self.refresh_rooms_frame();
         self.rooms_dirty = false;
         self.rooms_pushed_at = Some(now);
         let ids: Vec<ConnId> = self
@@ -1259,14 +1275,10 @@ impl Hub {
     /// `list_rooms`: answered with the shared snapshot, at most one queued per connection,
     /// so a client that asks without reading holds one list, not one per request.
     pub(crate) fn list_rooms(&self, id: ConnId) {
-        self.with(|state, limits, now| {
-            if state.rooms_frame.is_none()
-                || (state.rooms_dirty && state.rooms_push_due(now, limits))
-            {
-                // Queues the snapshot for this connection as for every other.
-                state.push_rooms_to_all(now);
-                return;
-            }
+        self.with(|state, _, _| {
+            // The answer is the current list; a push owed to the others still waits for the
+            // interval.
+            state.refresh_rooms_frame();
             let queue = state
                 .conns
                 .get(&id)
@@ -1781,6 +1793,14 @@ mod tests {
         // Nothing changed: the tick pushes nothing.
         hub.tick_rooms_at(Instant::now() + Duration::from_secs(10));
         assert!(drain_reg(&hub, &mut watcher).is_empty());
+        // A change whose push waits: `list_rooms` still answers with the current list.
+        let j = hub.register("j6".into());
+        hub.join(j.peer.id, "c".into(), None);
+        others.push(j);
+        hub.list_rooms(watcher.peer.id);
+        let got = drain_reg(&hub, &mut watcher);
+        assert_eq!(rooms_msgs(&got).len(), 1, "{got:?}");
+        assert_eq!(rooms_msgs(&got)[0].len(), 7);
     }
 
     #[test]
@@ -1798,9 +1818,15 @@ mod tests {
         }
         hub.tick_rooms_at(Instant::now() + Duration::from_secs(2));
         let mut spammer = hub.register("spam".into());
+        let encodes = hub.lock().rooms_encodes;
         for _ in 0..10_000 {
             hub.list_rooms(spammer.peer.id);
         }
+        assert_eq!(
+            hub.lock().rooms_encodes,
+            encodes,
+            "encoded once per change, not per ask"
+        );
         let memory = hub.memory();
         assert_eq!(memory.rooms_held, 10_000);
         let list = memory.room_list_bytes;

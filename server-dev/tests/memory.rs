@@ -99,9 +99,12 @@ async fn a_history_flood_stays_within_the_global_budget() {
         }));
     }
 
-    // Meanwhile the pair keeps talking, and health is sampled.
+    // Meanwhile the pair keeps talking (which also keeps it reading, so it answers the
+    // server's heartbeat however long the flood takes), and health is sampled.
     let mut peak_queued = 0;
-    for id in 1..=10u64 {
+    let mut id = 0;
+    while id < 10 || (flooders.iter().any(|f| !f.is_finished()) && id < 2_000) {
+        id += 1;
         calm_a
             .send(&ClientMsg::Publish {
                 room: "calm".into(),
@@ -118,6 +121,8 @@ async fn a_history_flood_stays_within_the_global_budget() {
         let h = health(addr).await;
         assert!(field(&h, "history_bytes") <= budget, "{h}");
         peak_queued = peak_queued.max(field(&h, "queued_bytes"));
+        // Well below the default rate limit (50 frames/s).
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for f in flooders {
         tokio::time::timeout(Duration::from_secs(60), f)
@@ -134,20 +139,21 @@ async fn a_history_flood_stays_within_the_global_budget() {
     );
     println!(
         "history flood: history_bytes_peak={peak} budget={budget} history_entries={} \
-         queued_bytes_peak_sampled={peak_queued}",
+         queued_bytes_peak_sampled={peak_queued} calm_round_trips={id}",
         field(&h, "history_entries")
     );
 
     // The calm room still works after the flood.
+    id += 1;
     calm_a
         .send(&ClientMsg::Publish {
             room: "calm".into(),
-            id: 11,
-            data: json!({ "n": 11 }),
+            id,
+            data: json!({ "n": id }),
         })
         .await;
     calm_b
-        .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == 11))
+        .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
         .await;
     calm_a.ws.close(None).await.unwrap();
     calm_b.ws.close(None).await.unwrap();
@@ -246,6 +252,11 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
             while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, c.ws.next()).await {}
             c = Client::connect(&server, &format!("switch{i}")).await;
         }
+        // The keeper reads too, so it answers the server's heartbeat however long this takes.
+        keeper.send(&ClientMsg::Ping { id: i }).await;
+        keeper
+            .until(|m| matches!(m, ServerMsg::Pong { id } if *id == i))
+            .await;
         switchers.push(c);
     }
     let h = health(addr).await;
