@@ -103,9 +103,15 @@ pub struct Config {
     /// 64 MiB: sixteen full rooms; without it 10 000 rooms of 1000 messages of 64 KiB could
     /// hold 640 GB.
     pub history_total_bytes: usize,
-    /// Shortest interval between two room-list pushes (the list is re-encoded at most once
-    /// per interval; the latest state wins). Default: 1 s.
+    /// Shortest interval between two room-list pushes (the latest state wins); zero pushes
+    /// every change at once. Default: 1 s.
     pub rooms_push_interval: Duration,
+    /// Publish ids remembered across all sessions; above it the longest-detached sessions
+    /// with dedupe state are forgotten. Default: 1 Mi ids (about 30 to 50 MB at 30 to 50 B
+    /// an id): without it 10 000 sessions of 1024 ids could hold 300 to 500 MB. Attached
+    /// sessions are never forgotten, so the connections alone (1024 × 1024 ids) can fill
+    /// it, but not pass it.
+    pub max_dedupe_entries: usize,
 }
 
 impl Default for Config {
@@ -145,6 +151,7 @@ impl Default for Config {
             history_room_bytes: 4 * 1024 * 1024,
             history_total_bytes: 64 * 1024 * 1024,
             rooms_push_interval: Duration::from_secs(1),
+            max_dedupe_entries: 1024 * 1024,
         }
     }
 }
@@ -267,6 +274,11 @@ impl Config {
     /// Sets the shortest interval between two room-list pushes.
     pub fn rooms_push_interval(mut self, interval: Duration) -> Self {
         self.rooms_push_interval = interval;
+        self
+    }
+    /// Sets how many publish ids all sessions together remember at most.
+    pub fn max_dedupe_entries(mut self, n: usize) -> Self {
+        self.max_dedupe_entries = n;
         self
     }
 

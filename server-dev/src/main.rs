@@ -110,9 +110,12 @@ struct Args {
     /// Bytes of history kept across all rooms (oldest publication evicted first).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     history_total_bytes: usize,
-    /// Shortest interval between two room-list pushes, in ms.
+    /// Shortest interval between two room-list pushes, in ms; 0 pushes every change.
     #[arg(long, default_value_t = 1000)]
     rooms_push_interval_ms: u64,
+    /// Publish ids remembered across all sessions (longest-detached sessions go first).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_dedupe_entries: usize,
 }
 
 impl Args {
@@ -146,7 +149,8 @@ impl Args {
             )
             // Memory bounds of the hub.
             .history_bytes(self.history_room_bytes, self.history_total_bytes)
-            .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms));
+            .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms))
+            .max_dedupe_entries(self.max_dedupe_entries);
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }
@@ -280,6 +284,8 @@ mod tests {
             "5000",
             "--rooms-push-interval-ms",
             "250",
+            "--max-dedupe-entries",
+            "99",
         ])
         .unwrap();
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
@@ -297,6 +303,7 @@ mod tests {
         assert_eq!(c.max_rooms, 7);
         assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
         assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
+        assert_eq!(c.max_dedupe_entries, 99);
         assert!(args.tls().is_none());
     }
 
