@@ -63,7 +63,10 @@ async fn until_ack_skipping_big(c: &mut Client, id: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_flood_stays_within_the_global_budget() {
-    let config = defaults();
+    // Default limits but a longer heartbeat: on a loaded machine this debug-mode flood of
+    // 92 MB can outlast interval + pong timeout (25 s) for a flooder that only reads its
+    // echoes: conn.rs writes its heartbeat Ping only once that queue is drained.
+    let config = defaults().heartbeat(Duration::from_secs(60), Duration::from_secs(60));
     let budget = config.history_total_bytes as u64;
     let server = TestServer::start(config).await;
     let addr = server.addr;
