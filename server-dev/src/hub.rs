@@ -1870,7 +1870,9 @@ mod tests {
 
     #[test]
     fn room_list_pushes_wait_for_the_interval_and_the_latest_wins() {
-        let hub = hub(Config::default().rooms_push_interval(Duration::from_secs(1)));
+        // An hour: however slow the machine, the joins below fall inside one interval.
+        let hour = Duration::from_secs(3600);
+        let hub = hub(Config::default().rooms_push_interval(hour));
         let mut watcher = hub.register("w".into());
         // The first change is pushed at once.
         let mut others = Vec::new();
@@ -1885,13 +1887,13 @@ mod tests {
             others.push(j);
         }
         assert_eq!(rooms_msgs(&drain_reg(&hub, &mut watcher)).len(), 0);
-        hub.tick_rooms_at(Instant::now() + Duration::from_secs(1));
+        hub.tick_rooms_at(Instant::now() + hour);
         let got = drain_reg(&hub, &mut watcher);
         let lists = rooms_msgs(&got);
         assert_eq!(lists.len(), 1, "{got:?}");
         assert_eq!(lists[0].len(), 6);
         // Nothing changed: the tick pushes nothing.
-        hub.tick_rooms_at(Instant::now() + Duration::from_secs(10));
+        hub.tick_rooms_at(Instant::now() + 3 * hour);
         assert!(drain_reg(&hub, &mut watcher).is_empty());
         // A change whose push waits: `list_rooms` still answers with the current list.
         let j = hub.register("j6".into());
@@ -2017,7 +2019,10 @@ mod tests {
 
     #[test]
     fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
-        let hub = hub(Config::default().queue_capacity(4));
+        let hour = Duration::from_secs(3600);
+        let hub = hub(Config::default()
+            .queue_capacity(4)
+            .rooms_push_interval(hour));
         let mut watcher = hub.register("watcher".into());
         hub.join(watcher.peer.id, "r".into(), None);
         drain_reg(&hub, &mut watcher);
@@ -2031,7 +2036,7 @@ mod tests {
         }
         assert_eq!(watcher.peer.kick(), None, "not evicted");
         // The room list waits for the push interval, then goes out once, with the latest state.
-        hub.tick_rooms_at(Instant::now() + Duration::from_secs(1));
+        hub.tick_rooms_at(Instant::now() + hour);
         let got = drain_reg(&hub, &mut watcher);
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(
