@@ -9,13 +9,17 @@
 //! sessions by count and TTL (detach-order queues, empty sessions evicted first); the room
 //! list by one shared encoding per push interval, and at most one queued per connection.
 //! [`Hub::memory`] reports what is accounted, for `GET /api/health`.
+//!
+//! `hub/history.rs` holds the history rules (bounds, ledger, recovery), `hub/sessions.rs` the
+//! session rules (tokens, dedupe, detach order, eviction); this file the connections, rooms,
+//! room list and presence. Rules that need time take `now`, so tests need no sleeps.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use protocol::{ErrorCode, MsgId, Offset, RoomInfo, ServerMsg, Since, close};
+use protocol::{ErrorCode, MsgId, RoomInfo, ServerMsg, Since, close};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -23,6 +27,12 @@ use tracing::{debug, warn};
 
 use crate::Config;
 use crate::queue;
+
+mod history;
+mod sessions;
+
+use history::{Ledger, Room};
+use sessions::{Detached, Session, SessionId};
 
 /// A connection's id, unique within one server run.
 pub(crate) type ConnId = u64;
@@ -196,123 +206,6 @@ struct ConnEntry {
     publisher: Option<Arc<str>>,
 }
 
-/// A session's token: 128 random bits, written as 32 lowercase hex digits on the wire. Kept
-/// as a number, since every connection holds one (twice: in its entry and as a session key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct SessionId(u128);
-
-impl SessionId {
-    fn random() -> Self {
-        Self(rand::random())
-    }
-
-    /// The id a client sent back, if it is one this server could have written.
-    fn parse(token: &str) -> Option<Self> {
-        let hex = token.len() == 32
-            && token
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        hex.then(|| u128::from_str_radix(token, 16).ok().map(Self))
-            .flatten()
-    }
-}
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-#[derive(Debug)]
-struct Hist {
-    /// Publish order across all rooms: names this entry in [`Ledger::fifo`].
-    seq: u64,
-    offset: Offset,
-    at: Instant,
-    frame: Utf8Bytes,
-}
-
-impl Hist {
-    /// What this entry is accounted as: its frame, itself, and its slot in the global FIFO.
-    fn cost(&self) -> usize {
-        self.frame.len() + std::mem::size_of::<Hist>() + std::mem::size_of::<(RoomName, u64)>()
-    }
-}
-
-#[derive(Debug)]
-struct Room {
-    epoch: String,
-    offset: Offset,
-    history: VecDeque<Hist>,
-    /// Sum of [`Hist::cost`] over `history`.
-    history_bytes: usize,
-    members: BTreeSet<ConnId>,
-}
-
-/// The history of all rooms, accounted together so that a global byte budget holds.
-#[derive(Debug, Default)]
-struct Ledger {
-    /// Every retained entry as (room, seq), in publish order. An entry its room already
-    /// evicted (count, age, room budget, room dropped) stays here until it reaches the front
-    /// or a compaction, so eviction by the global budget pops from the front only.
-    fifo: VecDeque<(RoomName, u64)>,
-    next_seq: u64,
-    bytes: usize,
-    entries: usize,
-    peak_bytes: usize,
-}
-
-impl Ledger {
-    fn forget(&mut self, hist: &Hist) {
-        self.bytes = self.bytes.saturating_sub(hist.cost());
-        self.entries = self.entries.saturating_sub(1);
-    }
-
-    /// Drops FIFO entries whose rooms evicted them, once they are more than half the FIFO:
-    /// amortized O(1) per publication.
-    fn maybe_compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
-        if self.fifo.len() > 2 * self.entries + 1024 {
-            self.compact(rooms);
-        }
-    }
-
-    /// Drops FIFO entries whose rooms evicted them.
-    fn compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
-        self.fifo.retain(|(name, seq)| {
-            rooms
-                .get(name)
-                .is_some_and(|r| r.history.front().is_some_and(|h| h.seq <= *seq))
-        });
-        self.fifo.shrink_to(2 * self.fifo.len() + 1024);
-    }
-}
-
-#[derive(Debug, Default)]
-struct Session {
-    /// Allocated at the session's first publish: most connections never publish, and every
-    /// connection has a session.
-    dedupe: Option<Box<Dedupe>>,
-    attached: usize,
-    detached_at: Option<Instant>,
-}
-
-/// Detached sessions in detach order, so that the TTL and the cap evict from the front
-/// instead of scanning every session. An entry is current only while its session is still
-/// detached since that instant; others are skipped when met, and compacted away.
-#[derive(Debug, Default)]
-struct Detached {
-    /// Sessions with no dedupe state: nothing is lost by forgetting them, so they go first.
-    empty: VecDeque<(SessionId, Instant)>,
-    /// Sessions that remember publish ids.
-    full: VecDeque<(SessionId, Instant)>,
-}
-
-fn is_current(sessions: &HashMap<SessionId, Session>, (key, at): &(SessionId, Instant)) -> bool {
-    sessions
-        .get(key)
-        .is_some_and(|s| s.attached == 0 && s.detached_at == Some(*at))
-}
-
 /// Rate-limits the warnings of one limit to one per second, counting what was not logged.
 #[derive(Debug, Default)]
 struct LimitLog {
@@ -359,19 +252,6 @@ pub(crate) struct Memory {
     /// Bytes of the frames those items hold, each frame counted once however many queues
     /// share it (snapshots are in `room_list_bytes`; a message frame is shared with history).
     pub(crate) queued_bytes: usize,
-}
-
-/// The recent publish ids of a session, with the offsets they were given.
-#[derive(Debug, Default)]
-struct Dedupe {
-    ids: VecDeque<MsgId>,
-    acked: HashMap<MsgId, Offset>,
-}
-
-impl Session {
-    fn acked(&self, id: MsgId) -> Option<Offset> {
-        self.dedupe.as_ref()?.acked.get(&id).copied()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -579,182 +459,6 @@ impl State {
         self.detach(entry.session, now);
     }
 
-    /// One connection fewer uses `key`; once none does, its TTL starts.
-    fn detach(&mut self, key: SessionId, now: Instant) {
-        let Some(session) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        session.attached = session.attached.saturating_sub(1);
-        if session.attached > 0 {
-            return;
-        }
-        session.detached_at = Some(now);
-        let queue = if session.dedupe.is_some() {
-            &mut self.detached.full
-        } else {
-            &mut self.detached.empty
-        };
-        queue.push_back((key, now));
-        let queued = self.detached.empty.len() + self.detached.full.len();
-        if queued > 2 * self.sessions.len() + 64 {
-            let sessions = &self.sessions;
-            self.detached.empty.retain(|e| is_current(sessions, e));
-            self.detached.full.retain(|e| is_current(sessions, e));
-        }
-    }
-
-    /// Forgets a session, with the accounting of its dedupe state.
-    fn remove_session(&mut self, key: &SessionId) {
-        if let Some(session) = self.sessions.remove(key) {
-            let ids = session.dedupe.map_or(0, |d| d.ids.len());
-            self.dedupe_entries = self.dedupe_entries.saturating_sub(ids);
-        }
-    }
-
-    /// Forgets the session detached longest, preferring one without dedupe state (or, with
-    /// `full_only`, among those with dedupe state). False when there is none to forget.
-    fn evict_one_session(&mut self, full_only: bool) -> bool {
-        let queues = if full_only { 1..2 } else { 0..2 };
-        for i in queues {
-            loop {
-                let queue = if i == 0 {
-                    &mut self.detached.empty
-                } else {
-                    &mut self.detached.full
-                };
-                let Some(entry) = queue.pop_front() else {
-                    break;
-                };
-                if is_current(&self.sessions, &entry) {
-                    self.remove_session(&entry.0);
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Forgets detached sessions with dedupe state, longest detached first, while the hub
-    /// remembers more publish ids than its budget. Attached sessions are kept: they are
-    /// bounded by the connections.
-    fn bound_dedupe(&mut self, now: Instant, limits: &Limits) {
-        if self.dedupe_entries <= limits.max_dedupe_entries {
-            return;
-        }
-        let mut evicted = 0u64;
-        while self.dedupe_entries > limits.max_dedupe_entries && self.evict_one_session(true) {
-            evicted += 1;
-        }
-        if let Some(quiet) = self.logs.dedupe.hit(now) {
-            warn!(
-                max = limits.max_dedupe_entries,
-                evicted,
-                hits = quiet,
-                "dedupe budget reached: longest-detached sessions forgotten"
-            );
-        }
-    }
-
-    /// Forgets the sessions detached for the TTL or longer.
-    fn expire_sessions(&mut self, now: Instant, ttl: Duration) {
-        for i in 0..2 {
-            loop {
-                let queue = if i == 0 {
-                    &mut self.detached.empty
-                } else {
-                    &mut self.detached.full
-                };
-                let Some(entry) = queue.front() else {
-                    break;
-                };
-                let current = is_current(&self.sessions, entry);
-                if current && now.saturating_duration_since(entry.1) < ttl {
-                    break;
-                }
-                let key = entry.0;
-                queue.pop_front();
-                if current {
-                    self.remove_session(&key);
-                }
-            }
-        }
-    }
-
-    /// Records a published frame in `room`'s history and applies every history bound.
-    fn record(
-        &mut self,
-        room: &RoomName,
-        offset: Offset,
-        frame: Utf8Bytes,
-        now: Instant,
-        limits: &Limits,
-    ) {
-        let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
-        let seq = self.history.next_seq;
-        self.history.next_seq += 1;
-        let hist = Hist {
-            seq,
-            offset,
-            at: now,
-            frame,
-        };
-        let cost = hist.cost();
-        r.history_bytes += cost;
-        r.history.push_back(hist);
-        self.history.bytes += cost;
-        self.history.entries += 1;
-        self.history.fifo.push_back((room.clone(), seq));
-        let over_room = r.history_bytes > limits.history_room_bytes;
-        r.prune(now, limits, &mut self.history);
-        if over_room && let Some(quiet) = self.logs.history_room.hit(now) {
-            warn!(
-                room = %room,
-                max = limits.history_room_bytes,
-                hits = quiet,
-                "room history byte budget reached: oldest messages evicted"
-            );
-        }
-        if self.history.bytes > limits.history_total_bytes {
-            let mut evicted = 0u64;
-            while self.history.bytes > limits.history_total_bytes {
-                let Some((name, seq)) = self.history.fifo.pop_front() else {
-                    break;
-                };
-                // The oldest current entry of the whole hub is its room's oldest too.
-                if let Some(r) = self.rooms.get_mut(&name)
-                    && r.history.front().is_some_and(|h| h.seq == seq)
-                    && let Some(hist) = r.history.pop_front()
-                {
-                    r.history_bytes = r.history_bytes.saturating_sub(hist.cost());
-                    self.history.forget(&hist);
-                    evicted += 1;
-                }
-            }
-            if let Some(quiet) = self.logs.history_total.hit(now) {
-                warn!(
-                    max = limits.history_total_bytes,
-                    evicted,
-                    hits = quiet,
-                    "global history byte budget reached: oldest messages evicted"
-                );
-            }
-        }
-        // After the eviction: within this call the new entry sits above the budget briefly.
-        self.history.peak_bytes = self.history.peak_bytes.max(self.history.bytes);
-        self.history.maybe_compact(&self.rooms);
-    }
-
-    /// Drops `name` from the room table, with the accounting of its history.
-    fn drop_room(&mut self, name: &RoomName) {
-        if let Some(r) = self.rooms.remove(name) {
-            for hist in &r.history {
-                self.history.forget(hist);
-            }
-        }
-    }
-
     /// Evicts every peer whose queue overflowed, which may overflow others in turn.
     fn flush_evictions(&mut self, now: Instant, limits: &Limits) {
         // Each round removes a connection, so this ends after at most `conns.len()` rounds.
@@ -770,30 +474,6 @@ impl State {
                 self.remove_conn(id, now, limits);
             }
         }
-    }
-
-    fn new_session(&mut self, now: Instant, limits: &Limits) -> SessionId {
-        if self.sessions.len() >= limits.max_sessions {
-            // Attached sessions are never evicted: they are bounded by the connections.
-            let evicted = self.evict_one_session(false);
-            if evicted && let Some(quiet) = self.logs.sessions.hit(now) {
-                warn!(
-                    max = limits.max_sessions,
-                    hits = quiet,
-                    "session cap reached: longest-detached session forgotten"
-                );
-            }
-        }
-        let token = SessionId::random();
-        self.sessions.insert(
-            token,
-            Session {
-                attached: 1,
-                ..Session::default()
-            },
-        );
-        self.sessions_peak = self.sessions_peak.max(self.sessions.len());
-        token
     }
 
     fn memory(&self) -> Memory {
@@ -828,99 +508,6 @@ impl State {
             room_list_bytes: rooms_frame_len,
             queued_items,
             queued_bytes,
-        }
-    }
-}
-
-/// What a `join` answers about the gap after its `since`.
-#[derive(Debug, PartialEq)]
-struct Recovery {
-    recovered: bool,
-    /// Set when the replay starts elsewhere than after `since` (another epoch).
-    resume_after: Option<Offset>,
-    frames: Vec<Utf8Bytes>,
-}
-
-impl Recovery {
-    fn plain(recovered: bool) -> Self {
-        Self {
-            recovered,
-            resume_after: None,
-            frames: Vec::new(),
-        }
-    }
-}
-
-impl Room {
-    fn new() -> Self {
-        Self {
-            epoch: crate::random_hex(8),
-            offset: 0,
-            history: VecDeque::new(),
-            history_bytes: 0,
-            members: BTreeSet::new(),
-        }
-    }
-
-    /// Evicts the oldest entries beyond the count, byte and age bounds of a room.
-    fn prune(&mut self, now: Instant, limits: &Limits, ledger: &mut Ledger) {
-        while let Some(front) = self.history.front() {
-            let over = self.history.len() > limits.history_len
-                || self.history_bytes > limits.history_room_bytes
-                || now.saturating_duration_since(front.at) > limits.history_max_age;
-            if !over {
-                break;
-            }
-            if let Some(hist) = self.history.pop_front() {
-                self.history_bytes = self.history_bytes.saturating_sub(hist.cost());
-                ledger.forget(&hist);
-            }
-        }
-    }
-
-    /// Whether the gap after `since` can be filled entirely, and the frames that fill it.
-    ///
-    /// In the room's epoch a gap is replayed whole or not at all. `since` in another epoch
-    /// (the room was created anew, or the server restarted) cannot be compared with this
-    /// epoch's offsets, so the whole retained history of this epoch is replayed, from after
-    /// `resume_after`: a message published before the client came back is not skipped.
-    fn recover(&self, since: Option<&Since>) -> Recovery {
-        let Some(since) = since else {
-            return Recovery::plain(true);
-        };
-        if since.epoch != self.epoch {
-            let resume_after = self
-                .history
-                .front()
-                .map_or(self.offset, |h| h.offset.saturating_sub(1));
-            return Recovery {
-                recovered: false,
-                resume_after: Some(resume_after),
-                frames: self.history.iter().map(|h| h.frame.clone()).collect(),
-            };
-        }
-        if since.offset > self.offset {
-            return Recovery::plain(false);
-        }
-        if since.offset == self.offset {
-            return Recovery::plain(true);
-        }
-        let first_needed = since.offset + 1;
-        match self.history.front() {
-            Some(front) if front.offset <= first_needed => {
-                let skip = usize::try_from(first_needed - front.offset).unwrap_or(usize::MAX);
-                Recovery {
-                    recovered: true,
-                    resume_after: None,
-                    frames: self
-                        .history
-                        .iter()
-                        .skip(skip)
-                        .map(|h| h.frame.clone())
-                        .collect(),
-                }
-            }
-            _ => Recovery::plain(false),
         }
     }
 }
@@ -1411,6 +998,7 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use super::history::Hist;
     use super::*;
 
     fn hub(config: Config) -> Hub {
