@@ -112,6 +112,24 @@ pub struct Config {
     pub login_rate_per_sec: f64,
     /// `POST /api/login` token bucket size per IP address. Default: 20.
     pub login_burst: f64,
+    // Memory bounds of the hub (history bytes, room-list pushes).
+    /// Bytes of history (encoded `message` frames plus bookkeeping) kept per room, oldest
+    /// evicted first. Default: 4 MiB: 1000 messages (`history_len`) of 4 KiB, or 64 of the
+    /// largest size.
+    pub history_room_bytes: usize,
+    /// Bytes of history kept across all rooms, oldest publication evicted first. Default:
+    /// 64 MiB: sixteen full rooms; without it 10 000 rooms of 1000 messages of 64 KiB could
+    /// hold 640 GB.
+    pub history_total_bytes: usize,
+    /// Shortest interval between two room-list pushes (the latest state wins); zero pushes
+    /// every change at once. Default: 1 s.
+    pub rooms_push_interval: Duration,
+    /// Publish ids remembered across all sessions; above it the longest-detached sessions
+    /// with dedupe state are forgotten. Default: 1 Mi ids (about 30 to 50 MB at 30 to 50 B
+    /// an id): without it 10 000 sessions of 1024 ids could hold 300 to 500 MB. Attached
+    /// sessions are never forgotten, so the connections alone (1024 × 1024 ids) can fill
+    /// it, but not pass it.
+    pub max_dedupe_entries: usize,
 }
 
 impl Default for Config {
@@ -153,6 +171,12 @@ impl Default for Config {
             max_connections_per_ip: 256,
             login_rate_per_sec: 5.0,
             login_burst: 20.0,
+
+            // Memory bounds of the hub.
+            history_room_bytes: 4 * 1024 * 1024,
+            history_total_bytes: 64 * 1024 * 1024,
+            rooms_push_interval: Duration::from_secs(1),
+            max_dedupe_entries: 1024 * 1024,
         }
     }
 }
@@ -281,6 +305,21 @@ impl Config {
     pub fn login_rate_limit(mut self, per_sec: f64, burst: f64) -> Self {
         self.login_rate_per_sec = per_sec;
         self.login_burst = burst;
+    // Memory bounds of the hub.
+    /// Sets the history byte budgets: per room and across all rooms.
+    pub fn history_bytes(mut self, per_room: usize, total: usize) -> Self {
+        self.history_room_bytes = per_room;
+        self.history_total_bytes = total;
+        self
+    }
+    /// Sets the shortest interval between two room-list pushes.
+    pub fn rooms_push_interval(mut self, interval: Duration) -> Self {
+        self.rooms_push_interval = interval;
+        self
+    }
+    /// Sets how many publish ids all sessions together remember at most.
+    pub fn max_dedupe_entries(mut self, n: usize) -> Self {
+        self.max_dedupe_entries = n;
         self
     }
 

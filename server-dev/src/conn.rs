@@ -522,7 +522,7 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
         }
     };
     match msg {
-        ClientMsg::Hello { session, .. } => hub.hello(peer.id, session),
+        ClientMsg::Hello { session, publisher } => hub.hello(peer.id, session, publisher),
         ClientMsg::Ping { id } => hub.send(peer.id, &ServerMsg::Pong { id }),
         ClientMsg::Join { room, since } => hub.join(peer.id, room, since),
         ClientMsg::Leave { room } => hub.leave(peer.id, room),

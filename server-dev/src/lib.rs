@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection caps server-wide and per IP (503), ticket (401) before the upgrade |
 //! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=`; per IP rate limited (429 with `Retry-After`) |
-//! | `GET /api/health` | `{status, connections, rooms}` |
+//! | `GET /api/health` | `{status, connections, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |

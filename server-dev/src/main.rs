@@ -120,6 +120,19 @@ struct Args {
     /// Login token bucket size per IP address (burst).
     #[arg(long, default_value_t = 20.0)]
     login_burst: f64,
+    // Memory bounds of the hub.
+    /// Bytes of history kept per room (oldest evicted first).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    history_room_bytes: usize,
+    /// Bytes of history kept across all rooms (oldest publication evicted first).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    history_total_bytes: usize,
+    /// Shortest interval between two room-list pushes, in ms; 0 pushes every change.
+    #[arg(long, default_value_t = 1000)]
+    rooms_push_interval_ms: u64,
+    /// Publish ids remembered across all sessions (longest-detached sessions go first).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_dedupe_entries: usize,
 }
 
 impl Args {
@@ -154,7 +167,11 @@ impl Args {
             // Abuse limits.
             .rate_abuse_window(Duration::from_millis(self.rate_abuse_window_ms))
             .max_connections_per_ip(self.max_connections_per_ip)
-            .login_rate_limit(self.login_rate_limit, self.login_burst);
+            .login_rate_limit(self.login_rate_limit, self.login_burst)
+            // Memory bounds of the hub.
+            .history_bytes(self.history_room_bytes, self.history_total_bytes)
+            .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms))
+            .max_dedupe_entries(self.max_dedupe_entries);
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }
@@ -287,6 +304,14 @@ mod tests {
             "1500",
             "--max-rooms",
             "7",
+            "--history-room-bytes",
+            "1000",
+            "--history-total-bytes",
+            "5000",
+            "--rooms-push-interval-ms",
+            "250",
+            "--max-dedupe-entries",
+            "99",
         ])
         .unwrap();
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
@@ -302,6 +327,9 @@ mod tests {
         assert_eq!(c.pong_timeout, Duration::from_millis(500));
         assert_eq!(c.ticket_ttl, Duration::from_millis(1500));
         assert_eq!(c.max_rooms, 7);
+        assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
+        assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
+        assert_eq!(c.max_dedupe_entries, 99);
         assert!(args.tls().is_none());
     }
 

@@ -99,6 +99,11 @@ impl<T, X> Sender<T, X> {
         self.0.ready.notify_one();
     }
 
+    /// Calls `f` on each queued item (for memory accounting).
+    pub(crate) fn inspect(&self, f: impl FnMut(&T)) {
+        self.0.items().iter().for_each(f);
+    }
+
     /// What the two ends share besides the items.
     pub(crate) fn extra(&self) -> &X {
         &self.0.extra

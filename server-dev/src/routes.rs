@@ -54,6 +54,9 @@ struct Health {
     status: &'static str,
     connections: usize,
     rooms: usize,
+    /// What the hub holds for clients, so tests can assert memory budgets.
+    #[serde(flatten)]
+    memory: crate::hub::Memory,
 }
 
 async fn health(State(state): State<AppState>) -> Json<Health> {
@@ -61,6 +64,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
         status: "ok",
         connections: state.live_connections(),
         rooms: state.hub().room_count(),
+        memory: state.hub().memory(),
     })
 }
 

@@ -2,7 +2,9 @@
 //! and batch frames.
 //!
 //! Covers: `recovered:true` with every missed message in order; `recovered:false` and nothing
-//! partial for an unknown epoch, a gap older than the history (by count and by age); a resent
+//! partial for a gap older than the history (by count and by age); `since` in another epoch
+//! gets `recovered:false` with `resume_after` and the retained history of the current epoch,
+//! so a message published after a restart but before the rejoin is not skipped; a resent
 //! id after a reconnect with `hello{session}` is acked as a duplicate with its first offset and
 //! not broadcast again; an unknown session is not resumed; a slow reader gets several messages
 //! in one array frame while a lone message arrives as an object.
@@ -107,24 +109,20 @@ async fn unknown_epoch_or_lost_history_is_not_recovered() {
     publish_n(&mut a, "r", 1..=6).await;
 
     let mut b = Client::connect(&server, "bob").await;
-    // Another epoch (e.g. from before a restart).
+    // Another epoch (e.g. from before a restart): not recovered, and what this epoch still
+    // holds (4..=6) follows, after `resume_after` 3.
     let joined = join_since(&mut b, "r", "0123456789abcdef", 6).await;
-    assert!(
-        matches!(
-            joined,
-            ServerMsg::Joined {
-                recovered: false,
-                offset: 6,
-                ..
-            }
-        ),
-        "{joined:?}"
-    );
     assert_eq!(
-        replay_after_join(&mut b).await,
-        Vec::<u64>::new(),
-        "nothing partial"
+        joined,
+        ServerMsg::Joined {
+            room: "r".into(),
+            epoch: epoch.clone(),
+            offset: 6,
+            recovered: false,
+            resume_after: Some(3),
+        }
     );
+    assert_eq!(replay_after_join(&mut b).await, vec![4, 5, 6]);
     // History holds 4..=6 only: a gap from 2 cannot be filled; from 3 it can.
     let joined = join_since(&mut b, "r", &epoch, 2).await;
     assert!(
@@ -201,6 +199,70 @@ async fn room_history_outlives_its_members_and_a_new_room_has_a_new_epoch() {
     // A room that never had history gets its own epoch.
     let other = epoch_of(&b.join("fresh").await);
     assert_ne!(other, epoch);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_a_message_of_the_new_epoch_is_replayed_to_a_late_rejoin() {
+    // The demo's loss: the receiver knew epoch E1 up to offset 3; the server restarts, a
+    // sender publishes in the new epoch before the receiver rejoins. The rejoin must carry it.
+    let before = TestServer::start(open_config()).await;
+    let mut rx = Client::connect(&before, "rx").await;
+    let old_epoch = epoch_of(&rx.join("r").await);
+    publish_n(&mut rx, "r", 1..=3).await;
+    before.stop().await;
+
+    let after = TestServer::start(open_config()).await;
+    let mut tx = Client::connect(&after, "tx").await;
+    let new_epoch = epoch_of(&tx.join("r").await);
+    assert_ne!(new_epoch, old_epoch);
+    publish_n(&mut tx, "r", 1..=2).await;
+
+    let mut rx = Client::connect(&after, "rx").await;
+    let joined = join_since(&mut rx, "r", &old_epoch, 3).await;
+    assert_eq!(
+        joined,
+        ServerMsg::Joined {
+            room: "r".into(),
+            epoch: new_epoch.clone(),
+            offset: 2,
+            recovered: false,
+            resume_after: Some(0),
+        }
+    );
+    assert_eq!(replay_after_join(&mut rx).await, vec![1, 2]);
+    // Live traffic continues right after the replay.
+    publish_n(&mut tx, "r", 3..=3).await;
+    let (msg, _) = rx.until(|m| matches!(m, ServerMsg::Message { .. })).await;
+    assert!(
+        matches!(msg, ServerMsg::Message { offset: 3, .. }),
+        "{msg:?}"
+    );
+    after.stop().await;
+}
+
+#[tokio::test]
+async fn another_epoch_replays_from_the_first_retained_offset() {
+    // History of 2: offsets 1..=3 leave 2..=3, so the replay starts after 1.
+    let server = TestServer::start(open_config().history(2, Duration::from_secs(60))).await;
+    let mut tx = Client::connect(&server, "tx").await;
+    tx.join("r").await;
+    publish_n(&mut tx, "r", 1..=3).await;
+    let mut rx = Client::connect(&server, "rx").await;
+    let joined = join_since(&mut rx, "r", "0123456789abcdef", 40).await;
+    assert!(
+        matches!(
+            joined,
+            ServerMsg::Joined {
+                recovered: false,
+                offset: 3,
+                resume_after: Some(1),
+                ..
+            }
+        ),
+        "{joined:?}"
+    );
+    assert_eq!(replay_after_join(&mut rx).await, vec![2, 3]);
     server.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! Protocol v1 over a real socket: rooms, offsets, presence, room list, and refused input.
 //!
-//! Covers: hello/welcome; ping/pong; join/publish/broadcast within a room and not across
+//! Covers: hello/welcome, with the server's limits; a publisher id from `hello` stamped with
+//! the publish id on live and replayed messages, an invalid one refused; ping/pong; join/publish/broadcast within a room and not across
 //! rooms; offsets +1 per room; ack; a message longer than the largest frame the server writes
 //! arrives whole; room list pushed on join and leave; presence; list_rooms;
 //! malformed JSON, unknown type, publish to a room not joined, invalid room name and the
@@ -10,7 +11,7 @@
 mod common;
 
 use common::{Client, TestServer, open_config};
-use protocol::{ClientMsg, ErrorCode, RoomInfo, ServerMsg};
+use protocol::{ClientMsg, ErrorCode, Limits, RoomInfo, ServerMsg, Since};
 use serde_json::json;
 
 fn publish(room: &str, id: u64, data: serde_json::Value) -> ClientMsg {
@@ -47,6 +48,92 @@ async fn hello_and_ping() {
         a.until(|m| matches!(m, ServerMsg::Pong { .. })).await.0,
         ServerMsg::Pong { id: 41 }
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn welcome_advertises_the_default_limits() {
+    let server = TestServer::start(server_dev::Config::default().no_auth(true)).await;
+    let mut a = Client::connect(&server, "ann").await;
+    a.send(&ClientMsg::Hello {
+        session: None,
+        publisher: None,
+    })
+    .await;
+    let (welcome, _) = a.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+    let ServerMsg::Welcome { limits, .. } = welcome else {
+        unreachable!()
+    };
+    assert_eq!(
+        limits,
+        Some(Limits {
+            max_message_bytes: 64 * 1024,
+            rate_per_sec: 50,
+            rate_burst: 100,
+            dedupe_window: 1024,
+        })
+    );
+    a.ws.close(None).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn publisher_id_and_publish_id_ride_on_every_message() {
+    let server = TestServer::start(open_config()).await;
+    let mut a = Client::connect(&server, "ann").await;
+    let mut b = Client::connect(&server, "bob").await;
+    a.send(&ClientMsg::Hello {
+        session: None,
+        publisher: Some("ann-publisher-01".into()),
+    })
+    .await;
+    a.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+    let ServerMsg::Joined { epoch, .. } = a.join("r").await else {
+        unreachable!()
+    };
+    b.join("r").await;
+    a.send(&publish("r", 7, json!("hi"))).await;
+    let stamped = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Message { publisher: Some(p), id: Some(7), offset: 1, .. }
+            if p == "ann-publisher-01")
+    };
+    b.until(stamped).await;
+
+    // Replayed history carries them too.
+    let mut c = Client::connect(&server, "cy").await;
+    c.send(&ClientMsg::Join {
+        room: "r".into(),
+        since: Some(Since { epoch, offset: 0 }),
+    })
+    .await;
+    c.until(stamped).await;
+
+    // An invalid id is refused; the connection goes on without one.
+    c.send(&ClientMsg::Hello {
+        session: None,
+        publisher: Some("bad id!".into()),
+    })
+    .await;
+    expect_error(&mut c, ErrorCode::InvalidPublisher).await;
+    c.until(|m| matches!(m, ServerMsg::Welcome { .. })).await;
+    c.send(&publish("r", 1, json!("anon"))).await;
+    let (msg, _) = b
+        .until(|m| matches!(m, ServerMsg::Message { offset: 2, .. }))
+        .await;
+    assert!(
+        matches!(
+            msg,
+            ServerMsg::Message {
+                publisher: None,
+                id: None,
+                ..
+            }
+        ),
+        "{msg:?}"
+    );
+    for mut client in [a, b, c] {
+        client.ws.close(None).await.unwrap();
+    }
     server.stop().await;
 }
 

@@ -1,8 +1,9 @@
 //! A server restart loses room history, and the protocol says so instead of leaving a gap.
 //!
 //! Covers: after a restart on the same port, rejoining with the old epoch and offset gets
-//! `joined{recovered:false}` with a new epoch and nothing replayed, and the old session is not
-//! resumed; the helper client unpacks batch frames.
+//! `joined{recovered:false, resume_after:0}` with a new epoch and, with nothing published in
+//! it yet, nothing replayed, and the old session is not resumed; the helper client unpacks
+//! batch frames.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lifeline_tests::server::{ProtoClient, RunningServer};
@@ -102,10 +103,11 @@ async fn restart_changes_the_epoch_and_recovery_reports_the_loss() {
             epoch: new_epoch,
             offset,
             recovered,
+            resume_after,
             ..
         } => {
             assert_ne!(new_epoch, epoch);
-            assert_eq!((offset, recovered), (0, false));
+            assert_eq!((offset, recovered, resume_after), (0, false, Some(0)));
         }
         _ => unreachable!(),
     }

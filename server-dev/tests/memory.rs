@@ -1,0 +1,398 @@
+//! Bounded memory under hostile clients, over real sockets, with `GET /api/health` reporting
+//! what the hub holds.
+//!
+//! Covers: a flood of 64 KiB messages into 32 rooms keeps the accounted history within the
+//! global budget while a well-behaved pair in another room goes on publishing and receiving;
+//! session churn (connect/hello/publish/close, and hello switching sessions) keeps the session
+//! count within its cap and abandoned sessions expire; 9,900 rooms and a client that spams
+//! `list_rooms` without reading hold one shared room-list snapshot, not one per request, while
+//! a normal client is served. Each test prints the peak figures it saw (for BENCHMARKS.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // test helpers may panic
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Client, TestServer, WAIT, connect_small_window};
+use futures::{SinkExt, StreamExt};
+use protocol::{ClientMsg, ServerMsg};
+use serde_json::{Value, json};
+use server_dev::Config;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The server's defaults, without tickets (the login limit is not what these tests are about).
+fn defaults() -> Config {
+    Config::default().no_auth(true)
+}
+
+async fn health(addr: SocketAddr) -> Value {
+    let (status, body) = common::http(addr, "GET", "/api/health", None).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn field(health: &Value, name: &str) -> u64 {
+    health[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {health}"))
+}
+
+/// Reads until the ack of `id`, decoding only small frames: the 64 KiB echoes are skipped
+/// unparsed (a batch frame is at most 16 KiB, so acks never share a frame with them).
+async fn until_ack_skipping_big(c: &mut Client, id: u64) {
+    loop {
+        let msg = tokio::time::timeout(WAIT, c.ws.next())
+            .await
+            .expect("a frame within WAIT")
+            .expect("open")
+            .expect("no error");
+        let Message::Text(text) = msg else { continue };
+        if text.len() > 32 * 1024 {
+            continue;
+        }
+        let msgs = protocol::decode_server_frame(text.as_str()).unwrap();
+        if msgs
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Ack { id: got, .. } if *got == id))
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_flood_stays_within_the_global_budget() {
+    // Default limits but a longer heartbeat: on a loaded machine this debug-mode flood of
+    // 92 MB can outlast interval + pong timeout (25 s) for a flooder that only reads its
+    // echoes: conn.rs writes its heartbeat Ping only once that queue is drained.
+    let config = defaults().heartbeat(Duration::from_secs(60), Duration::from_secs(60));
+    let budget = config.history_total_bytes as u64;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+
+    // A well-behaved pair in its own room.
+    let mut calm_a = Client::connect(&server, "calm-a").await;
+    let mut calm_b = Client::connect(&server, "calm-b").await;
+    calm_a.join("calm").await;
+    calm_b.join("calm").await;
+
+    // 32 flooders, one room each, 48 messages of 60 KB: about 92 MB, above the 64 MiB
+    // budget, and below the default burst (100 frames) so the rate limit does not interfere.
+    let pad = "f".repeat(60_000);
+    let mut flooders = Vec::new();
+    for i in 0..32 {
+        let mut c = Client::connect(&server, &format!("flood{i:02}")).await;
+        c.join(&format!("flood-{i:02}")).await;
+        let pad = pad.clone();
+        flooders.push(tokio::spawn(async move {
+            for id in 1..=48u64 {
+                let msg = ClientMsg::Publish {
+                    room: format!("flood-{i:02}"),
+                    id,
+                    data: json!(pad),
+                };
+                c.ws.feed(Message::text(serde_json::to_string(&msg).unwrap()))
+                    .await
+                    .unwrap();
+            }
+            c.ws.flush().await.unwrap();
+            until_ack_skipping_big(&mut c, 48).await;
+            c.ws.close(None).await.unwrap();
+        }));
+    }
+
+    // Meanwhile the pair keeps talking (which also keeps it reading, so it answers the
+    // server's heartbeat however long the flood takes), and health is sampled.
+    let mut peak_queued = 0;
+    let mut id = 0;
+    while id < 10 || (flooders.iter().any(|f| !f.is_finished()) && id < 2_000) {
+        id += 1;
+        calm_a
+            .send(&ClientMsg::Publish {
+                room: "calm".into(),
+                id,
+                data: json!({ "n": id }),
+            })
+            .await;
+        calm_b
+            .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
+            .await;
+        calm_a
+            .until(|m| matches!(m, ServerMsg::Ack { id: got, .. } if *got == id))
+            .await;
+        let h = health(addr).await;
+        assert!(field(&h, "history_bytes") <= budget, "{h}");
+        peak_queued = peak_queued.max(field(&h, "queued_bytes"));
+        // Well below the default rate limit (50 frames/s).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in flooders {
+        tokio::time::timeout(Duration::from_secs(60), f)
+            .await
+            .expect("flooders finish")
+            .unwrap();
+    }
+    let h = health(addr).await;
+    let peak = field(&h, "history_bytes_peak");
+    assert!(peak <= budget, "{h}");
+    assert!(
+        field(&h, "history_bytes") > budget / 2,
+        "the flood reached the budget: {h}"
+    );
+    println!(
+        "history flood: history_bytes_peak={peak} budget={budget} history_entries={} \
+         queued_bytes_peak_sampled={peak_queued} calm_round_trips={id}",
+        field(&h, "history_entries")
+    );
+
+    // The calm room still works after the flood.
+    id += 1;
+    calm_a
+        .send(&ClientMsg::Publish {
+            room: "calm".into(),
+            id,
+            data: json!({ "n": id }),
+        })
+        .await;
+    calm_b
+        .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
+        .await;
+    calm_a.ws.close(None).await.unwrap();
+    calm_b.ws.close(None).await.unwrap();
+    server.stop().await;
+}
+
+async fn hello(c: &mut Client, session: Option<String>) -> (String, bool) {
+    c.send(&ClientMsg::Hello {
+        session,
+        publisher: None,
+    })
+    .await;
+    match c.until(|m| matches!(m, ServerMsg::Welcome { .. })).await.0 {
+        ServerMsg::Welcome {
+            session, resumed, ..
+        } => (session, resumed),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
+    // The session cap and TTL are under test: a cap of 100 is passed 20 times by 2,000 churns
+    // (the hub's unit test does 20,000 against the default cap), and a 500 ms TTL lets the
+    // expiry be seen. Everything else is default.
+    let cap = 100;
+    let ttl = Duration::from_millis(500);
+    let server = TestServer::start(defaults().sessions(ttl, cap)).await;
+    let addr = server.addr;
+
+    // 16 tasks × 125 churns: connect, hello, join, publish (dedupe state), close.
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let url = server.ws_url(&format!("/ws?name=churn{t}"));
+        tasks.push(tokio::spawn(async move {
+            for i in 0..125u64 {
+                let ws = common::try_connect(&url, None).await.unwrap();
+                let mut c = Client::from_ws(ws);
+                hello(&mut c, None).await;
+                c.send(&ClientMsg::Join {
+                    room: format!("churn{t}"),
+                    since: None,
+                })
+                .await;
+                c.send(&ClientMsg::Publish {
+                    room: format!("churn{t}"),
+                    id: i + 1,
+                    data: json!(i),
+                })
+                .await;
+                c.until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+                c.ws.close(None).await.unwrap();
+                // Wait for the server's close reply, so the connection is gone when we go on.
+                while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, c.ws.next()).await {}
+            }
+        }));
+    }
+    let mut peak = 0;
+    while tasks.iter().any(|t| !t.is_finished()) {
+        let h = health(addr).await;
+        peak = peak.max(field(&h, "sessions"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let h = health(addr).await;
+    // 16 connections may each hold an attached session above the cap, never more.
+    assert!(field(&h, "sessions_peak") <= cap as u64 + 16, "{h}");
+    assert!(field(&h, "dedupe_entries") <= cap as u64 + 16, "{h}");
+
+    // Hello switching: each switch abandons a session with dedupe state, which must expire.
+    let mut keeper = Client::connect(&server, "keeper").await;
+    let (kept, _) = hello(&mut keeper, None).await;
+    let mut switchers = Vec::new();
+    for i in 0..8 {
+        let mut c = Client::connect(&server, &format!("switch{i}")).await;
+        for round in 0..20u64 {
+            let (own, _) = hello(&mut c, None).await;
+            assert_ne!(own, kept);
+            c.join("sw").await;
+            c.send(&ClientMsg::Publish {
+                room: "sw".into(),
+                id: round + 1,
+                data: json!(round),
+            })
+            .await;
+            c.until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+            // Switch to the keeper's session, then back to a fresh one on the next round:
+            // a new connection gets a fresh session only by reconnecting, so reconnect.
+            assert_eq!(
+                hello(&mut c, Some(kept.clone())).await,
+                (kept.clone(), true)
+            );
+            c.ws.close(None).await.unwrap();
+            while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, c.ws.next()).await {}
+            c = Client::connect(&server, &format!("switch{i}")).await;
+        }
+        // The keeper reads too, so it answers the server's heartbeat however long this takes.
+        keeper.send(&ClientMsg::Ping { id: i }).await;
+        keeper
+            .until(|m| matches!(m, ServerMsg::Pong { id } if *id == i))
+            .await;
+        switchers.push(c);
+    }
+    let h = health(addr).await;
+    peak = peak.max(field(&h, "sessions"));
+    assert!(field(&h, "sessions_peak") <= cap as u64 + 16, "{h}");
+    // The TTL is the behaviour under test: wait it out (the sweep runs every ttl/4).
+    tokio::time::sleep(ttl * 3).await;
+    let h = health(addr).await;
+    // Left: the keeper's session and the switchers' current ones.
+    assert!(
+        field(&h, "sessions") <= 1 + 8,
+        "abandoned sessions expired: {h}"
+    );
+    println!(
+        "session churn: sessions_peak={} sampled_peak={peak} cap={cap}",
+        field(&h, "sessions_peak")
+    );
+    for mut c in switchers {
+        c.ws.close(None).await.unwrap();
+    }
+    keeper.ws.close(None).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_rooms_spam_among_ten_thousand_rooms_holds_one_snapshot() {
+    // 90 rooms per connection: 110 connections make 9,900 rooms (the server keeps 10,000 by
+    // default, and the normal client needs one more). The per-connection room cap (32) is not
+    // what is tested, so it is raised; every other limit is default.
+    let server = TestServer::start(defaults().max_rooms_per_conn(90)).await;
+    let addr = server.addr;
+    let mut holders = Vec::new();
+    for c in 0..110 {
+        let url = server.ws_url(&format!("/ws?name=holder{c}"));
+        holders.push(tokio::spawn(async move {
+            let ws = common::try_connect(&url, None).await.unwrap();
+            let mut client = Client::from_ws(ws);
+            for r in 0..90 {
+                let room = format!("room-{c:03}-{r:02}");
+                client
+                    .ws
+                    .feed(Message::text(
+                        serde_json::to_string(&ClientMsg::<Value>::Join { room, since: None })
+                            .unwrap(),
+                    ))
+                    .await
+                    .unwrap();
+            }
+            client.ws.flush().await.unwrap();
+            let last = format!("room-{c:03}-89");
+            client
+                .until(|m| matches!(m, ServerMsg::Joined { room, .. } if *room == last))
+                .await;
+            client.ws
+        }));
+    }
+    let mut holders_ws = Vec::new();
+    for h in holders {
+        holders_ws.push(
+            tokio::time::timeout(Duration::from_secs(60), h)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    // The holders read everything pushed to them from now on, without parsing it.
+    let drains: Vec<_> = holders_ws
+        .into_iter()
+        .map(|mut ws| tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} }))
+        .collect();
+
+    // The spammer asks for the list 95 times (within the default burst) and never reads.
+    let mut spammer = connect_small_window(&server, "spammer").await;
+    for _ in 0..95 {
+        spammer
+            .feed(Message::text(r#"{"type":"list_rooms"}"#))
+            .await
+            .unwrap();
+    }
+    spammer.flush().await.unwrap();
+
+    // A normal client is served meanwhile.
+    let mut normal = Client::connect(&server, "normal").await;
+    let mut other = Client::connect(&server, "other").await;
+    normal.join("calm").await;
+    other.join("calm").await;
+    normal
+        .send(&ClientMsg::Publish {
+            room: "calm".into(),
+            id: 1,
+            data: json!("still served"),
+        })
+        .await;
+    other
+        .until(|m| matches!(m, ServerMsg::Message { data, .. } if data == "still served"))
+        .await;
+    normal.send(&ClientMsg::ListRooms).await;
+    let (list, _) = normal
+        .until(|m| matches!(m, ServerMsg::Rooms { rooms } if rooms.len() >= 9_900))
+        .await;
+    let ServerMsg::Rooms { rooms } = list else {
+        unreachable!()
+    };
+    assert!(rooms.len() <= 9_901);
+
+    // Once the last change is pushed (one interval) and read, only the spammer holds a list.
+    let mut h = health(addr).await;
+    for _ in 0..100 {
+        if field(&h, "queued_items") <= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        h = health(addr).await;
+    }
+    let list_bytes = field(&h, "room_list_bytes");
+    assert_eq!(field(&h, "rooms_held"), 9_901, "{h}");
+    assert!(list_bytes > 300_000, "{h}");
+    assert!(field(&h, "queued_items") <= 2, "{h}");
+    assert!(field(&h, "queued_bytes") <= 2 * list_bytes, "{h}");
+    println!(
+        "list_rooms spam: rooms_held={} room_list_bytes={list_bytes} queued_items={} \
+         queued_bytes={} (unshared, 95 requests would be {})",
+        field(&h, "rooms_held"),
+        field(&h, "queued_items"),
+        field(&h, "queued_bytes"),
+        95 * list_bytes
+    );
+
+    normal.ws.close(None).await.unwrap();
+    other.ws.close(None).await.unwrap();
+    spammer.close(None).await.ok();
+    server.stop().await;
+    for d in drains {
+        tokio::time::timeout(WAIT, d).await.unwrap().unwrap();
+    }
+}
