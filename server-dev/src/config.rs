@@ -305,6 +305,9 @@ impl Config {
     pub fn login_rate_limit(mut self, per_sec: f64, burst: f64) -> Self {
         self.login_rate_per_sec = per_sec;
         self.login_burst = burst;
+        self
+    }
+
     // Memory bounds of the hub.
     /// Sets the history byte budgets: per room and across all rooms.
     pub fn history_bytes(mut self, per_room: usize, total: usize) -> Self {
