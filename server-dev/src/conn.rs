@@ -532,7 +532,7 @@ fn handle_text(text: &str, hub: &Hub, peer: &Peer) {
 }
 
 /// Writes queued frames, packing what is already queued into batch frames, and the protocol
-/// Pings the heartbeat asks for once nothing is queued. A message cut short by the
+/// Pings the heartbeat asks for, between batches. A message cut short by the
 /// connection's end is left in `unsent`.
 #[expect(clippy::manual_async_fn, reason = "async fn holds arguments twice")]
 fn write_loop<Si>(
@@ -555,15 +555,18 @@ where
                 if pending.capacity() > 0 {
                     pending = VecDeque::new();
                 }
-                let Ok(item) = rx.try_recv() else {
-                    if peer.take_ping() {
-                        if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
-                            debug!(error = %err, "ping failed");
-                            return Exit::SinkFailed;
-                        }
-                    } else {
-                        rx.wait().await;
+                // The heartbeat's Ping goes out between batches, not only once the queue is
+                // empty: a peer that only reads a busy room must still be asked for a Pong, or
+                // it looks idle and is dropped.
+                if peer.take_ping() {
+                    if let Err(err) = sink.send(Message::Ping(Bytes::new())).await {
+                        debug!(error = %err, "ping failed");
+                        return Exit::SinkFailed;
                     }
+                    continue;
+                }
+                let Ok(item) = rx.try_recv() else {
+                    rx.wait().await;
                     continue;
                 };
                 // Exactly: most bursts are one frame, and a first push would make room for four.
@@ -1033,6 +1036,50 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    // Virtual time, default heartbeat: the room keeps this reader's queue busy for 60 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_of_a_busy_room_is_still_pinged_and_kept() {
+        let (mut h, state) = start(Config::default());
+        send(&h, r#"{"type":"join","room":"r"}"#);
+        recv_text(&mut h).await;
+        let hub = state.hub().clone();
+        let other = hub.register("o".into());
+        hub.join(other.peer.id, "r".into(), None);
+        let pad = "x".repeat(10_000);
+        let (mut pings, mut texts, mut id) = (0, 0, 0);
+        for _ in 0..60 {
+            // Three ~10 KB messages queued, two frames read: the queue is never empty.
+            for _ in 0..3 {
+                id += 1;
+                hub.publish(other.peer.id, "r".into(), id, serde_json::json!(pad));
+            }
+            let mut read = 0;
+            while read < 2 {
+                match h.from_server.next().await {
+                    Some(Message::Ping(_)) => {
+                        pings += 1;
+                        // What a browser does: answer at once.
+                        h.to_server
+                            .unbounded_send(Ok(Message::Pong(Bytes::new())))
+                            .unwrap();
+                    }
+                    Some(Message::Text(_)) => read += 1,
+                    Some(Message::Frame(frame)) => read += usize::from(frame.header().is_final),
+                    other => panic!("the busy reader was dropped: {other:?}"),
+                }
+            }
+            texts += read;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // 60 s at a 15 s interval: pinged about four times, and never dropped as idle.
+        assert!(
+            pings >= 3,
+            "pinged {pings} times while reading {texts} frames"
+        );
+        assert!(!h.task.is_finished());
+        h.task.abort();
     }
 
     /// Fuzzing the text-frame handler: arbitrary text, arbitrary JSON, and JSON shaped like

@@ -166,7 +166,7 @@ impl Peer {
         }
     }
 
-    /// Asks the connection's writer for a protocol Ping, after what is already queued.
+    /// Asks the connection's writer for a protocol Ping, before its next batch.
     pub(crate) fn request_ping(&self) {
         self.tx.extra().ping.store(true, Ordering::Release);
         self.tx.wake();
