@@ -450,8 +450,10 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
         }
     };
 
-    let shared = shared.lock().unwrap();
     let stats: Vec<RoomStats> = members.iter().map(|m| m.client.stats()).collect();
+    let shared = Arc::try_unwrap(shared)
+        .map(|m| m.into_inner().unwrap())
+        .unwrap_or_else(|arc| panic!("shared state still in use: {arc:?}"));
     let detect = &faults.detect_ms;
     let mut report = format!(
         "soak (seed {seed:#x}, {:.1} s, server-dev and client limits at their defaults): \
@@ -531,30 +533,27 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
         );
         // Each restart is one epoch change, reported once.
         assert_eq!(m.rx.recovery_failures, RESTARTS as u64, "{}", m.name);
-        for p in 0..2 {
+        for (p, name) in PUBLISHERS.iter().enumerate() {
             for (first, last, losses) in m.rx.gaps(p) {
                 // A gap is only allowed right after a `recovered: false`, and only for messages
                 // the old server acknowledged before it was stopped: what that restart destroyed.
                 assert!(
                     losses >= 1,
-                    "{}: silent gap #{first}..=#{last} of {}",
-                    m.name,
-                    PUBLISHERS[p]
+                    "{}: silent gap #{first}..=#{last} of {name}",
+                    m.name
                 );
                 let restart = shared.restarts[losses - 1];
                 for n in first..=last {
                     let acked = shared.acked_at[p].get(&n).copied();
                     assert!(
                         acked.is_some_and(|at| at < restart),
-                        "{}: #{n} of {} is missing but was not acknowledged before restart {losses}",
-                        m.name,
-                        PUBLISHERS[p]
+                        "{}: #{n} of {name} is missing but was not acknowledged before restart {losses}",
+                        m.name
                     );
                 }
             }
         }
     }
-    drop(shared);
     drop(members);
     drop(proxies);
     if let Some(server) = server {
