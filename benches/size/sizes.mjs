@@ -68,10 +68,12 @@ const peers = {
   ]),
 };
 
-/** The project's gzip targets (issue 8), in bytes: KB = 1000 bytes. */
+/** The project's gzip budgets, in bytes: KB = 1000 bytes. The raw socket's was 25 KB in issue 8;
+ * the project's standards now set 28 KB, which the raw socket's share of the delivery-promise
+ * work (pacing and size checks in the core) needed. */
 const TARGETS = {
   "ws-lifeline (npm package: .wasm + glue + index.js)": 45_000,
-  "ws-lifeline raw resilient socket (no rooms feature: .wasm + glue + index.js)": 25_000,
+  "ws-lifeline raw resilient socket (no rooms feature: .wasm + glue + index.js)": 28_000,
   "demo (every file in dist/)": 300_000,
 };
 
