@@ -39,8 +39,11 @@ mod app {
             let lobby = lobby.clone();
             let outcome = outcome.clone();
             Callback::from(move |_: MouseEvent| {
+                let chat = Chat {
+                    text: "hello".into(),
+                };
                 // Queued while disconnected and resent until acknowledged.
-                match lobby.publish(&Chat { text: "hello".into() }) {
+                match lobby.publish(&chat) {
                     Ok(ack) => {
                         let outcome = outcome.clone();
                         yew::platform::spawn_local(async move {
