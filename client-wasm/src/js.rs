@@ -22,7 +22,7 @@
 //!   `index.js`, which also names the fields `a`..`f` of each kind.
 //!
 //! Errors are thrown (and `error` events carry them) as `[code, message, a, b]`
-//! ([`crate_error`], [`room_error`]); `index.js` turns that into an `Error` with
+//! (`crate_error`, `room_error`); `index.js` turns that into an `Error` with
 //! `name = "LifelineError"`, the `code` and the fields of that code.
 //!
 //! Re-entrancy: the shell's callbacks and the page's listeners may call back in (send from a
@@ -644,7 +644,7 @@ impl std::fmt::Debug for LifelineSocket {
 #[wasm_bindgen]
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
-    /// `numbers` are the numeric options (see [`Num`]); `terminal` is the wrapped
+    /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
     /// `isTerminalClose`. `index.js` has checked all of them. The subprotocols stay in
     /// `index.js`, which opens the sockets. Nothing is carried out before `__input(IN_START)`,
     /// so that the page can add listeners first.

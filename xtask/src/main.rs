@@ -3,8 +3,8 @@
 //! - `setup`: installs every tool the other commands need, skipping what is already present at
 //!   the pinned version (see [`tools`]).
 //! - `demo`: builds the demo with trunk and serves it, with its WebSocket endpoint, on one port.
-//! - `test`: formatting, clippy (native and wasm32), native tests, browser tests in headless
-//!   Chromium and Firefox, and the Playwright end-to-end suite.
+//! - `test`: formatting, clippy (native and wasm32), the wasm32 API docs, native tests, browser
+//!   tests in headless Chromium and Firefox, and the Playwright end-to-end suite.
 //! - `bench`: the benchmark harness (see BENCHMARKS.md).
 
 // A command-line tool: printing progress to stdout is its job.
@@ -189,6 +189,22 @@ fn test(args: &[String]) -> Result {
             "-D",
             "warnings",
         ])
+        .run()?;
+    // The browser API (`web`, `yew`) is only documented on wasm32; a broken intra-doc link
+    // there is a warning, so `-D warnings` fails the step on it.
+    Step::new("docs (wasm32, -D warnings)", "cargo")
+        .args([
+            "doc",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-deps",
+            "--locked",
+            "-p",
+            "ws-lifeline",
+            "--features",
+            "yew",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
     Step::new("native tests", "cargo")
         .args(["test", "--workspace", "--all-features", "--locked"])

@@ -1,7 +1,7 @@
 //! The sans-IO core: every behaviour of the client as a deterministic state machine.
 //!
-//! It has no clock, no randomness of its own and no I/O. A shell (the browser one in
-//! [`crate::web`], or a native one) feeds it what happened with [`Machine::handle`] and the
+//! It has no clock, no randomness of its own and no I/O. A shell (the browser one in `web`, on
+//! wasm32, or the native one in `native`) feeds it what happened with [`Machine::handle`] and the
 //! user's actions with [`Machine::send`], [`Machine::close`] and [`Machine::reconnect`], wakes
 //! it at [`Machine::poll_timeout`] with [`Machine::handle_timeout`], and carries out every
 //! [`Command`] from [`Machine::poll_command`], in order.

@@ -51,8 +51,9 @@ use crate::{Config, Error, Event, Message, Result, Sent, State};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientEvent {
-    /// A connection event of the core (open, close, reconnecting, errors; also raw messages
-    /// that are not protocol v1 frames).
+    /// A connection event of the core (open, close, reconnecting, errors; also binary
+    /// messages). A text frame goes to the rooms layer: one that is not protocol v1 arrives as
+    /// [`RoomEvent::BadFrame`].
     Connection(Event),
     /// A protocol v1 event: room messages, acks, recovery, presence.
     Room(RoomEvent),

@@ -5,6 +5,8 @@
 //! `visibilitychange` listeners (gloo [`EventListener`]s). Their closures hold a [`Weak`]
 //! reference, so no cycle keeps a client alive, and nothing is ever `forget`-ed: dropping the
 //! [`Client`] closes the socket and removes every listener and timer.
+//!
+//! [`Timeout`]: gloo_timers::callback::Timeout
 
 mod deadline;
 pub mod diagnostics;

@@ -186,7 +186,7 @@ impl RoomsClient {
         })
     }
 
-    /// Every room event as a [`Stream`].
+    /// Every room event as a [`Stream`](futures::Stream).
     pub fn events(&self) -> RoomEventStream {
         self.inner.subscribers.stream()
     }
