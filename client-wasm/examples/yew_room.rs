@@ -72,7 +72,10 @@ mod app {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
+use app::App;
+
 fn main() {
     #[cfg(target_arch = "wasm32")]
-    yew::Renderer::<app::App>::new().render();
+    yew::Renderer::<App>::new().render();
 }

@@ -13,6 +13,7 @@
 mod bench;
 mod npm;
 mod process;
+mod readme_examples;
 mod setup;
 mod tools;
 
