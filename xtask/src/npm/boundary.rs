@@ -12,6 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use wasm_encoder::{ExportSection, Module, RawSection};
+use wasmparser::{Export, Import, Parser, Payload, TypeRef};
+
 use crate::Result;
 
 /// Exports that keep their names: `init()` and `initSync()` return the exports object, and
@@ -98,7 +101,7 @@ impl Mapping {
     /// Checks the mapping against the wasm wasm-opt wrote: one import module, and every import
     /// and export named as the mapping says. Returns the import module's new name.
     pub(super) fn check_against(&self, wasm: &[u8]) -> Result<String> {
-        let imports = imports(wasm)?;
+        let WasmNames { imports, exports } = WasmNames::read(wasm)?;
         let modules: BTreeSet<&str> = imports.iter().map(|(module, _)| module.as_str()).collect();
         let [module] =
             <[&str; 1]>::try_from(modules.into_iter().collect::<Vec<_>>()).map_err(|modules| {
@@ -118,7 +121,6 @@ impl Mapping {
             ));
         }
         let mut expected: BTreeSet<&str> = self.exports.values().map(String::as_str).collect();
-        let exports = exports(wasm)?;
         expected.extend(
             PUBLIC_EXPORTS
                 .iter()
@@ -263,207 +265,134 @@ fn context(text: &str, range: &Range<usize>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The wasm binary: just enough of https://webassembly.github.io/spec/core/binary/modules.html
+// The wasm binary: read with wasmparser, the export section rewritten with wasm-encoder.
 // ---------------------------------------------------------------------------------------------
 
-const IMPORT_SECTION: u8 = 2;
-const EXPORT_SECTION: u8 = 7;
-
-/// `(module, name)` of each import. Only function imports are read: the only kind
-/// wasm-bindgen's output imports without threads.
-fn imports(wasm: &[u8]) -> Result<Vec<(String, String)>> {
-    let Some(payload) = section(wasm, IMPORT_SECTION)? else {
-        return Ok(Vec::new());
-    };
-    let mut reader = Reader::new(payload);
-    let mut imports = Vec::new();
-    for _ in 0..reader.u32()? {
-        let module = reader.name()?;
-        let name = reader.name()?;
-        match reader.byte()? {
-            0 => drop(reader.u32()?),
-            kind => {
-                return Err(format!(
-                    "the wasm imports {module}.{name} of kind {kind}; only functions are expected"
-                ));
-            }
-        }
-        imports.push((module.to_string(), name.to_string()));
-    }
-    Ok(imports)
+/// The names on the wasm's side of the boundary.
+#[derive(Debug, Default)]
+struct WasmNames {
+    /// `(module, name)` of each import.
+    imports: Vec<(String, String)>,
+    exports: Vec<String>,
 }
 
-/// The export names.
-fn exports(wasm: &[u8]) -> Result<Vec<String>> {
-    let Some(payload) = section(wasm, EXPORT_SECTION)? else {
-        return Ok(Vec::new());
-    };
-    let mut reader = Reader::new(payload);
-    let mut names = Vec::new();
-    for _ in 0..reader.u32()? {
-        names.push(reader.name()?.to_string());
-        reader.byte()?;
-        reader.u32()?;
+impl WasmNames {
+    /// Only function imports are expected: the only kind wasm-bindgen's output imports without
+    /// threads.
+    fn read(wasm: &[u8]) -> Result<Self> {
+        let mut names = Self::default();
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.map_err(malformed)? {
+                Payload::ImportSection(section) => {
+                    for import in section.into_imports() {
+                        let Import { module, name, ty } = import.map_err(malformed)?;
+                        if !matches!(ty, TypeRef::Func(_)) {
+                            return Err(format!(
+                                "the wasm imports {module}.{name} as {ty:?}; only functions are \
+                                 expected"
+                            ));
+                        }
+                        names.imports.push((module.to_string(), name.to_string()));
+                    }
+                }
+                Payload::ExportSection(section) => {
+                    for export in section {
+                        let Export { name, .. } = export.map_err(malformed)?;
+                        names.exports.push(name.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(names)
     }
-    Ok(names)
 }
 
 /// `wasm` with exports renamed (old name to new); each rename must apply to one export, and
-/// the names stay unique.
+/// the names stay unique. Every other section is copied byte for byte.
 fn rename_exports(wasm: &[u8], renames: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     if renames.is_empty() {
         return Ok(wasm.to_vec());
     }
-    let payload = section(wasm, EXPORT_SECTION)?.ok_or("the wasm has no export section")?;
-    let mut reader = Reader::new(payload);
-    let count = reader.u32()?;
-    let mut rewritten = Vec::with_capacity(payload.len());
-    leb128(&mut rewritten, count);
-    let mut names = BTreeSet::new();
+    let mut module = Module::new();
     let mut applied = 0;
-    for _ in 0..count {
-        let old = reader.name()?;
-        let name = renames.get(old).map_or(old, |new| {
-            applied += 1;
-            new.as_str()
-        });
-        if !names.insert(name.to_string()) {
-            return Err(format!("renaming exports would name two `{name}`"));
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(malformed)? {
+            Payload::ExportSection(exports) => {
+                let mut section = ExportSection::new();
+                let mut names = BTreeSet::new();
+                for export in exports {
+                    let Export { name, kind, index } = export.map_err(malformed)?;
+                    let name = renames.get(name).map_or(name, |new| {
+                        applied += 1;
+                        new.as_str()
+                    });
+                    if !names.insert(name) {
+                        return Err(format!("renaming exports would name two `{name}`"));
+                    }
+                    section.export(name, kind.into(), index);
+                }
+                module.section(&section);
+            }
+            payload => {
+                // Offsets into `wasm`, so they fit in a usize.
+                if let Some((id, range)) = payload.as_section() {
+                    let data = &wasm[range.start as usize..range.end as usize];
+                    module.section(&RawSection { id, data });
+                }
+            }
         }
-        leb128(
-            &mut rewritten,
-            u32::try_from(name.len()).map_err(|e| e.to_string())?,
-        );
-        rewritten.extend_from_slice(name.as_bytes());
-        let kind = reader.byte()?;
-        rewritten.push(kind);
-        leb128(&mut rewritten, reader.u32()?);
     }
-    if applied != renames.len() || reader.at != payload.len() {
+    if applied != renames.len() {
         return Err(format!("could not rename the exports {renames:?}"));
     }
-    // The payload is a subslice of `wasm`: splice the new one in, with its new size.
-    let start = payload.as_ptr() as usize - wasm.as_ptr() as usize;
-    let mut size_start = start - 1;
-    while wasm[size_start - 1] & 0x80 != 0 {
-        size_start -= 1;
-    }
-    let mut out = wasm[..size_start].to_vec();
-    leb128(
-        &mut out,
-        u32::try_from(rewritten.len()).map_err(|e| e.to_string())?,
-    );
-    out.extend_from_slice(&rewritten);
-    out.extend_from_slice(&wasm[start + payload.len()..]);
-    Ok(out)
+    Ok(module.finish())
 }
 
-/// The payload of the section with this id (at most one, as for every known section).
-fn section(wasm: &[u8], id: u8) -> Result<Option<&[u8]>> {
-    if wasm.get(..8) != Some(b"\0asm\x01\0\0\0".as_slice()) {
-        return Err("not a wasm module (version 1)".into());
-    }
-    let mut reader = Reader::new(wasm);
-    reader.at = 8;
-    let mut found = None;
-    while reader.at < wasm.len() {
-        let this = reader.byte()?;
-        let size = reader.u32()? as usize;
-        let payload = reader.take(size)?;
-        if this == id {
-            if found.is_some() {
-                return Err(format!("the wasm has two sections of id {id}"));
-            }
-            found = Some(payload);
-        }
-    }
-    Ok(found)
-}
-
-fn leb128(out: &mut Vec<u8>, mut value: u32) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let taken = self
-            .bytes
-            .get(self.at..self.at.saturating_add(n))
-            .ok_or("the wasm ends inside a section")?;
-        self.at += n;
-        Ok(taken)
-    }
-
-    fn byte(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            let byte = self.byte()?;
-            value |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("a LEB128 number in the wasm is longer than 5 bytes".into())
-    }
-
-    fn name(&mut self) -> Result<&'a str> {
-        let len = self.u32()? as usize;
-        std::str::from_utf8(self.take(len)?).map_err(|e| format!("a wasm name is not UTF-8: {e}"))
-    }
+fn malformed(e: wasmparser::BinaryReaderError) -> String {
+    format!("the wasm does not parse: {e}")
 }
 
 #[cfg(test)]
 mod tests {
+    use wasm_encoder::{
+        CustomSection, EntityType, ExportKind, ImportSection, MemorySection, MemoryType,
+        TypeSection,
+    };
+
     use super::*;
 
     /// A module importing `./m.js`.`f_hash` and exporting `memory` and `run`, then the same
-    /// renamed as wasm-opt would: imports from `a`.`a`, exports `b` and `c`.
+    /// renamed as wasm-opt would: imports from `a`.`a`, exports `b` and `c`. A custom section
+    /// follows the exports, to be copied as it is.
     fn module(module: &str, import: &str, exports: [&str; 2]) -> Vec<u8> {
-        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
-        let mut types = vec![1, 0x60, 0, 0];
-        let mut section = |id: u8, payload: &mut Vec<u8>| {
-            wasm.push(id);
-            leb128(&mut wasm, payload.len() as u32);
-            wasm.append(payload);
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        let mut imports = ImportSection::new();
+        imports.import(module, import, EntityType::Function(0));
+        let mut memories = MemorySection::new();
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut export_section = ExportSection::new();
+        export_section
+            .export(exports[0], ExportKind::Memory, 0)
+            .export(exports[1], ExportKind::Func, 0);
+        let custom = CustomSection {
+            name: "producers".into(),
+            data: b"\x00".as_slice().into(),
         };
-        section(1, &mut types);
-        let mut imports = vec![1];
-        for name in [module, import] {
-            leb128(&mut imports, name.len() as u32);
-            imports.extend_from_slice(name.as_bytes());
-        }
-        imports.extend([0, 0]);
-        section(IMPORT_SECTION, &mut imports);
-        section(5, &mut vec![1, 0, 1]);
-        let mut export_payload = vec![2];
-        for (name, kind) in exports.into_iter().zip([2u8, 0]) {
-            leb128(&mut export_payload, name.len() as u32);
-            export_payload.extend_from_slice(name.as_bytes());
-            export_payload.extend([kind, 0]);
-        }
-        section(EXPORT_SECTION, &mut export_payload);
-        wasm
+        let mut wasm = Module::new();
+        wasm.section(&types)
+            .section(&imports)
+            .section(&memories)
+            .section(&export_section)
+            .section(&custom);
+        wasm.finish()
     }
 
     const MAPPING: &str = r#"{
@@ -548,5 +477,9 @@ let wasm;
                 .is_err()
         );
         assert!(mapping.check_against(&wasm).is_ok());
+        let truncated = &wasm[..wasm.len() - 1];
+        assert!(mapping.check_against(truncated).is_err());
+        let mut mapping = Mapping::parse(MAPPING).unwrap();
+        assert!(mapping.restore_public_exports(truncated).is_err());
     }
 }
