@@ -19,7 +19,6 @@ use common::{Client, TestServer, WAIT, http, request};
 use futures::{SinkExt, StreamExt};
 use protocol::{ClientMsg, ServerMsg};
 use server_dev::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -215,22 +214,11 @@ async fn two_thousand_connections_from_one_ip_at_defaults() {
 /// `POST /api/login` from the address `from`; returns the status and the response head
 /// (lowercase).
 async fn login_from(from: IpAddr, to: SocketAddr, name: &str) -> (u16, String) {
-    let mut stream = tcp_from(from, to).await;
     let body = format!(r#"{{"name":"{name}"}}"#);
-    let req = format!(
-        "POST /api/login HTTP/1.1\r\nhost: {to}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let head = text.split_once("\r\n\r\n").map_or(&*text, |(h, _)| h);
-    (status, head.to_ascii_lowercase())
+    let stream = tcp_from(from, to).await;
+    let (status, head, _) =
+        common::http_on(stream, to, "POST", "/api/login", Some(&body), "").await;
+    (status, head)
 }
 
 #[tokio::test]
@@ -282,18 +270,7 @@ async fn a_panic_in_one_connection_ends_that_connection_only() {
 
     doomed.send_text(r#"{"type":"test_panic"}"#).await;
     // The connection ends without a close frame.
-    let end = tokio::time::timeout(WAIT, async {
-        loop {
-            match doomed.ws.next().await {
-                Some(Ok(Message::Close(frame))) => return Some(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return None,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(end, None);
+    assert_eq!(common::until_end(&mut doomed.ws).await, None);
     // The hub forgot it: the room's members see it leave.
     ann.until(members(&["ann", "bob"])).await;
 

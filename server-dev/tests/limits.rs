@@ -185,18 +185,7 @@ async fn silent_peer_is_dropped_after_the_pong_timeout() {
     }
 
     // The dropped peer gets no close frame: the connection just ends.
-    let end = tokio::time::timeout(WAIT, async {
-        loop {
-            match quiet.ws.next().await {
-                Some(Ok(Message::Close(frame))) => return Some(frame),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return None,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(end, None);
+    assert_eq!(common::until_end(&mut quiet.ws).await, None);
     server.stop().await;
 }
 

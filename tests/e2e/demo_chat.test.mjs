@@ -22,6 +22,15 @@ import {
   startServer,
   withoutNetworkNoise,
 } from "./support/harness.mjs";
+import {
+  expectState,
+  ownStatus,
+  retryNow,
+  say,
+  texts,
+  waitForOwnStatus,
+  waitForText,
+} from "./support/demo_page.mjs";
 
 // Screenshots for the README: `DEMO_SCREENSHOTS=docs` writes them where docs/ expects them.
 const SHOTS = process.env.DEMO_SCREENSHOTS ?? "tests/e2e/artifacts";
@@ -59,10 +68,6 @@ async function login(name) {
   return user;
 }
 
-async function expectState(page, state, timeout = 20_000) {
-  await page.waitForSelector(`[data-testid="connection"][data-state="${state}"]`, { timeout });
-}
-
 async function join(user, room) {
   const field = user.page.getByLabel("Join or create a room");
   await field.fill(room);
@@ -73,44 +78,6 @@ async function join(user, room) {
 async function select(user, room) {
   await user.page.click(`[data-testid="joined-rooms"] [data-room="${room}"]`);
   await user.page.waitForSelector(`.room.selected [data-room="${room}"]`);
-}
-
-/** Clicks "Retry now" if the page is waiting for a retry (it may be connecting already). */
-async function retryNow(user) {
-  await user.page
-    .getByRole("button", { name: "Retry now" })
-    .click({ timeout: 5_000 })
-    .catch(() => {});
-}
-
-async function say(user, text) {
-  const composer = user.page.locator("#composer-input");
-  await composer.fill(text);
-  await composer.press("Enter");
-}
-
-/** The texts of the selected room, in display order. */
-async function texts(user) {
-  return user.page.locator('[data-testid="messages"] .line .text').allTextContents();
-}
-
-async function waitForText(user, text, timeout = 20_000) {
-  await user.page
-    .locator('[data-testid="messages"] .line .text', { hasText: text })
-    .first()
-    .waitFor({ timeout });
-}
-
-async function ownStatus(user, text) {
-  const line = user.page.locator(".line.own", { hasText: text }).last();
-  return line.locator("[data-status]").getAttribute("data-status");
-}
-
-async function waitForOwnStatus(user, text, status, timeout = 20_000) {
-  await user.page
-    .locator(".line.own", { hasText: text })
-    .locator(`[data-status="${status}"]`)
-    .waitFor({ timeout });
 }
 
 async function waitForMemberCount(user, room, count) {

@@ -17,6 +17,7 @@ import {
   startServer,
   withoutNetworkNoise,
 } from "./support/harness.mjs";
+import { expectState, retryNow, say, texts, waitForOwnStatus, waitForText } from "./support/demo_page.mjs";
 
 const RUNS = 20;
 
@@ -40,41 +41,12 @@ async function login(name) {
   await page.goto(server.url);
   await page.getByLabel("Display name").fill(name);
   await page.getByLabel("Display name").press("Enter");
-  await expectState(page, "connected");
+  await expectState(page, "connected", 40_000);
   const field = page.getByLabel("Join or create a room");
   await field.fill("lobby");
   await field.press("Enter");
   await page.waitForSelector('.room.selected [data-room="lobby"]');
   return { name, context, page, errors };
-}
-
-async function expectState(page, state, timeout = 40_000) {
-  await page.waitForSelector(`[data-testid="connection"][data-state="${state}"]`, { timeout });
-}
-
-async function retryNow(user) {
-  await user.page
-    .getByRole("button", { name: "Retry now" })
-    .click({ timeout: 5_000 })
-    .catch(() => {});
-}
-
-async function texts(user) {
-  return user.page.locator('[data-testid="messages"] .line .text').allTextContents();
-}
-
-async function waitForText(user, text, timeout = 20_000) {
-  await user.page
-    .locator('[data-testid="messages"] .line .text', { hasText: text })
-    .first()
-    .waitFor({ timeout });
-}
-
-async function waitForOwnStatus(user, text, status, timeout = 20_000) {
-  await user.page
-    .locator(".line.own", { hasText: text })
-    .locator(`[data-status="${status}"]`)
-    .waitFor({ timeout });
 }
 
 test(`a message typed while the server is down reaches the other user once, ${RUNS} restarts, both reconnect orders`, async () => {
@@ -86,9 +58,8 @@ test(`a message typed while the server is down reaches the other user once, ${RU
     const text = `run ${run}: typed while the server was down (${annFirst ? "ann" : "bob"} back first)`;
     const port = server.port;
     await server.stop();
-    await Promise.all([expectState(ann.page, "reconnecting"), expectState(bob.page, "reconnecting")]);
-    await ann.page.locator("#composer-input").fill(text);
-    await ann.page.locator("#composer-input").press("Enter");
+    await Promise.all([expectState(ann.page, "reconnecting", 40_000), expectState(bob.page, "reconnecting", 40_000)]);
+    await say(ann, text);
     await waitForOwnStatus(ann, text, "queued");
     sent.push(text);
 
@@ -97,11 +68,11 @@ test(`a message typed while the server is down reaches the other user once, ${RU
     await second.page.route("**/api/login", (route) => route.abort());
     server = await startServer(["--static-dir", demoDist()], { port });
     await retryNow(first);
-    await expectState(first.page, "connected");
+    await expectState(first.page, "connected", 40_000);
     if (annFirst) await waitForOwnStatus(ann, text, "acked");
     await second.page.unroute("**/api/login");
     await retryNow(second);
-    await expectState(second.page, "connected");
+    await expectState(second.page, "connected", 40_000);
     await waitForOwnStatus(ann, text, "acked");
     await waitForText(bob, text);
     const bobTexts = await texts(bob);

@@ -11,37 +11,14 @@
 //   server restarts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
+import { joinedMember, jsSuite } from "./support/js_page.mjs";
 
 const suite = jsSuite(["--no-auth", "--test-endpoints"]);
 const BURST = 300;
 
-/**
- * A page whose socket (default options but the subprotocol) joined `room`. Its URL provider
- * waits while `window.hold` is set: the page is "offline" for the socket's next attempts.
- */
-async function member(name, room) {
-  const { page, errors } = await openJsPage(suite.browser, suite.site);
-  await page.evaluate(
-    async ([url, room]) => {
-      window.hold = false;
-      const provider = async () => {
-        while (window.hold) await new Promise((r) => setTimeout(r, 20));
-        return url;
-      };
-      window.m = t.recorded(provider, { protocols: "lifeline.v1" });
-      m.rooms = t.roomLog(m.ws).log;
-      m.ws.join(room);
-      await t.until(m.rooms, (l) => l.some((e) => e.type === "joined" && e.room === room));
-    },
-    [wsUrl(suite.server, `/ws?name=${name}`), room],
-  );
-  return { page, errors };
-}
-
 test("300 publishes made offline are all acknowledged once after coming back", async () => {
-  const ann = await member("ann", "burst");
-  const bob = await member("bob", "burst");
+  const ann = await joinedMember(suite, "ann", "burst", { held: true });
+  const bob = await joinedMember(suite, "bob", "burst");
 
   await ann.page.evaluate(() => (window.hold = true));
   const cut = await fetch(`${suite.server.url.replace(/\/$/, "")}/test/cut?name=ann&mode=drop`, { method: "POST" });

@@ -10,26 +10,12 @@
 // - `send` of a frame over the limit throws ERR_TOO_LARGE once the limit is known.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
+import { joinedMember, jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
 const suite = jsSuite(["--no-auth", "--test-endpoints", "--max-message-size", "1024"]);
 
-async function joined(name, room) {
-  const { page, errors } = await openJsPage(suite.browser, suite.site);
-  await page.evaluate(
-    async ([url, room]) => {
-      window.m = t.recorded(url, { protocols: "lifeline.v1" });
-      m.rooms = t.roomLog(m.ws).log;
-      m.ws.join(room);
-      await t.until(m.rooms, (l) => l.some((e) => e.type === "joined" && e.room === room));
-    },
-    [wsUrl(suite.server, `/ws?name=${name}`), room],
-  );
-  return { page, errors };
-}
-
 test("an oversized publish fails at once and the small ones after it are acknowledged", async () => {
-  const { page, errors } = await joined("ann", "sizes");
+  const { page, errors } = await joinedMember(suite, "ann", "sizes");
   const result = await page.evaluate(async () => {
     const big = await t.settled(m.ws.publish("sizes", { pad: "x".repeat(2048) }));
     const started = performance.now();

@@ -260,7 +260,19 @@ pub async fn http_full(
     body: Option<&str>,
     extra_headers: &str,
 ) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    http_on(stream, addr, method, path, body, extra_headers).await
+}
+
+/// [`http_full`] over a connection already made (for example from a chosen local address).
+pub async fn http_on(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    extra_headers: &str,
+) -> (u16, String, String) {
     let body = body.unwrap_or("");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
@@ -276,6 +288,25 @@ pub async fn http_full(
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// Reads until the connection ends: its close frame, or `None` when it ended without one
+/// (a dropped connection).
+pub async fn until_end<S>(ws: &mut WebSocketStream<S>) -> Option<Option<CloseFrame>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return Some(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// A client whose socket has a tiny receive buffer, so the server's writes block soon after it

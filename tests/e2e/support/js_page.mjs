@@ -55,3 +55,28 @@ export function jsSuite(serverArgs, pkg = "pkg") {
   });
   return suite;
 }
+
+/**
+ * A test page whose socket (`window.m`: `{ws, log, rooms}`), with the default options but the
+ * subprotocol, joined `room` as `name` on the suite's server. With `held`, its URL provider
+ * waits while `window.hold` is set, so the page can be kept away from the server.
+ * @returns {Promise<{page: import("playwright-core").Page, errors: string[]}>}
+ */
+export async function joinedMember(suite, name, room, { held = false } = {}) {
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  await page.evaluate(
+    async ([url, room, held]) => {
+      window.hold = false;
+      const provider = async () => {
+        while (window.hold) await new Promise((r) => setTimeout(r, 20));
+        return url;
+      };
+      window.m = t.recorded(held ? provider : url, { protocols: "lifeline.v1" });
+      m.rooms = t.roomLog(m.ws).log;
+      m.ws.join(room);
+      await t.until(m.rooms, (l) => l.some((e) => e.type === "joined" && e.room === room));
+    },
+    [wsUrl(suite.server, `/ws?name=${encodeURIComponent(name)}`), room, held],
+  );
+  return { page, errors };
+}
