@@ -46,8 +46,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use config::{
-    Backoff, Config, Heartbeat, PingBuilder, PongMatcher, TerminalRule, default_is_pong,
-    default_ping, default_terminal,
+    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, TerminalRule,
+    default_is_pong, default_ping, default_terminal,
 };
 pub(crate) use json::push_u64;
 pub use json::{InvalidJson, RawJson};
@@ -206,6 +206,15 @@ impl Machine {
         &self.protocol
     }
 
+    /// Adds `protocol` to the subprotocols offered from the next attempt on, unless offered
+    /// already. A protocol layer started after the client calls it for its own protocol, so
+    /// the server can select it (and the heartbeat in [`HeartbeatMode::Auto`] can run).
+    pub fn offer_protocol(&mut self, protocol: &str) {
+        if !self.config.protocols.iter().any(|p| p == protocol) {
+            self.config.protocols.push(protocol.to_owned());
+        }
+    }
+
     /// The socket currently opening or open.
     pub fn conn_id(&self) -> Option<ConnId> {
         self.conn.as_ref().map(|c| c.id)
@@ -259,7 +268,7 @@ impl Machine {
             consider(c.next_ping);
             consider(c.drain_at);
             consider(c.pace_at);
-            if let Some(hb) = &self.config.heartbeat {
+            if let Some(hb) = self.heartbeat() {
                 consider(c.unanswered.map(|u| u + hb.timeout));
             }
         }
@@ -300,12 +309,12 @@ impl Machine {
             c.pace_at = None;
             self.flush(now);
         }
-        let Some(hb) = self.config.heartbeat.clone() else {
+        let Some(timeout) = self.heartbeat().map(|h| h.timeout) else {
             return;
         };
         let Some(c) = self.conn.as_mut() else { return };
         if let Some(since) = c.unanswered {
-            let deadline = since + hb.timeout;
+            let deadline = since + timeout;
             if deadline <= now {
                 if !c.grace_used && now.since(deadline) > LATE_TIMER_SLACK {
                     // We were asleep: inbound frames may still be waiting behind this timer.
@@ -367,7 +376,8 @@ impl Machine {
                 if !self.is_current(conn, |p| p == Phase::Opening) {
                     return;
                 }
-                let interval = self.config.heartbeat.as_ref().map(|h| h.interval);
+                self.protocol = protocol;
+                let interval = self.heartbeat().map(|h| h.interval);
                 let full = self.pace.map_or(0, |p| p.cap);
                 if let Some(c) = self.conn.as_mut() {
                     // The server's bucket starts full on a new connection, and so does ours.
@@ -379,7 +389,6 @@ impl Machine {
                     c.next_ping = interval.map(|i| now + i);
                     c.flush_pending = true;
                 }
-                self.protocol = protocol;
                 self.set_state(State::Open);
                 self.emit(Event::Open);
             }
@@ -391,7 +400,7 @@ impl Machine {
                     c.unanswered = None;
                     c.grace_used = false;
                 }
-                let hide = match (&self.config.heartbeat, &message) {
+                let hide = match (self.heartbeat(), &message) {
                     (Some(hb), Message::Text(t)) => !hb.surface_pongs && (hb.is_pong)(t),
                     _ => false,
                 };
@@ -863,13 +872,21 @@ impl Machine {
         }
     }
 
+    /// The heartbeat, if it runs on this connection (see [`HeartbeatMode`]).
+    fn heartbeat(&self) -> Option<&Heartbeat> {
+        self.config.heartbeat.as_ref().filter(|hb| match hb.mode {
+            HeartbeatMode::On => true,
+            HeartbeatMode::Auto => self.protocol == protocol::SUBPROTOCOL,
+        })
+    }
+
     fn send_ping(&mut self, now: Instant) {
-        let Some(hb) = self.config.heartbeat.as_ref() else {
+        let id = self.ping_id + 1;
+        let Some(hb) = self.heartbeat() else {
             return;
         };
-        self.ping_id += 1;
-        let ping = (hb.ping)(self.ping_id);
-        let interval = hb.interval;
+        let (ping, interval) = ((hb.ping)(id), hb.interval);
+        self.ping_id = id;
         if let Some(c) = self.conn.as_mut() {
             c.next_ping = Some(now + interval);
             c.unanswered.get_or_insert(now);
@@ -880,7 +897,7 @@ impl Machine {
     /// After a wake-up, visibility or network change: ping now and expect an answer within
     /// the timeout, unless an earlier deadline is still ahead.
     fn check_liveness(&mut self, now: Instant) {
-        let Some(timeout) = self.config.heartbeat.as_ref().map(|h| h.timeout) else {
+        let Some(timeout) = self.heartbeat().map(|h| h.timeout) else {
             return;
         };
         let Some(c) = self
