@@ -442,7 +442,6 @@ export class LifelineSocket {
   #listeners = new Map();
   #handlers = new Map();
   #provider;
-  #protocols;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
 
@@ -457,12 +456,12 @@ export class LifelineSocket {
         typeof target === "string" ? target : undefined,
         new Float64Array(numbers),
         rule,
+        protocols,
       );
     } catch (thrown) {
       throw lift(thrown);
     }
     if (typeof target === "function") this.#provider = target;
-    this.#protocols = protocols;
     const resources = (this.#resources = {
       machine: this.#machine,
       ws: null,
@@ -524,7 +523,7 @@ export class LifelineSocket {
         });
         break;
       case DO_OPEN:
-        this.#open(conn, a);
+        this.#open(conn, a, b);
         break;
       case DO_SEND:
         if (current) {
@@ -563,13 +562,13 @@ export class LifelineSocket {
     return 0;
   }
 
-  #open(conn, url) {
+  #open(conn, url, protocols) {
     const resources = this.#resources;
     // The machine has moved on from any earlier socket.
     dropSocket(resources);
     let ws;
     try {
-      ws = new WebSocket(url, this.#protocols);
+      ws = new WebSocket(url, protocols);
     } catch (thrown) {
       this.#input(IN_OPEN_FAILED, conn, url, ...exception(thrown));
       return;

@@ -480,7 +480,8 @@ fn now() -> Instant {
 
 /// Calls the promised URL provider; `__input(IN_URL | IN_URL_FAILED, conn, text)` follows.
 const DO_RESOLVE_URL: u32 = 0;
-/// Opens a `WebSocket` to `a` (the URL) with the configured protocols, dropping any other.
+/// Opens a `WebSocket` to `a` (the URL) offering the subprotocols `b` (an array), dropping
+/// any other socket.
 /// An exception goes to `__input(IN_OPEN_FAILED, conn, url, name, message)`.
 const DO_OPEN: u32 = 1;
 /// Sends `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket.
@@ -603,6 +604,9 @@ impl Live {
         let config = &self.rooms_config;
         let machine = &mut self.machine;
         self.rooms.get_or_insert_with(|| {
+            // The server selects lifeline.v1 from the next attempt on, which turns the default
+            // heartbeat on (a v1 server answers pings).
+            machine.offer_protocol(protocol::SUBPROTOCOL);
             let mut rooms = Rooms::new(config.clone(), machine.random());
             if open {
                 rooms.handle_event(now, &Event::Open);
@@ -645,17 +649,20 @@ impl std::fmt::Debug for LifelineSocket {
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
-    /// `isTerminalClose`. `index.js` has checked all of them. The subprotocols stay in
-    /// `index.js`, which opens the sockets. Nothing is carried out before `__input(IN_START)`,
+    /// `isTerminalClose`; `protocols` the subprotocols to offer. `index.js` has checked all
+    /// of them. The machine owns the protocols, since the rooms layer adds `lifeline.v1`
+    /// (see [`Machine::offer_protocol`]). Nothing is carried out before `__input(IN_START)`,
     /// so that the page can add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
         numbers: &[f64],
         terminal: Option<Function>,
+        protocols: Vec<String>,
     ) -> JsResult<LifelineSocket> {
         let numbers = Numbers(numbers);
         let (config, predicate) = config_from(&numbers, terminal);
+        let config = config.protocols(protocols);
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
@@ -915,8 +922,13 @@ impl LifelineSocket {
             Command::ResolveUrl { conn } => {
                 shell.act(DO_RESOLVE_URL, conn.0 as f64, none(), none());
             }
-            Command::Open { conn, url, .. } => {
-                shell.act(DO_OPEN, conn.0 as f64, url.into(), none());
+            Command::Open {
+                conn,
+                url,
+                protocols,
+            } => {
+                let protocols: Array = protocols.into_iter().map(JsValue::from).collect();
+                shell.act(DO_OPEN, conn.0 as f64, url.into(), protocols.into());
             }
             Command::Transmit { conn, message } => {
                 let data = match message {

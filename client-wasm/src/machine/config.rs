@@ -250,6 +250,13 @@ impl Config {
         self
     }
 
+    /// Adds `protocol` to the offered subprotocols unless it is there.
+    pub(crate) fn offer_protocol(&mut self, protocol: &str) {
+        if !self.protocols.iter().any(|p| p == protocol) {
+            self.protocols.push(protocol.to_owned());
+        }
+    }
+
     /// Sets the whole backoff.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;

@@ -210,9 +210,7 @@ impl Machine {
     /// already. A protocol layer started after the client calls it for its own protocol, so
     /// the server can select it (and the heartbeat in [`HeartbeatMode::Auto`] can run).
     pub fn offer_protocol(&mut self, protocol: &str) {
-        if !self.config.protocols.iter().any(|p| p == protocol) {
-            self.config.protocols.push(protocol.to_owned());
-        }
+        self.config.offer_protocol(protocol);
     }
 
     /// The socket currently opening or open.

@@ -340,6 +340,14 @@ impl ClientHandle {
         Ok(())
     }
 
+    /// Offers `protocol` from the next attempt on ([`Machine::offer_protocol`]).
+    #[cfg(feature = "rooms")]
+    pub(crate) fn offer_protocol(&self, protocol: &str) {
+        if let Ok(inner) = self.get() {
+            inner.machine.borrow_mut().offer_protocol(protocol);
+        }
+    }
+
     /// A number from the machine's seeded generator ([`Machine::random`]); 0 once gone.
     #[cfg(feature = "rooms")]
     pub(crate) fn random(&self) -> u64 {
