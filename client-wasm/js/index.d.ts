@@ -68,7 +68,9 @@ export interface LifelineOptions {
    * The application-level heartbeat: a `{"type":"ping","id":N}` text frame every `interval`;
    * without any inbound frame within `timeout` the connection counts as half-open and is
    * closed with 4000 and reconnected. `false` turns it off. Default: `{ interval: 25000,
-   * timeout: 10000 }`.
+   * timeout: 10000 }`, run only where the server selected `lifeline.v1` (a server that speaks
+   * no protocol may stay quiet while healthy); giving `interval` or `timeout` runs it on every
+   * connection.
    */
   heartbeat?: false | { interval?: number; timeout?: number };
   /** Most messages the outbound queue holds while disconnected. Default: 1024. */

@@ -30,8 +30,9 @@
 //! arrives while the drive loop runs leaves its work to that loop, as in the Rust shell.
 //!
 //! Protocol v1 (rooms) is started on first use: `join`, `leave`, `publish`, `listRooms`, or a
-//! listener for a room event. A socket that never uses rooms speaks no protocol beyond the
-//! heartbeat, so it works with any WebSocket server.
+//! listener for a room event, which also offers `lifeline.v1` from the next attempt on. A
+//! socket that never uses rooms speaks no protocol (the default heartbeat runs only where the
+//! server selected `lifeline.v1`), so it works with any WebSocket server.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;

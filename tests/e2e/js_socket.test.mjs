@@ -21,6 +21,9 @@
 // - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
 //   a URL the browser's parser refuses is an ERR_INVALID_URL event that a listener added right
 //   after the constructor still hears;
+// - default options: a quiet server without lifeline.v1 keeps one connection past the
+//   heartbeat's interval + timeout, while one that selected lifeline.v1 is cut with 4000; a
+//   socket that uses rooms from the start negotiates lifeline.v1 without being told to;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
 import { test } from "node:test";
@@ -506,6 +509,40 @@ test("free() and Symbol.dispose release like dispose()", async () => {
     return { same: [a.log.length, b.log.length].every((n, i) => n === lengths[i]), disposed: [a.ws.disposed, b.ws.disposed] };
   }, ws("/echo"));
   assert.deepEqual(result, { same: true, disposed: [true, true] });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("default options keep one connection to a quiet server; lifeline.v1 turns the heartbeat on", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async ([silent, rooms]) => {
+    // Both at defaults (ping after 25 s, dead 10 s later): only the control, whose server
+    // selected lifeline.v1, runs the heartbeat and is cut.
+    const quiet = t.recorded(silent);
+    const control = t.recorded(silent, { protocols: "lifeline.v1", minDelay: 60_000 });
+    // Rooms used from the start offer lifeline.v1 without being told to.
+    const chat = t.recorded(rooms);
+    chat.ws.join("heartbeat-e2e");
+    await t.until(control.log, (l) => l.some((e) => e.type === "close"), 40_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const types = (log) => log.map((e) => e.type).filter((t) => t !== "statechange");
+    const out = {
+      quiet: types(quiet.log),
+      quietState: quiet.ws.state,
+      control: control.log.filter((e) => e.type === "close"),
+      controlProtocol: control.ws.protocol,
+      chat: types(chat.log),
+      chatProtocol: chat.ws.protocol,
+    };
+    for (const r of [quiet, control, chat]) r.ws.dispose();
+    return out;
+  }, [ws("/silent"), ws("/ws?name=heartbeat")]);
+  assert.deepEqual(result.quiet, ["open"], "one connection, never closed");
+  assert.equal(result.quietState, "open");
+  assert.equal(result.controlProtocol, "lifeline.v1");
+  assert.equal(result.control[0].code, 4000, "the v1 control was cut as half-open");
+  assert.equal(result.chatProtocol, "lifeline.v1");
+  assert.ok(!result.chat.includes("close"), `${result.chat}`);
   await page.close();
   assert.deepEqual(errors, []);
 });
