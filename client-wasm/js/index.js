@@ -265,12 +265,41 @@ function parseOptions(options) {
     numbers[at] = number(options, key);
   });
   const heartbeat = options.heartbeat;
+  let ping, isPong;
   if (heartbeat === false) numbers[6] = 1;
   else if (typeof heartbeat === "object" && heartbeat !== null) {
     numbers[7] = number(heartbeat, "interval");
     numbers[8] = number(heartbeat, "timeout");
+    for (const key of ["interval", "timeout"]) {
+      if (heartbeat[key] === 0) throw invalid(`option \`${key}\` must be a positive number, got 0`);
+    }
+    const text = heartbeat.ping;
+    if (typeof text === "string") ping = () => text;
+    else if (typeof text === "function") {
+      // Not a string, or an exception (reported): the default ping goes out instead.
+      ping = (n) => {
+        try {
+          const frame = text(n);
+          if (typeof frame === "string") return frame;
+          throw invalid(`heartbeat \`ping\` must return a string, got ${describe(frame)}`);
+        } catch (exception) {
+          report(exception);
+        }
+      };
+    } else if (text !== undefined) throw invalid("option `ping` must be a string or a function");
+    const test = heartbeat.isPong;
+    if (typeof test === "function") {
+      isPong = (data) => {
+        try {
+          return !!test(data);
+        } catch (exception) {
+          report(exception);
+          return false;
+        }
+      };
+    } else if (test !== undefined) throw invalid("option `isPong` must be a function");
   } else if (heartbeat !== undefined && heartbeat !== true) {
-    throw invalid("option `heartbeat` must be false or { interval, timeout }");
+    throw invalid("option `heartbeat` must be false or { interval, timeout, ping, isPong }");
   }
   const isTerminal = options.isTerminalClose;
   let rule;
@@ -286,7 +315,7 @@ function parseOptions(options) {
   } else if (isTerminal !== undefined && isTerminal !== null) {
     throw invalid("option `isTerminalClose` must be a function");
   }
-  return [numbers, protocols, rule];
+  return [numbers, protocols, rule, ping, isPong];
 }
 
 /** The constructor's `url`: text, or a provider wrapped to resolve with text or reject with
@@ -446,7 +475,7 @@ export class LifelineSocket {
   #publishes = new Map();
 
   constructor(url, options) {
-    const [numbers, protocols, rule] = parseOptions(options);
+    const [numbers, protocols, rule, ping, isPong] = parseOptions(options);
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     // The backoff jitter's seed, as two 32-bit halves, and whether the browser is offline.
@@ -457,6 +486,8 @@ export class LifelineSocket {
         new Float64Array(numbers),
         rule,
         protocols,
+        ping,
+        isPong,
       );
     } catch (thrown) {
       throw lift(thrown);

@@ -126,9 +126,10 @@ fn room_error(error: &RoomError) -> JsValue {
 // ---------------------------------------------------------------------------------------------
 
 thread_local! {
-    /// `isTerminalClose` functions by socket id. `Config` wants `Send + Sync` rules and JS
-    /// functions are neither, so the rule holds the id and looks the function up here; the
-    /// entry lives exactly as long as its socket ([`PredicateSlot`]).
+    /// The page's functions (`isTerminalClose`, the heartbeat's `ping` and `isPong`) by id.
+    /// `Config` wants `Send + Sync` rules and JS functions are neither, so the rule holds the
+    /// id and looks the function up here; the entry lives exactly as long as its socket
+    /// ([`PredicateSlot`]).
     /// A `Vec`: one entry per live socket with a predicate, and no hash map in the wasm.
     static PREDICATES: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
@@ -142,8 +143,30 @@ fn next_id() -> u64 {
     })
 }
 
-/// Removes a socket's `isTerminalClose` function when the socket goes.
+/// Removes one of a socket's functions when the socket goes.
 struct PredicateSlot(u64);
+
+impl PredicateSlot {
+    fn new(function: Function) -> PredicateSlot {
+        let id = next_id();
+        PREDICATES.with(|p| p.borrow_mut().push((id, function)));
+        PredicateSlot(id)
+    }
+}
+
+/// Calls the function held under `id` with `arg`. `index.js` wraps the page's functions: an
+/// exception is reported there and answers `undefined`, which leaves the choice to the default.
+fn call_held(id: u64, arg: JsValue) -> JsValue {
+    let function = PREDICATES.with(|p| {
+        p.borrow()
+            .iter()
+            .find(|(key, _)| *key == id)
+            .map(|(_, f)| f.clone())
+    });
+    function
+        .and_then(|f| f.call1(&JsValue::UNDEFINED, &arg).ok())
+        .unwrap_or(JsValue::UNDEFINED)
+}
 
 impl Drop for PredicateSlot {
     fn drop(&mut self) {
@@ -193,11 +216,18 @@ impl Numbers<'_> {
     }
 }
 
-/// The [`Config`] of the options; the returned slot owns the `isTerminalClose` function.
-fn config_from(
-    numbers: &Numbers<'_>,
+/// The page's functions among the options, each wrapped by `index.js`.
+struct Functions {
     terminal: Option<Function>,
-) -> (Config, Option<PredicateSlot>) {
+    /// `(n) => string | undefined`: the heartbeat's `ping`.
+    ping: Option<Function>,
+    /// `(data) => boolean`: the heartbeat's `isPong`.
+    is_pong: Option<Function>,
+}
+
+/// The [`Config`] of the options; the returned slots own the page's functions.
+fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<PredicateSlot>) {
+    let mut slots = Vec::new();
     let mut config = Config::default();
     if let Some(ms) = numbers.millis(Num::MinDelay) {
         config = config.backoff_min(ms);
@@ -226,6 +256,23 @@ fn config_from(
         if let Some(ms) = numbers.millis(Num::HeartbeatTimeout) {
             config = config.heartbeat_timeout(ms);
         }
+        if let Some(function) = functions.ping {
+            let id = PredicateSlot::new(function);
+            let key = id.0;
+            slots.push(id);
+            config = config.ping(
+                move |n| match call_held(key, (n as f64).into()).as_string() {
+                    Some(text) => Message::Text(text),
+                    None => crate::machine::default_ping(n),
+                },
+            );
+        }
+        if let Some(function) = functions.is_pong {
+            let id = PredicateSlot::new(function);
+            let key = id.0;
+            slots.push(id);
+            config = config.is_pong(move |text| call_held(key, text.into()).is_truthy());
+        }
     }
     let messages = numbers.get(Num::MaxQueuedMessages).map(|n| n as usize);
     let bytes = numbers.get(Num::MaxQueuedBytes).map(|n| n as usize);
@@ -239,26 +286,20 @@ fn config_from(
     if let Some(bytes) = numbers.get(Num::HighWaterMark) {
         config = config.high_water_mark(bytes as u64);
     }
-    let slot = terminal.map(|function| {
-        let id = next_id();
-        PREDICATES.with(|p| p.borrow_mut().push((id, function)));
-        // `index.js` wraps the page's function: it reports an exception itself and then
-        // answers `undefined`, which leaves the choice to the default rule.
-        config = std::mem::take(&mut config).terminal_close(move |code| {
-            let function = PREDICATES.with(|p| {
-                p.borrow()
-                    .iter()
-                    .find(|(key, _)| *key == id)
-                    .map(|(_, f)| f.clone())
-            });
-            match function.map(|f| f.call1(&JsValue::UNDEFINED, &code.into())) {
-                Some(Ok(verdict)) if !verdict.is_undefined() => verdict.is_truthy(),
-                _ => default_terminal(code),
+    if let Some(function) = functions.terminal {
+        let id = PredicateSlot::new(function);
+        let key = id.0;
+        slots.push(id);
+        config = config.terminal_close(move |code| {
+            let verdict = call_held(key, code.into());
+            if verdict.is_undefined() {
+                default_terminal(code)
+            } else {
+                verdict.is_truthy()
             }
         });
-        PredicateSlot(id)
-    });
-    (config, slot)
+    }
+    (config, slots)
 }
 
 #[cfg(feature = "rooms")]
@@ -566,7 +607,7 @@ struct Live {
     rooms: Option<Rooms>,
     #[cfg(feature = "rooms")]
     rooms_config: RoomsConfig,
-    _predicate: Option<PredicateSlot>,
+    _functions: Vec<PredicateSlot>,
 }
 
 /// One step of the drive loop.
@@ -650,7 +691,8 @@ impl std::fmt::Debug for LifelineSocket {
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
-    /// `isTerminalClose`; `protocols` the subprotocols to offer. `index.js` has checked all
+    /// `isTerminalClose`; `protocols` the subprotocols to offer; `ping` and `isPong` the
+    /// heartbeat's, wrapped. `index.js` has checked all
     /// of them. The machine owns the protocols, since the rooms layer adds `lifeline.v1`
     /// (see [`Machine::offer_protocol`]). Nothing is carried out before `__input(IN_START)`,
     /// so that the page can add listeners first.
@@ -660,9 +702,16 @@ impl LifelineSocket {
         numbers: &[f64],
         terminal: Option<Function>,
         protocols: Vec<String>,
+        ping: Option<Function>,
+        is_pong: Option<Function>,
     ) -> JsResult<LifelineSocket> {
         let numbers = Numbers(numbers);
-        let (config, predicate) = config_from(&numbers, terminal);
+        let functions = Functions {
+            terminal,
+            ping,
+            is_pong,
+        };
+        let (config, functions) = config_from(&numbers, functions);
         let config = config.protocols(protocols);
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
@@ -679,7 +728,7 @@ impl LifelineSocket {
                 rooms: None,
                 #[cfg(feature = "rooms")]
                 rooms_config: rooms_config_from(&numbers),
-                _predicate: predicate,
+                _functions: functions,
             })),
             armed: Cell::new(None),
             driving: Cell::new(false),

@@ -22,8 +22,10 @@
 //   a URL the browser's parser refuses is an ERR_INVALID_URL event that a listener added right
 //   after the constructor still hears;
 // - default options: a quiet server without lifeline.v1 keeps one connection past the
-//   heartbeat's interval + timeout, while one that selected lifeline.v1 is cut with 4000; a
-//   socket that uses rooms from the start negotiates lifeline.v1 without being told to;
+//   heartbeat's interval + timeout, while one that selected lifeline.v1 is cut with 4000;
+// - heartbeat options: a custom ping (function or string) and isPong against /echo hide the
+//   echoed pings and keep the connection, cut /silent with 4000; bad options are
+//   ERR_INVALID_ARGUMENT;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
 import { test } from "node:test";
@@ -515,14 +517,11 @@ test("free() and Symbol.dispose release like dispose()", async () => {
 
 test("default options keep one connection to a quiet server; lifeline.v1 turns the heartbeat on", async () => {
   const { page, errors } = await openPage();
-  const result = await page.evaluate(async ([silent, rooms]) => {
+  const result = await page.evaluate(async (silent) => {
     // Both at defaults (ping after 25 s, dead 10 s later): only the control, whose server
     // selected lifeline.v1, runs the heartbeat and is cut.
     const quiet = t.recorded(silent);
     const control = t.recorded(silent, { protocols: "lifeline.v1", minDelay: 60_000 });
-    // Rooms used from the start offer lifeline.v1 without being told to.
-    const chat = t.recorded(rooms);
-    chat.ws.join("heartbeat-e2e");
     await t.until(control.log, (l) => l.some((e) => e.type === "close"), 40_000);
     await new Promise((r) => setTimeout(r, 1_000));
     const types = (log) => log.map((e) => e.type).filter((t) => t !== "statechange");
@@ -530,19 +529,67 @@ test("default options keep one connection to a quiet server; lifeline.v1 turns t
       quiet: types(quiet.log),
       quietState: quiet.ws.state,
       control: control.log.filter((e) => e.type === "close"),
-      controlProtocol: control.ws.protocol,
-      chat: types(chat.log),
-      chatProtocol: chat.ws.protocol,
+      controlProtocol: control.log.find((e) => e.type === "open")?.protocol,
     };
-    for (const r of [quiet, control, chat]) r.ws.dispose();
+    for (const r of [quiet, control]) r.ws.dispose();
     return out;
-  }, [ws("/silent"), ws("/ws?name=heartbeat")]);
+  }, ws("/silent"));
   assert.deepEqual(result.quiet, ["open"], "one connection, never closed");
   assert.equal(result.quietState, "open");
   assert.equal(result.controlProtocol, "lifeline.v1");
   assert.equal(result.control[0].code, 4000, "the v1 control was cut as half-open");
-  assert.equal(result.chatProtocol, "lifeline.v1");
-  assert.ok(!result.chat.includes("close"), `${result.chat}`);
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a custom ping and isPong: echoed pings are pongs, a silent server is cut", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async ([echo, silent]) => {
+    const pings = [];
+    const heartbeat = {
+      interval: 150,
+      timeout: 600,
+      ping: (n) => {
+        pings.push(n);
+        return `hb:${n}`;
+      },
+      isPong: (data) => data.startsWith("hb:"),
+    };
+    const echoed = t.recorded(echo, { heartbeat });
+    const quiet = t.recorded(silent, { heartbeat: { ...heartbeat, ping: "hb" }, minDelay: 60_000 });
+    await t.until(quiet.log, (l) => l.some((e) => e.type === "close"), 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    echoed.ws.send("hello");
+    await t.until(echoed.log, (l) => l.some((e) => e.type === "message"));
+    const bad = [
+      { ping: 3 },
+      { isPong: "pong" },
+      { interval: 0 },
+      { timeout: 0 },
+    ].map((heartbeat) => {
+      try {
+        new t.LifelineSocket(echo, { heartbeat }).dispose();
+        return "accepted";
+      } catch (e) {
+        return e.code;
+      }
+    });
+    const out = {
+      echoed: echoed.log.filter((e) => e.type !== "statechange").map((e) => (e.type === "message" ? `message ${e.data}` : e.type)),
+      state: echoed.ws.state,
+      pings: pings.length,
+      quiet: quiet.log.filter((e) => e.type === "close").map((e) => e.code),
+      bad,
+    };
+    echoed.ws.dispose();
+    quiet.ws.dispose();
+    return out;
+  }, [ws("/echo"), ws("/silent")]);
+  assert.ok(result.pings >= 5, `pings sent: ${result.pings}`);
+  assert.deepEqual(result.echoed, ["open", "message hello"], "no pong reached `message`");
+  assert.equal(result.state, "open");
+  assert.deepEqual(result.quiet, [4000]);
+  assert.deepEqual(result.bad, Array(4).fill("ERR_INVALID_ARGUMENT"));
   await page.close();
   assert.deepEqual(errors, []);
 });
