@@ -246,6 +246,20 @@ export interface LifelineGiveUpEvent extends LifelineEventBase<"giveup"> {}
 /** The browser went offline (retries pause) or came back online (a waiting retry starts). */
 export interface LifelineNetworkEvent extends LifelineEventBase<"offline" | "online"> {}
 
+/** A heartbeat pong arrived. */
+export interface LifelinePongEvent extends LifelineEventBase<"pong"> {
+  /** The round trip it measured, from the latest ping's send, in ms. */
+  readonly rtt: number;
+}
+
+/** The heartbeat's round-trip time in ms. */
+export interface RoundTripTime {
+  /** The latest sample. */
+  readonly last: number;
+  /** Smoothed as TCP's SRTT: `smoothed += (last - smoothed) / 8`. */
+  readonly smoothed: number;
+}
+
 // Protocol v1 (rooms) events. The first listener for any of them starts the rooms layer, as
 // do join, leave, publish and listRooms.
 
@@ -392,6 +406,7 @@ export interface LifelineEventMap extends LifelineRoomEventMap {
   giveup: LifelineGiveUpEvent;
   offline: LifelineNetworkEvent;
   online: LifelineNetworkEvent;
+  pong: LifelinePongEvent;
 }
 
 /** A listener: a function, or an object with `handleEvent` (as for `EventTarget`). */
@@ -451,6 +466,8 @@ export class LifelineSocket {
   readonly url: string;
   /** The subprotocol the server selected; "" if none or not open. */
   readonly protocol: string;
+  /** The heartbeat's round-trip time; `undefined` before the first pong. */
+  readonly rtt: RoundTripTime | undefined;
   /** The browser's `bufferedAmount` of the open socket: bytes handed over, not yet sent. */
   readonly bufferedAmount: number;
   /** Messages waiting in this client's outbound queue (sent in order once open). */

@@ -29,6 +29,7 @@ const RETAINED = new Set();
 /** Event types, by the kind number the wasm emits: the socket's nine, then protocol v1's. */
 const TYPES = [
   "open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online",
+  "pong",
 ];
 if (HAS_ROOMS) {
   TYPES.push(
@@ -36,7 +37,7 @@ if (HAS_ROOMS) {
     "rooms", "serverError", "badFrame",
   );
 }
-const SOCKET_TYPES = 9;
+const SOCKET_TYPES = 10;
 
 /** Event types with an `on…` property, as on `WebSocket`. */
 const HANDLER_TYPES = TYPES.slice(0, 7);
@@ -84,6 +85,7 @@ const OP_JOIN = 11;
 const OP_LEAVE = 12;
 const OP_PUBLISH = 13;
 const OP_LIST_ROOMS = 14;
+const OP_RTT = 15;
 /** The event kinds that settle a publish promise. */
 const ACK = 14;
 const PUBLISH_FAILED = 15;
@@ -351,6 +353,7 @@ const FIELDS_OF = [
   () => ({}),
   () => ({}),
   () => ({}),
+  (rtt) => ({ rtt }),
 ];
 const ack = (id, room, offset, duplicate) => ({ id, room, offset, duplicate });
 if (HAS_ROOMS) {
@@ -646,6 +649,13 @@ export class LifelineSocket {
   /** The subprotocol the server selected. */
   get protocol() {
     return this.#disposed ? "" : this.#machine.__call(this, OP_PROTOCOL);
+  }
+
+  /** The heartbeat's round-trip time in ms, `{ last, smoothed }` (smoothed as TCP's SRTT),
+   * or `undefined` before the first pong. */
+  get rtt() {
+    const rtt = this.#disposed ? undefined : this.#machine.__call(this, OP_RTT);
+    return rtt && { last: rtt[0], smoothed: rtt[1] };
   }
 
   /** Bytes the browser has not sent yet. */

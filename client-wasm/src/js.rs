@@ -378,6 +378,7 @@ fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsVa
         Event::GaveUp => (6, [U, U, U, U, U, U]),
         Event::Offline => (7, [U, U, U, U, U, U]),
         Event::Online => (8, [U, U, U, U, U, U]),
+        Event::Pong { rtt } => (9, [num(rtt.as_millis() as f64), U, U, U, U, U]),
     }
 }
 
@@ -385,13 +386,13 @@ fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsVa
 /// A protocol v1 event as its kind (an index of `TYPES` in `index.js`) and fields.
 fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
     match event {
-        RoomEvent::Welcome { resumed, name } => (9, [(*resumed).into(), name.into(), U, U, U, U]),
+        RoomEvent::Welcome { resumed, name } => (10, [(*resumed).into(), name.into(), U, U, U, U]),
         RoomEvent::Joined {
             room,
             epoch,
             offset,
         } => (
-            10,
+            11,
             [room.into(), epoch.into(), num(*offset as f64), U, U, U],
         ),
         RoomEvent::Recovery {
@@ -401,7 +402,7 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             epoch,
             offset,
         } => (
-            11,
+            12,
             [
                 room.into(),
                 (*recovered).into(),
@@ -412,7 +413,7 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             ],
         ),
         RoomEvent::Message(m) => (
-            12,
+            13,
             [
                 m.room.as_str().into(),
                 num(m.offset as f64),
@@ -428,14 +429,14 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 .into(),
             ],
         ),
-        RoomEvent::Left { room } => (13, [room.into(), U, U, U, U, U]),
+        RoomEvent::Left { room } => (14, [room.into(), U, U, U, U, U]),
         RoomEvent::Acked {
             id,
             room,
             offset,
             duplicate,
         } => (
-            14,
+            15,
             [
                 num(id.0 as f64),
                 room.into(),
@@ -446,11 +447,11 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             ],
         ),
         RoomEvent::PublishFailed { id, room, error } => (
-            15,
+            16,
             [num(id.0 as f64), room.into(), room_error(error), U, U, U],
         ),
         RoomEvent::Presence { room, members } => (
-            16,
+            17,
             [
                 room.into(),
                 members.iter().map(JsValue::from).collect::<Array>().into(),
@@ -467,13 +468,13 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 list.push(&info.room.as_str().into());
                 list.push(&num(info.members));
             }
-            (17, [list.into(), U, U, U, U, U])
+            (18, [list.into(), U, U, U, U, U])
         }
         RoomEvent::ServerError { code, message } => {
-            (18, [code.as_str().into(), message.into(), U, U, U, U])
+            (19, [code.as_str().into(), message.into(), U, U, U, U])
         }
         RoomEvent::BadFrame(bad) => (
-            19,
+            20,
             [
                 bad.raw.as_str().into(),
                 bad.error.as_str().into(),
@@ -579,6 +580,8 @@ const OP_URL: u32 = 6;
 const OP_PROTOCOL: u32 = 7;
 const OP_QUEUED: u32 = 8;
 const OP_UNACKED: u32 = 9;
+/// The heartbeat's round-trip time as `[last, smoothed]` in ms, `undefined` before a pong.
+const OP_RTT: u32 = 15;
 #[cfg(feature = "rooms")]
 const OP_START_ROOMS: u32 = 10;
 #[cfg(feature = "rooms")]
@@ -859,6 +862,13 @@ impl LifelineSocket {
             OP_PROTOCOL => {
                 let protocol = self.with_live(|live| live.machine.protocol().to_owned());
                 return Ok(protocol.unwrap_or_default().into());
+            }
+            OP_RTT => {
+                let rtt = self.with_live(|live| live.machine.rtt()).flatten();
+                return Ok(rtt.map_or(JsValue::UNDEFINED, |rtt| {
+                    let ms = |d: Duration| num(d.as_millis() as f64);
+                    Array::of2(&ms(rtt.last), &ms(rtt.smoothed)).into()
+                }));
             }
             OP_QUEUED => {
                 let queued = self.with_live(|live| live.machine.queued_messages());

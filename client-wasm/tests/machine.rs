@@ -4,6 +4,7 @@
 //! - [x] minimum uptime before the attempt counter resets
 //! - [x] heartbeat: ping cadence, pongs hidden, timeout -> close 4000 + reconnect, late timer grace
 //! - [x] default heartbeat only with protocol v1 negotiated; a configured one always; offer_protocol
+//! - [x] round-trip time: Event::Pong per pong after a ping, smoothed as SRTT (α = 1/8)
 //! - [x] queue: order, flush before later sends, preamble first, bounds, QueueFull, high-water drain
 //! - [x] offline stops retrying, online retries at once; visible checks liveness
 //! - [x] close() while connecting / while waiting / while open; reconnect() while waiting
@@ -335,7 +336,7 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
     let (mut h, conn) = H::connected(config);
     assert_eq!(h.m.poll_timeout(), Some(Instant(25_000)));
     assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":1}"#]);
-    // A pong counts as life and is not reported.
+    // A pong counts as life and is not reported as a message, only as its round trip.
     let c = h.input(
         25_050,
         Input::SocketMessage {
@@ -343,7 +344,12 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
             message: r#"{"type":"pong","id":1}"#.into(),
         },
     );
-    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(
+        c,
+        vec![Command::Emit(Event::Pong {
+            rtt: Duration::from_millis(50)
+        })]
+    );
     assert_eq!(h.m.poll_timeout(), Some(Instant(50_000)));
     assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":2}"#]);
     // No answer: dead at 60 s.
@@ -392,7 +398,16 @@ fn any_inbound_frame_counts_as_life_and_pongs_can_be_surfaced() {
             message: r#"{"type":"pong","id":1}"#.into(),
         },
     );
-    assert_eq!(H::events(&c).len(), 1, "surfaced pong");
+    assert_eq!(
+        H::events(&c),
+        vec![
+            Event::Pong {
+                rtt: Duration::from_millis(9_001)
+            },
+            Event::Message(r#"{"type":"pong","id":1}"#.into())
+        ],
+        "surfaced pong"
+    );
     assert_eq!(
         h.m.poll_timeout(),
         Some(Instant(50_000)),
@@ -547,6 +562,63 @@ fn offer_protocol_adds_to_the_next_attempt_once() {
         protocols,
         Some(vec!["chat".to_owned(), protocol::SUBPROTOCOL.to_owned()])
     );
+}
+
+#[test]
+fn offer_protocol_reaches_an_open_not_polled_yet() {
+    let mut h = H::new(Config::default());
+    h.m.offer_protocol(protocol::SUBPROTOCOL);
+    let protocols = h.drain().into_iter().find_map(|c| match c {
+        Command::Open { protocols, .. } => Some(protocols),
+        _ => None,
+    });
+    assert_eq!(protocols, Some(vec![protocol::SUBPROTOCOL.to_owned()]));
+}
+
+fn pong(h: &mut H, ms: u64, conn: ConnId) -> Vec<Event> {
+    let c = h.input(
+        ms,
+        Input::SocketMessage {
+            conn,
+            message: r#"{"type":"pong","id":1}"#.into(),
+        },
+    );
+    H::events(&c)
+}
+
+#[test]
+fn rtt_is_measured_from_the_ping_and_smoothed_with_alpha_one_eighth() {
+    let (mut h, conn) = H::connected_v1(Config::default());
+    assert_eq!(h.m.rtt(), None);
+    h.fire(); // ping at 25 s
+    let ms = Duration::from_millis;
+    assert_eq!(
+        pong(&mut h, 25_080, conn),
+        vec![Event::Pong { rtt: ms(80) }]
+    );
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!((rtt.last, rtt.smoothed), (ms(80), ms(80)), "first sample");
+    // A second pong without a new ping measures nothing and is still hidden.
+    assert_eq!(pong(&mut h, 25_100, conn), vec![]);
+    h.fire(); // ping at 50 s
+    pong(&mut h, 50_160, conn);
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!(
+        (rtt.last, rtt.smoothed),
+        (ms(160), ms(90)),
+        "80 + (160 - 80) / 8"
+    );
+    h.fire(); // ping at 75 s
+    pong(&mut h, 75_010, conn);
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!(
+        (rtt.last, rtt.smoothed),
+        (ms(10), ms(80)),
+        "90 + (10 - 90) / 8"
+    );
+    // Kept across a reconnect.
+    h.closed(conn, 1006);
+    assert_eq!(h.m.rtt().unwrap().smoothed, ms(80));
 }
 
 #[test]

@@ -25,7 +25,8 @@
 //   heartbeat's interval + timeout, while one that selected lifeline.v1 is cut with 4000;
 // - heartbeat options: a custom ping (function or string) and isPong against /echo hide the
 //   echoed pings and keep the connection, cut /silent with 4000; bad options are
-//   ERR_INVALID_ARGUMENT;
+//   ERR_INVALID_ARGUMENT; each pong is a `pong` event with its round trip, and `rtt` holds the
+//   latest and the smoothed one;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
 import { test } from "node:test";
@@ -556,6 +557,9 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
       isPong: (data) => data.startsWith("hb:"),
     };
     const echoed = t.recorded(echo, { heartbeat });
+    const before = echoed.ws.rtt;
+    const pongs = [];
+    echoed.ws.addEventListener("pong", (e) => pongs.push(e.rtt));
     const quiet = t.recorded(silent, { heartbeat: { ...heartbeat, ping: "hb" }, minDelay: 60_000 });
     await t.until(quiet.log, (l) => l.some((e) => e.type === "close"), 5_000);
     await new Promise((r) => setTimeout(r, 500));
@@ -578,6 +582,9 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
       echoed: echoed.log.filter((e) => e.type !== "statechange").map((e) => (e.type === "message" ? `message ${e.data}` : e.type)),
       state: echoed.ws.state,
       pings: pings.length,
+      before,
+      pongs,
+      rtt: echoed.ws.rtt,
       quiet: quiet.log.filter((e) => e.type === "close").map((e) => e.code),
       bad,
     };
@@ -586,6 +593,10 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
     return out;
   }, [ws("/echo"), ws("/silent")]);
   assert.ok(result.pings >= 5, `pings sent: ${result.pings}`);
+  assert.equal(result.before, undefined, "no rtt before the first pong");
+  assert.ok(result.pongs.length >= 4 && result.pongs.every((ms) => ms >= 0 && ms < 600), `${result.pongs}`);
+  assert.equal(result.rtt.last, result.pongs.at(-1));
+  assert.ok(result.rtt.smoothed >= 0 && result.rtt.smoothed < 600);
   assert.deepEqual(result.echoed, ["open", "message hello"], "no pong reached `message`");
   assert.equal(result.state, "open");
   assert.deepEqual(result.quiet, [4000]);

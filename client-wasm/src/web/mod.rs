@@ -199,6 +199,12 @@ impl Client {
         self.inner.machine.borrow().protocol().to_owned()
     }
 
+    /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
+    /// [`Event::Pong`](crate::Event::Pong).
+    pub fn rtt(&self) -> Option<crate::machine::Rtt> {
+        self.inner.machine.borrow().rtt()
+    }
+
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {
