@@ -86,9 +86,9 @@ const OP_LEAVE = 12;
 const OP_PUBLISH = 13;
 const OP_LIST_ROOMS = 14;
 const OP_RTT = 15;
-/** The event kinds that settle a publish promise. */
-const ACK = 14;
-const PUBLISH_FAILED = 15;
+/** The event kinds that settle a publish promise (-1 without rooms). */
+const ACK = TYPES.indexOf("ack");
+const PUBLISH_FAILED = TYPES.indexOf("publishFailed");
 
 /** What the shell holds right now across all sockets, for `liveResources()`. */
 const held = { sockets: 0, listeners: 0, timers: 0 };

@@ -200,7 +200,7 @@ impl Client {
     }
 
     /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
-    /// [`Event::Pong`](crate::Event::Pong).
+    /// [`crate::Event::Pong`].
     pub fn rtt(&self) -> Option<crate::machine::Rtt> {
         self.inner.machine.borrow().rtt()
     }
