@@ -229,9 +229,9 @@ export function isLifelineError(value) {
   return value instanceof Error && value.name === "LifelineError" && typeof value.code === "string";
 }
 
-/** What the browser shell holds right now across all sockets (here and, for the
- * `isTerminalClose` functions, in the wasm); all zeros once every socket is disposed. For
- * leak checks. */
+/** What the browser shell holds right now across all sockets (here and, for the page's
+ * functions `isTerminalClose`, `ping` and `isPong`, in the wasm); all zeros once every socket
+ * is disposed. For leak checks. */
 export function liveResources() {
   return { ...held, predicates: __live() };
 }

@@ -130,7 +130,7 @@ thread_local! {
     /// `Config` wants `Send + Sync` rules and JS functions are neither, so the rule holds the
     /// id and looks the function up here; the entry lives exactly as long as its socket
     /// ([`PredicateSlot`]).
-    /// A `Vec`: one entry per live socket with a predicate, and no hash map in the wasm.
+    /// A `Vec`: one entry per held function of a live socket, and no hash map in the wasm.
     static PREDICATES: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
@@ -146,12 +146,12 @@ fn next_id() -> u64 {
 /// Removes one of a socket's functions when the socket goes.
 struct PredicateSlot(u64);
 
-impl PredicateSlot {
-    fn new(function: Function) -> PredicateSlot {
-        let id = next_id();
-        PREDICATES.with(|p| p.borrow_mut().push((id, function)));
-        PredicateSlot(id)
-    }
+/// Holds `function` until the slot pushed to `slots` is dropped; returns its id.
+fn hold(slots: &mut Vec<PredicateSlot>, function: Function) -> u64 {
+    let id = next_id();
+    PREDICATES.with(|p| p.borrow_mut().push((id, function)));
+    slots.push(PredicateSlot(id));
+    id
 }
 
 /// Calls the function held under `id` with `arg`. `index.js` wraps the page's functions: an
@@ -257,9 +257,7 @@ fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<Pred
             config = config.heartbeat_timeout(ms);
         }
         if let Some(function) = functions.ping {
-            let id = PredicateSlot::new(function);
-            let key = id.0;
-            slots.push(id);
+            let key = hold(&mut slots, function);
             config = config.ping(
                 move |n| match call_held(key, (n as f64).into()).as_string() {
                     Some(text) => Message::Text(text),
@@ -268,9 +266,7 @@ fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<Pred
             );
         }
         if let Some(function) = functions.is_pong {
-            let id = PredicateSlot::new(function);
-            let key = id.0;
-            slots.push(id);
+            let key = hold(&mut slots, function);
             config = config.is_pong(move |text| call_held(key, text.into()).is_truthy());
         }
     }
@@ -287,9 +283,7 @@ fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<Pred
         config = config.high_water_mark(bytes as u64);
     }
     if let Some(function) = functions.terminal {
-        let id = PredicateSlot::new(function);
-        let key = id.0;
-        slots.push(id);
+        let key = hold(&mut slots, function);
         config = config.terminal_close(move |code| {
             let verdict = call_held(key, code.into());
             if verdict.is_undefined() {
@@ -1041,8 +1035,9 @@ fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
     shell.emit(kind, a, b, c, d, e, f);
 }
 
-/// What the wasm holds right now across all sockets: the `isTerminalClose` functions. The
-/// shell's sockets, listeners and timers are counted in `index.js`. For leak checks.
+/// What the wasm holds right now across all sockets: the page's functions (`isTerminalClose`,
+/// `ping`, `isPong`). The shell's sockets, listeners and timers are counted in `index.js`.
+/// For leak checks.
 #[wasm_bindgen(js_name = "__live", skip_typescript)]
 pub fn live_resources() -> f64 {
     PREDICATES.with(|p| p.borrow().len()) as f64

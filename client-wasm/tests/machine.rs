@@ -3,7 +3,8 @@
 //! - [x] give-up after max attempts; terminal close codes (default set and user predicate)
 //! - [x] minimum uptime before the attempt counter resets
 //! - [x] heartbeat: ping cadence, pongs hidden, timeout -> close 4000 + reconnect, late timer grace
-//! - [x] default heartbeat only with protocol v1 negotiated; a configured one always; offer_protocol
+//! - [x] default heartbeat only with protocol v1 negotiated; a configured one always;
+//!   offer_protocol
 //! - [x] round-trip time: Event::Pong per pong after a ping, smoothed as SRTT (α = 1/8)
 //! - [x] queue: order, flush before later sends, preamble first, bounds, QueueFull, high-water drain
 //! - [x] offline stops retrying, online retries at once; visible checks liveness

@@ -102,7 +102,8 @@ pub enum HeartbeatMode {
     /// server may never send a frame while healthy (a quiet feed), so timing it out would cut
     /// it again and again, and a ping it does not understand may be echoed or rejected.
     Auto,
-    /// On every connection, whatever the protocol: the server is known to answer [`Heartbeat::ping`].
+    /// On every connection, whatever the protocol: the user knows the server answers
+    /// [`Heartbeat::ping`] (or sends often enough).
     On,
 }
 

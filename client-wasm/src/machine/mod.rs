@@ -217,8 +217,9 @@ impl Machine {
     }
 
     /// Adds `protocol` to the subprotocols offered from the next open on (including one not
-    /// polled yet), unless offered already. A protocol layer started after the client calls it for its own protocol, so
-    /// the server can select it (and the heartbeat in [`HeartbeatMode::Auto`] can run).
+    /// polled yet), unless offered already. A protocol layer started after the client calls it
+    /// for its own protocol, so the server can select it (and the heartbeat in
+    /// [`HeartbeatMode::Auto`] can run).
     pub fn offer_protocol(&mut self, protocol: &str) {
         self.config.offer_protocol(protocol);
         // An open the shell has not polled yet has not been carried out: it can still offer it.
