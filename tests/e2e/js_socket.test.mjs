@@ -588,9 +588,10 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
       quiet: quiet.log.filter((e) => e.type === "close").map((e) => e.code),
       bad,
     };
+    const held = t.liveResources().predicates;
     echoed.ws.dispose();
     quiet.ws.dispose();
-    return out;
+    return { ...out, held, released: t.liveResources().predicates };
   }, [ws("/echo"), ws("/silent")]);
   assert.ok(result.pings >= 5, `pings sent: ${result.pings}`);
   assert.equal(result.before, undefined, "no rtt before the first pong");
@@ -601,6 +602,7 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
   assert.equal(result.state, "open");
   assert.deepEqual(result.quiet, [4000]);
   assert.deepEqual(result.bad, Array(4).fill("ERR_INVALID_ARGUMENT"));
+  assert.deepEqual([result.held, result.released], [3, 0], "ping and isPong held per socket, then released");
   await page.close();
   assert.deepEqual(errors, []);
 });
