@@ -602,7 +602,7 @@ test("a custom ping and isPong: echoed pings are pongs, a silent server is cut",
   assert.equal(result.state, "open");
   assert.deepEqual(result.quiet, [4000]);
   assert.deepEqual(result.bad, Array(4).fill("ERR_INVALID_ARGUMENT"));
-  assert.deepEqual([result.held, result.released], [3, 0], "ping and isPong held per socket, then released");
+  assert.deepEqual([result.held, result.released], [4, 0], "ping and isPong held per socket, then released");
   await page.close();
   assert.deepEqual(errors, []);
 });
