@@ -48,6 +48,25 @@ export function initSync(options: { module: BufferSource | WebAssembly.Module })
 /** Where to connect: a URL, or a function called before every attempt (it may be async). */
 export type UrlProvider = string | URL | (() => string | URL | Promise<string | URL>);
 
+/** The heartbeat's options. Giving any of them runs the heartbeat on every connection. */
+export interface HeartbeatOptions {
+  /** Time between pings in ms, > 0. Default: 25000. */
+  interval?: number;
+  /** How long a ping may go without any inbound frame, in ms, > 0. Default: 10000. */
+  timeout?: number;
+  /**
+   * The ping text, or a function of the ping number (from 1) returning it. Default:
+   * `{"type":"ping","id":N}`. A function that throws or returns no string is reported, and
+   * the default ping goes out instead.
+   */
+  ping?: string | ((n: number) => string);
+  /**
+   * Which inbound text frames are pongs: they count as life and never reach `message`.
+   * Default: protocol v1's `{"type":"pong",...}`. One that throws is reported and answers false.
+   */
+  isPong?: (data: string) => boolean;
+}
+
 /** Options of `new LifelineSocket(url, options)`. Every duration is in milliseconds. */
 export interface LifelineOptions {
   /** Subprotocols offered in `Sec-WebSocket-Protocol`. Default: none. */
@@ -68,9 +87,11 @@ export interface LifelineOptions {
    * The application-level heartbeat: a `{"type":"ping","id":N}` text frame every `interval`;
    * without any inbound frame within `timeout` the connection counts as half-open and is
    * closed with 4000 and reconnected. `false` turns it off. Default: `{ interval: 25000,
-   * timeout: 10000 }`.
+   * timeout: 10000 }`, run only where the server selected `lifeline.v1` (a server that speaks
+   * no protocol may stay quiet while healthy); giving any of its options runs it on every
+   * connection.
    */
-  heartbeat?: false | { interval?: number; timeout?: number };
+  heartbeat?: false | HeartbeatOptions;
   /** Most messages the outbound queue holds while disconnected. Default: 1024. */
   maxQueuedMessages?: number;
   /** Most bytes the outbound queue holds while disconnected. Default: 1048576 (1 MiB). */
@@ -225,6 +246,20 @@ export interface LifelineGiveUpEvent extends LifelineEventBase<"giveup"> {}
 /** The browser went offline (retries pause) or came back online (a waiting retry starts). */
 export interface LifelineNetworkEvent extends LifelineEventBase<"offline" | "online"> {}
 
+/** A heartbeat pong arrived. */
+export interface LifelinePongEvent extends LifelineEventBase<"pong"> {
+  /** The round trip it measured, from the latest ping's send, in ms. */
+  readonly rtt: number;
+}
+
+/** The heartbeat's round-trip time in ms. */
+export interface RoundTripTime {
+  /** The latest sample. */
+  readonly last: number;
+  /** Smoothed as TCP's SRTT: `smoothed += (last - smoothed) / 8`. */
+  readonly smoothed: number;
+}
+
 // Protocol v1 (rooms) events. The first listener for any of them starts the rooms layer, as
 // do join, leave, publish and listRooms.
 
@@ -371,6 +406,7 @@ export interface LifelineEventMap extends LifelineRoomEventMap {
   giveup: LifelineGiveUpEvent;
   offline: LifelineNetworkEvent;
   online: LifelineNetworkEvent;
+  pong: LifelinePongEvent;
 }
 
 /** A listener: a function, or an object with `handleEvent` (as for `EventTarget`). */
@@ -430,6 +466,8 @@ export class LifelineSocket {
   readonly url: string;
   /** The subprotocol the server selected; "" if none or not open. */
   readonly protocol: string;
+  /** The heartbeat's round-trip time; `undefined` before the first pong. */
+  readonly rtt: RoundTripTime | undefined;
   /** The browser's `bufferedAmount` of the open socket: bytes handed over, not yet sent. */
   readonly bufferedAmount: number;
   /** Messages waiting in this client's outbound queue (sent in order once open). */

@@ -29,6 +29,7 @@ const RETAINED = new Set();
 /** Event types, by the kind number the wasm emits: the socket's nine, then protocol v1's. */
 const TYPES = [
   "open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online",
+  "pong",
 ];
 if (HAS_ROOMS) {
   TYPES.push(
@@ -36,7 +37,7 @@ if (HAS_ROOMS) {
     "rooms", "serverError", "badFrame",
   );
 }
-const SOCKET_TYPES = 9;
+const SOCKET_TYPES = 10;
 
 /** Event types with an `on…` property, as on `WebSocket`. */
 const HANDLER_TYPES = TYPES.slice(0, 7);
@@ -84,9 +85,10 @@ const OP_JOIN = 11;
 const OP_LEAVE = 12;
 const OP_PUBLISH = 13;
 const OP_LIST_ROOMS = 14;
-/** The event kinds that settle a publish promise. */
-const ACK = 14;
-const PUBLISH_FAILED = 15;
+const OP_RTT = 15;
+/** The event kinds that settle a publish promise (-1 without rooms). */
+const ACK = TYPES.indexOf("ack");
+const PUBLISH_FAILED = TYPES.indexOf("publishFailed");
 
 /** What the shell holds right now across all sockets, for `liveResources()`. */
 const held = { sockets: 0, listeners: 0, timers: 0 };
@@ -227,9 +229,9 @@ export function isLifelineError(value) {
   return value instanceof Error && value.name === "LifelineError" && typeof value.code === "string";
 }
 
-/** What the browser shell holds right now across all sockets (here and, for the
- * `isTerminalClose` functions, in the wasm); all zeros once every socket is disposed. For
- * leak checks. */
+/** What the browser shell holds right now across all sockets (here and, for the page's
+ * functions `isTerminalClose`, `ping` and `isPong`, in the wasm); all zeros once every socket
+ * is disposed. For leak checks. */
 export function liveResources() {
   return { ...held, predicates: __live() };
 }
@@ -265,12 +267,41 @@ function parseOptions(options) {
     numbers[at] = number(options, key);
   });
   const heartbeat = options.heartbeat;
+  let ping, isPong;
   if (heartbeat === false) numbers[6] = 1;
   else if (typeof heartbeat === "object" && heartbeat !== null) {
     numbers[7] = number(heartbeat, "interval");
     numbers[8] = number(heartbeat, "timeout");
+    for (const key of ["interval", "timeout"]) {
+      if (heartbeat[key] === 0) throw invalid(`option \`${key}\` must be a positive number, got 0`);
+    }
+    const text = heartbeat.ping;
+    if (typeof text === "string") ping = () => text;
+    else if (typeof text === "function") {
+      // Not a string, or an exception (reported): the default ping goes out instead.
+      ping = (n) => {
+        try {
+          const frame = text(n);
+          if (typeof frame === "string") return frame;
+          throw invalid(`heartbeat \`ping\` must return a string, got ${describe(frame)}`);
+        } catch (exception) {
+          report(exception);
+        }
+      };
+    } else if (text !== undefined) throw invalid("option `ping` must be a string or a function");
+    const test = heartbeat.isPong;
+    if (typeof test === "function") {
+      isPong = (data) => {
+        try {
+          return !!test(data);
+        } catch (exception) {
+          report(exception);
+          return false;
+        }
+      };
+    } else if (test !== undefined) throw invalid("option `isPong` must be a function");
   } else if (heartbeat !== undefined && heartbeat !== true) {
-    throw invalid("option `heartbeat` must be false or { interval, timeout }");
+    throw invalid("option `heartbeat` must be false or { interval, timeout, ping, isPong }");
   }
   const isTerminal = options.isTerminalClose;
   let rule;
@@ -286,7 +317,7 @@ function parseOptions(options) {
   } else if (isTerminal !== undefined && isTerminal !== null) {
     throw invalid("option `isTerminalClose` must be a function");
   }
-  return [numbers, protocols, rule];
+  return [numbers, protocols, rule, ping, isPong];
 }
 
 /** The constructor's `url`: text, or a provider wrapped to resolve with text or reject with
@@ -322,6 +353,7 @@ const FIELDS_OF = [
   () => ({}),
   () => ({}),
   () => ({}),
+  (rtt) => ({ rtt }),
 ];
 const ack = (id, room, offset, duplicate) => ({ id, room, offset, duplicate });
 if (HAS_ROOMS) {
@@ -442,12 +474,11 @@ export class LifelineSocket {
   #listeners = new Map();
   #handlers = new Map();
   #provider;
-  #protocols;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
 
   constructor(url, options) {
-    const [numbers, protocols, rule] = parseOptions(options);
+    const [numbers, protocols, rule, ping, isPong] = parseOptions(options);
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     // The backoff jitter's seed, as two 32-bit halves, and whether the browser is offline.
@@ -457,12 +488,14 @@ export class LifelineSocket {
         typeof target === "string" ? target : undefined,
         new Float64Array(numbers),
         rule,
+        protocols,
+        ping,
+        isPong,
       );
     } catch (thrown) {
       throw lift(thrown);
     }
     if (typeof target === "function") this.#provider = target;
-    this.#protocols = protocols;
     const resources = (this.#resources = {
       machine: this.#machine,
       ws: null,
@@ -524,7 +557,7 @@ export class LifelineSocket {
         });
         break;
       case DO_OPEN:
-        this.#open(conn, a);
+        this.#open(conn, a, b);
         break;
       case DO_SEND:
         if (current) {
@@ -563,13 +596,13 @@ export class LifelineSocket {
     return 0;
   }
 
-  #open(conn, url) {
+  #open(conn, url, protocols) {
     const resources = this.#resources;
     // The machine has moved on from any earlier socket.
     dropSocket(resources);
     let ws;
     try {
-      ws = new WebSocket(url, this.#protocols);
+      ws = new WebSocket(url, protocols);
     } catch (thrown) {
       this.#input(IN_OPEN_FAILED, conn, url, ...exception(thrown));
       return;
@@ -616,6 +649,13 @@ export class LifelineSocket {
   /** The subprotocol the server selected. */
   get protocol() {
     return this.#disposed ? "" : this.#machine.__call(this, OP_PROTOCOL);
+  }
+
+  /** The heartbeat's round-trip time in ms, `{ last, smoothed }` (smoothed as TCP's SRTT),
+   * or `undefined` before the first pong. */
+  get rtt() {
+    const rtt = this.#disposed ? undefined : this.#machine.__call(this, OP_RTT);
+    return rtt && { last: rtt[0], smoothed: rtt[1] };
   }
 
   /** Bytes the browser has not sent yet. */

@@ -30,8 +30,9 @@
 //! arrives while the drive loop runs leaves its work to that loop, as in the Rust shell.
 //!
 //! Protocol v1 (rooms) is started on first use: `join`, `leave`, `publish`, `listRooms`, or a
-//! listener for a room event. A socket that never uses rooms speaks no protocol beyond the
-//! heartbeat, so it works with any WebSocket server.
+//! listener for a room event, which also offers `lifeline.v1` from the next attempt on. A
+//! socket that never uses rooms speaks no protocol (the default heartbeat runs only where the
+//! server selected `lifeline.v1`), so it works with any WebSocket server.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -125,10 +126,11 @@ fn room_error(error: &RoomError) -> JsValue {
 // ---------------------------------------------------------------------------------------------
 
 thread_local! {
-    /// `isTerminalClose` functions by socket id. `Config` wants `Send + Sync` rules and JS
-    /// functions are neither, so the rule holds the id and looks the function up here; the
-    /// entry lives exactly as long as its socket ([`PredicateSlot`]).
-    /// A `Vec`: one entry per live socket with a predicate, and no hash map in the wasm.
+    /// The page's functions (`isTerminalClose`, the heartbeat's `ping` and `isPong`) by id.
+    /// `Config` wants `Send + Sync` rules and JS functions are neither, so the rule holds the
+    /// id and looks the function up here; the entry lives exactly as long as its socket
+    /// ([`PredicateSlot`]).
+    /// A `Vec`: one entry per held function of a live socket, and no hash map in the wasm.
     static PREDICATES: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
@@ -141,8 +143,30 @@ fn next_id() -> u64 {
     })
 }
 
-/// Removes a socket's `isTerminalClose` function when the socket goes.
+/// Removes one of a socket's functions when the socket goes.
 struct PredicateSlot(u64);
+
+/// Holds `function` until the slot pushed to `slots` is dropped; returns its id.
+fn hold(slots: &mut Vec<PredicateSlot>, function: Function) -> u64 {
+    let id = next_id();
+    PREDICATES.with(|p| p.borrow_mut().push((id, function)));
+    slots.push(PredicateSlot(id));
+    id
+}
+
+/// Calls the function held under `id` with `arg`. `index.js` wraps the page's functions: an
+/// exception is reported there and answers `undefined`, which leaves the choice to the default.
+fn call_held(id: u64, arg: JsValue) -> JsValue {
+    let function = PREDICATES.with(|p| {
+        p.borrow()
+            .iter()
+            .find(|(key, _)| *key == id)
+            .map(|(_, f)| f.clone())
+    });
+    function
+        .and_then(|f| f.call1(&JsValue::UNDEFINED, &arg).ok())
+        .unwrap_or(JsValue::UNDEFINED)
+}
 
 impl Drop for PredicateSlot {
     fn drop(&mut self) {
@@ -192,11 +216,18 @@ impl Numbers<'_> {
     }
 }
 
-/// The [`Config`] of the options; the returned slot owns the `isTerminalClose` function.
-fn config_from(
-    numbers: &Numbers<'_>,
+/// The page's functions among the options, each wrapped by `index.js`.
+struct Functions {
     terminal: Option<Function>,
-) -> (Config, Option<PredicateSlot>) {
+    /// `(n) => string | undefined`: the heartbeat's `ping`.
+    ping: Option<Function>,
+    /// `(data) => boolean`: the heartbeat's `isPong`.
+    is_pong: Option<Function>,
+}
+
+/// The [`Config`] of the options; the returned slots own the page's functions.
+fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<PredicateSlot>) {
+    let mut slots = Vec::new();
     let mut config = Config::default();
     if let Some(ms) = numbers.millis(Num::MinDelay) {
         config = config.backoff_min(ms);
@@ -225,6 +256,19 @@ fn config_from(
         if let Some(ms) = numbers.millis(Num::HeartbeatTimeout) {
             config = config.heartbeat_timeout(ms);
         }
+        if let Some(function) = functions.ping {
+            let key = hold(&mut slots, function);
+            config = config.ping(
+                move |n| match call_held(key, (n as f64).into()).as_string() {
+                    Some(text) => Message::Text(text),
+                    None => crate::machine::default_ping(n),
+                },
+            );
+        }
+        if let Some(function) = functions.is_pong {
+            let key = hold(&mut slots, function);
+            config = config.is_pong(move |text| call_held(key, text.into()).is_truthy());
+        }
     }
     let messages = numbers.get(Num::MaxQueuedMessages).map(|n| n as usize);
     let bytes = numbers.get(Num::MaxQueuedBytes).map(|n| n as usize);
@@ -238,26 +282,18 @@ fn config_from(
     if let Some(bytes) = numbers.get(Num::HighWaterMark) {
         config = config.high_water_mark(bytes as u64);
     }
-    let slot = terminal.map(|function| {
-        let id = next_id();
-        PREDICATES.with(|p| p.borrow_mut().push((id, function)));
-        // `index.js` wraps the page's function: it reports an exception itself and then
-        // answers `undefined`, which leaves the choice to the default rule.
-        config = std::mem::take(&mut config).terminal_close(move |code| {
-            let function = PREDICATES.with(|p| {
-                p.borrow()
-                    .iter()
-                    .find(|(key, _)| *key == id)
-                    .map(|(_, f)| f.clone())
-            });
-            match function.map(|f| f.call1(&JsValue::UNDEFINED, &code.into())) {
-                Some(Ok(verdict)) if !verdict.is_undefined() => verdict.is_truthy(),
-                _ => default_terminal(code),
+    if let Some(function) = functions.terminal {
+        let key = hold(&mut slots, function);
+        config = config.terminal_close(move |code| {
+            let verdict = call_held(key, code.into());
+            if verdict.is_undefined() {
+                default_terminal(code)
+            } else {
+                verdict.is_truthy()
             }
         });
-        PredicateSlot(id)
-    });
-    (config, slot)
+    }
+    (config, slots)
 }
 
 #[cfg(feature = "rooms")]
@@ -336,6 +372,7 @@ fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsVa
         Event::GaveUp => (6, [U, U, U, U, U, U]),
         Event::Offline => (7, [U, U, U, U, U, U]),
         Event::Online => (8, [U, U, U, U, U, U]),
+        Event::Pong { rtt } => (9, [num(rtt.as_millis() as f64), U, U, U, U, U]),
     }
 }
 
@@ -343,13 +380,13 @@ fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsVa
 /// A protocol v1 event as its kind (an index of `TYPES` in `index.js`) and fields.
 fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
     match event {
-        RoomEvent::Welcome { resumed, name } => (9, [(*resumed).into(), name.into(), U, U, U, U]),
+        RoomEvent::Welcome { resumed, name } => (10, [(*resumed).into(), name.into(), U, U, U, U]),
         RoomEvent::Joined {
             room,
             epoch,
             offset,
         } => (
-            10,
+            11,
             [room.into(), epoch.into(), num(*offset as f64), U, U, U],
         ),
         RoomEvent::Recovery {
@@ -359,7 +396,7 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             epoch,
             offset,
         } => (
-            11,
+            12,
             [
                 room.into(),
                 (*recovered).into(),
@@ -370,7 +407,7 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             ],
         ),
         RoomEvent::Message(m) => (
-            12,
+            13,
             [
                 m.room.as_str().into(),
                 num(m.offset as f64),
@@ -386,14 +423,14 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 .into(),
             ],
         ),
-        RoomEvent::Left { room } => (13, [room.into(), U, U, U, U, U]),
+        RoomEvent::Left { room } => (14, [room.into(), U, U, U, U, U]),
         RoomEvent::Acked {
             id,
             room,
             offset,
             duplicate,
         } => (
-            14,
+            15,
             [
                 num(id.0 as f64),
                 room.into(),
@@ -404,11 +441,11 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
             ],
         ),
         RoomEvent::PublishFailed { id, room, error } => (
-            15,
+            16,
             [num(id.0 as f64), room.into(), room_error(error), U, U, U],
         ),
         RoomEvent::Presence { room, members } => (
-            16,
+            17,
             [
                 room.into(),
                 members.iter().map(JsValue::from).collect::<Array>().into(),
@@ -425,13 +462,13 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
                 list.push(&info.room.as_str().into());
                 list.push(&num(info.members));
             }
-            (17, [list.into(), U, U, U, U, U])
+            (18, [list.into(), U, U, U, U, U])
         }
         RoomEvent::ServerError { code, message } => {
-            (18, [code.as_str().into(), message.into(), U, U, U, U])
+            (19, [code.as_str().into(), message.into(), U, U, U, U])
         }
         RoomEvent::BadFrame(bad) => (
-            19,
+            20,
             [
                 bad.raw.as_str().into(),
                 bad.error.as_str().into(),
@@ -480,7 +517,8 @@ fn now() -> Instant {
 
 /// Calls the promised URL provider; `__input(IN_URL | IN_URL_FAILED, conn, text)` follows.
 const DO_RESOLVE_URL: u32 = 0;
-/// Opens a `WebSocket` to `a` (the URL) with the configured protocols, dropping any other.
+/// Opens a `WebSocket` to `a` (the URL) offering the subprotocols `b` (an array), dropping
+/// any other socket.
 /// An exception goes to `__input(IN_OPEN_FAILED, conn, url, name, message)`.
 const DO_OPEN: u32 = 1;
 /// Sends `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket.
@@ -536,6 +574,8 @@ const OP_URL: u32 = 6;
 const OP_PROTOCOL: u32 = 7;
 const OP_QUEUED: u32 = 8;
 const OP_UNACKED: u32 = 9;
+/// The heartbeat's round-trip time as `[last, smoothed]` in ms, `undefined` before a pong.
+const OP_RTT: u32 = 15;
 #[cfg(feature = "rooms")]
 const OP_START_ROOMS: u32 = 10;
 #[cfg(feature = "rooms")]
@@ -564,7 +604,7 @@ struct Live {
     rooms: Option<Rooms>,
     #[cfg(feature = "rooms")]
     rooms_config: RoomsConfig,
-    _predicate: Option<PredicateSlot>,
+    _functions: Vec<PredicateSlot>,
 }
 
 /// One step of the drive loop.
@@ -603,6 +643,9 @@ impl Live {
         let config = &self.rooms_config;
         let machine = &mut self.machine;
         self.rooms.get_or_insert_with(|| {
+            // The server selects lifeline.v1 from the next attempt on, which turns the default
+            // heartbeat on (a v1 server answers pings).
+            machine.offer_protocol(protocol::SUBPROTOCOL);
             let mut rooms = Rooms::new(config.clone(), machine.random());
             if open {
                 rooms.handle_event(now, &Event::Open);
@@ -645,17 +688,28 @@ impl std::fmt::Debug for LifelineSocket {
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
-    /// `isTerminalClose`. `index.js` has checked all of them. The subprotocols stay in
-    /// `index.js`, which opens the sockets. Nothing is carried out before `__input(IN_START)`,
+    /// `isTerminalClose`; `protocols` the subprotocols to offer; `ping` and `isPong` the
+    /// heartbeat's, wrapped. `index.js` has checked all
+    /// of them. The machine owns the protocols, since the rooms layer adds `lifeline.v1`
+    /// (see [`Machine::offer_protocol`]). Nothing is carried out before `__input(IN_START)`,
     /// so that the page can add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
         numbers: &[f64],
         terminal: Option<Function>,
+        protocols: Vec<String>,
+        ping: Option<Function>,
+        is_pong: Option<Function>,
     ) -> JsResult<LifelineSocket> {
         let numbers = Numbers(numbers);
-        let (config, predicate) = config_from(&numbers, terminal);
+        let functions = Functions {
+            terminal,
+            ping,
+            is_pong,
+        };
+        let (config, functions) = config_from(&numbers, functions);
+        let config = config.protocols(protocols);
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
@@ -671,7 +725,7 @@ impl LifelineSocket {
                 rooms: None,
                 #[cfg(feature = "rooms")]
                 rooms_config: rooms_config_from(&numbers),
-                _predicate: predicate,
+                _functions: functions,
             })),
             armed: Cell::new(None),
             driving: Cell::new(false),
@@ -803,6 +857,13 @@ impl LifelineSocket {
                 let protocol = self.with_live(|live| live.machine.protocol().to_owned());
                 return Ok(protocol.unwrap_or_default().into());
             }
+            OP_RTT => {
+                let rtt = self.with_live(|live| live.machine.rtt()).flatten();
+                return Ok(rtt.map_or(JsValue::UNDEFINED, |rtt| {
+                    let ms = |d: Duration| num(d.as_millis() as f64);
+                    Array::of2(&ms(rtt.last), &ms(rtt.smoothed)).into()
+                }));
+            }
             OP_QUEUED => {
                 let queued = self.with_live(|live| live.machine.queued_messages());
                 return Ok(num(queued.unwrap_or(0) as f64));
@@ -915,8 +976,13 @@ impl LifelineSocket {
             Command::ResolveUrl { conn } => {
                 shell.act(DO_RESOLVE_URL, conn.0 as f64, none(), none());
             }
-            Command::Open { conn, url, .. } => {
-                shell.act(DO_OPEN, conn.0 as f64, url.into(), none());
+            Command::Open {
+                conn,
+                url,
+                protocols,
+            } => {
+                let protocols: Array = protocols.into_iter().map(JsValue::from).collect();
+                shell.act(DO_OPEN, conn.0 as f64, url.into(), protocols.into());
             }
             Command::Transmit { conn, message } => {
                 let data = match message {
@@ -969,8 +1035,9 @@ fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
     shell.emit(kind, a, b, c, d, e, f);
 }
 
-/// What the wasm holds right now across all sockets: the `isTerminalClose` functions. The
-/// shell's sockets, listeners and timers are counted in `index.js`. For leak checks.
+/// What the wasm holds right now across all sockets: the page's functions (`isTerminalClose`,
+/// `ping`, `isPong`). The shell's sockets, listeners and timers are counted in `index.js`.
+/// For leak checks.
 #[wasm_bindgen(js_name = "__live", skip_typescript)]
 pub fn live_resources() -> f64 {
     PREDICATES.with(|p| p.borrow().len()) as f64

@@ -3,6 +3,9 @@
 //! - [x] give-up after max attempts; terminal close codes (default set and user predicate)
 //! - [x] minimum uptime before the attempt counter resets
 //! - [x] heartbeat: ping cadence, pongs hidden, timeout -> close 4000 + reconnect, late timer grace
+//! - [x] default heartbeat only with protocol v1 negotiated; a configured one always;
+//!   offer_protocol
+//! - [x] round-trip time: Event::Pong per pong after a ping, smoothed as SRTT (α = 1/8)
 //! - [x] queue: order, flush before later sends, preamble first, bounds, QueueFull, high-water drain
 //! - [x] offline stops retrying, online retries at once; visible checks liveness
 //! - [x] close() while connecting / while waiting / while open; reconnect() while waiting
@@ -107,9 +110,25 @@ impl H {
 
     /// First connection open; returns its id.
     fn connected(config: Config) -> (H, ConnId) {
+        H::connected_with(config, "")
+    }
+
+    /// First connection open, the server having selected `lifeline.v1`.
+    fn connected_v1(config: Config) -> (H, ConnId) {
+        H::connected_with(config, protocol::SUBPROTOCOL)
+    }
+
+    fn connected_with(config: Config, protocol: &str) -> (H, ConnId) {
         let mut h = H::new(config);
         let conn = H::opened_conn(&h.drain()).unwrap();
-        h.open(conn);
+        let now = h.now;
+        h.input(
+            now,
+            Input::SocketOpened {
+                conn,
+                protocol: protocol.into(),
+            },
+        );
         (h, conn)
     }
 }
@@ -318,7 +337,7 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
     let (mut h, conn) = H::connected(config);
     assert_eq!(h.m.poll_timeout(), Some(Instant(25_000)));
     assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":1}"#]);
-    // A pong counts as life and is not reported.
+    // A pong counts as life and is not reported as a message, only as its round trip.
     let c = h.input(
         25_050,
         Input::SocketMessage {
@@ -326,7 +345,12 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
             message: r#"{"type":"pong","id":1}"#.into(),
         },
     );
-    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(
+        c,
+        vec![Command::Emit(Event::Pong {
+            rtt: Duration::from_millis(50)
+        })]
+    );
     assert_eq!(h.m.poll_timeout(), Some(Instant(50_000)));
     assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":2}"#]);
     // No answer: dead at 60 s.
@@ -354,7 +378,8 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
 
 #[test]
 fn any_inbound_frame_counts_as_life_and_pongs_can_be_surfaced() {
-    let (mut h, conn) = H::connected(Config::default().surface_pongs(true));
+    // The default heartbeat, which runs because the server selected protocol v1.
+    let (mut h, conn) = H::connected_v1(Config::default().surface_pongs(true));
     h.fire(); // ping at 25 s
     let c = h.input(
         34_000,
@@ -374,7 +399,16 @@ fn any_inbound_frame_counts_as_life_and_pongs_can_be_surfaced() {
             message: r#"{"type":"pong","id":1}"#.into(),
         },
     );
-    assert_eq!(H::events(&c).len(), 1, "surfaced pong");
+    assert_eq!(
+        H::events(&c),
+        vec![
+            Event::Pong {
+                rtt: Duration::from_millis(9_001)
+            },
+            Event::Message(r#"{"type":"pong","id":1}"#.into())
+        ],
+        "surfaced pong"
+    );
     assert_eq!(
         h.m.poll_timeout(),
         Some(Instant(50_000)),
@@ -384,7 +418,8 @@ fn any_inbound_frame_counts_as_life_and_pongs_can_be_surfaced() {
 
 #[test]
 fn late_timer_gets_one_fresh_ping_before_timing_out() {
-    let (mut h, conn) = H::connected(Config::default());
+    // The default heartbeat, which runs because the server selected protocol v1.
+    let (mut h, conn) = H::connected_v1(Config::default());
     h.fire(); // ping 1 at 25 s, deadline 35 s
     // Throttled: the timer fires at 95 s. Not dead yet: ping again, deadline 105 s.
     let now = h.at(95_000);
@@ -423,7 +458,8 @@ fn late_timer_gets_one_fresh_ping_before_timing_out() {
 
 #[test]
 fn visible_checks_liveness_at_once() {
-    let (mut h, conn) = H::connected(Config::default());
+    // The default heartbeat, which runs because the server selected protocol v1.
+    let (mut h, conn) = H::connected_v1(Config::default());
     h.input(1_000, Input::Hidden);
     let c = h.input(2_000, Input::Visible);
     assert_eq!(transmitted(&c), vec![r#"{"type":"ping","id":1}"#]);
@@ -438,6 +474,152 @@ fn visible_checks_liveness_at_once() {
         code: 4000,
         reason: "heartbeat timeout".into()
     }));
+}
+
+#[test]
+fn default_heartbeat_leaves_a_quiet_server_without_protocol_v1_alone() {
+    let (mut h, conn) = H::connected(Config::default());
+    assert_eq!(h.m.poll_timeout(), None, "no ping, no deadline");
+    // Ten minutes of silence, with wake-ups that would otherwise check liveness.
+    h.input(60_000, Input::Hidden);
+    let c = h.input(300_000, Input::Visible);
+    assert!(c.is_empty(), "{c:?}");
+    let now = h.at(600_000);
+    h.m.handle_timeout(now);
+    assert!(h.drain().is_empty());
+    assert_eq!(h.m.state(), State::Open);
+    assert_eq!(h.m.conn_id(), Some(conn));
+    // No ping went out, so a pong-like frame (an echo server's) is the page's message.
+    let c = h.input(
+        600_001,
+        Input::SocketMessage {
+            conn,
+            message: r#"{"type":"pong","id":1}"#.into(),
+        },
+    );
+    assert_eq!(H::events(&c).len(), 1, "{c:?}");
+}
+
+#[test]
+fn default_heartbeat_runs_and_times_out_with_protocol_v1() {
+    let (mut h, conn) = H::connected_v1(Config::default());
+    assert_eq!(h.m.poll_timeout(), Some(Instant(25_000)));
+    assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":1}"#]);
+    let c = h.fire();
+    assert_eq!(h.now, 35_000, "interval + timeout");
+    assert!(c.contains(&Command::Close {
+        conn,
+        code: 4000,
+        reason: "heartbeat timeout".into()
+    }));
+}
+
+#[test]
+fn configured_heartbeat_runs_whatever_the_protocol() {
+    use ws_lifeline::machine::Heartbeat;
+    let configs = [
+        Config::default().heartbeat_interval(Duration::from_secs(25)),
+        Config::default().heartbeat_timeout(Duration::from_secs(10)),
+        Config::default().ping(|n| Message::Text(format!("p{n}"))),
+        Config::default().is_pong(|t| t == "pong"),
+        Config::default().heartbeat(Some(Heartbeat::default())),
+    ];
+    for config in configs {
+        for protocol in ["", "chat"] {
+            let (mut h, _) = H::connected_with(config.clone(), protocol);
+            assert_eq!(h.m.poll_timeout(), Some(Instant(25_000)), "{protocol:?}");
+            assert_eq!(transmitted(&h.fire()).len(), 1);
+            let c = h.fire();
+            assert!(
+                c.iter()
+                    .any(|c| matches!(c, Command::Close { code: 4000, .. }))
+            );
+        }
+    }
+}
+
+#[test]
+fn no_heartbeat_stays_off_with_protocol_v1() {
+    let (h, _) = H::connected_v1(quiet());
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn offer_protocol_adds_to_the_next_attempt_once() {
+    let (mut h, conn) = H::connected(Config::default().protocols(["chat"]));
+    h.m.offer_protocol(protocol::SUBPROTOCOL);
+    h.m.offer_protocol(protocol::SUBPROTOCOL);
+    h.m.reconnect(Instant(1));
+    let c = h.drain();
+    let protocols = c.iter().find_map(|c| match c {
+        Command::Open {
+            conn: next,
+            protocols,
+            ..
+        } if *next != conn => Some(protocols.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        protocols,
+        Some(vec!["chat".to_owned(), protocol::SUBPROTOCOL.to_owned()])
+    );
+}
+
+#[test]
+fn offer_protocol_reaches_an_open_not_polled_yet() {
+    let mut h = H::new(Config::default());
+    h.m.offer_protocol(protocol::SUBPROTOCOL);
+    let protocols = h.drain().into_iter().find_map(|c| match c {
+        Command::Open { protocols, .. } => Some(protocols),
+        _ => None,
+    });
+    assert_eq!(protocols, Some(vec![protocol::SUBPROTOCOL.to_owned()]));
+}
+
+fn pong(h: &mut H, ms: u64, conn: ConnId) -> Vec<Event> {
+    let c = h.input(
+        ms,
+        Input::SocketMessage {
+            conn,
+            message: r#"{"type":"pong","id":1}"#.into(),
+        },
+    );
+    H::events(&c)
+}
+
+#[test]
+fn rtt_is_measured_from_the_ping_and_smoothed_with_alpha_one_eighth() {
+    let (mut h, conn) = H::connected_v1(Config::default());
+    assert_eq!(h.m.rtt(), None);
+    h.fire(); // ping at 25 s
+    let ms = Duration::from_millis;
+    assert_eq!(
+        pong(&mut h, 25_080, conn),
+        vec![Event::Pong { rtt: ms(80) }]
+    );
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!((rtt.last, rtt.smoothed), (ms(80), ms(80)), "first sample");
+    // A second pong without a new ping measures nothing and is still hidden.
+    assert_eq!(pong(&mut h, 25_100, conn), vec![]);
+    h.fire(); // ping at 50 s
+    pong(&mut h, 50_160, conn);
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!(
+        (rtt.last, rtt.smoothed),
+        (ms(160), ms(90)),
+        "80 + (160 - 80) / 8"
+    );
+    h.fire(); // ping at 75 s
+    pong(&mut h, 75_010, conn);
+    let rtt = h.m.rtt().unwrap();
+    assert_eq!(
+        (rtt.last, rtt.smoothed),
+        (ms(10), ms(80)),
+        "90 + (10 - 90) / 8"
+    );
+    // Kept across a reconnect.
+    h.closed(conn, 1006);
+    assert_eq!(h.m.rtt().unwrap().smoothed, ms(80));
 }
 
 #[test]

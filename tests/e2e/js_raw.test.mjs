@@ -30,7 +30,7 @@ test("the raw build has no protocol v1", async () => {
   }, ws("/echo"));
   assert.deepEqual(result.methods, []);
   assert.equal(result.refused?.code, "ERR_INVALID_ARGUMENT");
-  assert.match(result.refused.message, /expected one of open, message, error, close, reconnecting, statechange, giveup, offline, online$/);
+  assert.match(result.refused.message, /expected one of open, message, error, close, reconnecting, statechange, giveup, offline, online, pong$/);
   await page.close();
   assert.deepEqual(errors, []);
 });

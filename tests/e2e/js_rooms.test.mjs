@@ -11,6 +11,8 @@
 //   while waiting); publishes queued before the open are acked once it opens;
 // - recovery: page B reconnects (`reconnect()`) while A publishes; B gets every message once
 //   and in order, and one `recovery` event with `recovered: true`, room, since, epoch, offset;
+// - rooms used from the start with default options (no `protocols`) negotiate lifeline.v1,
+//   so the default heartbeat runs; rooms started after the open offer it on the next attempt;
 // - on() returns an unsubscribe function and off() removes; after dispose() no room handler
 //   fires, and the page holds no live sockets, listeners or timers.
 import { test } from "node:test";
@@ -324,4 +326,26 @@ test("on() unsubscribes, off() removes, and after dispose() no room handler fire
     await p.page.close();
     assert.deepEqual(p.errors, []);
   }
+});
+
+test("rooms offer lifeline.v1 themselves, from the start or from the next attempt", async () => {
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  const result = await page.evaluate(async ([early, late]) => {
+    const first = t.recorded(early);
+    first.ws.join("offered");
+    const second = t.recorded(late);
+    await t.until(first.log, (l) => l.some((e) => e.type === "open"));
+    await t.until(second.log, (l) => l.some((e) => e.type === "open"));
+    const before = second.ws.protocol;
+    second.ws.join("offered");
+    second.ws.reconnect();
+    await t.until(second.log, (l) => l.filter((e) => e.type === "open").length === 2);
+    const out = { first: first.ws.protocol, before, after: second.ws.protocol };
+    first.ws.dispose();
+    second.ws.dispose();
+    return out;
+  }, [wsAs("early"), wsAs("late")]);
+  assert.deepEqual(result, { first: "lifeline.v1", before: "", after: "lifeline.v1" });
+  await page.close();
+  assert.deepEqual(errors, []);
 });

@@ -21,6 +21,12 @@
 // - typed errors: invalid URL, bad close code, too long reason, full queue, bad send argument;
 //   a URL the browser's parser refuses is an ERR_INVALID_URL event that a listener added right
 //   after the constructor still hears;
+// - default options: a quiet server without lifeline.v1 keeps one connection past the
+//   heartbeat's interval + timeout, while one that selected lifeline.v1 is cut with 4000;
+// - heartbeat options: a custom ping (function or string) and isPong against /echo hide the
+//   echoed pings and keep the connection, cut /silent with 4000; bad options are
+//   ERR_INVALID_ARGUMENT; each pong is a `pong` event with its round trip, and `rtt` holds the
+//   latest and the smoothed one;
 // - after dispose(): no listener fires, no WebSocket is created and no frame is sent, every
 //   method throws ERR_DISPOSED; free() and Symbol.dispose do the same.
 import { test } from "node:test";
@@ -506,6 +512,97 @@ test("free() and Symbol.dispose release like dispose()", async () => {
     return { same: [a.log.length, b.log.length].every((n, i) => n === lengths[i]), disposed: [a.ws.disposed, b.ws.disposed] };
   }, ws("/echo"));
   assert.deepEqual(result, { same: true, disposed: [true, true] });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("default options keep one connection to a quiet server; lifeline.v1 turns the heartbeat on", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async (silent) => {
+    // Both at defaults (ping after 25 s, dead 10 s later): only the control, whose server
+    // selected lifeline.v1, runs the heartbeat and is cut.
+    const quiet = t.recorded(silent);
+    const control = t.recorded(silent, { protocols: "lifeline.v1", minDelay: 60_000 });
+    await t.until(control.log, (l) => l.some((e) => e.type === "close"), 40_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const types = (log) => log.map((e) => e.type).filter((t) => t !== "statechange");
+    const out = {
+      quiet: types(quiet.log),
+      quietState: quiet.ws.state,
+      control: control.log.filter((e) => e.type === "close"),
+      controlProtocol: control.log.find((e) => e.type === "open")?.protocol,
+    };
+    for (const r of [quiet, control]) r.ws.dispose();
+    return out;
+  }, ws("/silent"));
+  assert.deepEqual(result.quiet, ["open"], "one connection, never closed");
+  assert.equal(result.quietState, "open");
+  assert.equal(result.controlProtocol, "lifeline.v1");
+  assert.equal(result.control[0].code, 4000, "the v1 control was cut as half-open");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("a custom ping and isPong: echoed pings are pongs, a silent server is cut", async () => {
+  const { page, errors } = await openPage();
+  const result = await page.evaluate(async ([echo, silent]) => {
+    const pings = [];
+    const heartbeat = {
+      interval: 150,
+      timeout: 600,
+      ping: (n) => {
+        pings.push(n);
+        return `hb:${n}`;
+      },
+      isPong: (data) => data.startsWith("hb:"),
+    };
+    const echoed = t.recorded(echo, { heartbeat });
+    const before = echoed.ws.rtt;
+    const pongs = [];
+    echoed.ws.addEventListener("pong", (e) => pongs.push(e.rtt));
+    const quiet = t.recorded(silent, { heartbeat: { ...heartbeat, ping: "hb" }, minDelay: 60_000 });
+    await t.until(quiet.log, (l) => l.some((e) => e.type === "close"), 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    echoed.ws.send("hello");
+    await t.until(echoed.log, (l) => l.some((e) => e.type === "message"));
+    const bad = [
+      { ping: 3 },
+      { isPong: "pong" },
+      { interval: 0 },
+      { timeout: 0 },
+    ].map((heartbeat) => {
+      try {
+        new t.LifelineSocket(echo, { heartbeat }).dispose();
+        return "accepted";
+      } catch (e) {
+        return e.code;
+      }
+    });
+    const out = {
+      echoed: echoed.log.filter((e) => e.type !== "statechange").map((e) => (e.type === "message" ? `message ${e.data}` : e.type)),
+      state: echoed.ws.state,
+      pings: pings.length,
+      before,
+      pongs,
+      rtt: echoed.ws.rtt,
+      quiet: quiet.log.filter((e) => e.type === "close").map((e) => e.code),
+      bad,
+    };
+    const held = t.liveResources().predicates;
+    echoed.ws.dispose();
+    quiet.ws.dispose();
+    return { ...out, held, released: t.liveResources().predicates };
+  }, [ws("/echo"), ws("/silent")]);
+  assert.ok(result.pings >= 5, `pings sent: ${result.pings}`);
+  assert.equal(result.before, undefined, "no rtt before the first pong");
+  assert.ok(result.pongs.length >= 4 && result.pongs.every((ms) => ms >= 0 && ms < 600), `${result.pongs}`);
+  assert.equal(result.rtt.last, result.pongs.at(-1));
+  assert.ok(result.rtt.smoothed >= 0 && result.rtt.smoothed < 600);
+  assert.deepEqual(result.echoed, ["open", "message hello"], "no pong reached `message`");
+  assert.equal(result.state, "open");
+  assert.deepEqual(result.quiet, [4000]);
+  assert.deepEqual(result.bad, Array(4).fill("ERR_INVALID_ARGUMENT"));
+  assert.deepEqual([result.held, result.released], [4, 0], "ping and isPong held per socket, then released");
   await page.close();
   assert.deepEqual(errors, []);
 });

@@ -93,8 +93,27 @@ impl Backoff {
     }
 }
 
+/// When the heartbeat runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeartbeatMode {
+    /// Only on connections where the server selected protocol v1
+    /// ([`protocol::SUBPROTOCOL`], `lifeline.v1`): such a server answers pings. Any other
+    /// server may never send a frame while healthy (a quiet feed), so timing it out would cut
+    /// it again and again, and a ping it does not understand may be echoed or rejected.
+    Auto,
+    /// On every connection, whatever the protocol: the user knows the server answers
+    /// [`Heartbeat::ping`] (or sends often enough).
+    On,
+}
+
 /// The application-level heartbeat. Browsers cannot send ping frames, so the client sends a
 /// text ping every `interval`; any inbound frame counts as a sign of life.
+///
+/// [`Config::default()`] holds a heartbeat in [`HeartbeatMode::Auto`]: it runs only when
+/// protocol v1 was negotiated. A heartbeat the user sets ([`Config::heartbeat`], any
+/// `heartbeat_*`, [`Config::ping`] or [`Config::is_pong`] setter, or
+/// `Heartbeat::default()`) is [`HeartbeatMode::On`] and runs on every connection.
 ///
 /// A ping that gets no inbound frame at all within `timeout` marks the connection half-open:
 /// it is closed with [`protocol::close::HEARTBEAT_TIMEOUT`] (4000) and reconnected. Deadlines
@@ -114,6 +133,9 @@ pub struct Heartbeat {
     pub is_pong: PongMatcher,
     /// Also report pongs as [`Event::Message`](super::Event::Message). Default: false.
     pub surface_pongs: bool,
+    /// When it runs. Default: [`HeartbeatMode::On`]; [`Config::default()`]'s is
+    /// [`HeartbeatMode::Auto`].
+    pub mode: HeartbeatMode,
 }
 
 impl Default for Heartbeat {
@@ -124,6 +146,7 @@ impl Default for Heartbeat {
             ping: Arc::new(default_ping),
             is_pong: Arc::new(default_is_pong),
             surface_pongs: false,
+            mode: HeartbeatMode::On,
         }
     }
 }
@@ -134,6 +157,7 @@ impl fmt::Debug for Heartbeat {
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("surface_pongs", &self.surface_pongs)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +189,9 @@ pub struct Config {
     pub min_uptime: Duration,
     /// Close codes that stop reconnecting. Default: [`default_terminal`] (1008, 4400–4499).
     pub terminal_close: TerminalRule,
-    /// The heartbeat; `None` turns it off. Default: `Some(Heartbeat::default())`.
+    /// The heartbeat; `None` turns it off. Default: a [`Heartbeat::default()`] in
+    /// [`HeartbeatMode::Auto`], which runs only where protocol v1 (`lifeline.v1`) was
+    /// negotiated, so a quiet server that speaks no protocol is never cut.
     pub heartbeat: Option<Heartbeat>,
     /// Most messages the outbound queue holds. Default: 1024.
     pub queue_max_messages: usize,
@@ -186,7 +212,10 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             min_uptime: Duration::from_secs(5),
             terminal_close: Arc::new(default_terminal),
-            heartbeat: Some(Heartbeat::default()),
+            heartbeat: Some(Heartbeat {
+                mode: HeartbeatMode::Auto,
+                ..Heartbeat::default()
+            }),
             queue_max_messages: 1024,
             queue_max_bytes: 1 << 20,
             high_water_mark: 1 << 20,
@@ -220,6 +249,13 @@ impl Config {
     {
         self.protocols = protocols.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Adds `protocol` to the offered subprotocols unless it is there.
+    pub(crate) fn offer_protocol(&mut self, protocol: &str) {
+        if !self.protocols.iter().any(|p| p == protocol) {
+            self.protocols.push(protocol.to_owned());
+        }
     }
 
     /// Sets the whole backoff.
@@ -290,37 +326,40 @@ impl Config {
         self
     }
 
-    /// Sets the ping interval (turning the heartbeat on with defaults if it was off).
+    /// The heartbeat as the user configures it: on with defaults if it was off, and
+    /// [`HeartbeatMode::On`], since configuring it says the server answers pings.
+    fn configured_heartbeat(&mut self) -> &mut Heartbeat {
+        let heartbeat = self.heartbeat.get_or_insert_with(Heartbeat::default);
+        heartbeat.mode = HeartbeatMode::On;
+        heartbeat
+    }
+
+    /// Sets the ping interval (turning the heartbeat on, on every connection).
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
-        self.heartbeat
-            .get_or_insert_with(Heartbeat::default)
-            .interval = interval;
+        self.configured_heartbeat().interval = interval;
         self
     }
 
-    /// Sets the pong timeout (turning the heartbeat on with defaults if it was off).
+    /// Sets the pong timeout (turning the heartbeat on, on every connection).
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
-        self.heartbeat
-            .get_or_insert_with(Heartbeat::default)
-            .timeout = timeout;
+        self.configured_heartbeat().timeout = timeout;
         self
     }
 
-    /// Sets the ping frame builder (turning the heartbeat on with defaults if it was off).
+    /// Sets the ping frame builder (turning the heartbeat on, on every connection).
     pub fn ping(mut self, ping: impl Fn(u64) -> Message + Send + Sync + 'static) -> Self {
-        self.heartbeat.get_or_insert_with(Heartbeat::default).ping = Arc::new(ping);
+        self.configured_heartbeat().ping = Arc::new(ping);
         self
     }
 
-    /// Sets the pong matcher (turning the heartbeat on with defaults if it was off).
+    /// Sets the pong matcher (turning the heartbeat on, on every connection).
     pub fn is_pong(mut self, is_pong: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
-        self.heartbeat
-            .get_or_insert_with(Heartbeat::default)
-            .is_pong = Arc::new(is_pong);
+        self.configured_heartbeat().is_pong = Arc::new(is_pong);
         self
     }
 
-    /// Reports pongs as messages too.
+    /// Reports pongs as messages too (keeping the heartbeat's mode; on with defaults if it
+    /// was off).
     pub fn surface_pongs(mut self, surface: bool) -> Self {
         self.heartbeat
             .get_or_insert_with(Heartbeat::default)

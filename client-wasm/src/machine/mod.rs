@@ -46,12 +46,12 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use config::{
-    Backoff, Config, Heartbeat, PingBuilder, PongMatcher, TerminalRule, default_is_pong,
-    default_ping, default_terminal,
+    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, TerminalRule,
+    default_is_pong, default_ping, default_terminal,
 };
 pub(crate) use json::push_u64;
 pub use json::{InvalidJson, RawJson};
-pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, State};
+pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, Rtt, State};
 pub use url::validate_url;
 
 use crate::{Error, QueueLimit, Result};
@@ -99,6 +99,8 @@ struct Conn {
     next_ping: Option<Instant>,
     /// When the oldest ping without any inbound frame since was sent.
     unanswered: Option<Instant>,
+    /// When the latest ping without a pong since was sent: the start of the next RTT sample.
+    ping_sent: Option<Instant>,
     grace_used: bool,
     /// Bytes handed to the socket and maybe not sent yet: an estimate that only grows between
     /// `BufferedAmount` reports, so it errs on the safe side.
@@ -147,6 +149,7 @@ pub struct Machine {
     url: Option<String>,
     protocol: String,
     ping_id: u64,
+    rtt: Option<Rtt>,
     pace: Option<Pace>,
     max_message: Option<usize>,
 }
@@ -179,6 +182,7 @@ impl Machine {
             url,
             protocol: String::new(),
             ping_id: 0,
+            rtt: None,
             pace: None,
             max_message: None,
         };
@@ -204,6 +208,28 @@ impl Machine {
     /// The subprotocol the server selected on the last open, empty if none.
     pub fn protocol(&self) -> &str {
         &self.protocol
+    }
+
+    /// The heartbeat's round-trip time, once a pong has answered a ping (kept across
+    /// reconnects).
+    pub fn rtt(&self) -> Option<Rtt> {
+        self.rtt
+    }
+
+    /// Adds `protocol` to the subprotocols offered from the next open on (including one not
+    /// polled yet), unless offered already. A protocol layer started after the client calls it
+    /// for its own protocol, so the server can select it (and the heartbeat in
+    /// [`HeartbeatMode::Auto`] can run).
+    pub fn offer_protocol(&mut self, protocol: &str) {
+        self.config.offer_protocol(protocol);
+        // An open the shell has not polled yet has not been carried out: it can still offer it.
+        for command in &mut self.commands {
+            if let Command::Open { protocols, .. } = command
+                && !protocols.iter().any(|p| p == protocol)
+            {
+                protocols.push(protocol.to_owned());
+            }
+        }
     }
 
     /// The socket currently opening or open.
@@ -259,7 +285,7 @@ impl Machine {
             consider(c.next_ping);
             consider(c.drain_at);
             consider(c.pace_at);
-            if let Some(hb) = &self.config.heartbeat {
+            if let Some(hb) = self.heartbeat() {
                 consider(c.unanswered.map(|u| u + hb.timeout));
             }
         }
@@ -300,12 +326,12 @@ impl Machine {
             c.pace_at = None;
             self.flush(now);
         }
-        let Some(hb) = self.config.heartbeat.clone() else {
+        let Some(timeout) = self.heartbeat().map(|h| h.timeout) else {
             return;
         };
         let Some(c) = self.conn.as_mut() else { return };
         if let Some(since) = c.unanswered {
-            let deadline = since + hb.timeout;
+            let deadline = since + timeout;
             if deadline <= now {
                 if !c.grace_used && now.since(deadline) > LATE_TIMER_SLACK {
                     // We were asleep: inbound frames may still be waiting behind this timer.
@@ -367,7 +393,8 @@ impl Machine {
                 if !self.is_current(conn, |p| p == Phase::Opening) {
                     return;
                 }
-                let interval = self.config.heartbeat.as_ref().map(|h| h.interval);
+                self.protocol = protocol;
+                let interval = self.heartbeat().map(|h| h.interval);
                 let full = self.pace.map_or(0, |p| p.cap);
                 if let Some(c) = self.conn.as_mut() {
                     // The server's bucket starts full on a new connection, and so does ours.
@@ -379,7 +406,6 @@ impl Machine {
                     c.next_ping = interval.map(|i| now + i);
                     c.flush_pending = true;
                 }
-                self.protocol = protocol;
                 self.set_state(State::Open);
                 self.emit(Event::Open);
             }
@@ -391,11 +417,14 @@ impl Machine {
                     c.unanswered = None;
                     c.grace_used = false;
                 }
-                let hide = match (&self.config.heartbeat, &message) {
-                    (Some(hb), Message::Text(t)) => !hb.surface_pongs && (hb.is_pong)(t),
-                    _ => false,
+                let (pong, surface) = match (self.heartbeat(), &message) {
+                    (Some(hb), Message::Text(t)) => ((hb.is_pong)(t), hb.surface_pongs),
+                    _ => (false, true),
                 };
-                if !hide {
+                if pong {
+                    self.measure(now);
+                }
+                if !pong || surface {
                     self.emit(Event::Message(message));
                 }
             }
@@ -711,6 +740,7 @@ impl Machine {
             closing: false,
             next_ping: None,
             unanswered: None,
+            ping_sent: None,
             grace_used: false,
             buffered: 0,
             drain_at: None,
@@ -863,24 +893,51 @@ impl Machine {
         }
     }
 
+    /// The heartbeat, if it runs on this connection (see [`HeartbeatMode`]).
+    fn heartbeat(&self) -> Option<&Heartbeat> {
+        self.config.heartbeat.as_ref().filter(|hb| match hb.mode {
+            HeartbeatMode::On => true,
+            HeartbeatMode::Auto => self.protocol == protocol::SUBPROTOCOL,
+        })
+    }
+
     fn send_ping(&mut self, now: Instant) {
-        let Some(hb) = self.config.heartbeat.as_ref() else {
+        let id = self.ping_id + 1;
+        let Some(hb) = self.heartbeat() else {
             return;
         };
-        self.ping_id += 1;
-        let ping = (hb.ping)(self.ping_id);
-        let interval = hb.interval;
+        let (ping, interval) = ((hb.ping)(id), hb.interval);
+        self.ping_id = id;
         if let Some(c) = self.conn.as_mut() {
             c.next_ping = Some(now + interval);
             c.unanswered.get_or_insert(now);
+            c.ping_sent = Some(now);
         }
         self.transmit(now, ping);
+    }
+
+    /// A pong arrived: one RTT sample from the latest ping, if it was not answered yet.
+    fn measure(&mut self, now: Instant) {
+        let Some(sent) = self.conn.as_mut().and_then(|c| c.ping_sent.take()) else {
+            return;
+        };
+        let last = now.since(sent);
+        let smoothed = match self.rtt {
+            // In whole ms, with the sign kept: α = 1/8.
+            Some(rtt) => {
+                let (s, l) = (rtt.smoothed.as_millis() as i64, last.as_millis() as i64);
+                Duration::from_millis((s + (l - s) / 8).max(0) as u64)
+            }
+            None => last,
+        };
+        self.rtt = Some(Rtt { last, smoothed });
+        self.emit(Event::Pong { rtt: last });
     }
 
     /// After a wake-up, visibility or network change: ping now and expect an answer within
     /// the timeout, unless an earlier deadline is still ahead.
     fn check_liveness(&mut self, now: Instant) {
-        let Some(timeout) = self.config.heartbeat.as_ref().map(|h| h.timeout) else {
+        let Some(timeout) = self.heartbeat().map(|h| h.timeout) else {
             return;
         };
         let Some(c) = self

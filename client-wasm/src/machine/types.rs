@@ -110,6 +110,16 @@ pub enum State {
     Reconnecting,
 }
 
+/// The heartbeat's round-trip time: from a ping's send to the pong after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rtt {
+    /// The latest sample.
+    pub last: Duration,
+    /// Smoothed as TCP's SRTT ([RFC 6298](https://www.rfc-editor.org/rfc/rfc6298)):
+    /// `smoothed += (last - smoothed) / 8`, starting at the first sample.
+    pub smoothed: Duration,
+}
+
 /// How a socket closed ([`CloseEvent`](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CloseInfo {
@@ -151,6 +161,12 @@ pub enum Event {
     Offline,
     /// The browser came back online; a waiting retry starts at once.
     Online,
+    /// A heartbeat pong arrived; `rtt` is the round trip it measured (see
+    /// [`Machine::rtt`](super::Machine::rtt)).
+    Pong {
+        /// From the ping's send to this pong.
+        rtt: Duration,
+    },
 }
 
 /// What the shell must do, returned by [`Machine::poll_command`](super::Machine::poll_command).

@@ -124,6 +124,9 @@ impl Client {
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
+        // This client always speaks protocol v1, so it always offers it.
+        let mut config = config;
+        config.offer_protocol(protocol::SUBPROTOCOL);
         let mut machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
         let rooms = Rooms::new(rooms, machine.random());
         let (tx, events) = mpsc::unbounded_channel();

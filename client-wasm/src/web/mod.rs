@@ -199,6 +199,12 @@ impl Client {
         self.inner.machine.borrow().protocol().to_owned()
     }
 
+    /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
+    /// [`crate::Event::Pong`].
+    pub fn rtt(&self) -> Option<crate::machine::Rtt> {
+        self.inner.machine.borrow().rtt()
+    }
+
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {
@@ -338,6 +344,14 @@ impl ClientHandle {
         inner.machine.borrow_mut().send_outgoing(now(), out)?;
         Inner::drive(&inner);
         Ok(())
+    }
+
+    /// Offers `protocol` from the next attempt on ([`Machine::offer_protocol`]).
+    #[cfg(feature = "rooms")]
+    pub(crate) fn offer_protocol(&self, protocol: &str) {
+        if let Ok(inner) = self.get() {
+            inner.machine.borrow_mut().offer_protocol(protocol);
+        }
     }
 
     /// A number from the machine's seeded generator ([`Machine::random`]); 0 once gone.

@@ -79,6 +79,9 @@ impl RoomsClient {
     /// Speaks protocol v1 over `client`. Create it before or after the client opens; if the
     /// socket is already open, the `hello` (and joins) go out at once.
     pub fn new(client: &Client, config: RoomsConfig) -> RoomsClient {
+        // The client's first attempt has already started: give it `lifeline.v1` in
+        // `Config::protocols` so that one negotiates protocol v1 (and its heartbeat) too.
+        client.handle().offer_protocol(protocol::SUBPROTOCOL);
         let inner = Rc::new(Inner {
             client: client.handle(),
             rooms: RefCell::new(Rooms::new(config, client.handle().random())),
