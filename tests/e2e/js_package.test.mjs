@@ -1,6 +1,7 @@
 // The npm package as a JavaScript developer gets it.
-// Covers: `npm pack` ships exactly the runtime files, the hand-written types and the README,
-// with a package.json that has an ESM entry, `types`, `files` and `sideEffects: false`; the
+// Covers: `npm pack` ships exactly the runtime files, the hand-written types, the README, the
+// changelog and both licences, with a package.json that has an ESM entry, `types`, `files`,
+// `sideEffects: false`, `homepage`, `bugs` and no invalid `browser` field; the
 // tarball installs into a fresh folder with no network; TypeScript resolves its types there
 // through `exports`; Vite builds the examples/vite app from it; the built app and a plain
 // `<script type="module">` page (no bundler) load the wasm and echo through server-dev.
@@ -46,6 +47,9 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   const [info] = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", work, pkg], root));
   const files = info.files.map((f) => f.path).sort();
   assert.deepEqual(files, [
+    "CHANGELOG.md",
+    "LICENSE-APACHE",
+    "LICENSE-MIT",
     "README.md",
     "index.d.ts",
     "index.js",
@@ -62,7 +66,11 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.equal(manifest.exports["."].default, "./index.js");
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);
   assert.ok(manifest.description.length > 20);
-  assert.ok(manifest.license);
+  assert.equal(manifest.license, "MIT OR Apache-2.0");
+  assert.match(manifest.homepage, /^https:\/\//);
+  assert.match(manifest.bugs, /^https:\/\//);
+  // A `browser` field, if any, must be a path or a map of paths (not `true`).
+  assert.ok(manifest.browser === undefined || typeof manifest.browser !== "boolean");
   assert.ok(manifest.keywords.includes("websocket"));
   assert.ok(existsSync(join(work, info.filename)));
 });

@@ -31,6 +31,9 @@ const OUT_NAME: &str = "ws_lifeline";
 /// Files copied verbatim from `client-wasm/js` into the package.
 const HAND_WRITTEN: [&str; 4] = ["index.js", "index.d.ts", "protocol.d.ts", "README.md"];
 
+/// The project's licences and changelog, copied from the workspace root into the package.
+const FROM_THE_ROOT: [&str; 3] = ["LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"];
+
 /// Builds `client-wasm/pkg` and type-checks `tests/ts` against it.
 pub(crate) fn build_npm_package() -> Result {
     build(&Options::published())?;
@@ -104,6 +107,9 @@ fn build(options: &Options) -> Result {
     check_no_machine_paths(&wasm)?;
     for file in HAND_WRITTEN {
         copy(&js.join(file), &pkg.join(file))?;
+    }
+    for file in FROM_THE_ROOT {
+        copy(&root.join(file), &pkg.join(file))?;
     }
     // index.js ships minified too (2.2 -> 1.0 KiB gzip); its readable source is
     // client-wasm/js/index.js. The glue stays a separate module it imports.
