@@ -26,6 +26,18 @@ fn defaults() -> Config {
     Config::default().no_auth(true)
 }
 
+/// `a` publishes `{"n": id}` to the calm room and `b` receives it.
+async fn calm_round_trip(a: &mut Client, b: &mut Client, id: u64) {
+    a.send(&ClientMsg::Publish {
+        room: "calm".into(),
+        id,
+        data: json!({ "n": id }),
+    })
+    .await;
+    b.until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
+        .await;
+}
+
 async fn health(addr: SocketAddr) -> Value {
     let (status, body) = common::http(addr, "GET", "/api/health", None).await;
     assert_eq!(status, 200, "{body}");
@@ -108,16 +120,7 @@ async fn a_history_flood_stays_within_the_global_budget() {
     let mut id = 0;
     while id < 10 || (flooders.iter().any(|f| !f.is_finished()) && id < 2_000) {
         id += 1;
-        calm_a
-            .send(&ClientMsg::Publish {
-                room: "calm".into(),
-                id,
-                data: json!({ "n": id }),
-            })
-            .await;
-        calm_b
-            .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
-            .await;
+        calm_round_trip(&mut calm_a, &mut calm_b, id).await;
         calm_a
             .until(|m| matches!(m, ServerMsg::Ack { id: got, .. } if *got == id))
             .await;
@@ -148,33 +151,10 @@ async fn a_history_flood_stays_within_the_global_budget() {
 
     // The calm room still works after the flood.
     id += 1;
-    calm_a
-        .send(&ClientMsg::Publish {
-            room: "calm".into(),
-            id,
-            data: json!({ "n": id }),
-        })
-        .await;
-    calm_b
-        .until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
-        .await;
+    calm_round_trip(&mut calm_a, &mut calm_b, id).await;
     calm_a.ws.close(None).await.unwrap();
     calm_b.ws.close(None).await.unwrap();
     server.stop().await;
-}
-
-async fn hello(c: &mut Client, session: Option<String>) -> (String, bool) {
-    c.send(&ClientMsg::Hello {
-        session,
-        publisher: None,
-    })
-    .await;
-    match c.until(|m| matches!(m, ServerMsg::Welcome { .. })).await.0 {
-        ServerMsg::Welcome {
-            session, resumed, ..
-        } => (session, resumed),
-        _ => unreachable!(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +175,7 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
             for i in 0..125u64 {
                 let ws = common::try_connect(&url, None).await.unwrap();
                 let mut c = Client::from_ws(ws);
-                hello(&mut c, None).await;
+                c.hello(None).await;
                 c.send(&ClientMsg::Join {
                     room: format!("churn{t}"),
                     since: None,
@@ -230,12 +210,12 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
 
     // Hello switching: each switch abandons a session with dedupe state, which must expire.
     let mut keeper = Client::connect(&server, "keeper").await;
-    let (kept, _) = hello(&mut keeper, None).await;
+    let (kept, _) = keeper.hello(None).await;
     let mut switchers = Vec::new();
     for i in 0..8 {
         let mut c = Client::connect(&server, &format!("switch{i}")).await;
         for round in 0..20u64 {
-            let (own, _) = hello(&mut c, None).await;
+            let (own, _) = c.hello(None).await;
             assert_ne!(own, kept);
             c.join("sw").await;
             c.send(&ClientMsg::Publish {
@@ -247,10 +227,7 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
             c.until(|m| matches!(m, ServerMsg::Ack { .. })).await;
             // Switch to the keeper's session, then back to a fresh one on the next round:
             // a new connection gets a fresh session only by reconnecting, so reconnect.
-            assert_eq!(
-                hello(&mut c, Some(kept.clone())).await,
-                (kept.clone(), true)
-            );
+            assert_eq!(c.hello(Some(kept.clone())).await, (kept.clone(), true));
             c.ws.close(None).await.unwrap();
             while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, c.ws.next()).await {}
             c = Client::connect(&server, &format!("switch{i}")).await;

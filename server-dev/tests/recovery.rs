@@ -266,20 +266,6 @@ async fn another_epoch_replays_from_the_first_retained_offset() {
     server.stop().await;
 }
 
-async fn hello(c: &mut Client, session: Option<String>) -> (String, bool) {
-    c.send(&ClientMsg::Hello {
-        session,
-        publisher: None,
-    })
-    .await;
-    match c.until(|m| matches!(m, ServerMsg::Welcome { .. })).await.0 {
-        ServerMsg::Welcome {
-            session, resumed, ..
-        } => (session, resumed),
-        _ => unreachable!(),
-    }
-}
-
 #[tokio::test]
 async fn resent_id_after_resume_is_acked_as_duplicate_and_not_rebroadcast() {
     let server = TestServer::start(open_config()).await;
@@ -287,7 +273,7 @@ async fn resent_id_after_resume_is_acked_as_duplicate_and_not_rebroadcast() {
     b.join("r").await;
 
     let mut a = Client::connect(&server, "ann").await;
-    let (session, resumed) = hello(&mut a, None).await;
+    let (session, resumed) = a.hello(None).await;
     assert!(!resumed);
     a.join("r").await;
     a.send(&ClientMsg::Publish {
@@ -311,7 +297,7 @@ async fn resent_id_after_resume_is_acked_as_duplicate_and_not_rebroadcast() {
     // Reconnect and resume: the same id is a duplicate.
     let mut a = Client::connect(&server, "ann").await;
     assert_eq!(
-        hello(&mut a, Some(session.clone())).await,
+        a.hello(Some(session.clone())).await,
         (session.clone(), true)
     );
     a.join("r").await;
@@ -357,7 +343,9 @@ async fn resent_id_after_resume_is_acked_as_duplicate_and_not_rebroadcast() {
 
     // An unknown session is not resumed; a fresh one is handed out.
     let mut c = Client::connect(&server, "cy").await;
-    let (fresh, resumed) = hello(&mut c, Some("feedfacefeedfacefeedfacefeedface".into())).await;
+    let (fresh, resumed) = c
+        .hello(Some("feedfacefeedfacefeedfacefeedface".into()))
+        .await;
     assert!(!resumed);
     assert_ne!(fresh, session);
     server.stop().await;

@@ -204,6 +204,26 @@ impl Client {
         panic!("no matching message; got {before:?}");
     }
 
+    /// Sends `hello` (resuming `session` if given) and returns the welcome's session token and
+    /// whether it was resumed.
+    pub async fn hello(&mut self, session: Option<String>) -> (String, bool) {
+        self.send(&ClientMsg::Hello {
+            session,
+            publisher: None,
+        })
+        .await;
+        match self
+            .until(|m| matches!(m, ServerMsg::Welcome { .. }))
+            .await
+            .0
+        {
+            ServerMsg::Welcome {
+                session, resumed, ..
+            } => (session, resumed),
+            _ => unreachable!(),
+        }
+    }
+
     pub async fn join(&mut self, room: &str) -> ServerMsg {
         self.send(&ClientMsg::Join {
             room: room.into(),
