@@ -20,20 +20,52 @@ use ws_lifeline::machine::rooms::RoomsConfig;
 use ws_lifeline::native::{Client, ClientEvent};
 use ws_lifeline::{Config, Event};
 
-/// Waits (bounded) for the first connection event that `pick` accepts.
-async fn wait_for(client: &mut Client, limit: Duration, pick: impl Fn(&Event) -> bool) -> bool {
+/// Waits (bounded) for the first connection event that `pick` accepts. The last few errors
+/// on the way are kept in `seen`, for the report of a failed trial.
+async fn wait_for(
+    client: &mut Client,
+    limit: Duration,
+    seen: &mut Vec<String>,
+    pick: impl Fn(&Event) -> bool,
+) -> bool {
+    seen.clear();
     tokio::time::timeout(limit, async {
         while let Some(event) = client.next_event().await {
-            if let ClientEvent::Connection(e) = &event
-                && pick(e)
-            {
-                return true;
+            if let ClientEvent::Connection(e) = &event {
+                if pick(e) {
+                    return true;
+                }
+                if let Event::Error(error) = e {
+                    if seen.len() == 4 {
+                        seen.remove(0);
+                    }
+                    seen.push(error.to_string());
+                }
             }
         }
         false
     })
     .await
     .unwrap_or(false)
+}
+
+/// The kernel's count of connections dropped at a full listen queue (Linux; 0 elsewhere).
+/// A dropped SYN costs the client a retransmit (1 s, then 3 s, 7 s), which is what a failed
+/// trial needs told apart from a slow client.
+fn listen_drops() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/netstat") else {
+        return 0;
+    };
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenDrops")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }
 
 fn summary(samples: &mut [f64]) -> serde_json::Value {
@@ -93,15 +125,19 @@ async fn main() {
         .heartbeat_timeout(Duration::from_secs(1));
     let url = format!("ws://{}/ws", proxy.addr());
     let mut client = Client::connect(&url, config, RoomsConfig::default()).expect("valid url");
+    let mut seen = Vec::new();
     assert!(
-        wait_for(&mut client, Duration::from_secs(10), |e| matches!(
-            e,
-            Event::Open
-        ))
+        wait_for(
+            &mut client,
+            Duration::from_secs(10),
+            &mut seen,
+            |e| matches!(e, Event::Open)
+        )
         .await,
         "the client did not open"
     );
 
+    let drops_at_start = listen_drops();
     let mut reconnect = Vec::new();
     let mut errors = Vec::new();
     for _ in 0..trials {
@@ -113,7 +149,7 @@ async fn main() {
         while client.try_next_event().is_some() {}
         let accepting = Instant::now();
         proxy.stop_refusing();
-        if wait_for(&mut client, Duration::from_secs(10), |e| {
+        if wait_for(&mut client, Duration::from_secs(10), &mut seen, |e| {
             matches!(e, Event::Open)
         })
         .await
@@ -124,7 +160,11 @@ async fn main() {
                 accepting.elapsed().as_secs_f64() * 1000.0
             );
         } else {
-            errors.push("reconnect: no open within 10 s".to_string());
+            errors.push(format!(
+                "reconnect: no open within 10 s ({:?}, kernel listen drops so far {}, last errors {seen:?})",
+                proxy.stats(),
+                listen_drops() - drops_at_start
+            ));
         }
     }
 
@@ -135,21 +175,25 @@ async fn main() {
         while client.try_next_event().is_some() {}
         let started = Instant::now();
         proxy.blackhole_all();
-        if wait_for(&mut client, Duration::from_secs(10), |e| {
+        if wait_for(&mut client, Duration::from_secs(10), &mut seen, |e| {
             matches!(e, Event::Close(_))
         })
         .await
         {
             detection.push(started.elapsed().as_secs_f64() * 1000.0);
         } else {
-            errors.push("detection: no close within 10 s".to_string());
+            errors.push(format!(
+                "detection: no close within 10 s (last errors {seen:?})"
+            ));
         }
-        if !wait_for(&mut client, Duration::from_secs(10), |e| {
+        if !wait_for(&mut client, Duration::from_secs(10), &mut seen, |e| {
             matches!(e, Event::Open)
         })
         .await
         {
-            errors.push("detection: no reopen within 10 s".to_string());
+            errors.push(format!(
+                "detection: no reopen within 10 s (last errors {seen:?})"
+            ));
         }
     }
 
@@ -159,6 +203,8 @@ async fn main() {
         "reconnect_after_accepting": summary(&mut reconnect),
         "detection_after_blackhole": summary(&mut detection),
         "errors": errors,
+        "proxy": format!("{:?}", proxy.stats()),
+        "kernel_listen_drops": listen_drops() - drops_at_start,
     });
     #[allow(clippy::print_stdout)]
     {
