@@ -7,6 +7,8 @@
 //!   offer_protocol
 //! - [x] round-trip time: Event::Pong per pong after a ping, smoothed as SRTT (α = 1/8)
 //! - [x] queue: order, flush before later sends, preamble first, bounds, QueueFull, high-water drain
+//! - [x] sends while open (also from an open listener) go out behind the queue, never QueueFull
+//!   below the high-water mark
 //! - [x] offline stops retrying, online retries at once; visible checks liveness
 //! - [x] close() while connecting / while waiting / while open; reconnect() while waiting
 //! - [x] close() argument checks, URL validation, URL provider, stale events ignored
@@ -630,7 +632,8 @@ fn heartbeat_off_arms_no_timer_while_open() {
 
 #[test]
 fn queue_flushes_in_order_before_later_sends() {
-    let mut h = H::new(quiet());
+    // A protocol layer (it offers its protocol) says its preamble after the open's listeners.
+    let mut h = H::new(quiet().protocols([protocol::SUBPROTOCOL]));
     let conn = H::opened_conn(&h.drain()).unwrap();
     assert_eq!(h.send("a"), Ok(Sent::Queued));
     assert_eq!(h.send("b"), Ok(Sent::Queued));
@@ -655,6 +658,71 @@ fn queue_flushes_in_order_before_later_sends() {
     assert_eq!(h.send("d"), Ok(Sent::Transmitted));
     assert_eq!(h.m.protocol(), "p");
     assert_eq!(h.m.queued_messages(), 0);
+}
+
+#[test]
+fn sends_from_an_open_listener_go_out_behind_the_queue_unbounded() {
+    // Issue 17: 20,000 sends from an `open` listener met QueueFull at the 1,024th.
+    let mut h = H::new(quiet().queue_limits(2, 1 << 20).high_water_mark(u64::MAX));
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    assert_eq!(h.send("queued 1"), Ok(Sent::Queued));
+    assert_eq!(h.send("queued 2"), Ok(Sent::Queued));
+    assert_eq!(
+        h.send("one too many"),
+        Err(Error::QueueFull {
+            limit: QueueLimit::Messages(2)
+        }),
+        "the bounds hold while not open"
+    );
+    let now = Instant(h.now);
+    h.m.handle(
+        now,
+        Input::SocketOpened {
+            conn,
+            protocol: String::new(),
+        },
+    );
+    assert_eq!(
+        h.m.poll_command(),
+        Some(Command::Emit(Event::StateChange(State::Open)))
+    );
+    assert_eq!(h.m.poll_command(), Some(Command::Emit(Event::Open)));
+    // In the open's listener: the queue goes first, then each send at once.
+    for n in 0..20_000 {
+        assert_eq!(
+            h.send(&format!("m{n}")),
+            Ok(Sent::Transmitted),
+            "message {n}"
+        );
+    }
+    assert_eq!(h.m.queued_messages(), 0);
+    let sent = transmitted(&h.drain());
+    assert_eq!(sent.len(), 20_002);
+    assert_eq!(sent[..3], ["queued 1", "queued 2", "m0"]);
+    assert_eq!(sent[20_001], "m19999");
+    // The same straight after the open's events, through the shell's direct path.
+    let (mut h, conn) = H::connected(quiet().queue_limits(2, 1 << 20));
+    assert!(h.m.send_now(Instant(h.now), conn, 5));
+}
+
+#[test]
+fn an_open_socket_queues_past_the_bounds_only_above_the_high_water_mark() {
+    let (mut h, conn) = H::connected(quiet().queue_limits(1, 1 << 20).high_water_mark(10));
+    h.drain();
+    assert_eq!(h.send("0123456789A"), Ok(Sent::Transmitted));
+    // Above the mark, the backpressure the user asked for: queued, bounded.
+    assert_eq!(h.send("b"), Ok(Sent::Queued));
+    assert_eq!(
+        h.send("c"),
+        Err(Error::QueueFull {
+            limit: QueueLimit::Messages(1)
+        })
+    );
+    // Drained below it: "b" goes out, then "c" at once.
+    let now = h.at(10);
+    h.m.handle(now, Input::BufferedAmount { conn, amount: 0 });
+    assert_eq!(h.send("c"), Ok(Sent::Transmitted));
+    assert_eq!(transmitted(&h.drain()), vec!["0123456789A", "b", "c"]);
 }
 
 #[test]

@@ -490,8 +490,13 @@ impl Machine {
     /// Sends a message, or queues it while the socket is not open or is above the high-water
     /// mark. Queued messages go out in order, before anything sent later.
     ///
+    /// A send while the socket is open, also from a listener of its [`Event::Open`], is taken
+    /// as a `WebSocket` takes it: never refused for the queue's bounds, which only hold what
+    /// waits for a socket or for the socket to drain below the high-water mark.
+    ///
     /// Errors: [`Error::Closed`] after `close()` or `GaveUp`; [`Error::QueueFull`] when the
-    /// message must wait and the queue is at a bound (nothing is dropped).
+    /// message must wait for a socket or a drain and the queue is at a bound (nothing is
+    /// dropped).
     pub fn send(&mut self, now: Instant, message: Message) -> Result<Sent> {
         self.now = now;
         if matches!(self.state, State::Closed | State::Closing) {
@@ -503,6 +508,7 @@ impl Machine {
                 limit,
             });
         }
+        self.flush_early(now);
         let hw = self.config.high_water_mark;
         let direct = self.queue.is_empty()
             && self.conn.as_ref().is_some_and(|c| {
@@ -512,6 +518,17 @@ impl Machine {
         if direct {
             self.transmit(now, message);
             return Ok(Sent::Transmitted);
+        }
+        let open = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.phase == Phase::Open && !c.closing && c.buffered <= hw);
+        if open {
+            // Waits only behind the open's preamble, earlier messages or the pace.
+            self.queue_bytes += message.len();
+            self.queue.push_back(message);
+            self.arm_pace(now);
+            return Ok(Sent::Queued);
         }
         if self.queue.len() >= self.config.queue_max_messages {
             return Err(Error::QueueFull {
@@ -534,6 +551,7 @@ impl Machine {
     /// with no command waiting before it. The `len` bytes are then accounted as sent and the
     /// shell sends them; on false nothing changed and the shell calls `send`.
     pub fn send_now(&mut self, now: Instant, conn: ConnId, len: usize) -> bool {
+        self.flush_early(now);
         let hw = self.config.high_water_mark;
         let direct = !matches!(self.state, State::Closed | State::Closing)
             && self.commands.is_empty()
@@ -552,6 +570,24 @@ impl Machine {
             self.account(now, len);
         }
         direct
+    }
+
+    /// Ends the open's deferral (see [`poll_command`](Self::poll_command)) at the first send
+    /// after it, so that a send from an `open` listener goes out at once behind the queue, as
+    /// on a `WebSocket`; unless a protocol layer is there (it offers [`protocol::SUBPROTOCOL`]),
+    /// whose preamble, said after the page's listeners, must precede the queue.
+    fn flush_early(&mut self, now: Instant) {
+        let layered = self
+            .config
+            .protocols
+            .iter()
+            .any(|p| p == protocol::SUBPROTOCOL);
+        if let Some(c) = self.conn.as_mut().filter(|c| c.flush_pending)
+            && !layered
+        {
+            c.flush_pending = false;
+            self.flush(now);
+        }
     }
 
     /// Sends a frame at once, ahead of the queue. Meant for a protocol layer's opening frames
