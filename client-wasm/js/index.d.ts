@@ -67,9 +67,11 @@ export interface HeartbeatOptions {
   isPong?: (data: string) => boolean;
 }
 
-/** Options of `new LifelineSocket(url, options)`. Every duration is in milliseconds. */
+/** Options of `new LifelineSocket(url, protocols?, options?)`. Every duration is in
+ * milliseconds. */
 export interface LifelineOptions {
-  /** Subprotocols offered in `Sec-WebSocket-Protocol`. Default: none. */
+  /** Subprotocols offered in `Sec-WebSocket-Protocol`, for `new LifelineSocket(url, options)`;
+   * not together with the `protocols` argument. Default: none. */
   protocols?: string | string[];
   /** Smallest delay before a reconnect attempt. Default: 1000. */
   minDelay?: number;
@@ -92,11 +94,17 @@ export interface LifelineOptions {
    * connection.
    */
   heartbeat?: false | HeartbeatOptions;
-  /** Most messages the outbound queue holds while disconnected. Default: 1024. */
+  /** Most messages the outbound queue holds while disconnected (or above `highWaterMark`).
+   * Default: 1024. An open socket takes every send, as `WebSocket` does. */
   maxQueuedMessages?: number;
-  /** Most bytes the outbound queue holds while disconnected. Default: 1048576 (1 MiB). */
+  /** Most bytes the outbound queue holds while disconnected (or above `highWaterMark`).
+   * Default: 1048576 (1 MiB). */
   maxQueuedBytes?: number;
-  /** Above this `bufferedAmount` (bytes), sends wait in the queue. Default: 1048576. */
+  /**
+   * Backpressure, if you want it: above this `bufferedAmount` (bytes), sends wait in the
+   * queue (within its bounds) until the socket drains. Default: none (`Infinity`): an open
+   * socket hands every send to the browser, as `WebSocket` does.
+   */
   highWaterMark?: number;
   /**
    * Whether a close code ends reconnecting. Default: 1008 (policy) and 4400–4499 stop; every
@@ -197,8 +205,9 @@ export function liveResources(): {
 // Events
 // ---------------------------------------------------------------------------------------------
 
-/** Fields every event has. Events are plain objects, created per dispatch. */
-export interface LifelineEventBase<K extends string> {
+/** Every event is a real `Event` (`message` a `MessageEvent`, `close` a `CloseEvent`),
+ * created per dispatch, carrying its fields as properties. */
+export interface LifelineEventBase<K extends string> extends Event {
   readonly type: K;
   readonly target: LifelineSocket;
 }
@@ -208,9 +217,12 @@ export interface LifelineOpenEvent extends LifelineEventBase<"open"> {
   readonly protocol: string;
 }
 
-/** A message arrived: text frames as `string`, binary frames as `ArrayBuffer`. */
-export interface LifelineMessageEvent extends LifelineEventBase<"message"> {
-  readonly data: string | ArrayBuffer;
+/** A message arrived (a `MessageEvent`): text frames as `string`, binary frames as a `Blob`
+ * or, with `binaryType = "arraybuffer"`, an `ArrayBuffer`. */
+export interface LifelineMessageEvent
+  extends Omit<MessageEvent, "type" | "target" | "data">,
+    LifelineEventBase<"message"> {
+  readonly data: string | ArrayBuffer | Blob;
 }
 
 /** Something went wrong; the client carries on unless a `close` or `giveup` says otherwise. */
@@ -223,7 +235,9 @@ export interface LifelineErrorEvent extends LifelineEventBase<"error"> {
  * A socket closed ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)).
  * 1006 means the connection was lost without a close frame; 4000 that the heartbeat timed out.
  */
-export interface LifelineCloseEvent extends LifelineEventBase<"close"> {
+export interface LifelineCloseEvent
+  extends Omit<CloseEvent, "type" | "target">,
+    LifelineEventBase<"close"> {
   readonly code: number;
   readonly reason: string;
   readonly wasClean: boolean;
@@ -412,8 +426,10 @@ export interface LifelineEventMap extends LifelineRoomEventMap {
 /** A listener: a function, or an object with `handleEvent` (as for `EventTarget`). */
 export type LifelineListener<E> = ((event: E) => void) | { handleEvent(event: E): void };
 
-/** Listener options (only `once` and `signal` have an effect). */
+/** Listener options, as for `EventTarget`. */
 export interface LifelineListenerOptions {
+  /** As for `EventTarget` (the socket has no parent, so it only tells listeners apart). */
+  capture?: boolean;
   /** Remove the listener after its first call. */
   once?: boolean;
   /** Remove the listener when this signal aborts. */
@@ -436,6 +452,9 @@ export type SendResult = "sent" | "queued";
  * released when you call `dispose()` (or `free()`, or leave a `using` block), and, as a
  * fallback only, when it is garbage-collected.
  *
+ * It is an `EventTarget` and can stand in for `WebSocket`: hand the class to a library that
+ * takes a WebSocket implementation.
+ *
  * ```js
  * import init, { LifelineSocket } from "ws-lifeline";
  * await init();
@@ -445,18 +464,31 @@ export type SendResult = "sent" | "queued";
  * ws.send("hello"); // "queued" until the socket opens, then flushed
  * ```
  */
-export class LifelineSocket {
+export class LifelineSocket extends EventTarget {
   /**
-   * Starts connecting.
+   * Starts connecting. `url` is resolved against the page as `WebSocket` resolves it
+   * (relative, `http:` and `https:` URLs included).
    * @throws {LifelineError} `ERR_INVALID_URL` for a URL that is not `ws:`, `wss:`, `http:` or
-   *   `https:`; `ERR_INVALID_ARGUMENT` for options of the wrong type.
+   *   `https:`; `ERR_INVALID_ARGUMENT` for options of the wrong type, or subprotocols given
+   *   both as an argument and as an option.
    */
+  constructor(url: UrlProvider, protocols?: string | string[] | null, options?: LifelineOptions);
   constructor(url: UrlProvider, options?: LifelineOptions);
 
   static readonly CONNECTING: 0;
   static readonly OPEN: 1;
   static readonly CLOSING: 2;
   static readonly CLOSED: 3;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSING: 2;
+  readonly CLOSED: 3;
+
+  /** How binary messages arrive: `"blob"` (default, as on `WebSocket`) or `"arraybuffer"`.
+   * Other values are ignored. */
+  binaryType: "blob" | "arraybuffer";
+  /** The extensions the server selected on the current connection ("" if none). */
+  readonly extensions: string;
 
   /** As on `WebSocket`: CONNECTING also while waiting to reconnect. */
   readonly readyState: ReadyState;
@@ -468,7 +500,8 @@ export class LifelineSocket {
   readonly protocol: string;
   /** The heartbeat's round-trip time; `undefined` before the first pong. */
   readonly rtt: RoundTripTime | undefined;
-  /** The browser's `bufferedAmount` of the open socket: bytes handed over, not yet sent. */
+  /** The browser's `bufferedAmount` of the open socket: bytes handed over, not yet sent
+   * (a send while open is handed over at once, also from an `open` listener). */
   readonly bufferedAmount: number;
   /** Messages waiting in this client's outbound queue (sent in order once open). */
   readonly queuedMessages: number;
@@ -498,9 +531,20 @@ export class LifelineSocket {
     listener: LifelineListener<LifelineEventMap[K]> | null,
     options?: boolean | LifelineListenerOptions,
   ): void;
+  /** Any other type, as on `EventTarget` (for events you `dispatchEvent` yourself). */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | LifelineListenerOptions,
+  ): void;
   removeEventListener<K extends keyof LifelineEventMap>(
     type: K,
     listener: LifelineListener<LifelineEventMap[K]> | null,
+    options?: boolean | { capture?: boolean },
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
     options?: boolean | { capture?: boolean },
   ): void;
 

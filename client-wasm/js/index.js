@@ -4,10 +4,12 @@
 // carries it out: it owns the `WebSocket` and its listeners, the one timer, the
 // `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
 // promises, and releases all of them on `dispose()`. It also checks arguments and options,
-// builds every event object and every `LifelineError` from the plain values the wasm hands
-// over (`__emit`, thrown `[code, message, a, b]`), keeps the listeners and `on…` handlers,
-// adds WebSocket's constants and `on`/`off`, and makes dispose/free/[Symbol.dispose] safe to
-// call in any order and any number of times.
+// builds every event (a real `Event`, `MessageEvent` or `CloseEvent`) and every
+// `LifelineError` from the plain values the wasm hands over (`__emit`, thrown
+// `[code, message, a, b]`), dispatches the events as the `EventTarget` it is, adds
+// WebSocket's constants, `binaryType`, `extensions` and `on`/`off`, and makes
+// dispose/free/[Symbol.dispose] safe to call in any order and any number of times. It can
+// stand in for `WebSocket`: `new LifelineSocket(url, protocols?, options?)`.
 import init, { __live, initSync, LifelineSocket as Machine } from "./ws_lifeline.js";
 
 export { init as default, initSync };
@@ -41,6 +43,14 @@ const SOCKET_TYPES = 10;
 
 /** Event types with an `on…` property, as on `WebSocket`. */
 const HANDLER_TYPES = TYPES.slice(0, 7);
+const MESSAGE = 1;
+const CLOSE = 3;
+
+/** `WebSocket`'s `readyState` constants, on the class and its instances. */
+const CONSTANTS = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
+
+// Called on the socket for its own listener wrappers and handlers.
+const { addEventListener: add, removeEventListener: remove } = EventTarget.prototype;
 
 const STATES = ["connecting", "open", "closing", "closed", "reconnecting"];
 const READY_STATES = [0, 1, 2, 3, 0];
@@ -202,10 +212,19 @@ function describe(value) {
   }
 }
 
-/** A URL as text: a string, or an object such as `URL` by its `toString()`. */
+/** A URL as text: a string, or an object such as `URL` by its `toString()`, resolved
+ * against the page as `WebSocket` resolves it (the wasm maps `http(s):` to `ws(s):` and
+ * refuses what stays invalid). */
 function urlText(value) {
-  if (typeof value === "string") return value;
-  if (typeof value === "object" && value !== null) return describe(value);
+  let text;
+  if (typeof value === "string") text = value;
+  else if (typeof value === "object" && value !== null) text = describe(value);
+  else return;
+  try {
+    return new URL(text, globalThis.document?.baseURI ?? globalThis.location?.href).href;
+  } catch {
+    return text;
+  }
 }
 
 /** Hands an exception to the page as `EventTarget` does: `reportError`, else the console. */
@@ -251,20 +270,23 @@ function number(object, key) {
 }
 
 /** Checks `options` and turns them into the constructor's numbers, protocols and rule. */
-function parseOptions(options) {
-  const numbers = NUMBERS.map(() => NaN);
-  if (options === undefined || options === null) return [numbers, []];
+function parseOptions(options, protocols) {
+  // No high-water mark unless asked for: an open socket takes every send, as `WebSocket` does.
+  const numbers = NUMBERS.map((key) => (key === "highWaterMark" ? Infinity : NaN));
+  if (options === undefined || options === null) options = {};
   if (typeof options !== "object") throw invalid("options must be an object");
-  const protocolsError = "option `protocols` must be a string or an array of strings";
-  let protocols = options.protocols;
+  if (protocols === undefined || protocols === null) protocols = options.protocols;
+  else if (options.protocols !== undefined) {
+    throw invalid("subprotocols given both as an argument and as the option `protocols`");
+  }
   if (protocols === undefined) protocols = [];
   else if (typeof protocols === "string") protocols = [protocols];
   else if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== "string")) {
-    throw invalid(protocolsError);
+    throw invalid("`protocols` must be a string or an array of strings");
   }
   NUMBERS.forEach((key, at) => {
     if (key === "heartbeat" || key === "interval" || key === "timeout") return;
-    numbers[at] = number(options, key);
+    if (options[key] !== undefined) numbers[at] = number(options, key);
   });
   const heartbeat = options.heartbeat;
   let ping, isPong;
@@ -391,22 +413,33 @@ if (HAS_ROOMS) {
   );
 }
 
-export class LifelineSocket {
-  static CONNECTING = 0;
-  static OPEN = 1;
-  static CLOSING = 2;
-  static CLOSED = 3;
-
+export class LifelineSocket extends EventTarget {
   static {
+    CONSTANTS.forEach((name, value) => {
+      for (const target of [this, this.prototype]) {
+        Object.defineProperty(target, name, { value, enumerable: true });
+      }
+    });
     for (const type of HANDLER_TYPES) {
+      // As on `WebSocket`: the handler runs among the listeners, where it was first set.
       Object.defineProperty(this.prototype, `on${type}`, {
         get() {
-          return this.#handlers.get(type) ?? null;
+          return this.#handlers.get(type)?.handler ?? null;
         },
         set(handler) {
           if (this.#disposed) return;
-          if (typeof handler === "function") this.#handlers.set(type, handler);
-          else this.#handlers.delete(type);
+          let slot = this.#handlers.get(type);
+          if (typeof handler === "function") {
+            if (slot) slot.handler = handler;
+            else {
+              const created = { handler, call: (event) => invoke(created.handler, this, event) };
+              this.#handlers.set(type, created);
+              add.call(this, type, created.call);
+            }
+          } else if (slot) {
+            this.#handlers.delete(type);
+            remove.call(this, type, slot.call);
+          }
           this.#retain();
         },
         configurable: true,
@@ -470,15 +503,27 @@ export class LifelineSocket {
   /** This socket, for the shell's callbacks (see `COLLECTED`). */
   #self = new WeakRef(this);
   #disposed = false;
-  /** type → [{ listener, once, release }] in registration order. */
+  /** type → [{ listener, capture, call, release }]: the page's listeners and the wrappers
+   * (`call`) registered for them, which count the socket's listeners and report exceptions. */
   #listeners = new Map();
+  /** type → { handler, call }: the `on…` handlers. */
   #handlers = new Map();
+  #binaryType = "blob";
   #provider;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
 
-  constructor(url, options) {
-    const [numbers, protocols, rule, ping, isPong] = parseOptions(options);
+  /**
+   * `new LifelineSocket(url, protocols?, options?)` as `new WebSocket(url, protocols)`, with
+   * `(url, options)` also accepted.
+   */
+  constructor(url, protocols, options) {
+    super();
+    if (options === undefined && typeof protocols === "object" && protocols && !Array.isArray(protocols)) {
+      options = protocols;
+      protocols = undefined;
+    }
+    const [numbers, protocolList, rule, ping, isPong] = parseOptions(options, protocols);
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     // The backoff jitter's seed, as two 32-bit halves, and whether the browser is offline.
@@ -488,7 +533,7 @@ export class LifelineSocket {
         typeof target === "string" ? target : undefined,
         new Float64Array(numbers),
         rule,
-        protocols,
+        protocolList,
         ping,
         isPong,
       );
@@ -663,6 +708,21 @@ export class LifelineSocket {
     return this.#resources.ws?.bufferedAmount ?? 0;
   }
 
+  /** The extensions the server selected on the current connection. */
+  get extensions() {
+    return this.#resources.ws?.extensions ?? "";
+  }
+
+  /** How binary messages arrive: `"blob"` (the default, as on `WebSocket`) or
+   * `"arraybuffer"`; other values are ignored, as `WebSocket` ignores them. */
+  get binaryType() {
+    return this.#binaryType;
+  }
+
+  set binaryType(type) {
+    if (type === "blob" || type === "arraybuffer") this.#binaryType = type;
+  }
+
   /** Messages waiting in the outbound queue (not counted in `bufferedAmount`). */
   get queuedMessages() {
     return this.#disposed ? 0 : this.#machine.__call(this, OP_QUEUED);
@@ -717,27 +777,29 @@ export class LifelineSocket {
   }
 
   /**
-   * Registers a listener (a function or an object with `handleEvent`) for one event type, once
-   * per type as with `EventTarget`. Options: `once`, `signal`. A listener for a room event
-   * starts the rooms layer.
+   * `EventTarget`'s, for any event type (a listener for a room event starts the rooms
+   * layer). Options: `once`, `signal`, `capture`. A listener that throws is reported with
+   * `reportError` and the others still run.
    */
   addEventListener(type, listener, options) {
     this.#live();
-    const kind = TYPES.indexOf(type);
-    if (kind < 0) {
-      throw invalid(`unknown event type "${type}"; expected one of ${TYPES.join(", ")}`);
-    }
+    type = String(type);
     if (listener == null) return;
-    if (kind >= SOCKET_TYPES) this.#call(OP_START_ROOMS);
     if (typeof listener !== "function" && typeof listener !== "object") {
       throw invalid("a listener must be a function or an object with handleEvent");
     }
+    if (TYPES.indexOf(type) >= SOCKET_TYPES) this.#call(OP_START_ROOMS);
+    const flags = typeof options === "object" && options !== null ? options : { capture: options };
+    const capture = !!flags.capture;
+    const once = !!flags.once;
+    const signal = flags.signal;
     const list = this.#listeners.get(type) ?? [];
-    if (list.some((entry) => entry.listener === listener)) return;
-    const once = typeof options === "object" && options !== null && !!options.once;
-    const signal = typeof options === "object" && options !== null ? options.signal : undefined;
-    if (signal?.aborted) return;
-    const entry = { listener, once, release: undefined };
+    if (signal?.aborted || list.some((e) => e.listener === listener && e.capture === capture)) return;
+    const entry = { listener, capture, release: undefined };
+    entry.call = (event) => {
+      if (once) this.#remove(type, entry);
+      invoke(listener, this, event);
+    };
     if (signal) {
       const abort = () => this.#remove(type, entry);
       signal.addEventListener("abort", abort, { once: true });
@@ -745,13 +807,15 @@ export class LifelineSocket {
     }
     list.push(entry);
     this.#listeners.set(type, list);
+    super.addEventListener(type, entry.call, capture);
     this.#retain();
   }
 
-  /** Removes a listener registered with `addEventListener`, releasing it. */
-  removeEventListener(type, listener) {
-    const entry = this.#listeners.get(type)?.find((e) => e.listener === listener);
-    if (entry) this.#remove(type, entry);
+  /** `EventTarget`'s; the listener is released at once. */
+  removeEventListener(type, listener, options) {
+    const capture = !!(typeof options === "object" && options !== null ? options.capture : options);
+    const entry = this.#listeners.get(String(type))?.find((e) => e.listener === listener && e.capture === capture);
+    if (entry) this.#remove(String(type), entry);
   }
 
   #remove(type, entry) {
@@ -760,6 +824,7 @@ export class LifelineSocket {
     if (at < 0) return;
     list.splice(at, 1);
     if (list.length === 0) this.#listeners.delete(type);
+    super.removeEventListener(type, entry.call, entry.capture);
     entry.release?.();
     this.#retain();
   }
@@ -772,24 +837,26 @@ export class LifelineSocket {
   }
 
   /** Called by the wasm with each event, as its kind and fields: settles a publish, builds
-   * the event, then runs the listeners (a copy, so they may change the list or dispose the
-   * socket), then the `on…` handler. */
+   * the event (a `MessageEvent`, a `CloseEvent`, or an `Event` carrying the fields) and
+   * dispatches it. */
   __emit(kind, a, b, c, d, e, f) {
     const type = TYPES[kind];
-    const event = Object.assign(FIELDS_OF[kind](a, b, c, d, e, f), { type, target: this });
+    const fields = FIELDS_OF[kind](a, b, c, d, e, f);
+    if (kind === MESSAGE && this.#binaryType === "blob" && a instanceof ArrayBuffer) fields.data = new Blob([a]);
+    const event =
+      kind === MESSAGE
+        ? new MessageEvent(type, fields)
+        : kind === CLOSE
+          ? new CloseEvent(type, fields)
+          : Object.assign(new Event(type), fields);
     if (HAS_ROOMS && (kind === ACK || kind === PUBLISH_FAILED)) {
       const settle = this.#publishes.get(a);
       this.#publishes.delete(a);
       if (kind === ACK) settle?.[0](ack(a, b, c, d));
       else settle?.[1](event.error);
     }
-    for (const entry of [...(this.#listeners.get(type) ?? [])]) {
-      if (this.#disposed || !this.#listeners.get(type)?.includes(entry)) continue;
-      if (entry.once) this.#remove(type, entry);
-      invoke(entry.listener, this, event);
-    }
-    const handler = this.#handlers.get(type);
-    if (handler && !this.#disposed) invoke(handler, this, event);
+    // Dispose removes every listener, so none runs after it, even in this dispatch.
+    if (!this.#disposed) this.dispatchEvent(event);
     if (type === "statechange") this.#retain();
   }
 
@@ -822,7 +889,13 @@ export class LifelineSocket {
       }
       this.#publishes.clear();
     }
-    for (const list of this.#listeners.values()) for (const entry of list) entry.release?.();
+    for (const [type, list] of this.#listeners) {
+      for (const entry of list) {
+        super.removeEventListener(type, entry.call, entry.capture);
+        entry.release?.();
+      }
+    }
+    for (const [type, { call }] of this.#handlers) super.removeEventListener(type, call);
     this.#listeners.clear();
     this.#handlers.clear();
     RETAINED.delete(this);

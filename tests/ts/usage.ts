@@ -77,6 +77,8 @@ export function events(): LifelineSocket {
         const offset: number = msg.offset;
         void offset;
       }
+    } else if (e.data instanceof Blob) {
+      void e.data.size;
     } else {
       const buffer: ArrayBuffer = e.data;
       void buffer;
@@ -102,8 +104,18 @@ export function events(): LifelineSocket {
 
   // @ts-expect-error a close event has no `data`
   ws.addEventListener("close", (e) => e.data);
-  // @ts-expect-error unknown event type
-  ws.addEventListener("opened", () => {});
+  // Any other type, as on EventTarget: a plain Event.
+  ws.addEventListener("custom", (e: Event) => void e.type);
+  ws.dispatchEvent(new Event("custom"));
+
+  // Drop-in for WebSocket: (url, protocols, options), the constants on instances, binaryType.
+  const dropIn: LifelineSocket = new LifelineSocket("/ws", ["a", "b"], { maxRetries: 3 });
+  const open: 1 = dropIn.OPEN;
+  dropIn.binaryType = "arraybuffer";
+  // @ts-expect-error binaryType is "blob" or "arraybuffer"
+  dropIn.binaryType = "text";
+  const target: EventTarget = dropIn;
+  void [open, target, dropIn.extensions, new LifelineSocket("/ws", null)];
 
   ws.onclose = (e) => void e.wasClean;
   ws.onmessage = null;
