@@ -40,6 +40,8 @@ if (HAS_ROOMS) {
   );
 }
 const SOCKET_TYPES = 10;
+/** Protocol v1's subprotocol, offered once the rooms layer runs. */
+const V1 = "lifeline.v1";
 
 /** Event types with an `on…` property, as on `WebSocket`. */
 const HANDLER_TYPES = TYPES.slice(0, 7);
@@ -510,6 +512,8 @@ export class LifelineSocket extends EventTarget {
   #handlers = new Map();
   #binaryType = "blob";
   #provider;
+  /** The page's subprotocols, offered on every attempt. */
+  #protocols;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
 
@@ -533,7 +537,6 @@ export class LifelineSocket extends EventTarget {
         typeof target === "string" ? target : undefined,
         new Float64Array(numbers),
         rule,
-        protocolList,
         ping,
         isPong,
       );
@@ -541,6 +544,7 @@ export class LifelineSocket extends EventTarget {
       throw lift(thrown);
     }
     if (typeof target === "function") this.#provider = target;
+    this.#protocols = [...protocolList];
     const resources = (this.#resources = {
       machine: this.#machine,
       ws: null,
@@ -602,7 +606,8 @@ export class LifelineSocket extends EventTarget {
         });
         break;
       case DO_OPEN:
-        this.#open(conn, a, b);
+        // `b`: the rooms layer offers lifeline.v1 too.
+        this.#open(conn, a, HAS_ROOMS && b && !this.#protocols.includes(V1) ? [...this.#protocols, V1] : this.#protocols);
         break;
       case DO_SEND:
         if (current) {

@@ -517,7 +517,8 @@ fn now() -> Instant {
 
 /// Calls the promised URL provider; `__input(IN_URL | IN_URL_FAILED, conn, text)` follows.
 const DO_RESOLVE_URL: u32 = 0;
-/// Opens a `WebSocket` to `a` (the URL) offering the subprotocols `b` (an array), dropping
+/// Opens a `WebSocket` to `a` (the URL) offering the page's subprotocols, which `index.js`
+/// keeps, and `lifeline.v1` after them when `b` is true (the rooms layer offers it), dropping
 /// any other socket.
 /// An exception goes to `__input(IN_OPEN_FAILED, conn, url, name, message)`.
 const DO_OPEN: u32 = 1;
@@ -688,17 +689,16 @@ impl std::fmt::Debug for LifelineSocket {
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
     /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
-    /// `isTerminalClose`; `protocols` the subprotocols to offer; `ping` and `isPong` the
-    /// heartbeat's, wrapped. `index.js` has checked all
-    /// of them. The machine owns the protocols, since the rooms layer adds `lifeline.v1`
-    /// (see [`Machine::offer_protocol`]). Nothing is carried out before `__input(IN_START)`,
+    /// `isTerminalClose`; `ping` and `isPong` the heartbeat's, wrapped. `index.js` has
+    /// checked all of them. The page's subprotocols stay in `index.js` (a list of strings
+    /// through the boundary cost about 1.3 KB of wasm); the machine's list holds only what the
+    /// rooms layer offers (see [`Machine::offer_protocol`] and `DO_OPEN`). Nothing is carried out before `__input(IN_START)`,
     /// so that the page can add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
         numbers: &[f64],
         terminal: Option<Function>,
-        protocols: Vec<String>,
         ping: Option<Function>,
         is_pong: Option<Function>,
     ) -> JsResult<LifelineSocket> {
@@ -709,7 +709,6 @@ impl LifelineSocket {
             is_pong,
         };
         let (config, functions) = config_from(&numbers, functions);
-        let config = config.protocols(protocols);
         let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
@@ -981,8 +980,8 @@ impl LifelineSocket {
                 url,
                 protocols,
             } => {
-                let protocols: Array = protocols.into_iter().map(JsValue::from).collect();
-                shell.act(DO_OPEN, conn.0 as f64, url.into(), protocols.into());
+                let v1 = protocols.iter().any(|p| p == protocol::SUBPROTOCOL);
+                shell.act(DO_OPEN, conn.0 as f64, url.into(), v1.into());
             }
             Command::Transmit { conn, message } => {
                 let data = match message {
