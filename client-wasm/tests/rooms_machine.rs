@@ -133,7 +133,9 @@ struct Shell {
 
 impl Shell {
     fn new() -> Self {
+        // Offering protocol v1, as every shell does once it runs the layer.
         let config = Config::default()
+            .protocols([protocol::SUBPROTOCOL])
             .no_heartbeat()
             .backoff_min(Duration::from_millis(10))
             .backoff_max(Duration::from_millis(10));
@@ -373,7 +375,10 @@ fn a_publish_during_a_reconnect_does_not_overtake_the_resends() {
 #[test]
 fn preamble_goes_out_before_the_core_flushes_its_queue() {
     let mut m = Machine::new(
-        Config::default().no_heartbeat(),
+        // Offering protocol v1, as every shell does once it runs the layer.
+        Config::default()
+            .protocols([protocol::SUBPROTOCOL])
+            .no_heartbeat(),
         Target::Url("ws://127.0.0.1:1/ws".into()),
         1,
         Instant(0),

@@ -16,17 +16,20 @@
 //! m.handle(Instant(10), Input::SocketOpened { conn, protocol: String::new() });
 //! let mut out = Vec::new();
 //! while let Some(cmd) = m.poll_command() { out.push(cmd); }
-//! assert!(out.contains(&Command::Emit(Event::Open)));
-//! assert!(matches!(out.last(), Some(Command::Transmit { .. })));
+//! // The queue goes out first, so a send from the open event's listener follows it at once.
+//! assert!(matches!(out[out.len() - 2], Command::Transmit { .. }));
+//! assert_eq!(out.last(), Some(&Command::Emit(Event::Open)));
 //! ```
 //!
 //! # Protocol layers
 //!
 //! A layer above (rooms, acks, recovery) wraps a `Machine` and drives it the same way. It sees
 //! every inbound frame as [`Event::Message`], and it may send frames of its own before the
-//! queue is flushed: after `poll_command` returns [`Event::Open`], frames given to
-//! [`Machine::send_preamble`] go out before any queued message, because the queue is flushed
-//! only when `poll_command` is called again with nothing else pending.
+//! queue is flushed: when the machine offers the layer's protocol ([`protocol::SUBPROTOCOL`],
+//! see [`Machine::offer_protocol`]), after `poll_command` returns [`Event::Open`], frames given
+//! to [`Machine::send_preamble`] go out before any queued message, because the queue is flushed
+//! only when `poll_command` is called again with nothing else pending. Without a layer the
+//! queue is flushed before the open event, as a `WebSocket` user with a queue would.
 
 #[cfg(feature = "rooms")]
 mod client_frame;
@@ -396,6 +399,7 @@ impl Machine {
                 self.protocol = protocol;
                 let interval = self.heartbeat().map(|h| h.interval);
                 let full = self.pace.map_or(0, |p| p.cap);
+                let layered = self.layered();
                 if let Some(c) = self.conn.as_mut() {
                     // The server's bucket starts full on a new connection, and so does ours.
                     c.tokens = full;
@@ -404,9 +408,14 @@ impl Machine {
                     c.connect_deadline = None;
                     c.opened_at = now;
                     c.next_ping = interval.map(|i| now + i);
-                    c.flush_pending = true;
+                    c.flush_pending = layered;
                 }
                 self.set_state(State::Open);
+                if !layered {
+                    // As a `WebSocket` with a queue in front: the queue goes out before the open
+                    // event, so a send from its listener goes to the socket at once, behind it.
+                    self.flush(now);
+                }
                 self.emit(Event::Open);
             }
             Input::SocketMessage { conn, message } => {
@@ -508,7 +517,6 @@ impl Machine {
                 limit,
             });
         }
-        self.flush_early(now);
         let hw = self.config.high_water_mark;
         let direct = self.queue.is_empty()
             && self.conn.as_ref().is_some_and(|c| {
@@ -551,7 +559,6 @@ impl Machine {
     /// with no command waiting before it. The `len` bytes are then accounted as sent and the
     /// shell sends them; on false nothing changed and the shell calls `send`.
     pub fn send_now(&mut self, now: Instant, conn: ConnId, len: usize) -> bool {
-        self.flush_early(now);
         let hw = self.config.high_water_mark;
         let direct = !matches!(self.state, State::Closed | State::Closing)
             && self.commands.is_empty()
@@ -570,24 +577,6 @@ impl Machine {
             self.account(now, len);
         }
         direct
-    }
-
-    /// Ends the open's deferral (see [`poll_command`](Self::poll_command)) at the first send
-    /// after it, so that a send from an `open` listener goes out at once behind the queue, as
-    /// on a `WebSocket`; unless a protocol layer is there (it offers [`protocol::SUBPROTOCOL`]),
-    /// whose preamble, said after the page's listeners, must precede the queue.
-    fn flush_early(&mut self, now: Instant) {
-        let layered = self
-            .config
-            .protocols
-            .iter()
-            .any(|p| p == protocol::SUBPROTOCOL);
-        if let Some(c) = self.conn.as_mut().filter(|c| c.flush_pending)
-            && !layered
-        {
-            c.flush_pending = false;
-            self.flush(now);
-        }
     }
 
     /// Sends a frame at once, ahead of the queue. Meant for a protocol layer's opening frames
@@ -927,6 +916,16 @@ impl Machine {
             let wait = (1000 - c.tokens + pace.per_ms - 1) / pace.per_ms;
             c.pace_at = Some(Instant(now.0.saturating_add(wait.max(1) as u64)));
         }
+    }
+
+    /// Whether a protocol layer runs above (it offers [`protocol::SUBPROTOCOL`]): its preamble,
+    /// said once the open event has been taken, must precede the queue, whose flush then
+    /// waits for it (see [`poll_command`](Self::poll_command)).
+    fn layered(&self) -> bool {
+        self.config
+            .protocols
+            .iter()
+            .any(|p| p == protocol::SUBPROTOCOL)
     }
 
     /// The heartbeat, if it runs on this connection (see [`HeartbeatMode`]).
