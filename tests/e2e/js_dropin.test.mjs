@@ -12,12 +12,13 @@
 //   no ERR_QUEUE_FULL, counted in bufferedAmount, echoed in order behind what was queued
 //   before the open; the queue's bounds still hold before the open, and an explicit
 //   highWaterMark still queues (bounded) above it;
-// - the rooms layer still offers lifeline.v1 (now kept in index.js) from the next attempt on.
+// - the rooms layer still offers lifeline.v1 after the page's subprotocols (kept in index.js)
+//   from the next attempt on.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
-const suite = jsSuite(["--test-endpoints"]);
+const suite = jsSuite(["--no-auth", "--test-endpoints"]);
 
 const ws = (path) => wsUrl(suite.server, path);
 const openPage = () => openJsPage(suite.browser, suite.site);
@@ -56,10 +57,10 @@ test("an EventTarget with WebSocket's events, constants and properties", async (
     out.openState = [ws.readyState, ws.protocol, ws.extensions, ws.url === url];
     ws.send("text");
     ws.send(new Uint8Array([1, 2, 3]));
-    while (messages.length < 2) await new Promise((r) => setTimeout(r, 10));
+    await t.until(messages, (l) => l.length === 2);
     ws.binaryType = "arraybuffer";
     ws.send(new Uint8Array([4]));
-    while (messages.length < 3) await new Promise((r) => setTimeout(r, 10));
+    await t.until(messages, (l) => l.length === 3);
     const [text, blob, buffer] = messages;
     events.message = {
       isMessageEvent: text instanceof MessageEvent,
@@ -210,20 +211,29 @@ test("an explicit highWaterMark queues above it, within the queue's bounds", asy
   assert.deepEqual(errors, []);
 });
 
-test("the rooms layer offers lifeline.v1 from the next attempt on", async () => {
+test("the rooms layer offers lifeline.v1 after the page's subprotocols from the next attempt on", async () => {
   const { page, errors } = await openPage();
   const result = await page.evaluate(async (url) => {
-    const ws = new t.LifelineSocket(url, "other", { heartbeat: false, minDelay: 10, maxDelay: 20 });
+    const offered = [];
+    const realWebSocket = window.WebSocket;
+    window.WebSocket = class extends realWebSocket {
+      constructor(url, protocols) {
+        super(url, protocols);
+        offered.push(protocols);
+      }
+    };
     const opens = [];
-    ws.addEventListener("open", (e) => opens.push(e.protocol));
-    while (opens.length < 1) await new Promise((r) => setTimeout(r, 10));
+    const ws = new t.LifelineSocket(url, "other", { heartbeat: false });
+    ws.addEventListener("open", () => opens.push(1));
+    await t.until(opens, (l) => l.length === 1);
     ws.addEventListener("welcome", () => {});
     ws.reconnect();
-    while (opens.length < 2) await new Promise((r) => setTimeout(r, 10));
+    await t.until(opens, (l) => l.length === 2);
     ws.dispose();
-    return opens;
-  }, ws("/ws?name=dropin"));
-  assert.deepEqual(result, ["", "lifeline.v1"]);
+    window.WebSocket = realWebSocket;
+    return offered;
+  }, ws("/echo"));
+  assert.deepEqual(result, [["other"], ["other", "lifeline.v1"]]);
   await page.close();
   assert.deepEqual(errors, []);
 });
