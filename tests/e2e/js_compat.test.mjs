@@ -5,9 +5,12 @@
 //   again on the same port, and the subscription's ticks and a new query go on;
 // - y-websocket (`WebSocketPolyfill`): two documents sync through the server; the server is
 //   killed and started again, and an edit made afterwards still reaches the other document.
+// - the migration snippets of client-wasm/js/README.md, exactly as written there: each pair
+//   differs only in its import lines, and the reconnecting-websocket and partysocket code logs
+//   the same against server-dev's /echo with the library and with LifelineSocket.
 // The page gets the libraries bundled by rolldown (tests/e2e/compat/libraries.mjs).
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -15,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { build } from "rolldown";
-import { launchChromium, withoutNetworkNoise } from "./support/harness.mjs";
+import { collectErrors, launchChromium, startServer, withoutNetworkNoise } from "./support/harness.mjs";
 import { openJsPage } from "./support/js_page.mjs";
 import { serveStatic } from "./pages/serve.mjs";
 
@@ -157,4 +160,71 @@ test("y-websocket: two documents sync, and go on syncing after the server restar
   assert.deepEqual(second, [">hello again", ">hello again"]);
   await page.close();
   assert.deepEqual(withoutNetworkNoise(errors), []);
+});
+
+/** The README's migration snippets: `{ [library]: { before, after } }`. */
+async function migrationSnippets() {
+  const readme = await readFile(join(root, "client-wasm", "js", "README.md"), "utf8");
+  const snippets = {};
+  for (const [, library, when, code] of readme.matchAll(/<!-- migration: (\S+) (before|after) -->\n```js\n([\s\S]*?)```/g)) {
+    (snippets[library] ??= {})[when] = code;
+  }
+  return snippets;
+}
+
+test("the README's migration snippets run unchanged apart from the import lines", async () => {
+  const snippets = await migrationSnippets();
+  assert.deepEqual(Object.keys(snippets).sort(), ["partysocket", "reconnecting-websocket"]);
+  const body = (code) => code.split("\n").filter((line) => !line.startsWith("import ") && line !== "await init();");
+  for (const [library, { before, after }] of Object.entries(snippets)) {
+    assert.deepEqual(body(after), body(before), `${library}: only the import lines differ`);
+  }
+  const server = await startServer(["--test-endpoints"]);
+  const site = fixture.site.url;
+  // The packages the snippets import, by name (an import map), from the bundle.
+  await writeFile(join(fixture.bundle, "partysocket.js"), 'export { PartySocket as WebSocket } from "./libraries.js";\n');
+  await writeFile(
+    join(fixture.bundle, "reconnecting-websocket.js"),
+    'export { ReconnectingWebSocket as default } from "./libraries.js";\n',
+  );
+  const imports = {
+    "ws-lifeline": `${site}/pkg/index.js`,
+    partysocket: `${site}/compat/partysocket.js`,
+    "reconnecting-websocket": `${site}/compat/reconnecting-websocket.js`,
+  };
+  const logs = {};
+  try {
+    for (const [library, pair] of Object.entries(snippets)) {
+      for (const [when, code] of Object.entries(pair)) {
+        const name = `migration-${library}-${when}`;
+        await writeFile(join(fixture.bundle, `${name}.js`), code);
+        // The snippets' "/echo" resolves against <base>: server-dev.
+        await writeFile(
+          join(fixture.bundle, `${name}.html`),
+          `<!doctype html><html><head><base href="${server.url.replace(/\/?$/, "/")}">` +
+            `<script type="importmap">${JSON.stringify({ imports })}</script></head>` +
+            `<body><script type="module" src="${site}/compat/${name}.js"></script></body></html>`,
+        );
+        const page = await fixture.browser.newPage();
+        const errors = collectErrors(page);
+        const lines = [];
+        page.on("console", (message) => message.type() === "log" && lines.push(message.text()));
+        await page.goto(`${site}/compat/${name}.html`);
+        const expected = library === "partysocket" ? 2 : 1;
+        const started = Date.now();
+        while (lines.length < expected && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 200));
+        (logs[library] ??= {})[when] = lines;
+        await page.close();
+        assert.deepEqual(errors, [], `${name}: no page errors`);
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  assert.deepEqual(logs["reconnecting-websocket"].before, ["echo: hello true"]);
+  assert.deepEqual(logs["partysocket"].before, ["echo: 1,2,3 0", "closed: 1000 done"]);
+  for (const [library, { before, after }] of Object.entries(logs)) {
+    assert.deepEqual(after, before, `${library}: the same with LifelineSocket`);
+  }
 });
