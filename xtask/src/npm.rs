@@ -51,6 +51,21 @@ pub(crate) fn build_raw_package() -> Result {
     })
 }
 
+/// What each registry would say to a release: `cargo publish --dry-run` for the two
+/// publishable crates (packaged and built from the packaged sources; the protocol crate
+/// stands in for its crates.io release) and `npm publish --dry-run` for the built package.
+/// `--allow-dirty`: the check is about what gets packaged, not about the state of git.
+pub(crate) fn publish_dry_runs() -> Result {
+    Step::new("publish dry-run (crates.io)", "cargo")
+        .args(["publish", "--dry-run", "--allow-dirty", "--locked"])
+        .args(["--package", "lifeline-protocol", "--package", "ws-lifeline"])
+        .run()?;
+    Step::new("publish dry-run (npm)", "npm")
+        .args(["publish", "--dry-run"])
+        .current_dir(crate::root().join("client-wasm").join("pkg"))
+        .run()
+}
+
 /// What to build: the published package, or a variant of it for measuring.
 #[derive(Debug, Clone)]
 struct Options {
