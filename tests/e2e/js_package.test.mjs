@@ -12,6 +12,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SourceMap } from "node:module";
 import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
 import { serveStatic } from "./pages/serve.mjs";
 
@@ -53,6 +54,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "README.md",
     "index.d.ts",
     "index.js",
+    "index.js.map",
     "package.json",
     "protocol.d.ts",
     "ws_lifeline.js",
@@ -73,6 +75,22 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.ok(manifest.browser === undefined || typeof manifest.browser !== "boolean");
   assert.ok(manifest.keywords.includes("websocket"));
   assert.ok(existsSync(join(work, info.filename)));
+});
+
+test("index.js ships minified with a source map back to its readable source", () => {
+  const code = readFileSync(join(pkg, "index.js"), "utf8");
+  assert.ok(code.endsWith("//# sourceMappingURL=index.js.map\n"));
+  const payload = JSON.parse(readFileSync(join(pkg, "index.js.map"), "utf8"));
+  const source = readFileSync(join(root, "client-wasm", "js", "index.js"), "utf8");
+  assert.deepEqual(payload.sources, ["ws-lifeline/index.js"]);
+  assert.equal(payload.sourcesContent[0], source);
+  // A string that survives minification maps back to the source line that holds it.
+  const needle = "send takes a string";
+  const before = code.slice(0, code.indexOf(needle));
+  const line = before.split("\n").length - 1;
+  const column = before.length - (before.lastIndexOf("\n") + 1);
+  const entry = new SourceMap(payload).findEntry(line, column);
+  assert.match(source.split("\n")[entry.originalLine], new RegExp(needle));
 });
 
 test("the tarball installs into a fresh folder; tsc and vite build against it", async () => {
