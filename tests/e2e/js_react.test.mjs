@@ -11,6 +11,8 @@
 //   shows) and it receives room messages: its own and another client's;
 // - re-renders, each with a new options object, open no connection; a new url opens exactly
 //   one and closes the old;
+// - a connection the server drops (`/test/cut`): the app renders `reconnecting`, then `open`,
+//   on the same socket, and publishes in its room again;
 // - a url the socket refuses shows as the view's `error` (ERR_INVALID_URL) with no socket;
 // - unmount disposes the socket: `liveResources()` all zero, and the server counts the
 //   connection closed; nothing is logged to the console (React's warnings included).
@@ -24,7 +26,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "vite";
-import { collectErrors } from "./support/harness.mjs";
+import { collectErrors, withoutNetworkNoise } from "./support/harness.mjs";
 import { jsSuite, joinedMember, wsUrl } from "./support/js_page.mjs";
 import { serveStatic } from "./pages/serve.mjs";
 
@@ -198,4 +200,25 @@ test("a bad url is reported as the view's error and opens nothing; a good one co
   assert.deepEqual(await pageCounts(page), { effectRuns: 2, sockets: 2, created: 2 });
   await page.close();
   assert.deepEqual(errors, []);
+});
+
+test("a connection the server drops: the app renders the reconnect and stays in its room", async () => {
+  await settled();
+  const { page, errors } = await openApp("wes", "react-e");
+  await page.click("button");
+  await page.waitForSelector("main[data-acked='#1']", { state: "attached" });
+  const opened = (await health()).connections_opened;
+
+  const res = await fetch(new URL("/test/cut?name=wes&mode=drop", suite.server.url), { method: "POST" });
+  assert.deepEqual(await res.json(), { cut: 1 });
+  await page.waitForSelector("main[data-state=reconnecting]", { state: "attached" });
+  await page.waitForSelector("main[data-state=open]", { state: "attached", timeout: 20_000 });
+  await page.fill("#text", "after the cut");
+  await page.click("button");
+  await page.waitForSelector("main[data-acked='#2']", { state: "attached" });
+  await page.waitForSelector("#messages li:nth-child(2):text-is('wes: after the cut')");
+  assert.equal((await health()).connections_opened, opened + 1, "one reconnect");
+  assert.deepEqual(await pageCounts(page), { effectRuns: 2, sockets: 1, created: 2 }, "the same socket reconnected");
+  await page.close();
+  assert.deepEqual(withoutNetworkNoise(errors), []);
 });
