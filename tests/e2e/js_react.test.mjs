@@ -7,19 +7,22 @@
 //   the server's count of accepted WebSockets, the page's `new WebSocket` calls and the
 //   hooks' `new LifelineSocket` calls each grow by one, while the wasm loads (first mount) and
 //   once it is loaded (a later mount);
-// - the app joins a room (its members show), its publish is acknowledged (the ack's offset
-//   shows) and it receives room messages: its own and another client's;
+// - the app joins a room (its members show) with one `join` although the room's component
+//   mounts twice, its publish is acknowledged (the ack's offset shows) and it receives room
+//   messages: its own and another client's;
 // - re-renders, each with a new options object, open no connection; a new url opens exactly
 //   one and closes the old;
 // - a connection the server drops (`/test/cut`): the app renders `reconnecting`, then `open`,
-//   on the same socket, and publishes in its room again;
+//   on the same socket, which rejoins the room, and publishes in it again;
+// - another room (a fresh mount of the app's room component, doubled by StrictMode) on the
+//   open socket: one `leave` of the old room, one `join` of the new;
 // - a url the socket refuses shows as the view's `error` (ERR_INVALID_URL) with no socket;
 // - unmount disposes the socket: `liveResources()` all zero, and the server counts the
 //   connection closed; nothing is logged to the console (React's warnings included).
 // The page counts too, because the server's count alone could miss a second socket: Chromium
 // may drop a WebSocket closed in the task that opened it before its handshake is sent, and a
 // LifelineSocket disposed in the task that created it opens no WebSocket at all.
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -66,6 +69,12 @@ before(async () => {
   site = await serveStatic({ "/": out });
 });
 
+/** Pages a test opened, closed after it even when it failed, so the next one starts clean. */
+const openPages = [];
+afterEach(async () => {
+  for (const page of openPages.splice(0)) await page.close();
+});
+
 after(async () => {
   await site?.close();
   if (out) rmSync(out, { recursive: true, force: true });
@@ -97,10 +106,11 @@ async function until(what, check, ms = 10_000) {
 /** Opens the app as `name` in `room` and waits until it has joined. */
 async function openApp(name, room) {
   const page = await suite.browser.newPage();
+  openPages.push(page);
   const errors = collectErrors(page);
   const ws = wsUrl(suite.server, `/ws?name=${name}`);
   await page.goto(`${site.url}/index.html?ws=${encodeURIComponent(ws)}&room=${room}`);
-  await page.waitForSelector("main[data-joined=true]", { state: "attached", timeout: 20_000 });
+  await page.waitForSelector("section[data-joined=true]", { state: "attached", timeout: 20_000 });
   return { page, errors };
 }
 
@@ -112,21 +122,26 @@ const pageCounts = (page) =>
     created: window.webSocketsCreated,
   }));
 
+/** The protocol's join and leave messages the page sent. */
+const sent = (page) => page.evaluate(() => window.sent);
+
 test("StrictMode's double mount opens one connection; join, publish, ack and receive", async () => {
   const before = await settled();
   const { page, errors } = await openApp("rita", "react-a");
   assert.deepEqual(await pageCounts(page), { effectRuns: 2, sockets: 1, created: 1 }, "mounted twice, one socket");
   await page.waitForSelector("#members:text-is('rita')");
+  assert.deepEqual(await sent(page), { join: 1, leave: 0 }, "the room, mounted twice, joined once");
   const joined = await health();
   assert.equal(joined.connections_opened - before.connections_opened, 1, "the server accepted one connection");
   assert.equal(joined.connections - before.connections, 1);
 
   await page.fill("#text", "hello from react");
   await page.click("button");
-  await page.waitForSelector("main[data-acked='#1']", { state: "attached" });
+  await page.waitForSelector("section[data-acked='#1']", { state: "attached" });
   await page.waitForSelector("#messages li:text-is('rita: hello from react')");
 
   const bob = await joinedMember(suite, "bob", "react-a");
+  openPages.push(bob.page);
   await page.waitForSelector("#members:text-is('bob, rita')");
   await bob.page.evaluate(() => m.ws.publish("react-a", { text: "hi rita" }));
   await page.waitForSelector("#messages li:nth-child(2):text-is('bob: hi rita')");
@@ -178,9 +193,10 @@ test("unmount disposes the socket; a later mount, with the wasm loaded, opens on
   assert.deepEqual(live, { sockets: 0, listeners: 0, timers: 0, predicates: 0 });
 
   await page.evaluate(() => harness.setMounted(true));
-  await page.waitForSelector("main[data-joined=true]", { state: "attached" });
+  await page.waitForSelector("section[data-joined=true]", { state: "attached" });
   await page.waitForSelector("#members:text-is('uma')");
   assert.deepEqual(await pageCounts(page), { effectRuns: 4, sockets: 2, created: 2 }, "mounted twice again, one socket");
+  assert.equal((await sent(page)).join, 2, "one join per mount");
   assert.equal((await health()).connections_opened, before.connections_opened + 2);
   await page.close();
   assert.deepEqual(errors, []);
@@ -192,9 +208,10 @@ test("a bad url is reported as the view's error and opens nothing; a good one co
   const opened = (await health()).connections_opened;
   await page.evaluate(() => harness.setUrl("ftp://example.com/ws"));
   await page.waitForSelector("#error:text-is(' (ERR_INVALID_URL)')");
-  await page.waitForSelector("main[data-state=closed][data-joined=false]", { state: "attached" });
+  await page.waitForSelector("main[data-state=closed]", { state: "attached" });
+  assert.equal(await page.locator("section").count(), 0, "no socket, no room");
   await page.evaluate((url) => harness.setUrl(url), wsUrl(suite.server, "/ws?name=val"));
-  await page.waitForSelector("main[data-joined=true]", { state: "attached" });
+  await page.waitForSelector("section[data-joined=true]", { state: "attached" });
   assert.equal(await page.locator("#error").count(), 0);
   assert.equal((await health()).connections_opened, opened + 1);
   assert.deepEqual(await pageCounts(page), { effectRuns: 2, sockets: 2, created: 2 });
@@ -206,7 +223,7 @@ test("a connection the server drops: the app renders the reconnect and stays in 
   await settled();
   const { page, errors } = await openApp("wes", "react-e");
   await page.click("button");
-  await page.waitForSelector("main[data-acked='#1']", { state: "attached" });
+  await page.waitForSelector("section[data-acked='#1']", { state: "attached" });
   const opened = (await health()).connections_opened;
 
   const res = await fetch(new URL("/test/cut?name=wes&mode=drop", suite.server.url), { method: "POST" });
@@ -215,10 +232,36 @@ test("a connection the server drops: the app renders the reconnect and stays in 
   await page.waitForSelector("main[data-state=open]", { state: "attached", timeout: 20_000 });
   await page.fill("#text", "after the cut");
   await page.click("button");
-  await page.waitForSelector("main[data-acked='#2']", { state: "attached" });
+  await page.waitForSelector("section[data-acked='#2']", { state: "attached" });
   await page.waitForSelector("#messages li:nth-child(2):text-is('wes: after the cut')");
   assert.equal((await health()).connections_opened, opened + 1, "one reconnect");
+  assert.deepEqual(await sent(page), { join: 2, leave: 0 }, "joined, then rejoined by the socket");
   assert.deepEqual(await pageCounts(page), { effectRuns: 2, sockets: 1, created: 2 }, "the same socket reconnected");
   await page.close();
   assert.deepEqual(withoutNetworkNoise(errors), []);
+});
+
+test("another room, on the open socket: the old one is left, the new one joined once", async () => {
+  await settled();
+  const { page, errors } = await openApp("xia", "react-f");
+  assert.deepEqual(await sent(page), { join: 1, leave: 0 });
+  // The app keys its room component by room: a fresh mount, which StrictMode doubles.
+  await page.evaluate(() => harness.setRoom("react-g"));
+  await page.waitForSelector("section[data-joined=true]", { state: "attached" });
+  await page.waitForSelector("#members:text-is('xia')");
+  await until("the old room's leave", async () => (await sent(page)).leave === 1);
+  await page.waitForTimeout(200);
+  assert.deepEqual(await sent(page), { join: 2, leave: 1 });
+  const bob = await joinedMember(suite, "bob", "react-f");
+  openPages.push(bob.page);
+  const members = await bob.page.evaluate(async () => {
+    await t.until(m.rooms, (l) => l.some((e) => e.type === "presence"));
+    return m.rooms.findLast((e) => e.type === "presence").members;
+  });
+  assert.deepEqual(members, ["bob"], "xia left react-f");
+  await bob.page.evaluate(() => m.ws.dispose());
+  await bob.page.close();
+  assert.equal((await pageCounts(page)).sockets, 1);
+  await page.close();
+  assert.deepEqual(errors, []);
 });

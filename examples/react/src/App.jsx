@@ -1,10 +1,25 @@
-// One socket, one room: state, members, messages, and a form that publishes and shows the ack.
+// One socket (App) and one room (Room): state, members, messages, and a form that publishes
+// and shows the ack.
 import { useState } from "react";
 import { useLifelineSocket, useRoom } from "ws-lifeline/react";
 
 export default function App({ url, room }) {
   // A new options object on every render is fine: the hook reads it once, when it connects.
   const { socket, state, error } = useLifelineSocket(url, { protocols: "lifeline.v1", maxDelay: 5000 });
+  return (
+    <main data-state={state}>
+      <h1>ws-lifeline + React</h1>
+      <p>
+        State: <output id="state">{state}</output>
+        {error && <output id="error"> ({error.code ?? error.message})</output>}
+      </p>
+      {/* Keyed by room: another room starts with a fresh form and message list. */}
+      {socket && <Room key={room} socket={socket} room={room} />}
+    </main>
+  );
+}
+
+function Room({ socket, room }) {
   const { joined, members, messages, publish } = useRoom(socket, room);
   const [text, setText] = useState("hello");
   const [acked, setAcked] = useState(null);
@@ -20,12 +35,7 @@ export default function App({ url, room }) {
   }
 
   return (
-    <main data-state={state} data-joined={joined} data-acked={acked ?? ""}>
-      <h1>ws-lifeline + React</h1>
-      <p>
-        State: <output id="state">{state}</output>
-        {error && <output id="error"> ({error.code ?? error.message})</output>}
-      </p>
+    <section data-joined={joined} data-acked={acked ?? ""}>
       <p>
         {room}: <output id="members">{members.join(", ")}</output>
       </p>
@@ -40,6 +50,6 @@ export default function App({ url, room }) {
           </li>
         ))}
       </ol>
-    </main>
+    </section>
   );
 }
