@@ -1,4 +1,4 @@
-// `ws-lifeline/react` (useLifelineSocket, useRoom) under React's StrictMode, in headless
+// `ws-lifeline/react` (useLifelineSocket, useRoom, useLifelineEvent) under React's StrictMode, in headless
 // Chromium, against a real server-dev (--no-auth). The page is the examples/react app in a small
 // harness (tests/e2e/pages/react), bundled here by Vite with react and react-dom's development
 // builds (StrictMode only double-mounts there) and the built package (client-wasm/pkg).
@@ -12,8 +12,9 @@
 //   messages: its own and another client's;
 // - re-renders, each with a new options object, open no connection; a new url opens exactly
 //   one and closes the old;
-// - a connection the server drops (`/test/cut`): the app renders `reconnecting`, then `open`,
-//   on the same socket, which rejoins the room, and publishes in it again;
+// - a connection the server drops (`/test/cut`): the app renders `reconnecting` and the retry
+//   (a `reconnecting` event through `useLifelineEvent`), then `open`, on the same socket, which
+//   rejoins the room, and publishes in it again;
 // - another room (a fresh mount of the app's room component, doubled by StrictMode) on the
 //   open socket: one `leave` of the old room, one `join` of the new;
 // - a url the socket refuses shows as the view's `error` (ERR_INVALID_URL) with no socket;
@@ -230,6 +231,7 @@ test("a connection the server drops: the app renders the reconnect and stays in 
   assert.deepEqual(await res.json(), { cut: 1 });
   await page.waitForSelector("main[data-state=reconnecting]", { state: "attached" });
   await page.waitForSelector("main[data-state=open]", { state: "attached", timeout: 20_000 });
+  assert.match(await page.textContent("#retry"), /^ \(last retry: attempt 1 after \d+ ms\)$/);
   await page.fill("#text", "after the cut");
   await page.click("button");
   await page.waitForSelector("section[data-acked='#2']", { state: "attached" });

@@ -1,17 +1,20 @@
-// One socket (App) and one room (Room): state, members, messages, and a form that publishes
-// and shows the ack.
+// One socket (App) and one room (Room): state, retries, members, messages, and a form that
+// publishes and shows the ack.
 import { useState } from "react";
-import { useLifelineSocket, useRoom } from "ws-lifeline/react";
+import { useLifelineEvent, useLifelineSocket, useRoom } from "ws-lifeline/react";
 
 export default function App({ url, room }) {
   // A new options object on every render is fine: the hook reads it once, when it connects.
   const { socket, state, error } = useLifelineSocket(url, { protocols: "lifeline.v1", maxDelay: 5000 });
+  const [retry, setRetry] = useState(null);
+  useLifelineEvent(socket, "reconnecting", (e) => setRetry(`attempt ${e.attempt} after ${e.delay} ms`));
   return (
     <main data-state={state}>
       <h1>ws-lifeline + React</h1>
       <p>
         State: <output id="state">{state}</output>
         {error && <output id="error"> ({error.code ?? error.message})</output>}
+        {retry && <output id="retry"> (last retry: {retry})</output>}
       </p>
       {/* Keyed by room: another room starts with a fresh form and message list. */}
       {socket && <Room key={room} socket={socket} room={room} />}
