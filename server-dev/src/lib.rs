@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection caps server-wide and per IP (503), ticket (401) before the upgrade |
 //! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=`; per IP rate limited (429 with `Retry-After`) |
-//! | `GET /api/health` | `{status, connections, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
+//! | `GET /api/health` | `{status, connections, connections_opened, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
@@ -80,6 +80,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Live WebSockets of every endpoint, so that shutdown can wait for their close.
     live: watch::Sender<usize>,
+    /// WebSockets accepted since start, every endpoint: tests count reconnects with it.
+    opened: AtomicU64,
     /// Live `/ws` connections, for the connection cap.
     ws_conns: AtomicUsize,
     /// Live `/ws` connections per client address, for the per-IP cap.
@@ -102,6 +104,7 @@ impl AppState {
                 tickets: Mutex::new(tickets),
                 shutdown: watch::channel(false).0,
                 live: watch::channel(0).0,
+                opened: AtomicU64::new(0),
                 ws_conns: AtomicUsize::new(0),
                 ws_per_ip: Mutex::new(per_ip::ConnCounts::default()),
                 logins: Mutex::new(logins),
@@ -135,6 +138,11 @@ impl AppState {
         *self.inner.live.borrow()
     }
 
+    /// Number of WebSockets accepted since start, test endpoints included.
+    pub fn opened_connections(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
     }
@@ -146,6 +154,7 @@ impl AppState {
     /// Registers a live WebSocket until the returned guard drops.
     pub(crate) fn track(&self) -> LiveGuard {
         self.inner.live.send_modify(|n| *n += 1);
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
         LiveGuard {
             state: self.clone(),
         }

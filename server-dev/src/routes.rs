@@ -53,6 +53,8 @@ pub fn app(state: AppState) -> Router {
 struct Health {
     status: &'static str,
     connections: usize,
+    /// WebSockets accepted since start: a test can tell one connection from a reconnect.
+    connections_opened: u64,
     rooms: usize,
     /// What the hub holds for clients, so tests can assert memory budgets.
     #[serde(flatten)]
@@ -63,6 +65,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         connections: state.live_connections(),
+        connections_opened: state.opened_connections(),
         rooms: state.hub().room_count(),
         memory: state.hub().memory(),
     })
