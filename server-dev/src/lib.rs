@@ -40,6 +40,7 @@ mod auth;
 mod bench;
 mod config;
 pub mod conn;
+mod engine;
 mod error;
 mod hub;
 mod per_ip;
@@ -59,6 +60,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use config::Config;
+pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use routes::app;
 pub use server::serve;
@@ -90,12 +92,18 @@ struct Shared {
 }
 
 impl AppState {
-    /// Creates the state of a server with `config`.
-    pub fn new(config: Config) -> Self {
+    /// Creates the state of a server with `config`, opening its [`Config::engine`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the engine's store cannot be opened or read.
+    pub fn new(config: Config) -> Result<Self> {
         let tickets = auth::Tickets::new(config.ticket_ttl, config.max_tickets);
-        let hub = hub::Hub::new(&config);
+        let hub = hub::Hub::new(&config).map_err(|err| Error::Storage {
+            message: err.message,
+        })?;
         let logins = per_ip::LoginLimiter::new(config.login_rate_per_sec, config.login_burst);
-        Self {
+        Ok(Self {
             inner: Arc::new(Shared {
                 config,
                 hub,
@@ -107,7 +115,7 @@ impl AppState {
                 logins: Mutex::new(logins),
                 anon: AtomicU64::new(0),
             }),
-        }
+        })
     }
 
     /// The configuration this server runs with.

@@ -133,6 +133,10 @@ struct Args {
     /// Publish ids remembered across all sessions (longest-detached sessions go first).
     #[arg(long, default_value_t = 1024 * 1024)]
     max_dedupe_entries: usize,
+    /// Where rooms and sessions are kept: `memory` (lost on restart) or `sqlite:PATH` (one
+    /// file; an acked publish survives a restart or a kill -9).
+    #[arg(long, default_value = "memory", value_name = "memory|sqlite:PATH")]
+    engine: server_dev::EngineKind,
 }
 
 impl Args {
@@ -171,7 +175,8 @@ impl Args {
             // Memory bounds of the hub.
             .history_bytes(self.history_room_bytes, self.history_total_bytes)
             .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms))
-            .max_dedupe_entries(self.max_dedupe_entries);
+            .max_dedupe_entries(self.max_dedupe_entries)
+            .engine(self.engine.clone());
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }

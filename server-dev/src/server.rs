@@ -23,7 +23,7 @@ pub async fn serve(
     config.own_port = Some(addr.port());
     config.tls = tls.is_some();
     let grace = config.shutdown_grace;
-    let state = AppState::new(config);
+    let state = AppState::new(config)?;
     let router = app(state.clone());
     let sweeper = tokio::spawn(state.hub().clone().sweep_until(state.shutdown_signal()));
 

@@ -1,0 +1,420 @@
+//! The durable engine: one SQLite file, with the memory engine's tables as its cache.
+//!
+//! Durability: the file is in WAL mode with `synchronous=FULL`, so a transaction is on disk
+//! (the WAL fsynced) when its commit returns, and a `kill -9` or a power cut after that loses
+//! nothing of it. A publish is one transaction (history row, room offset, dedupe row) and the
+//! hub acks it only after the commit; a failed commit answers nothing and leaves the cache
+//! as it was, so nothing is half-applied. A new room's epoch is committed before `joined`.
+//!
+//! Reads (replay, dedupe checks) are served by the cache, which is exact because this process
+//! is the file's only writer: the file is opened with `locking_mode=EXCLUSIVE`, so a second
+//! server on the same file fails to start. What the bounds forget (history by count, age and
+//! bytes; dedupe windows; expired sessions; dropped rooms) is deleted on disk in the next
+//! write, in the same transaction and fsync, so the file stays as bounded as memory. On open
+//! the rows are read back in publish order and the same bounds applied again.
+//!
+//! Sessions reach the file with their first publish: one without dedupe state has nothing a
+//! restart could lose (its client gets a new session, and nothing of its is deduplicated).
+//! Detach times are not stored: the sessions read back start their TTL at the open.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use protocol::{MsgId, Offset, Since};
+use rusqlite::{Connection, Transaction, params};
+use tracing::{info, warn};
+
+use super::memory::{Forget, MemoryEngine};
+use super::{
+    Bounds, Engine, Held, Publish, Published, Recovery, RoomName, SessionId, StorageError,
+};
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS rooms (
+        name TEXT PRIMARY KEY,
+        epoch TEXT NOT NULL,
+        offset INTEGER NOT NULL
+    );
+    -- seq: publish order across rooms, for the global byte budget when read back.
+    CREATE TABLE IF NOT EXISTS history (
+        seq INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        offset INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        frame TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS history_room ON history (room, offset);
+    -- seq: the order of each session's dedupe window.
+    CREATE TABLE IF NOT EXISTS dedupe (
+        seq INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        UNIQUE (session, id)
+    );
+";
+
+/// SQLite integers are signed 64-bit: offsets and ids are stored as their bits.
+fn to_sql(n: u64) -> i64 {
+    n as i64
+}
+
+fn from_sql(n: i64) -> u64 {
+    n as u64
+}
+
+/// Rooms and sessions in a SQLite file, cached in memory.
+#[derive(Debug)]
+pub(crate) struct SqliteEngine {
+    mem: MemoryEngine,
+    db: Connection,
+}
+
+impl SqliteEngine {
+    /// Opens (or creates) the file at `path` and reads back what it holds.
+    pub(crate) fn open(path: &Path, bounds: Bounds, now: Instant) -> Result<Self, StorageError> {
+        let db = Connection::open(path)?;
+        db.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |_| Ok(()))?;
+        db.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        db.execute_batch("PRAGMA synchronous = FULL")?;
+        // Takes the file's lock now: a second server on it fails here, not at its first write.
+        db.execute_batch("BEGIN EXCLUSIVE; COMMIT;")?;
+        db.execute_batch(SCHEMA)?;
+        let mut mem = MemoryEngine::new(bounds);
+        mem.keep_journal();
+        let mut engine = Self { mem, db };
+        engine.load(now)?;
+        let held = engine.mem.held();
+        info!(
+            path = %path.display(),
+            rooms = engine.mem.rooms.len(),
+            history = held.history_entries,
+            sessions = held.sessions,
+            "sqlite engine opened"
+        );
+        Ok(engine)
+    }
+
+    fn load(&mut self, now: Instant) -> Result<(), StorageError> {
+        let unix_now = crate::unix_ms();
+        {
+            let mut rooms = self.db.prepare("SELECT name, epoch, offset FROM rooms")?;
+            let rows = rooms.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (name, epoch, offset) = row?;
+                self.mem.insert_room(name.into(), epoch, from_sql(offset));
+            }
+        }
+        {
+            let mut history = self
+                .db
+                .prepare("SELECT room, offset, at_ms, frame FROM history ORDER BY seq")?;
+            let rows = history.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (room, offset, at_ms, frame) = row?;
+                let Some(name) = self
+                    .mem
+                    .rooms
+                    .get_key_value(room.as_str())
+                    .map(|(n, _)| n.clone())
+                else {
+                    // A row whose room row is gone: deleted with the next write.
+                    self.mem.journal.note(Forget::Room(room.into()));
+                    continue;
+                };
+                let age = Duration::from_millis(unix_now.saturating_sub(from_sql(at_ms)));
+                let at = now.checked_sub(age).unwrap_or(now);
+                self.mem.record(&name, from_sql(offset), frame.into(), at);
+            }
+        }
+        {
+            let mut dedupe = self
+                .db
+                .prepare("SELECT session, id, offset FROM dedupe ORDER BY seq")?;
+            let rows = dedupe.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (session, id, offset) = row?;
+                if let Some(session) = SessionId::parse(&session) {
+                    self.mem
+                        .remember(session, from_sql(id), from_sql(offset), now);
+                }
+            }
+        }
+        self.mem.bound(now);
+        self.flush()
+    }
+
+    /// Deletes on disk what the bounds forgot, in a transaction of its own.
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let forgotten = self.mem.journal.take();
+        if forgotten.is_empty() {
+            return Ok(());
+        }
+        let result = (|| {
+            let tx = self.db.transaction()?;
+            apply_forgotten(&tx, &forgotten)?;
+            tx.commit()
+        })();
+        if result.is_err() {
+            self.mem.journal.restore(forgotten);
+        }
+        Ok(result?)
+    }
+
+    /// Runs `write` in one transaction after the deletions owed; on failure the deletions stay
+    /// owed and nothing of `write` is applied.
+    fn write(
+        &mut self,
+        write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StorageError> {
+        let forgotten = self.mem.journal.take();
+        let result = (|| {
+            let tx = self.db.transaction()?;
+            apply_forgotten(&tx, &forgotten)?;
+            write(&tx)?;
+            tx.commit()
+        })();
+        if result.is_err() {
+            self.mem.journal.restore(forgotten);
+        }
+        Ok(result?)
+    }
+}
+
+fn apply_forgotten(tx: &Transaction<'_>, forgotten: &[Forget]) -> rusqlite::Result<()> {
+    for forget in forgotten {
+        match forget {
+            Forget::History { room, through } => {
+                tx.prepare_cached("DELETE FROM history WHERE room = ?1 AND offset <= ?2")?
+                    .execute(params![&**room, to_sql(*through)])?;
+            }
+            Forget::Room(room) => {
+                tx.prepare_cached("DELETE FROM history WHERE room = ?1")?
+                    .execute(params![&**room])?;
+                tx.prepare_cached("DELETE FROM rooms WHERE name = ?1")?
+                    .execute(params![&**room])?;
+            }
+            Forget::Session(session) => {
+                tx.prepare_cached("DELETE FROM dedupe WHERE session = ?1")?
+                    .execute(params![session.to_string()])?;
+            }
+            Forget::Dedupe(session, id) => {
+                tx.prepare_cached("DELETE FROM dedupe WHERE session = ?1 AND id = ?2")?
+                    .execute(params![session.to_string(), to_sql(*id)])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_publish(
+    tx: &Transaction<'_>,
+    room: &str,
+    session: SessionId,
+    id: MsgId,
+    offset: Offset,
+    frame: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO history (room, offset, at_ms, frame) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            room,
+            to_sql(offset),
+            to_sql(crate::unix_ms()),
+            frame
+        ])?;
+    tx.prepare_cached("UPDATE rooms SET offset = ?2 WHERE name = ?1")?
+        .execute(params![room, to_sql(offset)])?;
+    // REPLACE: an id that left the window and came back takes a new place in it.
+    tx.prepare_cached("INSERT OR REPLACE INTO dedupe (session, id, offset) VALUES (?1, ?2, ?3)")?
+        .execute(params![session.to_string(), to_sql(id), to_sql(offset)])?;
+    Ok(())
+}
+
+impl Engine for SqliteEngine {
+    fn rooms(&self) -> Vec<RoomName> {
+        self.mem.rooms()
+    }
+
+    fn join(
+        &mut self,
+        room: &RoomName,
+        since: Option<&Since>,
+        now: Instant,
+    ) -> Result<Recovery, StorageError> {
+        if !self.mem.rooms.contains_key(room) {
+            let epoch = crate::random_hex(8);
+            self.write(|tx| {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO rooms (name, epoch, offset) VALUES (?1, ?2, 0)",
+                )?
+                .execute(params![&**room, epoch])?;
+                Ok(())
+            })?;
+            self.mem.insert_room(room.clone(), epoch, 0);
+        }
+        self.mem.join(room, since, now)
+    }
+
+    fn publish(&mut self, p: Publish<'_>, now: Instant) -> Result<Published, StorageError> {
+        if let Some(offset) = self.mem.acked(p.session, p.id) {
+            return Ok(Published::Duplicate { offset });
+        }
+        let Some(r) = self.mem.rooms.get(p.room) else {
+            return Ok(Published::NoRoom);
+        };
+        let offset = r.offset + 1;
+        let frame = (p.frame)(offset);
+        self.write(|tx| insert_publish(tx, p.room, p.session, p.id, offset, frame.as_str()))?;
+        self.mem
+            .apply_publish(p.room, p.session, p.id, offset, frame.clone(), now);
+        Ok(Published::New { offset, frame })
+    }
+
+    fn history_empty(&self, room: &str) -> bool {
+        self.mem.history_empty(room)
+    }
+
+    fn last_published(&self, room: &str) -> Option<Instant> {
+        self.mem.last_published(room)
+    }
+
+    fn drop_room(&mut self, room: &RoomName) {
+        self.mem.drop_room(room);
+    }
+
+    fn new_session(&mut self, now: Instant) -> SessionId {
+        self.mem.new_session(now)
+    }
+
+    fn has_session(&self, session: SessionId) -> bool {
+        self.mem.has_session(session)
+    }
+
+    fn session_unused(&self, session: SessionId) -> bool {
+        self.mem.session_unused(session)
+    }
+
+    fn remove_session(&mut self, session: SessionId) {
+        self.mem.remove_session(session);
+    }
+
+    fn attach(&mut self, session: SessionId) {
+        self.mem.attach(session);
+    }
+
+    fn detach(&mut self, session: SessionId, now: Instant) {
+        self.mem.detach(session, now);
+    }
+
+    fn sweep(&mut self, now: Instant, occupied: &dyn Fn(&RoomName) -> bool) -> Vec<RoomName> {
+        let dropped = self.mem.sweep(now, occupied);
+        // Deletions only: on failure they stay owed, and nothing acked is at stake.
+        if let Err(err) = self.flush() {
+            warn!("{err}: deleting forgotten rows postponed");
+        }
+        dropped
+    }
+
+    fn held(&self) -> Held {
+        self.mem.held()
+    }
+
+    #[cfg(test)]
+    fn tables(&self) -> &MemoryEngine {
+        &self.mem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+    use super::*;
+    use crate::Config;
+
+    fn bounds() -> Bounds {
+        Bounds::new(&Config::default().history(3, Duration::from_secs(60)))
+    }
+
+    fn publish(
+        engine: &mut SqliteEngine,
+        room: &RoomName,
+        session: SessionId,
+        id: MsgId,
+    ) -> Published {
+        let mut frame = |offset: Offset| Utf8Bytes::from(format!("m{offset}"));
+        let p = Publish {
+            room,
+            session,
+            id,
+            frame: &mut frame,
+        };
+        engine.publish(p, Instant::now()).unwrap()
+    }
+
+    #[test]
+    fn what_was_committed_is_read_back_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let room: RoomName = "r".into();
+        let session = SessionId(7);
+        let epoch = {
+            let mut engine = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+            let epoch = engine.join(&room, None, Instant::now()).unwrap().epoch;
+            for id in 1..=5 {
+                assert!(matches!(
+                    publish(&mut engine, &room, session, id),
+                    Published::New { .. }
+                ));
+            }
+            epoch
+        };
+        let mut engine = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+        let since = Since {
+            epoch: epoch.clone(),
+            offset: 2,
+        };
+        let got = engine.join(&room, Some(&since), Instant::now()).unwrap();
+        assert_eq!((got.epoch, got.offset, got.recovered), (epoch, 5, true));
+        let frames: Vec<&str> = got.frames.iter().map(|f| f.as_str()).collect();
+        assert_eq!(frames, ["m3", "m4", "m5"]);
+        assert_eq!(
+            publish(&mut engine, &room, session, 4),
+            Published::Duplicate { offset: 4 }
+        );
+        assert!(engine.has_session(session));
+        // The rows beyond the count bound are gone from the file too.
+        let rows: i64 = engine
+            .db
+            .query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let _first = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+        assert!(SqliteEngine::open(&path, bounds(), Instant::now()).is_err());
+    }
+}
