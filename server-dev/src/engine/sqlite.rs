@@ -187,16 +187,29 @@ impl SqliteEngine {
         write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
     ) -> Result<(), StorageError> {
         let forgotten = self.mem.journal.take();
-        let result = (|| {
+        let result = blocking(|| {
             let tx = self.db.transaction()?;
             apply_forgotten(&tx, &forgotten)?;
             write(&tx)?;
             tx.commit()
-        })();
+        });
         if result.is_err() {
             self.mem.journal.restore(forgotten);
         }
         Ok(result?)
+    }
+}
+
+/// Runs `f`, which waits for the disk, telling a multi-threaded tokio runtime first, so that
+/// the other tasks of this worker (the writers that drain the connections' queues) move to
+/// another thread instead of waiting for the fsync. Elsewhere (unit tests) it just runs `f`.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
