@@ -14,7 +14,7 @@
 //! connections, which a restart ends anyway. Rules that need time take `now`, so tests need
 //! no sleeps; the hub's tests run against every engine.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 
 use crate::Config;
 use crate::engine::{
-    self, Engine, LimitLog, Publish, Published, RoomName, SessionId, StorageError,
+    self, Batch, Engine, LimitLog, Publish, Published, RoomName, SessionId, StorageError,
 };
 use crate::queue;
 
@@ -251,6 +251,9 @@ struct State {
     /// Every room the engine holds, and only those.
     rooms: BTreeMap<RoomName, Room>,
     engine: Box<dyn Engine>,
+    /// Frames held back until the engine's write with this sequence number is durable, in
+    /// order: nothing is told to anyone before what it depends on is on disk.
+    held: VecDeque<(u64, ConnId, Outbound)>,
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
     evict: Vec<ConnId>,
@@ -278,6 +281,23 @@ struct State {
 pub(crate) struct Hub {
     state: Arc<Mutex<State>>,
     limits: Limits,
+    /// Wakes [`Hub::sync_until`] when the engine owes its store writes.
+    writes: Arc<Notify>,
+    /// Tests: commit inside each operation instead of in the syncer task.
+    #[cfg(test)]
+    inline_sync: bool,
+}
+
+/// Runs `f`, which waits for the disk, telling a multi-threaded tokio runtime first, so that
+/// the other tasks of this worker move to another thread instead of waiting for the fsync.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
@@ -302,6 +322,14 @@ fn error_msg(code: ErrorCode, message: &str, reference: Option<u64>) -> ServerMs
 
 impl State {
     fn deliver(&mut self, id: ConnId, out: Outbound) {
+        if let Some(seq) = self.engine.unsynced() {
+            self.held.push_back((seq, id, out));
+            return;
+        }
+        self.offer(id, out);
+    }
+
+    fn offer(&mut self, id: ConnId, out: Outbound) {
         if let Some(entry) = self.conns.get(&id)
             && !entry.peer.offer(out)
         {
@@ -420,6 +448,47 @@ impl State {
         self.engine.detach(entry.session, now);
     }
 
+    /// The outcome of a batch's commit: its frames go out, or, when the disk failed, every
+    /// connection is closed with 1013 (the writes stay owed and are retried; the clients
+    /// resend what was not acked).
+    fn batch_done(&mut self, batch: Batch, result: Result<(), StorageError>, now: Instant) {
+        let upto = batch.upto;
+        self.engine.batch_done(batch, result.clone());
+        match result {
+            Ok(()) => {
+                while self.held.front().is_some_and(|(seq, _, _)| *seq <= upto) {
+                    if let Some((_, id, out)) = self.held.pop_front() {
+                        self.offer(id, out);
+                    }
+                }
+            }
+            Err(err) => {
+                if let Some(quiet) = self.storage_log.hit(now) {
+                    warn!(hits = quiet, "{err}: closing every connection with 1013");
+                }
+                self.held.clear();
+                for entry in self.conns.values() {
+                    entry
+                        .peer
+                        .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                }
+            }
+        }
+    }
+
+    /// Commits every write owed, here and now: for tests, which have no syncer task.
+    #[cfg(test)]
+    fn sync_inline(&mut self, now: Instant) {
+        while let Some(batch) = self.engine.take_batch() {
+            let result = batch.commit();
+            let failed = result.is_err();
+            self.batch_done(batch, result, now);
+            if failed {
+                return;
+            }
+        }
+    }
+
     /// Drops `name` from the room table and from the engine, with its history.
     fn drop_room(&mut self, name: &RoomName) {
         self.rooms.remove(name);
@@ -487,7 +556,7 @@ impl State {
             sessions_peak: held.sessions_peak,
             dedupe_entries: held.dedupe_entries,
             room_list_bytes: rooms_frame_len,
-            queued_items,
+            queued_items: queued_items + self.held.len(),
             queued_bytes,
         }
     }
@@ -509,6 +578,7 @@ impl Hub {
             conns: HashMap::new(),
             rooms,
             engine,
+            held: VecDeque::new(),
             next_id: 0,
             evict: Vec::new(),
             rooms_frame: None,
@@ -522,6 +592,9 @@ impl Hub {
         };
         Self {
             state: Arc::new(Mutex::new(state)),
+            writes: Arc::new(Notify::new()),
+            #[cfg(test)]
+            inline_sync: false,
             limits: Limits {
                 queue_capacity: config.queue_capacity.max(1),
                 max_rooms_per_conn: config.max_rooms_per_conn,
@@ -537,6 +610,13 @@ impl Hub {
                 },
             },
         }
+    }
+
+    /// Tests: every operation commits what it owes before it returns.
+    #[cfg(test)]
+    fn inline_sync(mut self) -> Self {
+        self.inline_sync = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -556,8 +636,48 @@ impl Hub {
     fn with_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
         let mut state = self.lock();
         let out = f(&mut state, &self.limits, now);
+        #[cfg(test)]
+        if self.inline_sync {
+            state.sync_inline(now);
+        }
+        if state.engine.has_writes() {
+            self.writes.notify_one();
+        }
         state.flush_evictions(now, &self.limits);
         out
+    }
+
+    /// Commits what the engine owes its store, batch after batch, until `shutdown` turns
+    /// true, then commits what is left. Frames held for a batch go out once it is durable.
+    pub(crate) async fn sync_until(self, mut shutdown: watch::Receiver<bool>) {
+        // After a failed commit, wait before trying again, doubling up to a second.
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let stop = tokio::select! {
+                _ = self.writes.notified() => false,
+                _ = crate::until_true(&mut shutdown) => true,
+            };
+            loop {
+                // Its own statement: the lock is released before the commit.
+                let batch = self.lock().engine.take_batch();
+                let Some(batch) = batch else { break };
+                let result = blocking(|| batch.commit());
+                let failed = result.is_err();
+                self.with(|state, _, now| state.batch_done(batch, result, now));
+                if failed {
+                    if stop {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                } else {
+                    pause = Duration::from_millis(10);
+                }
+            }
+            if stop {
+                return;
+            }
+        }
     }
 
     /// What the hub holds on behalf of clients now.

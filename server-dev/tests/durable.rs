@@ -12,7 +12,12 @@
 //!   dedupe state survives the restarts
 //! - [x] after each restart every client's rejoin answers `recovered: true`, never false:
 //!   epochs and offsets survive
+//! - [x] a publish acked before a `kill -9` and sent again after it, in the resumed session, is
+//!   acked as `duplicate` with its offset and not broadcast again (a raw protocol client, so
+//!   that the resend is certain)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
+
+mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Stdio;
@@ -20,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use protocol::{ClientMsg, ServerMsg, Since};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -336,5 +342,72 @@ async fn kill_9_loses_no_acked_publish_and_clients_recover() {
         );
     }
     drop(members);
+    kill(&mut server).await;
+}
+
+#[tokio::test]
+async fn a_resend_after_kill_9_is_acked_as_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, port) = start(dir.path(), 0).await;
+    let url = format!("ws://127.0.0.1:{port}/ws?name=ann");
+    let mut a = common::Client::from_ws(common::try_connect(&url, None).await.unwrap());
+    let (session, _) = a.hello(None).await;
+    let ServerMsg::Joined { epoch, .. } = a.join("r").await else {
+        unreachable!()
+    };
+    let publish = ClientMsg::Publish {
+        room: "r".into(),
+        id: 7,
+        data: json!("x"),
+    };
+    a.send(&publish).await;
+    let (ack, _) = a.until(|m| matches!(m, ServerMsg::Ack { .. })).await;
+    assert_eq!(
+        ack,
+        ServerMsg::Ack {
+            id: 7,
+            offset: 1,
+            duplicate: false
+        }
+    );
+
+    kill(&mut server).await;
+    let (mut server, _) = start(dir.path(), port).await;
+    let mut a = common::Client::from_ws(common::try_connect(&url, None).await.unwrap());
+    assert!(a.hello(Some(session)).await.1, "the session is resumed");
+    a.send(&ClientMsg::Join {
+        room: "r".into(),
+        since: Some(Since { epoch, offset: 1 }),
+    })
+    .await;
+    let (joined, _) = a.until(|m| matches!(m, ServerMsg::Joined { .. })).await;
+    assert!(
+        matches!(
+            joined,
+            ServerMsg::Joined {
+                offset: 1,
+                recovered: true,
+                ..
+            }
+        ),
+        "{joined:?}"
+    );
+    a.send(&publish).await;
+    a.send(&ClientMsg::Ping { id: 1 }).await;
+    let (_, before) = a.until(|m| matches!(m, ServerMsg::Pong { .. })).await;
+    assert!(
+        before.contains(&ServerMsg::Ack {
+            id: 7,
+            offset: 1,
+            duplicate: true
+        }),
+        "{before:?}"
+    );
+    assert!(
+        !before
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Message { .. })),
+        "not broadcast again: {before:?}"
+    );
     kill(&mut server).await;
 }

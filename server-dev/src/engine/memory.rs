@@ -79,16 +79,12 @@ impl Journal {
         }
     }
 
-    pub(crate) fn take(&mut self) -> Vec<Forget> {
-        self.0.as_mut().map(std::mem::take).unwrap_or_default()
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(Vec::is_empty)
     }
 
-    /// Puts back what a failed write did not apply, ahead of anything noted since.
-    pub(crate) fn restore(&mut self, mut forgotten: Vec<Forget>) {
-        if let Some(list) = &mut self.0 {
-            forgotten.append(list);
-            *list = forgotten;
-        }
+    pub(crate) fn take(&mut self) -> Vec<Forget> {
+        self.0.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }
 

@@ -34,7 +34,7 @@ use crate::Config;
 pub(crate) mod memory;
 pub(crate) mod sqlite;
 
-pub(crate) use memory::{LimitLog, SessionId};
+pub(crate) use memory::{Forget, LimitLog, SessionId};
 
 /// A room's name, shared by every table that names the room.
 pub(crate) type RoomName = Arc<str>;
@@ -157,12 +157,57 @@ pub(crate) struct Held {
     pub(crate) dedupe_entries: usize,
 }
 
+/// A write a durable engine owes its store, in the order its cache applied it.
+#[derive(Debug, Clone)]
+pub(crate) enum Write {
+    /// A room made with this epoch.
+    Room { name: RoomName, epoch: String },
+    /// A publish: its history entry, the room's offset and the session's dedupe entry.
+    Publish {
+        room: RoomName,
+        offset: Offset,
+        at_ms: u64,
+        frame: Utf8Bytes,
+        session: SessionId,
+        id: MsgId,
+    },
+    /// Something the bounds forgot.
+    Forget(Forget),
+}
+
+/// Where a durable engine's writes go, one batch per transaction, outside the hub's lock.
+pub(crate) trait Store: Send + Sync + fmt::Debug {
+    /// Makes `writes` durable, all or none.
+    fn commit(&self, writes: &[Write]) -> Result<(), StorageError>;
+}
+
+/// Writes taken from an engine to be committed together (group commit): every publish made
+/// while the previous batch was being fsynced goes in the next one.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) writes: Vec<Write>,
+    /// The sequence number of its last write that the hub waits for.
+    pub(crate) upto: u64,
+    pub(crate) store: Arc<dyn Store>,
+}
+
+impl Batch {
+    pub(crate) fn commit(&self) -> Result<(), StorageError> {
+        self.store.commit(&self.writes)
+    }
+}
+
 /// Rooms (epoch, offsets, history) and sessions (dedupe state), with their bounds.
 ///
 /// The hub keeps its room table's names equal to the engine's: it opens a room with
 /// [`Engine::join`], drops it with [`Engine::drop_room`] (no members, no history), and
 /// [`Engine::sweep`] tells it which rooms expired. Times are arguments, so rules with a clock
 /// are tested without sleeps.
+///
+/// A durable engine answers from its cache at once and owes its store the writes: the hub
+/// holds back every frame that depends on them (acks, broadcasts, replays) until the batch
+/// holding them is committed ([`Engine::unsynced`], [`Engine::take_batch`],
+/// [`Engine::batch_done`]), so nothing is told to anyone before it is durable.
 pub(crate) trait Engine: Send + fmt::Debug {
     /// The rooms the engine holds, for a hub starting on a store that already has some.
     fn rooms(&self) -> Vec<RoomName>;
@@ -199,6 +244,21 @@ pub(crate) trait Engine: Send + fmt::Debug {
     /// (`occupied`), and returns their names.
     fn sweep(&mut self, now: Instant, occupied: &dyn Fn(&RoomName) -> bool) -> Vec<RoomName>;
     fn held(&self) -> Held;
+    /// The sequence number of the last write not yet durable, if any.
+    fn unsynced(&self) -> Option<u64> {
+        None
+    }
+    /// Whether writes (or deletions) wait for [`Engine::take_batch`].
+    fn has_writes(&self) -> bool {
+        false
+    }
+    /// Takes every write owed, to commit outside the hub's lock.
+    fn take_batch(&mut self) -> Option<Batch> {
+        None
+    }
+    /// The outcome of a batch's commit: on success its writes are durable; on failure they are
+    /// owed again, ahead of anything newer, and retried.
+    fn batch_done(&mut self, _batch: Batch, _result: Result<(), StorageError>) {}
     /// The in-memory tables, for tests that look inside.
     #[cfg(test)]
     fn tables(&self) -> &memory::MemoryEngine;

@@ -3,7 +3,7 @@ use crate::engine::memory::Hist;
 use crate::hub::*;
 
 fn hub(config: Config) -> Hub {
-    Hub::with_engine(&config, engine(&config))
+    Hub::with_engine(&config, engine(&config)).inline_sync()
 }
 
 fn drain_reg(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
