@@ -47,7 +47,8 @@ pub enum EngineKind {
     #[default]
     Memory,
     /// One SQLite file at this path, created if absent: acknowledged publishes, epochs,
-    /// offsets and sessions survive a restart or a `kill -9`.
+    /// offsets and sessions survive a restart or a `kill -9`. Its writes are committed by a
+    /// task that [`crate::serve`] runs; acks wait for it.
     Sqlite(PathBuf),
 }
 

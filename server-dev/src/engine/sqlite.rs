@@ -472,6 +472,42 @@ mod tests {
         assert_eq!(rows, 3);
     }
 
+    /// Covers: a failed commit keeps its writes owed, ahead of newer ones, and nothing counts
+    /// as durable until a retry succeeds.
+    #[test]
+    fn a_failed_commit_is_retried_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let room: RoomName = "r".into();
+        let session = SessionId(9);
+        {
+            let mut engine = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+            engine.join(&room, None, Instant::now()).unwrap();
+            sync(&mut engine);
+            let db = |engine: &SqliteEngine, sql: &str| {
+                engine.store.db.lock().unwrap().execute_batch(sql).unwrap();
+            };
+            // The disk "fails": the table the publish writes to is gone.
+            db(&engine, "DROP TABLE history");
+            publish(&mut engine, &room, session, 1);
+            let batch = engine.take_batch().unwrap();
+            let result = batch.commit();
+            assert!(result.is_err());
+            engine.batch_done(batch, result);
+            assert_eq!(engine.unsynced(), Some(2), "still owed");
+            publish(&mut engine, &room, session, 2);
+            db(&engine, SCHEMA);
+            sync(&mut engine);
+        }
+        let mut engine = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+        let got = engine.join(&room, None, Instant::now()).unwrap();
+        assert_eq!(got.offset, 2);
+        assert_eq!(
+            publish(&mut engine, &room, session, 1),
+            Published::Duplicate { offset: 1 }
+        );
+    }
+
     #[test]
     fn a_second_server_on_the_same_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
