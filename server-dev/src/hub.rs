@@ -546,15 +546,15 @@ impl State {
                 }
             });
         }
-        let held = self.engine.held();
+        let stored = self.engine.stored();
         Memory {
-            history_bytes: held.history_bytes,
-            history_bytes_peak: held.history_bytes_peak,
-            history_entries: held.history_entries,
+            history_bytes: stored.history_bytes,
+            history_bytes_peak: stored.history_bytes_peak,
+            history_entries: stored.history_entries,
             rooms_held: self.rooms.len(),
-            sessions: held.sessions,
-            sessions_peak: held.sessions_peak,
-            dedupe_entries: held.dedupe_entries,
+            sessions: stored.sessions,
+            sessions_peak: stored.sessions_peak,
+            dedupe_entries: stored.dedupe_entries,
             room_list_bytes: rooms_frame_len,
             queued_items: queued_items + self.held.len(),
             queued_bytes,

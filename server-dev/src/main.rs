@@ -317,6 +317,8 @@ mod tests {
             "250",
             "--max-dedupe-entries",
             "99",
+            "--engine",
+            "sqlite:data/rooms.db",
         ])
         .unwrap();
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
@@ -335,7 +337,14 @@ mod tests {
         assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
         assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
         assert_eq!(c.max_dedupe_entries, 99);
+        assert_eq!(
+            c.engine,
+            server_dev::EngineKind::Sqlite("data/rooms.db".into())
+        );
         assert!(args.tls().is_none());
+        let defaults = Args::try_parse_from(["server-dev"]).unwrap().config();
+        assert_eq!(defaults.engine, server_dev::EngineKind::Memory);
+        assert!(Args::try_parse_from(["server-dev", "--engine", "redis"]).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use protocol::{MsgId, Offset, Since};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{Bounds, Engine, Held, Publish, Published, Recovery, RoomName, StorageError};
+use super::{Bounds, Engine, Publish, Published, Recovery, RoomName, StorageError, Stored};
 
 mod history;
 mod sessions;
@@ -301,8 +301,8 @@ impl Engine for MemoryEngine {
         dropped
     }
 
-    fn held(&self) -> Held {
-        Held {
+    fn stored(&self) -> Stored {
+        Stored {
             history_bytes: self.history.bytes,
             history_bytes_peak: self.history.peak_bytes,
             history_entries: self.history.entries,

@@ -9,6 +9,9 @@
 //! Two engines:
 //! - [`memory::MemoryEngine`]: in this process only; a restart forgets everything.
 //! - [`sqlite::SqliteEngine`]: one SQLite file; every publish is on disk before it is acked.
+//!   It answers from the memory engine's tables, kept as its cache, and owes the file its
+//!   writes: [`Batch`]es that the hub's syncer commits outside the hub's lock, while the hub
+//!   holds back what depends on them.
 //!
 //! Presence and the room list stay in the hub: they describe the connections of this one
 //! process, which a restart ends anyway.
@@ -17,9 +20,10 @@
 //! Lua script per room (dedupe check, offset increment, `XADD` with a length cap, dedupe
 //! entry with the session's TTL), `join` as an `XRANGE` from the client's offset, and
 //! sessions as hashes with a TTL; the fan-out to other instances (Redis pub/sub) would come
-//! back into the hub as deliveries, beside this trait rather than through it. Every call is
-//! synchronous under the hub's lock today; a networked engine would make them `async` and
-//! take the lock only around the hub's own tables.
+//! back into the hub as deliveries, beside this trait rather than through it. Its offsets come
+//! from Redis, so it could not answer `publish` from a cache as the SQLite engine does: the
+//! calls would become `async`, taken outside the hub's lock, with the hub holding back the
+//! frames that depend on a reply the same way it holds them for a batch today.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -149,7 +153,7 @@ pub(crate) enum Published {
 
 /// What an engine holds, as `GET /api/health` reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Held {
+pub(crate) struct Stored {
     pub(crate) history_bytes: usize,
     pub(crate) history_bytes_peak: usize,
     pub(crate) history_entries: usize,
@@ -244,7 +248,7 @@ pub(crate) trait Engine: Send + fmt::Debug {
     /// Expires sessions and history; drops the rooms left with neither history nor a member
     /// (`occupied`), and returns their names.
     fn sweep(&mut self, now: Instant, occupied: &dyn Fn(&RoomName) -> bool) -> Vec<RoomName>;
-    fn held(&self) -> Held;
+    fn stored(&self) -> Stored;
     /// The sequence number of the last write not yet durable, if any.
     fn unsynced(&self) -> Option<u64> {
         None

@@ -31,8 +31,8 @@ use tracing::info;
 
 use super::memory::{Forget, MemoryEngine};
 use super::{
-    Batch, Bounds, Engine, Held, Publish, Published, Recovery, RoomName, SessionId, StorageError,
-    Store, Write,
+    Batch, Bounds, Engine, Publish, Published, Recovery, RoomName, SessionId, StorageError, Store,
+    Stored, Write,
 };
 
 const SCHEMA: &str = "
@@ -124,12 +124,12 @@ impl SqliteEngine {
             batch.commit()?;
             engine.batch_done(batch, Ok(()));
         }
-        let held = engine.mem.held();
+        let stored = engine.mem.stored();
         info!(
             path = %path.display(),
             rooms = engine.mem.rooms.len(),
-            history = held.history_entries,
-            sessions = held.sessions,
+            history = stored.history_entries,
+            sessions = stored.sessions,
             "sqlite engine opened"
         );
         Ok(engine)
@@ -345,8 +345,8 @@ impl Engine for SqliteEngine {
         self.mem.sweep(now, occupied)
     }
 
-    fn held(&self) -> Held {
-        self.mem.held()
+    fn stored(&self) -> Stored {
+        self.mem.stored()
     }
 
     fn unsynced(&self) -> Option<u64> {
