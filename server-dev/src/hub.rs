@@ -1135,5 +1135,59 @@ mod tests {
             )
         }
         include!("hub/tests.rs");
+
+        /// Covers: a failed commit sends nothing that depended on it (no ack, no message),
+        /// closes every connection with 1013, and keeps the write owed; once the disk works
+        /// again the write is committed, and the publisher's resend is acked as a duplicate.
+        #[test]
+        fn a_failed_commit_tells_nobody_and_closes_connections_with_1013() {
+            let config = Config::default();
+            let path = std::path::Path::new(":memory:");
+            let bounds = crate::engine::Bounds::new(&config);
+            let engine =
+                crate::engine::sqlite::SqliteEngine::open(path, bounds, Instant::now()).unwrap();
+            let disk_broken = engine.disk_switch();
+            let hub = Hub::with_engine(&config, Box::new(engine)).inline_sync();
+            let mut a = hub.register("a".into());
+            hub.hello(a.peer.id, None, None);
+            let session = welcome_session(&drain_reg(&hub, &mut a));
+            hub.join(a.peer.id, "r".into(), None);
+            let mut b = hub.register("b".into());
+            hub.join(b.peer.id, "r".into(), None);
+            let ServerMsg::Joined { epoch, .. } = drain_reg(&hub, &mut b).remove(0) else {
+                panic!()
+            };
+            drain_reg(&hub, &mut a);
+
+            disk_broken(true);
+            hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+            let told =
+                |m: &ServerMsg| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Message { .. });
+            assert!(!drain_reg(&hub, &mut a).iter().any(told));
+            assert!(!drain_reg(&hub, &mut b).iter().any(told));
+            let retry = Some(Kick::Close(close::TRY_AGAIN_LATER));
+            assert_eq!((a.peer.kick(), b.peer.kick()), (retry, retry));
+
+            disk_broken(false);
+            hub.disconnect(a.peer.id);
+            hub.disconnect(b.peer.id);
+            let mut a = hub.register("a".into());
+            hub.hello(a.peer.id, Some(session), None);
+            hub.join(a.peer.id, "r".into(), None);
+            hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+            let got = drain_reg(&hub, &mut a);
+            assert!(got.contains(&ServerMsg::Ack {
+                id: 1,
+                offset: 1,
+                duplicate: true
+            }));
+            let mut b = hub.register("b".into());
+            hub.join(b.peer.id, "r".into(), Some(Since { epoch, offset: 0 }));
+            assert_eq!(
+                offsets(&drain_reg(&hub, &mut b)),
+                vec![1],
+                "the write was kept"
+            );
+        }
     }
 }

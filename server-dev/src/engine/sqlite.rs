@@ -387,6 +387,20 @@ impl Engine for SqliteEngine {
 }
 
 #[cfg(test)]
+impl SqliteEngine {
+    /// Breaks (true) or heals (false) the file as a full disk would: while broken, commits
+    /// fail, since the table publishes write to is gone.
+    pub(crate) fn disk_switch(&self) -> impl Fn(bool) + use<> {
+        let store = self.store.clone();
+        move |broken| {
+            let db = store.db.lock().unwrap_or_else(PoisonError::into_inner);
+            let sql = if broken { "DROP TABLE history" } else { SCHEMA };
+            assert_eq!(db.execute_batch(sql), Ok(()));
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use protocol::{MsgId, Offset};
     use tokio_tungstenite::tungstenite::Utf8Bytes;
