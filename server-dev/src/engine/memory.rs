@@ -133,9 +133,23 @@ impl MemoryEngine {
         self.sessions.get(&session).and_then(|s| s.acked(id))
     }
 
-    /// Adds a room as a store remembers it (or as it is made).
+    /// Adds a room as it is made.
     pub(crate) fn insert_room(&mut self, name: RoomName, epoch: String, offset: Offset) {
         self.rooms.insert(name, Room::new(epoch, offset));
+    }
+
+    /// Adds a room as a store remembers it: kept for a session TTL even with no member and
+    /// no history, the time its clients have to come back.
+    pub(crate) fn restore_room(
+        &mut self,
+        name: RoomName,
+        epoch: String,
+        offset: Offset,
+        now: Instant,
+    ) {
+        let mut room = Room::new(epoch, offset);
+        room.kept_until = now.checked_add(self.bounds.session_ttl);
+        self.rooms.insert(name, room);
     }
 
     /// Records the publish of `id` at `offset`: history, the room's offset, the session's
@@ -290,7 +304,9 @@ impl Engine for MemoryEngine {
         let mut dropped = Vec::new();
         rooms.retain(|name, r| {
             r.prune(name, now, bounds, history, journal);
-            let keep = !r.history.is_empty() || occupied(name);
+            let keep = !r.history.is_empty()
+                || occupied(name)
+                || r.kept_until.is_some_and(|until| now < until);
             if !keep {
                 journal.note(Forget::Room(name.clone()));
                 dropped.push(name.clone());

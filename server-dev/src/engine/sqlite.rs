@@ -159,7 +159,7 @@ fn load(db: &Connection, mem: &mut MemoryEngine, now: Instant) -> Result<(), Sto
     })?;
     for row in rows {
         let (name, epoch, offset) = row?;
-        mem.insert_room(name.into(), epoch, from_sql(offset));
+        mem.restore_room(name.into(), epoch, from_sql(offset), now);
     }
     let mut history = db.prepare("SELECT room, offset, at_ms, frame FROM history ORDER BY seq")?;
     let rows = history.query_map([], |row| {
@@ -520,6 +520,30 @@ mod tests {
             publish(&mut engine, &room, session, 1),
             Published::Duplicate { offset: 1 }
         );
+    }
+
+    /// Covers: a room with no history keeps its epoch across a restart for a session TTL, so
+    /// its clients rejoin with `recovered: true`; after that it goes like any empty room.
+    #[test]
+    fn an_empty_room_waits_a_session_ttl_for_its_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let room: RoomName = "quiet".into();
+        let epoch = {
+            let mut engine = SqliteEngine::open(&path, bounds(), Instant::now()).unwrap();
+            let epoch = engine.join(&room, None, Instant::now()).unwrap().epoch;
+            sync(&mut engine);
+            epoch
+        };
+        let t0 = Instant::now();
+        let mut engine = SqliteEngine::open(&path, bounds(), t0).unwrap();
+        let nobody = |_: &RoomName| false;
+        assert!(engine.sweep(t0, &nobody).is_empty(), "kept");
+        let since = Since { epoch, offset: 0 };
+        let got = engine.join(&room, Some(&since), t0).unwrap();
+        assert!(got.recovered);
+        let ttl = Config::default().session_ttl;
+        assert_eq!(engine.sweep(t0 + ttl, &nobody), vec![room]);
     }
 
     #[test]

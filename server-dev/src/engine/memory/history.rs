@@ -37,6 +37,9 @@ pub(crate) struct Room {
     pub(crate) history: VecDeque<Hist>,
     /// Sum of [`Hist::cost`] over `history`.
     pub(crate) history_bytes: usize,
+    /// A room read back from a store is kept this long without members or history, so that
+    /// its clients, coming back after a restart, find its epoch and offset.
+    pub(crate) kept_until: Option<Instant>,
 }
 
 /// The history of all rooms, accounted together so that a global byte budget holds.
@@ -84,6 +87,7 @@ impl Room {
             offset,
             history: VecDeque::new(),
             history_bytes: 0,
+            kept_until: None,
         }
     }
 
