@@ -100,11 +100,14 @@ struct Shared {
     generation: AtomicUsize,
     /// Acks per publisher.
     acked: [AtomicUsize; 2],
+    /// Per member (A, B, C): the latest generation it saw `recovered: true` in.
+    recovered: [AtomicUsize; 3],
     done_publishing: Mutex<[bool; 2]>,
 }
 
 struct Member {
     name: &'static str,
+    index: usize,
     client: Client,
     publisher: Option<usize>,
     numbers: HashMap<PublishId, u64>,
@@ -128,8 +131,9 @@ impl Member {
             }
             ClientEvent::Room(RoomEvent::Recovery { recovered, .. }) => {
                 if *recovered {
-                    self.recovered_in
-                        .insert(shared.generation.load(Ordering::SeqCst));
+                    let generation = shared.generation.load(Ordering::SeqCst);
+                    self.recovered_in.insert(generation);
+                    shared.recovered[self.index].fetch_max(generation, Ordering::SeqCst);
                 } else {
                     self.not_recovered += 1;
                 }
@@ -230,11 +234,15 @@ async fn kill_9_loses_no_acked_publish_and_clients_recover() {
     let (server, port) = start(dir.path(), 0).await;
     let shared = Arc::new(Shared::default());
     let mut members = Vec::new();
-    for (name, publisher) in [("A", Some(0)), ("B", None), ("C", Some(1))] {
+    for (index, (name, publisher)) in [("A", Some(0)), ("B", None), ("C", Some(1))]
+        .into_iter()
+        .enumerate()
+    {
         let url = format!("ws://127.0.0.1:{port}/ws?name={name}");
         let client = Client::connect(&url, Config::default(), RoomsConfig::default()).unwrap();
         let mut member = Member {
             name,
+            index,
             client,
             publisher,
             numbers: HashMap::new(),
@@ -246,7 +254,8 @@ async fn kill_9_loses_no_acked_publish_and_clients_recover() {
         members.push(member);
     }
 
-    // The killer: SIGKILL once each publisher got ACKS_BETWEEN more acks, then start again.
+    // The killer: SIGKILL once each publisher got ACKS_BETWEEN more acks and every member
+    // rejoined after the last restart, then start again.
     let killer = {
         let shared = Arc::clone(&shared);
         let dir = dir.path().to_path_buf();
@@ -258,7 +267,12 @@ async fn kill_9_loses_no_acked_publish_and_clients_recover() {
             let mut marks = [0, 0];
             while kills.len() < RESTARTS && Instant::now() < end {
                 sleep(Duration::from_millis(20)).await;
-                if (0..2).any(|p| acked(p) < marks[p] + ACKS_BETWEEN) {
+                let generation = shared.generation.load(Ordering::SeqCst);
+                let rejoined = shared
+                    .recovered
+                    .iter()
+                    .all(|g| generation == 0 || g.load(Ordering::SeqCst) >= generation);
+                if !rejoined || (0..2).any(|p| acked(p) < marks[p] + ACKS_BETWEEN) {
                     continue;
                 }
                 kill(&mut server).await;
