@@ -13,6 +13,10 @@
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
 //!
+//! Rooms (epochs, offsets, history) and sessions (dedupe state) are kept by a storage engine,
+//! [`Config::engine`]: in memory, or in one SQLite file that a restart or a `kill -9` does not
+//! lose (see `docs/ENGINES.md`).
+//!
 //! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
 //! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
 //! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself. A
