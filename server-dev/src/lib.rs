@@ -13,6 +13,10 @@
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
 //!
+//! Rooms (epochs, offsets, history) and sessions (dedupe state) are kept by a storage engine,
+//! [`Config::engine`]: in memory, or in one SQLite file that a restart or a `kill -9` does not
+//! lose (see `docs/ENGINES.md`).
+//!
 //! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
 //! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
 //! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself. A
@@ -40,6 +44,7 @@ mod auth;
 mod bench;
 mod config;
 pub mod conn;
+mod engine;
 mod error;
 mod hub;
 mod per_ip;
@@ -59,6 +64,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use config::Config;
+pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use routes::app;
 pub use server::serve;
@@ -92,12 +98,18 @@ struct Shared {
 }
 
 impl AppState {
-    /// Creates the state of a server with `config`.
-    pub fn new(config: Config) -> Self {
+    /// Creates the state of a server with `config`, opening its [`Config::engine`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the engine's store cannot be opened or read.
+    pub fn new(config: Config) -> Result<Self> {
         let tickets = auth::Tickets::new(config.ticket_ttl, config.max_tickets);
-        let hub = hub::Hub::new(&config);
+        let hub = hub::Hub::new(&config).map_err(|err| Error::Storage {
+            message: err.message,
+        })?;
         let logins = per_ip::LoginLimiter::new(config.login_rate_per_sec, config.login_burst);
-        Self {
+        Ok(Self {
             inner: Arc::new(Shared {
                 config,
                 hub,
@@ -110,7 +122,7 @@ impl AppState {
                 logins: Mutex::new(logins),
                 anon: AtomicU64::new(0),
             }),
-        }
+        })
     }
 
     /// The configuration this server runs with.

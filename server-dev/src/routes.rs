@@ -22,9 +22,10 @@ use crate::{AppState, Refused, auth, bench, conn, test_endpoints};
 /// Builds the router of a server with `state`.
 ///
 /// ```
-/// let state = server_dev::AppState::new(server_dev::Config::default());
+/// let state = server_dev::AppState::new(server_dev::Config::default())?;
 /// let router: axum::Router = server_dev::app(state);
 /// # let _ = router;
+/// # Ok::<(), server_dev::Error>(())
 /// ```
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
