@@ -42,29 +42,18 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::machine::rooms::RoomsConfig;
-use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomStats, Rooms};
-use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
-use crate::{Config, Error, Event, Message, Result, Sent, State};
+use crate::machine::rooms::{RawJson, RoomError, RoomStats, RoomsConfig};
+use crate::machine::session::{Io, Session};
+use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
+use crate::{Config, Error, Message, Result, Sent, State};
 
-/// What a [`Client`] reports, in order.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// A connection event of the core (open, close, reconnecting, errors; also binary
-    /// messages). A text frame goes to the rooms layer: one that is not protocol v1 arrives as
-    /// [`RoomEvent::BadFrame`].
-    Connection(Event),
-    /// A protocol v1 event: room messages, acks, recovery, presence.
-    Room(RoomEvent),
-}
-
-use crate::publish::Waiter;
+/// What a [`Client`] reports, in order: connection events and room events. While the rooms
+/// layer runs (always, in this shell) text frames arrive as room events, never as messages;
+/// see [`crate::machine::session`].
+pub use crate::machine::session::SessionEvent as ClientEvent;
 
 struct Core {
-    machine: Machine,
-    rooms: Rooms,
-    waiters: HashMap<PublishId, Waiter>,
+    session: Session,
     events: mpsc::UnboundedSender<ClientEvent>,
 }
 
@@ -124,17 +113,14 @@ impl Client {
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
-        // This client always speaks protocol v1, so it always offers it.
-        let mut config = config;
-        config.offer_protocol(protocol::SUBPROTOCOL);
-        let mut machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
-        let rooms = Rooms::new(rooms, machine.random());
+        let mut session = Session::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
+        // This client always speaks protocol v1.
+        session.set_rooms_config(rooms);
+        session.start_rooms(Instant(0));
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
-                machine,
-                rooms,
-                waiters: HashMap::new(),
+                session,
                 events: tx,
             }),
             wake: Notify::new(),
@@ -148,21 +134,21 @@ impl Client {
         })
     }
 
-    fn act<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
         let now = self.shared.now();
-        let out = f(&mut self.shared.lock(), now);
+        let out = f(&mut self.shared.lock().session, now);
         self.shared.wake.notify_one();
         out
     }
 
     /// Joins a room (now, and again after every reconnect). Errors: [`RoomError::InvalidRoom`].
     pub fn join(&self, room: &str) -> Result<(), RoomError> {
-        self.act(|c, now| c.rooms.join(now, room))
+        self.act(|s, now| s.join(now, room))
     }
 
     /// Leaves a room; false if it was not joined.
     pub fn leave(&self, room: &str) -> bool {
-        self.act(|c, now| c.rooms.leave(now, room))
+        self.act(|s, now| s.leave(now, room))
     }
 
     /// Publishes `data` (as JSON) to a joined room; the handle resolves on the server's ack.
@@ -174,43 +160,43 @@ impl Client {
         room: &str,
         data: &T,
     ) -> Result<PublishHandle, RoomError> {
-        self.act(|c, now| {
-            let id = c.rooms.publish_json(now, room, data)?;
-            let (waiter, future) = PublishHandle::new(id);
-            c.waiters.insert(id, waiter);
-            Ok(future)
-        })
+        let data = RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
+            message: e.to_string(),
+        })?;
+        self.act(|s, now| s.publish_future(now, room, data))
     }
 
     /// Sends a raw frame through the core's queue (not part of protocol v1 bookkeeping).
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
         let message = message.into();
-        self.act(|c, now| c.machine.send(now, message))
+        self.act(|s, now| s.send(now, message))
     }
 
-    /// Closes for good (until [`reconnect`](Self::reconnect)); see [`Machine::close`].
+    /// Closes for good (until [`reconnect`](Self::reconnect)); see [`Session::close`].
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        self.act(|c, now| c.machine.close(now, code, reason))
+        self.act(|s, now| s.close(now, code, reason))
     }
 
-    /// Connects again now; see [`Machine::reconnect`].
+    /// Connects again now; see [`Session::reconnect`].
     pub fn reconnect(&self) {
-        self.act(|c, now| c.machine.reconnect(now));
+        self.act(|s, now| s.reconnect(now));
     }
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.shared.lock().machine.state()
+        self.shared.lock().session.machine().state()
     }
 
     /// The protocol layer's counters.
     pub fn stats(&self) -> RoomStats {
-        self.shared.lock().rooms.stats()
+        let core = self.shared.lock();
+        core.session.rooms().map(|r| r.stats()).unwrap_or_default()
     }
 
     /// Publishes awaiting their ack.
     pub fn unacked(&self) -> usize {
-        self.shared.lock().rooms.unacked()
+        let core = self.shared.lock();
+        core.session.rooms().map_or(0, |r| r.unacked())
     }
 
     /// The next event; `None` once the client has stopped.
@@ -246,21 +232,18 @@ async fn drive(shared: Arc<Shared>) {
     let (input_tx, mut inputs) = mpsc::unbounded_channel::<Input>();
     let mut sockets: HashMap<ConnId, Socket> = HashMap::new();
     loop {
-        let commands = {
-            let now = shared.now();
+        let (io, deadline) = {
             let mut core = shared.lock();
-            pump(&mut core, now)
-        };
-        for command in commands {
-            execute(&shared, &mut sockets, &input_tx, command);
-        }
-        let deadline = {
-            let core = shared.lock();
-            match (core.machine.poll_timeout(), core.rooms.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let Core { session, events } = &mut *core;
+            while let Some(event) = session.poll_event() {
+                let _ = events.send(event);
             }
+            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            (io, session.poll_timeout())
         };
+        for io in io {
+            execute(&mut sockets, &input_tx, io);
+        }
         let sleep = async {
             match deadline {
                 Some(at) => {
@@ -276,75 +259,34 @@ async fn drive(shared: Arc<Shared>) {
                 let Some(input) = input else { return };
                 let now = shared.now();
                 let mut core = shared.lock();
-                core.machine.handle(now, input);
-                // Take what else has arrived, so a burst costs one pump.
+                core.session.handle(now, input);
+                // Take what else has arrived, so a burst costs one wake-up.
                 while let Ok(input) = inputs.try_recv() {
-                    core.machine.handle(now, input);
+                    core.session.handle(now, input);
                 }
             }
             () = shared.wake.notified() => {}
             () = sleep => {
                 let now = shared.now();
-                let mut core = shared.lock();
-                core.machine.handle_timeout(now);
-                core.rooms.handle_timeout(now);
+                shared.lock().session.handle_timeout(now);
             }
         }
     }
 }
 
-/// Runs the core and the layer until only I/O is left, which is returned in order.
-fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
-    let mut io = Vec::new();
-    loop {
-        while let Some(out) = core.rooms.poll_transmit() {
-            // Bound to the current connection, never queued (see `Outgoing`): a refused frame
-            // is redone by the layer after the next open.
-            let _ = core.machine.send_outgoing(now, out);
+fn execute(sockets: &mut HashMap<ConnId, Socket>, inputs: &mpsc::UnboundedSender<Input>, io: Io) {
+    match io {
+        Io::ResolveUrl { conn } => {
+            // `connect` always gives a fixed URL; answer so the session cannot stall.
+            let result = Err("no URL provider".to_owned());
+            let _ = inputs.send(Input::UrlResolved { conn, result });
         }
-        while let Some(event) = core.rooms.poll_event() {
-            let resolved = event.publish_outcome();
-            if let Some((id, result)) = resolved
-                && let Some(waiter) = core.waiters.remove(&id)
-            {
-                let _ = waiter.send(result);
-            }
-            let _ = core.events.send(ClientEvent::Room(event));
-        }
-        let Some(command) = core.machine.poll_command() else {
-            return io;
-        };
-        match command {
-            Command::Emit(event) => {
-                let consumed = core.rooms.handle_event(now, &event);
-                if !consumed {
-                    let _ = core.events.send(ClientEvent::Connection(event));
-                }
-            }
-            Command::ResolveUrl { conn } => {
-                // `connect` always gives a fixed URL; answer so the machine cannot stall.
-                let result = Err("no URL provider".to_owned());
-                core.machine
-                    .handle(now, Input::UrlResolved { conn, result });
-            }
-            other => io.push(other),
-        }
-    }
-}
-
-fn execute(
-    shared: &Arc<Shared>,
-    sockets: &mut HashMap<ConnId, Socket>,
-    inputs: &mpsc::UnboundedSender<Input>,
-    command: Command,
-) {
-    match command {
-        Command::Open {
+        Io::Open {
             conn,
             url,
             protocols,
         } => {
-            // The machine has moved on from every earlier socket.
+            // The session has moved on from every earlier socket.
             sockets.clear();
             let (tx, rx) = mpsc::unbounded_channel();
             let buffered = Arc::new(AtomicU64::new(0));
@@ -358,33 +300,27 @@ fn execute(
             ));
             sockets.insert(conn, Socket { tx, buffered, task });
         }
-        Command::Transmit { conn, message } => {
+        Io::Transmit { conn, message } => {
             if let Some(s) = sockets.get(&conn) {
                 s.buffered
                     .fetch_add(message.len() as u64, Ordering::Relaxed);
                 let _ = s.tx.send(Out::Frame(message));
             }
         }
-        Command::Close { conn, code, reason } => {
-            let current = shared.lock().machine.conn_id() == Some(conn);
-            if current {
-                if let Some(s) = sockets.get(&conn) {
-                    let _ = s.tx.send(Out::Close(code, reason));
-                }
-            } else {
-                // Abandoned (heartbeat timeout, connect timeout): drop it and its TCP now;
-                // a half-open peer would never answer a close frame.
-                sockets.remove(&conn);
+        Io::Close { conn, code, reason } => {
+            if let Some(s) = sockets.get(&conn) {
+                let _ = s.tx.send(Out::Close(code, reason));
             }
         }
-        Command::PollBuffered { conn } => {
+        Io::Abandon { conn, .. } => {
+            sockets.remove(&conn);
+        }
+        Io::PollBuffered { conn } => {
             if let Some(s) = sockets.get(&conn) {
                 let amount = s.buffered.load(Ordering::Relaxed);
                 let _ = inputs.send(Input::BufferedAmount { conn, amount });
             }
         }
-        // Handled in `pump`; listed so a new command is a compile-time decision.
-        Command::Emit(_) | Command::ResolveUrl { .. } => {}
     }
 }
 
