@@ -222,6 +222,8 @@ impl Session {
     /// Runs the machine and the rooms layer until only I/O and events are left: the layer's
     /// frames go to the machine, the machine's events to the layer, and both to the queues.
     fn pump(&mut self, now: Instant) {
+        #[cfg(not(feature = "rooms"))]
+        let _ = now;
         loop {
             #[cfg(feature = "rooms")]
             if let Some(rooms) = self.rooms.as_mut() {
