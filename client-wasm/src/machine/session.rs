@@ -373,3 +373,94 @@ impl Session {
         asked
     }
 }
+
+#[cfg(all(test, feature = "rooms"))]
+#[allow(clippy::unwrap_used)] // test code panics by design
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::machine::rooms::RoomError;
+
+    fn open_session(rooms: bool) -> (Session, ConnId) {
+        let target = Target::Url("ws://127.0.0.1:1/".into());
+        let mut s = Session::new(Config::default(), target, 1, Instant(0)).unwrap();
+        if rooms {
+            s.set_rooms_config(RoomsConfig::default().ack_timeout(Duration::from_millis(500)));
+            s.start_rooms(Instant(0));
+        }
+        let Some(Io::Open {
+            conn, protocols, ..
+        }) = s.poll_io()
+        else {
+            panic!("no open")
+        };
+        // Started before the open was carried out: it still offers protocol v1.
+        assert_eq!(protocols.iter().any(|p| p == protocol::SUBPROTOCOL), rooms);
+        let protocol = protocol::SUBPROTOCOL.to_owned();
+        s.handle(Instant(1), Input::SocketOpened { conn, protocol });
+        (s, conn)
+    }
+
+    fn frame(s: &mut Session, conn: ConnId, message: Message) -> Vec<SessionEvent> {
+        s.handle(Instant(2), Input::SocketMessage { conn, message });
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn protocol_frames_are_room_events_while_the_rooms_layer_runs() {
+        let (mut s, conn) = open_session(true);
+        while s.poll_event().is_some() {}
+        let welcome = r#"{"type":"welcome","session":"s","resumed":false,"name":"me"}"#;
+        let events = frame(&mut s, conn, welcome.into());
+        assert!(matches!(
+            events.as_slice(),
+            [SessionEvent::Room(RoomEvent::Welcome { .. })]
+        ));
+        let events = frame(&mut s, conn, "not protocol v1".into());
+        assert!(matches!(
+            events.as_slice(),
+            [SessionEvent::Room(RoomEvent::BadFrame(_))]
+        ));
+        let events = frame(&mut s, conn, vec![1u8].into());
+        assert_eq!(
+            events,
+            vec![SessionEvent::Connection(Event::Message(vec![1u8].into()))]
+        );
+    }
+
+    #[test]
+    fn every_frame_is_a_message_without_the_rooms_layer() {
+        let (mut s, conn) = open_session(false);
+        while s.poll_event().is_some() {}
+        let welcome = r#"{"type":"welcome","session":"s","resumed":false,"name":"me"}"#;
+        assert_eq!(
+            frame(&mut s, conn, welcome.into()),
+            vec![SessionEvent::Connection(Event::Message(welcome.into()))]
+        );
+    }
+
+    #[test]
+    fn the_session_timeout_covers_publish_acks() {
+        let (mut s, _) = open_session(true);
+        s.join(Instant(1), "r").unwrap();
+        let data = RawJson::new("1").unwrap();
+        let mut future = Box::pin(s.publish_future(Instant(1), "r", data).unwrap());
+        let due = s.poll_timeout().unwrap();
+        assert!(due <= Instant(501), "the ack deadline is the session's");
+        s.handle_timeout(Instant(501));
+        assert!(std::iter::from_fn(|| s.poll_event()).any(|e| matches!(
+            e,
+            SessionEvent::Room(RoomEvent::PublishFailed {
+                error: RoomError::PublishTimeout { .. },
+                ..
+            })
+        )));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(matches!(
+            future.as_mut().poll(&mut cx),
+            std::task::Poll::Ready(Err(RoomError::PublishTimeout { .. }))
+        ));
+    }
+}

@@ -42,7 +42,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::machine::rooms::{RawJson, RoomError, RoomStats, RoomsConfig};
+use crate::machine::rooms::{self, RoomError, RoomStats, RoomsConfig};
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::{Config, Error, Message, Result, Sent, State};
@@ -160,9 +160,7 @@ impl Client {
         room: &str,
         data: &T,
     ) -> Result<PublishHandle, RoomError> {
-        let data = RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
-            message: e.to_string(),
-        })?;
+        let data = rooms::encode(data)?;
         self.act(|s, now| s.publish_future(now, room, data))
     }
 

@@ -241,7 +241,7 @@ impl Client {
     ///
     /// Errors: [`Error::QueueFull`] (nothing dropped), [`Error::Closed`] after `close()`.
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::send(&self.inner, message.into())
+        Inner::act(&self.inner, |s, now| s.send(now, message.into()))
     }
 
     /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
@@ -253,19 +253,19 @@ impl Client {
     /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
     /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::send_preamble(&self.inner, message.into())
+        Inner::act(&self.inner, |s, now| s.send_preamble(now, message.into()))
     }
 
     /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
     /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
     /// returned and nothing happens.
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::close(&self.inner, code, reason)
+        Inner::act(&self.inner, |s, now| s.close(now, code, reason))
     }
 
     /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
     pub fn reconnect(&self) {
-        Inner::reconnect(&self.inner);
+        Inner::act(&self.inner, |s, now| s.reconnect(now));
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
@@ -341,7 +341,7 @@ impl ClientHandle {
 
     /// As [`Client::send`].
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::send(&self.get()?, message.into())
+        Inner::act(&self.get()?, |s, now| s.send(now, message.into()))
     }
 
     /// As [`Client::send_json`].
@@ -351,18 +351,18 @@ impl ClientHandle {
 
     /// As [`Client::send_preamble`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::send_preamble(&self.get()?, message.into())
+        Inner::act(&self.get()?, |s, now| s.send_preamble(now, message.into()))
     }
 
     /// As [`Client::close`].
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::close(&self.get()?, code, reason)
+        Inner::act(&self.get()?, |s, now| s.close(now, code, reason))
     }
 
     /// As [`Client::reconnect`].
     pub fn reconnect(&self) {
         if let Ok(inner) = self.get() {
-            Inner::reconnect(&inner);
+            Inner::act(&inner, |s, now| s.reconnect(now));
         }
     }
 
@@ -396,22 +396,6 @@ impl Inner {
         let out = f(&mut this.session.borrow_mut(), now());
         Inner::drive(this);
         out
-    }
-
-    fn send(this: &Rc<Inner>, message: Message) -> Result<Sent> {
-        Inner::act(this, |s, now| s.send(now, message))
-    }
-
-    fn send_preamble(this: &Rc<Inner>, message: Message) -> Result<()> {
-        Inner::act(this, |s, now| s.send_preamble(now, message))
-    }
-
-    fn close(this: &Rc<Inner>, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::act(this, |s, now| s.close(now, code, reason))
-    }
-
-    fn reconnect(this: &Rc<Inner>) {
-        Inner::act(this, |s, now| s.reconnect(now));
     }
 
     fn input(this: &Rc<Inner>, input: Input) {

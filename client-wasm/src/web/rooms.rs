@@ -31,7 +31,9 @@ use serde::de::DeserializeOwned;
 use super::subscribers::{EventStream, Subscribers, Subscription};
 use super::{Client, Inner};
 use crate::machine::Instant;
-use crate::machine::rooms::{RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, RoomsConfig};
+use crate::machine::rooms::{
+    self, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, RoomsConfig,
+};
 use crate::machine::session::Session;
 pub use crate::publish::PublishFuture;
 use crate::typed::DecodeError;
@@ -105,10 +107,7 @@ impl RoomsClient {
         room: &str,
         data: &T,
     ) -> Result<PublishFuture, RoomError> {
-        let data = RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
-            message: e.to_string(),
-        })?;
-        self.publish_raw(room, data)
+        self.publish_raw(room, rooms::encode(data)?)
     }
 
     /// [`publish`](Self::publish) for data that is JSON text already.
