@@ -5,9 +5,11 @@
 //! A shell feeds it what happened with [`Session::handle`], time with
 //! [`Session::handle_timeout`] (at [`Session::poll_timeout`], the earliest deadline of both
 //! layers), and the user's calls with its methods. It then carries out every [`Io`] from
-//! [`Session::poll_io`] and hands every [`SessionEvent`] from [`Session::poll_event`] to the
-//! application: two separate queues. The rooms layer's frames (hello, joins, publishes,
-//! resends) reach the socket as user sends do, through the machine; no shell decides how.
+//! [`Session::poll_io`] until `None`, and hands every [`SessionEvent`] from
+//! [`Session::poll_event`] to the application: two separate queues (the events a command
+//! run brings reach theirs as the I/O is taken). The rooms layer's frames (hello, joins,
+//! publishes, resends) reach the socket as user sends do, through the machine; no shell
+//! decides how.
 //!
 //! **The protocol-frame rule**, the same in every shell: while the rooms layer runs, every
 //! inbound text frame goes to it and none is reported as [`Event::Message`]. A protocol v1
@@ -114,14 +116,16 @@ pub struct Session {
     /// Publishes whose outcome a [`PublishFuture`] awaits.
     #[cfg(feature = "rooms")]
     waiters: SortedMap<PublishId, Waiter>,
-    io: VecDeque<Io>,
     events: VecDeque<SessionEvent>,
+    /// The time of the last input or call: what the layers' output is stamped with.
+    #[cfg_attr(not(feature = "rooms"), allow(dead_code))]
+    now: Instant,
 }
 
 impl Session {
     /// A session whose first attempt starts at once; see [`Machine::new`].
     pub fn new(config: Config, target: Target, seed: u64, now: Instant) -> Result<Self> {
-        let mut s = Session {
+        Ok(Session {
             machine: Machine::new(config, target, seed, now)?,
             #[cfg(feature = "rooms")]
             rooms: None,
@@ -129,11 +133,9 @@ impl Session {
             rooms_config: RoomsConfig::default(),
             #[cfg(feature = "rooms")]
             waiters: SortedMap::new(),
-            io: VecDeque::new(),
             events: VecDeque::new(),
-        };
-        s.pump(now);
-        Ok(s)
+            now,
+        })
     }
 
     /// The connection machine, for its state and counters.
@@ -141,114 +143,16 @@ impl Session {
         &self.machine
     }
 
-    /// The next I/O command, in order.
+    /// The next I/O command, in order. Call it until `None` before taking the events: the
+    /// machine's events reach the event queue (through the rooms layer) on the way.
     pub fn poll_io(&mut self) -> Option<Io> {
-        self.io.pop_front()
-    }
-
-    /// The next event for the application, in order.
-    pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) is due: the earliest deadline of the
-    /// machine (retries, heartbeat, pacing) and the rooms layer (publish acks).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let machine = self.machine.poll_timeout();
-        #[cfg(feature = "rooms")]
-        if let Some(rooms) = self.rooms.as_ref().and_then(Rooms::poll_timeout) {
-            return Some(machine.map_or(rooms, |m| m.min(rooms)));
-        }
-        machine
-    }
-
-    /// Runs everything due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.machine.handle_timeout(now);
-        #[cfg(feature = "rooms")]
-        if let Some(rooms) = self.rooms.as_mut() {
-            rooms.handle_timeout(now);
-        }
-        self.pump(now);
-    }
-
-    /// Feeds one thing that happened in the environment; see [`Machine::handle`].
-    pub fn handle(&mut self, now: Instant, input: Input) {
-        self.machine.handle(now, input);
-        self.pump(now);
-    }
-
-    /// The shell could not hand a frame to the socket: reported as an [`Event::Error`].
-    pub fn transmit_failed(&mut self, error: Error) {
-        self.events
-            .push_back(SessionEvent::Connection(Event::Error(error)));
-    }
-
-    /// Sends a message or queues it; see [`Machine::send`].
-    pub fn send(&mut self, now: Instant, message: Message) -> Result<Sent> {
-        let sent = self.machine.send(now, message);
-        self.pump(now);
-        sent
-    }
-
-    /// For a shell that hands a `len`-byte frame to the socket itself: the socket to send it
-    /// on when [`send`](Self::send) would transmit it now with nothing before it (the bytes
-    /// are then counted as sent), else `None` and nothing changed.
-    pub fn send_now(&mut self, now: Instant, len: usize) -> Option<ConnId> {
-        let conn = self.machine.conn_id()?;
-        (self.io.is_empty() && self.machine.send_now(now, conn, len)).then_some(conn)
-    }
-
-    /// Sends a frame at once, ahead of the queue; see [`Machine::send_preamble`].
-    pub fn send_preamble(&mut self, now: Instant, message: Message) -> Result<()> {
-        let sent = self.machine.send_preamble(now, message);
-        self.pump(now);
-        sent
-    }
-
-    /// Closes for good; see [`Machine::close`].
-    pub fn close(&mut self, now: Instant, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        let closed = self.machine.close(now, code, reason);
-        self.pump(now);
-        closed
-    }
-
-    /// Connects again now; see [`Machine::reconnect`].
-    pub fn reconnect(&mut self, now: Instant) {
-        self.machine.reconnect(now);
-        self.pump(now);
-    }
-
-    /// Runs the machine and the rooms layer until only I/O and events are left: the layer's
-    /// frames go to the machine, the machine's events to the layer, and both to the queues.
-    fn pump(&mut self, now: Instant) {
-        #[cfg(not(feature = "rooms"))]
-        let _ = now;
         loop {
-            #[cfg(feature = "rooms")]
-            if let Some(rooms) = self.rooms.as_mut() {
-                while let Some(out) = rooms.poll_transmit() {
-                    // Bound to the current connection, never queued (see `Outgoing`): a
-                    // refused frame is redone by the layer after the next open.
-                    let _ = self.machine.send_outgoing(now, out);
-                }
-                while let Some(event) = rooms.poll_event() {
-                    if let Some((id, outcome)) = event.publish_outcome()
-                        && let Some(waiter) = self.waiters.remove(&id)
-                    {
-                        let _ = waiter.send(outcome);
-                    }
-                    self.events.push_back(SessionEvent::Room(event));
-                }
-            }
-            let Some(command) = self.machine.poll_command() else {
-                return;
-            };
-            let io = match command {
+            self.pump_layer();
+            return Some(match self.machine.poll_command()? {
                 Command::Emit(event) => {
                     #[cfg(feature = "rooms")]
                     if let Some(rooms) = self.rooms.as_mut()
-                        && rooms.handle_event(now, &event)
+                        && rooms.handle_event(self.now, &event)
                     {
                         continue;
                     }
@@ -271,8 +175,100 @@ impl Session {
                 }
                 Command::Close { conn, code, reason } => Io::Abandon { conn, code, reason },
                 Command::PollBuffered { conn } => Io::PollBuffered { conn },
-            };
-            self.io.push_back(io);
+            });
+        }
+    }
+
+    /// The next event for the application, in order.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due: the earliest deadline of the
+    /// machine (retries, heartbeat, pacing) and the rooms layer (publish acks).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let machine = self.machine.poll_timeout();
+        #[cfg(feature = "rooms")]
+        if let Some(rooms) = self.rooms.as_ref().and_then(Rooms::poll_timeout) {
+            return Some(machine.map_or(rooms, |m| m.min(rooms)));
+        }
+        machine
+    }
+
+    /// Runs everything due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.machine.handle_timeout(now);
+        #[cfg(feature = "rooms")]
+        if let Some(rooms) = self.rooms.as_mut() {
+            rooms.handle_timeout(now);
+            self.pump_layer();
+        }
+    }
+
+    /// Feeds one thing that happened in the environment; see [`Machine::handle`].
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = now;
+        self.machine.handle(now, input);
+    }
+
+    /// The shell could not hand a frame to the socket: reported as an [`Event::Error`].
+    pub fn transmit_failed(&mut self, error: Error) {
+        self.events
+            .push_back(SessionEvent::Connection(Event::Error(error)));
+    }
+
+    /// Sends a message or queues it; see [`Machine::send`].
+    pub fn send(&mut self, now: Instant, message: Message) -> Result<Sent> {
+        self.now = now;
+        self.machine.send(now, message)
+    }
+
+    /// For a shell that hands a `len`-byte frame to the socket itself: the socket to send it
+    /// on when [`send`](Self::send) would transmit it now with nothing before it (the bytes
+    /// are then counted as sent), else `None` and nothing changed.
+    pub fn send_now(&mut self, now: Instant, len: usize) -> Option<ConnId> {
+        let conn = self.machine.conn_id()?;
+        self.now = now;
+        self.machine.send_now(now, conn, len).then_some(conn)
+    }
+
+    /// Sends a frame at once, ahead of the queue; see [`Machine::send_preamble`].
+    pub fn send_preamble(&mut self, now: Instant, message: Message) -> Result<()> {
+        self.now = now;
+        self.machine.send_preamble(now, message)
+    }
+
+    /// Closes for good; see [`Machine::close`].
+    pub fn close(&mut self, now: Instant, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        self.now = now;
+        self.machine.close(now, code, reason)
+    }
+
+    /// Connects again now; see [`Machine::reconnect`].
+    pub fn reconnect(&mut self, now: Instant) {
+        self.now = now;
+        self.machine.reconnect(now);
+    }
+
+    /// Hands the rooms layer's frames to the machine (the path of user sends) and its events
+    /// to the event queue.
+    fn pump_layer(&mut self) {
+        #[cfg(feature = "rooms")]
+        if let Some(rooms) = self.rooms.as_mut() {
+            while let Some(out) = rooms.poll_transmit() {
+                // Bound to the current connection, never queued (see `Outgoing`): a refused
+                // frame is redone by the layer after the next open.
+                let _ = self.machine.send_outgoing(self.now, out);
+            }
+            while let Some(event) = rooms.poll_event() {
+                if let Some((id, outcome)) = event.publish_outcome()
+                    && let Some(waiter) = self.waiters.remove(&id)
+                {
+                    let _ = waiter.send(outcome);
+                }
+                self.events.push_back(SessionEvent::Room(event));
+            }
         }
     }
 }
@@ -293,30 +289,25 @@ impl Session {
     /// attempt on (which also turns the default heartbeat on), and `hello` goes out on every
     /// open, at once if the socket is open.
     pub fn start_rooms(&mut self, now: Instant) {
-        self.layer(now);
-        self.pump(now);
+        self.with_rooms(now, |_, _| ());
     }
 
-    /// The rooms layer, started on first use; the caller pumps.
-    fn layer(&mut self, now: Instant) -> &mut Rooms {
-        let (machine, config, io) = (&mut self.machine, &self.rooms_config, &mut self.io);
-        self.rooms.get_or_insert_with(|| {
-            let v1 = protocol::SUBPROTOCOL;
-            machine.offer_protocol(v1);
-            // An open not carried out yet can still offer it.
-            for command in io.iter_mut() {
-                if let Io::Open { protocols, .. } = command
-                    && !protocols.iter().any(|p| p == v1)
-                {
-                    protocols.push(v1.to_owned());
-                }
-            }
+    /// Runs `f` on the rooms layer (started on first use), then hands on its output.
+    fn with_rooms<R>(&mut self, now: Instant, f: impl FnOnce(&mut Rooms, Instant) -> R) -> R {
+        self.now = now;
+        let (machine, config) = (&mut self.machine, &self.rooms_config);
+        let rooms = self.rooms.get_or_insert_with(|| {
+            // Also offered by an open the shell has not polled yet.
+            machine.offer_protocol(protocol::SUBPROTOCOL);
             let mut rooms = Rooms::new(config.clone(), machine.random());
             if machine.state() == super::State::Open {
                 rooms.handle_event(now, &Event::Open);
             }
             rooms
-        })
+        });
+        let out = f(rooms, now);
+        self.pump_layer();
+        out
     }
 
     /// Stops the rooms layer: no more hellos or rejoins, and every publish future fails with
@@ -328,16 +319,12 @@ impl Session {
 
     /// Joins `room` (starting the layer); see [`Rooms::join`].
     pub fn join(&mut self, now: Instant, room: &str) -> Result<(), RoomError> {
-        let joined = self.layer(now).join(now, room);
-        self.pump(now);
-        joined
+        self.with_rooms(now, |r, now| r.join(now, room))
     }
 
     /// Leaves `room`; see [`Rooms::leave`]. False if it was not joined.
     pub fn leave(&mut self, now: Instant, room: &str) -> bool {
-        let left = self.layer(now).leave(now, room);
-        self.pump(now);
-        left
+        self.with_rooms(now, |r, now| r.leave(now, room))
     }
 
     /// Publishes JSON `data` to a joined room; see [`Rooms::publish`].
@@ -347,9 +334,7 @@ impl Session {
         room: &str,
         data: RawJson,
     ) -> Result<PublishId, RoomError> {
-        let id = self.layer(now).publish(now, room, data);
-        self.pump(now);
-        id
+        self.with_rooms(now, |r, now| r.publish(now, room, data))
     }
 
     /// As [`publish`](Self::publish), with a future that settles on the publish's outcome.
@@ -359,18 +344,15 @@ impl Session {
         room: &str,
         data: RawJson,
     ) -> Result<PublishFuture, RoomError> {
-        let id = self.layer(now).publish(now, room, data)?;
+        let id = self.publish(now, room, data)?;
         let (waiter, future) = PublishFuture::new(id);
         self.waiters.insert(id, waiter);
-        self.pump(now);
         Ok(future)
     }
 
     /// Asks for the room list; see [`Rooms::list_rooms`].
     pub fn list_rooms(&mut self, now: Instant) -> bool {
-        let asked = self.layer(now).list_rooms();
-        self.pump(now);
-        asked
+        self.with_rooms(now, |r, _| r.list_rooms())
     }
 }
 
@@ -399,11 +381,13 @@ mod tests {
         assert_eq!(protocols.iter().any(|p| p == protocol::SUBPROTOCOL), rooms);
         let protocol = protocol::SUBPROTOCOL.to_owned();
         s.handle(Instant(1), Input::SocketOpened { conn, protocol });
+        while s.poll_io().is_some() {}
         (s, conn)
     }
 
     fn frame(s: &mut Session, conn: ConnId, message: Message) -> Vec<SessionEvent> {
         s.handle(Instant(2), Input::SocketMessage { conn, message });
+        while s.poll_io().is_some() {}
         std::iter::from_fn(|| s.poll_event()).collect()
     }
 

@@ -233,10 +233,10 @@ async fn drive(shared: Arc<Shared>) {
         let (io, deadline) = {
             let mut core = shared.lock();
             let Core { session, events } = &mut *core;
+            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
             while let Some(event) = session.poll_event() {
                 let _ = events.send(event);
             }
-            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
             (io, session.poll_timeout())
         };
         for io in io {
