@@ -14,7 +14,7 @@
 //! **The protocol-frame rule**, the same in every shell: while the rooms layer runs, every
 //! inbound text frame goes to it and none is reported as [`Event::Message`]. A protocol v1
 //! frame becomes room events (or nothing, as a `pong`); any other text frame arrives as
-//! [`RoomEvent::BadFrame`](super::rooms::RoomEvent::BadFrame). Binary frames are reported as
+//! [`RoomEvent::BadFrame`]. Binary frames are reported as
 //! messages. Without the rooms layer every frame is a message (heartbeat pongs aside, see
 //! [`Heartbeat`](super::Heartbeat)).
 //!

@@ -1,4 +1,4 @@
-//! The native shell (feature `native`): the same [`Machine`] and [`Rooms`] layer as in the
+//! The native shell (feature `native`): the same [`Session`] and [`Client`] API as in the
 //! browser, driven by tokio and tokio-tungstenite.
 //!
 //! One driver task owns the sockets and the timer; each socket has a reader task that feeds
@@ -29,12 +29,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::{SinkExt, StreamExt};
-use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -42,10 +40,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::machine::rooms::{self, RoomError, RoomStats, RoomsConfig};
+pub use crate::client::Client;
+#[cfg(doc)]
+use crate::machine::rooms::RoomError;
+use crate::machine::rooms::RoomsConfig;
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
-use crate::{Config, Error, Message, Result, Sent, State};
+use crate::{Config, Error, Message, Result};
 
 /// What a [`Client`] reports, in order: connection events and room events. While the rooms
 /// layer runs (always, in this shell) text frames arrive as room events, never as messages;
@@ -73,28 +74,31 @@ impl Shared {
     }
 }
 
-/// A protocol v1 WebSocket client for native Rust: reconnects, heartbeats, rejoins rooms,
-/// resends unacknowledged publishes and delivers room messages in order, exactly once.
-///
-/// Create it inside a tokio runtime. Dropping it closes everything.
-pub struct Client {
+/// The native side of a [`Client`]: the driver task and the channel events arrive on. Dropping
+/// it stops the driver and every socket task (their TCP connections close).
+pub(crate) struct Host {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     driver: JoinHandle<()>,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("state", &self.state())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Client {
+impl Drop for Host {
     fn drop(&mut self) {
         // The driver owns the socket tasks; aborting it drops them, which aborts them too.
         self.driver.abort();
+    }
+}
+
+impl Host {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        let now = self.shared.now();
+        let out = f(&mut self.shared.lock().session, now);
+        self.shared.wake.notify_one();
+        out
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.shared.lock().session)
     }
 }
 
@@ -102,8 +106,10 @@ impl Drop for Client {
 /// future the browser shell returns.
 pub type PublishHandle = crate::publish::PublishFuture;
 
+/// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
-    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting.
+    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
+    /// protocol v1 from the first attempt on.
     ///
     /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
     pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
@@ -114,7 +120,6 @@ impl Client {
             std::process::id(),
         );
         let mut session = Session::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
-        // This client always speaks protocol v1.
         session.set_rooms_config(rooms);
         session.start_rooms(Instant(0));
         let (tx, events) = mpsc::unbounded_channel();
@@ -128,83 +133,22 @@ impl Client {
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
         Ok(Client {
-            shared,
-            events,
-            driver,
+            host: Host {
+                shared,
+                events,
+                driver,
+            },
         })
-    }
-
-    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
-        let now = self.shared.now();
-        let out = f(&mut self.shared.lock().session, now);
-        self.shared.wake.notify_one();
-        out
-    }
-
-    /// Joins a room (now, and again after every reconnect). Errors: [`RoomError::InvalidRoom`].
-    pub fn join(&self, room: &str) -> Result<(), RoomError> {
-        self.act(|s, now| s.join(now, room))
-    }
-
-    /// Leaves a room; false if it was not joined.
-    pub fn leave(&self, room: &str) -> bool {
-        self.act(|s, now| s.leave(now, room))
-    }
-
-    /// Publishes `data` (as JSON) to a joined room; the handle resolves on the server's ack.
-    ///
-    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing was queued:
-    /// wait for acks and try again), [`RoomError::Encode`].
-    pub fn publish<T: Serialize + ?Sized>(
-        &self,
-        room: &str,
-        data: &T,
-    ) -> Result<PublishHandle, RoomError> {
-        let data = rooms::encode(data)?;
-        self.act(|s, now| s.publish_future(now, room, data))
-    }
-
-    /// Sends a raw frame through the core's queue (not part of protocol v1 bookkeeping).
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        let message = message.into();
-        self.act(|s, now| s.send(now, message))
-    }
-
-    /// Closes for good (until [`reconnect`](Self::reconnect)); see [`Session::close`].
-    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        self.act(|s, now| s.close(now, code, reason))
-    }
-
-    /// Connects again now; see [`Session::reconnect`].
-    pub fn reconnect(&self) {
-        self.act(|s, now| s.reconnect(now));
-    }
-
-    /// The connection state.
-    pub fn state(&self) -> State {
-        self.shared.lock().session.machine().state()
-    }
-
-    /// The protocol layer's counters.
-    pub fn stats(&self) -> RoomStats {
-        let core = self.shared.lock();
-        core.session.rooms().map(|r| r.stats()).unwrap_or_default()
-    }
-
-    /// Publishes awaiting their ack.
-    pub fn unacked(&self) -> usize {
-        let core = self.shared.lock();
-        core.session.rooms().map_or(0, |r| r.unacked())
     }
 
     /// The next event; `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        self.host.events.recv().await
     }
 
     /// The next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.events.try_recv().ok()
+        self.host.events.try_recv().ok()
     }
 }
 

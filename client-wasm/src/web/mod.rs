@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+pub use crate::client::Client;
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::RoomEvent;
 use crate::machine::session::{Io, Session, SessionEvent};
@@ -95,10 +96,30 @@ struct Inner {
     disposed: Cell<bool>,
 }
 
-/// A WebSocket client that stays connected. See the [crate docs](crate) for the behaviour and
-/// [`Config`] for the knobs.
-///
-/// Dropping it closes the socket (code 1000) and removes every listener and timer.
+/// The browser side of a [`Client`]. Dropping it closes the socket (code 1000) and removes
+/// every listener and timer.
+pub(crate) struct Host {
+    inner: Rc<Inner>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.inner.dispose();
+    }
+}
+
+impl Host {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        Inner::act(&self.inner, f)
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.inner.session.borrow())
+    }
+}
+
+/// Construction and events of the browser [`Client`]; the rest of its API is the same
+/// natively.
 ///
 /// ```no_run
 /// use ws_lifeline::{Client, Config, Event};
@@ -112,20 +133,6 @@ struct Inner {
 /// client.send("hello")?; // queued until the socket opens
 /// # Ok::<(), ws_lifeline::Error>(())
 /// ```
-#[must_use = "dropping the Client closes the connection"]
-pub struct Client {
-    inner: Rc<Inner>,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("state", &self.state())
-            .field("url", &self.url())
-            .finish()
-    }
-}
-
 impl Client {
     /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
     ///
@@ -186,92 +193,39 @@ impl Client {
                 Inner::drive(&inner);
             }
         });
-        Ok(Client { inner })
+        Ok(Client {
+            host: Host { inner },
+        })
     }
 
     /// A weak handle for use inside callbacks (holding the `Client` there would be a cycle).
     pub fn handle(&self) -> ClientHandle {
         ClientHandle {
-            inner: Rc::downgrade(&self.inner),
+            inner: Rc::downgrade(&self.host.inner),
         }
-    }
-
-    /// The connection state.
-    pub fn state(&self) -> State {
-        self.inner.session.borrow().machine().state()
-    }
-
-    /// The URL of the current or last attempt, after `http`→`ws` mapping.
-    pub fn url(&self) -> Option<String> {
-        self.inner
-            .session
-            .borrow()
-            .machine()
-            .url()
-            .map(str::to_owned)
-    }
-
-    /// The subprotocol the server selected on the last open, empty if none.
-    pub fn protocol(&self) -> String {
-        self.inner.session.borrow().machine().protocol().to_owned()
-    }
-
-    /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
-    /// [`crate::Event::Pong`].
-    pub fn rtt(&self) -> Option<crate::machine::Rtt> {
-        self.inner.session.borrow().machine().rtt()
     }
 
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {
-        self.inner
+        self.host
+            .inner
             .socket
             .borrow()
             .as_ref()
             .map_or(0, |s| u64::from(s.ws.buffered_amount()))
     }
 
-    /// Messages waiting in the outbound queue.
-    pub fn queued_messages(&self) -> usize {
-        self.inner.session.borrow().machine().queued_messages()
-    }
-
-    /// Sends text or bytes now, or queues them until the socket is open and drained.
-    ///
-    /// Errors: [`Error::QueueFull`] (nothing dropped), [`Error::Closed`] after `close()`.
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::act(&self.inner, |s, now| s.send(now, message.into()))
-    }
-
-    /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
-    /// [`Error::Encode`].
-    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
-        self.send(typed::encode(value)?)
-    }
-
     /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
     /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::act(&self.inner, |s, now| s.send_preamble(now, message.into()))
-    }
-
-    /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
-    /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
-    /// returned and nothing happens.
-    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::act(&self.inner, |s, now| s.close(now, code, reason))
-    }
-
-    /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
-    pub fn reconnect(&self) {
-        Inner::act(&self.inner, |s, now| s.reconnect(now));
+        self.host.act(|s, now| s.send_preamble(now, message.into()))
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
     /// The callback may call back into the client (send, close, even subscribe).
     pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
-        self.inner.subscribers.subscribe(callback)
+        self.host.inner.subscribers.subscribe(callback)
     }
 
     /// Decodes every inbound message as JSON into `T` and hands over the result; a message
@@ -290,7 +244,7 @@ impl Client {
 
     /// Every event as a [`Stream`]; it ends when the client is dropped.
     pub fn events(&self) -> EventStream {
-        self.inner.subscribers.stream()
+        self.host.inner.subscribers.stream()
     }
 
     /// Inbound messages decoded into `T` as a [`Stream`] of results.
@@ -306,14 +260,24 @@ impl Client {
         }
     }
 
+    /// Calls `callback` with every protocol v1 event until the returned subscription is
+    /// dropped (see [`join`](Self::join) and the rule in [`crate::machine::session`]).
+    #[cfg(feature = "rooms")]
+    pub fn on_room_event(
+        &self,
+        callback: impl Fn(&RoomEvent) + 'static,
+    ) -> Subscription<RoomEvent> {
+        self.host.inner.room_subscribers.subscribe(callback)
+    }
+
+    /// Every protocol v1 event as a [`Stream`].
+    #[cfg(feature = "rooms")]
+    pub fn room_events(&self) -> EventStream<RoomEvent> {
+        self.host.inner.room_subscribers.stream()
+    }
+
     /// Closes the socket and releases everything now; the same as dropping the client.
     pub fn dispose(self) {}
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.inner.dispose();
-    }
 }
 
 /// A weak, cloneable handle to a [`Client`], for callbacks. Every method fails with

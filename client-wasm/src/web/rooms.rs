@@ -1,4 +1,4 @@
-//! Protocol v1 rooms in the browser: the sans-IO [`Rooms`] layer wired to a [`Client`].
+//! Protocol v1 rooms in the browser: the sans-IO [`Rooms`](crate::machine::rooms::Rooms) layer wired to a [`Client`].
 //!
 //! A [`RoomsClient`] is a view on its client's [`Session`]: it starts the session's rooms
 //! layer and hands out the [`RoomEvent`]s the client's drive loop dispatches; the client's one
@@ -64,7 +64,7 @@ impl RoomsClient {
     /// unless another `RoomsClient` started it already). Create it before or after the client
     /// opens; if the socket is already open, the `hello` (and joins) go out at once.
     pub fn new(client: &Client, config: RoomsConfig) -> RoomsClient {
-        let inner = &client.inner;
+        let inner = &client.host.inner;
         inner.rooms_clients.set(inner.rooms_clients.get() + 1);
         Inner::act(inner, |s, now| {
             if s.rooms().is_none() {
