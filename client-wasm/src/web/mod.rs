@@ -261,18 +261,22 @@ impl Client {
     }
 
     /// Calls `callback` with every protocol v1 event until the returned subscription is
-    /// dropped (see [`join`](Self::join) and the rule in [`crate::machine::session`]).
+    /// dropped. Starts the rooms layer, as [`join`](Self::join) does; while it runs, text
+    /// frames are room events, not messages (see [`crate::machine::session`]).
     #[cfg(feature = "rooms")]
     pub fn on_room_event(
         &self,
         callback: impl Fn(&RoomEvent) + 'static,
     ) -> Subscription<RoomEvent> {
+        self.host.act(|s, now| s.start_rooms(now));
         self.host.inner.room_subscribers.subscribe(callback)
     }
 
-    /// Every protocol v1 event as a [`Stream`].
+    /// Every protocol v1 event as a [`Stream`]; starts the rooms layer as
+    /// [`on_room_event`](Self::on_room_event) does.
     #[cfg(feature = "rooms")]
     pub fn room_events(&self) -> EventStream<RoomEvent> {
+        self.host.act(|s, now| s.start_rooms(now));
         self.host.inner.room_subscribers.stream()
     }
 
