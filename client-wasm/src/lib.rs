@@ -35,6 +35,8 @@
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+#[cfg(any(target_arch = "wasm32", feature = "native"))]
+mod client;
 mod error;
 pub mod machine;
 // The publish future of the two Rust shells (browser and native).
