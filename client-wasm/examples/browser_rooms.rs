@@ -7,17 +7,15 @@
 #[cfg(target_arch = "wasm32")]
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     use futures::StreamExt;
-    use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
-    use ws_lifeline::web::rooms::RoomsClient;
+    use ws_lifeline::machine::rooms::RoomEvent;
     use ws_lifeline::{Client, Config};
 
     let config = Config::default().protocols([ws_lifeline::protocol::SUBPROTOCOL]);
     let client = Client::connect("wss://example.com/ws", config)?;
-    let rooms = RoomsClient::new(&client, RoomsConfig::default());
-    rooms.join("lobby")?;
-    let ack = rooms.publish("lobby", &"hello")?.await?; // resolves on the server's ack
+    client.join("lobby")?;
+    let ack = client.publish("lobby", &"hello")?.await?; // resolves on the server's ack
     let mut texts = vec![format!("acked at offset {}", ack.offset)];
-    let mut events = rooms.events();
+    let mut events = client.room_events();
     while let Some(event) = events.next().await {
         match event {
             RoomEvent::Message(m) => match m.decode::<String>() {

@@ -406,9 +406,9 @@ export interface LifelineRoomEventMap {
 }
 
 /**
- * Event types and the event each one delivers: the socket's, and protocol v1's. The raw
- * `message` event reports every frame, protocol frames included; `roomMessage` is a decoded
- * room message.
+ * Event types and the event each one delivers: the socket's, and protocol v1's. Once the
+ * rooms layer runs, text frames are room events (`roomMessage` is a decoded room message) or
+ * `badFrame`, never `message`; binary frames are still `message` events.
  */
 export interface LifelineEventMap extends LifelineRoomEventMap {
   open: LifelineOpenEvent;

@@ -41,10 +41,9 @@ use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "rooms")]
-use crate::machine::rooms::{RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
-use crate::machine::{
-    CloseInfo, Command, ConnId, Input, Instant, Machine, Target, default_terminal,
-};
+use crate::machine::rooms::{RawJson, RoomError, RoomEvent, RoomsConfig};
+use crate::machine::session::{Io, Session, SessionEvent};
+use crate::machine::{CloseInfo, ConnId, Input, Instant, Target, default_terminal};
 use crate::{Config, Error, Event, Message, QueueLimit, Sent, State};
 
 /// The result type of every exported function: a thrown `[code, message, a, b]` on failure.
@@ -600,70 +599,8 @@ fn text(value: &JsValue) -> String {
 
 /// Everything the wasm holds for a live socket; dropping it releases all of it.
 struct Live {
-    machine: Machine,
-    #[cfg(feature = "rooms")]
-    rooms: Option<Rooms>,
-    #[cfg(feature = "rooms")]
-    rooms_config: RoomsConfig,
+    session: Session,
     _functions: Vec<PredicateSlot>,
-}
-
-/// One step of the drive loop.
-enum Step {
-    Command(Command),
-    #[cfg(feature = "rooms")]
-    Room(RoomEvent),
-}
-
-impl Live {
-    /// The next thing to carry out: the rooms layer's output first (its frames go to the
-    /// machine, ahead of its queue, and its events out), so that what a socket event caused
-    /// in the layer is done before the machine's next command, then the machine's command.
-    fn next_step(&mut self, now: Instant) -> Option<Step> {
-        #[cfg(not(feature = "rooms"))]
-        let _ = now;
-        #[cfg(feature = "rooms")]
-        if let Some(rooms) = self.rooms.as_mut() {
-            while let Some(out) = rooms.poll_transmit() {
-                // Bound to the current connection, never queued (see `Outgoing`): a refused
-                // frame is redone by the layer after the next open.
-                let _ = self.machine.send_outgoing(now, out);
-            }
-            if let Some(event) = rooms.poll_event() {
-                return Some(Step::Room(event));
-            }
-        }
-        self.machine.poll_command().map(Step::Command)
-    }
-
-    #[cfg(feature = "rooms")]
-    /// The protocol v1 layer, started on first use: it then says `hello` on every open, and at
-    /// once if the socket is open.
-    fn rooms(&mut self, now: Instant) -> &mut Rooms {
-        let open = self.machine.state() == State::Open;
-        let config = &self.rooms_config;
-        let machine = &mut self.machine;
-        self.rooms.get_or_insert_with(|| {
-            // The server selects lifeline.v1 from the next attempt on, which turns the default
-            // heartbeat on (a v1 server answers pings).
-            machine.offer_protocol(protocol::SUBPROTOCOL);
-            let mut rooms = Rooms::new(config.clone(), machine.random());
-            if open {
-                rooms.handle_event(now, &Event::Open);
-            }
-            rooms
-        })
-    }
-
-    /// The earliest deadline of the machine and the rooms layer.
-    fn deadline(&self) -> Option<Instant> {
-        let machine = self.machine.poll_timeout();
-        #[cfg(feature = "rooms")]
-        if let Some(rooms) = self.rooms.as_ref().and_then(Rooms::poll_timeout) {
-            return Some(machine.map_or(rooms, |m| m.min(rooms)));
-        }
-        machine
-    }
 }
 
 /// The wasm half of a `LifelineSocket` of `index.js`, which owns it. See the module docs.
@@ -692,8 +629,8 @@ impl LifelineSocket {
     /// `isTerminalClose`; `ping` and `isPong` the heartbeat's, wrapped. `index.js` has
     /// checked all of them. The page's subprotocols stay in `index.js` (a list of strings
     /// through the boundary cost about 1.3 KB of wasm); the machine's list holds only what the
-    /// rooms layer offers (see [`Machine::offer_protocol`] and `DO_OPEN`). Nothing is carried out before `__input(IN_START)`,
-    /// so that the page can add listeners first.
+    /// rooms layer offers (see [`crate::machine::Machine::offer_protocol`] and `DO_OPEN`). Nothing is carried
+    /// out before `__input(IN_START)`, so that the page can add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
@@ -713,17 +650,15 @@ impl LifelineSocket {
         let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
         let now = now();
-        let mut machine = Machine::new(config, target, seed, now).map_err(|e| crate_error(&e))?;
+        let mut session = Session::new(config, target, seed, now).map_err(|e| crate_error(&e))?;
         if numbers.get(Num::Offline) == Some(1.0) {
-            machine.handle(now, Input::Offline);
+            session.handle(now, Input::Offline);
         }
+        #[cfg(feature = "rooms")]
+        session.set_rooms_config(rooms_config_from(&numbers));
         Ok(LifelineSocket {
             live: RefCell::new(Some(Live {
-                machine,
-                #[cfg(feature = "rooms")]
-                rooms: None,
-                #[cfg(feature = "rooms")]
-                rooms_config: rooms_config_from(&numbers),
+                session,
                 _functions: functions,
             })),
             armed: Cell::new(None),
@@ -772,7 +707,7 @@ impl LifelineSocket {
             },
             IN_SEND_FAILED => {
                 let error = Error::from_exception(&text(&b), text(&c), None);
-                self.deliver(shell, now, &Event::Error(error));
+                self.with_live(|live| live.session.transmit_failed(error));
                 return self.drive(shell);
             }
             IN_ONLINE => Input::Online,
@@ -781,19 +716,13 @@ impl LifelineSocket {
             IN_HIDDEN => Input::Hidden,
             IN_TIMER => {
                 self.armed.set(None);
-                self.with_live(|live| {
-                    live.machine.handle_timeout(now);
-                    #[cfg(feature = "rooms")]
-                    if let Some(rooms) = live.rooms.as_mut() {
-                        rooms.handle_timeout(now);
-                    }
-                });
+                self.with_live(|live| live.session.handle_timeout(now));
                 return self.drive(shell);
             }
             IN_START => return self.drive(shell),
             _ => return,
         };
-        self.with_live(|live| live.machine.handle(now, input));
+        self.with_live(|live| live.session.handle(now, input));
         self.drive(shell);
     }
 
@@ -807,12 +736,7 @@ impl LifelineSocket {
                 // Straight to the socket when nothing waits before it: the machine only counts
                 // the bytes, and the page's own string is sent, not a copy out of the wasm.
                 let direct = self
-                    .with_live(|live| {
-                        let conn = live.machine.conn_id()?;
-                        live.machine
-                            .send_now(now, conn, message.len())
-                            .then_some(conn)
-                    })
+                    .with_live(|live| live.session.send_now(now, message.len()))
                     .flatten();
                 let sent = match direct {
                     Some(conn) => {
@@ -829,13 +753,13 @@ impl LifelineSocket {
             OP_CLOSE => {
                 let code = a.as_f64().map(|c| c as u16);
                 let reason = b.as_string();
-                self.with_live(|live| live.machine.close(now, code, reason.as_deref()))
+                self.with_live(|live| live.session.close(now, code, reason.as_deref()))
                     .unwrap_or(Ok(()))
                     .map_err(|e| crate_error(&e))?;
                 JsValue::UNDEFINED
             }
             OP_RECONNECT => {
-                self.with_live(|live| live.machine.reconnect(now));
+                self.with_live(|live| live.session.reconnect(now));
                 JsValue::UNDEFINED
             }
             OP_DISPOSE => {
@@ -845,32 +769,34 @@ impl LifelineSocket {
                 return Ok(JsValue::UNDEFINED);
             }
             OP_STATE => {
-                let state = self.with_live(|live| live.machine.state());
+                let state = self.with_live(|live| live.session.machine().state());
                 return Ok(num(state_index(state.unwrap_or(State::Closed))));
             }
             OP_URL => {
-                let url = self.with_live(|live| live.machine.url().map(str::to_owned));
+                let url = self.with_live(|live| live.session.machine().url().map(str::to_owned));
                 return Ok(url.flatten().unwrap_or_default().into());
             }
             OP_PROTOCOL => {
-                let protocol = self.with_live(|live| live.machine.protocol().to_owned());
+                let protocol = self.with_live(|live| live.session.machine().protocol().to_owned());
                 return Ok(protocol.unwrap_or_default().into());
             }
             OP_RTT => {
-                let rtt = self.with_live(|live| live.machine.rtt()).flatten();
+                let rtt = self
+                    .with_live(|live| live.session.machine().rtt())
+                    .flatten();
                 return Ok(rtt.map_or(JsValue::UNDEFINED, |rtt| {
                     let ms = |d: Duration| num(d.as_millis() as f64);
                     Array::of2(&ms(rtt.last), &ms(rtt.smoothed)).into()
                 }));
             }
             OP_QUEUED => {
-                let queued = self.with_live(|live| live.machine.queued_messages());
+                let queued = self.with_live(|live| live.session.machine().queued_messages());
                 return Ok(num(queued.unwrap_or(0) as f64));
             }
             OP_UNACKED => {
                 #[cfg(feature = "rooms")]
                 let unacked = self
-                    .with_live(|live| live.rooms.as_ref().map_or(0, Rooms::unacked))
+                    .with_live(|live| live.session.rooms().map_or(0, |r| r.unacked()))
                     .unwrap_or(0);
                 #[cfg(not(feature = "rooms"))]
                 let unacked = 0;
@@ -878,15 +804,13 @@ impl LifelineSocket {
             }
             #[cfg(feature = "rooms")]
             OP_START_ROOMS => {
-                self.with_live(|live| {
-                    live.rooms(now);
-                });
+                self.with_live(|live| live.session.start_rooms(now));
                 JsValue::UNDEFINED
             }
             #[cfg(feature = "rooms")]
             OP_JOIN => {
                 let room = text(&a);
-                self.with_live(|live| live.rooms(now).join(now, &room))
+                self.with_live(|live| live.session.join(now, &room))
                     .unwrap_or(Ok(()))
                     .map_err(|e| room_error(&e))?;
                 JsValue::UNDEFINED
@@ -894,7 +818,7 @@ impl LifelineSocket {
             #[cfg(feature = "rooms")]
             OP_LEAVE => {
                 let room = text(&a);
-                let left = self.with_live(|live| live.rooms(now).leave(now, &room));
+                let left = self.with_live(|live| live.session.leave(now, &room));
                 left.unwrap_or(false).into()
             }
             #[cfg(feature = "rooms")]
@@ -908,14 +832,14 @@ impl LifelineSocket {
                     })
                 })?;
                 let id = self
-                    .with_live(|live| live.rooms(now).publish(now, &room, data))
+                    .with_live(|live| live.session.publish(now, &room, data))
                     .unwrap_or(Err(RoomError::Closed))
                     .map_err(|e| room_error(&e))?;
                 num(id.0 as f64)
             }
             #[cfg(feature = "rooms")]
             OP_LIST_ROOMS => {
-                let asked = self.with_live(|live| live.rooms(now).list_rooms());
+                let asked = self.with_live(|live| live.session.list_rooms(now));
                 asked.unwrap_or(false).into()
             }
             _ => return Ok(JsValue::UNDEFINED),
@@ -933,23 +857,33 @@ impl LifelineSocket {
     }
 
     fn send(&self, now: Instant, message: Message) -> JsResult<Sent> {
-        self.with_live(|live| live.machine.send(now, message))
+        self.with_live(|live| live.session.send(now, message))
             .unwrap_or(Err(Error::Closed))
             .map_err(|e| crate_error(&e))
     }
 
-    /// Carries out the machine's commands and the rooms layer's output until none is left,
-    /// then keeps the shell's timer at the earliest deadline.
+    /// Carries out the session's I/O and hands its events to the page until none is left,
+    /// then keeps the shell's timer at the session's deadline.
     fn drive(&self, shell: &Shell) {
         if self.driving.replace(true) {
             return;
         }
         loop {
-            let now = now();
-            match self.with_live(|live| live.next_step(now)).flatten() {
-                Some(Step::Command(command)) => self.execute(shell, now, command),
+            if let Some(io) = self.with_live(|live| live.session.poll_io()).flatten() {
+                self.execute(shell, io);
+                continue;
+            }
+            match self.with_live(|live| live.session.poll_event()).flatten() {
+                Some(SessionEvent::Connection(event)) => {
+                    let protocol = || {
+                        self.with_live(|live| live.session.machine().protocol().to_owned())
+                            .unwrap_or_default()
+                    };
+                    let (kind, fields) = socket_event(&event, protocol);
+                    emit(shell, kind, fields);
+                }
                 #[cfg(feature = "rooms")]
-                Some(Step::Room(event)) => {
+                Some(SessionEvent::Room(event)) => {
                     let (kind, fields) = room_event(&event);
                     emit(shell, kind, fields);
                 }
@@ -958,7 +892,7 @@ impl LifelineSocket {
         }
         self.driving.set(false);
         // Disposed: the shell has cleared its timer itself.
-        let Some(want) = self.with_live(|live| live.deadline()) else {
+        let Some(want) = self.with_live(|live| live.session.poll_timeout()) else {
             return;
         };
         if self.armed.replace(want) != want {
@@ -969,13 +903,13 @@ impl LifelineSocket {
         }
     }
 
-    fn execute(&self, shell: &Shell, now: Instant, command: Command) {
+    fn execute(&self, shell: &Shell, io: Io) {
         let none = || JsValue::UNDEFINED;
-        match command {
-            Command::ResolveUrl { conn } => {
+        match io {
+            Io::ResolveUrl { conn } => {
                 shell.act(DO_RESOLVE_URL, conn.0 as f64, none(), none());
             }
-            Command::Open {
+            Io::Open {
                 conn,
                 url,
                 protocols,
@@ -983,49 +917,30 @@ impl LifelineSocket {
                 let v1 = protocols.iter().any(|p| p == protocol::SUBPROTOCOL);
                 shell.act(DO_OPEN, conn.0 as f64, url.into(), v1.into());
             }
-            Command::Transmit { conn, message } => {
+            Io::Transmit { conn, message } => {
                 let data = match message {
                     Message::Text(t) => JsValue::from(t),
                     Message::Binary(b) => Uint8Array::from(b.as_slice()).into(),
                 };
                 shell.act(DO_SEND, conn.0 as f64, data, none());
             }
-            Command::Close { conn, code, reason } => {
-                let current = self.with_live(|live| live.machine.conn_id()) == Some(Some(conn));
-                let action = if current { DO_CLOSE } else { DO_ABANDON };
-                shell.act(action, conn.0 as f64, num(code), reason.into());
+            Io::Close { conn, code, reason } => {
+                shell.act(DO_CLOSE, conn.0 as f64, num(code), reason.into());
             }
-            Command::PollBuffered { conn } => {
+            Io::Abandon { conn, code, reason } => {
+                shell.act(DO_ABANDON, conn.0 as f64, num(code), reason.into());
+            }
+            Io::PollBuffered { conn } => {
                 let amount = shell.act(DO_BUFFERED, conn.0 as f64, none(), none());
                 if amount >= 0.0 {
                     let input = Input::BufferedAmount {
                         conn,
                         amount: amount as u64,
                     };
-                    self.with_live(|live| live.machine.handle(now, input));
+                    self.with_live(|live| live.session.handle(now(), input));
                 }
             }
-            Command::Emit(event) => self.deliver(shell, now, &event),
         }
-    }
-
-    /// Hands a socket event to the page, then to the rooms layer (as the Rust shell's
-    /// subscribers see it: the page's first, the layer's second).
-    fn deliver(&self, shell: &Shell, now: Instant, event: &Event) {
-        let protocol = || {
-            self.with_live(|live| live.machine.protocol().to_owned())
-                .unwrap_or_default()
-        };
-        let (kind, fields) = socket_event(event, protocol);
-        emit(shell, kind, fields);
-        #[cfg(feature = "rooms")]
-        self.with_live(|live| {
-            if let Some(rooms) = live.rooms.as_mut() {
-                rooms.handle_event(now, event);
-            }
-        });
-        #[cfg(not(feature = "rooms"))]
-        let _ = now;
     }
 }
 

@@ -35,9 +35,12 @@
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+#[cfg(any(target_arch = "wasm32", feature = "native"))]
+mod client;
 mod error;
 pub mod machine;
-#[cfg(feature = "rooms")]
+// The publish future of the two Rust shells (browser and native).
+#[cfg(all(feature = "rooms", any(target_arch = "wasm32", feature = "native")))]
 mod publish;
 pub mod typed;
 

@@ -5,7 +5,7 @@
 //! bare `WebSocket` per connect, they leak nothing per connection, and reconnects follow the
 //! client's jittered backoff, `online`/`offline` and heartbeat rules instead of a fixed timer.
 //!
-//! Rooms go through the library's protocol v1 layer ([`RoomsClient`]): joins are redone
+//! Rooms go through the client's protocol v1 layer ([`Client::join`]): joins are redone
 //! after every reconnect with the last offset seen, messages arrive in offset order within an
 //! epoch exactly once (a server restart starts a new epoch whose offsets begin at 1 again),
 //! publishes are resent until acknowledged, and a gap that cannot be filled is reported
@@ -55,7 +55,6 @@ use yew::prelude::*;
 pub use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomMessage, RoomsConfig};
 pub use crate::typed::DecodeError;
 pub use crate::web::rooms::PublishFuture;
-use crate::web::rooms::{RoomSubscription, RoomsClient};
 use crate::{Client, CloseInfo, Config, Error, Event, Message, Result, Sent, State, Subscription};
 
 type UrlFuture = Pin<Box<dyn Future<Output = std::result::Result<String, String>>>>;
@@ -211,8 +210,6 @@ impl Status {
 struct Shared {
     /// `None` before the first effect and after teardown.
     client: RefCell<Option<Client>>,
-    /// The protocol v1 layer, created on first use of a room.
-    rooms: RefCell<Option<RoomsClient>>,
     /// Why the client could not be created (an invalid URL), if it could not.
     failed: RefCell<Option<Error>>,
 }
@@ -286,32 +283,19 @@ impl UseLifeline {
         room: &str,
         data: &T,
     ) -> std::result::Result<PublishFuture, RoomError> {
-        self.with_rooms(|rooms| rooms.publish(room, data))
+        self.client(|client| client.publish(room, data))
             .unwrap_or(Err(RoomError::Closed))
     }
 
     /// Asks the server for the room list ([`RoomEvent::Rooms`]); false when not connected.
     pub fn list_rooms(&self) -> bool {
-        self.with_rooms(RoomsClient::list_rooms).unwrap_or(false)
+        self.client(Client::list_rooms).unwrap_or(false)
     }
 
-    /// Runs `f` with the rooms layer, creating it on first use; `None` without a client.
-    fn with_rooms<R>(&self, f: impl FnOnce(&RoomsClient) -> R) -> Option<R> {
-        {
-            let client = self.shared.client.borrow();
-            let client = client.as_ref()?;
-            let mut rooms = self.shared.rooms.borrow_mut();
-            if rooms.is_none() {
-                *rooms = Some(RoomsClient::new(client, RoomsConfig::default()));
-            }
-        }
-        // Callbacks run by `f` may use the layer again (shared borrows only).
-        let rooms = self.shared.rooms.borrow();
-        rooms.as_ref().map(f)
-    }
-
-    fn on_room_event(&self, callback: impl Fn(&RoomEvent) + 'static) -> Option<RoomSubscription> {
-        self.with_rooms(|rooms| rooms.on_event(callback))
+    /// Runs `f` with the client; `None` without one. Callbacks run by `f` may use the client
+    /// again (shared borrows only).
+    fn client<R>(&self, f: impl FnOnce(&Client) -> R) -> Option<R> {
+        self.shared.client.borrow().as_ref().map(f)
     }
 
     /// Connects again now, skipping the backoff wait ("retry now"); also restarts after
@@ -356,7 +340,6 @@ impl UseLifeline {
 pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
     let shared = use_memo((), |()| Shared {
         client: RefCell::new(None),
-        rooms: RefCell::new(None),
         failed: RefCell::new(None),
     });
     let status = use_state(Status::default);
@@ -401,10 +384,8 @@ pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
             }
             move || {
                 drop(subscription);
-                // The rooms layer first (its ack timer and subscription), then the client:
-                // dropping it closes the socket and removes its listeners and timer.
-                let rooms = shared.rooms.borrow_mut().take();
-                drop(rooms);
+                // Dropping the client closes the socket, removes its listeners and timer, and
+                // fails the publishes still awaiting their ack with `Closed`.
                 let client = shared.client.borrow_mut().take();
                 drop(client);
             }
@@ -461,9 +442,11 @@ pub fn use_room_events(lifeline: &UseLifeline, on_event: Callback<RoomEvent>) {
     let started = lifeline.shared.client.borrow().is_some();
     let lifeline = lifeline.clone();
     use_effect_with(started, move |_| {
-        let subscription = lifeline.on_room_event(move |event| {
-            let callback = latest.borrow().clone();
-            callback.emit(event.clone());
+        let subscription = lifeline.client(|client| {
+            client.on_room_event(move |event| {
+                let callback = latest.borrow().clone();
+                callback.emit(event.clone());
+            })
         });
         move || drop(subscription)
     });
@@ -641,23 +624,25 @@ where
         use_effect_with((room.to_owned(), started), move |(room, _)| {
             let count = std::cell::Cell::new(first);
             let name = room.clone();
-            let subscription = lifeline.on_room_event(move |event| {
-                if room_of(event) != Some(name.as_str()) {
-                    return;
-                }
-                if view.borrow_mut().apply(event) {
-                    count.set(count.get() + 1);
-                    bump.set(count.get());
-                }
-                let callback = latest.borrow().clone();
-                callback.emit(event.clone());
+            let subscription = lifeline.client(|client| {
+                client.on_room_event(move |event| {
+                    if room_of(event) != Some(name.as_str()) {
+                        return;
+                    }
+                    if view.borrow_mut().apply(event) {
+                        count.set(count.get() + 1);
+                        bump.set(count.get());
+                    }
+                    let callback = latest.borrow().clone();
+                    callback.emit(event.clone());
+                })
             });
             // An invalid name is refused here and in the reducer of the app alike.
-            let _ = lifeline.with_rooms(|rooms| rooms.join(room));
+            let _ = lifeline.client(|client| client.join(room));
             let room = room.clone();
             move || {
                 drop(subscription);
-                let _ = lifeline.with_rooms(|rooms| rooms.leave(&room));
+                let _ = lifeline.client(|client| client.leave(&room));
             }
         });
     }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::EngineKind;
+
 /// Everything `server-dev` can be told. Built with [`Config::default`] and the setters, or from
 /// the command line by `main.rs`.
 ///
@@ -130,6 +132,10 @@ pub struct Config {
     /// sessions are never forgotten, so the connections alone (1024 × 1024 ids) can fill
     /// it, but not pass it.
     pub max_dedupe_entries: usize,
+    /// Where rooms (epochs, offsets, history) and sessions (dedupe state) are kept: in memory
+    /// (lost on restart) or in a SQLite file (an acked publish survives a restart or a
+    /// `kill -9`; see `docs/ENGINES.md`). Default: [`EngineKind::Memory`].
+    pub engine: EngineKind,
 }
 
 impl Default for Config {
@@ -177,6 +183,7 @@ impl Default for Config {
             history_total_bytes: 64 * 1024 * 1024,
             rooms_push_interval: Duration::from_secs(1),
             max_dedupe_entries: 1024 * 1024,
+            engine: EngineKind::Memory,
         }
     }
 }
@@ -323,6 +330,12 @@ impl Config {
     /// Sets how many publish ids all sessions together remember at most.
     pub fn max_dedupe_entries(mut self, n: usize) -> Self {
         self.max_dedupe_entries = n;
+        self
+    }
+
+    /// Sets the storage engine.
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
         self
     }
 

@@ -803,7 +803,7 @@ mod tests {
     }
 
     fn start(config: Config) -> (Harness, AppState) {
-        let state = AppState::new(config);
+        let state = AppState::new(config).unwrap();
         let (to_server, stream) = fmpsc::unbounded();
         // Capacity 0: the server's writer can run at most one frame ahead of the test.
         let (sink, from_server) = fmpsc::channel(0);
@@ -1173,7 +1173,7 @@ mod tests {
         proptest! {
             #[test]
             fn every_client_frame_gets_a_well_formed_answer_or_none(frames in vec(frame(), 1..8)) {
-                let state = AppState::new(Config::default());
+                let state = AppState::new(Config::default()).unwrap();
                 let hub = state.hub();
                 let mut reg = hub.register("fuzz".into());
                 for text in &frames {

@@ -16,6 +16,12 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// The storage engine could not be opened or read (see [`crate::Config::engine`]).
+    #[error("storage engine: {message}")]
+    Storage {
+        /// What failed.
+        message: String,
+    },
     /// `--tls-cert` was given without `--tls-key`, or the other way round.
     #[error("--tls-cert and --tls-key must be given together")]
     TlsPairIncomplete,

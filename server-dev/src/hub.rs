@@ -1,20 +1,20 @@
-//! The hub: connections, rooms with history and epochs, and sessions for deduplication.
+//! The hub: connections, rooms and their members, presence and the room list; history,
+//! epochs and sessions sit in a storage engine (`engine/`) that the hub drives.
 //!
 //! All state sits behind one mutex that is never held across an `.await`. Frames to peers go
 //! through each peer's bounded queue with `try_send`, so a slow peer can never stall a room:
 //! when its queue is full it is evicted and told to close with 1013 (the slow-consumer rule).
 //!
-//! Memory is bounded whatever clients do: history by count, age and bytes per room and by
-//! bytes across rooms (a global FIFO in publish order makes the global eviction O(evicted));
-//! sessions by count and TTL (detach-order queues, empty sessions evicted first); the room
-//! list by one shared encoding per push interval, and at most one queued per connection.
-//! [`Hub::memory`] reports what is accounted, for `GET /api/health`.
+//! Memory is bounded whatever clients do: history and sessions by the engine's bounds (see
+//! `engine/memory.rs`); the room list by one shared encoding per push interval, and at most
+//! one queued per connection. [`Hub::memory`] reports what is accounted, for
+//! `GET /api/health`.
 //!
-//! `hub/history.rs` holds the history rules (bounds, ledger, recovery), `hub/sessions.rs` the
-//! session rules (tokens, dedupe, detach order, eviction); this file the connections, rooms,
-//! room list and presence. Rules that need time take `now`, so tests need no sleeps.
+//! Presence and the room list stay here, not in the engine: they describe this process's
+//! connections, which a restart ends anyway. Rules that need time take `now`, so tests need
+//! no sleeps; the hub's tests run against every engine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,20 +26,13 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::{debug, warn};
 
 use crate::Config;
+use crate::engine::{
+    self, Batch, Engine, LimitLog, Publish, Published, RoomName, SessionId, StorageError,
+};
 use crate::queue;
-
-mod history;
-mod sessions;
-
-use history::{Ledger, Room};
-use sessions::{Detached, Session, SessionId};
 
 /// A connection's id, unique within one server run.
 pub(crate) type ConnId = u64;
-
-/// A room's name, shared by the hub's room table, its members' entries and what is queued for
-/// them, rather than copied into each.
-type RoomName = Arc<str>;
 
 /// One item of a connection's outbound queue.
 #[derive(Debug)]
@@ -206,28 +199,6 @@ struct ConnEntry {
     publisher: Option<Arc<str>>,
 }
 
-/// Rate-limits the warnings of one limit to one per second, counting what was not logged.
-#[derive(Debug, Default)]
-struct LimitLog {
-    last: Option<Instant>,
-    quiet: u64,
-}
-
-impl LimitLog {
-    /// The number of hits since the last warning, if one should be logged now.
-    fn hit(&mut self, now: Instant) -> Option<u64> {
-        self.quiet += 1;
-        if self
-            .last
-            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.quiet))
-    }
-}
-
 /// What the hub holds on behalf of clients, as `GET /api/health` reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Memory {
@@ -259,33 +230,30 @@ struct Limits {
     queue_capacity: usize,
     max_rooms_per_conn: usize,
     max_rooms: usize,
-    history_len: usize,
+    /// With `session_ttl`, sets how often the sweep runs.
     history_max_age: Duration,
-    history_room_bytes: usize,
-    history_total_bytes: usize,
-    dedupe_ids: usize,
     session_ttl: Duration,
-    max_sessions: usize,
-    max_dedupe_entries: usize,
     rooms_push_interval: Duration,
     /// What `welcome` advertises.
     advertised: protocol::Limits,
 }
 
-/// The limit warnings, each rate-limited on its own.
+/// A room as the hub sees it: its members. The engine holds its epoch and history, under
+/// the same name.
 #[derive(Debug, Default)]
-struct LimitLogs {
-    history_room: LimitLog,
-    history_total: LimitLog,
-    sessions: LimitLog,
-    dedupe: LimitLog,
+struct Room {
+    members: BTreeSet<ConnId>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     conns: HashMap<ConnId, ConnEntry>,
+    /// Every room the engine holds, and only those.
     rooms: BTreeMap<RoomName, Room>,
-    sessions: HashMap<SessionId, Session>,
+    engine: Box<dyn Engine>,
+    /// Frames held back until the engine's write with this sequence number is durable, in
+    /// order: nothing is told to anyone before what it depends on is on disk.
+    held: VecDeque<(u64, ConnId, Outbound)>,
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
     evict: Vec<ConnId>,
@@ -300,12 +268,8 @@ struct State {
     rooms_encodes: u64,
     /// When the room list was last pushed; the next push waits for the interval.
     rooms_pushed_at: Option<Instant>,
-    history: Ledger,
-    detached: Detached,
-    sessions_peak: usize,
-    /// Publish ids remembered across sessions.
-    dedupe_entries: usize,
-    logs: LimitLogs,
+    /// Warnings of failed engine writes, rate-limited.
+    storage_log: LimitLog,
     /// The latest presence of each room, read for [`Outbound::Presence`].
     presence_frames: HashMap<RoomName, Utf8Bytes>,
     /// Set by [`Hub::shutdown`]: connections registered from now on are asked to end.
@@ -317,6 +281,23 @@ struct State {
 pub(crate) struct Hub {
     state: Arc<Mutex<State>>,
     limits: Limits,
+    /// Wakes [`Hub::sync_until`] when the engine owes its store writes.
+    writes: Arc<Notify>,
+    /// Tests: commit inside each operation instead of in the syncer task.
+    #[cfg(test)]
+    inline_sync: bool,
+}
+
+/// Runs `f`, which waits for the disk, telling a multi-threaded tokio runtime first, so that
+/// the other tasks of this worker move to another thread instead of waiting for the fsync.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
@@ -341,6 +322,14 @@ fn error_msg(code: ErrorCode, message: &str, reference: Option<u64>) -> ServerMs
 
 impl State {
     fn deliver(&mut self, id: ConnId, out: Outbound) {
+        if let Some(seq) = self.engine.unsynced() {
+            self.held.push_back((seq, id, out));
+            return;
+        }
+        self.offer(id, out);
+    }
+
+    fn offer(&mut self, id: ConnId, out: Outbound) {
         if let Some(entry) = self.conns.get(&id)
             && !entry.peer.offer(out)
         {
@@ -446,7 +435,7 @@ impl State {
         for room in &entry.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&id);
-                if r.members.is_empty() && r.history.is_empty() {
+                if r.members.is_empty() && self.engine.history_empty(room) {
                     self.drop_room(room);
                 } else {
                     self.push_presence(room);
@@ -456,7 +445,67 @@ impl State {
         if !entry.rooms.is_empty() {
             self.rooms_changed(now, limits);
         }
-        self.detach(entry.session, now);
+        self.engine.detach(entry.session, now);
+    }
+
+    /// The outcome of a batch's commit: its frames go out, or, when the disk failed, every
+    /// connection is closed with 1013 (the writes stay owed and are retried; the clients
+    /// resend what was not acked).
+    fn batch_done(&mut self, batch: Batch, result: Result<(), StorageError>, now: Instant) {
+        let upto = batch.upto;
+        self.engine.batch_done(batch, result.clone());
+        match result {
+            Ok(()) => {
+                while self.held.front().is_some_and(|(seq, _, _)| *seq <= upto) {
+                    if let Some((_, id, out)) = self.held.pop_front() {
+                        self.offer(id, out);
+                    }
+                }
+            }
+            Err(err) => {
+                if let Some(quiet) = self.storage_log.hit(now) {
+                    warn!(hits = quiet, "{err}: closing every connection with 1013");
+                }
+                self.held.clear();
+                for entry in self.conns.values() {
+                    entry
+                        .peer
+                        .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                }
+            }
+        }
+    }
+
+    /// Commits every write owed, here and now: for tests, which have no syncer task.
+    #[cfg(test)]
+    fn sync_inline(&mut self, now: Instant) {
+        while let Some(batch) = self.engine.take_batch() {
+            let result = batch.commit();
+            let failed = result.is_err();
+            self.batch_done(batch, result, now);
+            if failed {
+                return;
+            }
+        }
+    }
+
+    /// Drops `name` from the room table and from the engine, with its history.
+    fn drop_room(&mut self, name: &RoomName) {
+        self.rooms.remove(name);
+        self.engine.drop_room(name);
+    }
+
+    /// A failed engine write: the connection is closed with 1013 without an answer, so that
+    /// the client sends again (a publish keeps its id) once the store works again.
+    fn storage_failed(&mut self, id: ConnId, err: &StorageError, now: Instant) {
+        if let Some(quiet) = self.storage_log.hit(now) {
+            warn!(conn = id, hits = quiet, "{err}: closing with 1013");
+        }
+        if let Some(entry) = self.conns.get(&id) {
+            entry
+                .peer
+                .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+        }
     }
 
     /// Evicts every peer whose queue overflowed, which may overflow others in turn.
@@ -497,37 +546,61 @@ impl State {
                 }
             });
         }
+        let stored = self.engine.stored();
         Memory {
-            history_bytes: self.history.bytes,
-            history_bytes_peak: self.history.peak_bytes,
-            history_entries: self.history.entries,
+            history_bytes: stored.history_bytes,
+            history_bytes_peak: stored.history_bytes_peak,
+            history_entries: stored.history_entries,
             rooms_held: self.rooms.len(),
-            sessions: self.sessions.len(),
-            sessions_peak: self.sessions_peak,
-            dedupe_entries: self.dedupe_entries,
+            sessions: stored.sessions,
+            sessions_peak: stored.sessions_peak,
+            dedupe_entries: stored.dedupe_entries,
             room_list_bytes: rooms_frame_len,
-            queued_items,
+            queued_items: queued_items + self.held.len(),
             queued_bytes,
         }
     }
 }
 
 impl Hub {
-    pub(crate) fn new(config: &Config) -> Self {
+    /// A hub on the engine `config` names, with the rooms that engine already holds.
+    pub(crate) fn new(config: &Config) -> Result<Self, StorageError> {
+        Ok(Self::with_engine(config, engine::open(config)?))
+    }
+
+    pub(crate) fn with_engine(config: &Config, engine: Box<dyn Engine>) -> Self {
+        let rooms = engine
+            .rooms()
+            .into_iter()
+            .map(|name| (name, Room::default()))
+            .collect();
+        let state = State {
+            conns: HashMap::new(),
+            rooms,
+            engine,
+            held: VecDeque::new(),
+            next_id: 0,
+            evict: Vec::new(),
+            rooms_frame: None,
+            rooms_fresh: false,
+            rooms_dirty: false,
+            rooms_encodes: 0,
+            rooms_pushed_at: None,
+            storage_log: LimitLog::default(),
+            presence_frames: HashMap::new(),
+            shutting_down: false,
+        };
         Self {
-            state: Arc::new(Mutex::new(State::default())),
+            state: Arc::new(Mutex::new(state)),
+            writes: Arc::new(Notify::new()),
+            #[cfg(test)]
+            inline_sync: false,
             limits: Limits {
                 queue_capacity: config.queue_capacity.max(1),
                 max_rooms_per_conn: config.max_rooms_per_conn,
                 max_rooms: config.max_rooms,
-                history_len: config.history_len,
                 history_max_age: config.history_max_age,
-                history_room_bytes: config.history_room_bytes,
-                history_total_bytes: config.history_total_bytes,
-                dedupe_ids: config.dedupe_ids,
                 session_ttl: config.session_ttl,
-                max_sessions: config.max_sessions.max(1),
-                max_dedupe_entries: config.max_dedupe_entries,
                 rooms_push_interval: config.rooms_push_interval,
                 advertised: protocol::Limits {
                     max_message_bytes: u32::try_from(config.max_message_size).unwrap_or(u32::MAX),
@@ -537,6 +610,13 @@ impl Hub {
                 },
             },
         }
+    }
+
+    /// Tests: every operation commits what it owes before it returns.
+    #[cfg(test)]
+    fn inline_sync(mut self) -> Self {
+        self.inline_sync = true;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -556,8 +636,48 @@ impl Hub {
     fn with_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
         let mut state = self.lock();
         let out = f(&mut state, &self.limits, now);
+        #[cfg(test)]
+        if self.inline_sync {
+            state.sync_inline(now);
+        }
+        if state.engine.has_writes() {
+            self.writes.notify_one();
+        }
         state.flush_evictions(now, &self.limits);
         out
+    }
+
+    /// Commits what the engine owes its store, batch after batch, until `shutdown` turns
+    /// true, then commits what is left. Frames held for a batch go out once it is durable.
+    pub(crate) async fn sync_until(self, mut shutdown: watch::Receiver<bool>) {
+        // After a failed commit, wait before trying again, doubling up to a second.
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let stop = tokio::select! {
+                _ = self.writes.notified() => false,
+                _ = crate::until_true(&mut shutdown) => true,
+            };
+            loop {
+                // Its own statement: the lock is released before the commit.
+                let batch = self.lock().engine.take_batch();
+                let Some(batch) = batch else { break };
+                let result = blocking(|| batch.commit());
+                let failed = result.is_err();
+                self.with(|state, _, now| state.batch_done(batch, result, now));
+                if failed {
+                    if stop {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                } else {
+                    pause = Duration::from_millis(10);
+                }
+            }
+            if stop {
+                return;
+            }
+        }
     }
 
     /// What the hub holds on behalf of clients now.
@@ -606,14 +726,14 @@ impl Hub {
     /// Adds a connection with a fresh session.
     pub(crate) fn register(&self, name: String) -> Registration {
         let (tx, rx) = queue::bounded(self.limits.queue_capacity, PeerState::default());
-        self.with(|state, limits, now| {
+        self.with(|state, _, now| {
             state.next_id += 1;
             let id = state.next_id;
             let peer = Peer { id, tx };
             if state.shutting_down {
                 peer.set_kick(Kick::Shutdown, false);
             }
-            let session = state.new_session(now, limits);
+            let session = state.engine.new_session(now);
             state.conns.insert(
                 id,
                 ConnEntry {
@@ -683,22 +803,15 @@ impl Hub {
             }
             let resumed = match wanted.as_deref().and_then(SessionId::parse) {
                 Some(token) if token == current => true,
-                Some(token) if state.sessions.contains_key(&token) => {
+                Some(token) if state.engine.has_session(token) => {
                     // Leave the current session: dropped at once if nothing was recorded in
                     // it, else detached so that its TTL and the cap apply to it.
-                    let unused = state
-                        .sessions
-                        .get(&current)
-                        .is_some_and(|s| s.attached <= 1 && s.dedupe.is_none());
-                    if unused {
-                        state.remove_session(&current);
+                    if state.engine.session_unused(current) {
+                        state.engine.remove_session(current);
                     } else {
-                        state.detach(current, now);
+                        state.engine.detach(current, now);
                     }
-                    if let Some(session) = state.sessions.get_mut(&token) {
-                        session.attached += 1;
-                        session.detached_at = None;
-                    }
+                    state.engine.attach(token);
                     if let Some(entry) = state.conns.get_mut(&id) {
                         entry.session = token;
                     }
@@ -752,7 +865,7 @@ impl Hub {
                     .rooms
                     .iter()
                     .filter(|(_, r)| r.members.is_empty())
-                    .min_by_key(|(_, r)| r.history.back().map(|h| h.at))
+                    .min_by_key(|(name, _)| state.engine.last_published(name))
                     .map(|(name, _)| name.clone());
                 match idle {
                     Some(name) => {
@@ -775,16 +888,21 @@ impl Hub {
                 Some((name, _)) => name.clone(),
                 None => room.into(),
             };
-            let r = state.rooms.entry(room.clone()).or_insert_with(Room::new);
-            r.prune(now, limits, &mut state.history);
-            let recovery = r.recover(since.as_ref());
+            let recovery = match state.engine.join(&room, since.as_ref(), now) {
+                Ok(recovery) => recovery,
+                Err(err) => {
+                    state.storage_failed(id, &err, now);
+                    return;
+                }
+            };
             let joined = ServerMsg::Joined {
                 room: room.to_string(),
-                epoch: r.epoch.clone(),
-                offset: r.offset,
+                epoch: recovery.epoch,
+                offset: recovery.offset,
                 recovered: recovery.recovered,
                 resume_after: recovery.resume_after,
             };
+            let r = state.rooms.entry(room.clone()).or_default();
             r.members.insert(id);
             let mut frames = Vec::with_capacity(recovery.frames.len() + 1);
             frames.push(encode(&joined));
@@ -816,7 +934,7 @@ impl Hub {
                 && let Some(r) = state.rooms.get_mut(name)
             {
                 r.members.remove(&id);
-                if r.members.is_empty() && r.history.is_empty() {
+                if r.members.is_empty() && state.engine.history_empty(name) {
                     state.drop_room(name);
                 }
             }
@@ -830,7 +948,7 @@ impl Hub {
 
     /// `publish`: dedupe by (session, id), else give the next offset, record, ack, broadcast.
     pub(crate) fn publish(&self, id: ConnId, room: String, msg_id: MsgId, data: protocol::Data) {
-        self.with(|state, limits, now| {
+        self.with(|state, _, now| {
             let Some(entry) = state.conns.get(&id) else {
                 return;
             };
@@ -841,27 +959,8 @@ impl Hub {
             }
             let from = entry.name.clone();
             let publisher = entry.publisher.as_deref().map(str::to_string);
-            let session_key = entry.session;
-            if let Some(offset) = state
-                .sessions
-                .get(&session_key)
-                .and_then(|s| s.acked(msg_id))
-            {
-                debug!(
-                    conn = id,
-                    msg_id, offset, "duplicate publish acked without broadcast"
-                );
-                state.reply(
-                    id,
-                    &ServerMsg::Ack {
-                        id: msg_id,
-                        offset,
-                        duplicate: true,
-                    },
-                );
-                return;
-            }
-            // The table's name for the room, shared by its history entries.
+            let session = entry.session;
+            // The table's name for the room, shared by the engine's tables.
             let Some(name) = state
                 .rooms
                 .get_key_value(room.as_str())
@@ -869,37 +968,49 @@ impl Hub {
             else {
                 return;
             };
-            let Some(r) = state.rooms.get_mut(&name) else {
-                return;
+            let mut data = Some(data);
+            let mut frame = |offset| {
+                // The publish id goes with a publisher id only: alone it names nothing.
+                let id_on_wire = publisher.is_some().then_some(msg_id);
+                encode(&ServerMsg::Message {
+                    room: room.clone(),
+                    offset,
+                    from: from.clone(),
+                    data: data.take().unwrap_or_default(),
+                    ts: crate::unix_ms(),
+                    publisher: publisher.clone(),
+                    id: id_on_wire,
+                })
             };
-            r.offset += 1;
-            let offset = r.offset;
-            // The publish id goes with a publisher id only: alone it names nothing.
-            let id_on_wire = publisher.is_some().then_some(msg_id);
-            let frame = encode(&ServerMsg::Message {
-                room,
-                offset,
-                from,
-                data,
-                ts: crate::unix_ms(),
-                publisher,
-                id: id_on_wire,
-            });
-            let members: Vec<ConnId> = r.members.iter().copied().collect();
-            state.record(&name, offset, frame.clone(), now, limits);
-            if let Some(session) = state.sessions.get_mut(&session_key) {
-                let dedupe = session.dedupe.get_or_insert_default();
-                dedupe.ids.push_back(msg_id);
-                dedupe.acked.insert(msg_id, offset);
-                state.dedupe_entries += 1;
-                while dedupe.ids.len() > limits.dedupe_ids {
-                    if let Some(old) = dedupe.ids.pop_front() {
-                        dedupe.acked.remove(&old);
-                        state.dedupe_entries = state.dedupe_entries.saturating_sub(1);
-                    }
+            let publish = Publish {
+                room: &name,
+                session,
+                id: msg_id,
+                frame: &mut frame,
+            };
+            let (offset, frame) = match state.engine.publish(publish, now) {
+                Ok(Published::New { offset, frame }) => (offset, frame),
+                Ok(Published::Duplicate { offset }) => {
+                    debug!(
+                        conn = id,
+                        msg_id, offset, "duplicate publish acked without broadcast"
+                    );
+                    state.reply(
+                        id,
+                        &ServerMsg::Ack {
+                            id: msg_id,
+                            offset,
+                            duplicate: true,
+                        },
+                    );
+                    return;
                 }
-            }
-            state.bound_dedupe(now, limits);
+                Ok(Published::NoRoom) => return,
+                Err(err) => {
+                    state.storage_failed(id, &err, now);
+                    return;
+                }
+            };
             tracing::trace!(conn = id, msg_id, offset, "published");
             state.reply(
                 id,
@@ -909,6 +1020,11 @@ impl Hub {
                     duplicate: false,
                 },
             );
+            let members: Vec<ConnId> = state
+                .rooms
+                .get(&name)
+                .map(|r| r.members.iter().copied().collect())
+                .unwrap_or_default();
             for member in members {
                 state.deliver(member, Outbound::One(frame.clone()));
             }
@@ -951,14 +1067,12 @@ impl Hub {
     }
 
     fn sweep_at(&self, now: Instant) {
-        self.with_at(now, |state, limits, now| {
-            state.expire_sessions(now, limits.session_ttl);
-            let State { rooms, history, .. } = &mut *state;
-            rooms.retain(|_, r| {
-                r.prune(now, limits, history);
-                !(r.members.is_empty() && r.history.is_empty())
-            });
-            history.compact(rooms);
+        self.with_at(now, |state, _, now| {
+            let State { rooms, engine, .. } = &mut *state;
+            let occupied = |name: &RoomName| rooms.get(name).is_some_and(|r| !r.members.is_empty());
+            for name in engine.sweep(now, &occupied) {
+                rooms.remove(&name);
+            }
             let State {
                 rooms,
                 presence_frames,
@@ -996,706 +1110,84 @@ impl Hub {
     }
 }
 
+/// The hub's rules, run against every engine: the same test functions, included twice.
 #[cfg(test)]
 mod tests {
-    use super::history::Hist;
-    use super::*;
-
-    fn hub(config: Config) -> Hub {
-        Hub::new(&config)
-    }
-
-    fn drain_reg(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
-        let mut out = Vec::new();
-        while let Ok(item) = reg.rx.try_recv() {
-            let frames = hub.resolve(&reg.peer, item);
-            for f in frames {
-                out.push(serde_json::from_str(f.as_str()).unwrap());
-            }
+    mod memory {
+        fn engine(config: &crate::Config) -> Box<dyn crate::engine::Engine> {
+            Box::new(crate::engine::memory::MemoryEngine::new(
+                crate::engine::Bounds::new(config),
+            ))
         }
-        out
+        include!("hub/tests.rs");
     }
 
-    #[test]
-    fn offsets_history_and_recovery() {
-        let hub = hub(Config::default().history(3, Duration::from_secs(60)));
-        let mut a = hub.register("a".into());
-        hub.join(a.peer.id, "r".into(), None);
-        let joined = drain_reg(&hub, &mut a);
-        let ServerMsg::Joined {
-            epoch,
-            offset: 0,
-            recovered: true,
-            ..
-        } = &joined[0]
-        else {
-            panic!("{joined:?}")
-        };
-        for i in 1..=5 {
-            hub.publish(a.peer.id, "r".into(), i, serde_json::json!(i));
+    mod sqlite {
+        /// An in-memory SQLite database: the engine's statements and rules, without a file
+        /// (what the file keeps across a restart is tested in `engine/sqlite.rs` and
+        /// `tests/durable.rs`).
+        fn engine(config: &crate::Config) -> Box<dyn crate::engine::Engine> {
+            let path = std::path::Path::new(":memory:");
+            let bounds = crate::engine::Bounds::new(config);
+            Box::new(
+                crate::engine::sqlite::SqliteEngine::open(path, bounds, std::time::Instant::now())
+                    .unwrap(),
+            )
         }
-        let msgs = drain_reg(&hub, &mut a);
-        assert_eq!(offsets(&msgs), vec![1, 2, 3, 4, 5]);
+        include!("hub/tests.rs");
 
-        let mut b = hub.register("b".into());
-        let since = |offset| {
-            Some(Since {
-                epoch: epoch.clone(),
-                offset,
-            })
-        };
-        // History holds 3..=5: a gap after 2 can be filled, one after 1 cannot.
-        hub.join(b.peer.id, "r".into(), since(2));
-        let got = drain_reg(&hub, &mut b);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Joined {
-                recovered: true,
-                offset: 5,
-                ..
-            }
-        ));
-        let replayed: Vec<u64> = got
-            .iter()
-            .filter_map(|m| match m {
-                ServerMsg::Message { offset, .. } => Some(*offset),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(replayed, vec![3, 4, 5]);
-        hub.join(b.peer.id, "r".into(), since(1));
-        let got = drain_reg(&hub, &mut b);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Joined {
-                recovered: false,
-                ..
-            }
-        ));
-        assert_eq!(got.len(), 1, "nothing partial: {got:?}");
-        // Another epoch: not recovered, and what is retained of this epoch (3..=5) follows.
-        hub.join(
-            b.peer.id,
-            "r".into(),
-            Some(Since {
-                epoch: "other".into(),
-                offset: 5,
-            }),
-        );
-        let got = drain_reg(&hub, &mut b);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Joined {
-                recovered: false,
-                offset: 5,
-                resume_after: Some(2),
-                ..
-            }
-        ));
-        assert_eq!(offsets(&got), vec![3, 4, 5]);
-    }
-
-    fn offsets(msgs: &[ServerMsg]) -> Vec<u64> {
-        msgs.iter()
-            .filter_map(|m| match m {
-                ServerMsg::Message { offset, .. } => Some(*offset),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn welcome_advertises_the_limits() {
-        let config = Config::default()
-            .rate_limit(12.9, 30.5)
-            .max_message_size(1000)
-            .dedupe_ids(77);
-        let hub = hub(config);
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, None);
-        let got = drain_reg(&hub, &mut a);
-        let ServerMsg::Welcome { limits, .. } = &got[0] else {
-            panic!("{got:?}")
-        };
-        assert_eq!(
-            limits.as_ref(),
-            Some(&protocol::Limits {
-                max_message_bytes: 1000,
-                rate_per_sec: 12,
-                rate_burst: 30,
-                dedupe_window: 77,
-            })
-        );
-        assert_eq!(
-            (whole(-1.0), whole(f64::NAN), whole(1e20)),
-            (0, 0, u32::MAX)
-        );
-    }
-
-    #[test]
-    fn publisher_and_publish_id_ride_on_live_and_replayed_messages() {
-        let hub = hub(Config::default());
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, Some("pub-0123456789".into()));
-        hub.join(a.peer.id, "r".into(), None);
-        let got = drain_reg(&hub, &mut a);
-        let ServerMsg::Joined { epoch, .. } = &got[1] else {
-            panic!("{got:?}")
-        };
-        let epoch = epoch.clone();
-        hub.publish(a.peer.id, "r".into(), 41, serde_json::json!("x"));
-        let live = drain_reg(&hub, &mut a);
-        let stamped = |m: &ServerMsg| {
-            matches!(m, ServerMsg::Message { publisher: Some(p), id: Some(41), .. }
-                if p == "pub-0123456789")
-        };
-        assert!(live.iter().any(stamped), "{live:?}");
-
-        let mut b = hub.register("b".into());
-        let since = Since { epoch, offset: 0 };
-        hub.join(b.peer.id, "r".into(), Some(since));
-        let replay = drain_reg(&hub, &mut b);
-        assert!(replay.iter().any(stamped), "{replay:?}");
-
-        // An invalid id is refused; the connection goes on, publishing without one.
-        let mut c = hub.register("c".into());
-        hub.hello(c.peer.id, None, Some("short".into()));
-        let got = drain_reg(&hub, &mut c);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Error {
-                code: ErrorCode::InvalidPublisher,
-                ..
-            }
-        ));
-        assert!(matches!(got[1], ServerMsg::Welcome { .. }));
-        hub.join(c.peer.id, "r".into(), None);
-        hub.publish(c.peer.id, "r".into(), 1, serde_json::json!("y"));
-        let got = drain_reg(&hub, &mut c);
-        assert!(got.iter().any(|m| matches!(
-            m,
-            ServerMsg::Message {
-                publisher: None,
-                id: None,
-                offset: 2,
-                ..
-            }
-        )));
-    }
-
-    #[test]
-    fn another_epoch_replays_the_whole_retained_history() {
-        let hub = hub(Config::default());
-        let mut a = hub.register("a".into());
-        hub.join(a.peer.id, "fresh".into(), None);
-        hub.publish(a.peer.id, "fresh".into(), 1, serde_json::json!(1));
-        hub.publish(a.peer.id, "fresh".into(), 2, serde_json::json!(2));
-        drain_reg(&hub, &mut a);
-        let mut b = hub.register("b".into());
-        let old = Since {
-            epoch: "from-before-a-restart".into(),
-            offset: 9,
-        };
-        hub.join(b.peer.id, "fresh".into(), Some(old.clone()));
-        let got = drain_reg(&hub, &mut b);
-        assert!(
-            matches!(
-                got[0],
-                ServerMsg::Joined {
-                    recovered: false,
-                    offset: 2,
-                    resume_after: Some(0),
-                    ..
-                }
-            ),
-            "{got:?}"
-        );
-        assert_eq!(offsets(&got), vec![1, 2]);
-        // A new room: nothing to replay, resume from 0.
-        hub.join(b.peer.id, "empty".into(), Some(old));
-        let got = drain_reg(&hub, &mut b);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Joined {
-                recovered: false,
-                offset: 0,
-                resume_after: Some(0),
-                ..
-            }
-        ));
-        assert_eq!(offsets(&got), Vec::<u64>::new());
-    }
-
-    /// The ledger agrees with the rooms it accounts for.
-    fn check_ledger(hub: &Hub) -> (usize, usize) {
-        let state = hub.lock();
-        let bytes: usize = state.rooms.values().map(|r| r.history_bytes).sum();
-        let costs: usize = state
-            .rooms
-            .values()
-            .flat_map(|r| r.history.iter().map(Hist::cost))
-            .sum();
-        let entries: usize = state.rooms.values().map(|r| r.history.len()).sum();
-        assert_eq!((bytes, costs), (state.history.bytes, state.history.bytes));
-        assert_eq!(entries, state.history.entries);
-        assert!(state.history.fifo.len() <= 2 * entries + 1024 + 1);
-        (state.history.bytes, state.history.fifo.len())
-    }
-
-    #[test]
-    fn history_bytes_are_bounded_per_room_and_across_rooms() {
-        // 1 KiB messages: a room keeps about 8, the hub about 32 across rooms.
-        let hub = hub(Config::default().history_bytes(8 * 1024, 32 * 1024));
-        let pad = "p".repeat(1000);
-        let mut a = hub.register("a".into());
-        let rooms: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
-        let mut epoch0 = String::new();
-        for room in &rooms {
-            hub.join(a.peer.id, room.clone(), None);
-            if let ServerMsg::Joined { epoch, .. } = &drain_reg(&hub, &mut a)[0]
-                && room == "r0"
-            {
-                epoch0 = epoch.clone();
-            }
-        }
-        let mut id = 0;
-        for _ in 0..20 {
-            for room in &rooms {
-                id += 1;
-                hub.publish(a.peer.id, room.clone(), id, serde_json::json!(pad));
-                let (bytes, _) = check_ledger(&hub);
-                assert!(bytes <= 32 * 1024, "{bytes}");
-            }
+        /// Covers: a failed commit sends nothing that depended on it (no ack, no message),
+        /// closes every connection with 1013, and keeps the write owed; once the disk works
+        /// again the write is committed, and the publisher's resend is acked as a duplicate.
+        #[test]
+        fn a_failed_commit_tells_nobody_and_closes_connections_with_1013() {
+            let config = Config::default();
+            let path = std::path::Path::new(":memory:");
+            let bounds = crate::engine::Bounds::new(&config);
+            let engine =
+                crate::engine::sqlite::SqliteEngine::open(path, bounds, Instant::now()).unwrap();
+            let disk_broken = engine.disk_switch();
+            let hub = Hub::with_engine(&config, Box::new(engine)).inline_sync();
+            let mut a = hub.register("a".into());
+            hub.hello(a.peer.id, None, None);
+            let session = welcome_session(&drain_reg(&hub, &mut a));
+            hub.join(a.peer.id, "r".into(), None);
+            let mut b = hub.register("b".into());
+            hub.join(b.peer.id, "r".into(), None);
+            let ServerMsg::Joined { epoch, .. } = drain_reg(&hub, &mut b).remove(0) else {
+                panic!()
+            };
             drain_reg(&hub, &mut a);
-        }
-        {
-            let state = hub.lock();
-            assert!(state.rooms.values().all(|r| r.history_bytes <= 8 * 1024));
-            assert!(state.history.peak_bytes <= 32 * 1024);
-            assert!(state.history.entries >= 20, "the budget is used");
-        }
-        // Evicted by the budget: a same-epoch gap from the start is not recovered.
-        let mut b = hub.register("b".into());
-        let since = Since {
-            epoch: epoch0,
-            offset: 0,
-        };
-        hub.join(b.peer.id, "r0".into(), Some(since));
-        let got = drain_reg(&hub, &mut b);
-        assert!(matches!(
-            got[0],
-            ServerMsg::Joined {
-                recovered: false,
-                resume_after: None,
-                ..
-            }
-        ));
-        assert_eq!(offsets(&got), Vec::<u64>::new());
-        // Rooms dropped with history: their bytes leave the ledger.
-        hub.disconnect(a.peer.id);
-        hub.disconnect(b.peer.id);
-        hub.sweep_at(Instant::now() + Duration::from_secs(3600));
-        assert_eq!(check_ledger(&hub), (0, 0));
-        assert!(hub.lock().rooms.is_empty());
-    }
 
-    #[test]
-    fn the_global_fifo_stays_compact_when_rooms_evict_by_count() {
-        // Count eviction in a busy room leaves stale FIFO entries behind a quiet room's.
-        let hub = hub(Config::default().history(2, Duration::from_secs(600)));
-        let mut a = hub.register("a".into());
-        hub.join(a.peer.id, "quiet".into(), None);
-        hub.join(a.peer.id, "busy".into(), None);
-        hub.publish(a.peer.id, "quiet".into(), 1, serde_json::json!(0));
-        for id in 2..20_000 {
-            hub.publish(a.peer.id, "busy".into(), id, serde_json::json!(id));
-            if id % 100 == 0 {
-                drain_reg(&hub, &mut a);
-            }
-        }
-        let (_, fifo) = check_ledger(&hub);
-        assert!(fifo <= 2 * 3 + 1024 + 1, "{fifo}");
-        assert_eq!(hub.lock().rooms["quiet"].history.len(), 1);
-    }
+            disk_broken(true);
+            hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+            let told =
+                |m: &ServerMsg| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Message { .. });
+            assert!(!drain_reg(&hub, &mut a).iter().any(told));
+            assert!(!drain_reg(&hub, &mut b).iter().any(told));
+            let retry = Some(Kick::Close(close::TRY_AGAIN_LATER));
+            assert_eq!((a.peer.kick(), b.peer.kick()), (retry, retry));
 
-    fn welcome_session(got: &[ServerMsg]) -> String {
-        got.iter()
-            .find_map(|m| match m {
-                ServerMsg::Welcome { session, .. } => Some(session.clone()),
-                _ => None,
-            })
-            .expect("welcome")
-    }
-
-    #[test]
-    fn session_churn_stays_under_the_cap() {
-        // Default cap (10 000) and TTL: 20 000 churns, half of them by switching sessions.
-        let config = Config::default();
-        let cap = config.max_sessions;
-        let hub = hub(config);
-        let mut keep = hub.register("keeper".into());
-        hub.hello(keep.peer.id, None, None);
-        let kept = welcome_session(&drain_reg(&hub, &mut keep));
-        for i in 0..20_000u64 {
-            let mut c = hub.register(format!("c{i}"));
-            hub.hello(c.peer.id, None, None);
-            hub.join(c.peer.id, "r".into(), None);
-            hub.publish(c.peer.id, "r".into(), 1, serde_json::json!(i));
-            if i % 2 == 0 {
-                // Abandons a session with dedupe state for another one.
-                hub.hello(c.peer.id, Some(kept.clone()), None);
-            }
-            drain_reg(&hub, &mut c);
-            hub.disconnect(c.peer.id);
-            drain_reg(&hub, &mut keep);
-            let n = hub.lock().sessions.len();
-            assert!(n <= cap + 1, "{n} sessions after {i} churns");
+            disk_broken(false);
+            hub.disconnect(a.peer.id);
+            hub.disconnect(b.peer.id);
+            let mut a = hub.register("a".into());
+            hub.hello(a.peer.id, Some(session), None);
+            hub.join(a.peer.id, "r".into(), None);
+            hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+            let got = drain_reg(&hub, &mut a);
+            assert!(got.contains(&ServerMsg::Ack {
+                id: 1,
+                offset: 1,
+                duplicate: true
+            }));
+            let mut b = hub.register("b".into());
+            hub.join(b.peer.id, "r".into(), Some(Since { epoch, offset: 0 }));
+            assert_eq!(
+                offsets(&drain_reg(&hub, &mut b)),
+                vec![1],
+                "the write was kept"
+            );
         }
-        let memory = hub.memory();
-        eprintln!("hub session churn (20 000): {memory:?}");
-        let recount: usize = hub
-            .lock()
-            .sessions
-            .values()
-            .filter_map(|s| s.dedupe.as_ref())
-            .map(|d| d.ids.len())
-            .sum();
-        assert_eq!(memory.dedupe_entries, recount, "the counter agrees");
-        assert!(memory.sessions_peak <= cap + 1, "{memory:?}");
-        assert!(memory.dedupe_entries <= cap + 1, "{memory:?}");
-        // Detached entries are compacted too.
-        let state = hub.lock();
-        let queued = state.detached.empty.len() + state.detached.full.len();
-        assert!(queued <= 2 * state.sessions.len() + 65, "{queued}");
-    }
-
-    #[test]
-    fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first() {
-        let ttl = Duration::from_secs(60);
-        let hub = hub(Config::default().sessions(ttl, 3));
-        let t0 = Instant::now();
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, None);
-        let first = welcome_session(&drain_reg(&hub, &mut a));
-        hub.join(a.peer.id, "r".into(), None);
-        hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
-        // A second connection's session, then `a` switches to it: `first` is abandoned.
-        let mut b = hub.register("b".into());
-        hub.hello(b.peer.id, None, None);
-        let second = welcome_session(&drain_reg(&hub, &mut b));
-        hub.hello(a.peer.id, Some(second.clone()), None);
-        let key = |s: &str| SessionId::parse(s).unwrap();
-        {
-            let state = hub.lock();
-            let abandoned = &state.sessions[&key(&first)];
-            assert_eq!(abandoned.attached, 0);
-            assert!(abandoned.detached_at.is_some(), "its TTL runs");
-        }
-        hub.sweep_at(t0 + ttl + Duration::from_secs(1));
-        assert!(!hub.lock().sessions.contains_key(&key(&first)), "expired");
-        assert!(hub.lock().sessions.contains_key(&key(&second)), "attached");
-
-        // At the cap, a detached empty session goes before an older one with dedupe state.
-        hub.publish(a.peer.id, "r".into(), 2, serde_json::json!(2));
-        hub.disconnect(a.peer.id);
-        hub.disconnect(b.peer.id);
-        let c = hub.register("c".into());
-        hub.disconnect(c.peer.id);
-        assert_eq!(hub.lock().sessions.len(), 2);
-        let _d = hub.register("d".into());
-        let _e = hub.register("e".into());
-        let state = hub.lock();
-        assert_eq!(state.sessions.len(), 3);
-        assert!(
-            state.sessions.contains_key(&key(&second)),
-            "dedupe state kept"
-        );
-    }
-
-    #[test]
-    fn the_dedupe_budget_forgets_detached_sessions_never_attached_ones() {
-        let hub = hub(Config::default().max_dedupe_entries(10));
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, None);
-        let first = welcome_session(&drain_reg(&hub, &mut a));
-        hub.join(a.peer.id, "r".into(), None);
-        for id in 1..=8 {
-            hub.publish(a.peer.id, "r".into(), id, serde_json::json!(id));
-        }
-        hub.disconnect(a.peer.id);
-        assert_eq!(hub.memory().dedupe_entries, 8);
-        let mut b = hub.register("b".into());
-        hub.join(b.peer.id, "r".into(), None);
-        for id in 1..=8 {
-            hub.publish(b.peer.id, "r".into(), id, serde_json::json!(id));
-        }
-        // 16 > 10: the detached session goes, with its 8 ids.
-        assert_eq!(hub.memory().dedupe_entries, 8);
-        let key = SessionId::parse(&first).unwrap();
-        assert!(!hub.lock().sessions.contains_key(&key));
-        // An attached session alone may pass the budget; it is not forgotten under its user.
-        for id in 9..=13 {
-            hub.publish(b.peer.id, "r".into(), id, serde_json::json!(id));
-        }
-        assert_eq!(hub.memory().dedupe_entries, 13);
-        hub.publish(b.peer.id, "r".into(), 13, serde_json::json!(13));
-        let got = drain_reg(&hub, &mut b);
-        assert!(got.contains(&ServerMsg::Ack {
-            id: 13,
-            offset: 21,
-            duplicate: true
-        }));
-    }
-
-    fn rooms_msgs(msgs: &[ServerMsg]) -> Vec<&Vec<RoomInfo>> {
-        msgs.iter()
-            .filter_map(|m| match m {
-                ServerMsg::Rooms { rooms } => Some(rooms),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn room_list_pushes_wait_for_the_interval_and_the_latest_wins() {
-        // An hour: however slow the machine, the joins below fall inside one interval.
-        let hour = Duration::from_secs(3600);
-        let hub = hub(Config::default().rooms_push_interval(hour));
-        let mut watcher = hub.register("w".into());
-        // The first change is pushed at once.
-        let mut others = Vec::new();
-        let joiner = hub.register("j0".into());
-        hub.join(joiner.peer.id, "a".into(), None);
-        others.push(joiner);
-        assert_eq!(rooms_msgs(&drain_reg(&hub, &mut watcher)).len(), 1);
-        // Changes within the interval wait, then leave as one push of the latest list.
-        for i in 1..=5 {
-            let j = hub.register(format!("j{i}"));
-            hub.join(j.peer.id, format!("b{i}"), None);
-            others.push(j);
-        }
-        assert_eq!(rooms_msgs(&drain_reg(&hub, &mut watcher)).len(), 0);
-        hub.tick_rooms_at(Instant::now() + hour);
-        let got = drain_reg(&hub, &mut watcher);
-        let lists = rooms_msgs(&got);
-        assert_eq!(lists.len(), 1, "{got:?}");
-        assert_eq!(lists[0].len(), 6);
-        // Nothing changed: the tick pushes nothing.
-        hub.tick_rooms_at(Instant::now() + 3 * hour);
-        assert!(drain_reg(&hub, &mut watcher).is_empty());
-        // A change whose push waits: `list_rooms` still answers with the current list.
-        let j = hub.register("j6".into());
-        hub.join(j.peer.id, "c".into(), None);
-        others.push(j);
-        hub.list_rooms(watcher.peer.id);
-        let got = drain_reg(&hub, &mut watcher);
-        assert_eq!(rooms_msgs(&got).len(), 1, "{got:?}");
-        assert_eq!(rooms_msgs(&got)[0].len(), 7);
-    }
-
-    #[test]
-    fn list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms() {
-        // 100 rooms per connection: the per-connection room cap is not what is tested.
-        let hub = hub(Config::default().max_rooms_per_conn(100));
-        let mut members = Vec::new();
-        for c in 0..100 {
-            let mut m = hub.register(format!("m{c}"));
-            for r in 0..100 {
-                hub.join(m.peer.id, format!("room-{c:03}-{r:03}"), None);
-            }
-            drain_reg(&hub, &mut m);
-            members.push(m);
-        }
-        hub.tick_rooms_at(Instant::now() + Duration::from_secs(2));
-        let mut spammer = hub.register("spam".into());
-        let encodes = hub.lock().rooms_encodes;
-        for _ in 0..10_000 {
-            hub.list_rooms(spammer.peer.id);
-        }
-        assert_eq!(
-            hub.lock().rooms_encodes,
-            encodes,
-            "encoded once per change, not per ask"
-        );
-        let memory = hub.memory();
-        eprintln!("hub list_rooms spam (10 000 rooms): {memory:?}");
-        assert_eq!(memory.rooms_held, 10_000);
-        let list = memory.room_list_bytes;
-        assert!(list > 300_000, "{memory:?}");
-        // Every connection holds at most the one shared snapshot, never a copy per request.
-        assert!(memory.queued_items <= 101, "{memory:?}");
-        // Snapshots only: held once by the hub, none by the queues.
-        assert_eq!(memory.queued_bytes, 0, "{memory:?}");
-        assert!(spammer.peer.kick().is_none(), "not a slow consumer");
-        let got = drain_reg(&hub, &mut spammer);
-        assert_eq!(rooms_msgs(&got).len(), 1);
-        assert_eq!(rooms_msgs(&got)[0].len(), 10_000);
-        for m in &mut members {
-            drain_reg(&hub, m);
-        }
-        assert_eq!(hub.memory().queued_items, 0);
-    }
-
-    #[test]
-    fn full_queue_evicts_with_1013_and_room_goes_on() {
-        let hub = hub(Config::default().queue_capacity(4));
-        let mut fast = hub.register("fast".into());
-        let slow = hub.register("slow".into());
-        hub.join(fast.peer.id, "r".into(), None);
-        drain_reg(&hub, &mut fast);
-        hub.join(slow.peer.id, "r".into(), None);
-        drain_reg(&hub, &mut fast);
-        // slow never drains; fast does after each publish.
-        for i in 1..=5 {
-            hub.publish(fast.peer.id, "r".into(), i, serde_json::json!(i));
-            drain_reg(&hub, &mut fast);
-        }
-        assert_eq!(slow.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
-        assert_eq!(hub.lock().rooms["r"].members.len(), 1);
-        hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));
-        let got = drain_reg(&hub, &mut fast);
-        assert!(
-            got.iter()
-                .any(|m| matches!(m, ServerMsg::Message { offset: 6, .. }))
-        );
-    }
-
-    #[test]
-    fn dedupe_survives_resume() {
-        let hub = hub(Config::default());
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, None);
-        let ServerMsg::Welcome {
-            session,
-            resumed: false,
-            ..
-        } = drain_reg(&hub, &mut a).remove(0)
-        else {
-            panic!()
-        };
-        hub.join(a.peer.id, "r".into(), None);
-        hub.publish(a.peer.id, "r".into(), 7, serde_json::json!("x"));
-        hub.disconnect(a.peer.id);
-        let mut a2 = hub.register("a".into());
-        hub.hello(a2.peer.id, Some(session.clone()), None);
-        hub.join(a2.peer.id, "r".into(), None);
-        hub.publish(a2.peer.id, "r".into(), 7, serde_json::json!("x"));
-        let got = drain_reg(&hub, &mut a2);
-        assert!(
-            matches!(&got[0], ServerMsg::Welcome { resumed: true, session: s, .. } if *s == session)
-        );
-        assert!(got.contains(&ServerMsg::Ack {
-            id: 7,
-            offset: 1,
-            duplicate: true
-        }));
-        assert!(!got.iter().any(|m| matches!(m, ServerMsg::Message { .. })));
-    }
-
-    #[test]
-    fn empty_room_keeps_history_until_it_expires() {
-        let hub = hub(Config::default().history(10, Duration::from_millis(0)));
-        let mut a = hub.register("a".into());
-        hub.join(a.peer.id, "r".into(), None);
-        hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
-        hub.leave(a.peer.id, "r".into());
-        drain_reg(&hub, &mut a);
-        std::thread::sleep(Duration::from_millis(2));
-        hub.sweep();
-        assert!(hub.lock().rooms.is_empty());
-    }
-
-    #[test]
-    fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
-        let hour = Duration::from_secs(3600);
-        let hub = hub(Config::default()
-            .queue_capacity(4)
-            .rooms_push_interval(hour));
-        let mut watcher = hub.register("watcher".into());
-        hub.join(watcher.peer.id, "r".into(), None);
-        drain_reg(&hub, &mut watcher);
-        // 50 joins while the watcher reads nothing: one snapshot of each kind stays queued.
-        let mut others = Vec::new();
-        for i in 0..50 {
-            let mut other = hub.register(format!("p{i:02}"));
-            hub.join(other.peer.id, "r".into(), None);
-            drain_reg(&hub, &mut other);
-            others.push(other);
-        }
-        assert_eq!(watcher.peer.kick(), None, "not evicted");
-        // The room list waits for the push interval, then goes out once, with the latest state.
-        hub.tick_rooms_at(Instant::now() + hour);
-        let got = drain_reg(&hub, &mut watcher);
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert!(
-            got.iter()
-                .any(|m| matches!(m, ServerMsg::Presence { members, .. } if members.len() == 51))
-        );
-        assert!(got.contains(&ServerMsg::Rooms {
-            rooms: vec![RoomInfo {
-                room: "r".into(),
-                members: 51
-            }]
-        }));
-        // A presence queued for a room the peer has left is not sent.
-        hub.join(others[0].peer.id, "s".into(), None);
-        hub.join(watcher.peer.id, "s".into(), None);
-        drain_reg(&hub, &mut watcher);
-        hub.join(others[1].peer.id, "s".into(), None);
-        hub.leave(watcher.peer.id, "s".into());
-        let got = drain_reg(&hub, &mut watcher);
-        assert!(
-            !got.iter()
-                .any(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "s")),
-            "{got:?}"
-        );
-    }
-
-    #[test]
-    fn session_ids_read_back_only_as_written() {
-        let id = SessionId(0xab);
-        let text = id.to_string();
-        assert_eq!(text, format!("{}ab", "0".repeat(30)));
-        assert_eq!(SessionId::parse(&text), Some(id));
-        let upper = text.to_uppercase();
-        for bad in [
-            "",
-            "ab",
-            &upper,
-            &format!("{text}0"),
-            &text.replace('a', "g"),
-        ] {
-            assert_eq!(SessionId::parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn sessions_expire_after_their_ttl_and_are_bounded() {
-        let hub = hub(Config::default().sessions(Duration::ZERO, 3));
-        let mut a = hub.register("a".into());
-        hub.hello(a.peer.id, None, None);
-        let ServerMsg::Welcome { session, .. } = drain_reg(&hub, &mut a).remove(0) else {
-            panic!()
-        };
-        hub.disconnect(a.peer.id);
-        std::thread::sleep(Duration::from_millis(2));
-        hub.sweep();
-        let mut b = hub.register("a".into());
-        hub.hello(b.peer.id, Some(session), None);
-        assert!(matches!(
-            drain_reg(&hub, &mut b)[0],
-            ServerMsg::Welcome { resumed: false, .. }
-        ));
-        // At the cap, registering drops the longest-detached session first.
-        let regs: Vec<_> = (0..5).map(|i| hub.register(format!("p{i}"))).collect();
-        for r in &regs[..3] {
-            hub.disconnect(r.peer.id);
-        }
-        let _more: Vec<_> = (0..3).map(|i| hub.register(format!("q{i}"))).collect();
-        assert!(
-            hub.lock().sessions.len() <= 3 + 3,
-            "attached sessions are kept, detached dropped"
-        );
-        assert!(hub.lock().sessions.values().all(|s| s.attached > 0));
     }
 }

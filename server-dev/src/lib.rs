@@ -8,10 +8,14 @@
 //! |---|---|
 //! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection caps server-wide and per IP (503), ticket (401) before the upgrade |
 //! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=`; per IP rate limited (429 with `Retry-After`) |
-//! | `GET /api/health` | `{status, connections, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
+//! | `GET /api/health` | `{status, connections, connections_opened, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
+//!
+//! Rooms (epochs, offsets, history) and sessions (dedupe state) are kept by a storage engine,
+//! [`Config::engine`]: in memory, or in one SQLite file that a restart or a `kill -9` does not
+//! lose (see `docs/ENGINES.md`).
 //!
 //! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
 //! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
@@ -40,6 +44,7 @@ mod auth;
 mod bench;
 mod config;
 pub mod conn;
+mod engine;
 mod error;
 mod hub;
 mod per_ip;
@@ -59,6 +64,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use config::Config;
+pub use engine::EngineKind;
 pub use error::{Error, Result};
 pub use routes::app;
 pub use server::serve;
@@ -80,6 +86,8 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     /// Live WebSockets of every endpoint, so that shutdown can wait for their close.
     live: watch::Sender<usize>,
+    /// WebSockets accepted since start, every endpoint: tests count reconnects with it.
+    opened: AtomicU64,
     /// Live `/ws` connections, for the connection cap.
     ws_conns: AtomicUsize,
     /// Live `/ws` connections per client address, for the per-IP cap.
@@ -90,24 +98,31 @@ struct Shared {
 }
 
 impl AppState {
-    /// Creates the state of a server with `config`.
-    pub fn new(config: Config) -> Self {
+    /// Creates the state of a server with `config`, opening its [`Config::engine`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the engine's store cannot be opened or read.
+    pub fn new(config: Config) -> Result<Self> {
         let tickets = auth::Tickets::new(config.ticket_ttl, config.max_tickets);
-        let hub = hub::Hub::new(&config);
+        let hub = hub::Hub::new(&config).map_err(|err| Error::Storage {
+            message: err.message,
+        })?;
         let logins = per_ip::LoginLimiter::new(config.login_rate_per_sec, config.login_burst);
-        Self {
+        Ok(Self {
             inner: Arc::new(Shared {
                 config,
                 hub,
                 tickets: Mutex::new(tickets),
                 shutdown: watch::channel(false).0,
                 live: watch::channel(0).0,
+                opened: AtomicU64::new(0),
                 ws_conns: AtomicUsize::new(0),
                 ws_per_ip: Mutex::new(per_ip::ConnCounts::default()),
                 logins: Mutex::new(logins),
                 anon: AtomicU64::new(0),
             }),
-        }
+        })
     }
 
     /// The configuration this server runs with.
@@ -135,6 +150,11 @@ impl AppState {
         *self.inner.live.borrow()
     }
 
+    /// Number of WebSockets accepted since start, test endpoints included.
+    pub fn opened_connections(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
     }
@@ -146,6 +166,7 @@ impl AppState {
     /// Registers a live WebSocket until the returned guard drops.
     pub(crate) fn track(&self) -> LiveGuard {
         self.inner.live.send_modify(|n| *n += 1);
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
         LiveGuard {
             state: self.clone(),
         }

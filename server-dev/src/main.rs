@@ -133,6 +133,10 @@ struct Args {
     /// Publish ids remembered across all sessions (longest-detached sessions go first).
     #[arg(long, default_value_t = 1024 * 1024)]
     max_dedupe_entries: usize,
+    /// Where rooms and sessions are kept: `memory` (lost on restart) or `sqlite:PATH` (one
+    /// file; an acked publish survives a restart or a kill -9).
+    #[arg(long, default_value = "memory", value_name = "memory|sqlite:PATH")]
+    engine: server_dev::EngineKind,
 }
 
 impl Args {
@@ -171,7 +175,8 @@ impl Args {
             // Memory bounds of the hub.
             .history_bytes(self.history_room_bytes, self.history_total_bytes)
             .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms))
-            .max_dedupe_entries(self.max_dedupe_entries);
+            .max_dedupe_entries(self.max_dedupe_entries)
+            .engine(self.engine.clone());
         for origin in &self.allowed_origin {
             config = config.allow_origin(origin.clone());
         }
@@ -312,6 +317,8 @@ mod tests {
             "250",
             "--max-dedupe-entries",
             "99",
+            "--engine",
+            "sqlite:data/rooms.db",
         ])
         .unwrap();
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 0));
@@ -330,7 +337,14 @@ mod tests {
         assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
         assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
         assert_eq!(c.max_dedupe_entries, 99);
+        assert_eq!(
+            c.engine,
+            server_dev::EngineKind::Sqlite("data/rooms.db".into())
+        );
         assert!(args.tls().is_none());
+        let defaults = Args::try_parse_from(["server-dev"]).unwrap().config();
+        assert_eq!(defaults.engine, server_dev::EngineKind::Memory);
+        assert!(Args::try_parse_from(["server-dev", "--engine", "redis"]).is_err());
     }
 
     #[test]

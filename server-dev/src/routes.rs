@@ -22,9 +22,10 @@ use crate::{AppState, Refused, auth, bench, conn, test_endpoints};
 /// Builds the router of a server with `state`.
 ///
 /// ```
-/// let state = server_dev::AppState::new(server_dev::Config::default());
+/// let state = server_dev::AppState::new(server_dev::Config::default())?;
 /// let router: axum::Router = server_dev::app(state);
 /// # let _ = router;
+/// # Ok::<(), server_dev::Error>(())
 /// ```
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -53,6 +54,8 @@ pub fn app(state: AppState) -> Router {
 struct Health {
     status: &'static str,
     connections: usize,
+    /// WebSockets accepted since start: a test can tell one connection from a reconnect.
+    connections_opened: u64,
     rooms: usize,
     /// What the hub holds for clients, so tests can assert memory budgets.
     #[serde(flatten)]
@@ -63,6 +66,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
         connections: state.live_connections(),
+        connections_opened: state.opened_connections(),
         rooms: state.hub().room_count(),
         memory: state.hub().memory(),
     })

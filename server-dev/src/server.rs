@@ -23,9 +23,11 @@ pub async fn serve(
     config.own_port = Some(addr.port());
     config.tls = tls.is_some();
     let grace = config.shutdown_grace;
-    let state = AppState::new(config);
+    let state = AppState::new(config)?;
     let router = app(state.clone());
     let sweeper = tokio::spawn(state.hub().clone().sweep_until(state.shutdown_signal()));
+    // Commits the durable engine's writes; acks wait for it (a no-op for the memory engine).
+    let syncer = tokio::spawn(state.hub().clone().sync_until(state.shutdown_signal()));
 
     let on_shutdown = {
         let state = state.clone();
@@ -78,5 +80,9 @@ pub async fn serve(
         );
     }
     sweeper.abort();
+    // What is still owed is committed (bounded: a disk that hangs does not hold the exit).
+    if tokio::time::timeout(grace, syncer).await.is_err() {
+        warn!("shutdown grace elapsed with writes not committed");
+    }
     Ok(())
 }

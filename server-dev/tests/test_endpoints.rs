@@ -269,6 +269,7 @@ async fn cut_silence_keeps_tcp_open_but_delivers_nothing() {
     let (_, body) = http(server.addr, "GET", "/api/health", None).await;
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["connections"], 2, "{health}");
+    assert_eq!(health["connections_opened"], 2, "{health}");
     round_trip(&mut other, 2).await;
     // Shutdown still releases it (the test must not leave it held).
     server.stop().await;

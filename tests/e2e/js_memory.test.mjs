@@ -42,6 +42,8 @@ test("1,000 create/dispose cycles do not grow wasm memory or the JS heap", async
           // Open, echo, then dispose while open.
           await new Promise((resolve) => {
             ws.addEventListener("message", resolve, { once: true });
+            // With the rooms layer on, an echoed text frame is not protocol v1: a badFrame.
+            if (i % 3 === 0) ws.on("badFrame", resolve);
             setTimeout(resolve, 2000);
           });
           ws.removeEventListener("message", onMessage);

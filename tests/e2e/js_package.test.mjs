@@ -1,9 +1,10 @@
 // The npm package as a JavaScript developer gets it.
-// Covers: `npm pack` ships exactly the runtime files, the hand-written types, the README, the
-// changelog and both licences, with a package.json that has an ESM entry, `types`, `files`,
-// `sideEffects: false`, `homepage`, `bugs` and no invalid `browser` field; the
-// tarball installs into a fresh folder with no network; TypeScript resolves its types there
-// through `exports`; Vite builds the examples/vite app from it; the built app and a plain
+// Covers: `npm pack` ships exactly the runtime files, the hand-written types, the React entry,
+// the README, the changelog and both licences, with a package.json that has an ESM entry,
+// `types`, `files`, `./react` in `exports`, react as an optional peer, `sideEffects: false`,
+// `homepage`, `bugs` and no invalid `browser` field; the tarball installs into a fresh folder
+// with no network; TypeScript resolves its types there (the React entry's too) through
+// `exports`; Vite builds the examples/vite app from it; the built app and a plain
 // `<script type="module">` page (no bundler) load the wasm and echo through server-dev.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SourceMap } from "node:module";
 import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
 import { serveStatic } from "./pages/serve.mjs";
 
@@ -53,8 +55,11 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "README.md",
     "index.d.ts",
     "index.js",
+    "index.js.map",
     "package.json",
     "protocol.d.ts",
+    "react.d.ts",
+    "react.js",
     "ws_lifeline.js",
     "ws_lifeline_bg.wasm",
   ]);
@@ -64,6 +69,9 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.equal(manifest.sideEffects, false);
   assert.equal(manifest.types, "./index.d.ts");
   assert.equal(manifest.exports["."].default, "./index.js");
+  assert.deepEqual(manifest.exports["./react"], { types: "./react.d.ts", default: "./react.js" });
+  assert.deepEqual(manifest.peerDependencies, { react: ">=18" });
+  assert.deepEqual(manifest.peerDependenciesMeta, { react: { optional: true } });
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);
   assert.ok(manifest.description.length > 20);
   assert.equal(manifest.license, "MIT OR Apache-2.0");
@@ -73,6 +81,22 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.ok(manifest.browser === undefined || typeof manifest.browser !== "boolean");
   assert.ok(manifest.keywords.includes("websocket"));
   assert.ok(existsSync(join(work, info.filename)));
+});
+
+test("index.js ships minified with a source map back to its readable source", () => {
+  const code = readFileSync(join(pkg, "index.js"), "utf8");
+  assert.ok(code.endsWith("//# sourceMappingURL=index.js.map\n"));
+  const payload = JSON.parse(readFileSync(join(pkg, "index.js.map"), "utf8"));
+  const source = readFileSync(join(root, "client-wasm", "js", "index.js"), "utf8");
+  assert.deepEqual(payload.sources, ["ws-lifeline/index.js"]);
+  assert.equal(payload.sourcesContent[0], source);
+  // A string that survives minification maps back to the source line that holds it.
+  const needle = "send takes a string";
+  const before = code.slice(0, code.indexOf(needle));
+  const line = before.split("\n").length - 1;
+  const column = before.length - (before.lastIndexOf("\n") + 1);
+  const entry = new SourceMap(payload).findEntry(line, column);
+  assert.match(source.split("\n")[entry.originalLine], new RegExp(needle));
 });
 
 test("the tarball installs into a fresh folder; tsc and vite build against it", async () => {
@@ -91,11 +115,13 @@ test("the tarball installs into a fresh folder; tsc and vite build against it", 
     join(app, "check.ts"),
     [
       'import init, { LifelineSocket, type LifelineCloseEvent, type ServerMsg } from "ws-lifeline";',
+      'import { useRoom, type RoomView } from "ws-lifeline/react";',
       "await init();",
       'const ws = new LifelineSocket("ws://127.0.0.1:1/echo", { maxRetries: 1 });',
       'ws.addEventListener("close", (e: LifelineCloseEvent) => console.log(e.code));',
       'const m: ServerMsg = { type: "pong", id: 1 };',
       "console.log(m, ws.send(new Uint8Array([1])));",
+      "export const room = (): RoomView => useRoom(ws, \"lobby\");",
       "",
     ].join("\n"),
   );

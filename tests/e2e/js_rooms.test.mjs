@@ -349,3 +349,39 @@ test("rooms offer lifeline.v1 themselves, from the start or from the next attemp
   await page.close();
   assert.deepEqual(errors, []);
 });
+
+test("with rooms on, protocol v1 frames are room events, never `message`; other text is badFrame, binary a message", async () => {
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  const result = await page.evaluate(async ([v1, echo, options]) => {
+    const a = t.recorded(v1, options);
+    const aRooms = t.roomLog(a.ws).log;
+    const room = `frames-${Math.random()}`;
+    a.ws.join(room);
+    await a.ws.publish(room, "hi");
+    await t.until(aRooms, (l) => l.some((e) => e.type === "roomMessage" && e.data === "hi"));
+    await new Promise((r) => setTimeout(r, 200));
+    // roomLog's listeners start the rooms layer on a socket to a server without protocol v1.
+    const b = t.recorded(echo, options);
+    const bRooms = t.roomLog(b.ws).log;
+    b.ws.send("plain text");
+    b.ws.send(new Uint8Array([1, 2, 3]));
+    await t.until(bRooms, (l) => l.some((e) => e.type === "badFrame" && e.raw === "plain text"));
+    await t.until(b.log, (l) => l.some((e) => e.type === "message"));
+    await new Promise((r) => setTimeout(r, 100));
+    const out = {
+      aTypes: [...new Set(aRooms.map((e) => e.type))].sort(),
+      aMessages: a.log.filter((e) => e.type === "message").map((e) => e.data),
+      bMessages: b.log.filter((e) => e.type === "message").map((e) => e.data),
+    };
+    a.ws.dispose();
+    b.ws.dispose();
+    return out;
+  }, [wsAs("frames"), wsUrl(suite.server, "/echo"), OPTIONS]);
+  for (const type of ["ack", "joined", "roomMessage", "welcome"]) {
+    assert.ok(result.aTypes.includes(type), `${type} in ${result.aTypes}`);
+  }
+  assert.deepEqual(result.aMessages, [], "no protocol v1 frame is a message");
+  assert.deepEqual(result.bMessages, [[1, 2, 3]], "other text frames are badFrame; binary frames are messages");
+  await page.close();
+  assert.deepEqual(errors, []);
+});

@@ -215,6 +215,7 @@ fn test(args: &[String]) -> Result {
     build_demo()?;
     npm::build_npm_package()?;
     npm::build_raw_package()?;
+    npm::publish_dry_runs()?;
     e2e_tests()?;
     bench::quick_after_test()?;
     println!("\nxtask: every test stage passed");

@@ -23,7 +23,8 @@
 //!
 //! # Protocol layers
 //!
-//! A layer above (rooms, acks, recovery) wraps a `Machine` and drives it the same way. It sees
+//! The shells drive a [`session::Session`], which owns a `Machine` and the layer above it
+//! (rooms, acks, recovery) and drives both the same way. It sees
 //! every inbound frame as [`Event::Message`], and it may send frames of its own before the
 //! queue is flushed: when the machine offers the layer's protocol ([`protocol::SUBPROTOCOL`],
 //! see [`Machine::offer_protocol`]), after `poll_command` returns [`Event::Open`], frames given
@@ -40,6 +41,7 @@ mod pong;
 pub mod rooms;
 #[cfg(feature = "rooms")]
 mod server_frame;
+pub mod session;
 #[cfg(feature = "rooms")]
 pub(crate) mod sorted_map;
 mod types;

@@ -553,6 +553,13 @@ fn frame(msg: &ClientFrame) -> Message {
     Message::Text(client_frame::encode(msg))
 }
 
+/// `data` as the JSON of a publish.
+pub(crate) fn encode<T: Serialize + ?Sized>(data: &T) -> Result<RawJson, RoomError> {
+    RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
+        message: e.to_string(),
+    })
+}
+
 /// 16 lowercase hex digits of `n`: a valid publisher id.
 fn hex_id(n: u64) -> String {
     (0..16)
@@ -737,10 +744,7 @@ impl Rooms {
         room: &str,
         data: &T,
     ) -> Result<PublishId, RoomError> {
-        let data = RawJson::from_serialize(data).map_err(|e| RoomError::Encode {
-            message: e.to_string(),
-        })?;
-        self.publish(now, room, data)
+        self.publish(now, room, encode(data)?)
     }
 
     /// Asks the server for the room list (answered with [`RoomEvent::Rooms`]); false when not

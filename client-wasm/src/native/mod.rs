@@ -1,4 +1,4 @@
-//! The native shell (feature `native`): the same [`Machine`] and [`Rooms`] layer as in the
+//! The native shell (feature `native`): the same [`Session`] and [`Client`] API as in the
 //! browser, driven by tokio and tokio-tungstenite.
 //!
 //! One driver task owns the sockets and the timer; each socket has a reader task that feeds
@@ -29,12 +29,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::{SinkExt, StreamExt};
-use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -42,29 +40,21 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+pub use crate::client::Client;
+#[cfg(doc)]
+use crate::machine::rooms::RoomError;
 use crate::machine::rooms::RoomsConfig;
-use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomStats, Rooms};
-use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
-use crate::{Config, Error, Event, Message, Result, Sent, State};
+use crate::machine::session::{Io, Session};
+use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
+use crate::{Config, Error, Message, Result};
 
-/// What a [`Client`] reports, in order.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// A connection event of the core (open, close, reconnecting, errors; also binary
-    /// messages). A text frame goes to the rooms layer: one that is not protocol v1 arrives as
-    /// [`RoomEvent::BadFrame`].
-    Connection(Event),
-    /// A protocol v1 event: room messages, acks, recovery, presence.
-    Room(RoomEvent),
-}
-
-use crate::publish::Waiter;
+/// What a [`Client`] reports, in order: connection events and room events. While the rooms
+/// layer runs (always, in this shell) text frames arrive as room events, never as messages;
+/// see [`crate::machine::session`].
+pub use crate::machine::session::SessionEvent as ClientEvent;
 
 struct Core {
-    machine: Machine,
-    rooms: Rooms,
-    waiters: HashMap<PublishId, Waiter>,
+    session: Session,
     events: mpsc::UnboundedSender<ClientEvent>,
 }
 
@@ -84,28 +74,31 @@ impl Shared {
     }
 }
 
-/// A protocol v1 WebSocket client for native Rust: reconnects, heartbeats, rejoins rooms,
-/// resends unacknowledged publishes and delivers room messages in order, exactly once.
-///
-/// Create it inside a tokio runtime. Dropping it closes everything.
-pub struct Client {
+/// The native side of a [`Client`]: the driver task and the channel events arrive on. Dropping
+/// it stops the driver and every socket task (their TCP connections close).
+pub(crate) struct Host {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     driver: JoinHandle<()>,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("state", &self.state())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Client {
+impl Drop for Host {
     fn drop(&mut self) {
         // The driver owns the socket tasks; aborting it drops them, which aborts them too.
         self.driver.abort();
+    }
+}
+
+impl Host {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        let now = self.shared.now();
+        let out = f(&mut self.shared.lock().session, now);
+        self.shared.wake.notify_one();
+        out
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.shared.lock().session)
     }
 }
 
@@ -113,8 +106,10 @@ impl Drop for Client {
 /// future the browser shell returns.
 pub type PublishHandle = crate::publish::PublishFuture;
 
+/// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
-    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting.
+    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
+    /// protocol v1 from the first attempt on.
     ///
     /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
     pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
@@ -124,17 +119,13 @@ impl Client {
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
-        // This client always speaks protocol v1, so it always offers it.
-        let mut config = config;
-        config.offer_protocol(protocol::SUBPROTOCOL);
-        let mut machine = Machine::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
-        let rooms = Rooms::new(rooms, machine.random());
+        let mut session = Session::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
+        session.set_rooms_config(rooms);
+        session.start_rooms(Instant(0));
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
-                machine,
-                rooms,
-                waiters: HashMap::new(),
+                session,
                 events: tx,
             }),
             wake: Notify::new(),
@@ -142,85 +133,22 @@ impl Client {
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
         Ok(Client {
-            shared,
-            events,
-            driver,
+            host: Host {
+                shared,
+                events,
+                driver,
+            },
         })
-    }
-
-    fn act<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
-        let now = self.shared.now();
-        let out = f(&mut self.shared.lock(), now);
-        self.shared.wake.notify_one();
-        out
-    }
-
-    /// Joins a room (now, and again after every reconnect). Errors: [`RoomError::InvalidRoom`].
-    pub fn join(&self, room: &str) -> Result<(), RoomError> {
-        self.act(|c, now| c.rooms.join(now, room))
-    }
-
-    /// Leaves a room; false if it was not joined.
-    pub fn leave(&self, room: &str) -> bool {
-        self.act(|c, now| c.rooms.leave(now, room))
-    }
-
-    /// Publishes `data` (as JSON) to a joined room; the handle resolves on the server's ack.
-    ///
-    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing was queued:
-    /// wait for acks and try again), [`RoomError::Encode`].
-    pub fn publish<T: Serialize + ?Sized>(
-        &self,
-        room: &str,
-        data: &T,
-    ) -> Result<PublishHandle, RoomError> {
-        self.act(|c, now| {
-            let id = c.rooms.publish_json(now, room, data)?;
-            let (waiter, future) = PublishHandle::new(id);
-            c.waiters.insert(id, waiter);
-            Ok(future)
-        })
-    }
-
-    /// Sends a raw frame through the core's queue (not part of protocol v1 bookkeeping).
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        let message = message.into();
-        self.act(|c, now| c.machine.send(now, message))
-    }
-
-    /// Closes for good (until [`reconnect`](Self::reconnect)); see [`Machine::close`].
-    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        self.act(|c, now| c.machine.close(now, code, reason))
-    }
-
-    /// Connects again now; see [`Machine::reconnect`].
-    pub fn reconnect(&self) {
-        self.act(|c, now| c.machine.reconnect(now));
-    }
-
-    /// The connection state.
-    pub fn state(&self) -> State {
-        self.shared.lock().machine.state()
-    }
-
-    /// The protocol layer's counters.
-    pub fn stats(&self) -> RoomStats {
-        self.shared.lock().rooms.stats()
-    }
-
-    /// Publishes awaiting their ack.
-    pub fn unacked(&self) -> usize {
-        self.shared.lock().rooms.unacked()
     }
 
     /// The next event; `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.events.recv().await
+        self.host.events.recv().await
     }
 
     /// The next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.events.try_recv().ok()
+        self.host.events.try_recv().ok()
     }
 }
 
@@ -246,21 +174,18 @@ async fn drive(shared: Arc<Shared>) {
     let (input_tx, mut inputs) = mpsc::unbounded_channel::<Input>();
     let mut sockets: HashMap<ConnId, Socket> = HashMap::new();
     loop {
-        let commands = {
-            let now = shared.now();
+        let (io, deadline) = {
             let mut core = shared.lock();
-            pump(&mut core, now)
-        };
-        for command in commands {
-            execute(&shared, &mut sockets, &input_tx, command);
-        }
-        let deadline = {
-            let core = shared.lock();
-            match (core.machine.poll_timeout(), core.rooms.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+            let Core { session, events } = &mut *core;
+            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            while let Some(event) = session.poll_event() {
+                let _ = events.send(event);
             }
+            (io, session.poll_timeout())
         };
+        for io in io {
+            execute(&mut sockets, &input_tx, io);
+        }
         let sleep = async {
             match deadline {
                 Some(at) => {
@@ -276,75 +201,34 @@ async fn drive(shared: Arc<Shared>) {
                 let Some(input) = input else { return };
                 let now = shared.now();
                 let mut core = shared.lock();
-                core.machine.handle(now, input);
-                // Take what else has arrived, so a burst costs one pump.
+                core.session.handle(now, input);
+                // Take what else has arrived, so a burst costs one wake-up.
                 while let Ok(input) = inputs.try_recv() {
-                    core.machine.handle(now, input);
+                    core.session.handle(now, input);
                 }
             }
             () = shared.wake.notified() => {}
             () = sleep => {
                 let now = shared.now();
-                let mut core = shared.lock();
-                core.machine.handle_timeout(now);
-                core.rooms.handle_timeout(now);
+                shared.lock().session.handle_timeout(now);
             }
         }
     }
 }
 
-/// Runs the core and the layer until only I/O is left, which is returned in order.
-fn pump(core: &mut Core, now: Instant) -> Vec<Command> {
-    let mut io = Vec::new();
-    loop {
-        while let Some(out) = core.rooms.poll_transmit() {
-            // Bound to the current connection, never queued (see `Outgoing`): a refused frame
-            // is redone by the layer after the next open.
-            let _ = core.machine.send_outgoing(now, out);
+fn execute(sockets: &mut HashMap<ConnId, Socket>, inputs: &mpsc::UnboundedSender<Input>, io: Io) {
+    match io {
+        Io::ResolveUrl { conn } => {
+            // `connect` always gives a fixed URL; answer so the session cannot stall.
+            let result = Err("no URL provider".to_owned());
+            let _ = inputs.send(Input::UrlResolved { conn, result });
         }
-        while let Some(event) = core.rooms.poll_event() {
-            let resolved = event.publish_outcome();
-            if let Some((id, result)) = resolved
-                && let Some(waiter) = core.waiters.remove(&id)
-            {
-                let _ = waiter.send(result);
-            }
-            let _ = core.events.send(ClientEvent::Room(event));
-        }
-        let Some(command) = core.machine.poll_command() else {
-            return io;
-        };
-        match command {
-            Command::Emit(event) => {
-                let consumed = core.rooms.handle_event(now, &event);
-                if !consumed {
-                    let _ = core.events.send(ClientEvent::Connection(event));
-                }
-            }
-            Command::ResolveUrl { conn } => {
-                // `connect` always gives a fixed URL; answer so the machine cannot stall.
-                let result = Err("no URL provider".to_owned());
-                core.machine
-                    .handle(now, Input::UrlResolved { conn, result });
-            }
-            other => io.push(other),
-        }
-    }
-}
-
-fn execute(
-    shared: &Arc<Shared>,
-    sockets: &mut HashMap<ConnId, Socket>,
-    inputs: &mpsc::UnboundedSender<Input>,
-    command: Command,
-) {
-    match command {
-        Command::Open {
+        Io::Open {
             conn,
             url,
             protocols,
         } => {
-            // The machine has moved on from every earlier socket.
+            // The session has moved on from every earlier socket.
             sockets.clear();
             let (tx, rx) = mpsc::unbounded_channel();
             let buffered = Arc::new(AtomicU64::new(0));
@@ -358,33 +242,27 @@ fn execute(
             ));
             sockets.insert(conn, Socket { tx, buffered, task });
         }
-        Command::Transmit { conn, message } => {
+        Io::Transmit { conn, message } => {
             if let Some(s) = sockets.get(&conn) {
                 s.buffered
                     .fetch_add(message.len() as u64, Ordering::Relaxed);
                 let _ = s.tx.send(Out::Frame(message));
             }
         }
-        Command::Close { conn, code, reason } => {
-            let current = shared.lock().machine.conn_id() == Some(conn);
-            if current {
-                if let Some(s) = sockets.get(&conn) {
-                    let _ = s.tx.send(Out::Close(code, reason));
-                }
-            } else {
-                // Abandoned (heartbeat timeout, connect timeout): drop it and its TCP now;
-                // a half-open peer would never answer a close frame.
-                sockets.remove(&conn);
+        Io::Close { conn, code, reason } => {
+            if let Some(s) = sockets.get(&conn) {
+                let _ = s.tx.send(Out::Close(code, reason));
             }
         }
-        Command::PollBuffered { conn } => {
+        Io::Abandon { conn, .. } => {
+            sockets.remove(&conn);
+        }
+        Io::PollBuffered { conn } => {
             if let Some(s) = sockets.get(&conn) {
                 let amount = s.buffered.load(Ordering::Relaxed);
                 let _ = inputs.send(Input::BufferedAmount { conn, amount });
             }
         }
-        // Handled in `pump`; listed so a new command is a compile-time decision.
-        Command::Emit(_) | Command::ResolveUrl { .. } => {}
     }
 }
 

@@ -1,5 +1,4 @@
-//! One browser timer kept at a sans-IO layer's next deadline: the socket shell and the rooms
-//! shell each own one.
+//! The browser shell's one timer, kept at the session's next deadline.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -31,7 +31,11 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::machine::{CloseInfo, Command, ConnId, Input, Instant, Machine, Target};
+pub use crate::client::Client;
+#[cfg(feature = "rooms")]
+use crate::machine::rooms::RoomEvent;
+use crate::machine::session::{Io, Session, SessionEvent};
+use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::typed::{self, DecodeError};
 use crate::{Config, Error, Event, Message, Result, Sent, State};
 use deadline::Deadline;
@@ -77,20 +81,45 @@ impl Drop for Socket {
 }
 
 struct Inner {
-    machine: RefCell<Machine>,
+    session: RefCell<Session>,
     provider: Option<Provider>,
     socket: RefCell<Option<Socket>>,
     timer: Deadline,
     env: RefCell<Vec<(EventListener, Counted)>>,
     subscribers: Rc<Subscribers<Event>>,
+    #[cfg(feature = "rooms")]
+    room_subscribers: Rc<Subscribers<RoomEvent>>,
+    /// The live [`rooms::RoomsClient`]s; the rooms layer stops with the last.
+    #[cfg(feature = "rooms")]
+    rooms_clients: Cell<usize>,
     driving: Cell<bool>,
     disposed: Cell<bool>,
 }
 
-/// A WebSocket client that stays connected. See the [crate docs](crate) for the behaviour and
-/// [`Config`] for the knobs.
-///
-/// Dropping it closes the socket (code 1000) and removes every listener and timer.
+/// The browser side of a [`Client`]. Dropping it closes the socket (code 1000) and removes
+/// every listener and timer.
+pub(crate) struct Host {
+    inner: Rc<Inner>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.inner.dispose();
+    }
+}
+
+impl Host {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        Inner::act(&self.inner, f)
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.inner.session.borrow())
+    }
+}
+
+/// Construction and events of the browser [`Client`]; the rest of its API is the same
+/// natively.
 ///
 /// ```no_run
 /// use ws_lifeline::{Client, Config, Event};
@@ -104,20 +133,6 @@ struct Inner {
 /// client.send("hello")?; // queued until the socket opens
 /// # Ok::<(), ws_lifeline::Error>(())
 /// ```
-#[must_use = "dropping the Client closes the connection"]
-pub struct Client {
-    inner: Rc<Inner>,
-}
-
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("state", &self.state())
-            .field("url", &self.url())
-            .finish()
-    }
-}
-
 impl Client {
     /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
     ///
@@ -152,14 +167,18 @@ impl Client {
     }
 
     fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
-        let machine = Machine::new(config, target, seed(), now())?;
+        let session = Session::new(config, target, seed(), now())?;
         let inner = Rc::new(Inner {
-            machine: RefCell::new(machine),
+            session: RefCell::new(session),
             provider,
             socket: RefCell::new(None),
             timer: Deadline::default(),
             env: RefCell::new(Vec::new()),
             subscribers: Subscribers::new(),
+            #[cfg(feature = "rooms")]
+            room_subscribers: Subscribers::new(),
+            #[cfg(feature = "rooms")]
+            rooms_clients: Cell::new(0),
             driving: Cell::new(false),
             disposed: Cell::new(false),
         });
@@ -174,87 +193,39 @@ impl Client {
                 Inner::drive(&inner);
             }
         });
-        Ok(Client { inner })
+        Ok(Client {
+            host: Host { inner },
+        })
     }
 
     /// A weak handle for use inside callbacks (holding the `Client` there would be a cycle).
     pub fn handle(&self) -> ClientHandle {
         ClientHandle {
-            inner: Rc::downgrade(&self.inner),
+            inner: Rc::downgrade(&self.host.inner),
         }
-    }
-
-    /// The connection state.
-    pub fn state(&self) -> State {
-        self.inner.machine.borrow().state()
-    }
-
-    /// The URL of the current or last attempt, after `http`→`ws` mapping.
-    pub fn url(&self) -> Option<String> {
-        self.inner.machine.borrow().url().map(str::to_owned)
-    }
-
-    /// The subprotocol the server selected on the last open, empty if none.
-    pub fn protocol(&self) -> String {
-        self.inner.machine.borrow().protocol().to_owned()
-    }
-
-    /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
-    /// [`crate::Event::Pong`].
-    pub fn rtt(&self) -> Option<crate::machine::Rtt> {
-        self.inner.machine.borrow().rtt()
     }
 
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {
-        self.inner
+        self.host
+            .inner
             .socket
             .borrow()
             .as_ref()
             .map_or(0, |s| u64::from(s.ws.buffered_amount()))
     }
 
-    /// Messages waiting in the outbound queue.
-    pub fn queued_messages(&self) -> usize {
-        self.inner.machine.borrow().queued_messages()
-    }
-
-    /// Sends text or bytes now, or queues them until the socket is open and drained.
-    ///
-    /// Errors: [`Error::QueueFull`] (nothing dropped), [`Error::Closed`] after `close()`.
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::send(&self.inner, message.into())
-    }
-
-    /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
-    /// [`Error::Encode`].
-    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
-        self.send(typed::encode(value)?)
-    }
-
     /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
     /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::send_preamble(&self.inner, message.into())
-    }
-
-    /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
-    /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
-    /// returned and nothing happens.
-    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::close(&self.inner, code, reason)
-    }
-
-    /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
-    pub fn reconnect(&self) {
-        Inner::reconnect(&self.inner);
+        self.host.act(|s, now| s.send_preamble(now, message.into()))
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
     /// The callback may call back into the client (send, close, even subscribe).
     pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
-        self.inner.subscribers.subscribe(callback)
+        self.host.inner.subscribers.subscribe(callback)
     }
 
     /// Decodes every inbound message as JSON into `T` and hands over the result; a message
@@ -273,7 +244,7 @@ impl Client {
 
     /// Every event as a [`Stream`]; it ends when the client is dropped.
     pub fn events(&self) -> EventStream {
-        self.inner.subscribers.stream()
+        self.host.inner.subscribers.stream()
     }
 
     /// Inbound messages decoded into `T` as a [`Stream`] of results.
@@ -289,14 +260,28 @@ impl Client {
         }
     }
 
+    /// Calls `callback` with every protocol v1 event until the returned subscription is
+    /// dropped. Starts the rooms layer, as [`join`](Self::join) does; while it runs, text
+    /// frames are room events, not messages (see [`crate::machine::session`]).
+    #[cfg(feature = "rooms")]
+    pub fn on_room_event(
+        &self,
+        callback: impl Fn(&RoomEvent) + 'static,
+    ) -> Subscription<RoomEvent> {
+        self.host.act(|s, now| s.start_rooms(now));
+        self.host.inner.room_subscribers.subscribe(callback)
+    }
+
+    /// Every protocol v1 event as a [`Stream`]; starts the rooms layer as
+    /// [`on_room_event`](Self::on_room_event) does.
+    #[cfg(feature = "rooms")]
+    pub fn room_events(&self) -> EventStream<RoomEvent> {
+        self.host.act(|s, now| s.start_rooms(now));
+        self.host.inner.room_subscribers.stream()
+    }
+
     /// Closes the socket and releases everything now; the same as dropping the client.
     pub fn dispose(self) {}
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.inner.dispose();
-    }
 }
 
 /// A weak, cloneable handle to a [`Client`], for callbacks. Every method fails with
@@ -324,7 +309,7 @@ impl ClientHandle {
 
     /// As [`Client::send`].
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::send(&self.get()?, message.into())
+        Inner::act(&self.get()?, |s, now| s.send(now, message.into()))
     }
 
     /// As [`Client::send_json`].
@@ -334,49 +319,25 @@ impl ClientHandle {
 
     /// As [`Client::send_preamble`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::send_preamble(&self.get()?, message.into())
-    }
-
-    /// Hands one output of the rooms layer to the machine ([`Machine::send_outgoing`]).
-    #[cfg(feature = "rooms")]
-    pub(crate) fn send_outgoing(&self, out: crate::machine::rooms::Outgoing) -> Result<()> {
-        let inner = self.get()?;
-        inner.machine.borrow_mut().send_outgoing(now(), out)?;
-        Inner::drive(&inner);
-        Ok(())
-    }
-
-    /// Offers `protocol` from the next attempt on ([`Machine::offer_protocol`]).
-    #[cfg(feature = "rooms")]
-    pub(crate) fn offer_protocol(&self, protocol: &str) {
-        if let Ok(inner) = self.get() {
-            inner.machine.borrow_mut().offer_protocol(protocol);
-        }
-    }
-
-    /// A number from the machine's seeded generator ([`Machine::random`]); 0 once gone.
-    #[cfg(feature = "rooms")]
-    pub(crate) fn random(&self) -> u64 {
-        self.get()
-            .map_or(0, |inner| inner.machine.borrow_mut().random())
+        Inner::act(&self.get()?, |s, now| s.send_preamble(now, message.into()))
     }
 
     /// As [`Client::close`].
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::close(&self.get()?, code, reason)
+        Inner::act(&self.get()?, |s, now| s.close(now, code, reason))
     }
 
     /// As [`Client::reconnect`].
     pub fn reconnect(&self) {
         if let Ok(inner) = self.get() {
-            Inner::reconnect(&inner);
+            Inner::act(&inner, |s, now| s.reconnect(now));
         }
     }
 
     /// As [`Client::state`]; `Closed` once the client is gone.
     pub fn state(&self) -> State {
         self.get()
-            .map_or(State::Closed, |i| i.machine.borrow().state())
+            .map_or(State::Closed, |i| i.session.borrow().machine().state())
     }
 }
 
@@ -398,47 +359,43 @@ impl<T> Stream for MessageStream<T> {
 }
 
 impl Inner {
-    fn send(this: &Rc<Inner>, message: Message) -> Result<Sent> {
-        let sent = this.machine.borrow_mut().send(now(), message)?;
+    /// Runs `f` on the session, then carries out what it decided.
+    fn act<R>(this: &Rc<Inner>, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        let out = f(&mut this.session.borrow_mut(), now());
         Inner::drive(this);
-        Ok(sent)
-    }
-
-    fn send_preamble(this: &Rc<Inner>, message: Message) -> Result<()> {
-        this.machine.borrow_mut().send_preamble(now(), message)?;
-        Inner::drive(this);
-        Ok(())
-    }
-
-    fn close(this: &Rc<Inner>, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        this.machine.borrow_mut().close(now(), code, reason)?;
-        Inner::drive(this);
-        Ok(())
-    }
-
-    fn reconnect(this: &Rc<Inner>) {
-        this.machine.borrow_mut().reconnect(now());
-        Inner::drive(this);
+        out
     }
 
     fn input(this: &Rc<Inner>, input: Input) {
-        if this.disposed.get() {
-            return;
+        if !this.disposed.get() {
+            Inner::act(this, |s, now| s.handle(now, input));
         }
-        this.machine.borrow_mut().handle(now(), input);
-        Inner::drive(this);
     }
 
-    /// Runs the machine's commands until none are left, then re-arms the timer. Re-entrant
-    /// calls (from a callback) return at once: the outer loop picks their commands up.
+    /// Carries out the session's I/O and hands its events to the subscribers until none is
+    /// left, then re-arms the timer. Re-entrant calls (from a callback) return at once: the
+    /// outer loop picks their work up.
     fn drive(this: &Rc<Inner>) {
         if this.driving.replace(true) {
             return;
         }
         while !this.disposed.get() {
-            let command = this.machine.borrow_mut().poll_command();
-            let Some(command) = command else { break };
-            Inner::execute(this, command);
+            let io = this.session.borrow_mut().poll_io();
+            if let Some(io) = io {
+                Inner::execute(this, io);
+                continue;
+            }
+            let event = this.session.borrow_mut().poll_event();
+            match event {
+                Some(SessionEvent::Connection(event)) => {
+                    Inner::dispatch(this, &this.subscribers, &event);
+                }
+                #[cfg(feature = "rooms")]
+                Some(SessionEvent::Room(event)) => {
+                    Inner::dispatch(this, &this.room_subscribers, &event);
+                }
+                None => break,
+            }
         }
         this.driving.set(false);
         if !this.disposed.get() {
@@ -446,9 +403,9 @@ impl Inner {
         }
     }
 
-    fn execute(this: &Rc<Inner>, command: Command) {
-        match command {
-            Command::ResolveUrl { conn } => {
+    fn execute(this: &Rc<Inner>, io: Io) {
+        match io {
+            Io::ResolveUrl { conn } => {
                 let Some(provider) = this.provider.clone() else {
                     return;
                 };
@@ -460,22 +417,21 @@ impl Inner {
                     }
                 });
             }
-            Command::Open {
+            Io::Open {
                 conn,
                 url,
                 protocols,
             } => {
-                // The machine has moved on from any earlier socket.
                 drop(this.socket.borrow_mut().take());
                 match Inner::open(this, conn, &url, &protocols) {
                     Ok(socket) => *this.socket.borrow_mut() = Some(socket),
                     Err(error) => this
-                        .machine
+                        .session
                         .borrow_mut()
                         .handle(now(), Input::OpenFailed { conn, error }),
                 }
             }
-            Command::Transmit { conn, message } => {
+            Io::Transmit { conn, message } => {
                 let result = match this.socket.borrow().as_ref().filter(|s| s.conn == conn) {
                     Some(s) => match &message {
                         Message::Text(t) => s.ws.send_with_str(t),
@@ -484,23 +440,26 @@ impl Inner {
                     None => Ok(()),
                 };
                 if let Err(e) = result {
-                    Inner::dispatch(this, &Event::Error(js_error::from_js(e, None)));
+                    let error = js_error::from_js(e, None);
+                    this.session.borrow_mut().transmit_failed(error);
                 }
             }
-            Command::Close { conn, code, reason } => {
-                let current = this.machine.borrow().conn_id() == Some(conn);
+            Io::Close { conn, code, reason } => {
+                if let Some(s) = this.socket.borrow().as_ref().filter(|s| s.conn == conn) {
+                    let _ = s.ws.close_with_code_and_reason(code, &reason);
+                }
+            }
+            Io::Abandon { conn, code, reason } => {
                 let mut slot = this.socket.borrow_mut();
                 if let Some(s) = slot.as_ref().filter(|s| s.conn == conn) {
                     let _ = s.ws.close_with_code_and_reason(code, &reason);
-                    if !current {
-                        // Abandoned (heartbeat, connect timeout): its events no longer matter.
-                        let old = slot.take();
-                        drop(slot);
-                        drop(old);
-                    }
+                    // Its events no longer matter.
+                    let old = slot.take();
+                    drop(slot);
+                    drop(old);
                 }
             }
-            Command::PollBuffered { conn } => {
+            Io::PollBuffered { conn } => {
                 let amount = this
                     .socket
                     .borrow()
@@ -508,18 +467,17 @@ impl Inner {
                     .filter(|s| s.conn == conn)
                     .map(|s| u64::from(s.ws.buffered_amount()));
                 if let Some(amount) = amount {
-                    this.machine
+                    this.session
                         .borrow_mut()
                         .handle(now(), Input::BufferedAmount { conn, amount });
                 }
             }
-            Command::Emit(event) => Inner::dispatch(this, &event),
         }
     }
 
-    fn dispatch(this: &Rc<Inner>, event: &Event) {
+    fn dispatch<E: 'static>(this: &Rc<Inner>, subscribers: &Subscribers<E>, event: &E) {
         // Cloned so callbacks may subscribe, unsubscribe or drop the client.
-        for callback in this.subscribers.snapshot() {
+        for callback in subscribers.snapshot() {
             if this.disposed.get() {
                 return;
             }
@@ -601,13 +559,13 @@ impl Inner {
         }
         *this.env.borrow_mut() = env;
         if !window.navigator().on_line() {
-            this.machine.borrow_mut().handle(now(), Input::Offline);
+            this.session.borrow_mut().handle(now(), Input::Offline);
         }
     }
 
-    /// Keeps one browser timer at the machine's next deadline.
+    /// Keeps the one browser timer at the session's next deadline.
     fn arm_timer(this: &Rc<Inner>) {
-        let want = this.machine.borrow().poll_timeout();
+        let want = this.session.borrow().poll_timeout();
         Deadline::arm(
             this,
             |inner| &inner.timer,
@@ -616,8 +574,7 @@ impl Inner {
                 if inner.disposed.get() {
                     return;
                 }
-                inner.machine.borrow_mut().handle_timeout(now());
-                Inner::drive(inner);
+                Inner::act(inner, |s, now| s.handle_timeout(now));
             },
         );
     }
@@ -629,6 +586,14 @@ impl Inner {
         let env = std::mem::take(&mut *self.env.borrow_mut());
         drop((socket, env));
         self.subscribers.clear();
+        #[cfg(feature = "rooms")]
+        {
+            self.room_subscribers.clear();
+            // Pending publish futures fail with `Closed` now, not when the last handle goes.
+            if let Ok(mut session) = self.session.try_borrow_mut() {
+                session.stop_rooms();
+            }
+        }
     }
 }
 

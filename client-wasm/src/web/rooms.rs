@@ -1,10 +1,9 @@
-//! Protocol v1 rooms in the browser: the sans-IO [`Rooms`] layer wired to a [`Client`].
+//! Protocol v1 rooms in the browser: the sans-IO [`Rooms`](crate::machine::rooms::Rooms) layer wired to a [`Client`].
 //!
-//! A [`RoomsClient`] subscribes to its client's events, feeds them to the layer, sends the
-//! layer's output through the client (`Machine::send_outgoing`: frames, and the server's
-//! limits, to which the client's machine paces every frame), keeps one timer for ack deadlines, and hands out [`RoomEvent`]s. Everything it holds is RAII: its
-//! subscription and timer capture a `Weak`, and dropping it unsubscribes, cancels the timer
-//! and fails every pending [`PublishFuture`] with [`RoomError::Closed`].
+//! A [`RoomsClient`] is a view on its client's [`Session`]: it starts the session's rooms
+//! layer and hands out the [`RoomEvent`]s the client's drive loop dispatches; the client's one
+//! timer covers the ack deadlines. It holds its client weakly, and dropping the last one stops
+//! the layer and fails every pending [`PublishFuture`] with [`RoomError::Closed`].
 //!
 //! ```no_run
 //! use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
@@ -23,42 +22,27 @@
 //! # Ok::<(), ws_lifeline::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::subscribers::{EventStream, Subscribers, Subscription};
-use super::{Client, ClientHandle};
-use crate::Event;
-use crate::machine::State;
+use super::{Client, Inner};
+use crate::machine::Instant;
 use crate::machine::rooms::{
-    PublishId, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, Rooms, RoomsConfig,
+    self, RawJson, RoomError, RoomEvent, RoomMessage, RoomStats, RoomsConfig,
 };
-use crate::machine::sorted_map::SortedMap;
+use crate::machine::session::Session;
 pub use crate::publish::PublishFuture;
-use crate::publish::Waiter;
 use crate::typed::DecodeError;
-
-use super::deadline::Deadline;
-use super::now;
-
-struct Inner {
-    client: ClientHandle,
-    rooms: RefCell<Rooms>,
-    waiters: RefCell<SortedMap<PublishId, Waiter>>,
-    subscribers: Rc<Subscribers<RoomEvent>>,
-    timer: Deadline,
-    subscription: RefCell<Option<Subscription>>,
-    flushing: Cell<bool>,
-}
 
 /// Rooms, acknowledged publishes and ordered, exactly-once room messages over a [`Client`].
 /// See the [module docs](self).
 pub struct RoomsClient {
-    inner: Rc<Inner>,
+    client: Weak<Inner>,
+    subscribers: Rc<Subscribers<RoomEvent>>,
 }
 
 impl fmt::Debug for RoomsClient {
@@ -76,103 +60,88 @@ pub type RoomSubscription = Subscription<RoomEvent>;
 pub type RoomEventStream = EventStream<RoomEvent>;
 
 impl RoomsClient {
-    /// Speaks protocol v1 over `client`. Create it before or after the client opens; if the
-    /// socket is already open, the `hello` (and joins) go out at once.
+    /// Speaks protocol v1 over `client`: starts its session's rooms layer (with `config`,
+    /// unless another `RoomsClient` started it already). Create it before or after the client
+    /// opens; if the socket is already open, the `hello` (and joins) go out at once.
     pub fn new(client: &Client, config: RoomsConfig) -> RoomsClient {
-        // The client's first attempt has already started: give it `lifeline.v1` in
-        // `Config::protocols` so that one negotiates protocol v1 (and its heartbeat) too.
-        client.handle().offer_protocol(protocol::SUBPROTOCOL);
-        let inner = Rc::new(Inner {
-            client: client.handle(),
-            rooms: RefCell::new(Rooms::new(config, client.handle().random())),
-            waiters: RefCell::new(SortedMap::new()),
-            subscribers: Subscribers::new(),
-            timer: Deadline::default(),
-            subscription: RefCell::new(None),
-            flushing: Cell::new(false),
-        });
-        let weak = Rc::downgrade(&inner);
-        let subscription = client.on_event(move |event| {
-            if let Some(inner) = weak.upgrade() {
-                inner.rooms.borrow_mut().handle_event(now(), event);
-                Inner::flush(&inner);
+        let inner = &client.host.inner;
+        inner.rooms_clients.set(inner.rooms_clients.get() + 1);
+        Inner::act(inner, |s, now| {
+            if s.rooms().is_none() {
+                s.set_rooms_config(config);
             }
+            s.start_rooms(now);
         });
-        *inner.subscription.borrow_mut() = Some(subscription);
-        if client.state() == State::Open {
-            inner.rooms.borrow_mut().handle_event(now(), &Event::Open);
-            Inner::flush(&inner);
+        RoomsClient {
+            client: Rc::downgrade(inner),
+            subscribers: Rc::clone(&inner.room_subscribers),
         }
-        RoomsClient { inner }
+    }
+
+    /// Runs `f` on the client's session and carries out what it decided; `None` once the
+    /// client is gone.
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
+        let inner = self.client.upgrade().filter(|i| !i.disposed.get())?;
+        Some(Inner::act(&inner, f))
     }
 
     /// Joins a room (now if open, and again after every reconnect).
     ///
-    /// Errors: [`RoomError::InvalidRoom`].
+    /// Errors: [`RoomError::InvalidRoom`]; [`RoomError::Closed`] once the client is gone.
     pub fn join(&self, room: &str) -> Result<(), RoomError> {
-        let r = self.inner.rooms.borrow_mut().join(now(), room);
-        Inner::flush(&self.inner);
-        r
+        self.act(|s, now| s.join(now, room))
+            .unwrap_or(Err(RoomError::Closed))
     }
 
     /// Leaves a room; false if it was not joined. Its unacked publishes fail.
     pub fn leave(&self, room: &str) -> bool {
-        let r = self.inner.rooms.borrow_mut().leave(now(), room);
-        Inner::flush(&self.inner);
-        r
+        self.act(|s, now| s.leave(now, room)).unwrap_or(false)
     }
 
     /// Publishes `data` as JSON to a joined room. The future resolves on the server's ack.
     ///
     /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing queued),
-    /// [`RoomError::Encode`].
+    /// [`RoomError::Encode`], [`RoomError::Closed`] once the client is gone.
     pub fn publish<T: Serialize + ?Sized>(
         &self,
         room: &str,
         data: &T,
     ) -> Result<PublishFuture, RoomError> {
-        let id = self
-            .inner
-            .rooms
-            .borrow_mut()
-            .publish_json(now(), room, data)?;
-        Ok(self.await_ack(id))
+        self.publish_raw(room, rooms::encode(data)?)
     }
 
-    /// [`publish`](Self::publish) for data that is JSON text already (the JS API's path,
-    /// which keeps serde_json out of the package).
+    /// [`publish`](Self::publish) for data that is JSON text already.
     pub fn publish_raw(&self, room: &str, data: RawJson) -> Result<PublishFuture, RoomError> {
-        let id = self.inner.rooms.borrow_mut().publish(now(), room, data)?;
-        Ok(self.await_ack(id))
-    }
-
-    fn await_ack(&self, id: PublishId) -> PublishFuture {
-        let (waiter, future) = PublishFuture::new(id);
-        self.inner.waiters.borrow_mut().insert(id, waiter);
-        Inner::flush(&self.inner);
-        future
+        self.act(|s, now| s.publish_future(now, room, data))
+            .unwrap_or(Err(RoomError::Closed))
     }
 
     /// Asks for the room list ([`RoomEvent::Rooms`]); false when not connected.
     pub fn list_rooms(&self) -> bool {
-        let r = self.inner.rooms.borrow_mut().list_rooms();
-        Inner::flush(&self.inner);
-        r
+        self.act(|s, now| s.list_rooms(now)).unwrap_or(false)
     }
 
     /// Counters of the protocol layer.
     pub fn stats(&self) -> RoomStats {
-        self.inner.rooms.borrow().stats()
+        self.client.upgrade().map_or_else(RoomStats::default, |i| {
+            i.session
+                .borrow()
+                .rooms()
+                .map(|r| r.stats())
+                .unwrap_or_default()
+        })
     }
 
     /// Publishes awaiting their ack.
     pub fn unacked(&self) -> usize {
-        self.inner.rooms.borrow().unacked()
+        self.client
+            .upgrade()
+            .map_or(0, |i| i.session.borrow().rooms().map_or(0, |r| r.unacked()))
     }
 
     /// Calls `callback` with every room event until the subscription is dropped.
     pub fn on_event(&self, callback: impl Fn(&RoomEvent) + 'static) -> RoomSubscription {
-        self.inner.subscribers.subscribe(callback)
+        self.subscribers.subscribe(callback)
     }
 
     /// Calls `callback` with every room message decoded into `T`; data that does not decode
@@ -191,60 +160,22 @@ impl RoomsClient {
 
     /// Every room event as a [`Stream`](futures::Stream).
     pub fn events(&self) -> RoomEventStream {
-        self.inner.subscribers.stream()
+        self.subscribers.stream()
     }
 }
 
-impl Inner {
-    /// Sends the layer's frames, hands out its events and re-arms the ack timer. Re-entrant
-    /// calls (from a callback) return at once: the outer loop picks their output up.
-    fn flush(this: &Rc<Inner>) {
-        if this.flushing.replace(true) {
-            return;
-        }
-        loop {
-            let out = this.rooms.borrow_mut().poll_transmit();
-            if let Some(out) = out {
-                // Bound to the current connection, never queued (see `Outgoing`): a refused
-                // frame is redone by the layer after the next open.
-                let _ = this.client.send_outgoing(out);
-                continue;
-            }
-            let event = this.rooms.borrow_mut().poll_event();
-            let Some(event) = event else { break };
-            let resolved = event.publish_outcome();
-            if let Some((id, result)) = resolved {
-                let waiter = this.waiters.borrow_mut().remove(&id);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(result);
-                }
-            }
-            for callback in this.subscribers.snapshot() {
-                callback(&event);
-            }
-        }
-        this.flushing.set(false);
-        Inner::arm_timer(this);
-    }
-
-    fn arm_timer(this: &Rc<Inner>) {
-        let want = this.rooms.borrow().poll_timeout();
-        Deadline::arm(
-            this,
-            |inner| &inner.timer,
-            want,
-            |inner| {
-                inner.rooms.borrow_mut().handle_timeout(now());
-                Inner::flush(inner);
-            },
-        );
-    }
-}
-
-impl Drop for Inner {
+impl Drop for RoomsClient {
     fn drop(&mut self) {
-        // Unsubscribe first so nothing reaches a half-dropped layer.
-        drop(self.subscription.borrow_mut().take());
-        self.timer.cancel();
+        let Some(inner) = self.client.upgrade() else {
+            return;
+        };
+        let left = inner.rooms_clients.get().saturating_sub(1);
+        inner.rooms_clients.set(left);
+        if left == 0 {
+            // The last one: no more hellos, and pending publish futures fail with `Closed`.
+            if let Ok(mut session) = inner.session.try_borrow_mut() {
+                session.stop_rooms();
+            }
+        }
     }
 }

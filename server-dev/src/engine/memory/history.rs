@@ -4,70 +4,73 @@
 //! for all of them together, with a FIFO in publish order so that the global byte budget
 //! evicts the oldest publication of the whole hub in O(evicted).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use protocol::{Offset, Since};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::warn;
 
-use super::{ConnId, Limits, RoomName, State};
+use super::{Forget, Journal, MemoryEngine};
+use crate::engine::{Bounds, Recovery, RoomName};
 
 #[derive(Debug)]
-pub(super) struct Hist {
+pub(crate) struct Hist {
     /// Publish order across all rooms: names this entry in [`Ledger::fifo`].
-    pub(super) seq: u64,
-    pub(super) offset: Offset,
-    pub(super) at: Instant,
-    pub(super) frame: Utf8Bytes,
+    pub(crate) seq: u64,
+    pub(crate) offset: Offset,
+    pub(crate) at: Instant,
+    pub(crate) frame: Utf8Bytes,
 }
 
 impl Hist {
     /// What this entry is accounted as: its frame, itself, and its slot in the global FIFO.
-    pub(super) fn cost(&self) -> usize {
+    pub(crate) fn cost(&self) -> usize {
         self.frame.len() + std::mem::size_of::<Hist>() + std::mem::size_of::<(RoomName, u64)>()
     }
 }
 
 #[derive(Debug)]
-pub(super) struct Room {
-    pub(super) epoch: String,
-    pub(super) offset: Offset,
-    pub(super) history: VecDeque<Hist>,
+pub(crate) struct Room {
+    pub(crate) epoch: String,
+    pub(crate) offset: Offset,
+    pub(crate) history: VecDeque<Hist>,
     /// Sum of [`Hist::cost`] over `history`.
-    pub(super) history_bytes: usize,
-    pub(super) members: BTreeSet<ConnId>,
+    pub(crate) history_bytes: usize,
+    /// A room read back from a store is kept this long without members or history, so that
+    /// its clients, coming back after a restart, find its epoch and offset.
+    pub(crate) kept_until: Option<Instant>,
 }
 
 /// The history of all rooms, accounted together so that a global byte budget holds.
 #[derive(Debug, Default)]
-pub(super) struct Ledger {
+pub(crate) struct Ledger {
     /// Every retained entry as (room, seq), in publish order. An entry its room already
     /// evicted (count, age, room budget, room dropped) stays here until it reaches the front
     /// or a compaction, so eviction by the global budget pops from the front only.
-    pub(super) fifo: VecDeque<(RoomName, u64)>,
-    pub(super) next_seq: u64,
-    pub(super) bytes: usize,
-    pub(super) entries: usize,
-    pub(super) peak_bytes: usize,
+    pub(crate) fifo: VecDeque<(RoomName, u64)>,
+    pub(crate) next_seq: u64,
+    pub(crate) bytes: usize,
+    pub(crate) entries: usize,
+    pub(crate) peak_bytes: usize,
 }
 
 impl Ledger {
-    pub(super) fn forget(&mut self, hist: &Hist) {
+    pub(crate) fn forget(&mut self, hist: &Hist) {
         self.bytes = self.bytes.saturating_sub(hist.cost());
         self.entries = self.entries.saturating_sub(1);
     }
 
     /// Drops FIFO entries whose rooms evicted them, once they are more than half the FIFO:
     /// amortized O(1) per publication.
-    pub(super) fn maybe_compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
+    pub(crate) fn maybe_compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
         if self.fifo.len() > 2 * self.entries + 1024 {
             self.compact(rooms);
         }
     }
 
     /// Drops FIFO entries whose rooms evicted them.
-    pub(super) fn compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
+    pub(crate) fn compact(&mut self, rooms: &BTreeMap<RoomName, Room>) {
         self.fifo.retain(|(name, seq)| {
             rooms
                 .get(name)
@@ -77,38 +80,36 @@ impl Ledger {
     }
 }
 
-/// What a `join` answers about the gap after its `since`.
-#[derive(Debug, PartialEq)]
-pub(super) struct Recovery {
-    pub(super) recovered: bool,
-    /// Set when the replay starts elsewhere than after `since` (another epoch).
-    pub(super) resume_after: Option<Offset>,
-    pub(super) frames: Vec<Utf8Bytes>,
-}
-
-impl Recovery {
-    pub(super) fn plain(recovered: bool) -> Self {
+impl Room {
+    pub(super) fn new(epoch: String, offset: Offset) -> Self {
         Self {
+            epoch,
+            offset,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            kept_until: None,
+        }
+    }
+
+    fn plain(&self, recovered: bool) -> Recovery {
+        Recovery {
+            epoch: self.epoch.clone(),
+            offset: self.offset,
             recovered,
             resume_after: None,
             frames: Vec::new(),
         }
     }
-}
-
-impl Room {
-    pub(super) fn new() -> Self {
-        Self {
-            epoch: crate::random_hex(8),
-            offset: 0,
-            history: VecDeque::new(),
-            history_bytes: 0,
-            members: BTreeSet::new(),
-        }
-    }
 
     /// Evicts the oldest entries beyond the count, byte and age bounds of a room.
-    pub(super) fn prune(&mut self, now: Instant, limits: &Limits, ledger: &mut Ledger) {
+    pub(super) fn prune(
+        &mut self,
+        name: &RoomName,
+        now: Instant,
+        limits: &Bounds,
+        ledger: &mut Ledger,
+        journal: &mut Journal,
+    ) {
         while let Some(front) = self.history.front() {
             let over = self.history.len() > limits.history_len
                 || self.history_bytes > limits.history_room_bytes
@@ -119,6 +120,10 @@ impl Room {
             if let Some(hist) = self.history.pop_front() {
                 self.history_bytes = self.history_bytes.saturating_sub(hist.cost());
                 ledger.forget(&hist);
+                journal.note(Forget::History {
+                    room: name.clone(),
+                    through: hist.offset,
+                });
             }
         }
     }
@@ -129,9 +134,9 @@ impl Room {
     /// (the room was created anew, or the server restarted) cannot be compared with this
     /// epoch's offsets, so the whole retained history of this epoch is replayed, from after
     /// `resume_after`: a message published before the client came back is not skipped.
-    pub(super) fn recover(&self, since: Option<&Since>) -> Recovery {
+    pub(crate) fn recover(&self, since: Option<&Since>) -> Recovery {
         let Some(since) = since else {
-            return Recovery::plain(true);
+            return self.plain(true);
         };
         if since.epoch != self.epoch {
             let resume_after = self
@@ -139,22 +144,26 @@ impl Room {
                 .front()
                 .map_or(self.offset, |h| h.offset.saturating_sub(1));
             return Recovery {
+                epoch: self.epoch.clone(),
+                offset: self.offset,
                 recovered: false,
                 resume_after: Some(resume_after),
                 frames: self.history.iter().map(|h| h.frame.clone()).collect(),
             };
         }
         if since.offset > self.offset {
-            return Recovery::plain(false);
+            return self.plain(false);
         }
         if since.offset == self.offset {
-            return Recovery::plain(true);
+            return self.plain(true);
         }
         let first_needed = since.offset + 1;
         match self.history.front() {
             Some(front) if front.offset <= first_needed => {
                 let skip = usize::try_from(first_needed - front.offset).unwrap_or(usize::MAX);
                 Recovery {
+                    epoch: self.epoch.clone(),
+                    offset: self.offset,
                     recovered: true,
                     resume_after: None,
                     frames: self
@@ -165,21 +174,21 @@ impl Room {
                         .collect(),
                 }
             }
-            _ => Recovery::plain(false),
+            _ => self.plain(false),
         }
     }
 }
 
-impl State {
+impl MemoryEngine {
     /// Records a published frame in `room`'s history and applies every history bound.
-    pub(super) fn record(
+    pub(crate) fn record(
         &mut self,
         room: &RoomName,
         offset: Offset,
         frame: Utf8Bytes,
         now: Instant,
-        limits: &Limits,
     ) {
+        let limits = &self.bounds;
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
@@ -198,7 +207,7 @@ impl State {
         self.history.entries += 1;
         self.history.fifo.push_back((room.clone(), seq));
         let over_room = r.history_bytes > limits.history_room_bytes;
-        r.prune(now, limits, &mut self.history);
+        r.prune(room, now, limits, &mut self.history, &mut self.journal);
         if over_room && let Some(quiet) = self.logs.history_room.hit(now) {
             warn!(
                 room = %room,
@@ -220,6 +229,10 @@ impl State {
                 {
                     r.history_bytes = r.history_bytes.saturating_sub(hist.cost());
                     self.history.forget(&hist);
+                    self.journal.note(Forget::History {
+                        room: name.clone(),
+                        through: hist.offset,
+                    });
                     evicted += 1;
                 }
             }
@@ -235,14 +248,5 @@ impl State {
         // After the eviction: within this call the new entry sits above the budget briefly.
         self.history.peak_bytes = self.history.peak_bytes.max(self.history.bytes);
         self.history.maybe_compact(&self.rooms);
-    }
-
-    /// Drops `name` from the room table, with the accounting of its history.
-    pub(super) fn drop_room(&mut self, name: &RoomName) {
-        if let Some(r) = self.rooms.remove(name) {
-            for hist in &r.history {
-                self.history.forget(hist);
-            }
-        }
     }
 }

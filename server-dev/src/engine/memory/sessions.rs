@@ -2,25 +2,25 @@
 //! queues that let the TTL and the caps evict without scanning every session.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use protocol::{MsgId, Offset};
 use tracing::warn;
 
-use super::{Limits, State};
+use super::{Forget, MemoryEngine};
 
 /// A session's token: 128 random bits, written as 32 lowercase hex digits on the wire. Kept
 /// as a number, since every connection holds one (twice: in its entry and as a session key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) struct SessionId(pub(super) u128);
+pub(crate) struct SessionId(pub(crate) u128);
 
 impl SessionId {
-    pub(super) fn random() -> Self {
+    pub(crate) fn random() -> Self {
         Self(rand::random())
     }
 
     /// The id a client sent back, if it is one this server could have written.
-    pub(super) fn parse(token: &str) -> Option<Self> {
+    pub(crate) fn parse(token: &str) -> Option<Self> {
         let hex = token.len() == 32
             && token
                 .bytes()
@@ -37,19 +37,19 @@ impl std::fmt::Display for SessionId {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Session {
+pub(crate) struct Session {
     /// Allocated at the session's first publish: most connections never publish, and every
     /// connection has a session.
-    pub(super) dedupe: Option<Box<Dedupe>>,
-    pub(super) attached: usize,
-    pub(super) detached_at: Option<Instant>,
+    pub(crate) dedupe: Option<Box<Dedupe>>,
+    pub(crate) attached: usize,
+    pub(crate) detached_at: Option<Instant>,
 }
 
 /// The recent publish ids of a session, with the offsets they were given.
 #[derive(Debug, Default)]
-pub(super) struct Dedupe {
-    pub(super) ids: VecDeque<MsgId>,
-    pub(super) acked: HashMap<MsgId, Offset>,
+pub(crate) struct Dedupe {
+    pub(crate) ids: VecDeque<MsgId>,
+    pub(crate) acked: HashMap<MsgId, Offset>,
 }
 
 impl Session {
@@ -62,11 +62,11 @@ impl Session {
 /// instead of scanning every session. An entry is current only while its session is still
 /// detached since that instant; others are skipped when met, and compacted away.
 #[derive(Debug, Default)]
-pub(super) struct Detached {
+pub(crate) struct Detached {
     /// Sessions with no dedupe state: nothing is lost by forgetting them, so they go first.
-    pub(super) empty: VecDeque<(SessionId, Instant)>,
+    pub(crate) empty: VecDeque<(SessionId, Instant)>,
     /// Sessions that remember publish ids.
-    pub(super) full: VecDeque<(SessionId, Instant)>,
+    pub(crate) full: VecDeque<(SessionId, Instant)>,
 }
 
 fn is_current(sessions: &HashMap<SessionId, Session>, (key, at): &(SessionId, Instant)) -> bool {
@@ -75,9 +75,9 @@ fn is_current(sessions: &HashMap<SessionId, Session>, (key, at): &(SessionId, In
         .is_some_and(|s| s.attached == 0 && s.detached_at == Some(*at))
 }
 
-impl State {
+impl MemoryEngine {
     /// One connection fewer uses `key`; once none does, its TTL starts.
-    pub(super) fn detach(&mut self, key: SessionId, now: Instant) {
+    pub(super) fn detach_session(&mut self, key: SessionId, now: Instant) {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -101,8 +101,11 @@ impl State {
     }
 
     /// Forgets a session, with the accounting of its dedupe state.
-    pub(super) fn remove_session(&mut self, key: &SessionId) {
+    pub(super) fn forget_session(&mut self, key: &SessionId) {
         if let Some(session) = self.sessions.remove(key) {
+            if session.dedupe.is_some() {
+                self.journal.note(Forget::Session(*key));
+            }
             let ids = session.dedupe.map_or(0, |d| d.ids.len());
             self.dedupe_entries = self.dedupe_entries.saturating_sub(ids);
         }
@@ -123,7 +126,7 @@ impl State {
                     break;
                 };
                 if is_current(&self.sessions, &entry) {
-                    self.remove_session(&entry.0);
+                    self.forget_session(&entry.0);
                     return true;
                 }
             }
@@ -134,17 +137,18 @@ impl State {
     /// Forgets detached sessions with dedupe state, longest detached first, while the hub
     /// remembers more publish ids than its budget. Attached sessions are kept: they are
     /// bounded by the connections.
-    pub(super) fn bound_dedupe(&mut self, now: Instant, limits: &Limits) {
-        if self.dedupe_entries <= limits.max_dedupe_entries {
+    pub(super) fn bound_dedupe(&mut self, now: Instant) {
+        let max = self.bounds.max_dedupe_entries;
+        if self.dedupe_entries <= max {
             return;
         }
         let mut evicted = 0u64;
-        while self.dedupe_entries > limits.max_dedupe_entries && self.evict_one_session(true) {
+        while self.dedupe_entries > max && self.evict_one_session(true) {
             evicted += 1;
         }
         if let Some(quiet) = self.logs.dedupe.hit(now) {
             warn!(
-                max = limits.max_dedupe_entries,
+                max,
                 evicted,
                 hits = quiet,
                 "dedupe budget reached: longest-detached sessions forgotten"
@@ -153,7 +157,8 @@ impl State {
     }
 
     /// Forgets the sessions detached for the TTL or longer.
-    pub(super) fn expire_sessions(&mut self, now: Instant, ttl: Duration) {
+    pub(super) fn expire_sessions(&mut self, now: Instant) {
+        let ttl = self.bounds.session_ttl;
         for i in 0..2 {
             loop {
                 let queue = if i == 0 {
@@ -171,19 +176,20 @@ impl State {
                 let key = entry.0;
                 queue.pop_front();
                 if current {
-                    self.remove_session(&key);
+                    self.forget_session(&key);
                 }
             }
         }
     }
 
-    pub(super) fn new_session(&mut self, now: Instant, limits: &Limits) -> SessionId {
-        if self.sessions.len() >= limits.max_sessions {
+    pub(super) fn create_session(&mut self, now: Instant) -> SessionId {
+        let max = self.bounds.max_sessions;
+        if self.sessions.len() >= max {
             // Attached sessions are never evicted: they are bounded by the connections.
             let evicted = self.evict_one_session(false);
             if evicted && let Some(quiet) = self.logs.sessions.hit(now) {
                 warn!(
-                    max = limits.max_sessions,
+                    max,
                     hits = quiet,
                     "session cap reached: longest-detached session forgotten"
                 );

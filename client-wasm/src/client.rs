@@ -1,0 +1,159 @@
+//! The one Rust API, the same in the browser ([`crate::web`], on wasm32) and natively
+//! ([`crate::native`], feature `native`): a [`Client`] whose every call goes to its
+//! [`Session`]. Only construction and the way events are heard differ by platform (callbacks
+//! and streams in the browser, `next_event` natively); each shell adds those to `Client` and
+//! carries out the session's I/O.
+
+use std::fmt;
+
+use serde::Serialize;
+
+#[cfg(feature = "rooms")]
+use crate::machine::rooms::{self, RoomError, RoomStats};
+use crate::machine::session::Session;
+use crate::machine::{Instant, Rtt};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::native::Host;
+#[cfg(feature = "rooms")]
+use crate::publish::PublishFuture;
+#[cfg(target_arch = "wasm32")]
+use crate::web::Host;
+use crate::{Message, Result, Sent, State, typed};
+
+/// A WebSocket client that stays connected: reconnects with backoff, runs the heartbeat,
+/// queues while disconnected and, once a room is used, speaks protocol v1 (rooms,
+/// acknowledged publishes, ordered delivery, recovery). See [`Config`](crate::Config) for the
+/// knobs.
+///
+/// Created with `connect` of the platform's shell; dropping it closes the connection and
+/// releases everything it holds.
+///
+/// ```ignore
+/// let client = Client::connect("wss://example.com/ws", Config::default())?; // browser
+/// client.join("lobby")?;
+/// let ack = client.publish("lobby", &"hi")?.await?; // the server's ack
+/// client.send("raw frame")?; // queued until the socket opens
+/// ```
+#[must_use = "dropping the Client closes the connection"]
+pub struct Client {
+    pub(crate) host: Host,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state())
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Runs `f` on the session at the current time; the shell then carries out what it
+    /// decided.
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        self.host.act(f)
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.host.read(|s| s.machine().state())
+    }
+
+    /// The URL of the current or last attempt, after `http`→`ws` mapping.
+    pub fn url(&self) -> Option<String> {
+        self.host.read(|s| s.machine().url().map(str::to_owned))
+    }
+
+    /// The subprotocol the server selected on the last open, empty if none.
+    pub fn protocol(&self) -> String {
+        self.host.read(|s| s.machine().protocol().to_owned())
+    }
+
+    /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
+    /// [`Event::Pong`](crate::Event::Pong).
+    pub fn rtt(&self) -> Option<Rtt> {
+        self.host.read(|s| s.machine().rtt())
+    }
+
+    /// Messages waiting in the outbound queue.
+    pub fn queued_messages(&self) -> usize {
+        self.host.read(|s| s.machine().queued_messages())
+    }
+
+    /// Sends text or bytes now, or queues them until the socket is open and drained.
+    ///
+    /// Errors: [`Error::QueueFull`](crate::Error::QueueFull) (nothing dropped),
+    /// [`Error::Closed`](crate::Error::Closed) after `close()`.
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
+        let message = message.into();
+        self.act(|s, now| s.send(now, message))
+    }
+
+    /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
+    /// [`Error::Encode`](crate::Error::Encode).
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
+        self.send(typed::encode(value)?)
+    }
+
+    /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
+    /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
+    /// returned and nothing happens.
+    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        self.act(|s, now| s.close(now, code, reason))
+    }
+
+    /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
+    pub fn reconnect(&self) {
+        self.act(|s, now| s.reconnect(now));
+    }
+}
+
+/// Protocol v1. The rooms layer starts on first use and offers `lifeline.v1` from the next
+/// attempt on (give it in [`Config::protocols`](crate::Config::protocols) to have it on the
+/// first); its events are heard as the platform's shell says.
+#[cfg(feature = "rooms")]
+impl Client {
+    /// Joins a room (now if open, and again after every reconnect).
+    ///
+    /// Errors: [`RoomError::InvalidRoom`].
+    pub fn join(&self, room: &str) -> Result<(), RoomError> {
+        self.act(|s, now| s.join(now, room))
+    }
+
+    /// Leaves a room; false if it was not joined. Its unacked publishes fail.
+    pub fn leave(&self, room: &str) -> bool {
+        self.act(|s, now| s.leave(now, room))
+    }
+
+    /// Publishes `data` as JSON to a joined room; the future resolves on the server's ack.
+    /// Resent after reconnects until acked; dropping the future does not cancel it.
+    ///
+    /// Errors: [`RoomError::NotJoined`], [`RoomError::TooManyUnacked`] (nothing queued: wait
+    /// for acks and try again), [`RoomError::Encode`].
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        room: &str,
+        data: &T,
+    ) -> Result<PublishFuture, RoomError> {
+        let data = rooms::encode(data)?;
+        self.act(|s, now| s.publish_future(now, room, data))
+    }
+
+    /// Asks for the room list ([`RoomEvent::Rooms`](crate::machine::rooms::RoomEvent::Rooms));
+    /// false when not connected.
+    pub fn list_rooms(&self) -> bool {
+        self.act(|s, now| s.list_rooms(now))
+    }
+
+    /// The rooms layer's counters (all zero before it starts).
+    pub fn stats(&self) -> RoomStats {
+        self.host
+            .read(|s| s.rooms().map(|r| r.stats()).unwrap_or_default())
+    }
+
+    /// Publishes awaiting their ack.
+    pub fn unacked(&self) -> usize {
+        self.host.read(|s| s.rooms().map_or(0, |r| r.unacked()))
+    }
+}

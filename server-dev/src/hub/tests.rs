@@ -1,0 +1,708 @@
+// Included in one module per engine, each with its `fn engine`.
+use crate::engine::memory::Hist;
+use crate::hub::*;
+
+fn hub(config: Config) -> Hub {
+    Hub::with_engine(&config, engine(&config)).inline_sync()
+}
+
+fn drain_reg(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
+    let mut out = Vec::new();
+    while let Ok(item) = reg.rx.try_recv() {
+        let frames = hub.resolve(&reg.peer, item);
+        for f in frames {
+            out.push(serde_json::from_str(f.as_str()).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn offsets_history_and_recovery() {
+    let hub = hub(Config::default().history(3, Duration::from_secs(60)));
+    let mut a = hub.register("a".into());
+    hub.join(a.peer.id, "r".into(), None);
+    let joined = drain_reg(&hub, &mut a);
+    let ServerMsg::Joined {
+        epoch,
+        offset: 0,
+        recovered: true,
+        ..
+    } = &joined[0]
+    else {
+        panic!("{joined:?}")
+    };
+    for i in 1..=5 {
+        hub.publish(a.peer.id, "r".into(), i, serde_json::json!(i));
+    }
+    let msgs = drain_reg(&hub, &mut a);
+    assert_eq!(offsets(&msgs), vec![1, 2, 3, 4, 5]);
+
+    let mut b = hub.register("b".into());
+    let since = |offset| {
+        Some(Since {
+            epoch: epoch.clone(),
+            offset,
+        })
+    };
+    // History holds 3..=5: a gap after 2 can be filled, one after 1 cannot.
+    hub.join(b.peer.id, "r".into(), since(2));
+    let got = drain_reg(&hub, &mut b);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Joined {
+            recovered: true,
+            offset: 5,
+            ..
+        }
+    ));
+    let replayed: Vec<u64> = got
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Message { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replayed, vec![3, 4, 5]);
+    hub.join(b.peer.id, "r".into(), since(1));
+    let got = drain_reg(&hub, &mut b);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Joined {
+            recovered: false,
+            ..
+        }
+    ));
+    assert_eq!(got.len(), 1, "nothing partial: {got:?}");
+    // Another epoch: not recovered, and what is retained of this epoch (3..=5) follows.
+    hub.join(
+        b.peer.id,
+        "r".into(),
+        Some(Since {
+            epoch: "other".into(),
+            offset: 5,
+        }),
+    );
+    let got = drain_reg(&hub, &mut b);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Joined {
+            recovered: false,
+            offset: 5,
+            resume_after: Some(2),
+            ..
+        }
+    ));
+    assert_eq!(offsets(&got), vec![3, 4, 5]);
+}
+
+fn offsets(msgs: &[ServerMsg]) -> Vec<u64> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Message { offset, .. } => Some(*offset),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn welcome_advertises_the_limits() {
+    let config = Config::default()
+        .rate_limit(12.9, 30.5)
+        .max_message_size(1000)
+        .dedupe_ids(77);
+    let hub = hub(config);
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let got = drain_reg(&hub, &mut a);
+    let ServerMsg::Welcome { limits, .. } = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        limits.as_ref(),
+        Some(&protocol::Limits {
+            max_message_bytes: 1000,
+            rate_per_sec: 12,
+            rate_burst: 30,
+            dedupe_window: 77,
+        })
+    );
+    assert_eq!(
+        (whole(-1.0), whole(f64::NAN), whole(1e20)),
+        (0, 0, u32::MAX)
+    );
+}
+
+#[test]
+fn publisher_and_publish_id_ride_on_live_and_replayed_messages() {
+    let hub = hub(Config::default());
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, Some("pub-0123456789".into()));
+    hub.join(a.peer.id, "r".into(), None);
+    let got = drain_reg(&hub, &mut a);
+    let ServerMsg::Joined { epoch, .. } = &got[1] else {
+        panic!("{got:?}")
+    };
+    let epoch = epoch.clone();
+    hub.publish(a.peer.id, "r".into(), 41, serde_json::json!("x"));
+    let live = drain_reg(&hub, &mut a);
+    let stamped = |m: &ServerMsg| {
+        matches!(m, ServerMsg::Message { publisher: Some(p), id: Some(41), .. }
+            if p == "pub-0123456789")
+    };
+    assert!(live.iter().any(stamped), "{live:?}");
+
+    let mut b = hub.register("b".into());
+    let since = Since { epoch, offset: 0 };
+    hub.join(b.peer.id, "r".into(), Some(since));
+    let replay = drain_reg(&hub, &mut b);
+    assert!(replay.iter().any(stamped), "{replay:?}");
+
+    // An invalid id is refused; the connection goes on, publishing without one.
+    let mut c = hub.register("c".into());
+    hub.hello(c.peer.id, None, Some("short".into()));
+    let got = drain_reg(&hub, &mut c);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Error {
+            code: ErrorCode::InvalidPublisher,
+            ..
+        }
+    ));
+    assert!(matches!(got[1], ServerMsg::Welcome { .. }));
+    hub.join(c.peer.id, "r".into(), None);
+    hub.publish(c.peer.id, "r".into(), 1, serde_json::json!("y"));
+    let got = drain_reg(&hub, &mut c);
+    assert!(got.iter().any(|m| matches!(
+        m,
+        ServerMsg::Message {
+            publisher: None,
+            id: None,
+            offset: 2,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn another_epoch_replays_the_whole_retained_history() {
+    let hub = hub(Config::default());
+    let mut a = hub.register("a".into());
+    hub.join(a.peer.id, "fresh".into(), None);
+    hub.publish(a.peer.id, "fresh".into(), 1, serde_json::json!(1));
+    hub.publish(a.peer.id, "fresh".into(), 2, serde_json::json!(2));
+    drain_reg(&hub, &mut a);
+    let mut b = hub.register("b".into());
+    let old = Since {
+        epoch: "from-before-a-restart".into(),
+        offset: 9,
+    };
+    hub.join(b.peer.id, "fresh".into(), Some(old.clone()));
+    let got = drain_reg(&hub, &mut b);
+    assert!(
+        matches!(
+            got[0],
+            ServerMsg::Joined {
+                recovered: false,
+                offset: 2,
+                resume_after: Some(0),
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    assert_eq!(offsets(&got), vec![1, 2]);
+    // A new room: nothing to replay, resume from 0.
+    hub.join(b.peer.id, "empty".into(), Some(old));
+    let got = drain_reg(&hub, &mut b);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Joined {
+            recovered: false,
+            offset: 0,
+            resume_after: Some(0),
+            ..
+        }
+    ));
+    assert_eq!(offsets(&got), Vec::<u64>::new());
+}
+
+/// The ledger agrees with the rooms it accounts for.
+fn check_ledger(hub: &Hub) -> (usize, usize) {
+    let state = hub.lock();
+    let state = state.engine.tables();
+    let bytes: usize = state.rooms.values().map(|r| r.history_bytes).sum();
+    let costs: usize = state
+        .rooms
+        .values()
+        .flat_map(|r| r.history.iter().map(Hist::cost))
+        .sum();
+    let entries: usize = state.rooms.values().map(|r| r.history.len()).sum();
+    assert_eq!((bytes, costs), (state.history.bytes, state.history.bytes));
+    assert_eq!(entries, state.history.entries);
+    assert!(state.history.fifo.len() <= 2 * entries + 1024 + 1);
+    (state.history.bytes, state.history.fifo.len())
+}
+
+#[test]
+fn history_bytes_are_bounded_per_room_and_across_rooms() {
+    // 1 KiB messages: a room keeps about 8, the hub about 32 across rooms.
+    let hub = hub(Config::default().history_bytes(8 * 1024, 32 * 1024));
+    let pad = "p".repeat(1000);
+    let mut a = hub.register("a".into());
+    let rooms: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let mut epoch0 = String::new();
+    for room in &rooms {
+        hub.join(a.peer.id, room.clone(), None);
+        if let ServerMsg::Joined { epoch, .. } = &drain_reg(&hub, &mut a)[0]
+            && room == "r0"
+        {
+            epoch0 = epoch.clone();
+        }
+    }
+    let mut id = 0;
+    for _ in 0..20 {
+        for room in &rooms {
+            id += 1;
+            hub.publish(a.peer.id, room.clone(), id, serde_json::json!(pad));
+            let (bytes, _) = check_ledger(&hub);
+            assert!(bytes <= 32 * 1024, "{bytes}");
+        }
+        drain_reg(&hub, &mut a);
+    }
+    {
+        let state = hub.lock();
+        let state = state.engine.tables();
+        assert!(state.rooms.values().all(|r| r.history_bytes <= 8 * 1024));
+        assert!(state.history.peak_bytes <= 32 * 1024);
+        assert!(state.history.entries >= 20, "the budget is used");
+    }
+    // Evicted by the budget: a same-epoch gap from the start is not recovered.
+    let mut b = hub.register("b".into());
+    let since = Since {
+        epoch: epoch0,
+        offset: 0,
+    };
+    hub.join(b.peer.id, "r0".into(), Some(since));
+    let got = drain_reg(&hub, &mut b);
+    assert!(matches!(
+        got[0],
+        ServerMsg::Joined {
+            recovered: false,
+            resume_after: None,
+            ..
+        }
+    ));
+    assert_eq!(offsets(&got), Vec::<u64>::new());
+    // Rooms dropped with history: their bytes leave the ledger.
+    hub.disconnect(a.peer.id);
+    hub.disconnect(b.peer.id);
+    hub.sweep_at(Instant::now() + Duration::from_secs(3600));
+    assert_eq!(check_ledger(&hub), (0, 0));
+    assert!(hub.lock().rooms.is_empty());
+}
+
+#[test]
+fn the_global_fifo_stays_compact_when_rooms_evict_by_count() {
+    // Count eviction in a busy room leaves stale FIFO entries behind a quiet room's.
+    let hub = hub(Config::default().history(2, Duration::from_secs(600)));
+    let mut a = hub.register("a".into());
+    hub.join(a.peer.id, "quiet".into(), None);
+    hub.join(a.peer.id, "busy".into(), None);
+    hub.publish(a.peer.id, "quiet".into(), 1, serde_json::json!(0));
+    for id in 2..20_000 {
+        hub.publish(a.peer.id, "busy".into(), id, serde_json::json!(id));
+        if id % 100 == 0 {
+            drain_reg(&hub, &mut a);
+        }
+    }
+    let (_, fifo) = check_ledger(&hub);
+    assert!(fifo <= 2 * 3 + 1024 + 1, "{fifo}");
+    assert_eq!(hub.lock().engine.tables().rooms["quiet"].history.len(), 1);
+}
+
+fn welcome_session(got: &[ServerMsg]) -> String {
+    got.iter()
+        .find_map(|m| match m {
+            ServerMsg::Welcome { session, .. } => Some(session.clone()),
+            _ => None,
+        })
+        .expect("welcome")
+}
+
+#[test]
+fn session_churn_stays_under_the_cap() {
+    // Default cap (10 000) and TTL: 20 000 churns, half of them by switching sessions.
+    let config = Config::default();
+    let cap = config.max_sessions;
+    let hub = hub(config);
+    let mut keep = hub.register("keeper".into());
+    hub.hello(keep.peer.id, None, None);
+    let kept = welcome_session(&drain_reg(&hub, &mut keep));
+    for i in 0..20_000u64 {
+        let mut c = hub.register(format!("c{i}"));
+        hub.hello(c.peer.id, None, None);
+        hub.join(c.peer.id, "r".into(), None);
+        hub.publish(c.peer.id, "r".into(), 1, serde_json::json!(i));
+        if i % 2 == 0 {
+            // Abandons a session with dedupe state for another one.
+            hub.hello(c.peer.id, Some(kept.clone()), None);
+        }
+        drain_reg(&hub, &mut c);
+        hub.disconnect(c.peer.id);
+        drain_reg(&hub, &mut keep);
+        let n = hub.lock().engine.tables().sessions.len();
+        assert!(n <= cap + 1, "{n} sessions after {i} churns");
+    }
+    let memory = hub.memory();
+    eprintln!("hub session churn (20 000): {memory:?}");
+    let recount: usize = hub
+        .lock()
+        .engine
+        .tables()
+        .sessions
+        .values()
+        .filter_map(|s| s.dedupe.as_ref())
+        .map(|d| d.ids.len())
+        .sum();
+    assert_eq!(memory.dedupe_entries, recount, "the counter agrees");
+    assert!(memory.sessions_peak <= cap + 1, "{memory:?}");
+    assert!(memory.dedupe_entries <= cap + 1, "{memory:?}");
+    // Detached entries are compacted too.
+    let state = hub.lock();
+    let state = state.engine.tables();
+    let queued = state.detached.empty.len() + state.detached.full.len();
+    assert!(queued <= 2 * state.sessions.len() + 65, "{queued}");
+}
+
+#[test]
+fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first() {
+    let ttl = Duration::from_secs(60);
+    let hub = hub(Config::default().sessions(ttl, 3));
+    let t0 = Instant::now();
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let first = welcome_session(&drain_reg(&hub, &mut a));
+    hub.join(a.peer.id, "r".into(), None);
+    hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+    // A second connection's session, then `a` switches to it: `first` is abandoned.
+    let mut b = hub.register("b".into());
+    hub.hello(b.peer.id, None, None);
+    let second = welcome_session(&drain_reg(&hub, &mut b));
+    hub.hello(a.peer.id, Some(second.clone()), None);
+    let key = |s: &str| SessionId::parse(s).unwrap();
+    {
+        let state = hub.lock();
+        let state = state.engine.tables();
+        let abandoned = &state.sessions[&key(&first)];
+        assert_eq!(abandoned.attached, 0);
+        assert!(abandoned.detached_at.is_some(), "its TTL runs");
+    }
+    hub.sweep_at(t0 + ttl + Duration::from_secs(1));
+    assert!(!hub.lock().engine.tables().sessions.contains_key(&key(&first)), "expired");
+    assert!(hub.lock().engine.tables().sessions.contains_key(&key(&second)), "attached");
+
+    // At the cap, a detached empty session goes before an older one with dedupe state.
+    hub.publish(a.peer.id, "r".into(), 2, serde_json::json!(2));
+    hub.disconnect(a.peer.id);
+    hub.disconnect(b.peer.id);
+    let c = hub.register("c".into());
+    hub.disconnect(c.peer.id);
+    assert_eq!(hub.lock().engine.tables().sessions.len(), 2);
+    let _d = hub.register("d".into());
+    let _e = hub.register("e".into());
+    let state = hub.lock();
+    let state = state.engine.tables();
+    assert_eq!(state.sessions.len(), 3);
+    assert!(
+        state.sessions.contains_key(&key(&second)),
+        "dedupe state kept"
+    );
+}
+
+#[test]
+fn the_dedupe_budget_forgets_detached_sessions_never_attached_ones() {
+    let hub = hub(Config::default().max_dedupe_entries(10));
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let first = welcome_session(&drain_reg(&hub, &mut a));
+    hub.join(a.peer.id, "r".into(), None);
+    for id in 1..=8 {
+        hub.publish(a.peer.id, "r".into(), id, serde_json::json!(id));
+    }
+    hub.disconnect(a.peer.id);
+    assert_eq!(hub.memory().dedupe_entries, 8);
+    let mut b = hub.register("b".into());
+    hub.join(b.peer.id, "r".into(), None);
+    for id in 1..=8 {
+        hub.publish(b.peer.id, "r".into(), id, serde_json::json!(id));
+    }
+    // 16 > 10: the detached session goes, with its 8 ids.
+    assert_eq!(hub.memory().dedupe_entries, 8);
+    let key = SessionId::parse(&first).unwrap();
+    assert!(!hub.lock().engine.tables().sessions.contains_key(&key));
+    // An attached session alone may pass the budget; it is not forgotten under its user.
+    for id in 9..=13 {
+        hub.publish(b.peer.id, "r".into(), id, serde_json::json!(id));
+    }
+    assert_eq!(hub.memory().dedupe_entries, 13);
+    hub.publish(b.peer.id, "r".into(), 13, serde_json::json!(13));
+    let got = drain_reg(&hub, &mut b);
+    assert!(got.contains(&ServerMsg::Ack {
+        id: 13,
+        offset: 21,
+        duplicate: true
+    }));
+}
+
+fn rooms_msgs(msgs: &[ServerMsg]) -> Vec<&Vec<RoomInfo>> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Rooms { rooms } => Some(rooms),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn room_list_pushes_wait_for_the_interval_and_the_latest_wins() {
+    // An hour: however slow the machine, the joins below fall inside one interval.
+    let hour = Duration::from_secs(3600);
+    let hub = hub(Config::default().rooms_push_interval(hour));
+    let mut watcher = hub.register("w".into());
+    // The first change is pushed at once.
+    let mut others = Vec::new();
+    let joiner = hub.register("j0".into());
+    hub.join(joiner.peer.id, "a".into(), None);
+    others.push(joiner);
+    assert_eq!(rooms_msgs(&drain_reg(&hub, &mut watcher)).len(), 1);
+    // Changes within the interval wait, then leave as one push of the latest list.
+    for i in 1..=5 {
+        let j = hub.register(format!("j{i}"));
+        hub.join(j.peer.id, format!("b{i}"), None);
+        others.push(j);
+    }
+    assert_eq!(rooms_msgs(&drain_reg(&hub, &mut watcher)).len(), 0);
+    hub.tick_rooms_at(Instant::now() + hour);
+    let got = drain_reg(&hub, &mut watcher);
+    let lists = rooms_msgs(&got);
+    assert_eq!(lists.len(), 1, "{got:?}");
+    assert_eq!(lists[0].len(), 6);
+    // Nothing changed: the tick pushes nothing.
+    hub.tick_rooms_at(Instant::now() + 3 * hour);
+    assert!(drain_reg(&hub, &mut watcher).is_empty());
+    // A change whose push waits: `list_rooms` still answers with the current list.
+    let j = hub.register("j6".into());
+    hub.join(j.peer.id, "c".into(), None);
+    others.push(j);
+    hub.list_rooms(watcher.peer.id);
+    let got = drain_reg(&hub, &mut watcher);
+    assert_eq!(rooms_msgs(&got).len(), 1, "{got:?}");
+    assert_eq!(rooms_msgs(&got)[0].len(), 7);
+}
+
+#[test]
+fn list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms() {
+    // 100 rooms per connection: the per-connection room cap is not what is tested.
+    let hub = hub(Config::default().max_rooms_per_conn(100));
+    let mut members = Vec::new();
+    for c in 0..100 {
+        let mut m = hub.register(format!("m{c}"));
+        for r in 0..100 {
+            hub.join(m.peer.id, format!("room-{c:03}-{r:03}"), None);
+        }
+        drain_reg(&hub, &mut m);
+        members.push(m);
+    }
+    hub.tick_rooms_at(Instant::now() + Duration::from_secs(2));
+    let mut spammer = hub.register("spam".into());
+    let encodes = hub.lock().rooms_encodes;
+    for _ in 0..10_000 {
+        hub.list_rooms(spammer.peer.id);
+    }
+    assert_eq!(
+        hub.lock().rooms_encodes,
+        encodes,
+        "encoded once per change, not per ask"
+    );
+    let memory = hub.memory();
+    eprintln!("hub list_rooms spam (10 000 rooms): {memory:?}");
+    assert_eq!(memory.rooms_held, 10_000);
+    let list = memory.room_list_bytes;
+    assert!(list > 300_000, "{memory:?}");
+    // Every connection holds at most the one shared snapshot, never a copy per request.
+    assert!(memory.queued_items <= 101, "{memory:?}");
+    // Snapshots only: held once by the hub, none by the queues.
+    assert_eq!(memory.queued_bytes, 0, "{memory:?}");
+    assert!(spammer.peer.kick().is_none(), "not a slow consumer");
+    let got = drain_reg(&hub, &mut spammer);
+    assert_eq!(rooms_msgs(&got).len(), 1);
+    assert_eq!(rooms_msgs(&got)[0].len(), 10_000);
+    for m in &mut members {
+        drain_reg(&hub, m);
+    }
+    assert_eq!(hub.memory().queued_items, 0);
+}
+
+#[test]
+fn full_queue_evicts_with_1013_and_room_goes_on() {
+    let hub = hub(Config::default().queue_capacity(4));
+    let mut fast = hub.register("fast".into());
+    let slow = hub.register("slow".into());
+    hub.join(fast.peer.id, "r".into(), None);
+    drain_reg(&hub, &mut fast);
+    hub.join(slow.peer.id, "r".into(), None);
+    drain_reg(&hub, &mut fast);
+    // slow never drains; fast does after each publish.
+    for i in 1..=5 {
+        hub.publish(fast.peer.id, "r".into(), i, serde_json::json!(i));
+        drain_reg(&hub, &mut fast);
+    }
+    assert_eq!(slow.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
+    assert_eq!(hub.lock().rooms["r"].members.len(), 1);
+    hub.publish(fast.peer.id, "r".into(), 6, serde_json::json!(6));
+    let got = drain_reg(&hub, &mut fast);
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Message { offset: 6, .. }))
+    );
+}
+
+#[test]
+fn dedupe_survives_resume() {
+    let hub = hub(Config::default());
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let ServerMsg::Welcome {
+        session,
+        resumed: false,
+        ..
+    } = drain_reg(&hub, &mut a).remove(0)
+    else {
+        panic!()
+    };
+    hub.join(a.peer.id, "r".into(), None);
+    hub.publish(a.peer.id, "r".into(), 7, serde_json::json!("x"));
+    hub.disconnect(a.peer.id);
+    let mut a2 = hub.register("a".into());
+    hub.hello(a2.peer.id, Some(session.clone()), None);
+    hub.join(a2.peer.id, "r".into(), None);
+    hub.publish(a2.peer.id, "r".into(), 7, serde_json::json!("x"));
+    let got = drain_reg(&hub, &mut a2);
+    assert!(
+        matches!(&got[0], ServerMsg::Welcome { resumed: true, session: s, .. } if *s == session)
+    );
+    assert!(got.contains(&ServerMsg::Ack {
+        id: 7,
+        offset: 1,
+        duplicate: true
+    }));
+    assert!(!got.iter().any(|m| matches!(m, ServerMsg::Message { .. })));
+}
+
+#[test]
+fn empty_room_keeps_history_until_it_expires() {
+    let hub = hub(Config::default().history(10, Duration::from_millis(0)));
+    let mut a = hub.register("a".into());
+    hub.join(a.peer.id, "r".into(), None);
+    hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+    hub.leave(a.peer.id, "r".into());
+    drain_reg(&hub, &mut a);
+    std::thread::sleep(Duration::from_millis(2));
+    hub.sweep();
+    assert!(hub.lock().rooms.is_empty());
+}
+
+#[test]
+fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
+    let hour = Duration::from_secs(3600);
+    let hub = hub(Config::default()
+        .queue_capacity(4)
+        .rooms_push_interval(hour));
+    let mut watcher = hub.register("watcher".into());
+    hub.join(watcher.peer.id, "r".into(), None);
+    drain_reg(&hub, &mut watcher);
+    // 50 joins while the watcher reads nothing: one snapshot of each kind stays queued.
+    let mut others = Vec::new();
+    for i in 0..50 {
+        let mut other = hub.register(format!("p{i:02}"));
+        hub.join(other.peer.id, "r".into(), None);
+        drain_reg(&hub, &mut other);
+        others.push(other);
+    }
+    assert_eq!(watcher.peer.kick(), None, "not evicted");
+    // The room list waits for the push interval, then goes out once, with the latest state.
+    hub.tick_rooms_at(Instant::now() + hour);
+    let got = drain_reg(&hub, &mut watcher);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Presence { members, .. } if members.len() == 51))
+    );
+    assert!(got.contains(&ServerMsg::Rooms {
+        rooms: vec![RoomInfo {
+            room: "r".into(),
+            members: 51
+        }]
+    }));
+    // A presence queued for a room the peer has left is not sent.
+    hub.join(others[0].peer.id, "s".into(), None);
+    hub.join(watcher.peer.id, "s".into(), None);
+    drain_reg(&hub, &mut watcher);
+    hub.join(others[1].peer.id, "s".into(), None);
+    hub.leave(watcher.peer.id, "s".into());
+    let got = drain_reg(&hub, &mut watcher);
+    assert!(
+        !got.iter()
+            .any(|m| matches!(m, ServerMsg::Presence { room, .. } if room == "s")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn session_ids_read_back_only_as_written() {
+    let id = SessionId(0xab);
+    let text = id.to_string();
+    assert_eq!(text, format!("{}ab", "0".repeat(30)));
+    assert_eq!(SessionId::parse(&text), Some(id));
+    let upper = text.to_uppercase();
+    for bad in [
+        "",
+        "ab",
+        &upper,
+        &format!("{text}0"),
+        &text.replace('a', "g"),
+    ] {
+        assert_eq!(SessionId::parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn sessions_expire_after_their_ttl_and_are_bounded() {
+    let hub = hub(Config::default().sessions(Duration::ZERO, 3));
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let ServerMsg::Welcome { session, .. } = drain_reg(&hub, &mut a).remove(0) else {
+        panic!()
+    };
+    hub.disconnect(a.peer.id);
+    std::thread::sleep(Duration::from_millis(2));
+    hub.sweep();
+    let mut b = hub.register("a".into());
+    hub.hello(b.peer.id, Some(session), None);
+    assert!(matches!(
+        drain_reg(&hub, &mut b)[0],
+        ServerMsg::Welcome { resumed: false, .. }
+    ));
+    // At the cap, registering drops the longest-detached session first.
+    let regs: Vec<_> = (0..5).map(|i| hub.register(format!("p{i}"))).collect();
+    for r in &regs[..3] {
+        hub.disconnect(r.peer.id);
+    }
+    let _more: Vec<_> = (0..3).map(|i| hub.register(format!("q{i}"))).collect();
+    assert!(
+        hub.lock().engine.tables().sessions.len() <= 3 + 3,
+        "attached sessions are kept, detached dropped"
+    );
+    assert!(hub.lock().engine.tables().sessions.values().all(|s| s.attached > 0));
+}
