@@ -1,8 +1,8 @@
 //! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package
 //! (feature `js`).
 //!
-//! The npm package runs the sans-IO [`Machine`] (and, with `rooms`, the [`Rooms`] layer) here,
-//! and its browser shell in `client-wasm/js/index.js`: the `WebSocket` and its listeners, the
+//! The npm package runs the sans-IO [`crate::machine::session::Session`] (the machine and,
+//! with `rooms`, the rooms layer) here, and its browser shell in `client-wasm/js/index.js`: the `WebSocket` and its listeners, the
 //! one timer, the `online`/`offline`/`visibilitychange` listeners, the URL provider's promise
 //! and the publish promises live there, where each costs a few bytes of JS instead of wasm
 //! imports, closures and export shims (the Rust shell, [`crate::web`], serves Rust apps). The

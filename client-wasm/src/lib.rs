@@ -39,8 +39,8 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 mod client;
 mod error;
 pub mod machine;
-// The publish future of the two Rust shells (browser and native).
-#[cfg(all(feature = "rooms", any(target_arch = "wasm32", feature = "native")))]
+// The publish future, whose senders the session keeps.
+#[cfg(feature = "rooms")]
 mod publish;
 pub mod typed;
 

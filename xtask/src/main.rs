@@ -203,7 +203,8 @@ fn test(args: &[String]) -> Result {
             "-p",
             "ws-lifeline",
             "--features",
-            "yew",
+            // `js` too: the npm package's module docs link into the core.
+            "yew,js",
         ])
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
