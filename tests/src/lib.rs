@@ -2,4 +2,6 @@
 #![deny(missing_docs)]
 
 pub mod fault_proxy;
+pub mod members;
+pub mod process;
 pub mod server;

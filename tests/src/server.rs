@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use protocol::{ClientMsg, ServerMsg};
+use protocol::{ClientMsg, ServerMsg, Since};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -142,6 +142,39 @@ impl ProtoClient {
         Ok(())
     }
 
+    /// Sends `hello` (resuming `session` if given); returns the welcome's session token and
+    /// whether it was resumed.
+    pub async fn hello(&mut self, session: Option<String>) -> Result<(String, bool), ClientError> {
+        self.send(&ClientMsg::Hello {
+            session,
+            publisher: None,
+        })
+        .await?;
+        match self
+            .until(|m| matches!(m, ServerMsg::Welcome { .. }))
+            .await?
+        {
+            ServerMsg::Welcome {
+                session, resumed, ..
+            } => Ok((session, resumed)),
+            other => Err(ClientError::Decode(format!("not a welcome: {other:?}"))),
+        }
+    }
+
+    /// Sends `join` for `room` (recovering from `since` if given); returns the `joined` answer.
+    pub async fn join(
+        &mut self,
+        room: &str,
+        since: Option<Since>,
+    ) -> Result<ServerMsg, ClientError> {
+        self.send(&ClientMsg::Join {
+            room: room.into(),
+            since,
+        })
+        .await?;
+        self.until(|m| matches!(m, ServerMsg::Joined { .. })).await
+    }
+
     /// Number of data frames received so far (a batch counts once).
     pub fn frames(&self) -> usize {
         self.frames
@@ -178,11 +211,22 @@ impl ProtoClient {
         &mut self,
         pred: impl Fn(&ServerMsg) -> bool,
     ) -> Result<ServerMsg, ClientError> {
+        Ok(self.until_with_before(pred).await?.0)
+    }
+
+    /// Reads until a message matches `pred` (at most 100 000 messages); returns it and the
+    /// messages read before it.
+    pub async fn until_with_before(
+        &mut self,
+        pred: impl Fn(&ServerMsg) -> bool,
+    ) -> Result<(ServerMsg, Vec<ServerMsg>), ClientError> {
+        let mut before = Vec::new();
         for _ in 0..100_000 {
             let msg = self.next_msg().await?;
             if pred(&msg) {
-                return Ok(msg);
+                return Ok((msg, before));
             }
+            before.push(msg);
         }
         Err(ClientError::Timeout)
     }

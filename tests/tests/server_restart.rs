@@ -20,30 +20,8 @@ async fn restart_changes_the_epoch_and_recovery_reports_the_loss() {
     let mut a = ProtoClient::connect(&server.ws_url("/ws?name=ann"))
         .await
         .unwrap();
-    a.send(&ClientMsg::Hello {
-        session: None,
-        publisher: None,
-    })
-    .await
-    .unwrap();
-    let ServerMsg::Welcome { session, .. } = a
-        .until(|m| matches!(m, ServerMsg::Welcome { .. }))
-        .await
-        .unwrap()
-    else {
-        unreachable!()
-    };
-    a.send(&ClientMsg::Join {
-        room: "r".into(),
-        since: None,
-    })
-    .await
-    .unwrap();
-    let ServerMsg::Joined { epoch, .. } = a
-        .until(|m| matches!(m, ServerMsg::Joined { .. }))
-        .await
-        .unwrap()
-    else {
+    let (session, _) = a.hello(None).await.unwrap();
+    let ServerMsg::Joined { epoch, .. } = a.join("r", None).await.unwrap() else {
         unreachable!()
     };
     for id in 1..=3 {
@@ -73,31 +51,13 @@ async fn restart_changes_the_epoch_and_recovery_reports_the_loss() {
     let mut a = ProtoClient::connect(&server.ws_url("/ws?name=ann"))
         .await
         .unwrap();
-    a.send(&ClientMsg::Hello {
-        session: Some(session),
-        publisher: None,
-    })
-    .await
-    .unwrap();
-    let welcome = a
-        .until(|m| matches!(m, ServerMsg::Welcome { .. }))
-        .await
-        .unwrap();
-    assert!(matches!(welcome, ServerMsg::Welcome { resumed: false, .. }));
+    let (_, resumed) = a.hello(Some(session)).await.unwrap();
+    assert!(!resumed, "the old session is not resumed");
     let since = Some(Since {
         epoch: epoch.clone(),
         offset: 2,
     });
-    a.send(&ClientMsg::Join {
-        room: "r".into(),
-        since,
-    })
-    .await
-    .unwrap();
-    let joined = a
-        .until(|m| matches!(m, ServerMsg::Joined { .. }))
-        .await
-        .unwrap();
+    let joined = a.join("r", since).await.unwrap();
     match joined {
         ServerMsg::Joined {
             epoch: new_epoch,

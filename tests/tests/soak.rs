@@ -22,24 +22,21 @@
 //! printed at the end (`cargo test -p lifeline-tests --test soak -- --nocapture`).
 #![allow(clippy::unwrap_used)] // test helpers panic by design
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lifeline_tests::fault_proxy::FaultProxy;
-use serde_json::json;
+use lifeline_tests::members::{Member, Observer, PUBLISHERS, Plan};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use ws_lifeline::Config;
-use ws_lifeline::machine::rooms::{PublishId, RoomError, RoomEvent, RoomStats, RoomsConfig};
-use ws_lifeline::native::{Client, ClientEvent};
+use ws_lifeline::machine::rooms::{RoomStats, RoomsConfig};
+use ws_lifeline::native::Client;
 use ws_lifeline::{Error, Event, protocol};
 
-const PER_PUBLISHER: u64 = 5_000;
-const PUBLISHERS: [&str; 2] = ["A", "C"];
-const ROOM: &str = "soak";
 /// Shortened from 25 s so that a blackholed connection is found in well under a second.
 const HEARTBEAT: Duration = Duration::from_millis(200);
 /// Shortened from 10 s, for the same reason.
@@ -48,10 +45,16 @@ const HB_TIMEOUT: Duration = Duration::from_millis(300);
 const MARGIN: Duration = Duration::from_millis(250);
 const MIN_FAULTS: usize = 50;
 const RESTARTS: usize = 3;
-/// A publisher keeps at most this many publishes unacknowledged (an application's choice, well
-/// under the default `max_unacked`): at the server's default 50 frames/s they drain in 4 s, far
-/// inside the default 30 s ack timeout, even across a fault.
-const IN_FLIGHT: usize = 200;
+const PLAN: Plan = Plan {
+    room: "soak",
+    per_publisher: PER_PUBLISHER,
+    // An application's choice, well under the default `max_unacked`: at the server's default
+    // 50 frames/s they drain in 4 s, far inside the default 30 s ack timeout, even across a
+    // fault.
+    in_flight: 200,
+    deadline: DEADLINE,
+};
+const PER_PUBLISHER: u64 = 5_000;
 /// Whole-test bound. Two publishers at the default 50 frames/s need 100 s at least.
 const DEADLINE: Duration = Duration::from_secs(420);
 
@@ -111,84 +114,6 @@ fn client_config() -> Config {
         .min_uptime(Duration::from_millis(100))
 }
 
-/// What one receiver saw, in order: deliveries and `recovered: false` marks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    /// Publisher index and number.
-    Message(usize, u64),
-    /// A `recovered: false`: what follows may skip what a restart destroyed.
-    Lost,
-}
-
-#[derive(Debug, Default)]
-struct Receiver {
-    seen: Vec<Seen>,
-    recovery_failures: u64,
-    recoveries: u64,
-    /// The last number delivered per publisher.
-    last: [u64; 2],
-}
-
-impl Receiver {
-    fn see(&mut self, event: &RoomEvent) {
-        match event {
-            RoomEvent::Recovery { recovered, .. } => {
-                if *recovered {
-                    self.recoveries += 1;
-                } else {
-                    self.recovery_failures += 1;
-                    self.seen.push(Seen::Lost);
-                }
-            }
-            RoomEvent::Message(m) => {
-                let v = m.data.decode::<serde_json::Value>().unwrap();
-                let p = PUBLISHERS
-                    .iter()
-                    .position(|name| v["p"] == *name)
-                    .expect("publisher name");
-                let n = v["n"].as_u64().expect("numbered message");
-                assert!(
-                    n > self.last[p],
-                    "{} #{n} after #{}: each publisher's messages arrive in order, never twice",
-                    PUBLISHERS[p],
-                    self.last[p]
-                );
-                assert!(
-                    m.publisher.is_some() && m.id.is_some(),
-                    "publisher-scoped id"
-                );
-                self.last[p] = n;
-                self.seen.push(Seen::Message(p, n));
-            }
-            _ => {}
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.last.iter().all(|&n| n == PER_PUBLISHER)
-    }
-
-    /// The numbers of publisher `p` never delivered, as runs `(first, last)`, each with the
-    /// number of `recovered: false` seen before the delivery that followed it.
-    fn gaps(&self, p: usize) -> Vec<(u64, u64, usize)> {
-        let mut gaps = Vec::new();
-        let (mut expected, mut losses) = (1, 0);
-        for seen in &self.seen {
-            match *seen {
-                Seen::Lost => losses += 1,
-                Seen::Message(q, n) if q == p => {
-                    if n > expected {
-                        gaps.push((expected, n - 1, losses));
-                    }
-                    expected = n + 1;
-                }
-                Seen::Message(..) => {}
-            }
-        }
-        gaps
-    }
-}
-
 /// How one of A's connections ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
@@ -211,114 +136,45 @@ struct Shared {
     done_publishing: [bool; 2],
 }
 
-/// One client of the run: its events go to its receiver; a publisher also records acks.
-struct Member {
-    name: &'static str,
-    client: Client,
-    rx: Receiver,
-    publisher: Option<usize>,
-    numbers: HashMap<PublishId, u64>,
+/// The run's state, shared by the members (through [`Observer`]) and the fault injector.
+#[derive(Debug, Default)]
+struct Watch(Mutex<Shared>);
+
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.0.lock().unwrap()
+    }
 }
 
-impl Member {
-    fn handle(&mut self, event: &ClientEvent, shared: &Mutex<Shared>) {
+impl Observer for Watch {
+    fn acked(&self, member: &str, publisher: usize, n: u64) {
+        let first = self.lock().acked_at[publisher]
+            .insert(n, Instant::now())
+            .is_none();
+        assert!(first, "{member}: #{n} acknowledged twice");
+    }
+
+    fn connection(&self, member: &str, event: &Event) {
+        if member != "A" {
+            return;
+        }
+        let mut s = self.lock();
         match event {
-            ClientEvent::Room(RoomEvent::PublishFailed { id, error, .. }) => {
-                panic!("{}: publish {id} failed: {error}", self.name)
+            Event::Close(info) => {
+                s.a_open = false;
+                s.a_failures
+                    .push((Instant::now(), Failure::Closed(info.code)));
             }
-            ClientEvent::Room(RoomEvent::Acked { id, .. }) => {
-                if let (Some(p), Some(n)) = (self.publisher, self.numbers.remove(id)) {
-                    let mut s = shared.lock().unwrap();
-                    let first = s.acked_at[p].insert(n, Instant::now()).is_none();
-                    assert!(first, "{}: #{n} acknowledged twice", self.name);
-                }
-            }
-            ClientEvent::Room(e) => self.rx.see(e),
-            ClientEvent::Connection(Event::Close(info)) => {
-                assert!(
-                    !ws_lifeline::machine::default_terminal(info.code),
-                    "{}: shut out with {}",
-                    self.name,
-                    info.code
-                );
-                if self.name == "A" {
-                    let mut s = shared.lock().unwrap();
-                    s.a_open = false;
-                    s.a_failures
-                        .push((Instant::now(), Failure::Closed(info.code)));
-                }
-            }
-            ClientEvent::Connection(Event::Open) if self.name == "A" => {
-                shared.lock().unwrap().a_open = true;
-            }
-            ClientEvent::Connection(Event::Error(Error::ConnectTimeout { .. }))
-                if self.name == "A" =>
-            {
-                let mut s = shared.lock().unwrap();
+            Event::Open => s.a_open = true,
+            Event::Error(Error::ConnectTimeout { .. }) => {
                 s.a_failures.push((Instant::now(), Failure::ConnectTimeout));
             }
             _ => {}
         }
     }
 
-    async fn join(&mut self, shared: &Mutex<Shared>) {
-        self.client.join(ROOM).unwrap();
-        timeout(Duration::from_secs(10), async {
-            while let Some(e) = self.client.next_event().await {
-                let joined = matches!(e, ClientEvent::Room(RoomEvent::Joined { .. }));
-                self.handle(&e, shared);
-                if joined {
-                    return;
-                }
-            }
-        })
-        .await
-        .expect("joined");
-    }
-
-    /// Publishes this member's numbers with at most [`IN_FLIGHT`] unacknowledged, then waits
-    /// until every publish is acknowledged and every message (its own included) was received.
-    async fn run(mut self, shared: Arc<Mutex<Shared>>) -> Self {
-        let end = Instant::now() + DEADLINE;
-        if let Some(p) = self.publisher {
-            let mut n = 1;
-            while n <= PER_PUBLISHER && Instant::now() < end {
-                while let Some(e) = self.client.try_next_event() {
-                    self.handle(&e, &shared);
-                }
-                if self.client.unacked() >= IN_FLIGHT {
-                    if let Ok(Some(e)) =
-                        timeout(Duration::from_millis(20), self.client.next_event()).await
-                    {
-                        self.handle(&e, &shared);
-                    }
-                    continue;
-                }
-                match self
-                    .client
-                    .publish(ROOM, &json!({ "p": PUBLISHERS[p], "n": n }))
-                {
-                    Ok(handle) => {
-                        self.numbers.insert(handle.id(), n);
-                        drop(handle); // outcomes are checked through events
-                        n += 1;
-                    }
-                    Err(RoomError::TooManyUnacked { .. }) => {}
-                    Err(e) => panic!("{}: publish #{n}: {e}", self.name),
-                }
-            }
-            assert_eq!(n, PER_PUBLISHER + 1, "{}: published everything", self.name);
-        }
-        while Instant::now() < end && (self.client.unacked() > 0 || !self.rx.done()) {
-            if let Ok(Some(e)) = timeout(Duration::from_millis(50), self.client.next_event()).await
-            {
-                self.handle(&e, &shared);
-            }
-        }
-        if let Some(p) = self.publisher {
-            shared.lock().unwrap().done_publishing[p] = true;
-        }
-        self
+    fn finished(&self, publisher: usize) {
+        self.lock().done_publishing[publisher] = true;
     }
 }
 
@@ -342,7 +198,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
         .unwrap_or(0x5eed_2024);
     let (addr, server) = start_server("127.0.0.1:0".parse().unwrap()).await;
     let proxies: Vec<Arc<FaultProxy>> = start_proxies(addr).await;
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = Arc::new(Watch::default());
     let mut members = Vec::new();
     for (i, (name, publisher)) in [("A", Some(0)), ("B", None), ("C", Some(1))]
         .into_iter()
@@ -350,14 +206,8 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     {
         let url = format!("ws://{}/ws?name={name}", proxies[i].addr());
         let client = Client::connect(&url, client_config(), RoomsConfig::default()).unwrap();
-        let mut member = Member {
-            name,
-            client,
-            rx: Receiver::default(),
-            publisher,
-            numbers: HashMap::new(),
-        };
-        member.join(&shared).await;
+        let mut member = Member::new(name, client, publisher, PLAN, Arc::clone(&shared));
+        member.join().await;
         members.push(member);
     }
 
@@ -371,8 +221,8 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
             let end = Instant::now() + DEADLINE;
             while Instant::now() < end {
                 let total = f.a_cuts + f.a_blackholes;
-                let restarts = shared.lock().unwrap().restarts.len();
-                let done = shared.lock().unwrap().done_publishing.iter().all(|d| *d);
+                let restarts = shared.lock().restarts.len();
+                let done = shared.lock().done_publishing.iter().all(|d| *d);
                 if total >= MIN_FAULTS + 5 && restarts == RESTARTS && done {
                     break;
                 }
@@ -380,7 +230,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
                 // Restarts spread over the faults: after 1/4, 2/4 and 3/4 of them.
                 if restarts < RESTARTS && total >= (restarts + 1) * MIN_FAULTS / (RESTARTS + 1) {
                     // Same port: history and sessions are gone, the epoch changes.
-                    shared.lock().unwrap().restarts.push(Instant::now());
+                    shared.lock().restarts.push(Instant::now());
                     if let Some(s) = server.take() {
                         stop_server(s).await;
                     }
@@ -395,11 +245,11 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
                     }
                     continue;
                 }
-                if !shared.lock().unwrap().a_open {
+                if !shared.lock().a_open {
                     continue;
                 }
                 if rng.u8(0..3) == 0 {
-                    let before = shared.lock().unwrap().a_failures.len();
+                    let before = shared.lock().a_failures.len();
                     let at = Instant::now();
                     if proxies[0].blackhole_all() == 0 {
                         continue;
@@ -408,7 +258,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
                     // Wait (bounded) for A to notice: the next lost connection or failed attempt.
                     let (seen, failure) = timeout(Duration::from_secs(15), async {
                         loop {
-                            if let Some(&f) = shared.lock().unwrap().a_failures.get(before) {
+                            if let Some(&f) = shared.lock().a_failures.get(before) {
                                 return f;
                             }
                             sleep(Duration::from_millis(5)).await;
@@ -432,10 +282,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
         })
     };
 
-    let tasks: Vec<_> = members
-        .into_iter()
-        .map(|m| tokio::spawn(m.run(Arc::clone(&shared))))
-        .collect();
+    let tasks: Vec<_> = members.into_iter().map(|m| tokio::spawn(m.run())).collect();
     let mut members = Vec::new();
     for task in tasks {
         members.push(task.await.unwrap());
@@ -446,14 +293,12 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     let (faults, server) = loop {
         tokio::select! {
             done = &mut injector => break done.unwrap(),
-            Some(e) = members[0].client.next_event() => members[0].handle(&e, &shared),
+            Some(e) = members[0].client.next_event() => members[0].handle(&e),
         }
     };
 
     let stats: Vec<RoomStats> = members.iter().map(|m| m.client.stats()).collect();
-    let shared = Arc::try_unwrap(shared)
-        .map(|m| m.into_inner().unwrap())
-        .unwrap_or_else(|arc| panic!("shared state still in use: {arc:?}"));
+    let shared = std::mem::take(&mut *shared.lock());
     let detect = &faults.detect_ms;
     let mut report = format!(
         "soak (seed {seed:#x}, {:.1} s, server-dev and client limits at their defaults): \
@@ -474,23 +319,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
             .flat_map(|p| m.rx.gaps(p))
             .map(|(a, b, _)| b - a + 1)
             .sum();
-        report.push_str(&format!(
-            "\n  {}: published {} (resent {}), acked {} (duplicate acks {}), delivered {}, \
-             lost to restarts {lost}, resends dropped {}, duplicates dropped {}, gaps recovered {}, \
-             recovered:true {} / false {}, reconnects {}",
-            m.name,
-            s.published,
-            s.resent,
-            s.acked,
-            s.duplicate_acks,
-            s.delivered,
-            s.resends_dropped,
-            s.duplicates_dropped,
-            s.gaps,
-            m.rx.recoveries,
-            m.rx.recovery_failures,
-            s.opens.saturating_sub(1),
-        ));
+        report.push_str(&format!("\n  {}, lost to restarts {lost}", m.report(s)));
     }
     println!("{report}");
 
@@ -517,20 +346,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
         faults.opening_detect_ms
     );
     for (m, s) in members.iter().zip(&stats) {
-        if m.publisher.is_some() {
-            assert_eq!(s.published, PER_PUBLISHER, "{}", m.name);
-            assert_eq!(
-                s.acked, PER_PUBLISHER,
-                "{}: every publish acked once",
-                m.name
-            );
-        }
-        assert_eq!(s.failed, 0, "{}", m.name);
-        assert!(
-            m.rx.done(),
-            "{}: received every publisher's last message",
-            m.name
-        );
+        m.assert_complete(s);
         // Each restart is one epoch change, reported once.
         assert_eq!(m.rx.recovery_failures, RESTARTS as u64, "{}", m.name);
         for (p, name) in PUBLISHERS.iter().enumerate() {
