@@ -1,8 +1,76 @@
-// Included in one module per engine, each with its `fn engine`.
+//! The hub's rules, run against every engine: each rule test below takes the engine's
+//! constructor, and [`against_every_engine!`] makes one `#[test]` of it per engine, as
+//! `memory::NAME` and `sqlite::NAME`.
+
 use crate::engine::memory::Hist;
+use crate::engine::{Bounds, Engine};
 use crate::hub::*;
 
-fn hub(config: Config) -> Hub {
+/// Makes an engine for a hub with `config`.
+type NewEngine = fn(&Config) -> Box<dyn Engine>;
+
+/// The engines every rule test runs against.
+mod engines {
+    use super::*;
+
+    pub(super) fn memory(config: &Config) -> Box<dyn Engine> {
+        Box::new(crate::engine::memory::MemoryEngine::new(Bounds::new(
+            config,
+        )))
+    }
+
+    /// An in-memory SQLite database: the engine's statements and rules, without a file (what
+    /// the file keeps across a restart is tested in `engine/sqlite.rs` and in the cross-crate
+    /// test `tests/tests/durable.rs`).
+    pub(super) fn sqlite(config: &Config) -> Box<dyn Engine> {
+        let path = std::path::Path::new(":memory:");
+        let engine =
+            crate::engine::sqlite::SqliteEngine::open(path, Bounds::new(config), Instant::now());
+        Box::new(engine.unwrap())
+    }
+}
+
+/// For each engine of `engines`, a module of that name with one `#[test]` per rule test of
+/// `tests`, which calls the rule test with the engine's constructor.
+macro_rules! against_every_engine {
+    (engines: [$($engine:ident),* $(,)?], tests: $tests:tt $(,)?) => {
+        $(against_every_engine!(@one $engine, $tests);)*
+    };
+    (@one $engine:ident, [$($test:ident),* $(,)?]) => {
+        mod $engine {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(super::engines::$engine)
+                }
+            )*
+        }
+    };
+}
+
+against_every_engine! {
+    engines: [memory, sqlite],
+    tests: [
+        offsets_history_and_recovery,
+        welcome_advertises_the_limits,
+        publisher_and_publish_id_ride_on_live_and_replayed_messages,
+        another_epoch_replays_the_whole_retained_history,
+        history_bytes_are_bounded_per_room_and_across_rooms,
+        the_global_fifo_stays_compact_when_rooms_evict_by_count,
+        session_churn_stays_under_the_cap,
+        a_session_abandoned_by_hello_expires_and_empty_ones_go_first,
+        the_dedupe_budget_forgets_detached_sessions_never_attached_ones,
+        room_list_pushes_wait_for_the_interval_and_the_latest_wins,
+        list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms,
+        full_queue_evicts_with_1013_and_room_goes_on,
+        dedupe_survives_resume,
+        empty_room_keeps_history_until_it_expires,
+        room_list_and_presence_are_coalesced_for_a_lagging_peer,
+        sessions_expire_after_their_ttl_and_are_bounded,
+    ],
+}
+
+fn hub(engine: NewEngine, config: Config) -> Hub {
     Hub::with_engine(&config, engine(&config)).inline_sync()
 }
 
@@ -17,9 +85,11 @@ fn drain_reg(hub: &Hub, reg: &mut Registration) -> Vec<ServerMsg> {
     out
 }
 
-#[test]
-fn offsets_history_and_recovery() {
-    let hub = hub(Config::default().history(3, Duration::from_secs(60)));
+fn offsets_history_and_recovery(engine: NewEngine) {
+    let hub = hub(
+        engine,
+        Config::default().history(3, Duration::from_secs(60)),
+    );
     let mut a = hub.register("a".into());
     hub.join(a.peer.id, "r".into(), None);
     let joined = drain_reg(&hub, &mut a);
@@ -105,13 +175,12 @@ fn offsets(msgs: &[ServerMsg]) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn welcome_advertises_the_limits() {
+fn welcome_advertises_the_limits(engine: NewEngine) {
     let config = Config::default()
         .rate_limit(12.9, 30.5)
         .max_message_size(1000)
         .dedupe_ids(77);
-    let hub = hub(config);
+    let hub = hub(engine, config);
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, None);
     let got = drain_reg(&hub, &mut a);
@@ -133,9 +202,8 @@ fn welcome_advertises_the_limits() {
     );
 }
 
-#[test]
-fn publisher_and_publish_id_ride_on_live_and_replayed_messages() {
-    let hub = hub(Config::default());
+fn publisher_and_publish_id_ride_on_live_and_replayed_messages(engine: NewEngine) {
+    let hub = hub(engine, Config::default());
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, Some("pub-0123456789".into()));
     hub.join(a.peer.id, "r".into(), None);
@@ -184,9 +252,8 @@ fn publisher_and_publish_id_ride_on_live_and_replayed_messages() {
     )));
 }
 
-#[test]
-fn another_epoch_replays_the_whole_retained_history() {
-    let hub = hub(Config::default());
+fn another_epoch_replays_the_whole_retained_history(engine: NewEngine) {
+    let hub = hub(engine, Config::default());
     let mut a = hub.register("a".into());
     hub.join(a.peer.id, "fresh".into(), None);
     hub.publish(a.peer.id, "fresh".into(), 1, serde_json::json!(1));
@@ -244,10 +311,9 @@ fn check_ledger(hub: &Hub) -> (usize, usize) {
     (state.history.bytes, state.history.fifo.len())
 }
 
-#[test]
-fn history_bytes_are_bounded_per_room_and_across_rooms() {
+fn history_bytes_are_bounded_per_room_and_across_rooms(engine: NewEngine) {
     // 1 KiB messages: a room keeps about 8, the hub about 32 across rooms.
-    let hub = hub(Config::default().history_bytes(8 * 1024, 32 * 1024));
+    let hub = hub(engine, Config::default().history_bytes(8 * 1024, 32 * 1024));
     let pad = "p".repeat(1000);
     let mut a = hub.register("a".into());
     let rooms: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
@@ -302,10 +368,12 @@ fn history_bytes_are_bounded_per_room_and_across_rooms() {
     assert!(hub.lock().rooms.is_empty());
 }
 
-#[test]
-fn the_global_fifo_stays_compact_when_rooms_evict_by_count() {
+fn the_global_fifo_stays_compact_when_rooms_evict_by_count(engine: NewEngine) {
     // Count eviction in a busy room leaves stale FIFO entries behind a quiet room's.
-    let hub = hub(Config::default().history(2, Duration::from_secs(600)));
+    let hub = hub(
+        engine,
+        Config::default().history(2, Duration::from_secs(600)),
+    );
     let mut a = hub.register("a".into());
     hub.join(a.peer.id, "quiet".into(), None);
     hub.join(a.peer.id, "busy".into(), None);
@@ -330,12 +398,11 @@ fn welcome_session(got: &[ServerMsg]) -> String {
         .expect("welcome")
 }
 
-#[test]
-fn session_churn_stays_under_the_cap() {
+fn session_churn_stays_under_the_cap(engine: NewEngine) {
     // Default cap (10 000) and TTL: 20 000 churns, half of them by switching sessions.
     let config = Config::default();
     let cap = config.max_sessions;
-    let hub = hub(config);
+    let hub = hub(engine, config);
     let mut keep = hub.register("keeper".into());
     hub.hello(keep.peer.id, None, None);
     let kept = welcome_session(&drain_reg(&hub, &mut keep));
@@ -375,10 +442,9 @@ fn session_churn_stays_under_the_cap() {
     assert!(queued <= 2 * state.sessions.len() + 65, "{queued}");
 }
 
-#[test]
-fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first() {
+fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first(engine: NewEngine) {
     let ttl = Duration::from_secs(60);
-    let hub = hub(Config::default().sessions(ttl, 3));
+    let hub = hub(engine, Config::default().sessions(ttl, 3));
     let t0 = Instant::now();
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, None);
@@ -399,8 +465,22 @@ fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first() {
         assert!(abandoned.detached_at.is_some(), "its TTL runs");
     }
     hub.sweep_at(t0 + ttl + Duration::from_secs(1));
-    assert!(!hub.lock().engine.tables().sessions.contains_key(&key(&first)), "expired");
-    assert!(hub.lock().engine.tables().sessions.contains_key(&key(&second)), "attached");
+    assert!(
+        !hub.lock()
+            .engine
+            .tables()
+            .sessions
+            .contains_key(&key(&first)),
+        "expired"
+    );
+    assert!(
+        hub.lock()
+            .engine
+            .tables()
+            .sessions
+            .contains_key(&key(&second)),
+        "attached"
+    );
 
     // At the cap, a detached empty session goes before an older one with dedupe state.
     hub.publish(a.peer.id, "r".into(), 2, serde_json::json!(2));
@@ -420,9 +500,8 @@ fn a_session_abandoned_by_hello_expires_and_empty_ones_go_first() {
     );
 }
 
-#[test]
-fn the_dedupe_budget_forgets_detached_sessions_never_attached_ones() {
-    let hub = hub(Config::default().max_dedupe_entries(10));
+fn the_dedupe_budget_forgets_detached_sessions_never_attached_ones(engine: NewEngine) {
+    let hub = hub(engine, Config::default().max_dedupe_entries(10));
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, None);
     let first = welcome_session(&drain_reg(&hub, &mut a));
@@ -464,11 +543,10 @@ fn rooms_msgs(msgs: &[ServerMsg]) -> Vec<&Vec<RoomInfo>> {
         .collect()
 }
 
-#[test]
-fn room_list_pushes_wait_for_the_interval_and_the_latest_wins() {
+fn room_list_pushes_wait_for_the_interval_and_the_latest_wins(engine: NewEngine) {
     // An hour: however slow the machine, the joins below fall inside one interval.
     let hour = Duration::from_secs(3600);
-    let hub = hub(Config::default().rooms_push_interval(hour));
+    let hub = hub(engine, Config::default().rooms_push_interval(hour));
     let mut watcher = hub.register("w".into());
     // The first change is pushed at once.
     let mut others = Vec::new();
@@ -501,10 +579,9 @@ fn room_list_pushes_wait_for_the_interval_and_the_latest_wins() {
     assert_eq!(rooms_msgs(&got)[0].len(), 7);
 }
 
-#[test]
-fn list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms() {
+fn list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms(engine: NewEngine) {
     // 100 rooms per connection: the per-connection room cap is not what is tested.
-    let hub = hub(Config::default().max_rooms_per_conn(100));
+    let hub = hub(engine, Config::default().max_rooms_per_conn(100));
     let mut members = Vec::new();
     for c in 0..100 {
         let mut m = hub.register(format!("m{c}"));
@@ -544,9 +621,8 @@ fn list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms() {
     assert_eq!(hub.memory().queued_items, 0);
 }
 
-#[test]
-fn full_queue_evicts_with_1013_and_room_goes_on() {
-    let hub = hub(Config::default().queue_capacity(4));
+fn full_queue_evicts_with_1013_and_room_goes_on(engine: NewEngine) {
+    let hub = hub(engine, Config::default().queue_capacity(4));
     let mut fast = hub.register("fast".into());
     let slow = hub.register("slow".into());
     hub.join(fast.peer.id, "r".into(), None);
@@ -568,9 +644,8 @@ fn full_queue_evicts_with_1013_and_room_goes_on() {
     );
 }
 
-#[test]
-fn dedupe_survives_resume() {
-    let hub = hub(Config::default());
+fn dedupe_survives_resume(engine: NewEngine) {
+    let hub = hub(engine, Config::default());
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, None);
     let ServerMsg::Welcome {
@@ -600,9 +675,11 @@ fn dedupe_survives_resume() {
     assert!(!got.iter().any(|m| matches!(m, ServerMsg::Message { .. })));
 }
 
-#[test]
-fn empty_room_keeps_history_until_it_expires() {
-    let hub = hub(Config::default().history(10, Duration::from_millis(0)));
+fn empty_room_keeps_history_until_it_expires(engine: NewEngine) {
+    let hub = hub(
+        engine,
+        Config::default().history(10, Duration::from_millis(0)),
+    );
     let mut a = hub.register("a".into());
     hub.join(a.peer.id, "r".into(), None);
     hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
@@ -613,12 +690,14 @@ fn empty_room_keeps_history_until_it_expires() {
     assert!(hub.lock().rooms.is_empty());
 }
 
-#[test]
-fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
+fn room_list_and_presence_are_coalesced_for_a_lagging_peer(engine: NewEngine) {
     let hour = Duration::from_secs(3600);
-    let hub = hub(Config::default()
-        .queue_capacity(4)
-        .rooms_push_interval(hour));
+    let hub = hub(
+        engine,
+        Config::default()
+            .queue_capacity(4)
+            .rooms_push_interval(hour),
+    );
     let mut watcher = hub.register("watcher".into());
     hub.join(watcher.peer.id, "r".into(), None);
     drain_reg(&hub, &mut watcher);
@@ -659,6 +738,7 @@ fn room_list_and_presence_are_coalesced_for_a_lagging_peer() {
     );
 }
 
+/// Engine-free: run once.
 #[test]
 fn session_ids_read_back_only_as_written() {
     let id = SessionId(0xab);
@@ -677,9 +757,8 @@ fn session_ids_read_back_only_as_written() {
     }
 }
 
-#[test]
-fn sessions_expire_after_their_ttl_and_are_bounded() {
-    let hub = hub(Config::default().sessions(Duration::ZERO, 3));
+fn sessions_expire_after_their_ttl_and_are_bounded(engine: NewEngine) {
+    let hub = hub(engine, Config::default().sessions(Duration::ZERO, 3));
     let mut a = hub.register("a".into());
     hub.hello(a.peer.id, None, None);
     let ServerMsg::Welcome { session, .. } = drain_reg(&hub, &mut a).remove(0) else {
@@ -704,5 +783,66 @@ fn sessions_expire_after_their_ttl_and_are_bounded() {
         hub.lock().engine.tables().sessions.len() <= 3 + 3,
         "attached sessions are kept, detached dropped"
     );
-    assert!(hub.lock().engine.tables().sessions.values().all(|s| s.attached > 0));
+    assert!(
+        hub.lock()
+            .engine
+            .tables()
+            .sessions
+            .values()
+            .all(|s| s.attached > 0)
+    );
+}
+
+/// The SQLite engine only, whose disk can be switched off. Covers: a failed commit sends
+/// nothing that depended on it (no ack, no message), closes every connection with 1013, and
+/// keeps the write owed; once the disk works again the write is committed, and the
+/// publisher's resend is acked as a duplicate.
+#[test]
+fn a_failed_commit_tells_nobody_and_closes_connections_with_1013() {
+    let config = Config::default();
+    let path = std::path::Path::new(":memory:");
+    let engine =
+        crate::engine::sqlite::SqliteEngine::open(path, Bounds::new(&config), Instant::now())
+            .unwrap();
+    let disk_broken = engine.disk_switch();
+    let hub = Hub::with_engine(&config, Box::new(engine)).inline_sync();
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, None, None);
+    let session = welcome_session(&drain_reg(&hub, &mut a));
+    hub.join(a.peer.id, "r".into(), None);
+    let mut b = hub.register("b".into());
+    hub.join(b.peer.id, "r".into(), None);
+    let ServerMsg::Joined { epoch, .. } = drain_reg(&hub, &mut b).remove(0) else {
+        panic!()
+    };
+    drain_reg(&hub, &mut a);
+
+    disk_broken(true);
+    hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+    let told = |m: &ServerMsg| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Message { .. });
+    assert!(!drain_reg(&hub, &mut a).iter().any(told));
+    assert!(!drain_reg(&hub, &mut b).iter().any(told));
+    let retry = Some(Kick::Close(close::TRY_AGAIN_LATER));
+    assert_eq!((a.peer.kick(), b.peer.kick()), (retry, retry));
+
+    disk_broken(false);
+    hub.disconnect(a.peer.id);
+    hub.disconnect(b.peer.id);
+    let mut a = hub.register("a".into());
+    hub.hello(a.peer.id, Some(session), None);
+    hub.join(a.peer.id, "r".into(), None);
+    hub.publish(a.peer.id, "r".into(), 1, serde_json::json!(1));
+    let got = drain_reg(&hub, &mut a);
+    assert!(got.contains(&ServerMsg::Ack {
+        id: 1,
+        offset: 1,
+        duplicate: true
+    }));
+    let mut b = hub.register("b".into());
+    hub.join(b.peer.id, "r".into(), Some(Since { epoch, offset: 0 }));
+    assert_eq!(
+        offsets(&drain_reg(&hub, &mut b)),
+        vec![1],
+        "the write was kept"
+    );
 }
