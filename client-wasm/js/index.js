@@ -5,12 +5,14 @@
 // `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
 // promises, and releases all of them on `dispose()`. It also checks arguments and options,
 // builds every event (a real `Event`, `MessageEvent` or `CloseEvent`) and every
-// `LifelineError` from the plain values the wasm hands over (`__emit`, thrown
-// `[code, message, a, b]`), dispatches the events as the `EventTarget` it is, adds
+// `LifelineError` from the plain values the wasm hands over (`__emit`, `__message`, thrown
+// `[code, message, detail, bound]`), dispatches the events as the `EventTarget` it is, adds
 // WebSocket's constants, `binaryType`, `extensions` and `on`/`off`, and makes
 // dispose/free/[Symbol.dispose] safe to call in any order and any number of times. It can
 // stand in for `WebSocket`: `new LifelineSocket(url, protocols?, options?)`.
 import init, { __live, initSync, LifelineSocket as Machine } from "./ws_lifeline.js";
+// The numbers of the boundary with the wasm, generated from `src/js/boundary.rs`.
+import * as boundary from "./boundary.gen.js";
 
 export { init as default, initSync };
 
@@ -28,25 +30,11 @@ const RETAINED = new Set();
 // for the raw resilient-socket build, whose wasm has no protocol v1, and the minifier then
 // drops every room part of this file.
 
-/** Event types, by the kind number the wasm emits: the socket's nine, then protocol v1's. */
-const TYPES = [
-  "open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online",
-  "pong",
-];
-if (HAS_ROOMS) {
-  TYPES.push(
-    "welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence",
-    "rooms", "serverError", "badFrame",
-  );
-}
-const SOCKET_TYPES = 10;
 /** Protocol v1's subprotocol, offered once the rooms layer runs. */
 const V1 = "lifeline.v1";
 
-/** Event types with an `on…` property, as on `WebSocket`. */
-const HANDLER_TYPES = TYPES.slice(0, 7);
-const MESSAGE = 1;
-const CLOSE = 3;
+/** Event types with an `on…` property, as on `WebSocket`: open … giveup. */
+const HANDLER_TYPES = boundary.PAGE_EVENT_NAMES.slice(0, boundary.PAGE_EVENT_GIVEUP + 1);
 
 /** `WebSocket`'s `readyState` constants, on the class and its instances. */
 const CONSTANTS = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
@@ -54,53 +42,8 @@ const CONSTANTS = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
 // Called on the socket for its own listener wrappers and handlers.
 const { addEventListener: add, removeEventListener: remove } = EventTarget.prototype;
 
-const STATES = ["connecting", "open", "closing", "closed", "reconnecting"];
+/** `readyState` by state: reconnecting counts as connecting. */
 const READY_STATES = [0, 1, 2, 3, 0];
-const SENT = ["sent", "queued"];
-
-// The boundary with the wasm, mirrored from the `DO_*`, `IN_*` and `OP_*` constants of
-// `src/js.rs`, which documents each.
-const DO_RESOLVE_URL = 0;
-const DO_OPEN = 1;
-const DO_SEND = 2;
-const DO_CLOSE = 3;
-const DO_ABANDON = 4;
-const DO_BUFFERED = 5;
-const DO_TIMER = 6;
-const IN_OPENED = 0;
-const IN_TEXT = 1;
-const IN_BYTES = 2;
-const IN_ERROR = 3;
-const IN_CLOSED = 4;
-const IN_URL = 5;
-const IN_URL_FAILED = 6;
-const IN_OPEN_FAILED = 7;
-const IN_SEND_FAILED = 8;
-const IN_ONLINE = 9;
-const IN_OFFLINE = 10;
-const IN_VISIBLE = 11;
-const IN_HIDDEN = 12;
-const IN_TIMER = 13;
-const IN_START = 14;
-const OP_SEND_TEXT = 0;
-const OP_SEND_BYTES = 1;
-const OP_CLOSE = 2;
-const OP_RECONNECT = 3;
-const OP_DISPOSE = 4;
-const OP_STATE = 5;
-const OP_URL = 6;
-const OP_PROTOCOL = 7;
-const OP_QUEUED = 8;
-const OP_UNACKED = 9;
-const OP_START_ROOMS = 10;
-const OP_JOIN = 11;
-const OP_LEAVE = 12;
-const OP_PUBLISH = 13;
-const OP_LIST_ROOMS = 14;
-const OP_RTT = 15;
-/** The event kinds that settle a publish promise (-1 without rooms). */
-const ACK = TYPES.indexOf("ack");
-const PUBLISH_FAILED = TYPES.indexOf("publishFailed");
 
 /** What the shell holds right now across all sockets, for `liveResources()`. */
 const held = { sockets: 0, listeners: 0, timers: 0 };
@@ -168,35 +111,36 @@ function exception(value) {
   return ["", typeof value === "string" ? value : `a thrown ${typeof value}`];
 }
 
-/** An error's fields by code, from the `a` and `b` the wasm throws with it. */
+/** The names of an error's `detail` and `bound` (see `lifelineError`), by code. */
 const FIELDS = {
-  ERR_INVALID_URL: (a) => ({ supplied: a }),
-  ERR_INVALID_CLOSE_CODE: (a) => ({ closeCode: a }),
-  ERR_CLOSE_REASON_TOO_LONG: (a) => ({ bytes: a }),
-  ERR_QUEUE_FULL: (a, b) => ({ limit: { [a]: b } }),
-  ERR_CONNECT_TIMEOUT: (a) => ({ afterMs: a }),
+  ERR_INVALID_URL: ["supplied"],
+  ERR_INVALID_CLOSE_CODE: ["closeCode"],
+  ERR_CLOSE_REASON_TOO_LONG: ["bytes"],
+  ERR_CONNECT_TIMEOUT: ["afterMs"],
+  ERR_TOO_LARGE: ["size", "maxMessageBytes"],
 };
 if (HAS_ROOMS) {
   Object.assign(FIELDS, {
-    ERR_INVALID_ROOM: (a) => ({ room: a }),
-    ERR_NOT_JOINED: (a) => ({ room: a }),
-    ERR_TOO_MANY_UNACKED: (a) => ({ limit: { unacked: a } }),
-    ERR_PUBLISH_TIMEOUT: (a, b) => ({ publishId: a, afterMs: b }),
-    ERR_PUBLISH_REFUSED: (a, b) => ({ publishId: a, serverCode: b }),
-    ERR_LEFT_ROOM: (a, b) => ({ publishId: a, room: b }),
-    ERR_TOO_LARGE: (a, b) => ({ size: a, maxMessageBytes: b }),
+    ERR_INVALID_ROOM: ["room"],
+    ERR_NOT_JOINED: ["room"],
+    ERR_PUBLISH_TIMEOUT: ["publishId", "afterMs"],
+    ERR_PUBLISH_REFUSED: ["publishId", "serverCode"],
+    ERR_LEFT_ROOM: ["publishId", "room"],
   });
 }
 
-/** A `LifelineError`: a real `Error` (with a stack) carrying a machine-readable `code`. */
-function lifelineError(code, message, a, b) {
-  const error = new Error(message);
-  error.name = "LifelineError";
-  error.code = code;
-  return Object.assign(error, FIELDS[code]?.(a, b));
+/** A `LifelineError`: a real `Error` (with a stack) carrying a machine-readable `code` and
+ * the refused input or the bound it broke. */
+function lifelineError(code, message, detail, bound) {
+  const error = Object.assign(new Error(message), { name: "LifelineError", code });
+  if (code === "ERR_QUEUE_FULL") error.limit = { [detail]: bound };
+  else if (code === "ERR_TOO_MANY_UNACKED") error.limit = { unacked: detail };
+  else FIELDS[code]?.forEach((name, at) => (error[name] = at ? bound : detail));
+  return error;
 }
 
-/** The error for what the wasm threw: `[code, message, a, b]`; anything else as it is. */
+/** The error for what the wasm threw, `[code, message, detail, bound]`; anything else as it
+ * is. */
 function lift(thrown) {
   return Array.isArray(thrown) ? lifelineError(...thrown) : thrown;
 }
@@ -257,13 +201,6 @@ export function liveResources() {
   return { ...held, predicates: __live() };
 }
 
-/** The numeric options, in the order the wasm reads them (NaN: not given). */
-const NUMBERS = [
-  "minDelay", "maxDelay", "backoffFactor", "maxRetries", "connectTimeout", "minUptime",
-  "heartbeat", "interval", "timeout", "maxQueuedMessages", "maxQueuedBytes", "highWaterMark",
-  "ackTimeout", "maxUnacked",
-];
-
 function number(object, key) {
   const value = object[key];
   if (value === undefined) return NaN;
@@ -274,7 +211,8 @@ function number(object, key) {
 /** Checks `options` and turns them into the constructor's numbers, protocols and rule. */
 function parseOptions(options, protocols) {
   // No high-water mark unless asked for: an open socket takes every send, as `WebSocket` does.
-  const numbers = NUMBERS.map((key) => (key === "highWaterMark" ? Infinity : NaN));
+  const numbers = boundary.OPTION_SLOT_NAMES.map(() => NaN);
+  numbers[boundary.OPTION_SLOT_HIGH_WATER_MARK] = Infinity;
   if (options === undefined || options === null) options = {};
   if (typeof options !== "object") throw invalid("options must be an object");
   if (protocols === undefined || protocols === null) protocols = options.protocols;
@@ -286,16 +224,17 @@ function parseOptions(options, protocols) {
   else if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== "string")) {
     throw invalid("`protocols` must be a string or an array of strings");
   }
-  NUMBERS.forEach((key, at) => {
-    if (key === "heartbeat" || key === "interval" || key === "timeout") return;
-    if (options[key] !== undefined) numbers[at] = number(options, key);
-  });
+  // The slots up to maxUnacked are named after their option.
+  for (let slot = 0; slot <= boundary.OPTION_SLOT_MAX_UNACKED; slot++) {
+    const key = boundary.OPTION_SLOT_NAMES[slot];
+    if (options[key] !== undefined) numbers[slot] = number(options, key);
+  }
   const heartbeat = options.heartbeat;
   let ping, isPong;
-  if (heartbeat === false) numbers[6] = 1;
+  if (heartbeat === false) numbers[boundary.OPTION_SLOT_NO_HEARTBEAT] = 1;
   else if (typeof heartbeat === "object" && heartbeat !== null) {
-    numbers[7] = number(heartbeat, "interval");
-    numbers[8] = number(heartbeat, "timeout");
+    numbers[boundary.OPTION_SLOT_HEARTBEAT_INTERVAL] = number(heartbeat, "interval");
+    numbers[boundary.OPTION_SLOT_HEARTBEAT_TIMEOUT] = number(heartbeat, "timeout");
     for (const key of ["interval", "timeout"]) {
       if (heartbeat[key] === 0) throw invalid(`option \`${key}\` must be a positive number, got 0`);
     }
@@ -366,53 +305,33 @@ function parseUrl(url) {
   return text;
 }
 
-/** Each kind's event fields from the values `__emit` gets. */
-const FIELDS_OF = [
-  (protocol) => ({ protocol }),
-  (data) => ({ data }),
-  (error) => ((error = lift(error)), { message: error.message, error }),
-  (code, reason, wasClean) => ({ code, reason, wasClean }),
-  (attempt, delay) => ({ attempt, delay }),
-  (state) => ({ state: STATES[state] }),
-  () => ({}),
-  () => ({}),
-  () => ({}),
-  (rtt) => ({ rtt }),
-];
-const ack = (id, room, offset, duplicate) => ({ id, room, offset, duplicate });
+/** Event fields that JS wants in another shape than the values the wasm hands over. */
+const RESHAPE = {
+  error(fields) {
+    fields.error = lift(fields.error);
+    fields.message = fields.error.message;
+  },
+  statechange(fields) {
+    fields.state = boundary.STATE_NAMES[fields.state];
+  },
+};
 if (HAS_ROOMS) {
-  FIELDS_OF.push(
-    (resumed, name) => ({ resumed, name }),
-    (room, epoch, offset) => ({ room, epoch, offset }),
-    (room, recovered, sinceEpoch, sinceOffset, epoch, offset) => ({
-      room,
-      recovered,
-      since: { epoch: sinceEpoch, offset: sinceOffset },
-      epoch,
-      offset,
-    }),
-    (room, offset, from, data, ts, [epoch, publisher, id]) => ({
-      room,
-      epoch,
-      offset,
-      from,
-      data: JSON.parse(data),
-      ts,
-      publisher,
-      id,
-    }),
-    (room) => ({ room }),
-    ack,
-    (id, room, error) => ({ id, room, error: lift(error) }),
-    (room, members) => ({ room, members }),
-    (flat) => {
-      const rooms = [];
-      for (let at = 0; at < flat.length; at += 2) rooms.push({ room: flat[at], members: flat[at + 1] });
-      return { rooms };
+  Object.assign(RESHAPE, {
+    recovery(fields) {
+      fields.since = { epoch: fields.sinceEpoch, offset: fields.sinceOffset };
+      delete fields.sinceEpoch;
+      delete fields.sinceOffset;
     },
-    (code, message) => ({ code, message }),
-    (raw, message) => ({ raw, message }),
-  );
+    roomMessage(fields) {
+      fields.data = JSON.parse(fields.data);
+    },
+    publishFailed(fields) {
+      fields.error = lift(fields.error);
+    },
+    rooms(fields) {
+      fields.rooms = fields.rooms.map(([room, members]) => ({ room, members }));
+    },
+  });
 }
 
 export class LifelineSocket extends EventTarget {
@@ -453,12 +372,12 @@ export class LifelineSocket extends EventTarget {
       const methods = {
         /** Joins a room: now if open, and again (with recovery) after every reconnect. */
         join(room) {
-          this.#call(OP_JOIN, roomName(room));
+          this.#call(boundary.CALL_JOIN, roomName(room));
         },
 
         /** Leaves a room; false if it was not joined. Its unacknowledged publishes fail. */
         leave(room) {
-          return this.#call(OP_LEAVE, roomName(room));
+          return this.#call(boundary.CALL_LEAVE, roomName(room));
         },
 
         /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
@@ -475,7 +394,7 @@ export class LifelineSocket extends EventTarget {
             if (typeof json !== "string") {
               throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
             }
-            const id = this.#call(OP_PUBLISH, room, json);
+            const id = this.#call(boundary.CALL_PUBLISH, room, json);
             return new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
           } catch (thrown) {
             return Promise.reject(thrown);
@@ -484,7 +403,7 @@ export class LifelineSocket extends EventTarget {
 
         /** Asks the server for the room list (a `rooms` event); false when not connected. */
         listRooms() {
-          return this.#call(OP_LIST_ROOMS);
+          return this.#call(boundary.CALL_LIST_ROOMS);
         },
       };
       for (const [name, value] of Object.entries(methods)) {
@@ -516,6 +435,8 @@ export class LifelineSocket extends EventTarget {
   #protocols;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
+  /** The text frame the wasm is handling, whose `message` it reports without a copy. */
+  #inboundText;
 
   /**
    * `new LifelineSocket(url, protocols?, options?)` as `new WebSocket(url, protocols)`, with
@@ -530,8 +451,9 @@ export class LifelineSocket extends EventTarget {
     const [numbers, protocolList, rule, ping, isPong] = parseOptions(options, protocols);
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
-    // The backoff jitter's seed, as two 32-bit halves, and whether the browser is offline.
-    numbers.push(Math.random() * 2 ** 32, Math.random() * 2 ** 32, hasWindow && navigator.onLine === false ? 1 : 0);
+    numbers[boundary.OPTION_SLOT_SEED_HIGH] = Math.random() * 2 ** 32;
+    numbers[boundary.OPTION_SLOT_SEED_LOW] = Math.random() * 2 ** 32;
+    numbers[boundary.OPTION_SLOT_OFFLINE] = hasWindow && navigator.onLine === false ? 1 : 0;
     try {
       this.#machine = new Machine(
         typeof target === "string" ? target : undefined,
@@ -556,13 +478,13 @@ export class LifelineSocket extends EventTarget {
     COLLECTED?.register(this, resources, this);
     const self = this.#self;
     if (hasWindow) {
-      const on = (target, type, kind) =>
-        listen(resources.environment, target, type, () => self.deref()?.#input(kind()));
-      on(window, "online", () => IN_ONLINE);
-      on(window, "offline", () => IN_OFFLINE);
+      const on = (target, type, input) =>
+        listen(resources.environment, target, type, () => self.deref()?.#input(input()));
+      on(window, "online", () => boundary.INPUT_ONLINE);
+      on(window, "offline", () => boundary.INPUT_OFFLINE);
       if (typeof document === "object" && document) {
         on(document, "visibilitychange", () =>
-          document.visibilityState === "visible" ? IN_VISIBLE : IN_HIDDEN,
+          document.visibilityState === "visible" ? boundary.INPUT_VISIBLE : boundary.INPUT_HIDDEN,
         );
       }
     }
@@ -570,75 +492,76 @@ export class LifelineSocket extends EventTarget {
     // right after it hear everything, even a URL the browser refuses at once (as a
     // `WebSocket` reports its errors asynchronously). Through `self`: a closure here that
     // used `this` would keep it in the context the listeners above share.
-    queueMicrotask(() => self.deref()?.#input(IN_START));
+    queueMicrotask(() => self.deref()?.#input(boundary.INPUT_START));
   }
 
-  /** Tells the machine what happened; it calls `__do` and `__emit` for the consequences. */
-  #input(kind, conn = 0, a, b, c) {
-    if (!this.#disposed) this.#machine.__input(this, kind, conn, a, b, c);
+  /** Tells the machine what happened (an `INPUT_*`); it calls `__do` and `__emit` for the
+   * consequences. */
+  #input(input, conn = 0, a, b, c) {
+    if (!this.#disposed) this.#machine.__input(this, input, conn, a, b, c);
   }
 
-  /** Makes the page's call `op` of the machine. */
-  #call(op, a, b) {
+  /** Makes the page's call (a `CALL_*`) of the machine. */
+  #call(call, a, b) {
     this.#live();
     try {
-      return this.#machine.__call(this, op, a, b);
+      return this.#machine.__call(this, call, a, b);
     } catch (thrown) {
       throw lift(thrown);
     }
   }
 
-  /** Called by the wasm: carries out `action` for connection `conn` (see `DO_*`). */
-  __do(action, conn, a, b) {
+  /** Called by the wasm: carries out `command` (a `COMMAND_*`) for connection `conn`. */
+  __do(command, conn, a, b) {
     const resources = this.#resources;
     const current = resources.conn === conn;
     const self = this.#self;
-    switch (action) {
-      case DO_RESOLVE_URL:
+    switch (command) {
+      case boundary.COMMAND_RESOLVE_URL:
         // Called from a microtask, as the Rust shell's provider future is first polled.
         Promise.resolve().then(() => {
           const socket = self.deref();
           if (!socket || socket.#disposed) return;
           socket.#provider().then(
-            (url) => self.deref()?.#input(IN_URL, conn, url),
-            (reason) => self.deref()?.#input(IN_URL_FAILED, conn, reason),
+            (url) => self.deref()?.#input(boundary.INPUT_URL_RESOLVED, conn, url),
+            (reason) => self.deref()?.#input(boundary.INPUT_URL_FAILED, conn, reason),
           );
         });
         break;
-      case DO_OPEN:
+      case boundary.COMMAND_OPEN:
         // `b`: the rooms layer offers lifeline.v1 too.
         this.#open(conn, a, HAS_ROOMS && b && !this.#protocols.includes(V1) ? [...this.#protocols, V1] : this.#protocols);
         break;
-      case DO_SEND:
+      case boundary.COMMAND_SEND:
         if (current) {
           try {
             resources.ws.send(a);
           } catch (thrown) {
-            this.#input(IN_SEND_FAILED, conn, undefined, ...exception(thrown));
+            this.#input(boundary.INPUT_SEND_FAILED, conn, undefined, ...exception(thrown));
           }
         }
         break;
-      case DO_CLOSE:
-      case DO_ABANDON:
+      case boundary.COMMAND_CLOSE:
+      case boundary.COMMAND_ABANDON:
         if (current) {
           try {
             resources.ws.close(a, b);
           } catch {
             // Closing a socket that is closing or closed does nothing.
           }
-          if (action === DO_ABANDON) dropSocket(resources);
+          if (command === boundary.COMMAND_ABANDON) dropSocket(resources);
         }
         break;
-      case DO_BUFFERED:
+      case boundary.COMMAND_BUFFERED:
         return current ? resources.ws.bufferedAmount : -1;
-      case DO_TIMER:
+      case boundary.COMMAND_TIMER:
         clearTimer(resources);
         if (conn >= 0) {
           held.timers++;
           resources.timer = setTimeout(() => {
             resources.timer = undefined;
             held.timers--;
-            self.deref()?.#input(IN_TIMER);
+            self.deref()?.#input(boundary.INPUT_TIMER);
           }, conn);
         }
         break;
@@ -654,7 +577,7 @@ export class LifelineSocket extends EventTarget {
     try {
       ws = new WebSocket(url, protocols);
     } catch (thrown) {
-      this.#input(IN_OPEN_FAILED, conn, url, ...exception(thrown));
+      this.#input(boundary.INPUT_OPEN_FAILED, conn, url, ...exception(thrown));
       return;
     }
     ws.binaryType = "arraybuffer";
@@ -663,16 +586,21 @@ export class LifelineSocket extends EventTarget {
     held.sockets++;
     const self = this.#self;
     const on = (type, handler) => listen(resources.socketListeners, ws, type, handler);
-    on("open", () => self.deref()?.#input(IN_OPENED, conn, ws.protocol));
+    on("open", () => self.deref()?.#input(boundary.INPUT_OPENED, conn, ws.protocol));
     on("message", ({ data }) => {
-      const kind = typeof data === "string" ? IN_TEXT : data instanceof ArrayBuffer ? IN_BYTES : -1;
-      if (kind >= 0) self.deref()?.#input(kind, conn, data);
+      const socket = self.deref();
+      if (!socket) return;
+      if (typeof data === "string") {
+        socket.#inboundText = data;
+        socket.#input(boundary.INPUT_TEXT, conn, data);
+        socket.#inboundText = undefined;
+      } else if (data instanceof ArrayBuffer) socket.#input(boundary.INPUT_BYTES, conn, data);
     });
-    on("error", () => self.deref()?.#input(IN_ERROR, conn));
+    on("error", () => self.deref()?.#input(boundary.INPUT_ERROR, conn));
     on("close", ({ code, reason, wasClean }) => {
       // This socket is finished: released before the machine hears of it.
       dropSocket(resources);
-      self.deref()?.#input(IN_CLOSED, conn, code, reason, wasClean);
+      self.deref()?.#input(boundary.INPUT_CLOSED, conn, code, reason, wasClean);
     });
   }
 
@@ -682,29 +610,29 @@ export class LifelineSocket extends EventTarget {
 
   /** The finer-grained state: connecting, open, closing, reconnecting, closed. */
   get state() {
-    return this.#disposed ? "closed" : STATES[this.#machine.__call(this, OP_STATE)];
+    return this.#disposed ? "closed" : boundary.STATE_NAMES[this.#machine.__call(this, boundary.CALL_STATE)];
   }
 
   /** `WebSocket`'s `readyState`: 0 connecting (also while waiting to reconnect), 1 open,
    * 2 closing, 3 closed. */
   get readyState() {
-    return this.#disposed ? 3 : READY_STATES[this.#machine.__call(this, OP_STATE)];
+    return this.#disposed ? 3 : READY_STATES[this.#machine.__call(this, boundary.CALL_STATE)];
   }
 
   /** The URL of the current or last attempt. */
   get url() {
-    return this.#disposed ? "" : this.#machine.__call(this, OP_URL);
+    return this.#disposed ? "" : this.#machine.__call(this, boundary.CALL_URL);
   }
 
   /** The subprotocol the server selected. */
   get protocol() {
-    return this.#disposed ? "" : this.#machine.__call(this, OP_PROTOCOL);
+    return this.#disposed ? "" : this.#machine.__call(this, boundary.CALL_PROTOCOL);
   }
 
   /** The heartbeat's round-trip time in ms, `{ last, smoothed }` (smoothed as TCP's SRTT),
    * or `undefined` before the first pong. */
   get rtt() {
-    const rtt = this.#disposed ? undefined : this.#machine.__call(this, OP_RTT);
+    const rtt = this.#disposed ? undefined : this.#machine.__call(this, boundary.CALL_RTT);
     return rtt && { last: rtt[0], smoothed: rtt[1] };
   }
 
@@ -730,12 +658,12 @@ export class LifelineSocket extends EventTarget {
 
   /** Messages waiting in the outbound queue (not counted in `bufferedAmount`). */
   get queuedMessages() {
-    return this.#disposed ? 0 : this.#machine.__call(this, OP_QUEUED);
+    return this.#disposed ? 0 : this.#machine.__call(this, boundary.CALL_QUEUED);
   }
 
   /** Publishes awaiting their ack (0 before the rooms layer starts). */
   get unackedPublishes() {
-    return this.#disposed ? 0 : this.#machine.__call(this, OP_UNACKED);
+    return this.#disposed ? 0 : this.#machine.__call(this, boundary.CALL_UNACKED);
   }
 
   #live() {
@@ -745,18 +673,18 @@ export class LifelineSocket extends EventTarget {
   /** Sends a string, `ArrayBuffer` or view now if open, otherwise queues it. */
   send(data) {
     let sent;
-    if (typeof data === "string") sent = this.#call(OP_SEND_TEXT, data);
-    else if (data instanceof ArrayBuffer) sent = this.#call(OP_SEND_BYTES, new Uint8Array(data));
+    if (typeof data === "string") sent = this.#call(boundary.CALL_SEND_TEXT, data);
+    else if (data instanceof ArrayBuffer) sent = this.#call(boundary.CALL_SEND_BYTES, new Uint8Array(data));
     else if (ArrayBuffer.isView(data)) {
       sent = this.#call(
-        OP_SEND_BYTES,
+        boundary.CALL_SEND_BYTES,
         new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
       );
     } else {
       this.#live();
       throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
     }
-    return SENT[sent];
+    return boundary.SEND_RESULT_NAMES[sent];
   }
 
   /** Closes for good (no reconnect), with an optional code (1000, 3000–4999) and reason. */
@@ -772,12 +700,12 @@ export class LifelineSocket extends EventTarget {
     if (reason !== undefined && typeof reason !== "string") {
       throw invalid("the close reason must be a string");
     }
-    this.#call(OP_CLOSE, code, reason);
+    this.#call(boundary.CALL_CLOSE, code, reason);
   }
 
   /** Connects again now, also after `close()`, `giveup` or a terminal close. */
   reconnect() {
-    this.#call(OP_RECONNECT);
+    this.#call(boundary.CALL_RECONNECT);
     this.#retain();
   }
 
@@ -793,7 +721,7 @@ export class LifelineSocket extends EventTarget {
     if (typeof listener !== "function" && typeof listener !== "object") {
       throw invalid("a listener must be a function or an object with handleEvent");
     }
-    if (TYPES.indexOf(type) >= SOCKET_TYPES) this.#call(OP_START_ROOMS);
+    if (boundary.PAGE_EVENT_NAMES.indexOf(type) >= boundary.PAGE_EVENT_WELCOME) this.#call(boundary.CALL_START_ROOMS);
     const flags = typeof options === "object" && options !== null ? options : { capture: options };
     const capture = !!flags.capture;
     const once = !!flags.once;
@@ -841,28 +769,34 @@ export class LifelineSocket extends EventTarget {
     else RETAINED.delete(this);
   }
 
-  /** Called by the wasm with each event, as its kind and fields: settles a publish, builds
-   * the event (a `MessageEvent`, a `CloseEvent`, or an `Event` carrying the fields) and
-   * dispatches it. */
-  __emit(kind, a, b, c, d, e, f) {
-    const type = TYPES[kind];
-    const fields = FIELDS_OF[kind](a, b, c, d, e, f);
-    if (kind === MESSAGE && this.#binaryType === "blob" && a instanceof ArrayBuffer) fields.data = new Blob([a]);
-    const event =
-      kind === MESSAGE
-        ? new MessageEvent(type, fields)
-        : kind === CLOSE
-          ? new CloseEvent(type, fields)
-          : Object.assign(new Event(type), fields);
-    if (HAS_ROOMS && (kind === ACK || kind === PUBLISH_FAILED)) {
-      const settle = this.#publishes.get(a);
-      this.#publishes.delete(a);
-      if (kind === ACK) settle?.[0](ack(a, b, c, d));
-      else settle?.[1](event.error);
+  /** Called by the wasm with each event: its kind and its fields' values, in the order of
+   * `PAGE_EVENT_FIELDS`. Settles a publish, builds the event (a `MessageEvent`, a
+   * `CloseEvent`, or an `Event` carrying the fields) and dispatches it. */
+  __emit(kind, ...values) {
+    if (kind === boundary.PAGE_EVENT_MESSAGE) return this.__message(values[0]);
+    const type = boundary.PAGE_EVENT_NAMES[kind];
+    const fields = {};
+    boundary.PAGE_EVENT_FIELDS[kind].forEach((name, at) => (fields[name] = values[at]));
+    RESHAPE[type]?.(fields);
+    if (HAS_ROOMS && (kind === boundary.PAGE_EVENT_ACK || kind === boundary.PAGE_EVENT_PUBLISH_FAILED)) {
+      const settle = this.#publishes.get(fields.id);
+      this.#publishes.delete(fields.id);
+      if (kind === boundary.PAGE_EVENT_ACK) settle?.[0]({ ...fields });
+      else settle?.[1](fields.error);
     }
+    this.#dispatch(kind === boundary.PAGE_EVENT_CLOSE ? new CloseEvent(type, fields) : Object.assign(new Event(type), fields));
+    if (kind === boundary.PAGE_EVENT_STATECHANGE) this.#retain();
+  }
+
+  /** Called by the wasm with each message's data: the hot path, with no kind or field list. */
+  __message(data = this.#inboundText) {
+    if (this.#binaryType === "blob" && data instanceof ArrayBuffer) data = new Blob([data]);
+    this.#dispatch(new MessageEvent("message", { data }));
+  }
+
+  #dispatch(event) {
     // Dispose removes every listener, so none runs after it, even in this dispatch.
     if (!this.#disposed) this.dispatchEvent(event);
-    if (type === "statechange") this.#retain();
   }
 
   /**
@@ -884,7 +818,7 @@ export class LifelineSocket extends EventTarget {
    * afterwards every method but `dispose`/`free` throws ERR_DISPOSED. */
   dispose() {
     if (this.#disposed) return;
-    this.#machine.__call(this, OP_DISPOSE);
+    this.#machine.__call(this, boundary.CALL_DISPOSE);
     this.#disposed = true;
     COLLECTED?.unregister(this);
     release(this.#resources);

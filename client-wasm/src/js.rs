@@ -1,27 +1,26 @@
 //! The JavaScript face of the library: the `#[wasm_bindgen]` surface of the npm package
 //! (feature `js`).
 //!
-//! The npm package runs the sans-IO [`crate::machine::session::Session`] (the machine and,
-//! with `rooms`, the rooms layer) here, and its browser shell in `client-wasm/js/index.js`: the `WebSocket` and its listeners, the
-//! one timer, the `online`/`offline`/`visibilitychange` listeners, the URL provider's promise
-//! and the publish promises live there, where each costs a few bytes of JS instead of wasm
-//! imports, closures and export shims (the Rust shell, [`crate::web`], serves Rust apps). The
-//! wasm decides everything; the JS only carries it out. `index.js` also checks the arguments
-//! and options, and builds every event object and every error.
+//! The npm package runs the sans-IO [`crate::machine::session::Session`] here and its browser
+//! shell in `client-wasm/js/index.js`: the `WebSocket` and its listeners, the one timer, the
+//! `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
+//! promises live there, where each costs a few bytes of JS instead of wasm imports, closures
+//! and export shims (the Rust shell, [`crate::web`], serves Rust apps). The wasm decides
+//! everything; the JS carries it out, checks arguments and options, and builds every event
+//! object and every error.
 //!
 //! The boundary is four calls, each taking the socket's JS object (`shell`) so the wasm never
-//! holds it:
+//! holds it. Their numbers are the enums of [`boundary`], from which `cargo xtask package`
+//! generates `js/boundary.gen.js`:
 //!
-//! - [`LifelineSocket::input`] (`__input(shell, kind, conn, a, b, c)`): what happened in the
-//!   browser; `kind` is one of the `IN_*` constants, mirrored in `index.js`.
-//! - [`LifelineSocket::call`] (`__call(shell, op, a, b)`): the page's calls (`send`, `close`,
-//!   `join`, …); `op` is one of the `OP_*` constants.
-//! - `shell.__do(action, conn, a, b)`: what the shell must do (open a socket, send a frame,
-//!   set the timer, …); `action` is one of the `DO_*` constants. Answers a number.
-//! - `shell.__emit(kind, a, …, f)`: an event for the page; `kind` indexes `TYPES` in
-//!   `index.js`, which also names the fields `a`..`f` of each kind.
+//! - [`LifelineSocket::input`] (`__input(shell, input, conn, a, b, c)`): what happened in the
+//!   browser, an `Input`.
+//! - [`LifelineSocket::call`] (`__call(shell, call, a, b)`): the page's calls, a `Call`.
+//! - `shell.__do(command, conn, a, b)`: what the shell must do, a `Command`.
+//! - `shell.__emit(kind, ...values)`: an event for the page, a `PageEvent`; messages, the hot
+//!   path, go through `shell.__message(data)`.
 //!
-//! Errors are thrown (and `error` events carry them) as `[code, message, a, b]`
+//! Errors are thrown (and `error` events carry them) as `[code, message, detail, bound]`
 //! (`crate_error`, `room_error`); `index.js` turns that into an `Error` with
 //! `name = "LifelineError"`, the `code` and the fields of that code.
 //!
@@ -34,90 +33,103 @@
 //! socket that never uses rooms speaks no protocol (the default heartbeat runs only where the
 //! server selected `lifeline.v1`), so it works with any WebSocket server.
 
+mod boundary;
+
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+use self::boundary::{Call, Command, Input as ShellInput, OptionSlot, PageEvent, SendResult};
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::{RawJson, RoomError, RoomEvent, RoomsConfig};
 use crate::machine::session::{Io, Session, SessionEvent};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target, default_terminal};
 use crate::{Config, Error, Event, Message, QueueLimit, Sent, State};
 
-/// The result type of every exported function: a thrown `[code, message, a, b]` on failure.
+/// The result type of every exported function: a thrown `[code, message, detail, bound]`.
 type JsResult<T> = std::result::Result<T, JsValue>;
 
 // ---------------------------------------------------------------------------------------------
 // Errors: the one place where errors become JS values.
 // ---------------------------------------------------------------------------------------------
 
-/// `[code, message, a, b]`, which `index.js` turns into a `LifelineError`.
-fn thrown(code: &str, message: &str, a: JsValue, b: JsValue) -> JsValue {
-    Array::of4(&code.into(), &message.into(), &a, &b).into()
+/// `[code, message, detail, bound]`, which `index.js` turns into a `LifelineError`.
+fn thrown(code: &str, message: &str, detail: JsValue, bound: JsValue) -> JsValue {
+    Array::of4(&code.into(), &message.into(), &detail, &bound).into()
 }
 
-fn num(n: impl Into<f64>) -> JsValue {
+fn number(n: impl Into<f64>) -> JsValue {
     JsValue::from_f64(n.into())
 }
 
-/// A crate error for JavaScript; `a` and `b` are the refused input or the bound.
+fn millis(duration: Duration) -> JsValue {
+    number(duration.as_millis() as f64)
+}
+
+/// A crate error for JavaScript, with the refused input or the bound it broke.
 fn crate_error(error: &Error) -> JsValue {
     let none = JsValue::UNDEFINED;
-    let (code, a, b) = match error {
+    let (code, detail, bound) = match error {
         Error::InvalidUrl { supplied, .. } => ("ERR_INVALID_URL", supplied.into(), none),
-        Error::InvalidCloseCode { code } => ("ERR_INVALID_CLOSE_CODE", num(*code), none),
+        Error::InvalidCloseCode { code } => ("ERR_INVALID_CLOSE_CODE", number(*code), none),
         Error::CloseReasonTooLong { bytes } => {
-            ("ERR_CLOSE_REASON_TOO_LONG", num(*bytes as f64), none)
+            ("ERR_CLOSE_REASON_TOO_LONG", number(*bytes as f64), none)
         }
         Error::QueueFull { limit } => {
             let (key, value) = match limit {
                 QueueLimit::Messages(n) => ("messages", *n),
                 QueueLimit::Bytes(n) => ("bytes", *n),
             };
-            ("ERR_QUEUE_FULL", key.into(), num(value as f64))
+            ("ERR_QUEUE_FULL", key.into(), number(value as f64))
         }
-        Error::TooLarge { size, limit } => ("ERR_TOO_LARGE", num(*size as f64), num(*limit as f64)),
+        Error::TooLarge { size, limit } => {
+            ("ERR_TOO_LARGE", number(*size as f64), number(*limit as f64))
+        }
         Error::Closed => ("ERR_CLOSED", none.clone(), none),
         Error::NotOpen => ("ERR_NOT_OPEN", none.clone(), none),
         Error::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
         Error::Socket => ("ERR_SOCKET", none.clone(), none),
-        Error::ConnectTimeout { after_ms } => ("ERR_CONNECT_TIMEOUT", num(*after_ms as f64), none),
+        Error::ConnectTimeout { after_ms } => {
+            ("ERR_CONNECT_TIMEOUT", number(*after_ms as f64), none)
+        }
         Error::UrlProvider { .. } => ("ERR_URL_PROVIDER", none.clone(), none),
         Error::Platform { .. } => ("ERR_PLATFORM", none.clone(), none),
     };
-    thrown(code, &error.message(), a, b)
+    thrown(code, &error.message(), detail, bound)
 }
 
 #[cfg(feature = "rooms")]
 /// A protocol v1 error (a refused `join` or a failed `publish`) for JavaScript.
 fn room_error(error: &RoomError) -> JsValue {
     let none = JsValue::UNDEFINED;
-    let (code, a, b) = match error {
+    let (code, detail, bound) = match error {
         RoomError::InvalidRoom { room } => ("ERR_INVALID_ROOM", room.into(), none),
         RoomError::NotJoined { room } => ("ERR_NOT_JOINED", room.into(), none),
-        RoomError::TooManyUnacked { limit } => ("ERR_TOO_MANY_UNACKED", num(*limit as f64), none),
+        RoomError::TooManyUnacked { limit } => {
+            ("ERR_TOO_MANY_UNACKED", number(*limit as f64), none)
+        }
         RoomError::PublishTimeout { id, after_ms } => (
             "ERR_PUBLISH_TIMEOUT",
-            num(id.0 as f64),
-            num(*after_ms as f64),
+            number(id.0 as f64),
+            number(*after_ms as f64),
         ),
         RoomError::Refused { id, code, .. } => (
             "ERR_PUBLISH_REFUSED",
-            num(id.0 as f64),
+            number(id.0 as f64),
             code.as_str().into(),
         ),
-        RoomError::LeftRoom { id, room } => ("ERR_LEFT_ROOM", num(id.0 as f64), room.into()),
+        RoomError::LeftRoom { id, room } => ("ERR_LEFT_ROOM", number(id.0 as f64), room.into()),
         RoomError::TooLarge { size, limit } => (
             "ERR_TOO_LARGE",
-            num(*size as f64),
-            limit.map_or(none, |l| num(l as f64)),
+            number(*size as f64),
+            limit.map_or(none, |l| number(l as f64)),
         ),
         RoomError::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
         RoomError::Closed => ("ERR_CLOSED", none.clone(), none),
     };
-    thrown(code, &error.message(), a, b)
+    thrown(code, &error.message(), detail, bound)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,149 +140,123 @@ thread_local! {
     /// The page's functions (`isTerminalClose`, the heartbeat's `ping` and `isPong`) by id.
     /// `Config` wants `Send + Sync` rules and JS functions are neither, so the rule holds the
     /// id and looks the function up here; the entry lives exactly as long as its socket
-    /// ([`PredicateSlot`]).
-    /// A `Vec`: one entry per held function of a live socket, and no hash map in the wasm.
-    static PREDICATES: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
+    /// ([`HeldFunction`]). A `Vec`: one entry per held function of a live socket, and no hash
+    /// map in the wasm.
+    static HELD_FUNCTIONS: RefCell<Vec<(u64, Function)>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
 
-fn next_id() -> u64 {
-    NEXT_ID.with(|n| {
-        let id = n.get();
-        n.set(id.wrapping_add(1));
-        id
-    })
+/// One of a socket's functions in [`HELD_FUNCTIONS`], removed when the socket goes.
+struct HeldFunction(u64);
+
+impl HeldFunction {
+    fn hold(function: Function) -> Self {
+        let id = NEXT_ID.replace(NEXT_ID.get().wrapping_add(1));
+        HELD_FUNCTIONS.with(|held| held.borrow_mut().push((id, function)));
+        HeldFunction(id)
+    }
+
+    /// Calls the function with `arg`. `index.js` wraps the page's functions: an exception is
+    /// reported there and answers `undefined`, which leaves the choice to the default.
+    fn call(id: u64, arg: JsValue) -> JsValue {
+        let function = HELD_FUNCTIONS.with(|held| {
+            let held = held.borrow();
+            held.iter()
+                .find(|(key, _)| *key == id)
+                .map(|(_, f)| f.clone())
+        });
+        function
+            .and_then(|f| f.call1(&JsValue::UNDEFINED, &arg).ok())
+            .unwrap_or(JsValue::UNDEFINED)
+    }
 }
 
-/// Removes one of a socket's functions when the socket goes.
-struct PredicateSlot(u64);
-
-/// Holds `function` until the slot pushed to `slots` is dropped; returns its id.
-fn hold(slots: &mut Vec<PredicateSlot>, function: Function) -> u64 {
-    let id = next_id();
-    PREDICATES.with(|p| p.borrow_mut().push((id, function)));
-    slots.push(PredicateSlot(id));
-    id
-}
-
-/// Calls the function held under `id` with `arg`. `index.js` wraps the page's functions: an
-/// exception is reported there and answers `undefined`, which leaves the choice to the default.
-fn call_held(id: u64, arg: JsValue) -> JsValue {
-    let function = PREDICATES.with(|p| {
-        p.borrow()
-            .iter()
-            .find(|(key, _)| *key == id)
-            .map(|(_, f)| f.clone())
-    });
-    function
-        .and_then(|f| f.call1(&JsValue::UNDEFINED, &arg).ok())
-        .unwrap_or(JsValue::UNDEFINED)
-}
-
-impl Drop for PredicateSlot {
+impl Drop for HeldFunction {
     fn drop(&mut self) {
-        PREDICATES.with(|p| p.borrow_mut().retain(|(id, _)| *id != self.0));
+        HELD_FUNCTIONS.with(|held| held.borrow_mut().retain(|(id, _)| *id != self.0));
     }
 }
 
-/// The numeric options, in the order `index.js` passes them; NaN where one is not given.
-/// `index.js` has checked each is a non-negative number. Then come the jitter seed and the
-/// browser's state.
-#[derive(Clone, Copy)]
-enum Num {
-    MinDelay = 0,
-    MaxDelay = 1,
-    BackoffFactor = 2,
-    MaxRetries = 3,
-    ConnectTimeout = 4,
-    MinUptime = 5,
-    /// 1 when `heartbeat: false`.
-    NoHeartbeat = 6,
-    HeartbeatInterval = 7,
-    HeartbeatTimeout = 8,
-    MaxQueuedMessages = 9,
-    MaxQueuedBytes = 10,
-    HighWaterMark = 11,
-    #[cfg(feature = "rooms")]
-    AckTimeout = 12,
-    #[cfg(feature = "rooms")]
-    MaxUnacked = 13,
-    /// Two 32-bit halves of the seed, from `Math.random()`.
-    SeedHigh = 14,
-    SeedLow = 15,
-    /// 1 when the browser is offline as the socket is made.
-    Offline = 16,
-}
+/// The constructor's numbers, by [`OptionSlot`].
+struct OptionNumbers<'a>(&'a [f64]);
 
-struct Numbers<'a>(&'a [f64]);
-
-impl Numbers<'_> {
-    fn get(&self, which: Num) -> Option<f64> {
-        self.0.get(which as usize).copied().filter(|n| !n.is_nan())
+impl OptionNumbers<'_> {
+    fn get(&self, slot: OptionSlot) -> Option<f64> {
+        self.0.get(slot as usize).copied().filter(|n| !n.is_nan())
     }
 
-    fn millis(&self, which: Num) -> Option<Duration> {
+    fn millis(&self, slot: OptionSlot) -> Option<Duration> {
         // Saturating float→int: `Infinity` means "as long as possible".
-        self.get(which).map(|ms| Duration::from_millis(ms as u64))
+        self.get(slot).map(|ms| Duration::from_millis(ms as u64))
     }
 }
 
 /// The page's functions among the options, each wrapped by `index.js`.
-struct Functions {
-    terminal: Option<Function>,
+struct PageFunctions {
+    is_terminal_close: Option<Function>,
     /// `(n) => string | undefined`: the heartbeat's `ping`.
     ping: Option<Function>,
     /// `(data) => boolean`: the heartbeat's `isPong`.
     is_pong: Option<Function>,
 }
 
-/// The [`Config`] of the options; the returned slots own the page's functions.
-fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<PredicateSlot>) {
-    let mut slots = Vec::new();
+/// The [`Config`] of the options; the returned handles own the page's functions.
+fn config_from(
+    numbers: &OptionNumbers<'_>,
+    functions: PageFunctions,
+) -> (Config, Vec<HeldFunction>) {
+    let mut held = Vec::new();
     let mut config = Config::default();
-    if let Some(ms) = numbers.millis(Num::MinDelay) {
+    if let Some(ms) = numbers.millis(OptionSlot::MinDelay) {
         config = config.backoff_min(ms);
     }
-    if let Some(ms) = numbers.millis(Num::MaxDelay) {
+    if let Some(ms) = numbers.millis(OptionSlot::MaxDelay) {
         config = config.backoff_max(ms);
     }
-    if let Some(factor) = numbers.get(Num::BackoffFactor) {
+    if let Some(factor) = numbers.get(OptionSlot::BackoffFactor) {
         config = config.backoff_factor(factor);
     }
-    if let Some(n) = numbers.get(Num::MaxRetries) {
+    if let Some(n) = numbers.get(OptionSlot::MaxRetries) {
         config = config.max_attempts(n.is_finite().then_some(n as u32));
     }
-    if let Some(ms) = numbers.millis(Num::ConnectTimeout) {
+    if let Some(ms) = numbers.millis(OptionSlot::ConnectTimeout) {
         config = config.connect_timeout(ms);
     }
-    if let Some(ms) = numbers.millis(Num::MinUptime) {
+    if let Some(ms) = numbers.millis(OptionSlot::MinUptime) {
         config = config.min_uptime(ms);
     }
-    if numbers.get(Num::NoHeartbeat) == Some(1.0) {
+    if numbers.get(OptionSlot::NoHeartbeat) == Some(1.0) {
         config = config.no_heartbeat();
     } else {
-        if let Some(ms) = numbers.millis(Num::HeartbeatInterval) {
+        if let Some(ms) = numbers.millis(OptionSlot::HeartbeatInterval) {
             config = config.heartbeat_interval(ms);
         }
-        if let Some(ms) = numbers.millis(Num::HeartbeatTimeout) {
+        if let Some(ms) = numbers.millis(OptionSlot::HeartbeatTimeout) {
             config = config.heartbeat_timeout(ms);
         }
         if let Some(function) = functions.ping {
-            let key = hold(&mut slots, function);
-            config = config.ping(
-                move |n| match call_held(key, (n as f64).into()).as_string() {
-                    Some(text) => Message::Text(text),
-                    None => crate::machine::default_ping(n),
-                },
-            );
+            let ping = HeldFunction::hold(function);
+            let id = ping.0;
+            held.push(ping);
+            config =
+                config.ping(
+                    move |n| match HeldFunction::call(id, (n as f64).into()).as_string() {
+                        Some(text) => Message::Text(text),
+                        None => crate::machine::default_ping(n),
+                    },
+                );
         }
         if let Some(function) = functions.is_pong {
-            let key = hold(&mut slots, function);
-            config = config.is_pong(move |text| call_held(key, text.into()).is_truthy());
+            let is_pong = HeldFunction::hold(function);
+            let id = is_pong.0;
+            held.push(is_pong);
+            config = config.is_pong(move |text| HeldFunction::call(id, text.into()).is_truthy());
         }
     }
-    let messages = numbers.get(Num::MaxQueuedMessages).map(|n| n as usize);
-    let bytes = numbers.get(Num::MaxQueuedBytes).map(|n| n as usize);
+    let messages = numbers
+        .get(OptionSlot::MaxQueuedMessages)
+        .map(|n| n as usize);
+    let bytes = numbers.get(OptionSlot::MaxQueuedBytes).map(|n| n as usize);
     if messages.is_some() || bytes.is_some() {
         let (default_messages, default_bytes) = (config.queue_max_messages, config.queue_max_bytes);
         config = config.queue_limits(
@@ -278,13 +264,15 @@ fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<Pred
             bytes.unwrap_or(default_bytes),
         );
     }
-    if let Some(bytes) = numbers.get(Num::HighWaterMark) {
+    if let Some(bytes) = numbers.get(OptionSlot::HighWaterMark) {
         config = config.high_water_mark(bytes as u64);
     }
-    if let Some(function) = functions.terminal {
-        let key = hold(&mut slots, function);
+    if let Some(function) = functions.is_terminal_close {
+        let rule = HeldFunction::hold(function);
+        let id = rule.0;
+        held.push(rule);
         config = config.terminal_close(move |code| {
-            let verdict = call_held(key, code.into());
+            let verdict = HeldFunction::call(id, code.into());
             if verdict.is_undefined() {
                 default_terminal(code)
             } else {
@@ -292,17 +280,17 @@ fn config_from(numbers: &Numbers<'_>, functions: Functions) -> (Config, Vec<Pred
             }
         });
     }
-    (config, slots)
+    (config, held)
 }
 
 #[cfg(feature = "rooms")]
 /// The protocol v1 options: `ackTimeout` (ms) and `maxUnacked`.
-fn rooms_config_from(numbers: &Numbers<'_>) -> RoomsConfig {
+fn rooms_config_from(numbers: &OptionNumbers<'_>) -> RoomsConfig {
     let mut config = RoomsConfig::default();
-    if let Some(ms) = numbers.millis(Num::AckTimeout) {
+    if let Some(ms) = numbers.millis(OptionSlot::AckTimeout) {
         config = config.ack_timeout(ms);
     }
-    if let Some(n) = numbers.get(Num::MaxUnacked) {
+    if let Some(n) = numbers.get(OptionSlot::MaxUnacked) {
         config = config.max_unacked(n as usize);
     }
     config
@@ -312,171 +300,141 @@ fn rooms_config_from(numbers: &Numbers<'_>) -> RoomsConfig {
 // Events
 // ---------------------------------------------------------------------------------------------
 
-/// An absent event field. Events are padded with it to six fields by hand: a generic padding
-/// function is compiled once per field count.
-const U: JsValue = JsValue::UNDEFINED;
-
-/// `send`'s answer as an index of `SENT` in `index.js`.
-fn sent_index(sent: Sent) -> u8 {
-    match sent {
-        Sent::Transmitted => 0,
-        Sent::Queued => 1,
-    }
+fn send_result(sent: Sent) -> JsValue {
+    number(match sent {
+        Sent::Transmitted => SendResult::Sent,
+        Sent::Queued => SendResult::Queued,
+    } as u32)
 }
 
-/// The index of a state in `STATES` of `index.js`.
-fn state_index(state: State) -> u8 {
-    match state {
-        State::Connecting => 0,
-        State::Open => 1,
-        State::Closing => 2,
-        State::Closed => 3,
-        State::Reconnecting => 4,
-    }
+fn state_number(state: State) -> JsValue {
+    number(match state {
+        State::Connecting => boundary::State::Connecting,
+        State::Open => boundary::State::Open,
+        State::Closing => boundary::State::Closing,
+        State::Closed => boundary::State::Closed,
+        State::Reconnecting => boundary::State::Reconnecting,
+    } as u32)
 }
 
-/// A socket event as its kind (an index of `TYPES` in `index.js`) and fields.
-fn socket_event(event: &Event, protocol: impl FnOnce() -> String) -> (u32, [JsValue; 6]) {
+/// A connection event other than a message (see [`LifelineSocket::message_data`]).
+fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEvent {
     match event {
-        Event::Open => (0, [protocol().into(), U, U, U, U, U]),
-        Event::Message(Message::Text(text)) => (1, [text.into(), U, U, U, U, U]),
-        Event::Message(Message::Binary(bytes)) => (
-            1,
-            [
-                Uint8Array::from(bytes.as_slice()).buffer().into(),
-                U,
-                U,
-                U,
-                U,
-                U,
-            ],
-        ),
-        Event::Error(error) => (2, [crate_error(error), U, U, U, U, U]),
-        Event::Close(info) => (
-            3,
-            [
-                num(info.code),
-                info.reason.as_str().into(),
-                info.was_clean.into(),
-                U,
-                U,
-                U,
-            ],
-        ),
-        Event::Reconnecting { attempt, delay } => (
-            4,
-            [num(*attempt), num(delay.as_millis() as f64), U, U, U, U],
-        ),
-        Event::StateChange(state) => (5, [num(state_index(*state)), U, U, U, U, U]),
-        Event::GaveUp => (6, [U, U, U, U, U, U]),
-        Event::Offline => (7, [U, U, U, U, U, U]),
-        Event::Online => (8, [U, U, U, U, U, U]),
-        Event::Pong { rtt } => (9, [num(rtt.as_millis() as f64), U, U, U, U, U]),
+        Event::Open => PageEvent::Open {
+            protocol: protocol().into(),
+        },
+        Event::Message(message) => PageEvent::Message {
+            data: bytes_or_text(message.clone()),
+        },
+        Event::Error(error) => PageEvent::Error {
+            error: crate_error(error),
+        },
+        Event::Close(info) => PageEvent::Close {
+            code: number(info.code),
+            reason: info.reason.as_str().into(),
+            was_clean: info.was_clean.into(),
+        },
+        Event::Reconnecting { attempt, delay } => PageEvent::Reconnecting {
+            attempt: number(*attempt),
+            delay: millis(*delay),
+        },
+        Event::StateChange(state) => PageEvent::Statechange {
+            state: state_number(*state),
+        },
+        Event::GaveUp => PageEvent::Giveup {},
+        Event::Offline => PageEvent::Offline {},
+        Event::Online => PageEvent::Online {},
+        Event::Pong { rtt } => PageEvent::Pong { rtt: millis(*rtt) },
+    }
+}
+
+/// A message as JS data: a string, or an `ArrayBuffer` (a copy out of the wasm).
+fn bytes_or_text(message: Message) -> JsValue {
+    match message {
+        Message::Text(text) => text.into(),
+        Message::Binary(bytes) => Uint8Array::from(bytes.as_slice()).buffer().into(),
     }
 }
 
 #[cfg(feature = "rooms")]
-/// A protocol v1 event as its kind (an index of `TYPES` in `index.js`) and fields.
-fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
+/// A protocol v1 event for the page.
+fn room_event(event: RoomEvent) -> PageEvent {
+    let optional = |n: Option<u64>| n.map_or(JsValue::UNDEFINED, |n| number(n as f64));
     match event {
-        RoomEvent::Welcome { resumed, name } => (10, [(*resumed).into(), name.into(), U, U, U, U]),
+        RoomEvent::Welcome { resumed, name } => PageEvent::Welcome {
+            resumed: resumed.into(),
+            name: name.into(),
+        },
         RoomEvent::Joined {
             room,
             epoch,
             offset,
-        } => (
-            11,
-            [room.into(), epoch.into(), num(*offset as f64), U, U, U],
-        ),
+        } => PageEvent::Joined {
+            room: room.into(),
+            epoch: epoch.into(),
+            offset: number(offset as f64),
+        },
         RoomEvent::Recovery {
             room,
             recovered,
             since,
             epoch,
             offset,
-        } => (
-            12,
-            [
-                room.into(),
-                (*recovered).into(),
-                since.epoch.as_str().into(),
-                num(since.offset as f64),
-                epoch.into(),
-                num(*offset as f64),
-            ],
-        ),
-        RoomEvent::Message(m) => (
-            13,
-            [
-                m.room.as_str().into(),
-                num(m.offset as f64),
-                m.from.as_str().into(),
-                m.data.as_str().into(),
-                num(m.ts as f64),
-                // Six fields cross the boundary; the other three travel together.
-                Array::of3(
-                    &m.epoch.as_str().into(),
-                    &m.publisher.as_deref().map_or(U, JsValue::from),
-                    &m.id.map_or(U, |id| num(id as f64)),
-                )
-                .into(),
-            ],
-        ),
-        RoomEvent::Left { room } => (14, [room.into(), U, U, U, U, U]),
+        } => PageEvent::Recovery {
+            room: room.into(),
+            recovered: recovered.into(),
+            since_epoch: since.epoch.into(),
+            since_offset: number(since.offset as f64),
+            epoch: epoch.into(),
+            offset: number(offset as f64),
+        },
+        RoomEvent::Message(m) => PageEvent::RoomMessage {
+            room: m.room.into(),
+            epoch: m.epoch.into(),
+            offset: number(m.offset as f64),
+            from: m.from.into(),
+            // JSON text, parsed by `index.js`.
+            data: m.data.as_str().into(),
+            ts: number(m.ts as f64),
+            publisher: m.publisher.map_or(JsValue::UNDEFINED, JsValue::from),
+            id: optional(m.id),
+        },
+        RoomEvent::Left { room } => PageEvent::Left { room: room.into() },
         RoomEvent::Acked {
             id,
             room,
             offset,
             duplicate,
-        } => (
-            15,
-            [
-                num(id.0 as f64),
-                room.into(),
-                num(*offset as f64),
-                (*duplicate).into(),
-                U,
-                U,
-            ],
-        ),
-        RoomEvent::PublishFailed { id, room, error } => (
-            16,
-            [num(id.0 as f64), room.into(), room_error(error), U, U, U],
-        ),
-        RoomEvent::Presence { room, members } => (
-            17,
-            [
-                room.into(),
-                members.iter().map(JsValue::from).collect::<Array>().into(),
-                U,
-                U,
-                U,
-                U,
-            ],
-        ),
-        RoomEvent::Rooms(rooms) => {
-            // Flat: name, member count, name, member count, ...
-            let list = Array::new();
-            for info in rooms {
-                list.push(&info.room.as_str().into());
-                list.push(&num(info.members));
-            }
-            (18, [list.into(), U, U, U, U, U])
-        }
-        RoomEvent::ServerError { code, message } => {
-            (19, [code.as_str().into(), message.into(), U, U, U, U])
-        }
-        RoomEvent::BadFrame(bad) => (
-            20,
-            [
-                bad.raw.as_str().into(),
-                bad.error.as_str().into(),
-                U,
-                U,
-                U,
-                U,
-            ],
-        ),
+        } => PageEvent::Ack {
+            id: number(id.0 as f64),
+            room: room.into(),
+            offset: number(offset as f64),
+            duplicate: duplicate.into(),
+        },
+        RoomEvent::PublishFailed { id, room, error } => PageEvent::PublishFailed {
+            id: number(id.0 as f64),
+            room: room.into(),
+            error: room_error(&error),
+        },
+        RoomEvent::Presence { room, members } => PageEvent::Presence {
+            room: room.into(),
+            members: members.iter().map(JsValue::from).collect::<Array>().into(),
+        },
+        RoomEvent::Rooms(rooms) => PageEvent::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|info| Array::of2(&info.room.as_str().into(), &number(info.members)))
+                .collect::<Array>()
+                .into(),
+        },
+        RoomEvent::ServerError { code, message } => PageEvent::ServerError {
+            code: code.as_str().into(),
+            message: message.into(),
+        },
+        RoomEvent::BadFrame(bad) => PageEvent::BadFrame {
+            raw: bad.raw.as_str().into(),
+            message: bad.error.as_str().into(),
+        },
     }
 }
 
@@ -488,108 +446,33 @@ fn room_event(event: &RoomEvent) -> (u32, [JsValue; 6]) {
 extern "C" {
     /// The socket's object in `index.js`: the browser shell and the page's event target.
     pub type Shell;
-    /// Builds the event of `kind` from `a`..`f` and runs the listeners and the handler
-    /// (reporting their exceptions itself).
-    #[wasm_bindgen(method, js_name = __emit)]
-    fn emit(
-        this: &Shell,
-        kind: u32,
-        a: JsValue,
-        b: JsValue,
-        c: JsValue,
-        d: JsValue,
-        e: JsValue,
-        f: JsValue,
-    );
-    /// Carries out `action` (a `DO_*`) for connection `conn`.
+    /// Builds the event of `kind` (a [`PageEvent`]) from its field values and dispatches it.
+    #[wasm_bindgen(method, js_name = __emit, variadic)]
+    fn emit(this: &Shell, kind: u32, values: &[JsValue]);
+    /// Dispatches a `message` event with `data` (`undefined`: the text frame being handled):
+    /// the hot path, without a kind or a list.
+    #[wasm_bindgen(method, js_name = __message)]
+    fn emit_message(this: &Shell, data: JsValue);
+    /// Carries out `command` (a [`Command`]) for connection `conn`.
     #[wasm_bindgen(method, js_name = __do)]
-    fn act(this: &Shell, action: u32, conn: f64, a: JsValue, b: JsValue) -> f64;
+    fn run_command(this: &Shell, command: u32, conn: f64, a: JsValue, b: JsValue) -> f64;
     /// [`performance.now()`](https://developer.mozilla.org/en-US/docs/Web/API/Performance/now),
     /// which is monotonic, unlike `Date.now()`.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     fn performance_now() -> f64;
 }
 
+impl Shell {
+    fn run(&self, command: Command, conn: f64, a: JsValue, b: JsValue) -> f64 {
+        self.run_command(command as u32, conn, a, b)
+    }
+}
+
 fn now() -> Instant {
     Instant(performance_now().max(0.0) as u64)
 }
 
-/// Calls the promised URL provider; `__input(IN_URL | IN_URL_FAILED, conn, text)` follows.
-const DO_RESOLVE_URL: u32 = 0;
-/// Opens a `WebSocket` to `a` (the URL) offering the page's subprotocols, which `index.js`
-/// keeps, and `lifeline.v1` after them when `b` is true (the rooms layer offers it), dropping
-/// any other socket.
-/// An exception goes to `__input(IN_OPEN_FAILED, conn, url, name, message)`.
-const DO_OPEN: u32 = 1;
-/// Sends `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket.
-const DO_SEND: u32 = 2;
-/// Closes connection `conn` with code `a` and reason `b`; its events still count.
-const DO_CLOSE: u32 = 3;
-/// As `DO_CLOSE`, and the socket is dropped at once: the machine has moved on from it.
-const DO_ABANDON: u32 = 4;
-/// Answers connection `conn`'s `bufferedAmount`, or -1 if it is not the socket.
-const DO_BUFFERED: u32 = 5;
-/// Sets the one timer to `conn` milliseconds from now (replacing any), or clears it (-1).
-const DO_TIMER: u32 = 6;
-
-/// `open` on connection `conn`; `a` is the selected subprotocol.
-const IN_OPENED: u32 = 0;
-/// A text frame `a`.
-const IN_TEXT: u32 = 1;
-/// A binary frame, `a` an `ArrayBuffer`.
-const IN_BYTES: u32 = 2;
-/// `error` on the socket.
-const IN_ERROR: u32 = 3;
-/// `close`: code `a`, reason `b`, `wasClean` `c`.
-const IN_CLOSED: u32 = 4;
-/// The URL provider resolved with `a`.
-const IN_URL: u32 = 5;
-/// The URL provider failed; `a` says why.
-const IN_URL_FAILED: u32 = 6;
-/// `new WebSocket(a)` threw an exception named `b` with message `c`.
-const IN_OPEN_FAILED: u32 = 7;
-/// `send` threw an exception named `b` with message `c`.
-const IN_SEND_FAILED: u32 = 8;
-const IN_ONLINE: u32 = 9;
-const IN_OFFLINE: u32 = 10;
-const IN_VISIBLE: u32 = 11;
-const IN_HIDDEN: u32 = 12;
-/// The timer went off.
-const IN_TIMER: u32 = 13;
-/// Carry out what the machine has decided since it was made: start connecting.
-const IN_START: u32 = 14;
-
-/// Sends string `a`; answers the index of `"sent"`/`"queued"`.
-const OP_SEND_TEXT: u32 = 0;
-/// Sends the bytes of `Uint8Array` `a`; answers as `OP_SEND_TEXT`.
-const OP_SEND_BYTES: u32 = 1;
-/// Closes for good with code `a` and reason `b` (undefined when not given).
-const OP_CLOSE: u32 = 2;
-const OP_RECONNECT: u32 = 3;
-/// Releases everything the wasm holds for this socket.
-const OP_DISPOSE: u32 = 4;
-/// The state, as an index of `STATES` in `index.js`.
-const OP_STATE: u32 = 5;
-const OP_URL: u32 = 6;
-const OP_PROTOCOL: u32 = 7;
-const OP_QUEUED: u32 = 8;
-const OP_UNACKED: u32 = 9;
-/// The heartbeat's round-trip time as `[last, smoothed]` in ms, `undefined` before a pong.
-const OP_RTT: u32 = 15;
-#[cfg(feature = "rooms")]
-const OP_START_ROOMS: u32 = 10;
-#[cfg(feature = "rooms")]
-const OP_JOIN: u32 = 11;
-#[cfg(feature = "rooms")]
-const OP_LEAVE: u32 = 12;
-/// Publishes JSON text `b` to room `a`; answers the publish id, whose `ack` or `publishFailed`
-/// event settles the promise `index.js` made.
-#[cfg(feature = "rooms")]
-const OP_PUBLISH: u32 = 13;
-#[cfg(feature = "rooms")]
-const OP_LIST_ROOMS: u32 = 14;
-
-fn text(value: &JsValue) -> String {
+fn string_of(value: &JsValue) -> String {
     value.as_string().unwrap_or_default()
 }
 
@@ -597,27 +480,32 @@ fn text(value: &JsValue) -> String {
 // The socket
 // ---------------------------------------------------------------------------------------------
 
-/// Everything the wasm holds for a live socket; dropping it releases all of it.
-struct Live {
+/// Everything the wasm holds for a socket that is not disposed; dropping it releases all of it.
+struct Attached {
     session: Session,
-    _functions: Vec<PredicateSlot>,
+    _functions: Vec<HeldFunction>,
 }
 
 /// The wasm half of a `LifelineSocket` of `index.js`, which owns it. See the module docs.
 #[wasm_bindgen(skip_typescript)]
 pub struct LifelineSocket {
     /// `None` once disposed.
-    live: RefCell<Option<Live>>,
+    attached: RefCell<Option<Attached>>,
     /// The deadline the shell's timer is set for.
     armed: Cell<Option<Instant>>,
     /// Set while the drive loop runs; calls from inside it leave their work to it.
     driving: Cell<bool>,
+    /// Set while a text frame is handled: its `message` event goes out as
+    /// `__message(undefined)`, which `index.js` reads as "the frame I handed you", so no copy of
+    /// it leaves the wasm. Taken once; the session reports a frame as at most one message,
+    /// unchanged.
+    inbound_text: Cell<bool>,
 }
 
 impl std::fmt::Debug for LifelineSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LifelineSocket")
-            .field("disposed", &self.live.borrow().is_none())
+            .field("disposed", &self.attached.borrow().is_none())
             .finish_non_exhaustive()
     }
 }
@@ -625,224 +513,231 @@ impl std::fmt::Debug for LifelineSocket {
 #[wasm_bindgen]
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
-    /// `numbers` are the numeric options (see `Num`); `terminal` is the wrapped
-    /// `isTerminalClose`; `ping` and `isPong` the heartbeat's, wrapped. `index.js` has
-    /// checked all of them. The page's subprotocols stay in `index.js` (a list of strings
-    /// through the boundary cost about 1.3 KB of wasm); the machine's list holds only what the
-    /// rooms layer offers (see [`crate::machine::Machine::offer_protocol`] and `DO_OPEN`). Nothing is carried
-    /// out before `__input(IN_START)`, so that the page can add listeners first.
+    /// `numbers` are the numeric options by [`OptionSlot`]; `is_terminal_close`, `ping` and
+    /// `is_pong` the page's functions, wrapped. `index.js` has checked all of them. The page's
+    /// subprotocols stay in `index.js` (a list of strings through the boundary cost about
+    /// 1.3 KB of wasm); the session offers only what the rooms layer needs (see
+    /// [`Command::Open`]). Nothing is carried out before `__input(Start)`, so that the page can
+    /// add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
         url: Option<String>,
         numbers: &[f64],
-        terminal: Option<Function>,
+        is_terminal_close: Option<Function>,
         ping: Option<Function>,
         is_pong: Option<Function>,
     ) -> JsResult<LifelineSocket> {
-        let numbers = Numbers(numbers);
-        let functions = Functions {
-            terminal,
+        let numbers = OptionNumbers(numbers);
+        let functions = PageFunctions {
+            is_terminal_close,
             ping,
             is_pong,
         };
         let (config, functions) = config_from(&numbers, functions);
-        let half = |which| numbers.get(which).unwrap_or(0.0) as u32;
-        let seed = (u64::from(half(Num::SeedHigh)) << 32) | u64::from(half(Num::SeedLow));
+        let half = |slot| numbers.get(slot).unwrap_or(0.0) as u32;
+        let seed =
+            (u64::from(half(OptionSlot::SeedHigh)) << 32) | u64::from(half(OptionSlot::SeedLow));
         let target = url.map_or(Target::Provider, Target::Url);
         let now = now();
         let mut session = Session::new(config, target, seed, now).map_err(|e| crate_error(&e))?;
-        if numbers.get(Num::Offline) == Some(1.0) {
+        if numbers.get(OptionSlot::Offline) == Some(1.0) {
             session.handle(now, Input::Offline);
         }
         #[cfg(feature = "rooms")]
         session.set_rooms_config(rooms_config_from(&numbers));
         Ok(LifelineSocket {
-            live: RefCell::new(Some(Live {
+            attached: RefCell::new(Some(Attached {
                 session,
                 _functions: functions,
             })),
             armed: Cell::new(None),
             driving: Cell::new(false),
+            inbound_text: Cell::new(false),
         })
     }
 
-    /// Feeds what happened in the browser (an `IN_*` kind) and carries out the consequences.
+    /// Feeds what happened in the browser (an [`ShellInput`]) and carries out the consequences.
     #[wasm_bindgen(js_name = __input)]
-    pub fn input(&self, shell: &Shell, kind: u32, conn: f64, a: JsValue, b: JsValue, c: JsValue) {
+    pub fn input(&self, shell: &Shell, input: u32, conn: f64, a: JsValue, b: JsValue, c: JsValue) {
         let now = now();
         let conn = ConnId(conn as u64);
-        let input = match kind {
-            IN_OPENED => Input::SocketOpened {
+        let Some(input) = ShellInput::from_u32(input) else {
+            return;
+        };
+        let input = match input {
+            ShellInput::Opened => Input::SocketOpened {
                 conn,
-                protocol: text(&a),
+                protocol: string_of(&a),
             },
-            IN_TEXT => Input::SocketMessage {
-                conn,
-                message: Message::Text(text(&a)),
-            },
-            IN_BYTES => Input::SocketMessage {
+            ShellInput::Text => {
+                self.inbound_text.set(true);
+                Input::SocketMessage {
+                    conn,
+                    message: Message::Text(string_of(&a)),
+                }
+            }
+            ShellInput::Bytes => Input::SocketMessage {
                 conn,
                 message: Message::Binary(Uint8Array::new(&a).to_vec()),
             },
-            IN_ERROR => Input::SocketError { conn },
-            IN_CLOSED => Input::SocketClosed {
+            ShellInput::Error => Input::SocketError { conn },
+            ShellInput::Closed => Input::SocketClosed {
                 conn,
                 info: CloseInfo {
                     code: a.as_f64().unwrap_or(1006.0) as u16,
-                    reason: text(&b),
+                    reason: string_of(&b),
                     was_clean: c.is_truthy(),
                 },
             },
-            IN_URL => Input::UrlResolved {
+            ShellInput::UrlResolved => Input::UrlResolved {
                 conn,
-                result: Ok(text(&a)),
+                result: Ok(string_of(&a)),
             },
-            IN_URL_FAILED => Input::UrlResolved {
+            ShellInput::UrlFailed => Input::UrlResolved {
                 conn,
-                result: Err(text(&a)),
+                result: Err(string_of(&a)),
             },
-            IN_OPEN_FAILED => Input::OpenFailed {
+            ShellInput::OpenFailed => Input::OpenFailed {
                 conn,
-                error: Error::from_exception(&text(&b), text(&c), Some(&text(&a))),
+                error: Error::from_exception(&string_of(&b), string_of(&c), Some(&string_of(&a))),
             },
-            IN_SEND_FAILED => {
-                let error = Error::from_exception(&text(&b), text(&c), None);
-                self.with_live(|live| live.session.transmit_failed(error));
+            ShellInput::SendFailed => {
+                let error = Error::from_exception(&string_of(&b), string_of(&c), None);
+                self.with_session(|session| session.transmit_failed(error));
                 return self.drive(shell);
             }
-            IN_ONLINE => Input::Online,
-            IN_OFFLINE => Input::Offline,
-            IN_VISIBLE => Input::Visible,
-            IN_HIDDEN => Input::Hidden,
-            IN_TIMER => {
+            ShellInput::Online => Input::Online,
+            ShellInput::Offline => Input::Offline,
+            ShellInput::Visible => Input::Visible,
+            ShellInput::Hidden => Input::Hidden,
+            ShellInput::Timer => {
                 self.armed.set(None);
-                self.with_live(|live| live.session.handle_timeout(now));
+                self.with_session(|session| session.handle_timeout(now));
                 return self.drive(shell);
             }
-            IN_START => return self.drive(shell),
-            _ => return,
+            ShellInput::Start => return self.drive(shell),
         };
-        self.with_live(|live| live.session.handle(now, input));
+        self.with_session(|session| session.handle(now, input));
         self.drive(shell);
+        self.inbound_text.set(false);
     }
 
-    /// Carries out the page's call `op` (an `OP_*`); throws `[code, message, a, b]`.
+    /// Carries out the page's call (a [`Call`]); throws `[code, message, detail, bound]`.
     #[wasm_bindgen(js_name = __call)]
-    pub fn call(&self, shell: &Shell, op: u32, a: JsValue, b: JsValue) -> JsResult<JsValue> {
+    pub fn call(&self, shell: &Shell, call: u32, a: JsValue, b: JsValue) -> JsResult<JsValue> {
         let now = now();
-        let answer = match op {
-            OP_SEND_TEXT => {
-                let message = text(&a);
-                // Straight to the socket when nothing waits before it: the machine only counts
+        let Some(call) = Call::from_u32(call) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let answer = match call {
+            Call::SendText => {
+                let message = string_of(&a);
+                // Straight to the socket when nothing waits before it: the session only counts
                 // the bytes, and the page's own string is sent, not a copy out of the wasm.
                 let direct = self
-                    .with_live(|live| live.session.send_now(now, message.len()))
+                    .with_session(|session| session.send_now(now, message.len()))
                     .flatten();
-                let sent = match direct {
+                send_result(match direct {
                     Some(conn) => {
-                        shell.act(DO_SEND, conn.0 as f64, a, JsValue::UNDEFINED);
+                        shell.run(Command::Send, conn.0 as f64, a, JsValue::UNDEFINED);
                         Sent::Transmitted
                     }
                     None => self.send(now, Message::Text(message))?,
-                };
-                num(sent_index(sent))
+                })
             }
-            OP_SEND_BYTES => num(sent_index(
-                self.send(now, Message::Binary(Uint8Array::new(&a).to_vec()))?,
-            )),
-            OP_CLOSE => {
+            Call::SendBytes => {
+                send_result(self.send(now, Message::Binary(Uint8Array::new(&a).to_vec()))?)
+            }
+            Call::Close => {
                 let code = a.as_f64().map(|c| c as u16);
                 let reason = b.as_string();
-                self.with_live(|live| live.session.close(now, code, reason.as_deref()))
+                self.with_session(|session| session.close(now, code, reason.as_deref()))
                     .unwrap_or(Ok(()))
                     .map_err(|e| crate_error(&e))?;
                 JsValue::UNDEFINED
             }
-            OP_RECONNECT => {
-                self.with_live(|live| live.session.reconnect(now));
+            Call::Reconnect => {
+                self.with_session(|session| session.reconnect(now));
                 JsValue::UNDEFINED
             }
-            OP_DISPOSE => {
+            Call::Dispose => {
                 // Dropped outside the borrow.
-                let live = self.live.borrow_mut().take();
-                drop(live);
+                let attached = self.attached.borrow_mut().take();
+                drop(attached);
                 return Ok(JsValue::UNDEFINED);
             }
-            OP_STATE => {
-                let state = self.with_live(|live| live.session.machine().state());
-                return Ok(num(state_index(state.unwrap_or(State::Closed))));
+            Call::State => {
+                let state = self.with_session(|session| session.machine().state());
+                return Ok(state_number(state.unwrap_or(State::Closed)));
             }
-            OP_URL => {
-                let url = self.with_live(|live| live.session.machine().url().map(str::to_owned));
+            Call::Url => {
+                let url = self.with_session(|s| s.machine().url().map(str::to_owned));
                 return Ok(url.flatten().unwrap_or_default().into());
             }
-            OP_PROTOCOL => {
-                let protocol = self.with_live(|live| live.session.machine().protocol().to_owned());
-                return Ok(protocol.unwrap_or_default().into());
-            }
-            OP_RTT => {
-                let rtt = self
-                    .with_live(|live| live.session.machine().rtt())
-                    .flatten();
+            Call::Protocol => return Ok(self.protocol().into()),
+            Call::Rtt => {
+                let rtt = self.with_session(|s| s.machine().rtt()).flatten();
                 return Ok(rtt.map_or(JsValue::UNDEFINED, |rtt| {
-                    let ms = |d: Duration| num(d.as_millis() as f64);
-                    Array::of2(&ms(rtt.last), &ms(rtt.smoothed)).into()
+                    Array::of2(&millis(rtt.last), &millis(rtt.smoothed)).into()
                 }));
             }
-            OP_QUEUED => {
-                let queued = self.with_live(|live| live.session.machine().queued_messages());
-                return Ok(num(queued.unwrap_or(0) as f64));
+            Call::Queued => {
+                let queued = self.with_session(|s| s.machine().queued_messages());
+                return Ok(number(queued.unwrap_or(0) as f64));
             }
-            OP_UNACKED => {
+            Call::Unacked => {
                 #[cfg(feature = "rooms")]
                 let unacked = self
-                    .with_live(|live| live.session.rooms().map_or(0, |r| r.unacked()))
+                    .with_session(|s| s.rooms().map_or(0, |r| r.unacked()))
                     .unwrap_or(0);
                 #[cfg(not(feature = "rooms"))]
                 let unacked = 0;
-                return Ok(num(unacked as f64));
+                return Ok(number(unacked as f64));
             }
             #[cfg(feature = "rooms")]
-            OP_START_ROOMS => {
-                self.with_live(|live| live.session.start_rooms(now));
+            Call::StartRooms => {
+                self.with_session(|session| session.start_rooms(now));
                 JsValue::UNDEFINED
             }
             #[cfg(feature = "rooms")]
-            OP_JOIN => {
-                let room = text(&a);
-                self.with_live(|live| live.session.join(now, &room))
+            Call::Join => {
+                let room = string_of(&a);
+                self.with_session(|session| session.join(now, &room))
                     .unwrap_or(Ok(()))
                     .map_err(|e| room_error(&e))?;
                 JsValue::UNDEFINED
             }
             #[cfg(feature = "rooms")]
-            OP_LEAVE => {
-                let room = text(&a);
-                let left = self.with_live(|live| live.session.leave(now, &room));
+            Call::Leave => {
+                let room = string_of(&a);
+                let left = self.with_session(|session| session.leave(now, &room));
                 left.unwrap_or(false).into()
             }
             #[cfg(feature = "rooms")]
-            OP_PUBLISH => {
-                let room = text(&a);
+            Call::Publish => {
+                let room = string_of(&a);
                 // JSON.stringify writes a lone surrogate as a `\u` escape, which the server
                 // refuses.
-                let data = RawJson::new(text(&b)).map_err(|e| {
+                let data = RawJson::new(string_of(&b)).map_err(|e| {
                     room_error(&RoomError::Encode {
                         message: e.to_string(),
                     })
                 })?;
                 let id = self
-                    .with_live(|live| live.session.publish(now, &room, data))
+                    .with_session(|session| session.publish(now, &room, data))
                     .unwrap_or(Err(RoomError::Closed))
                     .map_err(|e| room_error(&e))?;
-                num(id.0 as f64)
+                number(id.0 as f64)
             }
             #[cfg(feature = "rooms")]
-            OP_LIST_ROOMS => {
-                let asked = self.with_live(|live| live.session.list_rooms(now));
+            Call::ListRooms => {
+                let asked = self.with_session(|session| session.list_rooms(now));
                 asked.unwrap_or(false).into()
             }
-            _ => return Ok(JsValue::UNDEFINED),
+            #[cfg(not(feature = "rooms"))]
+            Call::StartRooms | Call::Join | Call::Leave | Call::Publish | Call::ListRooms => {
+                return Ok(JsValue::UNDEFINED);
+            }
         };
         self.drive(shell);
         Ok(answer)
@@ -850,16 +745,32 @@ impl LifelineSocket {
 }
 
 impl LifelineSocket {
-    /// Runs `f` on the live socket with the borrow held only for `f`, which must not call JS.
+    /// Runs `f` on the session with the borrow held only for `f`, which must not call JS.
     /// `None` once disposed.
-    fn with_live<T>(&self, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
-        self.live.borrow_mut().as_mut().map(f)
+    fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> T) -> Option<T> {
+        self.attached
+            .borrow_mut()
+            .as_mut()
+            .map(|attached| f(&mut attached.session))
+    }
+
+    fn protocol(&self) -> String {
+        self.with_session(|s| s.machine().protocol().to_owned())
+            .unwrap_or_default()
     }
 
     fn send(&self, now: Instant, message: Message) -> JsResult<Sent> {
-        self.with_live(|live| live.session.send(now, message))
+        self.with_session(|session| session.send(now, message))
             .unwrap_or(Err(Error::Closed))
             .map_err(|e| crate_error(&e))
+    }
+
+    /// A message's data for the page: `undefined` for the text frame being handled.
+    fn message_data(&self, message: Message) -> JsValue {
+        match message {
+            Message::Text(_) if self.inbound_text.replace(false) => JsValue::UNDEFINED,
+            message => bytes_or_text(message),
+        }
     }
 
     /// Carries out the session's I/O and hands its events to the page until none is left,
@@ -869,37 +780,37 @@ impl LifelineSocket {
             return;
         }
         loop {
-            if let Some(io) = self.with_live(|live| live.session.poll_io()).flatten() {
+            if let Some(io) = self.with_session(Session::poll_io).flatten() {
                 self.execute(shell, io);
                 continue;
             }
-            match self.with_live(|live| live.session.poll_event()).flatten() {
+            match self.with_session(Session::poll_event).flatten() {
+                Some(SessionEvent::Connection(Event::Message(message))) => {
+                    shell.emit_message(self.message_data(message));
+                }
                 Some(SessionEvent::Connection(event)) => {
-                    let protocol = || {
-                        self.with_live(|live| live.session.machine().protocol().to_owned())
-                            .unwrap_or_default()
-                    };
-                    let (kind, fields) = socket_event(&event, protocol);
-                    emit(shell, kind, fields);
+                    connection_event(&event, || self.protocol()).emit(shell);
                 }
                 #[cfg(feature = "rooms")]
-                Some(SessionEvent::Room(event)) => {
-                    let (kind, fields) = room_event(&event);
-                    emit(shell, kind, fields);
-                }
+                Some(SessionEvent::Room(event)) => room_event(event).emit(shell),
                 None => break,
             }
         }
         self.driving.set(false);
         // Disposed: the shell has cleared its timer itself.
-        let Some(want) = self.with_live(|live| live.session.poll_timeout()) else {
+        let Some(want) = self.with_session(|session| session.poll_timeout()) else {
             return;
         };
         if self.armed.replace(want) != want {
             let delay = want.map_or(-1.0, |at| {
                 at.0.saturating_sub(now().0).min(i32::MAX as u64) as f64
             });
-            shell.act(DO_TIMER, delay, JsValue::UNDEFINED, JsValue::UNDEFINED);
+            shell.run(
+                Command::Timer,
+                delay,
+                JsValue::UNDEFINED,
+                JsValue::UNDEFINED,
+            );
         }
     }
 
@@ -907,7 +818,7 @@ impl LifelineSocket {
         let none = || JsValue::UNDEFINED;
         match io {
             Io::ResolveUrl { conn } => {
-                shell.act(DO_RESOLVE_URL, conn.0 as f64, none(), none());
+                shell.run(Command::ResolveUrl, conn.0 as f64, none(), none());
             }
             Io::Open {
                 conn,
@@ -915,38 +826,33 @@ impl LifelineSocket {
                 protocols,
             } => {
                 let v1 = protocols.iter().any(|p| p == protocol::SUBPROTOCOL);
-                shell.act(DO_OPEN, conn.0 as f64, url.into(), v1.into());
+                shell.run(Command::Open, conn.0 as f64, url.into(), v1.into());
             }
             Io::Transmit { conn, message } => {
                 let data = match message {
                     Message::Text(t) => JsValue::from(t),
                     Message::Binary(b) => Uint8Array::from(b.as_slice()).into(),
                 };
-                shell.act(DO_SEND, conn.0 as f64, data, none());
+                shell.run(Command::Send, conn.0 as f64, data, none());
             }
             Io::Close { conn, code, reason } => {
-                shell.act(DO_CLOSE, conn.0 as f64, num(code), reason.into());
+                shell.run(Command::Close, conn.0 as f64, number(code), reason.into());
             }
             Io::Abandon { conn, code, reason } => {
-                shell.act(DO_ABANDON, conn.0 as f64, num(code), reason.into());
+                shell.run(Command::Abandon, conn.0 as f64, number(code), reason.into());
             }
             Io::PollBuffered { conn } => {
-                let amount = shell.act(DO_BUFFERED, conn.0 as f64, none(), none());
+                let amount = shell.run(Command::Buffered, conn.0 as f64, none(), none());
                 if amount >= 0.0 {
                     let input = Input::BufferedAmount {
                         conn,
                         amount: amount as u64,
                     };
-                    self.with_live(|live| live.session.handle(now(), input));
+                    self.with_session(|session| session.handle(now(), input));
                 }
             }
         }
     }
-}
-
-fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
-    let [a, b, c, d, e, f] = fields;
-    shell.emit(kind, a, b, c, d, e, f);
 }
 
 /// What the wasm holds right now across all sockets: the page's functions (`isTerminalClose`,
@@ -954,5 +860,5 @@ fn emit(shell: &Shell, kind: u32, fields: [JsValue; 6]) {
 /// For leak checks.
 #[wasm_bindgen(js_name = "__live", skip_typescript)]
 pub fn live_resources() -> f64 {
-    PREDICATES.with(|p| p.borrow().len()) as f64
+    HELD_FUNCTIONS.with(|held| held.borrow().len()) as f64
 }

@@ -88,14 +88,18 @@ test("index.js ships minified with a source map back to its readable source", ()
   assert.ok(code.endsWith("//# sourceMappingURL=index.js.map\n"));
   const payload = JSON.parse(readFileSync(join(pkg, "index.js.map"), "utf8"));
   const source = readFileSync(join(root, "client-wasm", "js", "index.js"), "utf8");
-  assert.deepEqual(payload.sources, ["ws-lifeline/index.js"]);
-  assert.equal(payload.sourcesContent[0], source);
+  // index.js and the boundary's numbers it imports, generated from src/js/boundary.rs.
+  assert.deepEqual([...payload.sources].sort(), ["ws-lifeline/boundary.gen.js", "ws-lifeline/index.js"]);
+  const generated = readFileSync(join(root, "client-wasm", "js", "boundary.gen.js"), "utf8");
+  assert.equal(payload.sourcesContent[payload.sources.indexOf("ws-lifeline/index.js")], source);
+  assert.equal(payload.sourcesContent[payload.sources.indexOf("ws-lifeline/boundary.gen.js")], generated);
   // A string that survives minification maps back to the source line that holds it.
   const needle = "send takes a string";
   const before = code.slice(0, code.indexOf(needle));
   const line = before.split("\n").length - 1;
   const column = before.length - (before.lastIndexOf("\n") + 1);
   const entry = new SourceMap(payload).findEntry(line, column);
+  assert.equal(entry.originalSource, "ws-lifeline/index.js");
   assert.match(source.split("\n")[entry.originalLine], new RegExp(needle));
 });
 

@@ -18,6 +18,7 @@
 //! name source files); the build fails if one does.
 
 mod boundary;
+mod boundary_js;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,6 +99,7 @@ fn build(options: &Options) -> Result {
     let root = crate::root();
     let pkg = root.join("client-wasm").join(&options.out_dir);
     let js = root.join("client-wasm").join("js");
+    boundary_js::write()?;
     let mut build = Step::new("npm package: wasm-pack build", "wasm-pack")
         .args([
             "build",
@@ -200,9 +202,9 @@ fn build(options: &Options) -> Result {
 }
 
 /// Moves rolldown's `index.min.js` and its map to `index.js` and `index.js.map`, pointing the
-/// one at the other. The map's source is named `ws-lifeline/index.js`: rolldown names it by
-/// its path from the package folder, which would publish the layout of the building machine;
-/// the text itself travels in `sourcesContent`.
+/// one at the other. The map's sources are named `ws-lifeline/<file>` (`index.js`,
+/// `boundary.gen.js`): rolldown names them by their path from the package folder, which would
+/// publish the layout of the building machine; the texts travel in `sourcesContent`.
 fn source_map(minified: &Path, entry: &Path) -> Result {
     let map_of = |js: &Path| js.with_extension("js.map");
     let code = read(minified)?;
@@ -213,14 +215,26 @@ fn source_map(minified: &Path, entry: &Path) -> Result {
     write(entry, &format!("{code}//# sourceMappingURL=index.js.map\n"))?;
     let mut map: serde_json::Value = serde_json::from_str(&read(&map_of(minified))?)
         .map_err(|e| format!("reading rolldown's source map: {e}"))?;
-    let has_source = map["sourcesContent"]
+    // index.js and the generated boundary.gen.js it imports, named by file name alone.
+    let sources: Option<Vec<String>> = map["sources"].as_array().and_then(|sources| {
+        let names = sources.iter().map(|source| {
+            let name = source.as_str()?.rsplit(['/', '\\']).next()?;
+            Some(format!("ws-lifeline/{name}"))
+        });
+        names.collect()
+    });
+    let carried = map["sourcesContent"]
         .as_array()
-        .is_some_and(|s| s.len() == 1 && s[0].is_string());
-    if !has_source {
+        .is_some_and(|texts| texts.iter().all(serde_json::Value::is_string));
+    let Some(sources) = sources.filter(|s| carried && s.contains(&"ws-lifeline/index.js".into()))
+    else {
         return Err("rolldown's source map does not carry index.js's source".into());
+    };
+    if map["sourcesContent"].as_array().map(Vec::len) != Some(sources.len()) {
+        return Err("rolldown's source map has a source without its text".into());
     }
     map["file"] = "index.js".into();
-    map["sources"] = serde_json::json!(["ws-lifeline/index.js"]);
+    map["sources"] = serde_json::json!(sources);
     write(&map_of(entry), &map.to_string())?;
     for file in [minified.to_path_buf(), map_of(minified)] {
         std::fs::remove_file(&file).map_err(|e| format!("removing {}: {e}", file.display()))?;

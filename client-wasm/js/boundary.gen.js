@@ -1,0 +1,179 @@
+// Generated from client-wasm/src/js/boundary.rs by `cargo xtask package`: do not edit.
+// `cargo test -p xtask` fails when this file is stale.
+/* global HAS_ROOMS */
+
+// Input: What happened in the browser: `machine.__input(shell, input, conn, a, b, c)`.
+/** The socket's `open`; `a` is the selected subprotocol. */
+export const INPUT_OPENED = 0;
+/** A text frame `a`. */
+export const INPUT_TEXT = 1;
+/** A binary frame, `a` an `ArrayBuffer`. */
+export const INPUT_BYTES = 2;
+/** The socket's `error`. */
+export const INPUT_ERROR = 3;
+/** The socket's `close`: code `a`, reason `b`, `wasClean` `c`. */
+export const INPUT_CLOSED = 4;
+/** The URL provider resolved with `a`. */
+export const INPUT_URL_RESOLVED = 5;
+/** The URL provider failed; `a` says why. */
+export const INPUT_URL_FAILED = 6;
+/** `new WebSocket(a)` threw an exception named `b` with message `c`. */
+export const INPUT_OPEN_FAILED = 7;
+/** `send` threw an exception named `b` with message `c`. */
+export const INPUT_SEND_FAILED = 8;
+/** The window's `online`. */
+export const INPUT_ONLINE = 9;
+/** The window's `offline`. */
+export const INPUT_OFFLINE = 10;
+/** The document became visible. */
+export const INPUT_VISIBLE = 11;
+/** The document became hidden. */
+export const INPUT_HIDDEN = 12;
+/** The timer went off. */
+export const INPUT_TIMER = 13;
+/** Carry out what the session has decided since it was made: start connecting. */
+export const INPUT_START = 14;
+export const INPUT_NAMES = ["opened", "text", "bytes", "error", "closed", "urlResolved", "urlFailed", "openFailed", "sendFailed", "online", "offline", "visible", "hidden", "timer", "start"];
+
+// Call: The page's calls: `machine.__call(shell, call, a, b)`; errors are thrown.
+/** Sends string `a`; answers a `SendResult`. */
+export const CALL_SEND_TEXT = 0;
+/** Sends the bytes of `Uint8Array` `a`; answers a `SendResult`. */
+export const CALL_SEND_BYTES = 1;
+/** Closes for good with code `a` and reason `b` (undefined when not given). */
+export const CALL_CLOSE = 2;
+/** Connects again now. */
+export const CALL_RECONNECT = 3;
+/** Releases everything the wasm holds for this socket. */
+export const CALL_DISPOSE = 4;
+/** Answers the `State`. */
+export const CALL_STATE = 5;
+/** Answers the URL of the current or last attempt. */
+export const CALL_URL = 6;
+/** Answers the selected subprotocol. */
+export const CALL_PROTOCOL = 7;
+/** Answers the number of queued messages. */
+export const CALL_QUEUED = 8;
+/** Answers the number of publishes awaiting their ack. */
+export const CALL_UNACKED = 9;
+/** Answers the heartbeat's round-trip time as `[last, smoothed]` in ms, or undefined. */
+export const CALL_RTT = 10;
+/** Starts the rooms layer (protocol v1). */
+export const CALL_START_ROOMS = 11;
+/** Joins room `a`. */
+export const CALL_JOIN = 12;
+/** Leaves room `a`; answers whether it was joined. */
+export const CALL_LEAVE = 13;
+/** Publishes JSON text `b` to room `a`; answers the publish id, whose `ack` or `publishFailed` event settles the page's promise. */
+export const CALL_PUBLISH = 14;
+/** Asks for the room list; answers whether it was asked. */
+export const CALL_LIST_ROOMS = 15;
+export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispose", "state", "url", "protocol", "queued", "unacked", "rtt", "startRooms", "join", "leave", "publish", "listRooms"];
+
+// Command: What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.
+/** Call the URL provider; `__input(UrlResolved | UrlFailed, conn, text)` follows. */
+export const COMMAND_RESOLVE_URL = 0;
+/** Open a `WebSocket` to `a` offering the page's subprotocols, and `lifeline.v1` after them when `b` is true, dropping any other socket. An exception goes to `__input(OpenFailed, conn, url, name, message)`. */
+export const COMMAND_OPEN = 1;
+/** Send `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket. */
+export const COMMAND_SEND = 2;
+/** Close connection `conn` with code `a` and reason `b`; its events still count. */
+export const COMMAND_CLOSE = 3;
+/** As `Close`, and drop the socket at once: the session has moved on from it. */
+export const COMMAND_ABANDON = 4;
+/** Answer connection `conn`'s `bufferedAmount`, or -1 if it is not the socket. */
+export const COMMAND_BUFFERED = 5;
+/** Set the one timer to `conn` milliseconds from now (replacing any), or clear it (-1). */
+export const COMMAND_TIMER = 6;
+export const COMMAND_NAMES = ["resolveUrl", "open", "send", "close", "abandon", "buffered", "timer"];
+
+// State: The socket's state, as `ws.state` names it.
+export const STATE_CONNECTING = 0;
+export const STATE_OPEN = 1;
+export const STATE_CLOSING = 2;
+export const STATE_CLOSED = 3;
+export const STATE_RECONNECTING = 4;
+export const STATE_NAMES = ["connecting", "open", "closing", "closed", "reconnecting"];
+
+// SendResult: What `send` did with a message, as `ws.send` answers it.
+export const SEND_RESULT_SENT = 0;
+export const SEND_RESULT_QUEUED = 1;
+export const SEND_RESULT_NAMES = ["sent", "queued"];
+
+// OptionSlot: The constructor's numbers (a `Float64Array`; NaN where an option is not given), checked by `index.js` to be non-negative. The slots up to `MaxUnacked` are named after their option.
+export const OPTION_SLOT_MIN_DELAY = 0;
+export const OPTION_SLOT_MAX_DELAY = 1;
+export const OPTION_SLOT_BACKOFF_FACTOR = 2;
+export const OPTION_SLOT_MAX_RETRIES = 3;
+export const OPTION_SLOT_CONNECT_TIMEOUT = 4;
+export const OPTION_SLOT_MIN_UPTIME = 5;
+export const OPTION_SLOT_MAX_QUEUED_MESSAGES = 6;
+export const OPTION_SLOT_MAX_QUEUED_BYTES = 7;
+export const OPTION_SLOT_HIGH_WATER_MARK = 8;
+export const OPTION_SLOT_ACK_TIMEOUT = 9;
+export const OPTION_SLOT_MAX_UNACKED = 10;
+/** `heartbeat.interval`. */
+export const OPTION_SLOT_HEARTBEAT_INTERVAL = 11;
+/** `heartbeat.timeout`. */
+export const OPTION_SLOT_HEARTBEAT_TIMEOUT = 12;
+/** 1 for `heartbeat: false`. */
+export const OPTION_SLOT_NO_HEARTBEAT = 13;
+/** The backoff jitter's seed, as two 32-bit halves from `Math.random()`. */
+export const OPTION_SLOT_SEED_HIGH = 14;
+export const OPTION_SLOT_SEED_LOW = 15;
+/** 1 when the browser is offline as the socket is made. */
+export const OPTION_SLOT_OFFLINE = 16;
+export const OPTION_SLOT_NAMES = ["minDelay", "maxDelay", "backoffFactor", "maxRetries", "connectTimeout", "minUptime", "maxQueuedMessages", "maxQueuedBytes", "highWaterMark", "ackTimeout", "maxUnacked", "heartbeatInterval", "heartbeatTimeout", "noHeartbeat", "seedHigh", "seedLow", "offline"];
+
+// PageEvent: An event for the page. Its type is the variant's name in lowerCamelCase, as `EventTarget` names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the fields.
+/** The connection is open with subprotocol `protocol`. */
+export const PAGE_EVENT_OPEN = 0;
+/** A message: a string or an `ArrayBuffer`. */
+export const PAGE_EVENT_MESSAGE = 1;
+/** An error, thrown-shaped (see `js.rs`'s `crate_error`). */
+export const PAGE_EVENT_ERROR = 2;
+export const PAGE_EVENT_CLOSE = 3;
+/** Waiting `delay` ms before attempt `attempt`. */
+export const PAGE_EVENT_RECONNECTING = 4;
+/** `state` is a `State`. */
+export const PAGE_EVENT_STATECHANGE = 5;
+export const PAGE_EVENT_GIVEUP = 6;
+export const PAGE_EVENT_OFFLINE = 7;
+export const PAGE_EVENT_ONLINE = 8;
+/** A heartbeat pong, `rtt` ms after its ping. */
+export const PAGE_EVENT_PONG = 9;
+export const PAGE_EVENT_WELCOME = 10;
+export const PAGE_EVENT_JOINED = 11;
+export const PAGE_EVENT_RECOVERY = 12;
+export const PAGE_EVENT_ROOM_MESSAGE = 13;
+export const PAGE_EVENT_LEFT = 14;
+export const PAGE_EVENT_ACK = 15;
+/** `error` is thrown-shaped (see `js.rs`'s `room_error`). */
+export const PAGE_EVENT_PUBLISH_FAILED = 16;
+export const PAGE_EVENT_PRESENCE = 17;
+/** `rooms` lists `[room, members]` pairs. */
+export const PAGE_EVENT_ROOMS = 18;
+export const PAGE_EVENT_SERVER_ERROR = 19;
+export const PAGE_EVENT_BAD_FRAME = 20;
+export const PAGE_EVENT_NAMES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong", ...(HAS_ROOMS ? ["welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence", "rooms", "serverError", "badFrame"] : [])];
+export const PAGE_EVENT_FIELDS = [["protocol"],
+  ["data"],
+  ["error"],
+  ["code", "reason", "wasClean"],
+  ["attempt", "delay"],
+  ["state"],
+  [],
+  [],
+  [],
+  ["rtt"],
+  ...(HAS_ROOMS ? [["resumed", "name"],
+  ["room", "epoch", "offset"],
+  ["room", "recovered", "sinceEpoch", "sinceOffset", "epoch", "offset"],
+  ["room", "epoch", "offset", "from", "data", "ts", "publisher", "id"],
+  ["room"],
+  ["id", "room", "offset", "duplicate"],
+  ["id", "room", "error"],
+  ["room", "members"],
+  ["rooms"],
+  ["code", "message"],
+  ["raw", "message"]] : [])];

@@ -1,0 +1,318 @@
+//! The JS side of the wasm/JS boundary, generated from its one table in Rust.
+//!
+//! `client-wasm/src/js/boundary.rs` declares the numbers that cross between `src/js.rs` and
+//! `js/index.js` in two macros: `numbered!` (fieldless enums) and `page_events!` (event kinds
+//! with their field names). This module parses both invocations with syn and writes
+//! `client-wasm/js/boundary.gen.js`: a constant per variant (`INPUT_TEXT`), the variants' names
+//! by number (`STATE_NAMES`) and, for events, their fields (`PAGE_EVENT_FIELDS`). The file is
+//! committed, so `index.js` reads as plain JS; the test below fails when it is stale.
+
+use std::path::PathBuf;
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, Ident, Item, Lit, Meta, Token, braced};
+
+use crate::Result;
+
+/// The table, relative to the workspace root.
+const SOURCE: &str = "client-wasm/src/js/boundary.rs";
+/// The generated file, relative to the workspace root.
+const GENERATED: &str = "client-wasm/js/boundary.gen.js";
+
+/// Writes the generated file if its text changed.
+pub(super) fn write() -> Result {
+    let path = crate::root().join(GENERATED);
+    let text = generate(&source_text()?)?;
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("xtask: regenerated {GENERATED} from {SOURCE}");
+    }
+    Ok(())
+}
+
+fn source_text() -> Result<String> {
+    let path: PathBuf = crate::root().join(SOURCE);
+    std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// One enum of the table.
+struct Table {
+    doc: String,
+    name: Ident,
+    variants: Vec<Variant>,
+}
+
+struct Variant {
+    doc: String,
+    name: Ident,
+    /// `#[cfg(feature = "rooms")]`: only the build with protocol v1 has it.
+    rooms_only: bool,
+    /// `Some` for event kinds: the event's fields.
+    fields: Option<Vec<Ident>>,
+}
+
+/// The text of `///` comments, lines joined with spaces.
+fn doc_of(attrs: &[Attribute]) -> String {
+    let lines = attrs.iter().filter_map(|attr| match &attr.meta {
+        Meta::NameValue(pair) if pair.path.is_ident("doc") => match &pair.value {
+            Expr::Lit(lit) => match &lit.lit {
+                Lit::Str(text) => Some(text.value().trim().to_string()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    });
+    lines.collect::<Vec<_>>().join(" ")
+}
+
+impl Parse for Table {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let doc = doc_of(&input.call(Attribute::parse_outer)?);
+        input.parse::<Token![enum]>()?;
+        let name = input.parse()?;
+        let body;
+        braced!(body in input);
+        let mut variants = Vec::new();
+        while !body.is_empty() {
+            // Every build numbers all variants; `#[cfg(feature = "rooms")]` ones are left out of
+            // the names and fields of the raw build.
+            let attrs = body.call(Attribute::parse_outer)?;
+            let rooms_only = rooms_only(&attrs)?;
+            let doc = doc_of(&attrs);
+            let name = body.parse()?;
+            let fields = if body.peek(syn::token::Brace) {
+                let list;
+                braced!(list in body);
+                let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
+                Some(names.into_iter().collect())
+            } else {
+                None
+            };
+            body.parse::<Token![,]>()?;
+            variants.push(Variant {
+                doc,
+                name,
+                rooms_only,
+                fields,
+            });
+        }
+        Ok(Table {
+            doc,
+            name,
+            variants,
+        })
+    }
+}
+
+/// Whether `attrs` hold `#[cfg(feature = "rooms")]`; any other `cfg` is refused.
+fn rooms_only(attrs: &[Attribute]) -> syn::Result<bool> {
+    let mut rooms_only = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("cfg")) {
+        let condition: syn::MetaNameValue = attr.parse_args()?;
+        let is_rooms = condition.path.is_ident("feature")
+            && matches!(&condition.value, Expr::Lit(l) if matches!(&l.lit, Lit::Str(s) if s.value() == "rooms"));
+        if !is_rooms {
+            return Err(syn::Error::new(
+                attr.pound_token.span,
+                "only `cfg(feature = \"rooms\")` is known",
+            ));
+        }
+        rooms_only = true;
+    }
+    Ok(rooms_only)
+}
+
+/// Every table of the source, in order.
+fn tables(source: &str) -> Result<Vec<Table>> {
+    let file = syn::parse_file(source).map_err(|e| format!("parsing {SOURCE}: {e}"))?;
+    let mut tables = Vec::new();
+    for item in file.items {
+        let Item::Macro(item) = item else { continue };
+        let parsed = if item.mac.path.is_ident("numbered") {
+            item.mac.parse_body_with(|input: ParseStream<'_>| {
+                let mut tables = Vec::new();
+                while !input.is_empty() {
+                    tables.push(input.parse::<Table>()?);
+                }
+                Ok(tables)
+            })
+        } else if item.mac.path.is_ident("page_events") {
+            item.mac.parse_body::<Table>().map(|table| vec![table])
+        } else {
+            continue;
+        };
+        tables.extend(parsed.map_err(|e| format!("parsing a table of {SOURCE}: {e}"))?);
+    }
+    if tables.is_empty() {
+        return Err(format!("{SOURCE} declares no table"));
+    }
+    Ok(tables)
+}
+
+/// `SendText` → `SEND_TEXT`.
+fn screaming(name: &str) -> String {
+    let mut out = String::new();
+    for (at, c) in name.chars().enumerate() {
+        if c.is_uppercase() && at > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// `RoomMessage` → `roomMessage`, `was_clean` → `wasClean`.
+fn lower_camel(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper_next = false;
+    for (at, c) in name.chars().enumerate() {
+        if c == '_' {
+            upper_next = true;
+        } else if at == 0 {
+            out.push(c.to_ascii_lowercase());
+        } else if upper_next {
+            out.push(c.to_ascii_uppercase());
+            upper_next = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn quoted(names: impl IntoIterator<Item = String>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("\"{n}\"")).collect();
+    format!("[{}]", names.join(", "))
+}
+
+/// A JS array of `item` for each variant, the rooms-only ones (which come last) behind
+/// `HAS_ROOMS`, which the package build defines (see `index.js`).
+fn per_variant(
+    table: &Table,
+    separator: &str,
+    item: impl Fn(&Variant) -> String,
+) -> Result<String> {
+    let (everywhere, rooms): (Vec<&Variant>, Vec<&Variant>) =
+        table.variants.iter().partition(|v| !v.rooms_only);
+    if table
+        .variants
+        .iter()
+        .skip(everywhere.len())
+        .any(|v| !v.rooms_only)
+    {
+        return Err(format!(
+            "{}: rooms-only variants must come last, so that the numbers of both builds agree",
+            table.name
+        ));
+    }
+    let list = |variants: Vec<&Variant>| variants.into_iter().map(&item).collect::<Vec<_>>();
+    let mut items = list(everywhere);
+    if !rooms.is_empty() {
+        let rooms = list(rooms).join(separator);
+        items.push(format!("...(HAS_ROOMS ? [{rooms}] : [])"));
+    }
+    Ok(format!("[{}]", items.join(separator)))
+}
+
+/// The JS module for the table in `source`.
+fn generate(source: &str) -> Result<String> {
+    let mut js = format!(
+        "// Generated from {SOURCE} by `cargo xtask package`: do not edit.\n\
+         // `cargo test -p xtask` fails when this file is stale.\n\
+         /* global HAS_ROOMS */\n"
+    );
+    for table in tables(source)? {
+        let prefix = screaming(&table.name.to_string());
+        js.push_str(&format!("\n// {}: {}\n", table.name, table.doc));
+        for (number, variant) in table.variants.iter().enumerate() {
+            if !variant.doc.is_empty() {
+                js.push_str(&format!("/** {} */\n", variant.doc));
+            }
+            let name = screaming(&variant.name.to_string());
+            js.push_str(&format!("export const {prefix}_{name} = {number};\n"));
+        }
+        let names = per_variant(&table, ", ", |v| {
+            format!("\"{}\"", lower_camel(&v.name.to_string()))
+        })?;
+        js.push_str(&format!("export const {prefix}_NAMES = {names};\n"));
+        if table.variants.iter().any(|v| v.fields.is_some()) {
+            let fields = per_variant(&table, ",\n  ", |v| {
+                quoted(
+                    v.fields
+                        .iter()
+                        .flatten()
+                        .map(|f| lower_camel(&f.to_string())),
+                )
+            })?;
+            js.push_str(&format!("export const {prefix}_FIELDS = {fields};\n"));
+        }
+    }
+    Ok(js)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_boundary_js_is_current() {
+        let committed = std::fs::read_to_string(crate::root().join(GENERATED))
+            .expect("the generated file is committed");
+        let fresh = generate(&source_text().expect("the table reads")).expect("the table parses");
+        assert!(
+            committed == fresh,
+            "{GENERATED} is stale: run `cargo xtask package` to regenerate it from {SOURCE}"
+        );
+    }
+
+    #[test]
+    fn variants_are_numbered_in_order_with_their_fields() {
+        let source = r#"
+            numbered! {
+                /// Calls.
+                enum Call {
+                    /// Sends.
+                    SendText,
+                    Close,
+                }
+            }
+            page_events! {
+                enum PageEvent {
+                    Open { protocol },
+                    Giveup {},
+                    #[cfg(feature = "rooms")]
+                    RoomMessage { room, was_clean },
+                }
+            }
+        "#;
+        let js = generate(source).expect("parses");
+        assert!(js.contains("/** Sends. */\nexport const CALL_SEND_TEXT = 0;\n"));
+        assert!(js.contains("export const CALL_CLOSE = 1;\n"));
+        assert!(js.contains("export const CALL_NAMES = [\"sendText\", \"close\"];\n"));
+        assert!(js.contains("export const PAGE_EVENT_GIVEUP = 1;\n"));
+        assert!(js.contains("export const PAGE_EVENT_ROOM_MESSAGE = 2;\n"));
+        assert!(js.contains(
+            "export const PAGE_EVENT_NAMES = [\"open\", \"giveup\", ...(HAS_ROOMS ? [\"roomMessage\"] : [])];\n"
+        ));
+        assert!(js.contains(
+            "export const PAGE_EVENT_FIELDS = [[\"protocol\"],\n  [],\n  ...(HAS_ROOMS ? [[\"room\", \"wasClean\"]] : [])];\n"
+        ));
+    }
+
+    #[test]
+    fn a_rooms_only_variant_before_a_common_one_is_refused() {
+        let source = r#"
+            page_events! {
+                enum PageEvent {
+                    #[cfg(feature = "rooms")]
+                    Welcome { name },
+                    Open { protocol },
+                }
+            }
+        "#;
+        let error = generate(source).err().unwrap_or_default();
+        assert!(error.contains("must come last"), "{error}");
+    }
+}
