@@ -75,7 +75,7 @@ export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispo
 export const COMMAND_RESOLVE_URL = 0;
 /** Open a `WebSocket` to `a` offering the page's subprotocols, and `lifeline.v1` after them when `b` is true, dropping any other socket. An exception goes to `__input(OpenFailed, conn, url, name, message)`. */
 export const COMMAND_OPEN = 1;
-/** Send `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket. */
+/** Send `a` (a string or an `ArrayBuffer`) on connection `conn`, if it is still the socket. */
 export const COMMAND_SEND = 2;
 /** Close connection `conn` with code `a` and reason `b`; its events still count. */
 export const COMMAND_CLOSE = 3;
@@ -100,7 +100,9 @@ export const SEND_RESULT_SENT = 0;
 export const SEND_RESULT_QUEUED = 1;
 export const SEND_RESULT_NAMES = ["sent", "queued"];
 
-// OptionSlot: The constructor's numbers (a `Float64Array`; NaN where an option is not given), checked by `index.js` to be non-negative. The slots up to `MaxUnacked` are named after their option.
+// OptionSlot: The constructor's numbers (a `Float64Array`; NaN where an option is not given),
+// checked by `index.js` to be non-negative. The slots up to `MaxUnacked` are named after their
+// option.
 export const OPTION_SLOT_MIN_DELAY = 0;
 export const OPTION_SLOT_MAX_DELAY = 1;
 export const OPTION_SLOT_BACKOFF_FACTOR = 2;
@@ -125,7 +127,9 @@ export const OPTION_SLOT_SEED_LOW = 15;
 export const OPTION_SLOT_OFFLINE = 16;
 export const OPTION_SLOT_NAMES = ["minDelay", "maxDelay", "backoffFactor", "maxRetries", "connectTimeout", "minUptime", "maxQueuedMessages", "maxQueuedBytes", "highWaterMark", "ackTimeout", "maxUnacked", "heartbeatInterval", "heartbeatTimeout", "noHeartbeat", "seedHigh", "seedLow", "offline"];
 
-// PageEvent: An event for the page. Its type is the variant's name in lowerCamelCase, as `EventTarget` names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the fields.
+// PageEvent: An event for the page. Its type is the variant's name in lowerCamelCase, as
+// `EventTarget` names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the
+// fields.
 /** The connection is open with subprotocol `protocol`. */
 export const PAGE_EVENT_OPEN = 0;
 /** A message: a string or an `ArrayBuffer`. */
@@ -156,7 +160,8 @@ export const PAGE_EVENT_ROOMS = 18;
 export const PAGE_EVENT_SERVER_ERROR = 19;
 export const PAGE_EVENT_BAD_FRAME = 20;
 export const PAGE_EVENT_NAMES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong", ...(HAS_ROOMS ? ["welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence", "rooms", "serverError", "badFrame"] : [])];
-export const PAGE_EVENT_FIELDS = [["protocol"],
+export const PAGE_EVENT_FIELDS = [
+  ["protocol"],
   ["data"],
   ["error"],
   ["code", "reason", "wasClean"],
@@ -166,14 +171,17 @@ export const PAGE_EVENT_FIELDS = [["protocol"],
   [],
   [],
   ["rtt"],
-  ...(HAS_ROOMS ? [["resumed", "name"],
-  ["room", "epoch", "offset"],
-  ["room", "recovered", "sinceEpoch", "sinceOffset", "epoch", "offset"],
-  ["room", "epoch", "offset", "from", "data", "ts", "publisher", "id"],
-  ["room"],
-  ["id", "room", "offset", "duplicate"],
-  ["id", "room", "error"],
-  ["room", "members"],
-  ["rooms"],
-  ["code", "message"],
-  ["raw", "message"]] : [])];
+  ...(HAS_ROOMS ? [
+    ["resumed", "name"],
+    ["room", "epoch", "offset"],
+    ["room", "recovered", "sinceEpoch", "sinceOffset", "epoch", "offset"],
+    ["room", "epoch", "offset", "from", "data", "ts", "publisher", "id"],
+    ["room"],
+    ["id", "room", "offset", "duplicate"],
+    ["id", "room", "error"],
+    ["room", "members"],
+    ["rooms"],
+    ["code", "message"],
+    ["raw", "message"],
+  ] : []),
+];

@@ -9,9 +9,9 @@
 //! everything; the JS carries it out, checks arguments and options, and builds every event
 //! object and every error.
 //!
-//! The boundary is four calls, each taking the socket's JS object (`shell`) so the wasm never
-//! holds it. Their numbers are the enums of [`boundary`], from which `cargo xtask package`
-//! generates `js/boundary.gen.js`:
+//! The boundary is these calls, each taking the socket's JS object (`shell`) so the wasm never
+//! holds it. Their numbers are the enums of `src/js/boundary.rs`, from which
+//! `cargo xtask package` generates `js/boundary.gen.js`:
 //!
 //! - [`LifelineSocket::input`] (`__input(shell, input, conn, a, b, c)`): what happened in the
 //!   browser, an `Input`.
@@ -147,6 +147,7 @@ thread_local! {
 }
 
 /// One of a socket's functions in [`HELD_FUNCTIONS`], removed when the socket goes.
+#[derive(Debug)]
 struct HeldFunction(u64);
 
 impl HeldFunction {
@@ -206,6 +207,12 @@ fn config_from(
     functions: PageFunctions,
 ) -> (Config, Vec<HeldFunction>) {
     let mut held = Vec::new();
+    let mut hold = |function| {
+        let function = HeldFunction::hold(function);
+        let id = function.0;
+        held.push(function);
+        id
+    };
     let mut config = Config::default();
     if let Some(ms) = numbers.millis(OptionSlot::MinDelay) {
         config = config.backoff_min(ms);
@@ -235,9 +242,7 @@ fn config_from(
             config = config.heartbeat_timeout(ms);
         }
         if let Some(function) = functions.ping {
-            let ping = HeldFunction::hold(function);
-            let id = ping.0;
-            held.push(ping);
+            let id = hold(function);
             config =
                 config.ping(
                     move |n| match HeldFunction::call(id, (n as f64).into()).as_string() {
@@ -247,9 +252,7 @@ fn config_from(
                 );
         }
         if let Some(function) = functions.is_pong {
-            let is_pong = HeldFunction::hold(function);
-            let id = is_pong.0;
-            held.push(is_pong);
+            let id = hold(function);
             config = config.is_pong(move |text| HeldFunction::call(id, text.into()).is_truthy());
         }
     }
@@ -268,9 +271,7 @@ fn config_from(
         config = config.high_water_mark(bytes as u64);
     }
     if let Some(function) = functions.is_terminal_close {
-        let rule = HeldFunction::hold(function);
-        let id = rule.0;
-        held.push(rule);
+        let id = hold(function);
         config = config.terminal_close(move |code| {
             let verdict = HeldFunction::call(id, code.into());
             if verdict.is_undefined() {
@@ -317,7 +318,7 @@ fn state_number(state: State) -> JsValue {
     } as u32)
 }
 
-/// A connection event other than a message (see [`LifelineSocket::message_data`]).
+/// A connection event for the page (`drive` hands messages over itself, see `message_data`).
 fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEvent {
     match event {
         Event::Open => PageEvent::Open {
@@ -481,6 +482,7 @@ fn string_of(value: &JsValue) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// Everything the wasm holds for a socket that is not disposed; dropping it releases all of it.
+#[derive(Debug)]
 struct Attached {
     session: Session,
     _functions: Vec<HeldFunction>,
@@ -488,6 +490,7 @@ struct Attached {
 
 /// The wasm half of a `LifelineSocket` of `index.js`, which owns it. See the module docs.
 #[wasm_bindgen(skip_typescript)]
+#[derive(Debug)]
 pub struct LifelineSocket {
     /// `None` once disposed.
     attached: RefCell<Option<Attached>>,
@@ -502,22 +505,14 @@ pub struct LifelineSocket {
     inbound_text: Cell<bool>,
 }
 
-impl std::fmt::Debug for LifelineSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LifelineSocket")
-            .field("disposed", &self.attached.borrow().is_none())
-            .finish_non_exhaustive()
-    }
-}
-
 #[wasm_bindgen]
 impl LifelineSocket {
     /// A socket for `url` (a string, or `undefined` when `index.js` holds a URL provider);
-    /// `numbers` are the numeric options by [`OptionSlot`]; `is_terminal_close`, `ping` and
+    /// `numbers` are the numeric options by `OptionSlot`; `is_terminal_close`, `ping` and
     /// `is_pong` the page's functions, wrapped. `index.js` has checked all of them. The page's
     /// subprotocols stay in `index.js` (a list of strings through the boundary cost about
     /// 1.3 KB of wasm); the session offers only what the rooms layer needs (see
-    /// [`Command::Open`]). Nothing is carried out before `__input(Start)`, so that the page can
+    /// `Command::Open`). Nothing is carried out before `__input(Start)`, so that the page can
     /// add listeners first.
     #[wasm_bindgen(constructor)]
     pub fn new(
@@ -556,7 +551,8 @@ impl LifelineSocket {
         })
     }
 
-    /// Feeds what happened in the browser (an [`ShellInput`]) and carries out the consequences.
+    /// Feeds what happened in the browser (a boundary `Input`) and carries out the
+    /// consequences.
     #[wasm_bindgen(js_name = __input)]
     pub fn input(&self, shell: &Shell, input: u32, conn: f64, a: JsValue, b: JsValue, c: JsValue) {
         let now = now();
@@ -622,7 +618,7 @@ impl LifelineSocket {
         self.inbound_text.set(false);
     }
 
-    /// Carries out the page's call (a [`Call`]); throws `[code, message, detail, bound]`.
+    /// Carries out the page's call (a `Call`); throws `[code, message, detail, bound]`.
     #[wasm_bindgen(js_name = __call)]
     pub fn call(&self, shell: &Shell, call: u32, a: JsValue, b: JsValue) -> JsResult<JsValue> {
         let now = now();
@@ -829,11 +825,7 @@ impl LifelineSocket {
                 shell.run(Command::Open, conn.0 as f64, url.into(), v1.into());
             }
             Io::Transmit { conn, message } => {
-                let data = match message {
-                    Message::Text(t) => JsValue::from(t),
-                    Message::Binary(b) => Uint8Array::from(b.as_slice()).into(),
-                };
-                shell.run(Command::Send, conn.0 as f64, data, none());
+                shell.run(Command::Send, conn.0 as f64, bytes_or_text(message), none());
             }
             Io::Close { conn, code, reason } => {
                 shell.run(Command::Close, conn.0 as f64, number(code), reason.into());

@@ -118,7 +118,7 @@ numbered! {
         /// them when `b` is true, dropping any other socket. An exception goes to
         /// `__input(OpenFailed, conn, url, name, message)`.
         Open,
-        /// Send `a` (a string or a `Uint8Array`) on connection `conn`, if it is still the socket.
+        /// Send `a` (a string or an `ArrayBuffer`) on connection `conn`, if it is still the socket.
         Send,
         /// Close connection `conn` with code `a` and reason `b`; its events still count.
         Close,

@@ -188,10 +188,11 @@ fn quoted(names: impl IntoIterator<Item = String>) -> String {
 }
 
 /// A JS array of `item` for each variant, the rooms-only ones (which come last) behind
-/// `HAS_ROOMS`, which the package build defines (see `index.js`).
+/// `HAS_ROOMS`, which the package build defines (see `index.js`); one item a line if
+/// `one_a_line`.
 fn per_variant(
     table: &Table,
-    separator: &str,
+    one_a_line: bool,
     item: impl Fn(&Variant) -> String,
 ) -> Result<String> {
     let (everywhere, rooms): (Vec<&Variant>, Vec<&Variant>) =
@@ -207,13 +208,43 @@ fn per_variant(
             table.name
         ));
     }
-    let list = |variants: Vec<&Variant>| variants.into_iter().map(&item).collect::<Vec<_>>();
-    let mut items = list(everywhere);
+    let list = |variants: Vec<&Variant>, indent: &str| {
+        let items = variants.into_iter().map(&item);
+        if one_a_line {
+            items
+                .map(|i| format!("\n{indent}  {i},"))
+                .collect::<String>()
+                + "\n"
+        } else {
+            items.collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut text = list(everywhere, "");
     if !rooms.is_empty() {
-        let rooms = list(rooms).join(separator);
-        items.push(format!("...(HAS_ROOMS ? [{rooms}] : [])"));
+        let rooms = list(rooms, "  ");
+        text = if one_a_line {
+            format!("{text}  ...(HAS_ROOMS ? [{rooms}  ] : []),\n")
+        } else {
+            format!("{text}, ...(HAS_ROOMS ? [{rooms}] : [])")
+        };
     }
-    Ok(format!("[{}]", items.join(separator)))
+    Ok(format!("[{text}]"))
+}
+
+/// `text` as `//` lines of at most 100 characters.
+fn comment(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("//");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 100 && line.len() > 2 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("//");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out + &line + "\n"
 }
 
 /// The JS module for the table in `source`.
@@ -225,7 +256,8 @@ fn generate(source: &str) -> Result<String> {
     );
     for table in tables(source)? {
         let prefix = screaming(&table.name.to_string());
-        js.push_str(&format!("\n// {}: {}\n", table.name, table.doc));
+        js.push('\n');
+        js.push_str(&comment(&format!("{}: {}", table.name, table.doc)));
         for (number, variant) in table.variants.iter().enumerate() {
             if !variant.doc.is_empty() {
                 js.push_str(&format!("/** {} */\n", variant.doc));
@@ -233,12 +265,12 @@ fn generate(source: &str) -> Result<String> {
             let name = screaming(&variant.name.to_string());
             js.push_str(&format!("export const {prefix}_{name} = {number};\n"));
         }
-        let names = per_variant(&table, ", ", |v| {
+        let names = per_variant(&table, false, |v| {
             format!("\"{}\"", lower_camel(&v.name.to_string()))
         })?;
         js.push_str(&format!("export const {prefix}_NAMES = {names};\n"));
         if table.variants.iter().any(|v| v.fields.is_some()) {
-            let fields = per_variant(&table, ",\n  ", |v| {
+            let fields = per_variant(&table, true, |v| {
                 quoted(
                     v.fields
                         .iter()
@@ -297,7 +329,8 @@ mod tests {
             "export const PAGE_EVENT_NAMES = [\"open\", \"giveup\", ...(HAS_ROOMS ? [\"roomMessage\"] : [])];\n"
         ));
         assert!(js.contains(
-            "export const PAGE_EVENT_FIELDS = [[\"protocol\"],\n  [],\n  ...(HAS_ROOMS ? [[\"room\", \"wasClean\"]] : [])];\n"
+            "export const PAGE_EVENT_FIELDS = [\n  [\"protocol\"],\n  [],\n  \
+             ...(HAS_ROOMS ? [\n    [\"room\", \"wasClean\"],\n  ] : []),\n];\n"
         ));
     }
 
