@@ -208,6 +208,18 @@ function number(object, key) {
   throw invalid(`option \`${key}\` must be a non-negative number, got ${describe(value)}`);
 }
 
+/** The page's function `fn` as the wasm calls it: its answer through `check`; an exception
+ * (of either) is reported and answers `undefined`, which leaves the choice to the default. */
+function guarded(fn, check) {
+  return (arg) => {
+    try {
+      return check(fn(arg));
+    } catch (exception) {
+      report(exception);
+    }
+  };
+}
+
 /** Checks `options` and turns them into the constructor's numbers, protocols and rule. */
 function parseOptions(options, protocols) {
   // No high-water mark unless asked for: an open socket takes every send, as `WebSocket` does.
@@ -242,42 +254,22 @@ function parseOptions(options, protocols) {
     if (typeof text === "string") ping = () => text;
     else if (typeof text === "function") {
       // Not a string, or an exception (reported): the default ping goes out instead.
-      ping = (n) => {
-        try {
-          const frame = text(n);
-          if (typeof frame === "string") return frame;
-          throw invalid(`heartbeat \`ping\` must return a string, got ${describe(frame)}`);
-        } catch (exception) {
-          report(exception);
-        }
-      };
+      ping = guarded(text, (frame) => {
+        if (typeof frame === "string") return frame;
+        throw invalid(`heartbeat \`ping\` must return a string, got ${describe(frame)}`);
+      });
     } else if (text !== undefined) throw invalid("option `ping` must be a string or a function");
     const test = heartbeat.isPong;
-    if (typeof test === "function") {
-      isPong = (data) => {
-        try {
-          return !!test(data);
-        } catch (exception) {
-          report(exception);
-          return false;
-        }
-      };
-    } else if (test !== undefined) throw invalid("option `isPong` must be a function");
+    if (typeof test === "function") isPong = guarded(test, Boolean);
+    else if (test !== undefined) throw invalid("option `isPong` must be a function");
   } else if (heartbeat !== undefined && heartbeat !== true) {
     throw invalid("option `heartbeat` must be false or { interval, timeout, ping, isPong }");
   }
   const isTerminal = options.isTerminalClose;
   let rule;
-  if (typeof isTerminal === "function") {
-    // An exception is reported, and the default rule decides (the wasm sees `undefined`).
-    rule = (code) => {
-      try {
-        return !!isTerminal(code);
-      } catch (exception) {
-        report(exception);
-      }
-    };
-  } else if (isTerminal !== undefined && isTerminal !== null) {
+  // An exception is reported, and the default rule decides (the wasm sees `undefined`).
+  if (typeof isTerminal === "function") rule = guarded(isTerminal, Boolean);
+  else if (isTerminal !== undefined && isTerminal !== null) {
     throw invalid("option `isTerminalClose` must be a function");
   }
   return [numbers, protocols, rule, ping, isPong];
