@@ -181,8 +181,8 @@ impl fmt::Display for RoomError {
 }
 
 impl RoomError {
-    /// The message `Display` writes, built by hand as [`crate::Error`]'s is (no `core::fmt`
-    /// in the npm package).
+    /// The message `Display` writes, built by hand as [`crate::Error`]'s is: `#[error]` here
+    /// and there costs the npm package 1,637 B gzip (measured; see `Error::message`).
     pub(crate) fn message(&self) -> String {
         let mut out = String::new();
         let quoted = |out: &mut String, room: &str| {
