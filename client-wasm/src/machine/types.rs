@@ -138,7 +138,7 @@ pub struct CloseInfo {
 pub enum Event {
     /// The socket opened. In the sans-IO core, frames passed to
     /// [`Machine::send_preamble`](super::Machine::send_preamble) right after this event is polled
-    /// go out before the queued messages are flushed.
+    /// go out before the queued messages are flushed (when a protocol layer is offered).
     Open,
     /// A message arrived (heartbeat pongs are not reported unless configured).
     Message(Message),
@@ -169,16 +169,18 @@ pub enum Event {
     },
 }
 
-/// What the shell must do, returned by [`Machine::poll_command`](super::Machine::poll_command).
+/// What the shell must do, from [`Machine::poll_io`](super::Machine::poll_io) (and
+/// [`Session::poll_io`](super::session::Session::poll_io)): the one I/O command type.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Command {
+pub enum Io {
     /// Run the URL provider and answer with [`Input::UrlResolved`] for `conn`.
     ResolveUrl {
         /// The attempt the URL is for.
         conn: ConnId,
     },
-    /// Open a socket; answer with `Socket*` inputs (or [`Input::OpenFailed`]) for `conn`.
+    /// Open a socket, dropping any other; answer with `Socket*` inputs (or
+    /// [`Input::OpenFailed`]) for `conn`.
     Open {
         /// The id to tag this socket's events with.
         conn: ConnId,
@@ -187,15 +189,14 @@ pub enum Command {
         /// Subprotocols to offer (`Sec-WebSocket-Protocol`).
         protocols: Vec<String>,
     },
-    /// Send a frame on socket `conn`.
+    /// Send a frame on socket `conn`, if it is still the socket.
     Transmit {
         /// The socket.
         conn: ConnId,
         /// The frame.
         message: Message,
     },
-    /// Close socket `conn`. After a heartbeat timeout the machine has already moved on; the
-    /// shell may drop the socket's listeners at once.
+    /// Close socket `conn` (the user's `close()`); its events still count.
     Close {
         /// The socket.
         conn: ConnId,
@@ -204,13 +205,22 @@ pub enum Command {
         /// At most 123 bytes of UTF-8.
         reason: String,
     },
+    /// Close socket `conn` and drop it now: the machine has moved on from it (heartbeat or
+    /// connect timeout, reconnect, `close()` while opening), and a half-open peer would never
+    /// answer.
+    Abandon {
+        /// The socket.
+        conn: ConnId,
+        /// As in `Close`.
+        code: u16,
+        /// As in `Close`.
+        reason: String,
+    },
     /// Report the socket's `bufferedAmount` with [`Input::BufferedAmount`].
     PollBuffered {
         /// The socket.
         conn: ConnId,
     },
-    /// Hand an event to the application.
-    Emit(Event),
 }
 
 /// What happened in the environment, fed to [`Machine::handle`](super::Machine::handle).
@@ -260,7 +270,7 @@ pub enum Input {
         /// How it closed.
         info: CloseInfo,
     },
-    /// The socket's current `bufferedAmount`, answering [`Command::PollBuffered`] (or sent
+    /// The socket's current `bufferedAmount`, answering [`Io::PollBuffered`] (or sent
     /// unasked after a transmit).
     BufferedAmount {
         /// The socket.
