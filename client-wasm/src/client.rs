@@ -96,6 +96,14 @@ impl Client {
         self.send(typed::encode(value)?)
     }
 
+    /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called when
+    /// [`Event::Open`](crate::Event::Open) is heard. Errors:
+    /// [`Error::NotOpen`](crate::Error::NotOpen).
+    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        self.act(|s, now| s.send_preamble(now, message))
+    }
+
     /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
     /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
     /// returned and nothing happens.

@@ -202,6 +202,10 @@ pub struct Config {
     pub high_water_mark: u64,
     /// How often `bufferedAmount` is polled while above the high-water mark. Default: 50 ms.
     pub drain_poll: Duration,
+    /// The protocol v1 layer's settings, used when it starts (feature `rooms`). Default:
+    /// [`RoomsConfig::default()`](super::rooms::RoomsConfig).
+    #[cfg(feature = "rooms")]
+    pub rooms: super::rooms::RoomsConfig,
 }
 
 impl Default for Config {
@@ -220,13 +224,18 @@ impl Default for Config {
             queue_max_bytes: 1 << 20,
             high_water_mark: 1 << 20,
             drain_poll: Duration::from_millis(50),
+            #[cfg(feature = "rooms")]
+            rooms: super::rooms::RoomsConfig::default(),
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        let mut config = f.debug_struct("Config");
+        #[cfg(feature = "rooms")]
+        config.field("rooms", &self.rooms);
+        config
             .field("protocols", &self.protocols)
             .field("backoff", &self.backoff)
             .field("connect_timeout", &self.connect_timeout)
@@ -248,6 +257,13 @@ impl Config {
         S: Into<String>,
     {
         self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the protocol v1 layer's settings.
+    #[cfg(feature = "rooms")]
+    pub fn rooms(mut self, rooms: super::rooms::RoomsConfig) -> Self {
+        self.rooms = rooms;
         self
     }
 

@@ -76,11 +76,11 @@ impl Session {
     /// A session whose first attempt starts at once; see [`Machine::new`].
     pub fn new(config: Config, target: Target, seed: u64, now: Instant) -> Result<Self> {
         Ok(Session {
+            #[cfg(feature = "rooms")]
+            rooms_config: config.rooms.clone(),
             machine: Machine::new(config, target, seed, now)?,
             #[cfg(feature = "rooms")]
             rooms: None,
-            #[cfg(feature = "rooms")]
-            rooms_config: RoomsConfig::default(),
             #[cfg(feature = "rooms")]
             waiters: SortedMap::new(),
             events: VecDeque::new(),
@@ -207,7 +207,8 @@ impl Session {
 
 #[cfg(feature = "rooms")]
 impl Session {
-    /// Sets the rooms layer's settings, for a layer started later.
+    /// Sets the rooms layer's settings (at first those of [`Config::rooms`]), for a layer
+    /// started later.
     pub fn set_rooms_config(&mut self, config: RoomsConfig) {
         self.rooms_config = config;
     }

@@ -132,6 +132,29 @@ pub struct CloseInfo {
     pub was_clean: bool,
 }
 
+impl CloseInfo {
+    /// A connection lost without a close frame (or without a close event): 1006, not clean
+    /// ([RFC 6455 §7.1.5](https://www.rfc-editor.org/rfc/rfc6455#section-7.1.5)).
+    pub fn abnormal(reason: impl Into<String>) -> Self {
+        CloseInfo {
+            code: 1006,
+            reason: reason.into(),
+            was_clean: false,
+        }
+    }
+
+    /// The peer's close frame, which completed the handshake: its code and reason, or 1005
+    /// for a frame without a status code.
+    pub fn clean(frame: Option<(u16, String)>) -> Self {
+        let (code, reason) = frame.unwrap_or((1005, String::new()));
+        CloseInfo {
+            code,
+            reason,
+            was_clean: true,
+        }
+    }
+}
+
 /// What the client reports to the application.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

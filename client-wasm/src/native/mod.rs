@@ -41,8 +41,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use crate::client::Client;
-#[cfg(doc)]
-use crate::machine::rooms::RoomError;
 use crate::machine::rooms::RoomsConfig;
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
@@ -101,10 +99,6 @@ impl Host {
         f(&self.shared.lock().session)
     }
 }
-
-/// Resolves when the server acknowledges a publish, or fails with its [`RoomError`]; the same
-/// future the browser shell returns.
-pub type PublishHandle = crate::publish::PublishFuture;
 
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
@@ -266,14 +260,6 @@ fn execute(sockets: &mut HashMap<ConnId, Socket>, inputs: &mpsc::UnboundedSender
     }
 }
 
-fn closed(code: u16, reason: String, was_clean: bool) -> CloseInfo {
-    CloseInfo {
-        code,
-        reason,
-        was_clean,
-    }
-}
-
 async fn run_socket(
     conn: ConnId,
     url: String,
@@ -328,7 +314,7 @@ async fn run_socket(
                     buffered.fetch_sub(len.min(buffered.load(Ordering::Relaxed)), Ordering::Relaxed);
                     if let Err(e) = sent {
                         let _ = inputs.send(Input::SocketError { conn });
-                        break closed(1006, e.to_string(), false);
+                        break CloseInfo::abnormal(e.to_string());
                     }
                 }
                 Some(Out::Close(code, reason)) => {
@@ -343,11 +329,10 @@ async fn run_socket(
                         }
                         None
                     }).await;
-                    let (code, reason, clean) = match reply {
-                        Ok(Some((c, r))) => (c, r, true),
-                        _ => (code, reason, false),
+                    break match reply {
+                        Ok(Some(frame)) => CloseInfo::clean(Some(frame)),
+                        _ => CloseInfo { code, reason, was_clean: false },
                     };
-                    break closed(code, reason, clean);
                 }
                 // The driver dropped this socket.
                 None => return,
@@ -362,19 +347,17 @@ async fn run_socket(
                     let _ = inputs.send(Input::SocketMessage { conn, message });
                 }
                 Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let (code, reason) = frame
-                        .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                     // tungstenite queues the close reply; flush it.
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
-                    break closed(code, reason, true);
+                    break CloseInfo::clean(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
                 }
                 // Pings are answered by tungstenite on the next read or write.
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let _ = inputs.send(Input::SocketError { conn });
-                    break closed(1006, e.to_string(), false);
+                    break CloseInfo::abnormal(e.to_string());
                 }
-                None => break closed(1006, String::new(), false),
+                None => break CloseInfo::abnormal(""),
             },
         }
     };

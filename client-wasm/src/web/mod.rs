@@ -11,8 +11,6 @@
 mod deadline;
 pub mod diagnostics;
 mod js_error;
-#[cfg(feature = "rooms")]
-pub mod rooms;
 mod subscribers;
 
 use std::cell::{Cell, RefCell};
@@ -89,9 +87,6 @@ struct Inner {
     subscribers: Rc<Subscribers<Event>>,
     #[cfg(feature = "rooms")]
     room_subscribers: Rc<Subscribers<RoomEvent>>,
-    /// The live [`rooms::RoomsClient`]s; the rooms layer stops with the last.
-    #[cfg(feature = "rooms")]
-    rooms_clients: Cell<usize>,
     driving: Cell<bool>,
     disposed: Cell<bool>,
 }
@@ -177,8 +172,6 @@ impl Client {
             subscribers: Subscribers::new(),
             #[cfg(feature = "rooms")]
             room_subscribers: Subscribers::new(),
-            #[cfg(feature = "rooms")]
-            rooms_clients: Cell::new(0),
             driving: Cell::new(false),
             disposed: Cell::new(false),
         });
@@ -214,12 +207,6 @@ impl Client {
             .borrow()
             .as_ref()
             .map_or(0, |s| u64::from(s.ws.buffered_amount()))
-    }
-
-    /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
-    /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
-    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        self.host.act(|s, now| s.send_preamble(now, message.into()))
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
@@ -624,18 +611,14 @@ fn on_message(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
 }
 
 fn on_close(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
-    let info = match event.dyn_ref::<CloseEvent>() {
-        Some(e) => CloseInfo {
+    let info = event.dyn_ref::<CloseEvent>().map_or_else(
+        || CloseInfo::abnormal(""),
+        |e| CloseInfo {
             code: e.code(),
             reason: e.reason(),
             was_clean: e.was_clean(),
         },
-        None => CloseInfo {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        },
-    };
+    );
     // This socket is finished: release it (and its listeners, this one included; wasm-bindgen
     // defers freeing a closure that is running) after the machine has seen the close.
     let finished = {
