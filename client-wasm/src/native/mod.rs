@@ -29,8 +29,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
@@ -40,7 +40,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-pub use crate::client::Client;
+pub use crate::client::{Client, ClientHandle};
 use crate::machine::rooms::RoomsConfig;
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
@@ -60,6 +60,8 @@ struct Shared {
     core: Mutex<Core>,
     wake: Notify,
     origin: tokio::time::Instant,
+    /// The `Client` is gone; its handles do nothing.
+    dropped: AtomicBool,
 }
 
 impl Shared {
@@ -69,6 +71,25 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the session, then wakes the driver to carry out what it decided.
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        let now = self.now();
+        let out = f(&mut self.lock().session, now);
+        self.wake.notify_one();
+        out
+    }
+}
+
+/// The native side of a [`ClientHandle`](crate::ClientHandle): `None` once the client is gone.
+#[derive(Clone)]
+pub(crate) struct WeakHost(Weak<Shared>);
+
+impl WeakHost {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
+        let shared = self.0.upgrade()?;
+        (!shared.dropped.load(Ordering::Relaxed)).then(|| shared.act(f))
     }
 }
 
@@ -82,6 +103,7 @@ pub(crate) struct Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        self.shared.dropped.store(true, Ordering::Relaxed);
         // The driver owns the socket tasks; aborting it drops them, which aborts them too.
         self.driver.abort();
     }
@@ -89,10 +111,11 @@ impl Drop for Host {
 
 impl Host {
     pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
-        let now = self.shared.now();
-        let out = f(&mut self.shared.lock().session, now);
-        self.shared.wake.notify_one();
-        out
+        self.shared.act(f)
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakHost {
+        WeakHost(Arc::downgrade(&self.shared))
     }
 
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
@@ -124,6 +147,7 @@ impl Client {
             }),
             wake: Notify::new(),
             origin,
+            dropped: AtomicBool::new(false),
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
         Ok(Client {
