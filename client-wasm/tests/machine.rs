@@ -1252,3 +1252,22 @@ mod invariants {
         }
     }
 }
+
+#[test]
+fn a_close_without_a_frame_is_1006_and_a_frame_without_a_status_1005() {
+    let lost = CloseInfo::abnormal("reset");
+    assert_eq!(
+        (lost.code, lost.reason.as_str(), lost.was_clean),
+        (1006, "reset", false)
+    );
+    let bare = CloseInfo::clean(None);
+    assert_eq!(
+        (bare.code, bare.reason.as_str(), bare.was_clean),
+        (1005, "", true)
+    );
+    let frame = CloseInfo::clean(Some((4001, "bye".into())));
+    assert_eq!(
+        (frame.code, frame.reason.as_str(), frame.was_clean),
+        (4001, "bye", true)
+    );
+}

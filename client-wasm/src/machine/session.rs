@@ -358,6 +358,37 @@ mod tests {
     }
 
     #[test]
+    fn the_rooms_layer_takes_its_settings_from_the_config() {
+        let config = Config::default().rooms(RoomsConfig::default().max_unacked(1));
+        let target = Target::Url("ws://127.0.0.1:1/".into());
+        let mut s = Session::new(config, target, 1, Instant(0)).unwrap();
+        s.join(Instant(0), "r").unwrap();
+        let data = || RawJson::new("1").unwrap();
+        s.publish(Instant(0), "r", data()).unwrap();
+        assert_eq!(
+            s.publish(Instant(0), "r", data()),
+            Err(RoomError::TooManyUnacked { limit: 1 })
+        );
+    }
+
+    #[test]
+    fn io_and_events_are_separate_queues_and_a_left_socket_is_abandoned() {
+        let (mut s, conn) = open_session(false);
+        s.reconnect(Instant(2));
+        let io: Vec<Io> = std::iter::from_fn(|| s.poll_io()).collect();
+        assert!(
+            matches!(io.as_slice(), [Io::Abandon { conn: c, .. }, Io::Open { .. }] if *c == conn)
+        );
+        let events: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Connection(Event::Close(_))))
+        );
+        assert_eq!(s.poll_io(), None);
+    }
+
+    #[test]
     fn the_session_timeout_covers_publish_acks() {
         let (mut s, _) = open_session(true);
         s.join(Instant(1), "r").unwrap();

@@ -126,7 +126,8 @@ impl Host {
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
     /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
-    /// protocol v1 from the first attempt on.
+    /// protocol v1 from the first attempt on with the settings `rooms` (which take the place
+    /// of [`Config::rooms`]).
     ///
     /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
     pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
