@@ -17,26 +17,15 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)] // test helpers panic by design
 
+mod machine_out;
+
 use std::time::Duration;
 
+use machine_out::{Out, poll};
 use ws_lifeline::machine::{
     CloseInfo, Config, ConnId, Event, Input, Instant, Io, Machine, Message, Sent, State, Target,
 };
 use ws_lifeline::{Error, QueueLimit};
-
-/// One output of the machine as these tests record it.
-#[derive(Debug, Clone, PartialEq)]
-enum Out {
-    Io(Io),
-    Event(Event),
-}
-
-/// The machine's next output in the order a shell takes it: I/O first, then events.
-fn poll(m: &mut Machine) -> Option<Out> {
-    m.poll_io()
-        .map(Out::Io)
-        .or_else(|| m.poll_event().map(Out::Event))
-}
 
 const URL: &str = "ws://127.0.0.1:1/echo";
 

@@ -29,9 +29,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)]
 
+mod machine_out;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use machine_out::{Out, poll};
 use proptest::prelude::*;
 use protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, Since};
 use serde_json::json;
@@ -42,20 +45,6 @@ use ws_lifeline::machine::rooms::{
 use ws_lifeline::machine::{
     CloseInfo, Config, Event, Input, Instant, Io, Machine, Message, Sent, Target,
 };
-
-/// One output of the machine as these tests record it.
-#[derive(Debug, Clone, PartialEq)]
-enum Out {
-    Io(Io),
-    Event(Event),
-}
-
-/// The machine's next output in the order a shell takes it: I/O first, then events.
-fn poll(m: &mut Machine) -> Option<Out> {
-    m.poll_io()
-        .map(Out::Io)
-        .or_else(|| m.poll_event().map(Out::Event))
-}
 
 fn text(msg: &ServerMsg) -> Event {
     Event::Message(Message::Text(serde_json::to_string(msg).unwrap()))
