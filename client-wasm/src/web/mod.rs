@@ -145,14 +145,15 @@ impl WeakHost {
 impl Client {
     /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
     ///
-    /// Errors: [`Error::InvalidUrl`](crate::Error::InvalidUrl) carrying the URL. Everything after this (a refused
-    /// connection, a dropped one) is reported as events and retried.
+    /// Errors: [`Error::InvalidUrl`](crate::Error::InvalidUrl) carrying the URL. Everything
+    /// after this (a refused connection, a dropped one) is reported as events and retried.
     pub fn connect(url: &str, config: Config) -> Result<Client> {
         Client::start(config, Target::Url(url.to_owned()), None)
     }
 
     /// Connects to a URL computed before every attempt, for example with a fresh ticket.
-    /// A provider error is reported as [`Error::UrlProvider`](crate::Error::UrlProvider) and retried with backoff.
+    /// A provider error is reported as [`Error::UrlProvider`](crate::Error::UrlProvider) and
+    /// retried with backoff.
     ///
     /// ```no_run
     /// use ws_lifeline::{Client, Config};
