@@ -898,10 +898,50 @@ fn close_while_open_waits_for_the_close_event() {
         })
     );
     assert_eq!(h.m.state(), State::Closing);
-    assert_eq!(h.m.poll_timeout(), None, "heartbeat stops");
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(Instant(2_001)),
+        "the heartbeat stops; only the close reply is awaited"
+    );
+    // A frame after close() is not reported, as in a browser.
+    let message = Message::Text("late".into());
+    assert!(
+        h.input(2, Input::SocketMessage { conn, message })
+            .is_empty()
+    );
     let c = h.closed(conn, 4321);
     assert_eq!(h.m.state(), State::Closed);
     assert!(reconnecting(&c).is_none());
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn close_gives_up_on_a_peer_that_never_replies() {
+    let (mut h, conn) = H::connected(Config::default().close_timeout(Duration::from_secs(3)));
+    h.m.close(Instant(1), Some(4321), Some("done")).unwrap();
+    h.drain();
+    let c = h.fire();
+    assert_eq!(h.now, 3_001);
+    let info = CloseInfo {
+        code: 4321,
+        reason: "done".into(),
+        was_clean: false,
+    };
+    assert_eq!(
+        c,
+        vec![
+            Out::Io(Io::Abandon {
+                conn,
+                code: 4321,
+                reason: "done".into()
+            }),
+            Out::Event(Event::Close(info)),
+            Out::Event(Event::StateChange(State::Closed)),
+        ]
+    );
+    assert_eq!(h.m.poll_timeout(), None);
+    // The socket's own close event, if it still comes, is stale.
+    assert!(h.closed(conn, 1006).is_empty());
 }
 
 #[test]
@@ -1134,7 +1174,13 @@ mod invariants {
                 self.sent
             );
             if self.user_closed {
-                assert_eq!(m.poll_timeout(), None, "timer armed after a user close");
+                // Only the wait for the peer's close reply, which bounds `Closing`.
+                let closing = m.state() == State::Closing;
+                assert_eq!(
+                    m.poll_timeout().is_some(),
+                    closing,
+                    "timer after a user close"
+                );
             }
         }
     }

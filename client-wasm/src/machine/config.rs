@@ -184,6 +184,10 @@ pub struct Config {
     pub backoff: Backoff,
     /// How long an attempt (URL provider plus opening handshake) may take. Default: 10 s.
     pub connect_timeout: Duration,
+    /// How long `close()` waits for the peer's reply to its close frame; then the socket is
+    /// dropped and the close reported as not clean, so a half-open peer cannot hold the client
+    /// in `Closing`. Default: 2 s.
+    pub close_timeout: Duration,
     /// A connection must stay open this long before the attempt counter resets, so a server
     /// that accepts and drops at once still sees growing delays. Default: 5 s.
     pub min_uptime: Duration,
@@ -214,6 +218,7 @@ impl Default for Config {
             protocols: Vec::new(),
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
             min_uptime: Duration::from_secs(5),
             terminal_close: Arc::new(default_terminal),
             heartbeat: Some(Heartbeat {
@@ -239,6 +244,7 @@ impl fmt::Debug for Config {
             .field("protocols", &self.protocols)
             .field("backoff", &self.backoff)
             .field("connect_timeout", &self.connect_timeout)
+            .field("close_timeout", &self.close_timeout)
             .field("min_uptime", &self.min_uptime)
             .field("heartbeat", &self.heartbeat)
             .field("queue_max_messages", &self.queue_max_messages)
@@ -307,6 +313,12 @@ impl Config {
     /// Sets the connect timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long `close()` waits for the peer's close reply.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 

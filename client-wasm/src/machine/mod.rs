@@ -103,6 +103,8 @@ struct Conn {
     opened_at: Instant,
     /// The user asked to close; waiting for the close event.
     closing: bool,
+    /// When the peer's reply to our close is given up on, and the code and reason we sent.
+    close_deadline: Option<(Instant, u16, String)>,
     next_ping: Option<Instant>,
     /// When the oldest ping without any inbound frame since was sent.
     unanswered: Option<Instant>,
@@ -296,6 +298,7 @@ impl Machine {
         };
         if let Some(c) = &self.conn {
             consider(c.connect_deadline);
+            consider(c.close_deadline.as_ref().map(|d| d.0));
             consider(c.next_ping);
             consider(c.drain_at);
             consider(c.pace_at);
@@ -315,6 +318,20 @@ impl Machine {
             return;
         }
         let Some(c) = self.conn.as_mut() else { return };
+        if let Some((_, code, reason)) = c.close_deadline.take_if(|d| d.0 <= now) {
+            // The peer never answered our close: done with it, as with a close event.
+            let conn = c.id;
+            self.conn = None;
+            let info = CloseInfo {
+                code,
+                reason: reason.clone(),
+                was_clean: false,
+            };
+            self.io.push_back(Io::Abandon { conn, code, reason });
+            self.emit(Event::Close(info));
+            self.set_state(State::Closed);
+            return;
+        }
         if c.connect_deadline.is_some_and(|t| t <= now) {
             let (id, phase) = (c.id, c.phase);
             self.conn = None;
@@ -430,7 +447,10 @@ impl Machine {
                 self.emit(Event::Open);
             }
             Input::SocketMessage { conn, message } => {
-                if !self.is_current(conn, |p| p == Phase::Open) {
+                // As a browser's `WebSocket`: nothing more is reported once `close()` was called.
+                if !self.is_current(conn, |p| p == Phase::Open)
+                    || self.conn.as_ref().is_some_and(|c| c.closing)
+                {
                     return;
                 }
                 if let Some(c) = self.conn.as_mut() {
@@ -693,6 +713,7 @@ impl Machine {
         match self.conn.as_mut() {
             Some(c) if c.phase == Phase::Open => {
                 c.closing = true;
+                c.close_deadline = Some((now + self.config.close_timeout, code, reason.clone()));
                 c.next_ping = None;
                 c.unanswered = None;
                 c.drain_at = None;
@@ -773,6 +794,7 @@ impl Machine {
             connect_deadline: Some(now + self.config.connect_timeout),
             opened_at: now,
             closing: false,
+            close_deadline: None,
             next_ping: None,
             unanswered: None,
             ping_sent: None,

@@ -343,21 +343,9 @@ async fn run_socket(
                     }
                 }
                 Some(Out::Close(code, reason)) => {
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() };
+                    // The reply arrives below; the session gives up on it after `close_timeout`.
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
                     let _ = sink.send(tungstenite::Message::Close(Some(frame))).await;
-                    // Wait (bounded) for the peer's close reply, as a browser does.
-                    let reply = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-                        while let Some(Ok(m)) = stream.next().await {
-                            if let tungstenite::Message::Close(f) = m {
-                                return f.map(|f| (u16::from(f.code), f.reason.to_string()));
-                            }
-                        }
-                        None
-                    }).await;
-                    break match reply {
-                        Ok(Some(frame)) => CloseInfo::clean(Some(frame)),
-                        _ => CloseInfo { code, reason, was_clean: false },
-                    };
                 }
                 // The driver dropped this socket.
                 None => return,
