@@ -245,6 +245,7 @@ impl RoomError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublishId(pub MsgId);
 
+// Hand-written: thiserror's `#[error]` is for error types, and this is only the number.
 impl fmt::Display for PublishId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
