@@ -13,12 +13,12 @@ use crate::machine::rooms::{self, RoomError, RoomStats};
 use crate::machine::session::Session;
 use crate::machine::{Instant, Rtt};
 #[cfg(not(target_arch = "wasm32"))]
-use crate::native::Host;
+use crate::native::{Host, WeakHost};
 #[cfg(feature = "rooms")]
 use crate::publish::PublishFuture;
 #[cfg(target_arch = "wasm32")]
-use crate::web::Host;
-use crate::{Message, Result, Sent, State, typed};
+use crate::web::{Host, WeakHost};
+use crate::{Error, Message, Result, Sent, State, typed};
 
 /// A WebSocket client that stays connected: reconnects with backoff, runs the heartbeat,
 /// queues while disconnected and, once a room is used, speaks protocol v1 (rooms,
@@ -53,6 +53,14 @@ impl Client {
     /// decided.
     fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
         self.host.act(f)
+    }
+
+    /// A weak, cloneable handle, for callbacks and tasks (holding the `Client` there would
+    /// keep it alive, or be a cycle).
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle {
+            host: self.host.downgrade(),
+        }
     }
 
     /// The connection state.
@@ -96,6 +104,14 @@ impl Client {
         self.send(typed::encode(value)?)
     }
 
+    /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called when
+    /// [`Event::Open`](crate::Event::Open) is heard. Errors:
+    /// [`Error::NotOpen`](crate::Error::NotOpen).
+    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        self.act(|s, now| s.send_preamble(now, message))
+    }
+
     /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
     /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
     /// returned and nothing happens.
@@ -106,6 +122,58 @@ impl Client {
     /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
     pub fn reconnect(&self) {
         self.act(|s, now| s.reconnect(now));
+    }
+}
+
+/// A weak, cloneable handle to a [`Client`], from [`Client::handle`]. Every method fails with
+/// [`Error::Closed`] (or does nothing) once the client is gone.
+#[derive(Clone)]
+pub struct ClientHandle {
+    host: WeakHost,
+}
+
+impl fmt::Debug for ClientHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandle").finish_non_exhaustive()
+    }
+}
+
+impl ClientHandle {
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Result<R> {
+        self.host.act(f).ok_or(Error::Closed)
+    }
+
+    /// As [`Client::send`].
+    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
+        let message = message.into();
+        self.act(|s, now| s.send(now, message))?
+    }
+
+    /// As [`Client::send_json`].
+    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
+        self.send(typed::encode(value)?)
+    }
+
+    /// As [`Client::send_preamble`].
+    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        self.act(|s, now| s.send_preamble(now, message))?
+    }
+
+    /// As [`Client::close`].
+    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
+        self.act(|s, now| s.close(now, code, reason))?
+    }
+
+    /// As [`Client::reconnect`].
+    pub fn reconnect(&self) {
+        let _ = self.act(|s, now| s.reconnect(now));
+    }
+
+    /// As [`Client::state`]; `Closed` once the client is gone.
+    pub fn state(&self) -> State {
+        self.act(|s, _| s.machine().state())
+            .unwrap_or(State::Closed)
     }
 }
 

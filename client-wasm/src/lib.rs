@@ -49,6 +49,8 @@ pub use machine::{
     CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, State, validate_url,
 };
 pub use protocol;
+#[cfg(feature = "rooms")]
+pub use publish::PublishFuture;
 
 #[cfg(all(feature = "js", target_arch = "wasm32"))]
 pub mod js;

@@ -52,9 +52,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yew::prelude::*;
 
+pub use crate::PublishFuture;
 pub use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomMessage, RoomsConfig};
 pub use crate::typed::DecodeError;
-pub use crate::web::rooms::PublishFuture;
 use crate::{Client, CloseInfo, Config, Error, Event, Message, Result, Sent, State, Subscription};
 
 type UrlFuture = Pin<Box<dyn Future<Output = std::result::Result<String, String>>>>;

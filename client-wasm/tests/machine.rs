@@ -17,11 +17,13 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)] // test helpers panic by design
 
+mod machine_out;
+
 use std::time::Duration;
 
+use machine_out::{Out, poll};
 use ws_lifeline::machine::{
-    CloseInfo, Command, Config, ConnId, Event, Input, Instant, Machine, Message, Sent, State,
-    Target,
+    CloseInfo, Config, ConnId, Event, Input, Instant, Io, Machine, Message, Sent, State, Target,
 };
 use ws_lifeline::{Error, QueueLimit};
 
@@ -44,22 +46,22 @@ impl H {
         }
     }
 
-    fn drain(&mut self) -> Vec<Command> {
-        std::iter::from_fn(|| self.m.poll_command()).collect()
+    fn drain(&mut self) -> Vec<Out> {
+        std::iter::from_fn(|| poll(&mut self.m)).collect()
     }
 
-    fn events(cmds: &[Command]) -> Vec<Event> {
+    fn events(cmds: &[Out]) -> Vec<Event> {
         cmds.iter()
             .filter_map(|c| match c {
-                Command::Emit(e) => Some(e.clone()),
+                Out::Event(e) => Some(e.clone()),
                 _ => None,
             })
             .collect()
     }
 
-    fn opened_conn(cmds: &[Command]) -> Option<ConnId> {
+    fn opened_conn(cmds: &[Out]) -> Option<ConnId> {
         cmds.iter().find_map(|c| match c {
-            Command::Open { conn, .. } => Some(*conn),
+            Out::Io(Io::Open { conn, .. }) => Some(*conn),
             _ => None,
         })
     }
@@ -70,21 +72,21 @@ impl H {
         Instant(ms)
     }
 
-    fn input(&mut self, ms: u64, input: Input) -> Vec<Command> {
+    fn input(&mut self, ms: u64, input: Input) -> Vec<Out> {
         let now = self.at(ms);
         self.m.handle(now, input);
         self.drain()
     }
 
     /// Jumps to the next deadline and runs it.
-    fn fire(&mut self) -> Vec<Command> {
+    fn fire(&mut self) -> Vec<Out> {
         let t = self.m.poll_timeout().expect("a timer is armed").0;
         let now = self.at(t.max(self.now));
         self.m.handle_timeout(now);
         self.drain()
     }
 
-    fn open(&mut self, conn: ConnId) -> Vec<Command> {
+    fn open(&mut self, conn: ConnId) -> Vec<Out> {
         let now = self.now;
         self.input(
             now,
@@ -95,7 +97,7 @@ impl H {
         )
     }
 
-    fn closed(&mut self, conn: ConnId, code: u16) -> Vec<Command> {
+    fn closed(&mut self, conn: ConnId, code: u16) -> Vec<Out> {
         let now = self.now;
         let info = CloseInfo {
             code,
@@ -135,19 +137,19 @@ impl H {
     }
 }
 
-fn transmitted(cmds: &[Command]) -> Vec<String> {
+fn transmitted(cmds: &[Out]) -> Vec<String> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Transmit {
+            Out::Io(Io::Transmit {
                 message: Message::Text(t),
                 ..
-            } => Some(t.clone()),
+            }) => Some(t.clone()),
             _ => None,
         })
         .collect()
 }
 
-fn reconnecting(cmds: &[Command]) -> Option<(u32, Duration)> {
+fn reconnecting(cmds: &[Out]) -> Option<(u32, Duration)> {
     H::events(cmds).into_iter().find_map(|e| match e {
         Event::Reconnecting { attempt, delay } => Some((attempt, delay)),
         _ => None,
@@ -164,11 +166,11 @@ fn first_attempt_opens_at_once_with_protocols() {
     let cmds = h.drain();
     assert_eq!(
         cmds[0],
-        Command::Open {
+        Out::Io(Io::Open {
             conn: ConnId(1),
             url: URL.into(),
             protocols: vec!["lifeline.v1".into()]
-        }
+        })
     );
     assert_eq!(h.m.state(), State::Connecting);
     let cmds = h.open(ConnId(1));
@@ -319,11 +321,11 @@ fn connect_timeout_fails_the_attempt() {
     let conn = H::opened_conn(&h.drain()).unwrap();
     assert_eq!(h.m.poll_timeout(), Some(Instant(3_000)));
     let c = h.fire();
-    assert!(c.contains(&Command::Close {
+    assert!(c.contains(&Out::Io(Io::Abandon {
         conn,
         code: 1000,
         reason: "connect timeout".into()
-    }));
+    })));
     assert!(H::events(&c).contains(&Event::Error(Error::ConnectTimeout { after_ms: 3_000 })));
     assert_eq!(reconnecting(&c).unwrap().0, 1);
     // The old socket's late events are ignored.
@@ -349,7 +351,7 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
     );
     assert_eq!(
         c,
-        vec![Command::Emit(Event::Pong {
+        vec![Out::Event(Event::Pong {
             rtt: Duration::from_millis(50)
         })]
     );
@@ -359,11 +361,11 @@ fn heartbeat_pings_hides_pongs_and_times_out() {
     assert_eq!(h.m.poll_timeout(), Some(Instant(60_000)));
     let c = h.fire();
     assert_eq!(h.now, 60_000);
-    assert!(c.contains(&Command::Close {
+    assert!(c.contains(&Out::Io(Io::Abandon {
         conn,
         code: 4000,
         reason: "heartbeat timeout".into()
-    }));
+    })));
     let ev = H::events(&c);
     assert!(ev.contains(&Event::Close(CloseInfo {
         code: 4000,
@@ -428,7 +430,10 @@ fn late_timer_gets_one_fresh_ping_before_timing_out() {
     h.m.handle_timeout(now);
     let c = h.drain();
     assert_eq!(transmitted(&c).len(), 1, "{c:?}");
-    assert!(!c.iter().any(|c| matches!(c, Command::Close { .. })));
+    assert!(
+        !c.iter()
+            .any(|c| matches!(c, Out::Io(Io::Close { .. } | Io::Abandon { .. })))
+    );
     assert_eq!(h.m.poll_timeout(), Some(Instant(105_000)));
     // The pong was waiting behind the timer.
     h.input(
@@ -453,7 +458,7 @@ fn late_timer_gets_one_fresh_ping_before_timing_out() {
     let c = h.drain();
     assert!(
         c.iter()
-            .any(|c| matches!(c, Command::Close { code: 4000, .. })),
+            .any(|c| matches!(c, Out::Io(Io::Abandon { code: 4000, .. }))),
         "{c:?}"
     );
 }
@@ -471,11 +476,11 @@ fn visible_checks_liveness_at_once() {
         "deadline tightened to now + timeout"
     );
     let c = h.fire();
-    assert!(c.contains(&Command::Close {
+    assert!(c.contains(&Out::Io(Io::Abandon {
         conn,
         code: 4000,
         reason: "heartbeat timeout".into()
-    }));
+    })));
 }
 
 #[test]
@@ -509,11 +514,11 @@ fn default_heartbeat_runs_and_times_out_with_protocol_v1() {
     assert_eq!(transmitted(&h.fire()), vec![r#"{"type":"ping","id":1}"#]);
     let c = h.fire();
     assert_eq!(h.now, 35_000, "interval + timeout");
-    assert!(c.contains(&Command::Close {
+    assert!(c.contains(&Out::Io(Io::Abandon {
         conn,
         code: 4000,
         reason: "heartbeat timeout".into()
-    }));
+    })));
 }
 
 #[test]
@@ -534,7 +539,7 @@ fn configured_heartbeat_runs_whatever_the_protocol() {
             let c = h.fire();
             assert!(
                 c.iter()
-                    .any(|c| matches!(c, Command::Close { code: 4000, .. }))
+                    .any(|c| matches!(c, Out::Io(Io::Abandon { code: 4000, .. })))
             );
         }
     }
@@ -554,11 +559,11 @@ fn offer_protocol_adds_to_the_next_attempt_once() {
     h.m.reconnect(Instant(1));
     let c = h.drain();
     let protocols = c.iter().find_map(|c| match c {
-        Command::Open {
+        Out::Io(Io::Open {
             conn: next,
             protocols,
             ..
-        } if *next != conn => Some(protocols.clone()),
+        }) if *next != conn => Some(protocols.clone()),
         _ => None,
     });
     assert_eq!(
@@ -572,7 +577,7 @@ fn offer_protocol_reaches_an_open_not_polled_yet() {
     let mut h = H::new(Config::default());
     h.m.offer_protocol(protocol::SUBPROTOCOL);
     let protocols = h.drain().into_iter().find_map(|c| match c {
-        Command::Open { protocols, .. } => Some(protocols),
+        Out::Io(Io::Open { protocols, .. }) => Some(protocols),
         _ => None,
     });
     assert_eq!(protocols, Some(vec![protocol::SUBPROTOCOL.to_owned()]));
@@ -647,10 +652,10 @@ fn queue_flushes_in_order_before_later_sends() {
     );
     // Before the queue flushes, a send still goes behind it.
     assert_eq!(
-        h.m.poll_command(),
-        Some(Command::Emit(Event::StateChange(State::Open)))
+        poll(&mut h.m),
+        Some(Out::Event(Event::StateChange(State::Open)))
     );
-    assert_eq!(h.m.poll_command(), Some(Command::Emit(Event::Open)));
+    assert_eq!(poll(&mut h.m), Some(Out::Event(Event::Open)));
     h.m.send_preamble(now, "hello".into()).unwrap();
     assert_eq!(h.send("c"), Ok(Sent::Queued));
     let c = h.drain();
@@ -684,8 +689,8 @@ fn sends_from_an_open_listener_go_out_behind_the_queue_unbounded() {
     );
     // The queue goes out before the open event...
     let mut before_open = Vec::new();
-    while let Some(command) = h.m.poll_command() {
-        let open = command == Command::Emit(Event::Open);
+    while let Some(command) = poll(&mut h.m) {
+        let open = command == Out::Event(Event::Open);
         before_open.push(command);
         if open {
             break;
@@ -814,7 +819,7 @@ fn high_water_mark_queues_and_drains() {
     assert_eq!(h.send("c"), Ok(Sent::Queued));
     h.drain();
     assert_eq!(h.m.poll_timeout(), Some(Instant(50)));
-    assert_eq!(h.fire(), vec![Command::PollBuffered { conn }]);
+    assert_eq!(h.fire(), vec![Out::Io(Io::PollBuffered { conn })]);
     // Still above: nothing flushed, poll again.
     assert!(transmitted(&h.input(50, Input::BufferedAmount { conn, amount: 11 })).is_empty());
     assert_eq!(h.m.poll_timeout(), Some(Instant(100)));
@@ -854,11 +859,11 @@ fn close_while_connecting() {
     let c = h.drain();
     assert_eq!(
         c[0],
-        Command::Close {
+        Out::Io(Io::Abandon {
             conn,
             code: 1000,
             reason: "bye".into()
-        }
+        })
     );
     assert_eq!(h.m.state(), State::Closed);
     assert_eq!(h.m.poll_timeout(), None);
@@ -886,17 +891,57 @@ fn close_while_open_waits_for_the_close_event() {
     h.m.close(Instant(1), Some(4321), Some("done")).unwrap();
     assert_eq!(
         h.drain()[0],
-        Command::Close {
+        Out::Io(Io::Close {
             conn,
             code: 4321,
             reason: "done".into()
-        }
+        })
     );
     assert_eq!(h.m.state(), State::Closing);
-    assert_eq!(h.m.poll_timeout(), None, "heartbeat stops");
+    assert_eq!(
+        h.m.poll_timeout(),
+        Some(Instant(2_001)),
+        "the heartbeat stops; only the close reply is awaited"
+    );
+    // A frame after close() is not reported, as in a browser.
+    let message = Message::Text("late".into());
+    assert!(
+        h.input(2, Input::SocketMessage { conn, message })
+            .is_empty()
+    );
     let c = h.closed(conn, 4321);
     assert_eq!(h.m.state(), State::Closed);
     assert!(reconnecting(&c).is_none());
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn close_gives_up_on_a_peer_that_never_replies() {
+    let (mut h, conn) = H::connected(Config::default().close_timeout(Duration::from_secs(3)));
+    h.m.close(Instant(1), Some(4321), Some("done")).unwrap();
+    h.drain();
+    let c = h.fire();
+    assert_eq!(h.now, 3_001);
+    let info = CloseInfo {
+        code: 4321,
+        reason: "done".into(),
+        was_clean: false,
+    };
+    assert_eq!(
+        c,
+        vec![
+            Out::Io(Io::Abandon {
+                conn,
+                code: 4321,
+                reason: "done".into()
+            }),
+            Out::Event(Event::Close(info)),
+            Out::Event(Event::StateChange(State::Closed)),
+        ]
+    );
+    assert_eq!(h.m.poll_timeout(), None);
+    // The socket's own close event, if it still comes, is stale.
+    assert!(h.closed(conn, 1006).is_empty());
 }
 
 #[test]
@@ -943,11 +988,11 @@ fn reconnect_while_open_replaces_the_socket() {
     let c = h.drain();
     assert_eq!(
         c[0],
-        Command::Close {
+        Out::Io(Io::Abandon {
             conn,
             code: 1000,
             reason: "reconnect".into()
-        }
+        })
     );
     let new = H::opened_conn(&c).unwrap();
     assert_ne!(new, conn);
@@ -982,8 +1027,8 @@ fn invalid_urls_are_typed_errors() {
 #[test]
 fn url_provider_runs_before_each_attempt() {
     let mut m = Machine::new(quiet(), Target::Provider, 0, Instant(0)).unwrap();
-    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
-    assert!(cmds.contains(&Command::ResolveUrl { conn: ConnId(1) }));
+    let cmds: Vec<_> = std::iter::from_fn(|| poll(&mut m)).collect();
+    assert!(cmds.contains(&Out::Io(Io::ResolveUrl { conn: ConnId(1) })));
     m.handle(
         Instant(1),
         Input::UrlResolved {
@@ -991,14 +1036,14 @@ fn url_provider_runs_before_each_attempt() {
             result: Err("no ticket".into()),
         },
     );
-    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    let cmds: Vec<_> = std::iter::from_fn(|| poll(&mut m)).collect();
     assert!(H::events(&cmds).contains(&Event::Error(Error::UrlProvider {
         message: "no ticket".into()
     })));
     let t = m.poll_timeout().unwrap();
     m.handle_timeout(t);
-    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
-    assert!(cmds.contains(&Command::ResolveUrl { conn: ConnId(2) }));
+    let cmds: Vec<_> = std::iter::from_fn(|| poll(&mut m)).collect();
+    assert!(cmds.contains(&Out::Io(Io::ResolveUrl { conn: ConnId(2) })));
     // A late answer for the old attempt is ignored; a bad URL is a typed error.
     m.handle(
         t,
@@ -1007,7 +1052,7 @@ fn url_provider_runs_before_each_attempt() {
             result: Ok("ws://h/".into()),
         },
     );
-    assert_eq!(m.poll_command(), None);
+    assert_eq!(poll(&mut m), None);
     m.handle(
         t,
         Input::UrlResolved {
@@ -1015,14 +1060,14 @@ fn url_provider_runs_before_each_attempt() {
             result: Ok("https://h/?ticket=1".into()),
         },
     );
-    let cmds: Vec<_> = std::iter::from_fn(|| m.poll_command()).collect();
+    let cmds: Vec<_> = std::iter::from_fn(|| poll(&mut m)).collect();
     assert_eq!(
         cmds[0],
-        Command::Open {
+        Out::Io(Io::Open {
             conn: ConnId(2),
             url: "wss://h/?ticket=1".into(),
             protocols: vec![]
-        }
+        })
     );
     assert_eq!(m.url(), Some("wss://h/?ticket=1"));
 }
@@ -1096,17 +1141,17 @@ mod invariants {
 
     impl World {
         fn run(&mut self, m: &mut Machine) {
-            while let Some(cmd) = m.poll_command() {
+            while let Some(cmd) = poll(m) {
                 match cmd {
-                    Command::Open { conn, .. } => {
+                    Out::Io(Io::Open { conn, .. }) => {
                         self.live.push(conn);
                         assert!(self.live.len() <= 1, "two sockets at once: {:?}", self.live);
                     }
-                    Command::Close { conn, .. } => {
+                    Out::Io(Io::Close { conn, .. } | Io::Abandon { conn, .. }) => {
                         self.live.retain(|c| *c != conn);
                         self.open.retain(|c| *c != conn);
                     }
-                    Command::Transmit { conn, message } => {
+                    Out::Io(Io::Transmit { conn, message }) => {
                         assert!(
                             self.open.contains(&conn),
                             "transmit on a socket that is not open"
@@ -1117,7 +1162,7 @@ mod invariants {
                             self.sent.push(n.parse().unwrap());
                         }
                     }
-                    Command::ResolveUrl { .. } => unreachable!("fixed URL"),
+                    Out::Io(Io::ResolveUrl { .. }) => unreachable!("fixed URL"),
                     _ => {}
                 }
             }
@@ -1129,7 +1174,13 @@ mod invariants {
                 self.sent
             );
             if self.user_closed {
-                assert_eq!(m.poll_timeout(), None, "timer armed after a user close");
+                // Only the wait for the peer's close reply, which bounds `Closing`.
+                let closing = m.state() == State::Closing;
+                assert_eq!(
+                    m.poll_timeout().is_some(),
+                    closing,
+                    "timer after a user close"
+                );
             }
         }
     }
@@ -1235,4 +1286,23 @@ mod invariants {
             prop_assert_eq!(&w.sent[before..], &w.accepted[w.accepted.len() - queued..]);
         }
     }
+}
+
+#[test]
+fn a_close_without_a_frame_is_1006_and_a_frame_without_a_status_1005() {
+    let lost = CloseInfo::abnormal("reset");
+    assert_eq!(
+        (lost.code, lost.reason.as_str(), lost.was_clean),
+        (1006, "reset", false)
+    );
+    let bare = CloseInfo::clean(None);
+    assert_eq!(
+        (bare.code, bare.reason.as_str(), bare.was_clean),
+        (1005, "", true)
+    );
+    let frame = CloseInfo::clean(Some((4001, "bye".into())));
+    assert_eq!(
+        (frame.code, frame.reason.as_str(), frame.was_clean),
+        (4001, "bye", true)
+    );
 }

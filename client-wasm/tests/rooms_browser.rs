@@ -26,7 +26,6 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use ws_lifeline::machine::rooms::{RoomError, RoomEvent, RoomsConfig};
-use ws_lifeline::web::rooms::RoomsClient;
 use ws_lifeline::{Client, Event};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -91,8 +90,8 @@ async fn cut(name: &str, mode: &str) -> f64 {
     }
 }
 
-async fn joined(rooms: &RoomsClient) {
-    let mut events = rooms.events();
+async fn joined(client: &Client) {
+    let mut events = client.room_events();
     let start = js_sys::Date::now();
     loop {
         assert!(js_sys::Date::now() - start < 10_000.0, "joined in time");
@@ -112,7 +111,8 @@ async fn every_message_once_in_order_across_cut_connections() {
     let room = format!("browser-soak-{tag}");
     // Unique names: cuts go by name, and other suites may be connected to the same server.
     let (name_a, name_b) = (format!("soak-a-{tag}"), format!("soak-b-{tag}"));
-    let a = Client::connect(&url(&format!("/ws?name={name_a}")), config()).unwrap();
+    let config_a = config().rooms(RoomsConfig::default().max_unacked(64));
+    let a = Client::connect(&url(&format!("/ws?name={name_a}")), config_a).unwrap();
     let b = Client::connect(&url(&format!("/ws?name={name_b}")), config()).unwrap();
     let closes_a: Rc<RefCell<Vec<(f64, u16)>>> = Rc::default();
     let _closes_sub = {
@@ -123,13 +123,11 @@ async fn every_message_once_in_order_across_cut_connections() {
             }
         })
     };
-    let rooms_a = RoomsClient::new(&a, RoomsConfig::default().max_unacked(64));
-    let rooms_b = RoomsClient::new(&b, RoomsConfig::default());
     let got: Rc<RefCell<Vec<u64>>> = Rc::default();
     let recoveries: Rc<RefCell<Vec<bool>>> = Rc::default();
     let _sub = {
         let (got, recoveries) = (got.clone(), recoveries.clone());
-        rooms_b.on_event(move |e| match e {
+        b.on_room_event(move |e| match e {
             RoomEvent::Message(m) => got.borrow_mut().push(
                 m.data.decode::<serde_json::Value>().unwrap()["n"]
                     .as_u64()
@@ -139,11 +137,11 @@ async fn every_message_once_in_order_across_cut_connections() {
             _ => {}
         })
     };
-    let wait_b = joined(&rooms_b);
-    rooms_b.join(&room).unwrap();
+    let wait_b = joined(&b);
+    b.join(&room).unwrap();
     wait_b.await;
-    let wait_a = joined(&rooms_a);
-    rooms_a.join(&room).unwrap();
+    let wait_a = joined(&a);
+    a.join(&room).unwrap();
     wait_a.await;
 
     let cuts_a = [
@@ -159,7 +157,7 @@ async fn every_message_once_in_order_across_cut_connections() {
     let start = js_sys::Date::now();
     while n <= N {
         assert!(js_sys::Date::now() - start < 60_000.0, "published in time");
-        match rooms_a.publish(&room, &json!({ "n": n })) {
+        match a.publish(&room, &json!({ "n": n })) {
             Ok(f) => acks.push(f),
             Err(RoomError::TooManyUnacked { .. }) => {
                 sleep(20).await;
@@ -196,7 +194,7 @@ async fn every_message_once_in_order_across_cut_connections() {
         "every message once, in order"
     );
     assert_eq!(*recoveries.borrow(), vec![true], "B's rejoin recovered");
-    let sa = rooms_a.stats();
+    let sa = a.stats();
     assert_eq!(sa.acked, N);
     assert!(
         sa.opens >= 6,
@@ -232,8 +230,8 @@ async fn every_message_once_in_order_across_cut_connections() {
             sa.resent,
             sa.acked,
             sa.duplicate_acks,
-            rooms_b.stats().delivered,
-            rooms_b.stats().duplicates_dropped,
+            b.stats().delivered,
+            b.stats().duplicates_dropped,
             sa.opens,
             detect_ms,
             js_sys::Date::now() - test_start

@@ -1,6 +1,6 @@
 //! Browser: the protocol-frame rule in the Rust browser shell (see
 //! `ws_lifeline::machine::session`), against a real server-dev. Covers:
-//! - [x] with a `RoomsClient` on the client, no protocol v1 frame (welcome, joined, ack,
+//! - [x] with the rooms layer started on the client, no protocol v1 frame (welcome, joined, ack,
 //!   message) reaches the client's subscribers as `Event::Message`; each is a room event
 //! - [x] a text frame that is not protocol v1 (from `/echo`) is a `RoomEvent::BadFrame`, not a
 //!   message; a binary frame is still a message
@@ -14,8 +14,7 @@ use std::rc::Rc;
 
 use common::*;
 use wasm_bindgen_test::*;
-use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
-use ws_lifeline::web::rooms::RoomsClient;
+use ws_lifeline::machine::rooms::RoomEvent;
 use ws_lifeline::{Client, Event, Message};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -26,11 +25,11 @@ struct Heard {
     rooms: Rc<RefCell<Vec<RoomEvent>>>,
     _subs: (
         ws_lifeline::Subscription,
-        ws_lifeline::web::rooms::RoomSubscription,
+        ws_lifeline::Subscription<RoomEvent>,
     ),
 }
 
-fn listen(client: &Client, rooms: &RoomsClient) -> Heard {
+fn listen(client: &Client) -> Heard {
     let messages: Rc<RefCell<Vec<Message>>> = Rc::default();
     let room_events: Rc<RefCell<Vec<RoomEvent>>> = Rc::default();
     let m = messages.clone();
@@ -40,7 +39,7 @@ fn listen(client: &Client, rooms: &RoomsClient) -> Heard {
         }
     });
     let r = room_events.clone();
-    let b = rooms.on_event(move |e| r.borrow_mut().push(e.clone()));
+    let b = client.on_room_event(move |e| r.borrow_mut().push(e.clone()));
     Heard {
         messages,
         rooms: room_events,
@@ -59,11 +58,10 @@ async fn until(ms: u32, done: impl Fn() -> bool) {
 #[wasm_bindgen_test]
 async fn protocol_frames_are_room_events_never_messages() {
     let client = Client::connect(&url("/ws"), fast()).unwrap();
-    let rooms = RoomsClient::new(&client, RoomsConfig::default());
-    let heard = listen(&client, &rooms);
+    let heard = listen(&client);
     let room = format!("frames-{}", (js_sys::Math::random() * 1e9) as u64);
-    rooms.join(&room).unwrap();
-    let ack = rooms.publish(&room, &"hi").unwrap().await.unwrap();
+    client.join(&room).unwrap();
+    let ack = client.publish(&room, &"hi").unwrap().await.unwrap();
     assert_eq!(ack.room, room);
     until(5_000, || {
         heard
@@ -88,8 +86,7 @@ async fn protocol_frames_are_room_events_never_messages() {
 #[wasm_bindgen_test]
 async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
     let client = Client::connect(&url("/echo"), fast()).unwrap();
-    let rooms = RoomsClient::new(&client, RoomsConfig::default());
-    let heard = listen(&client, &rooms);
+    let heard = listen(&client);
     client.send("plain text").unwrap();
     client.send(vec![1u8, 2, 3]).unwrap();
     until(5_000, || {

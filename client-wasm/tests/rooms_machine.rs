@@ -29,9 +29,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)]
 
+mod machine_out;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use machine_out::{Out, poll};
 use proptest::prelude::*;
 use protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, Since};
 use serde_json::json;
@@ -40,7 +43,7 @@ use ws_lifeline::machine::rooms::{
     Outgoing, PublishId, RoomError, RoomEvent, RoomMessage, Rooms, RoomsConfig,
 };
 use ws_lifeline::machine::{
-    CloseInfo, Command, Config, Event, Input, Instant, Machine, Message, Sent, Target,
+    CloseInfo, Config, Event, Input, Instant, Io, Machine, Message, Sent, Target,
 };
 
 fn text(msg: &ServerMsg) -> Event {
@@ -159,15 +162,15 @@ impl Shell {
 
     fn pump(&mut self) {
         let now = Instant(self.now);
-        while let Some(c) = self.m.poll_command() {
+        while let Some(c) = poll(&mut self.m) {
             match c {
-                Command::Open { conn, .. } => self.conn = Some(conn),
-                Command::Transmit { conn, message } => {
+                Out::Io(Io::Open { conn, .. }) => self.conn = Some(conn),
+                Out::Io(Io::Transmit { conn, message }) => {
                     self.wire
                         .push((conn, message.as_text().unwrap().to_owned()));
                     self.sent_at.push(self.now);
                 }
-                Command::Emit(e) => {
+                Out::Event(e) => {
                     self.r.handle_event(now, &e);
                     while let Some(o) = self.r.poll_transmit() {
                         // Refused when the socket is not open; the layer redoes it.
@@ -391,9 +394,9 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
     let p2 = r.publish(Instant(0), "b", raw(json!(2))).unwrap();
     assert!(p2 > p1);
     m.send(Instant(0), "user queued".into()).unwrap();
-    let conn = std::iter::from_fn(|| m.poll_command())
+    let conn = std::iter::from_fn(|| poll(&mut m))
         .find_map(|c| match c {
-            Command::Open { conn, .. } => Some(conn),
+            Out::Io(Io::Open { conn, .. }) => Some(conn),
             _ => None,
         })
         .unwrap();
@@ -414,7 +417,7 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
     };
     let mut inbound = vec![text(&welcome)];
     loop {
-        let Some(c) = m.poll_command() else {
+        let Some(c) = poll(&mut m) else {
             // The server's welcome arrives.
             let Some(Event::Message(message)) = inbound.pop() else {
                 break;
@@ -423,13 +426,15 @@ fn preamble_goes_out_before_the_core_flushes_its_queue() {
             continue;
         };
         match c {
-            Command::Emit(e) => {
+            Out::Event(e) => {
                 r.handle_event(Instant(1), &e);
                 while let Some(o) = r.poll_transmit() {
                     m.send_outgoing(Instant(1), o).unwrap();
                 }
             }
-            Command::Transmit { message, .. } => wire.push(message.as_text().unwrap().to_owned()),
+            Out::Io(Io::Transmit { message, .. }) => {
+                wire.push(message.as_text().unwrap().to_owned())
+            }
             _ => {}
         }
     }
@@ -1500,9 +1505,9 @@ fn the_core_paces_user_sends_to_the_limits() {
         Instant(0),
     )
     .unwrap();
-    let conn = std::iter::from_fn(|| m.poll_command())
+    let conn = std::iter::from_fn(|| poll(&mut m))
         .find_map(|c| match c {
-            Command::Open { conn, .. } => Some(conn),
+            Out::Io(Io::Open { conn, .. }) => Some(conn),
             _ => None,
         })
         .unwrap();
@@ -1514,20 +1519,20 @@ fn the_core_paces_user_sends_to_the_limits() {
             protocol: String::new(),
         },
     );
-    while m.poll_command().is_some() {}
+    while poll(&mut m).is_some() {}
     let results: Vec<Sent> = (0..5)
         .map(|i| m.send(Instant(0), Message::Text(i.to_string())).unwrap())
         .collect();
     assert_eq!(results[..2], [Sent::Transmitted, Sent::Transmitted]);
     assert!(results[2..].iter().all(|r| *r == Sent::Queued));
     assert_eq!(m.poll_timeout(), Some(Instant(100)), "one frame per 100 ms");
-    assert_eq!(std::iter::from_fn(|| m.poll_command()).count(), 2);
+    assert_eq!(std::iter::from_fn(|| poll(&mut m)).count(), 2);
     m.handle_timeout(Instant(100));
-    let out: Vec<Command> = std::iter::from_fn(|| m.poll_command()).collect();
+    let out: Vec<Out> = std::iter::from_fn(|| poll(&mut m)).collect();
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(m.queued_messages(), 2);
     m.handle_timeout(Instant(300));
-    while m.poll_command().is_some() {}
+    while poll(&mut m).is_some() {}
     assert_eq!(m.queued_messages(), 0);
     // Without limits (an older server): no pacing.
     m.set_limits(Instant(300), None);

@@ -4,6 +4,8 @@
 //!   message) is reported as a connection `Message`; each arrives as a room event
 //! - [x] a text frame that is not protocol v1 (from `/echo`) arrives as `RoomEvent::BadFrame`,
 //!   not as a `Message`; a binary frame is still a `Message`
+//! - [x] a `ClientHandle` acts on its client from another task, and fails with `Error::Closed`
+//!   once the client is dropped
 #![allow(clippy::unwrap_used)] // test code panics by design
 
 use std::time::Duration;
@@ -12,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio::time::timeout;
 use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
 use ws_lifeline::native::{Client, ClientEvent};
-use ws_lifeline::{Config, Event, Message};
+use ws_lifeline::{Config, Error, Event, Message, State};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -125,5 +127,30 @@ async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
     assert_eq!(binary, vec![vec![1u8, 2, 3]]);
     // The echoed `hello` and the plain text are not protocol v1 from a server: bad frames.
     assert_eq!(text_messages(&seen), Vec::<&ClientEvent>::new());
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn a_handle_acts_on_its_client_until_the_client_is_dropped() {
+    let (base, stop) = server().await;
+    let config = Config::default().no_heartbeat();
+    let mut client =
+        Client::connect(&format!("{base}/echo"), config, RoomsConfig::default()).unwrap();
+    let handle = client.handle();
+    // From another task, as a timer or a callback would.
+    let sender = handle.clone();
+    tokio::spawn(async move { sender.send(vec![7u8]).unwrap() })
+        .await
+        .unwrap();
+    until(
+        &mut client,
+        |e| matches!(e, ClientEvent::Connection(Event::Message(Message::Binary(b))) if b == &[7]),
+    )
+    .await;
+    assert_eq!(handle.state(), State::Open);
+    drop(client);
+    assert_eq!(handle.send("late"), Err(Error::Closed));
+    assert_eq!(handle.close(None, None), Err(Error::Closed));
+    assert_eq!(handle.state(), State::Closed);
     let _ = stop.send(());
 }

@@ -184,6 +184,10 @@ pub struct Config {
     pub backoff: Backoff,
     /// How long an attempt (URL provider plus opening handshake) may take. Default: 10 s.
     pub connect_timeout: Duration,
+    /// How long `close()` waits for the peer's reply to its close frame; then the socket is
+    /// dropped and the close reported as not clean, so a half-open peer cannot hold the client
+    /// in `Closing`. Default: 2 s.
+    pub close_timeout: Duration,
     /// A connection must stay open this long before the attempt counter resets, so a server
     /// that accepts and drops at once still sees growing delays. Default: 5 s.
     pub min_uptime: Duration,
@@ -202,6 +206,10 @@ pub struct Config {
     pub high_water_mark: u64,
     /// How often `bufferedAmount` is polled while above the high-water mark. Default: 50 ms.
     pub drain_poll: Duration,
+    /// The protocol v1 layer's settings, used when it starts (feature `rooms`). Default:
+    /// [`RoomsConfig::default()`](super::rooms::RoomsConfig).
+    #[cfg(feature = "rooms")]
+    pub rooms: super::rooms::RoomsConfig,
 }
 
 impl Default for Config {
@@ -210,6 +218,7 @@ impl Default for Config {
             protocols: Vec::new(),
             backoff: Backoff::default(),
             connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(2),
             min_uptime: Duration::from_secs(5),
             terminal_close: Arc::new(default_terminal),
             heartbeat: Some(Heartbeat {
@@ -220,16 +229,22 @@ impl Default for Config {
             queue_max_bytes: 1 << 20,
             high_water_mark: 1 << 20,
             drain_poll: Duration::from_millis(50),
+            #[cfg(feature = "rooms")]
+            rooms: super::rooms::RoomsConfig::default(),
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        let mut config = f.debug_struct("Config");
+        #[cfg(feature = "rooms")]
+        config.field("rooms", &self.rooms);
+        config
             .field("protocols", &self.protocols)
             .field("backoff", &self.backoff)
             .field("connect_timeout", &self.connect_timeout)
+            .field("close_timeout", &self.close_timeout)
             .field("min_uptime", &self.min_uptime)
             .field("heartbeat", &self.heartbeat)
             .field("queue_max_messages", &self.queue_max_messages)
@@ -248,6 +263,13 @@ impl Config {
         S: Into<String>,
     {
         self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the protocol v1 layer's settings.
+    #[cfg(feature = "rooms")]
+    pub fn rooms(mut self, rooms: super::rooms::RoomsConfig) -> Self {
+        self.rooms = rooms;
         self
     }
 
@@ -291,6 +313,12 @@ impl Config {
     /// Sets the connect timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets how long `close()` waits for the peer's close reply.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 

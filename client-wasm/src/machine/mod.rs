@@ -3,22 +3,23 @@
 //! It has no clock, no randomness of its own and no I/O. A shell (the browser one in `web`, on
 //! wasm32, or the native one in `native`) feeds it what happened with [`Machine::handle`] and the
 //! user's actions with [`Machine::send`], [`Machine::close`] and [`Machine::reconnect`], wakes
-//! it at [`Machine::poll_timeout`] with [`Machine::handle_timeout`], and carries out every
-//! [`Command`] from [`Machine::poll_command`], in order.
+//! it at [`Machine::poll_timeout`] with [`Machine::handle_timeout`], carries out every [`Io`]
+//! from [`Machine::poll_io`], in order, and hands every [`Event`] from [`Machine::poll_event`]
+//! to the application: I/O commands and events are separate queues.
 //!
 //! ```
-//! use ws_lifeline::machine::{Command, Config, ConnId, Event, Input, Instant, Machine, Target};
+//! use ws_lifeline::machine::{Config, ConnId, Event, Input, Instant, Io, Machine, Target};
 //!
 //! let mut m = Machine::new(Config::default(), Target::Url("ws://127.0.0.1:9/echo".into()), 7, Instant(0)).unwrap();
-//! let Some(Command::Open { conn, url, .. }) = m.poll_command() else { panic!() };
+//! let Some(Io::Open { conn, url, .. }) = m.poll_io() else { panic!() };
 //! assert_eq!(url, "ws://127.0.0.1:9/echo");
 //! m.send(Instant(5), "queued until open".into()).unwrap();
 //! m.handle(Instant(10), Input::SocketOpened { conn, protocol: String::new() });
-//! let mut out = Vec::new();
-//! while let Some(cmd) = m.poll_command() { out.push(cmd); }
-//! // The queue goes out first, so a send from the open event's listener follows it at once.
-//! assert!(matches!(out[out.len() - 2], Command::Transmit { .. }));
-//! assert_eq!(out.last(), Some(&Command::Emit(Event::Open)));
+//! // The queue goes out with the open, so a send from the open event's listener follows it.
+//! assert!(matches!(m.poll_io(), Some(Io::Transmit { .. })));
+//! assert_eq!(m.poll_io(), None);
+//! let events: Vec<Event> = std::iter::from_fn(|| m.poll_event()).collect();
+//! assert_eq!(events.last(), Some(&Event::Open));
 //! ```
 //!
 //! # Protocol layers
@@ -27,10 +28,11 @@
 //! (rooms, acks, recovery) and drives both the same way. It sees
 //! every inbound frame as [`Event::Message`], and it may send frames of its own before the
 //! queue is flushed: when the machine offers the layer's protocol ([`protocol::SUBPROTOCOL`],
-//! see [`Machine::offer_protocol`]), after `poll_command` returns [`Event::Open`], frames given
+//! see [`Machine::offer_protocol`]), after `poll_event` returns [`Event::Open`], frames given
 //! to [`Machine::send_preamble`] go out before any queued message, because the queue is flushed
-//! only when `poll_command` is called again with nothing else pending. Without a layer the
-//! queue is flushed before the open event, as a `WebSocket` user with a queue would.
+//! only when `poll_io` is called with no I/O and no event pending. Without a layer the
+//! queue is flushed with the open, before the open event, as a `WebSocket` user with a queue
+//! would.
 
 #[cfg(feature = "rooms")]
 mod client_frame;
@@ -56,7 +58,7 @@ pub use config::{
 };
 pub(crate) use json::push_u64;
 pub use json::{InvalidJson, RawJson};
-pub use types::{CloseInfo, Command, ConnId, Event, Input, Instant, Message, Rtt, State};
+pub use types::{CloseInfo, ConnId, Event, Input, Instant, Io, Message, Rtt, State};
 pub use url::validate_url;
 
 use crate::{Error, QueueLimit, Result};
@@ -73,7 +75,7 @@ pub const HEARTBEAT_TIMEOUT_REASON: &str = "heartbeat timeout";
 pub enum Target {
     /// One fixed URL, validated when the machine is created.
     Url(String),
-    /// Ask the shell before every attempt with [`Command::ResolveUrl`].
+    /// Ask the shell before every attempt with [`Io::ResolveUrl`].
     Provider,
 }
 
@@ -101,6 +103,8 @@ struct Conn {
     opened_at: Instant,
     /// The user asked to close; waiting for the close event.
     closing: bool,
+    /// When the peer's reply to our close is given up on, and the code and reason we sent.
+    close_deadline: Option<(Instant, u16, String)>,
     next_ping: Option<Instant>,
     /// When the oldest ping without any inbound frame since was sent.
     unanswered: Option<Instant>,
@@ -141,7 +145,8 @@ pub struct Machine {
     rng: fastrand::Rng,
     state: State,
     now: Instant,
-    commands: VecDeque<Command>,
+    io: VecDeque<Io>,
+    events: VecDeque<Event>,
     next_conn: u64,
     conn: Option<Conn>,
     /// Failed attempts in a row since the last connection that stayed up `min_uptime`.
@@ -175,7 +180,8 @@ impl Machine {
             rng: fastrand::Rng::with_seed(seed),
             state: State::Connecting,
             now,
-            commands: VecDeque::new(),
+            io: VecDeque::new(),
+            events: VecDeque::new(),
             next_conn: 0,
             conn: None,
             attempt: 0,
@@ -228,8 +234,8 @@ impl Machine {
     pub fn offer_protocol(&mut self, protocol: &str) {
         self.config.offer_protocol(protocol);
         // An open the shell has not polled yet has not been carried out: it can still offer it.
-        for command in &mut self.commands {
-            if let Command::Open { protocols, .. } = command
+        for io in &mut self.io {
+            if let Io::Open { protocols, .. } = io
                 && !protocols.iter().any(|p| p == protocol)
             {
                 protocols.push(protocol.to_owned());
@@ -262,9 +268,9 @@ impl Machine {
         self.online
     }
 
-    /// The next command for the shell, in order.
-    pub fn poll_command(&mut self) -> Option<Command> {
-        if self.commands.is_empty() {
+    /// The next I/O command for the shell, in order.
+    pub fn poll_io(&mut self) -> Option<Io> {
+        if self.io.is_empty() && self.events.is_empty() {
             // Deferred until everything emitted with the open (the `Open` event included) has
             // been taken, so a layer above can send its preamble first.
             let now = self.now;
@@ -273,7 +279,12 @@ impl Machine {
                 self.flush(now);
             }
         }
-        self.commands.pop_front()
+        self.io.pop_front()
+    }
+
+    /// The next event for the application (or the layer above), in order.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// When the machine wants [`handle_timeout`](Self::handle_timeout) called; `None` means no
@@ -287,6 +298,7 @@ impl Machine {
         };
         if let Some(c) = &self.conn {
             consider(c.connect_deadline);
+            consider(c.close_deadline.as_ref().map(|d| d.0));
             consider(c.next_ping);
             consider(c.drain_at);
             consider(c.pace_at);
@@ -306,11 +318,25 @@ impl Machine {
             return;
         }
         let Some(c) = self.conn.as_mut() else { return };
+        if let Some((_, code, reason)) = c.close_deadline.take_if(|d| d.0 <= now) {
+            // The peer never answered our close: done with it, as with a close event.
+            let conn = c.id;
+            self.conn = None;
+            let info = CloseInfo {
+                code,
+                reason: reason.clone(),
+                was_clean: false,
+            };
+            self.io.push_back(Io::Abandon { conn, code, reason });
+            self.emit(Event::Close(info));
+            self.set_state(State::Closed);
+            return;
+        }
         if c.connect_deadline.is_some_and(|t| t <= now) {
             let (id, phase) = (c.id, c.phase);
             self.conn = None;
             if phase == Phase::Opening {
-                self.commands.push_back(Command::Close {
+                self.io.push_back(Io::Abandon {
                     conn: id,
                     code: protocol::close::NORMAL,
                     reason: "connect timeout".into(),
@@ -325,7 +351,7 @@ impl Machine {
         if c.drain_at.is_some_and(|t| t <= now) {
             c.drain_at = None;
             let conn = c.id;
-            self.commands.push_back(Command::PollBuffered { conn });
+            self.io.push_back(Io::PollBuffered { conn });
         }
         if c.pace_at.is_some_and(|t| t <= now) {
             c.pace_at = None;
@@ -373,7 +399,7 @@ impl Machine {
                             c.phase = Phase::Opening;
                         }
                         let protocols = self.config.protocols.clone();
-                        self.commands.push_back(Command::Open {
+                        self.io.push_back(Io::Open {
                             conn,
                             url,
                             protocols,
@@ -421,7 +447,10 @@ impl Machine {
                 self.emit(Event::Open);
             }
             Input::SocketMessage { conn, message } => {
-                if !self.is_current(conn, |p| p == Phase::Open) {
+                // As a browser's `WebSocket`: nothing more is reported once `close()` was called.
+                if !self.is_current(conn, |p| p == Phase::Open)
+                    || self.conn.as_ref().is_some_and(|c| c.closing)
+                {
                     return;
                 }
                 if let Some(c) = self.conn.as_mut() {
@@ -563,7 +592,8 @@ impl Machine {
     pub fn send_now(&mut self, now: Instant, conn: ConnId, len: usize) -> bool {
         let hw = self.config.high_water_mark;
         let direct = !matches!(self.state, State::Closed | State::Closing)
-            && self.commands.is_empty()
+            && self.io.is_empty()
+            && self.events.is_empty()
             && self.queue.is_empty()
             && self.max_message.is_none_or(|max| len <= max)
             && self.conn.as_ref().is_some_and(|c| {
@@ -582,7 +612,7 @@ impl Machine {
     }
 
     /// Sends a frame at once, ahead of the queue. Meant for a protocol layer's opening frames
-    /// (a `hello`, rejoins): call it right after `poll_command` returned [`Event::Open`] and
+    /// (a `hello`, rejoins): call it right after `poll_event` returned [`Event::Open`] and
     /// the frames precede every queued message.
     ///
     /// Errors: [`Error::NotOpen`] unless the socket is open.
@@ -683,20 +713,19 @@ impl Machine {
         match self.conn.as_mut() {
             Some(c) if c.phase == Phase::Open => {
                 c.closing = true;
+                c.close_deadline = Some((now + self.config.close_timeout, code, reason.clone()));
                 c.next_ping = None;
                 c.unanswered = None;
                 c.drain_at = None;
                 c.flush_pending = false;
                 let conn = c.id;
-                self.commands
-                    .push_back(Command::Close { conn, code, reason });
+                self.io.push_back(Io::Close { conn, code, reason });
                 self.set_state(State::Closing);
             }
             Some(c) => {
                 let conn = c.id;
                 if c.phase == Phase::Opening {
-                    self.commands
-                        .push_back(Command::Close { conn, code, reason });
+                    self.io.push_back(Io::Abandon { conn, code, reason });
                 }
                 self.conn = None;
                 self.set_state(State::Closed);
@@ -719,7 +748,7 @@ impl Machine {
             && !c.closing
         {
             let reason = "reconnect".to_owned();
-            self.commands.push_back(Command::Close {
+            self.io.push_back(Io::Abandon {
                 conn: c.id,
                 code: protocol::close::NORMAL,
                 reason: reason.clone(),
@@ -742,7 +771,7 @@ impl Machine {
     }
 
     fn emit(&mut self, event: Event) {
-        self.commands.push_back(Command::Emit(event));
+        self.events.push_back(event);
     }
 
     fn set_state(&mut self, state: State) {
@@ -765,6 +794,7 @@ impl Machine {
             connect_deadline: Some(now + self.config.connect_timeout),
             opened_at: now,
             closing: false,
+            close_deadline: None,
             next_ping: None,
             unanswered: None,
             ping_sent: None,
@@ -782,13 +812,13 @@ impl Machine {
         match (phase, &self.url) {
             (Phase::Opening, Some(url)) => {
                 let (url, protocols) = (url.clone(), self.config.protocols.clone());
-                self.commands.push_back(Command::Open {
+                self.io.push_back(Io::Open {
                     conn: id,
                     url,
                     protocols,
                 });
             }
-            _ => self.commands.push_back(Command::ResolveUrl { conn: id }),
+            _ => self.io.push_back(Io::ResolveUrl { conn: id }),
         }
     }
 
@@ -832,7 +862,7 @@ impl Machine {
 
     fn transmit(&mut self, now: Instant, message: Message) {
         if let Some(conn) = self.account(now, message.len()) {
-            self.commands.push_back(Command::Transmit { conn, message });
+            self.io.push_back(Io::Transmit { conn, message });
         }
     }
 
@@ -922,7 +952,7 @@ impl Machine {
 
     /// Whether a protocol layer runs above (it offers [`protocol::SUBPROTOCOL`]): its preamble,
     /// said once the open event has been taken, must precede the queue, whose flush then
-    /// waits for it (see [`poll_command`](Self::poll_command)).
+    /// waits for it (see [`poll_io`](Self::poll_io)).
     fn layered(&self) -> bool {
         self.config
             .protocols
@@ -995,7 +1025,7 @@ impl Machine {
         let Some(c) = self.conn.take() else { return };
         let code = protocol::close::HEARTBEAT_TIMEOUT;
         let reason = HEARTBEAT_TIMEOUT_REASON.to_owned();
-        self.commands.push_back(Command::Close {
+        self.io.push_back(Io::Abandon {
             conn: c.id,
             code,
             reason: reason.clone(),
@@ -1040,9 +1070,9 @@ mod send_now_tests {
             Instant(0),
         )
         .unwrap();
-        let conn = std::iter::from_fn(|| m.poll_command())
+        let conn = std::iter::from_fn(|| m.poll_io())
             .find_map(|c| match c {
-                Command::Open { conn, .. } => Some(conn),
+                Io::Open { conn, .. } => Some(conn),
                 _ => None,
             })
             .unwrap();
@@ -1065,14 +1095,14 @@ mod send_now_tests {
         let (mut m, conn) = connected(config);
         // The open's events (and the deferred flush) are still waiting: not now.
         assert!(!m.send_now(Instant(0), conn, 1));
-        while m.poll_command().is_some() {}
+        while m.poll_io().is_some() || m.poll_event().is_some() {}
         assert!(
             !m.send_now(Instant(0), ConnId(conn.0 + 1), 1),
             "another socket"
         );
         // As `send`: 11 bytes go out (estimate 11 > 10), then nothing more at once.
         assert!(m.send_now(Instant(0), conn, 11));
-        assert_eq!(m.poll_command(), None, "the shell sends the bytes itself");
+        assert_eq!(m.poll_io(), None, "the shell sends the bytes itself");
         assert_eq!(
             m.poll_timeout(),
             Some(Instant(50)),
@@ -1086,7 +1116,7 @@ mod send_now_tests {
         m.handle(Instant(2), Input::BufferedAmount { conn, amount: 0 });
         // "b" waits in the queue or as a command: still not now.
         assert!(!m.send_now(Instant(2), conn, 1));
-        while m.poll_command().is_some() {}
+        while m.poll_io().is_some() || m.poll_event().is_some() {}
         assert!(m.send_now(Instant(2), conn, 1));
         m.close(Instant(3), None, None).unwrap();
         assert!(!m.send_now(Instant(3), conn, 1), "closing");

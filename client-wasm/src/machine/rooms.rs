@@ -181,8 +181,8 @@ impl fmt::Display for RoomError {
 }
 
 impl RoomError {
-    /// The message `Display` writes, built by hand as [`crate::Error`]'s is (no `core::fmt`
-    /// in the npm package).
+    /// The message `Display` writes, built by hand as [`crate::Error`]'s is: `#[error]` here
+    /// and there costs the npm package 1,637 B gzip (measured; see `Error::message`).
     pub(crate) fn message(&self) -> String {
         let mut out = String::new();
         let quoted = |out: &mut String, room: &str| {
@@ -245,6 +245,7 @@ impl RoomError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublishId(pub MsgId);
 
+// Hand-written: thiserror's `#[error]` is for error types, and this is only the number.
 impl fmt::Display for PublishId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -33,66 +33,15 @@
 
 use std::collections::VecDeque;
 
+pub use super::Io;
 #[cfg(feature = "rooms")]
 use super::rooms::{PublishId, RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
 #[cfg(feature = "rooms")]
 use super::sorted_map::SortedMap;
-use super::{Command, Config, ConnId, Event, Input, Instant, Machine, Message, Sent, Target};
+use super::{Config, ConnId, Event, Input, Instant, Machine, Message, Sent, Target};
 #[cfg(feature = "rooms")]
 use crate::publish::{PublishFuture, Waiter};
 use crate::{Error, Result};
-
-/// What the shell must do, from [`Session::poll_io`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Io {
-    /// Run the URL provider and answer with [`Input::UrlResolved`] for `conn`.
-    ResolveUrl {
-        /// The attempt the URL is for.
-        conn: ConnId,
-    },
-    /// Open a socket, dropping any other; answer with `Socket*` inputs (or
-    /// [`Input::OpenFailed`]) for `conn`.
-    Open {
-        /// The id to tag this socket's events with.
-        conn: ConnId,
-        /// A validated `ws:`/`wss:` URL.
-        url: String,
-        /// Subprotocols to offer (`Sec-WebSocket-Protocol`).
-        protocols: Vec<String>,
-    },
-    /// Send a frame on socket `conn`, if it is still the socket.
-    Transmit {
-        /// The socket.
-        conn: ConnId,
-        /// The frame.
-        message: Message,
-    },
-    /// Close socket `conn`; its events still count.
-    Close {
-        /// The socket.
-        conn: ConnId,
-        /// A code the browser accepts (1000 or 3000–4999).
-        code: u16,
-        /// At most 123 bytes of UTF-8.
-        reason: String,
-    },
-    /// Close socket `conn` and drop it now: the session has moved on from it (heartbeat or
-    /// connect timeout, reconnect), and a half-open peer would never answer.
-    Abandon {
-        /// The socket.
-        conn: ConnId,
-        /// As in `Close`.
-        code: u16,
-        /// As in `Close`.
-        reason: String,
-    },
-    /// Report the socket's `bufferedAmount` with [`Input::BufferedAmount`].
-    PollBuffered {
-        /// The socket.
-        conn: ConnId,
-    },
-}
 
 /// What the application hears, in order, from [`Session::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
@@ -127,11 +76,11 @@ impl Session {
     /// A session whose first attempt starts at once; see [`Machine::new`].
     pub fn new(config: Config, target: Target, seed: u64, now: Instant) -> Result<Self> {
         Ok(Session {
+            #[cfg(feature = "rooms")]
+            rooms_config: config.rooms.clone(),
             machine: Machine::new(config, target, seed, now)?,
             #[cfg(feature = "rooms")]
             rooms: None,
-            #[cfg(feature = "rooms")]
-            rooms_config: RoomsConfig::default(),
             #[cfg(feature = "rooms")]
             waiters: SortedMap::new(),
             events: VecDeque::new(),
@@ -147,37 +96,19 @@ impl Session {
     /// The next I/O command, in order. Call it until `None` before taking the events: the
     /// machine's events reach the event queue (through the rooms layer) on the way.
     pub fn poll_io(&mut self) -> Option<Io> {
-        loop {
+        self.pump_layer();
+        while let Some(event) = self.machine.poll_event() {
+            #[cfg(feature = "rooms")]
+            let taken = (self.rooms.as_mut()).is_some_and(|r| r.handle_event(self.now, &event));
+            #[cfg(not(feature = "rooms"))]
+            let taken = false;
+            if !taken {
+                self.events.push_back(SessionEvent::Connection(event));
+            }
+            // Each event's room events follow it.
             self.pump_layer();
-            return Some(match self.machine.poll_command()? {
-                Command::Emit(event) => {
-                    #[cfg(feature = "rooms")]
-                    if let Some(rooms) = self.rooms.as_mut()
-                        && rooms.handle_event(self.now, &event)
-                    {
-                        continue;
-                    }
-                    self.events.push_back(SessionEvent::Connection(event));
-                    continue;
-                }
-                Command::ResolveUrl { conn } => Io::ResolveUrl { conn },
-                Command::Open {
-                    conn,
-                    url,
-                    protocols,
-                } => Io::Open {
-                    conn,
-                    url,
-                    protocols,
-                },
-                Command::Transmit { conn, message } => Io::Transmit { conn, message },
-                Command::Close { conn, code, reason } if self.machine.conn_id() == Some(conn) => {
-                    Io::Close { conn, code, reason }
-                }
-                Command::Close { conn, code, reason } => Io::Abandon { conn, code, reason },
-                Command::PollBuffered { conn } => Io::PollBuffered { conn },
-            });
         }
+        self.machine.poll_io()
     }
 
     /// The next event for the application, in order.
@@ -276,7 +207,8 @@ impl Session {
 
 #[cfg(feature = "rooms")]
 impl Session {
-    /// Sets the rooms layer's settings, for a layer started later.
+    /// Sets the rooms layer's settings (at first those of [`Config::rooms`]), for a layer
+    /// started later.
     pub fn set_rooms_config(&mut self, config: RoomsConfig) {
         self.rooms_config = config;
     }
@@ -423,6 +355,37 @@ mod tests {
             frame(&mut s, conn, welcome.into()),
             vec![SessionEvent::Connection(Event::Message(welcome.into()))]
         );
+    }
+
+    #[test]
+    fn the_rooms_layer_takes_its_settings_from_the_config() {
+        let config = Config::default().rooms(RoomsConfig::default().max_unacked(1));
+        let target = Target::Url("ws://127.0.0.1:1/".into());
+        let mut s = Session::new(config, target, 1, Instant(0)).unwrap();
+        s.join(Instant(0), "r").unwrap();
+        let data = || RawJson::new("1").unwrap();
+        s.publish(Instant(0), "r", data()).unwrap();
+        assert_eq!(
+            s.publish(Instant(0), "r", data()),
+            Err(RoomError::TooManyUnacked { limit: 1 })
+        );
+    }
+
+    #[test]
+    fn io_and_events_are_separate_queues_and_a_left_socket_is_abandoned() {
+        let (mut s, conn) = open_session(false);
+        s.reconnect(Instant(2));
+        let io: Vec<Io> = std::iter::from_fn(|| s.poll_io()).collect();
+        assert!(
+            matches!(io.as_slice(), [Io::Abandon { conn: c, .. }, Io::Open { .. }] if *c == conn)
+        );
+        let events: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Connection(Event::Close(_))))
+        );
+        assert_eq!(s.poll_io(), None);
     }
 
     #[test]

@@ -132,13 +132,36 @@ pub struct CloseInfo {
     pub was_clean: bool,
 }
 
+impl CloseInfo {
+    /// A connection lost without a close frame (or without a close event): 1006, not clean
+    /// ([RFC 6455 §7.1.5](https://www.rfc-editor.org/rfc/rfc6455#section-7.1.5)).
+    pub fn abnormal(reason: impl Into<String>) -> Self {
+        CloseInfo {
+            code: 1006,
+            reason: reason.into(),
+            was_clean: false,
+        }
+    }
+
+    /// The peer's close frame, which completed the handshake: its code and reason, or 1005
+    /// for a frame without a status code.
+    pub fn clean(frame: Option<(u16, String)>) -> Self {
+        let (code, reason) = frame.unwrap_or((1005, String::new()));
+        CloseInfo {
+            code,
+            reason,
+            was_clean: true,
+        }
+    }
+}
+
 /// What the client reports to the application.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// The socket opened. In the sans-IO core, frames passed to
     /// [`Machine::send_preamble`](super::Machine::send_preamble) right after this event is polled
-    /// go out before the queued messages are flushed.
+    /// go out before the queued messages are flushed (when a protocol layer is offered).
     Open,
     /// A message arrived (heartbeat pongs are not reported unless configured).
     Message(Message),
@@ -169,16 +192,18 @@ pub enum Event {
     },
 }
 
-/// What the shell must do, returned by [`Machine::poll_command`](super::Machine::poll_command).
+/// What the shell must do, from [`Machine::poll_io`](super::Machine::poll_io) (and
+/// [`Session::poll_io`](super::session::Session::poll_io)): the one I/O command type.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum Command {
+pub enum Io {
     /// Run the URL provider and answer with [`Input::UrlResolved`] for `conn`.
     ResolveUrl {
         /// The attempt the URL is for.
         conn: ConnId,
     },
-    /// Open a socket; answer with `Socket*` inputs (or [`Input::OpenFailed`]) for `conn`.
+    /// Open a socket, dropping any other; answer with `Socket*` inputs (or
+    /// [`Input::OpenFailed`]) for `conn`.
     Open {
         /// The id to tag this socket's events with.
         conn: ConnId,
@@ -187,15 +212,14 @@ pub enum Command {
         /// Subprotocols to offer (`Sec-WebSocket-Protocol`).
         protocols: Vec<String>,
     },
-    /// Send a frame on socket `conn`.
+    /// Send a frame on socket `conn`, if it is still the socket.
     Transmit {
         /// The socket.
         conn: ConnId,
         /// The frame.
         message: Message,
     },
-    /// Close socket `conn`. After a heartbeat timeout the machine has already moved on; the
-    /// shell may drop the socket's listeners at once.
+    /// Close socket `conn` (the user's `close()`); its events still count.
     Close {
         /// The socket.
         conn: ConnId,
@@ -204,13 +228,22 @@ pub enum Command {
         /// At most 123 bytes of UTF-8.
         reason: String,
     },
+    /// Close socket `conn` and drop it now: the machine has moved on from it (heartbeat or
+    /// connect timeout, reconnect, `close()` while opening), and a half-open peer would never
+    /// answer.
+    Abandon {
+        /// The socket.
+        conn: ConnId,
+        /// As in `Close`.
+        code: u16,
+        /// As in `Close`.
+        reason: String,
+    },
     /// Report the socket's `bufferedAmount` with [`Input::BufferedAmount`].
     PollBuffered {
         /// The socket.
         conn: ConnId,
     },
-    /// Hand an event to the application.
-    Emit(Event),
 }
 
 /// What happened in the environment, fed to [`Machine::handle`](super::Machine::handle).
@@ -260,7 +293,7 @@ pub enum Input {
         /// How it closed.
         info: CloseInfo,
     },
-    /// The socket's current `bufferedAmount`, answering [`Command::PollBuffered`] (or sent
+    /// The socket's current `bufferedAmount`, answering [`Io::PollBuffered`] (or sent
     /// unasked after a transmit).
     BufferedAmount {
         /// The socket.

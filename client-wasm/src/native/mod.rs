@@ -29,8 +29,8 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
@@ -40,9 +40,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-pub use crate::client::Client;
-#[cfg(doc)]
-use crate::machine::rooms::RoomError;
+pub use crate::client::{Client, ClientHandle};
 use crate::machine::rooms::RoomsConfig;
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
@@ -62,6 +60,8 @@ struct Shared {
     core: Mutex<Core>,
     wake: Notify,
     origin: tokio::time::Instant,
+    /// The `Client` is gone; its handles do nothing.
+    dropped: AtomicBool,
 }
 
 impl Shared {
@@ -71,6 +71,25 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the session, then wakes the driver to carry out what it decided.
+    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        let now = self.now();
+        let out = f(&mut self.lock().session, now);
+        self.wake.notify_one();
+        out
+    }
+}
+
+/// The native side of a [`ClientHandle`](crate::ClientHandle): `None` once the client is gone.
+#[derive(Clone)]
+pub(crate) struct WeakHost(Weak<Shared>);
+
+impl WeakHost {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
+        let shared = self.0.upgrade()?;
+        (!shared.dropped.load(Ordering::Relaxed)).then(|| shared.act(f))
     }
 }
 
@@ -84,6 +103,7 @@ pub(crate) struct Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        self.shared.dropped.store(true, Ordering::Relaxed);
         // The driver owns the socket tasks; aborting it drops them, which aborts them too.
         self.driver.abort();
     }
@@ -91,10 +111,11 @@ impl Drop for Host {
 
 impl Host {
     pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
-        let now = self.shared.now();
-        let out = f(&mut self.shared.lock().session, now);
-        self.shared.wake.notify_one();
-        out
+        self.shared.act(f)
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakHost {
+        WeakHost(Arc::downgrade(&self.shared))
     }
 
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
@@ -102,14 +123,11 @@ impl Host {
     }
 }
 
-/// Resolves when the server acknowledges a publish, or fails with its [`RoomError`]; the same
-/// future the browser shell returns.
-pub type PublishHandle = crate::publish::PublishFuture;
-
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
     /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
-    /// protocol v1 from the first attempt on.
+    /// protocol v1 from the first attempt on with the settings `rooms` (which take the place
+    /// of [`Config::rooms`]).
     ///
     /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
     pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
@@ -130,6 +148,7 @@ impl Client {
             }),
             wake: Notify::new(),
             origin,
+            dropped: AtomicBool::new(false),
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
         Ok(Client {
@@ -266,14 +285,6 @@ fn execute(sockets: &mut HashMap<ConnId, Socket>, inputs: &mpsc::UnboundedSender
     }
 }
 
-fn closed(code: u16, reason: String, was_clean: bool) -> CloseInfo {
-    CloseInfo {
-        code,
-        reason,
-        was_clean,
-    }
-}
-
 async fn run_socket(
     conn: ConnId,
     url: String,
@@ -328,26 +339,13 @@ async fn run_socket(
                     buffered.fetch_sub(len.min(buffered.load(Ordering::Relaxed)), Ordering::Relaxed);
                     if let Err(e) = sent {
                         let _ = inputs.send(Input::SocketError { conn });
-                        break closed(1006, e.to_string(), false);
+                        break CloseInfo::abnormal(e.to_string());
                     }
                 }
                 Some(Out::Close(code, reason)) => {
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() };
+                    // The reply arrives below; the session gives up on it after `close_timeout`.
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
                     let _ = sink.send(tungstenite::Message::Close(Some(frame))).await;
-                    // Wait (bounded) for the peer's close reply, as a browser does.
-                    let reply = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-                        while let Some(Ok(m)) = stream.next().await {
-                            if let tungstenite::Message::Close(f) = m {
-                                return f.map(|f| (u16::from(f.code), f.reason.to_string()));
-                            }
-                        }
-                        None
-                    }).await;
-                    let (code, reason, clean) = match reply {
-                        Ok(Some((c, r))) => (c, r, true),
-                        _ => (code, reason, false),
-                    };
-                    break closed(code, reason, clean);
                 }
                 // The driver dropped this socket.
                 None => return,
@@ -362,19 +360,17 @@ async fn run_socket(
                     let _ = inputs.send(Input::SocketMessage { conn, message });
                 }
                 Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let (code, reason) = frame
-                        .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                     // tungstenite queues the close reply; flush it.
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
-                    break closed(code, reason, true);
+                    break CloseInfo::clean(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
                 }
                 // Pings are answered by tungstenite on the next read or write.
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     let _ = inputs.send(Input::SocketError { conn });
-                    break closed(1006, e.to_string(), false);
+                    break CloseInfo::abnormal(e.to_string());
                 }
-                None => break closed(1006, String::new(), false),
+                None => break CloseInfo::abnormal(""),
             },
         }
     };

@@ -11,8 +11,6 @@
 mod deadline;
 pub mod diagnostics;
 mod js_error;
-#[cfg(feature = "rooms")]
-pub mod rooms;
 mod subscribers;
 
 use std::cell::{Cell, RefCell};
@@ -26,18 +24,17 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::channel::mpsc;
 use gloo_events::EventListener;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-pub use crate::client::Client;
+pub use crate::client::{Client, ClientHandle};
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::RoomEvent;
 use crate::machine::session::{Io, Session, SessionEvent};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::typed::{self, DecodeError};
-use crate::{Config, Error, Event, Message, Result, Sent, State};
+use crate::{Config, Event, Message, Result};
 use deadline::Deadline;
 use diagnostics::{Counted, Kind};
 use subscribers::Subscribers;
@@ -89,9 +86,6 @@ struct Inner {
     subscribers: Rc<Subscribers<Event>>,
     #[cfg(feature = "rooms")]
     room_subscribers: Rc<Subscribers<RoomEvent>>,
-    /// The live [`rooms::RoomsClient`]s; the rooms layer stops with the last.
-    #[cfg(feature = "rooms")]
-    rooms_clients: Cell<usize>,
     driving: Cell<bool>,
     disposed: Cell<bool>,
 }
@@ -116,6 +110,21 @@ impl Host {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
         f(&self.inner.session.borrow())
     }
+
+    pub(crate) fn downgrade(&self) -> WeakHost {
+        WeakHost(Rc::downgrade(&self.inner))
+    }
+}
+
+/// The browser side of a [`ClientHandle`](crate::ClientHandle): `None` once the client is gone.
+#[derive(Clone)]
+pub(crate) struct WeakHost(Weak<Inner>);
+
+impl WeakHost {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
+        let inner = self.0.upgrade().filter(|i| !i.disposed.get())?;
+        Some(Inner::act(&inner, f))
+    }
 }
 
 /// Construction and events of the browser [`Client`]; the rest of its API is the same
@@ -136,14 +145,15 @@ impl Host {
 impl Client {
     /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
     ///
-    /// Errors: [`Error::InvalidUrl`] carrying the URL. Everything after this (a refused
-    /// connection, a dropped one) is reported as events and retried.
+    /// Errors: [`Error::InvalidUrl`](crate::Error::InvalidUrl) carrying the URL. Everything
+    /// after this (a refused connection, a dropped one) is reported as events and retried.
     pub fn connect(url: &str, config: Config) -> Result<Client> {
         Client::start(config, Target::Url(url.to_owned()), None)
     }
 
     /// Connects to a URL computed before every attempt, for example with a fresh ticket.
-    /// A provider error is reported as [`Error::UrlProvider`] and retried with backoff.
+    /// A provider error is reported as [`Error::UrlProvider`](crate::Error::UrlProvider) and
+    /// retried with backoff.
     ///
     /// ```no_run
     /// use ws_lifeline::{Client, Config};
@@ -177,8 +187,6 @@ impl Client {
             subscribers: Subscribers::new(),
             #[cfg(feature = "rooms")]
             room_subscribers: Subscribers::new(),
-            #[cfg(feature = "rooms")]
-            rooms_clients: Cell::new(0),
             driving: Cell::new(false),
             disposed: Cell::new(false),
         });
@@ -198,13 +206,6 @@ impl Client {
         })
     }
 
-    /// A weak handle for use inside callbacks (holding the `Client` there would be a cycle).
-    pub fn handle(&self) -> ClientHandle {
-        ClientHandle {
-            inner: Rc::downgrade(&self.host.inner),
-        }
-    }
-
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {
@@ -214,12 +215,6 @@ impl Client {
             .borrow()
             .as_ref()
             .map_or(0, |s| u64::from(s.ws.buffered_amount()))
-    }
-
-    /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called from
-    /// the [`Event::Open`] callback. Errors: [`Error::NotOpen`].
-    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        self.host.act(|s, now| s.send_preamble(now, message.into()))
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
@@ -282,63 +277,6 @@ impl Client {
 
     /// Closes the socket and releases everything now; the same as dropping the client.
     pub fn dispose(self) {}
-}
-
-/// A weak, cloneable handle to a [`Client`], for callbacks. Every method fails with
-/// [`Error::Closed`] (or does nothing) once the client is gone.
-#[derive(Clone)]
-pub struct ClientHandle {
-    inner: Weak<Inner>,
-}
-
-impl fmt::Debug for ClientHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientHandle")
-            .field("alive", &(self.inner.strong_count() > 0))
-            .finish()
-    }
-}
-
-impl ClientHandle {
-    fn get(&self) -> Result<Rc<Inner>> {
-        self.inner
-            .upgrade()
-            .filter(|i| !i.disposed.get())
-            .ok_or(Error::Closed)
-    }
-
-    /// As [`Client::send`].
-    pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
-        Inner::act(&self.get()?, |s, now| s.send(now, message.into()))
-    }
-
-    /// As [`Client::send_json`].
-    pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<Sent> {
-        self.send(typed::encode(value)?)
-    }
-
-    /// As [`Client::send_preamble`].
-    pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
-        Inner::act(&self.get()?, |s, now| s.send_preamble(now, message.into()))
-    }
-
-    /// As [`Client::close`].
-    pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        Inner::act(&self.get()?, |s, now| s.close(now, code, reason))
-    }
-
-    /// As [`Client::reconnect`].
-    pub fn reconnect(&self) {
-        if let Ok(inner) = self.get() {
-            Inner::act(&inner, |s, now| s.reconnect(now));
-        }
-    }
-
-    /// As [`Client::state`]; `Closed` once the client is gone.
-    pub fn state(&self) -> State {
-        self.get()
-            .map_or(State::Closed, |i| i.session.borrow().machine().state())
-    }
 }
 
 /// Inbound messages decoded into `T`; see [`Client::messages`]. Dropping it unsubscribes.
@@ -624,18 +562,14 @@ fn on_message(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
 }
 
 fn on_close(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
-    let info = match event.dyn_ref::<CloseEvent>() {
-        Some(e) => CloseInfo {
+    let info = event.dyn_ref::<CloseEvent>().map_or_else(
+        || CloseInfo::abnormal(""),
+        |e| CloseInfo {
             code: e.code(),
             reason: e.reason(),
             was_clean: e.was_clean(),
         },
-        None => CloseInfo {
-            code: 1006,
-            reason: String::new(),
-            was_clean: false,
-        },
-    };
+    );
     // This socket is finished: release it (and its listeners, this one included; wasm-bindgen
     // defers freeing a closure that is running) after the machine has seen the close.
     let finished = {
