@@ -243,6 +243,10 @@ struct Limits {
 #[derive(Debug, Default)]
 struct Room {
     members: BTreeSet<ConnId>,
+    /// A shared engine's room: the epoch and the last offset delivered to the members here.
+    /// Publishes reach this process in any order (its own at once, others' through pub/sub);
+    /// they are delivered in offset order, a gap read back from the engine.
+    told: Option<(String, protocol::Offset)>,
 }
 
 #[derive(Debug)]
@@ -286,18 +290,6 @@ pub(crate) struct Hub {
     /// Tests: commit inside each operation instead of in the syncer task.
     #[cfg(test)]
     inline_sync: bool,
-}
-
-/// Runs `f`, which waits for the disk, telling a multi-threaded tokio runtime first, so that
-/// the other tasks of this worker move to another thread instead of waiting for the fsync.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
 }
 
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
@@ -489,6 +481,113 @@ impl State {
         }
     }
 
+    /// A shared engine: delivers to `room`'s members here whatever it published after what
+    /// they were told, up to `upto`, in order. In another epoch (the store lost the room)
+    /// the members are closed with 1013 and rejoin in the new one.
+    fn catch_up(&mut self, room: &RoomName, epoch: &str, upto: protocol::Offset, now: Instant) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let told = match &r.told {
+            Some((e, told)) if e == epoch => *told,
+            Some(_) => {
+                warn!(room = %room, "the room has a new epoch in the store: closing its members with 1013");
+                for id in &r.members {
+                    if let Some(entry) = self.conns.get(id) {
+                        entry
+                            .peer
+                            .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                    }
+                }
+                self.set_told(room, epoch, upto);
+                return;
+            }
+            None => {
+                self.set_told(room, epoch, upto);
+                return;
+            }
+        };
+        if told >= upto {
+            return;
+        }
+        match self.engine.range(room, told, upto) {
+            Ok(frames) => {
+                for frame in frames {
+                    self.deliver_to_members(room, &frame);
+                }
+                self.set_told(room, epoch, upto);
+            }
+            Err(err) => {
+                // The members cannot be told what they missed: they rejoin and replay it.
+                if let Some(quiet) = self.storage_log.hit(now) {
+                    warn!(hits = quiet, "{err}: closing the room's members with 1013");
+                }
+                let members: Vec<ConnId> = r.members.iter().copied().collect();
+                for id in members {
+                    if let Some(entry) = self.conns.get(&id) {
+                        entry
+                            .peer
+                            .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_told(&mut self, room: &RoomName, epoch: &str, offset: protocol::Offset) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.told = Some((epoch.to_string(), offset));
+        }
+    }
+
+    fn deliver_to_members(&mut self, room: &RoomName, frame: &Utf8Bytes) {
+        let members: Vec<ConnId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.iter().copied().collect())
+            .unwrap_or_default();
+        for member in members {
+            self.deliver(member, Outbound::One(frame.clone()));
+        }
+    }
+
+    /// A shared engine's publish at `offset` of `room` (in `epoch`, or the one the members
+    /// were told when it is this process's own): delivered once, after every offset before it.
+    fn fan_out(
+        &mut self,
+        room: &RoomName,
+        epoch: Option<&str>,
+        offset: protocol::Offset,
+        frame: &Utf8Bytes,
+        now: Instant,
+    ) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(epoch) = epoch
+            .map(str::to_string)
+            .or_else(|| r.told.as_ref().map(|(e, _)| e.clone()))
+        else {
+            return;
+        };
+        if let Some((e, told)) = &r.told
+            && *e == epoch
+            && *told >= offset
+        {
+            return;
+        }
+        self.catch_up(room, &epoch, offset.saturating_sub(1), now);
+        let caught_up = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.told.as_ref())
+            .is_some_and(|(e, told)| *e == epoch && *told + 1 == offset);
+        if caught_up {
+            self.deliver_to_members(room, frame);
+            self.set_told(room, &epoch, offset);
+        }
+    }
+
     /// Drops `name` from the room table and from the engine, with its history.
     fn drop_room(&mut self, name: &RoomName) {
         self.rooms.remove(name);
@@ -661,7 +760,7 @@ impl Hub {
                 // Its own statement: the lock is released before the commit.
                 let batch = self.lock().engine.take_batch();
                 let Some(batch) = batch else { break };
-                let result = blocking(|| batch.commit());
+                let result = engine::blocking(|| batch.commit());
                 let failed = result.is_err();
                 self.with(|state, _, now| state.batch_done(batch, result, now));
                 if failed {
@@ -897,11 +996,17 @@ impl Hub {
             };
             let joined = ServerMsg::Joined {
                 room: room.to_string(),
-                epoch: recovery.epoch,
+                epoch: recovery.epoch.clone(),
                 offset: recovery.offset,
                 recovered: recovery.recovered,
                 resume_after: recovery.resume_after,
             };
+            state.rooms.entry(room.clone()).or_default();
+            if state.engine.shared() {
+                // What the members here were not told yet goes to them, not to this joiner,
+                // whose replay ends at this offset.
+                state.catch_up(&room, &recovery.epoch, recovery.offset, now);
+            }
             let r = state.rooms.entry(room.clone()).or_default();
             r.members.insert(id);
             let mut frames = Vec::with_capacity(recovery.frames.len() + 1);
@@ -1020,13 +1125,41 @@ impl Hub {
                     duplicate: false,
                 },
             );
-            let members: Vec<ConnId> = state
+            if state.engine.shared() {
+                state.fan_out(&name, None, offset, &frame, now);
+            } else {
+                state.deliver_to_members(&name, &frame);
+            }
+        });
+    }
+
+    /// A shared engine's publish, from any instance, as its fan-out channel brought it.
+    pub(crate) fn fan_in(&self, out: engine::redis::FannedOut) {
+        self.with(|state, _, now| {
+            let Some(name) = state
                 .rooms
-                .get(&name)
-                .map(|r| r.members.iter().copied().collect())
-                .unwrap_or_default();
-            for member in members {
-                state.deliver(member, Outbound::One(frame.clone()));
+                .get_key_value(out.room.as_str())
+                .map(|(n, _)| n.clone())
+            else {
+                return;
+            };
+            state.fan_out(&name, Some(&out.epoch), out.offset, &out.frame, now);
+        });
+    }
+
+    /// A shared engine: after the fan-out channel was (re)subscribed, delivers what every
+    /// room here missed meanwhile.
+    pub(crate) fn catch_up_all(&self) {
+        self.with(|state, _, now| {
+            let names: Vec<RoomName> = state.rooms.keys().cloned().collect();
+            for name in names {
+                match state.engine.head(&name) {
+                    Ok(Some((epoch, offset))) => state.catch_up(&name, &epoch, offset, now),
+                    Ok(None) => {}
+                    Err(err) => {
+                        warn!("{err}: room {name} not caught up");
+                    }
+                }
             }
         });
     }
