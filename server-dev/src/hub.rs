@@ -287,6 +287,10 @@ pub(crate) struct Hub {
     limits: Limits,
     /// Wakes [`Hub::sync_until`] when the engine owes its store writes.
     writes: Arc<Notify>,
+    /// The engine's calls wait for another process (Redis) under the lock: every operation
+    /// runs as blocking, so that a worker thread waiting for the lock hands its other tasks
+    /// (the connections' writers) to another thread instead of stalling them.
+    blocks: bool,
     /// Tests: commit inside each operation instead of in the syncer task.
     #[cfg(test)]
     inline_sync: bool,
@@ -673,6 +677,7 @@ impl Hub {
             .into_iter()
             .map(|name| (name, Room::default()))
             .collect();
+        let blocks = engine.shared();
         let state = State {
             conns: HashMap::new(),
             rooms,
@@ -692,6 +697,7 @@ impl Hub {
         Self {
             state: Arc::new(Mutex::new(state)),
             writes: Arc::new(Notify::new()),
+            blocks,
             #[cfg(test)]
             inline_sync: false,
             limits: Limits {
@@ -733,6 +739,14 @@ impl Hub {
 
     /// [`Self::with`] at a given time, so that rules with a clock are tested without sleeps.
     fn with_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
+        if self.blocks {
+            engine::blocking(|| self.locked_at(now, f))
+        } else {
+            self.locked_at(now, f)
+        }
+    }
+
+    fn locked_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
         let mut state = self.lock();
         let out = f(&mut state, &self.limits, now);
         #[cfg(test)]
@@ -777,6 +791,11 @@ impl Hub {
                 return;
             }
         }
+    }
+
+    /// Whether an operation may wait for another process (a shared engine).
+    pub(crate) fn blocks(&self) -> bool {
+        self.blocks
     }
 
     /// What the hub holds on behalf of clients now.
@@ -900,9 +919,22 @@ impl Hub {
                 let msg = "publisher: 8 to 64 ASCII letters, digits, '-' or '_'";
                 state.reply(id, &error_msg(ErrorCode::InvalidPublisher, msg, None));
             }
-            let resumed = match wanted.as_deref().and_then(SessionId::parse) {
+            let wanted = wanted.as_deref().and_then(SessionId::parse);
+            let known = match wanted {
+                Some(token) if token != current => match state.engine.has_session(token) {
+                    Ok(known) => known,
+                    Err(err) => {
+                        // Answering `resumed: false` would lose the session's dedupe state:
+                        // the client asks again once the store answers.
+                        state.storage_failed(id, &err, now);
+                        return;
+                    }
+                },
+                _ => false,
+            };
+            let resumed = match wanted {
                 Some(token) if token == current => true,
-                Some(token) if state.engine.has_session(token) => {
+                Some(token) if known => {
                     // Leave the current session: dropped at once if nothing was recorded in
                     // it, else detached so that its TTL and the cap apply to it.
                     if state.engine.session_unused(current) {

@@ -244,7 +244,8 @@ pub(crate) trait Engine: Send + fmt::Debug {
     fn drop_room(&mut self, room: &RoomName);
     /// A new session, attached once.
     fn new_session(&mut self, now: Instant) -> SessionId;
-    fn has_session(&self, session: SessionId) -> bool;
+    /// Whether the engine holds `session`; an error when the store cannot say.
+    fn has_session(&self, session: SessionId) -> Result<bool, StorageError>;
     /// Whether `session` has at most one connection and no dedupe state: nothing is lost by
     /// forgetting it.
     fn session_unused(&self, session: SessionId) -> bool;

@@ -114,7 +114,9 @@ redis.call('RPUSH', KEYS[4], ARGV[1])
 if redis.call('LLEN', KEYS[4]) > tonumber(ARGV[6]) then
   redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
 end
-for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+redis.call('PEXPIRE', KEYS[4], ARGV[7])
+redis.call('SET', KEYS[5], 1, 'PX', ARGV[7])
 redis.call('PUBLISH', ARGV[9], offset .. '\n' .. epoch .. '\n' .. ARGV[10] .. '\n' .. frame)
 return {0, offset}
 ";
@@ -400,10 +402,9 @@ impl Engine for RedisEngine {
         session
     }
 
-    fn has_session(&self, session: SessionId) -> bool {
+    fn has_session(&self, session: SessionId) -> Result<bool, StorageError> {
         let [key, ..] = session_keys(session);
         self.run(|conn| redis::cmd("EXISTS").arg(&key).query::<bool>(conn))
-            .unwrap_or(false)
     }
 
     fn session_unused(&self, session: SessionId) -> bool {
@@ -453,6 +454,9 @@ impl Engine for RedisEngine {
         let sessions: Vec<SessionId> = self.attached.keys().copied().collect();
         self.refresh_sessions(&sessions);
         let ttl = self.room_ttl();
+        if self.local.is_empty() {
+            return gone;
+        }
         let refreshed = self.run(|conn| {
             let mut pipe = redis::pipe();
             for room in &self.local {
