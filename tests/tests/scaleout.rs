@@ -100,6 +100,7 @@ async fn until_a_acked(shared: &Shared) {
 
 /// Runs the members to the end and checks: everything acked once, received once, in order,
 /// no gap, nothing sent twice, never `recovered: false`.
+#[allow(clippy::print_stdout)] // the run's report is this test's output, as in durable.rs
 async fn run_and_check(
     members: Vec<Member<Shared>>,
     shared: &Shared,
