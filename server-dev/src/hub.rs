@@ -296,6 +296,15 @@ pub(crate) struct Hub {
     inline_sync: bool,
 }
 
+/// How often the hub sweeps: a quarter of the shorter TTL, between 20 ms and 5 s.
+pub(crate) fn sweep_period(session_ttl: Duration, history_max_age: Duration) -> Duration {
+    session_ttl
+        .min(history_max_age)
+        .checked_div(4)
+        .unwrap_or_default()
+        .clamp(Duration::from_millis(20), Duration::from_secs(5))
+}
+
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
     // Serializing our own types to a String cannot fail (string keys, no non-finite floats
     // reach `serde_json::Value`); fall back to an empty array, which clients ignore.
@@ -394,19 +403,34 @@ impl State {
     }
 
     fn push_presence(&mut self, room: &RoomName) {
+        self.push_presence_if(room, false);
+    }
+
+    /// Pushes `room`'s presence to its members here; with `if_changed`, only when it differs
+    /// from the last one pushed (a shared engine's presence changes on other instances too).
+    fn push_presence_if(&mut self, room: &RoomName, if_changed: bool) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let mut members: Vec<String> = r
-            .members
-            .iter()
-            .filter_map(|id| self.conns.get(id).map(|c| c.name.clone()))
-            .collect();
-        members.sort();
+        let members = match self.engine.presence(room) {
+            Some(names) => names,
+            None => {
+                let mut members: Vec<String> = r
+                    .members
+                    .iter()
+                    .filter_map(|id| self.conns.get(id).map(|c| c.name.clone()))
+                    .collect();
+                members.sort();
+                members
+            }
+        };
         let frame = encode(&ServerMsg::Presence {
             room: room.to_string(),
             members,
         });
+        if if_changed && self.presence_frames.get(room) == Some(&frame) {
+            return;
+        }
         self.presence_frames.insert(room.clone(), frame);
         let ids: Vec<ConnId> = r
             .members
@@ -429,6 +453,7 @@ impl State {
             return;
         };
         for room in &entry.rooms {
+            self.engine.member_left(room, id);
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&id);
                 if r.members.is_empty() && self.engine.history_empty(room) {
@@ -1054,6 +1079,10 @@ impl Hub {
             }
             state.deliver(id, Outbound::Many(frames));
             if !already {
+                if let Some(entry) = state.conns.get(&id) {
+                    let name = entry.name.clone();
+                    state.engine.member_joined(&room, id, &name);
+                }
                 state.push_presence(&room);
                 state.rooms_changed(now, limits);
             }
@@ -1067,6 +1096,9 @@ impl Hub {
                 let at = e.rooms.iter().position(|r| **r == *room)?;
                 Some(e.rooms.swap_remove(at))
             });
+            if let Some(name) = &left {
+                state.engine.member_left(name, id);
+            }
             if let Some(name) = &left
                 && let Some(r) = state.rooms.get_mut(name)
             {
@@ -1179,6 +1211,17 @@ impl Hub {
         });
     }
 
+    /// A shared engine: `room`'s members changed on some instance; its presence goes to the
+    /// members here if it changed.
+    pub(crate) fn presence_changed(&self, room: &str) {
+        self.with(|state, _, _| {
+            let Some(name) = state.rooms.get_key_value(room).map(|(n, _)| n.clone()) else {
+                return;
+            };
+            state.push_presence_if(&name, true);
+        });
+    }
+
     /// A shared engine: after the fan-out channel was (re)subscribed, delivers what every
     /// room here missed meanwhile.
     pub(crate) fn catch_up_all(&self) {
@@ -1245,18 +1288,24 @@ impl Hub {
             } = &mut *state;
             presence_frames
                 .retain(|room, _| rooms.get(room).is_some_and(|r| !r.members.is_empty()));
+            if state.engine.shared() {
+                // Members of an instance whose heartbeat stopped leave the presence now.
+                let occupied: Vec<RoomName> = state
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| !r.members.is_empty())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for room in occupied {
+                    state.push_presence_if(&room, true);
+                }
+            }
         });
     }
 
     /// Sweeps periodically until `shutdown` turns true.
     pub(crate) async fn sweep_until(self, mut shutdown: watch::Receiver<bool>) {
-        let period = self
-            .limits
-            .session_ttl
-            .min(self.limits.history_max_age)
-            .checked_div(4)
-            .unwrap_or_default()
-            .clamp(Duration::from_millis(20), Duration::from_secs(5));
+        let period = sweep_period(self.limits.session_ttl, self.limits.history_max_age);
         let mut tick = tokio::time::interval(period);
         let mut rooms_tick = tokio::time::interval(
             self.limits

@@ -288,6 +288,16 @@ pub(crate) trait Engine: Send + fmt::Debug {
     ) -> Result<Vec<Utf8Bytes>, StorageError> {
         Ok(Vec::new())
     }
+    /// A shared engine: connection `conn` of this instance, named `name`, is a member of
+    /// `room` now, for the presence every instance sees.
+    fn member_joined(&mut self, _room: &RoomName, _conn: u64, _name: &str) {}
+    /// A shared engine: connection `conn` of this instance left `room`.
+    fn member_left(&mut self, _room: &RoomName, _conn: u64) {}
+    /// A shared engine: the names of `room`'s members on every live instance, sorted; `None`
+    /// when presence is this process's own (or the store cannot say now).
+    fn presence(&self, _room: &str) -> Option<Vec<String>> {
+        None
+    }
     /// A shared engine's current epoch and offset of `room`, if it holds it.
     fn head(&self, _room: &str) -> Result<Option<(String, Offset)>, StorageError> {
         Ok(None)

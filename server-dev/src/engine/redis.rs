@@ -10,7 +10,12 @@
 //!   `wsl:dedupe-order:{session}` (list, oldest first, at most `dedupe_ids`): TTL `session_ttl`,
 //!   refreshed by the sweep of the instance a connection of the session is attached to, so the
 //!   sessions of a dead instance expire a TTL after it stopped.
-//! - Channel `wsl:fanout`: every publish, `OFFSET\nEPOCH\nROOM\nFRAME`.
+//! - `wsl:presence:{room}`: a hash `{instance}:{connection}` → member name, same TTL as the
+//!   room; `wsl:instance:{instance}`: each instance's heartbeat, a key with a TTL of three
+//!   sweep periods (15 s at the defaults), refreshed by its sweep. Presence lists the members
+//!   of live instances only, so a killed instance's members disappear once its key expires.
+//! - Channel `wsl:fanout`: every publish, `OFFSET\nEPOCH\nROOM\nFRAME`; channel
+//!   `wsl:presence`: the name of a room whose members changed.
 //!
 //! A publish is one Lua script (dedupe check, offset increment, `XADD`, dedupe entry, `PUBLISH`),
 //! atomic for its room, so offsets and the order of the fan-out agree on every instance. The
@@ -42,6 +47,10 @@ pub(crate) mod test_server;
 
 /// The channel every publish is fanned out on.
 const FANOUT: &str = "wsl:fanout";
+/// The channel a room's name is published on when its members change.
+const PRESENCE: &str = "wsl:presence";
+/// How long an instance counts as live after its last heartbeat, in sweep periods.
+const HEARTBEATS_TO_DEATH: u32 = 3;
 /// How long a command may take before the engine gives up on the connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// An offset no room reaches, written where the script puts the real one.
@@ -69,6 +78,14 @@ fn session_keys(session: SessionId) -> [String; 3] {
         format!("wsl:dedupe:{session}"),
         format!("wsl:dedupe-order:{session}"),
     ]
+}
+
+fn presence_key(room: &str) -> String {
+    format!("wsl:presence:{room}")
+}
+
+fn instance_key(instance: &str) -> String {
+    format!("wsl:instance:{instance}")
 }
 
 fn millis(d: Duration) -> u64 {
@@ -121,6 +138,27 @@ redis.call('PUBLISH', ARGV[9], offset .. '\n' .. epoch .. '\n' .. ARGV[10] .. '\
 return {0, offset}
 ";
 
+/// The members of live instances, in a room's presence hash; those of an instance whose
+/// heartbeat expired are removed on the way. (Instance keys are named from the fields, which
+/// a single Redis allows; a cluster would need them in `KEYS`.)
+const PRESENCE_OF_LIVE: &str = r"
+local names = {}
+local alive = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local instance = string.match(flat[i], '^([^:]+):')
+  if alive[instance] == nil then
+    alive[instance] = redis.call('EXISTS', ARGV[1] .. instance) == 1
+  end
+  if alive[instance] then
+    table.insert(names, flat[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], flat[i])
+  end
+end
+return names
+";
+
 /// Rooms and sessions in Redis; see the module's documentation.
 pub(crate) struct RedisEngine {
     client: redis::Client,
@@ -133,6 +171,9 @@ pub(crate) struct RedisEngine {
     attached: HashMap<SessionId, usize>,
     join: Script,
     publish: Script,
+    presence: Script,
+    /// This process's name in presence fields and its heartbeat key.
+    instance: String,
     /// Tests: what must live as long as the engine (the private redis-server).
     #[cfg(test)]
     keep: Option<Box<dyn Send + std::fmt::Debug>>,
@@ -165,10 +206,13 @@ impl RedisEngine {
             attached: HashMap::new(),
             join: Script::new(JOIN),
             publish: Script::new(PUBLISH),
+            presence: Script::new(PRESENCE_OF_LIVE),
+            instance: crate::random_hex(8),
             #[cfg(test)]
             keep: None,
         };
         engine.run(|conn| redis::cmd("PING").query::<String>(conn))?;
+        engine.heartbeat()?;
         Ok(engine)
     }
 
@@ -205,6 +249,44 @@ impl RedisEngine {
             }
             Ok(result?)
         })
+    }
+
+    /// Says this instance is live for [`HEARTBEATS_TO_DEATH`] sweep periods.
+    fn heartbeat(&self) -> Result<(), StorageError> {
+        let ttl = millis(
+            crate::hub::sweep_period(self.bounds.session_ttl, self.bounds.history_max_age)
+                * HEARTBEATS_TO_DEATH,
+        );
+        let key = instance_key(&self.instance);
+        self.run(|conn| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("PX")
+                .arg(ttl)
+                .query::<()>(conn)
+        })
+    }
+
+    /// Writes a change of `room`'s members and tells every instance.
+    fn members_changed(&self, room: &RoomName, change: impl FnOnce(&mut redis::Pipeline)) {
+        let ttl = self.room_ttl();
+        let changed = self.run(|conn| {
+            let mut pipe = redis::pipe();
+            change(&mut pipe);
+            pipe.cmd("PEXPIRE")
+                .arg(presence_key(room))
+                .arg(ttl)
+                .ignore();
+            pipe.cmd("PUBLISH")
+                .arg(PRESENCE)
+                .arg(room.as_ref())
+                .ignore();
+            pipe.query::<()>(conn)
+        });
+        if let Err(err) = changed {
+            warn!("{err}: presence of {room} not written");
+        }
     }
 
     fn room_ttl(&self) -> u64 {
@@ -450,7 +532,10 @@ impl Engine for RedisEngine {
         for room in &gone {
             self.local.remove(room);
         }
-        // The heartbeat: this instance's sessions and rooms live on while it does.
+        // The heartbeat: this instance, its sessions and its rooms live on while it does.
+        if let Err(err) = self.heartbeat() {
+            warn!("{err}: heartbeat not written");
+        }
         let sessions: Vec<SessionId> = self.attached.keys().copied().collect();
         self.refresh_sessions(&sessions);
         let ttl = self.room_ttl();
@@ -462,6 +547,10 @@ impl Engine for RedisEngine {
             for room in &self.local {
                 pipe.cmd("PEXPIRE").arg(room_key(room)).arg(ttl).ignore();
                 pipe.cmd("PEXPIRE").arg(history_key(room)).arg(ttl).ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(presence_key(room))
+                    .arg(ttl)
+                    .ignore();
             }
             pipe.query::<()>(conn)
         });
@@ -505,6 +594,46 @@ impl Engine for RedisEngine {
 
     fn head(&self, room: &str) -> Result<Option<(String, Offset)>, StorageError> {
         RedisEngine::head(self, room)
+    }
+
+    fn member_joined(&mut self, room: &RoomName, conn: u64, name: &str) {
+        let field = format!("{}:{conn}", self.instance);
+        self.members_changed(room, |pipe| {
+            pipe.cmd("HSET")
+                .arg(presence_key(room))
+                .arg(&field)
+                .arg(name)
+                .ignore();
+        });
+    }
+
+    fn member_left(&mut self, room: &RoomName, conn: u64) {
+        let field = format!("{}:{conn}", self.instance);
+        self.members_changed(room, |pipe| {
+            pipe.cmd("HDEL")
+                .arg(presence_key(room))
+                .arg(&field)
+                .ignore();
+        });
+    }
+
+    fn presence(&self, room: &str) -> Option<Vec<String>> {
+        let names = self.run(|conn| {
+            self.presence
+                .key(presence_key(room))
+                .arg(instance_key(""))
+                .invoke::<Vec<String>>(conn)
+        });
+        match names {
+            Ok(mut names) => {
+                names.sort();
+                Some(names)
+            }
+            Err(err) => {
+                warn!("{err}: presence of {room} from this instance only");
+                None
+            }
+        }
     }
 
     #[cfg(test)]
@@ -570,7 +699,7 @@ pub(crate) async fn fan_in_until(url: String, hub: Hub, mut shutdown: watch::Rec
         let subscribed = async {
             let client = redis::Client::open(url.as_str())?;
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(FANOUT).await?;
+            pubsub.subscribe(&[FANOUT, PRESENCE]).await?;
             RedisResult::Ok(pubsub)
         };
         match subscribed.await {
@@ -582,6 +711,12 @@ pub(crate) async fn fan_in_until(url: String, hub: Hub, mut shutdown: watch::Rec
                 loop {
                     tokio::select! {
                         msg = messages.next() => match msg {
+                            Some(msg) if msg.get_channel_name() == PRESENCE => {
+                                match std::str::from_utf8(msg.get_payload_bytes()) {
+                                    Ok(room) => hub.presence_changed(room),
+                                    Err(_) => warn!("an unreadable message on {PRESENCE}"),
+                                }
+                            }
                             Some(msg) => match FannedOut::parse(msg.get_payload_bytes()) {
                                 Some(out) => hub.fan_in(out),
                                 None => warn!("an unreadable message on {FANOUT}"),

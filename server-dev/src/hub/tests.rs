@@ -883,7 +883,8 @@ fn a_failed_commit_tells_nobody_and_closes_connections_with_1013() {
 
 /// Two instances on one Redis: a publish through one reaches the other's members once and in
 /// order, whether its fan-out message arrives, arrives twice, or is lost (the gap is read back
-/// from the stream); a session moves between instances with its dedupe state.
+/// from the stream); presence lists the members of both, and those of a dead instance leave
+/// it once its heartbeat expires; a session moves between instances with its dedupe state.
 #[test]
 fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
     use crate::engine::redis::{FannedOut, RedisEngine, test_server};
@@ -891,12 +892,14 @@ fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
         return;
     }
     let server = test_server::TestRedis::start();
-    let config = Config::default();
-    let instance = || {
+    let instance = |config: Config| {
         let engine = RedisEngine::open(&server.url, Bounds::new(&config)).unwrap();
         Hub::with_engine(&config, Box::new(engine))
     };
-    let (one, two) = (instance(), instance());
+    // Instance one sweeps every 50 ms (a quarter of its history age), so its heartbeat lasts
+    // 150 ms: its death shows within the test.
+    let one = instance(Config::default().history(1000, Duration::from_millis(200)));
+    let two = instance(Config::default());
     let mut publisher = one.register("p".into());
     one.hello(publisher.peer.id, None, Some("publisher-1".into()));
     one.join(publisher.peer.id, "r".into(), None);
@@ -906,7 +909,17 @@ fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
     let Some(ServerMsg::Welcome { session, .. }) = welcome.first() else {
         panic!("{welcome:?}")
     };
-    drain_reg(&two, &mut receiver);
+    let presence = |got: &[ServerMsg]| {
+        got.iter().rev().find_map(|m| match m {
+            ServerMsg::Presence { members, .. } => Some(members.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        presence(&drain_reg(&two, &mut receiver)),
+        Some(vec!["p".to_string(), "r".to_string()]),
+        "presence across instances"
+    );
 
     for id in 1..=3 {
         one.publish(publisher.peer.id, "r".into(), id, serde_json::json!(id));
@@ -935,9 +948,18 @@ fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
     assert_eq!(offsets(&got), vec![4, 5]);
     assert!(matches!(&got[0], ServerMsg::Message { data, .. } if *data == serde_json::json!(4)));
 
-    // Instance one goes away without a word; its publisher resumes its session on instance two
-    // and resends publish 5: acked as a duplicate, not delivered again.
+    // Instance one goes away without a word: once its heartbeat expired, the next sweep of
+    // instance two leaves its member out.
     drop(one);
+    std::thread::sleep(Duration::from_millis(300));
+    two.sweep();
+    assert_eq!(
+        presence(&drain_reg(&two, &mut receiver)),
+        Some(vec!["r".to_string()]),
+        "a dead instance's members leave the presence"
+    );
+    // Its publisher resumes its session on instance two and resends publish 5: acked as a
+    // duplicate, not delivered again.
     let mut moved = two.register("p".into());
     two.hello(
         moved.peer.id,
