@@ -249,6 +249,32 @@ struct Room {
     told: Option<(String, protocol::Offset)>,
 }
 
+/// A publish as the hub hands it to the engine, read from the tables.
+#[derive(Debug)]
+struct Outgoing {
+    name: RoomName,
+    session: SessionId,
+    from: String,
+    publisher: Option<String>,
+}
+
+impl Outgoing {
+    /// The `message` frame at `offset`.
+    fn frame(&self, offset: protocol::Offset, data: protocol::Data, msg_id: MsgId) -> Utf8Bytes {
+        // The publish id goes with a publisher id only: alone it names nothing.
+        let id_on_wire = self.publisher.is_some().then_some(msg_id);
+        encode(&ServerMsg::Message {
+            room: self.name.to_string(),
+            offset,
+            from: self.from.clone(),
+            data,
+            ts: crate::unix_ms(),
+            publisher: self.publisher.clone(),
+            id: id_on_wire,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct State {
     conns: HashMap<ConnId, ConnEntry>,
@@ -291,6 +317,8 @@ pub(crate) struct Hub {
     /// runs as blocking, so that a worker thread waiting for the lock hands its other tasks
     /// (the connections' writers) to another thread instead of stalling them.
     blocks: bool,
+    /// A shared engine's publish, run outside the lock.
+    publisher: Option<Arc<engine::redis::Publisher>>,
     /// Tests: commit inside each operation instead of in the syncer task.
     #[cfg(test)]
     inline_sync: bool,
@@ -617,6 +645,77 @@ impl State {
         }
     }
 
+    /// What a publish by `id` to `room` needs from the tables, if `id` is a member (else it
+    /// is told so).
+    fn outgoing(&mut self, id: ConnId, room: &str, msg_id: MsgId) -> Option<Outgoing> {
+        let entry = self.conns.get(&id)?;
+        if !entry.rooms.iter().any(|r| **r == *room) {
+            let msg = "join the room before publishing to it";
+            self.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
+            return None;
+        }
+        let from = entry.name.clone();
+        let publisher = entry.publisher.as_deref().map(str::to_string);
+        let session = entry.session;
+        // The table's name for the room, shared by the engine's tables.
+        let name = self.rooms.get_key_value(room).map(|(n, _)| n.clone())?;
+        Some(Outgoing {
+            name,
+            session,
+            from,
+            publisher,
+        })
+    }
+
+    /// The engine's answer to a publish: the ack (or a duplicate's), the broadcast, or the
+    /// connection closed with 1013 when the store failed.
+    fn published(
+        &mut self,
+        id: ConnId,
+        msg_id: MsgId,
+        name: &RoomName,
+        result: Result<Published, StorageError>,
+        now: Instant,
+    ) {
+        let (offset, frame) = match result {
+            Ok(Published::New { offset, frame }) => (offset, frame),
+            Ok(Published::Duplicate { offset }) => {
+                debug!(
+                    conn = id,
+                    msg_id, offset, "duplicate publish acked without broadcast"
+                );
+                self.reply(
+                    id,
+                    &ServerMsg::Ack {
+                        id: msg_id,
+                        offset,
+                        duplicate: true,
+                    },
+                );
+                return;
+            }
+            Ok(Published::NoRoom) => return,
+            Err(err) => {
+                self.storage_failed(id, &err, now);
+                return;
+            }
+        };
+        tracing::trace!(conn = id, msg_id, offset, "published");
+        self.reply(
+            id,
+            &ServerMsg::Ack {
+                id: msg_id,
+                offset,
+                duplicate: false,
+            },
+        );
+        if self.engine.shared() {
+            self.fan_out(name, None, offset, &frame, now);
+        } else {
+            self.deliver_to_members(name, &frame);
+        }
+    }
+
     /// Drops `name` from the room table and from the engine, with its history.
     fn drop_room(&mut self, name: &RoomName) {
         self.rooms.remove(name);
@@ -703,6 +802,7 @@ impl Hub {
             .map(|name| (name, Room::default()))
             .collect();
         let blocks = engine.shared();
+        let publisher = engine.publisher();
         let state = State {
             conns: HashMap::new(),
             rooms,
@@ -723,6 +823,7 @@ impl Hub {
             state: Arc::new(Mutex::new(state)),
             writes: Arc::new(Notify::new()),
             blocks,
+            publisher,
             #[cfg(test)]
             inline_sync: false,
             limits: Limits {
@@ -1117,83 +1218,32 @@ impl Hub {
 
     /// `publish`: dedupe by (session, id), else give the next offset, record, ack, broadcast.
     pub(crate) fn publish(&self, id: ConnId, room: String, msg_id: MsgId, data: protocol::Data) {
+        if let Some(publisher) = &self.publisher {
+            // A shared engine's publish waits for Redis: outside the lock, so that the other
+            // connections, the fan-in and presence go on meanwhile. This connection's next
+            // frame waits (its reader is here), so its acks stay in order.
+            let prepared = self.with(|state, _, _| state.outgoing(id, &room, msg_id));
+            let Some(out) = prepared else { return };
+            let marked = out.frame(engine::redis::OFFSET_MARK, data, msg_id);
+            let result =
+                engine::blocking(|| publisher.publish(&out.name, out.session, msg_id, &marked));
+            self.with(|state, _, now| state.published(id, msg_id, &out.name, result, now));
+            return;
+        }
         self.with(|state, _, now| {
-            let Some(entry) = state.conns.get(&id) else {
-                return;
-            };
-            if !entry.rooms.iter().any(|r| **r == *room) {
-                let msg = "join the room before publishing to it";
-                state.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
-                return;
-            }
-            let from = entry.name.clone();
-            let publisher = entry.publisher.as_deref().map(str::to_string);
-            let session = entry.session;
-            // The table's name for the room, shared by the engine's tables.
-            let Some(name) = state
-                .rooms
-                .get_key_value(room.as_str())
-                .map(|(n, _)| n.clone())
-            else {
+            let Some(out) = state.outgoing(id, &room, msg_id) else {
                 return;
             };
             let mut data = Some(data);
-            let mut frame = |offset| {
-                // The publish id goes with a publisher id only: alone it names nothing.
-                let id_on_wire = publisher.is_some().then_some(msg_id);
-                encode(&ServerMsg::Message {
-                    room: room.clone(),
-                    offset,
-                    from: from.clone(),
-                    data: data.take().unwrap_or_default(),
-                    ts: crate::unix_ms(),
-                    publisher: publisher.clone(),
-                    id: id_on_wire,
-                })
-            };
+            let mut frame = |offset| out.frame(offset, data.take().unwrap_or_default(), msg_id);
             let publish = Publish {
-                room: &name,
-                session,
+                room: &out.name,
+                session: out.session,
                 id: msg_id,
                 frame: &mut frame,
             };
-            let (offset, frame) = match state.engine.publish(publish, now) {
-                Ok(Published::New { offset, frame }) => (offset, frame),
-                Ok(Published::Duplicate { offset }) => {
-                    debug!(
-                        conn = id,
-                        msg_id, offset, "duplicate publish acked without broadcast"
-                    );
-                    state.reply(
-                        id,
-                        &ServerMsg::Ack {
-                            id: msg_id,
-                            offset,
-                            duplicate: true,
-                        },
-                    );
-                    return;
-                }
-                Ok(Published::NoRoom) => return,
-                Err(err) => {
-                    state.storage_failed(id, &err, now);
-                    return;
-                }
-            };
-            tracing::trace!(conn = id, msg_id, offset, "published");
-            state.reply(
-                id,
-                &ServerMsg::Ack {
-                    id: msg_id,
-                    offset,
-                    duplicate: false,
-                },
-            );
-            if state.engine.shared() {
-                state.fan_out(&name, None, offset, &frame, now);
-            } else {
-                state.deliver_to_members(&name, &frame);
-            }
+            let result = state.engine.publish(publish, now);
+            state.published(id, msg_id, &out.name, result, now);
         });
     }
 

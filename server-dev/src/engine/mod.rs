@@ -16,7 +16,8 @@
 //!   ([`Engine::shared`]). A publish is one Lua script per room (dedupe check, offset
 //!   increment, `XADD` with a length cap, dedupe entry, `PUBLISH`); a join reads the stream.
 //!   Its offsets come from Redis, so its calls wait for Redis's reply: blocking round trips
-//!   on loopback, made under the hub's lock through [`blocking`]. Publishes from every
+//!   on loopback through [`blocking`], a publish outside the hub's lock
+//!   ([`Engine::publisher`]), the others under it. Publishes from every
 //!   instance come back through pub/sub into [`crate::hub::Hub::fan_in`], beside this trait;
 //!   the hub delivers them in offset order, reading a gap back with [`Engine::range`].
 //!
@@ -296,6 +297,10 @@ pub(crate) trait Engine: Send + fmt::Debug {
     /// A shared engine: the names of `room`'s members on every live instance, sorted; `None`
     /// when presence is this process's own (or the store cannot say now).
     fn presence(&self, _room: &str) -> Option<Vec<String>> {
+        None
+    }
+    /// A shared engine's publish, for the hub to run outside its lock.
+    fn publisher(&self) -> Option<Arc<redis::Publisher>> {
         None
     }
     /// A shared engine's current epoch and offset of `room`, if it holds it.

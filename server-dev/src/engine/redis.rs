@@ -23,8 +23,10 @@
 //! ([`fan_in_until`]) and hands what arrives to its hub, which delivers in offset order and
 //! fills any gap (a lost pub/sub message, a reconnect) from the stream.
 //!
-//! The commands are blocking calls made where the hub calls the engine, under its lock; they
-//! are loopback round trips, and [`super::blocking`] lets tokio move other tasks off the thread.
+//! The commands are blocking calls (loopback round trips; [`super::blocking`] lets tokio move
+//! other tasks off the thread). A publish runs outside the hub's lock, on a connection of its
+//! own ([`Publisher`]); the other calls are made where the hub calls the engine, under its
+//! lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -54,7 +56,7 @@ const HEARTBEATS_TO_DEATH: u32 = 3;
 /// How long a command may take before the engine gives up on the connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// An offset no room reaches, written where the script puts the real one.
-const OFFSET_MARK: Offset = Offset::MAX;
+pub(crate) const OFFSET_MARK: Offset = Offset::MAX;
 
 impl From<redis::RedisError> for StorageError {
     fn from(err: redis::RedisError) -> Self {
@@ -159,68 +161,18 @@ end
 return names
 ";
 
-/// Rooms and sessions in Redis; see the module's documentation.
-pub(crate) struct RedisEngine {
+/// One blocking connection to Redis, opened again after a failure.
+struct Link {
     client: redis::Client,
-    /// The blocking connection, opened again after a failure.
     conn: Mutex<Option<Connection>>,
-    bounds: Bounds,
-    /// Rooms this instance has joined members to, which its hub holds.
-    local: HashSet<RoomName>,
-    /// Sessions this instance's connections use, with how many connections.
-    attached: HashMap<SessionId, usize>,
-    join: Script,
-    publish: Script,
-    presence: Script,
-    /// This process's name in presence fields and its heartbeat key.
-    instance: String,
-    /// Tests: what must live as long as the engine (the private redis-server).
-    #[cfg(test)]
-    keep: Option<Box<dyn Send + std::fmt::Debug>>,
 }
 
-impl std::fmt::Debug for RedisEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisEngine")
-            .field("local_rooms", &self.local.len())
-            .field("attached", &self.attached.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// What an entry of the history stream holds.
-struct Entry {
-    offset: Offset,
-    at_ms: u64,
-    frame: String,
-}
-
-impl RedisEngine {
-    /// An engine on the Redis at `url`, which must answer now.
-    pub(crate) fn open(url: &str, bounds: Bounds) -> Result<Self, StorageError> {
-        let engine = Self {
-            client: redis::Client::open(url)?,
+impl Link {
+    fn new(client: redis::Client) -> Self {
+        Self {
+            client,
             conn: Mutex::new(None),
-            bounds,
-            local: HashSet::new(),
-            attached: HashMap::new(),
-            join: Script::new(JOIN),
-            publish: Script::new(PUBLISH),
-            presence: Script::new(PRESENCE_OF_LIVE),
-            instance: crate::random_hex(8),
-            #[cfg(test)]
-            keep: None,
-        };
-        engine.run(|conn| redis::cmd("PING").query::<String>(conn))?;
-        engine.heartbeat()?;
-        Ok(engine)
-    }
-
-    /// Tests: keeps `owned` alive as long as the engine.
-    #[cfg(test)]
-    pub(crate) fn keeping(mut self, owned: Box<dyn Send + std::fmt::Debug>) -> Self {
-        self.keep = Some(owned);
-        self
+        }
     }
 
     fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
@@ -249,6 +201,151 @@ impl RedisEngine {
             }
             Ok(result?)
         })
+    }
+}
+
+/// Runs the publish script on a connection of its own, so that the hub can call it outside
+/// its lock ([`Engine::publisher`]): other connections' joins, fan-in and presence do not
+/// wait for a publish's round trip.
+pub(crate) struct Publisher {
+    link: Link,
+    script: Script,
+    history_len: usize,
+    dedupe_ids: usize,
+    session_ttl_ms: u64,
+    room_ttl_ms: u64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// Publishes `marked` (a `message` frame whose offset is [`OFFSET_MARK`]) to `room` as
+    /// publish `id` of `session`: the script puts the offset in.
+    pub(crate) fn publish(
+        &self,
+        room: &str,
+        session: SessionId,
+        id: protocol::MsgId,
+        marked: &str,
+    ) -> Result<Published, StorageError> {
+        let mark = format!("\"offset\":{OFFSET_MARK}");
+        // The room name comes before the offset and is escaped JSON, so the first match is
+        // the offset field.
+        let Some(at) = marked.find(&mark) else {
+            return Err(StorageError {
+                message: "a message frame without an offset".into(),
+            });
+        };
+        let prefix = &marked[..at + "\"offset\":".len()];
+        let suffix = &marked[at + mark.len()..];
+        let [session, dedupe, order] = session_keys(session);
+        let (kind, offset): (u8, Offset) = self.link.run(|conn| {
+            self.script
+                .key(room_key(room))
+                .key(history_key(room))
+                .key(&dedupe)
+                .key(&order)
+                .key(&session)
+                .arg(id)
+                .arg(prefix)
+                .arg(suffix)
+                .arg(crate::unix_ms())
+                .arg(self.history_len.max(1))
+                .arg(self.dedupe_ids.max(1))
+                .arg(self.session_ttl_ms)
+                .arg(self.room_ttl_ms)
+                .arg(FANOUT)
+                .arg(room)
+                .invoke(conn)
+        })?;
+        Ok(match kind {
+            0 => Published::New {
+                offset,
+                frame: Utf8Bytes::from(format!("{prefix}{offset}{suffix}")),
+            },
+            1 => Published::Duplicate { offset },
+            _ => Published::NoRoom,
+        })
+    }
+}
+
+/// Rooms and sessions in Redis; see the module's documentation.
+pub(crate) struct RedisEngine {
+    link: Link,
+    publisher: std::sync::Arc<Publisher>,
+    bounds: Bounds,
+    /// Rooms this instance has joined members to, which its hub holds.
+    local: HashSet<RoomName>,
+    /// Sessions this instance's connections use, with how many connections.
+    attached: HashMap<SessionId, usize>,
+    join: Script,
+    presence: Script,
+    /// This process's name in presence fields and its heartbeat key.
+    instance: String,
+    /// Tests: what must live as long as the engine (the private redis-server).
+    #[cfg(test)]
+    keep: Option<Box<dyn Send + std::fmt::Debug>>,
+}
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("local_rooms", &self.local.len())
+            .field("attached", &self.attached.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an entry of the history stream holds.
+struct Entry {
+    offset: Offset,
+    at_ms: u64,
+    frame: String,
+}
+
+impl RedisEngine {
+    /// An engine on the Redis at `url`, which must answer now.
+    pub(crate) fn open(url: &str, bounds: Bounds) -> Result<Self, StorageError> {
+        let client = redis::Client::open(url)?;
+        let room_ttl_ms = millis(bounds.history_max_age.max(bounds.session_ttl));
+        let publisher = std::sync::Arc::new(Publisher {
+            link: Link::new(client.clone()),
+            script: Script::new(PUBLISH),
+            history_len: bounds.history_len,
+            dedupe_ids: bounds.dedupe_ids,
+            session_ttl_ms: millis(bounds.session_ttl),
+            room_ttl_ms,
+        });
+        let engine = Self {
+            link: Link::new(client),
+            publisher,
+            bounds,
+            local: HashSet::new(),
+            attached: HashMap::new(),
+            join: Script::new(JOIN),
+            presence: Script::new(PRESENCE_OF_LIVE),
+            instance: crate::random_hex(8),
+            #[cfg(test)]
+            keep: None,
+        };
+        engine.run(|conn| redis::cmd("PING").query::<String>(conn))?;
+        engine.heartbeat()?;
+        Ok(engine)
+    }
+
+    /// Tests: keeps `owned` alive as long as the engine.
+    #[cfg(test)]
+    pub(crate) fn keeping(mut self, owned: Box<dyn Send + std::fmt::Debug>) -> Self {
+        self.keep = Some(owned);
+        self
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, StorageError> {
+        self.link.run(f)
     }
 
     /// Says this instance is live for [`HEARTBEATS_TO_DEATH`] sweep periods.
@@ -410,44 +507,12 @@ impl Engine for RedisEngine {
 
     fn publish(&mut self, p: Publish<'_>, _now: Instant) -> Result<Published, StorageError> {
         let marked = (p.frame)(OFFSET_MARK);
-        let mark = format!("\"offset\":{OFFSET_MARK}");
-        // The room name comes before the offset and is escaped JSON, so the first match is
-        // the offset field.
-        let Some(at) = marked.as_str().find(&mark) else {
-            return Err(StorageError {
-                message: "a message frame without an offset".into(),
-            });
-        };
-        let prefix = &marked.as_str()[..at + "\"offset\":".len()];
-        let suffix = &marked.as_str()[at + mark.len()..];
-        let [session, dedupe, order] = session_keys(p.session);
-        let (kind, offset): (u8, Offset) = self.run(|conn| {
-            self.publish
-                .key(room_key(p.room))
-                .key(history_key(p.room))
-                .key(&dedupe)
-                .key(&order)
-                .key(&session)
-                .arg(p.id)
-                .arg(prefix)
-                .arg(suffix)
-                .arg(crate::unix_ms())
-                .arg(self.bounds.history_len.max(1))
-                .arg(self.bounds.dedupe_ids.max(1))
-                .arg(self.session_ttl())
-                .arg(self.room_ttl())
-                .arg(FANOUT)
-                .arg(p.room.as_ref())
-                .invoke(conn)
-        })?;
-        Ok(match kind {
-            0 => Published::New {
-                offset,
-                frame: Utf8Bytes::from(format!("{prefix}{offset}{suffix}")),
-            },
-            1 => Published::Duplicate { offset },
-            _ => Published::NoRoom,
-        })
+        self.publisher
+            .publish(p.room, p.session, p.id, marked.as_str())
+    }
+
+    fn publisher(&self) -> Option<std::sync::Arc<Publisher>> {
+        Some(std::sync::Arc::clone(&self.publisher))
     }
 
     fn history_empty(&self, _room: &str) -> bool {
