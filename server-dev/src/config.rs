@@ -133,8 +133,9 @@ pub struct Config {
     /// it, but not pass it.
     pub max_dedupe_entries: usize,
     /// Where rooms (epochs, offsets, history) and sessions (dedupe state) are kept: in memory
-    /// (lost on restart) or in a SQLite file (an acked publish survives a restart or a
-    /// `kill -9`; see `docs/ENGINES.md`). Default: [`EngineKind::Memory`].
+    /// (lost on restart), in a SQLite file (an acked publish survives a restart or a
+    /// `kill -9`) or in Redis, shared by several instances (see `docs/ENGINES.md`). Default:
+    /// [`EngineKind::Memory`].
     pub engine: EngineKind,
 }
 

@@ -394,6 +394,11 @@ where
                     hub.send(peer.id, &error(ErrorCode::BinaryUnsupported, msg, None));
                 }
             }
+            if hub.blocks() {
+                // Each frame waited for Redis: let this connection's writer drain its queue
+                // before the next, or a burst of reads fills it meanwhile.
+                tokio::task::yield_now().await;
+            }
         }
     }
 }

@@ -243,6 +243,36 @@ struct Limits {
 #[derive(Debug, Default)]
 struct Room {
     members: BTreeSet<ConnId>,
+    /// A shared engine's room: the epoch and the last offset delivered to the members here.
+    /// Publishes reach this process in any order (its own at once, others' through pub/sub);
+    /// they are delivered in offset order, a gap read back from the engine.
+    told: Option<(String, protocol::Offset)>,
+}
+
+/// A publish as the hub hands it to the engine, read from the tables.
+#[derive(Debug)]
+struct Outgoing {
+    name: RoomName,
+    session: SessionId,
+    from: String,
+    publisher: Option<String>,
+}
+
+impl Outgoing {
+    /// The `message` frame at `offset`.
+    fn frame(&self, offset: protocol::Offset, data: protocol::Data, msg_id: MsgId) -> Utf8Bytes {
+        // The publish id goes with a publisher id only: alone it names nothing.
+        let id_on_wire = self.publisher.is_some().then_some(msg_id);
+        encode(&ServerMsg::Message {
+            room: self.name.to_string(),
+            offset,
+            from: self.from.clone(),
+            data,
+            ts: crate::unix_ms(),
+            publisher: self.publisher.clone(),
+            id: id_on_wire,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -283,21 +313,24 @@ pub(crate) struct Hub {
     limits: Limits,
     /// Wakes [`Hub::sync_until`] when the engine owes its store writes.
     writes: Arc<Notify>,
+    /// The engine's calls wait for another process (Redis) under the lock: every operation
+    /// runs as blocking, so that a worker thread waiting for the lock hands its other tasks
+    /// (the connections' writers) to another thread instead of stalling them.
+    blocks: bool,
+    /// A shared engine's publish, run outside the lock.
+    publisher: Option<Arc<engine::redis::Publisher>>,
     /// Tests: commit inside each operation instead of in the syncer task.
     #[cfg(test)]
     inline_sync: bool,
 }
 
-/// Runs `f`, which waits for the disk, telling a multi-threaded tokio runtime first, so that
-/// the other tasks of this worker move to another thread instead of waiting for the fsync.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
+/// How often the hub sweeps: a quarter of the shorter TTL, between 20 ms and 5 s.
+pub(crate) fn sweep_period(session_ttl: Duration, history_max_age: Duration) -> Duration {
+    session_ttl
+        .min(history_max_age)
+        .checked_div(4)
+        .unwrap_or_default()
+        .clamp(Duration::from_millis(20), Duration::from_secs(5))
 }
 
 fn encode(msg: &ServerMsg) -> Utf8Bytes {
@@ -398,19 +431,34 @@ impl State {
     }
 
     fn push_presence(&mut self, room: &RoomName) {
+        self.push_presence_if(room, false);
+    }
+
+    /// Pushes `room`'s presence to its members here; with `if_changed`, only when it differs
+    /// from the last one pushed (a shared engine's presence changes on other instances too).
+    fn push_presence_if(&mut self, room: &RoomName, if_changed: bool) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let mut members: Vec<String> = r
-            .members
-            .iter()
-            .filter_map(|id| self.conns.get(id).map(|c| c.name.clone()))
-            .collect();
-        members.sort();
+        let members = match self.engine.presence(room) {
+            Some(names) => names,
+            None => {
+                let mut members: Vec<String> = r
+                    .members
+                    .iter()
+                    .filter_map(|id| self.conns.get(id).map(|c| c.name.clone()))
+                    .collect();
+                members.sort();
+                members
+            }
+        };
         let frame = encode(&ServerMsg::Presence {
             room: room.to_string(),
             members,
         });
+        if if_changed && self.presence_frames.get(room) == Some(&frame) {
+            return;
+        }
         self.presence_frames.insert(room.clone(), frame);
         let ids: Vec<ConnId> = r
             .members
@@ -433,6 +481,7 @@ impl State {
             return;
         };
         for room in &entry.rooms {
+            self.engine.member_left(room, id);
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(&id);
                 if r.members.is_empty() && self.engine.history_empty(room) {
@@ -486,6 +535,184 @@ impl State {
             if failed {
                 return;
             }
+        }
+    }
+
+    /// A shared engine: delivers to `room`'s members here whatever it published after what
+    /// they were told, up to `upto`, in order. In another epoch (the store lost the room)
+    /// the members are closed with 1013 and rejoin in the new one.
+    fn catch_up(&mut self, room: &RoomName, epoch: &str, upto: protocol::Offset, now: Instant) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let told = match &r.told {
+            Some((e, told)) if e == epoch => *told,
+            Some(_) => {
+                warn!(room = %room, "the room has a new epoch in the store: closing its members with 1013");
+                for id in &r.members {
+                    if let Some(entry) = self.conns.get(id) {
+                        entry
+                            .peer
+                            .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                    }
+                }
+                self.set_told(room, epoch, upto);
+                return;
+            }
+            None => {
+                self.set_told(room, epoch, upto);
+                return;
+            }
+        };
+        if told >= upto {
+            return;
+        }
+        match self.engine.range(room, told, upto) {
+            Ok(frames) => {
+                for frame in frames {
+                    self.deliver_to_members(room, &frame);
+                }
+                self.set_told(room, epoch, upto);
+            }
+            Err(err) => {
+                // The members cannot be told what they missed: they rejoin and replay it.
+                if let Some(quiet) = self.storage_log.hit(now) {
+                    warn!(hits = quiet, "{err}: closing the room's members with 1013");
+                }
+                let members: Vec<ConnId> = r.members.iter().copied().collect();
+                for id in members {
+                    if let Some(entry) = self.conns.get(&id) {
+                        entry
+                            .peer
+                            .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_told(&mut self, room: &RoomName, epoch: &str, offset: protocol::Offset) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.told = Some((epoch.to_string(), offset));
+        }
+    }
+
+    fn deliver_to_members(&mut self, room: &RoomName, frame: &Utf8Bytes) {
+        let members: Vec<ConnId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.iter().copied().collect())
+            .unwrap_or_default();
+        for member in members {
+            self.deliver(member, Outbound::One(frame.clone()));
+        }
+    }
+
+    /// A shared engine's publish at `offset` of `room` (in `epoch`, or the one the members
+    /// were told when it is this process's own): delivered once, after every offset before it.
+    fn fan_out(
+        &mut self,
+        room: &RoomName,
+        epoch: Option<&str>,
+        offset: protocol::Offset,
+        frame: &Utf8Bytes,
+        now: Instant,
+    ) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(epoch) = epoch
+            .map(str::to_string)
+            .or_else(|| r.told.as_ref().map(|(e, _)| e.clone()))
+        else {
+            return;
+        };
+        if let Some((e, told)) = &r.told
+            && *e == epoch
+            && *told >= offset
+        {
+            return;
+        }
+        self.catch_up(room, &epoch, offset.saturating_sub(1), now);
+        let caught_up = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.told.as_ref())
+            .is_some_and(|(e, told)| *e == epoch && *told + 1 == offset);
+        if caught_up {
+            self.deliver_to_members(room, frame);
+            self.set_told(room, &epoch, offset);
+        }
+    }
+
+    /// What a publish by `id` to `room` needs from the tables, if `id` is a member (else it
+    /// is told so).
+    fn outgoing(&mut self, id: ConnId, room: &str, msg_id: MsgId) -> Option<Outgoing> {
+        let entry = self.conns.get(&id)?;
+        if !entry.rooms.iter().any(|r| **r == *room) {
+            let msg = "join the room before publishing to it";
+            self.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
+            return None;
+        }
+        let from = entry.name.clone();
+        let publisher = entry.publisher.as_deref().map(str::to_string);
+        let session = entry.session;
+        // The table's name for the room, shared by the engine's tables.
+        let name = self.rooms.get_key_value(room).map(|(n, _)| n.clone())?;
+        Some(Outgoing {
+            name,
+            session,
+            from,
+            publisher,
+        })
+    }
+
+    /// The engine's answer to a publish: the ack (or a duplicate's), the broadcast, or the
+    /// connection closed with 1013 when the store failed.
+    fn published(
+        &mut self,
+        id: ConnId,
+        msg_id: MsgId,
+        name: &RoomName,
+        result: Result<Published, StorageError>,
+        now: Instant,
+    ) {
+        let (offset, frame) = match result {
+            Ok(Published::New { offset, frame }) => (offset, frame),
+            Ok(Published::Duplicate { offset }) => {
+                debug!(
+                    conn = id,
+                    msg_id, offset, "duplicate publish acked without broadcast"
+                );
+                self.reply(
+                    id,
+                    &ServerMsg::Ack {
+                        id: msg_id,
+                        offset,
+                        duplicate: true,
+                    },
+                );
+                return;
+            }
+            Ok(Published::NoRoom) => return,
+            Err(err) => {
+                self.storage_failed(id, &err, now);
+                return;
+            }
+        };
+        tracing::trace!(conn = id, msg_id, offset, "published");
+        self.reply(
+            id,
+            &ServerMsg::Ack {
+                id: msg_id,
+                offset,
+                duplicate: false,
+            },
+        );
+        if self.engine.shared() {
+            self.fan_out(name, None, offset, &frame, now);
+        } else {
+            self.deliver_to_members(name, &frame);
         }
     }
 
@@ -574,6 +801,8 @@ impl Hub {
             .into_iter()
             .map(|name| (name, Room::default()))
             .collect();
+        let blocks = engine.shared();
+        let publisher = engine.publisher();
         let state = State {
             conns: HashMap::new(),
             rooms,
@@ -593,6 +822,8 @@ impl Hub {
         Self {
             state: Arc::new(Mutex::new(state)),
             writes: Arc::new(Notify::new()),
+            blocks,
+            publisher,
             #[cfg(test)]
             inline_sync: false,
             limits: Limits {
@@ -634,6 +865,14 @@ impl Hub {
 
     /// [`Self::with`] at a given time, so that rules with a clock are tested without sleeps.
     fn with_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
+        if self.blocks {
+            engine::blocking(|| self.locked_at(now, f))
+        } else {
+            self.locked_at(now, f)
+        }
+    }
+
+    fn locked_at<R>(&self, now: Instant, f: impl FnOnce(&mut State, &Limits, Instant) -> R) -> R {
         let mut state = self.lock();
         let out = f(&mut state, &self.limits, now);
         #[cfg(test)]
@@ -661,7 +900,7 @@ impl Hub {
                 // Its own statement: the lock is released before the commit.
                 let batch = self.lock().engine.take_batch();
                 let Some(batch) = batch else { break };
-                let result = blocking(|| batch.commit());
+                let result = engine::blocking(|| batch.commit());
                 let failed = result.is_err();
                 self.with(|state, _, now| state.batch_done(batch, result, now));
                 if failed {
@@ -678,6 +917,11 @@ impl Hub {
                 return;
             }
         }
+    }
+
+    /// Whether an operation may wait for another process (a shared engine).
+    pub(crate) fn blocks(&self) -> bool {
+        self.blocks
     }
 
     /// What the hub holds on behalf of clients now.
@@ -801,9 +1045,22 @@ impl Hub {
                 let msg = "publisher: 8 to 64 ASCII letters, digits, '-' or '_'";
                 state.reply(id, &error_msg(ErrorCode::InvalidPublisher, msg, None));
             }
-            let resumed = match wanted.as_deref().and_then(SessionId::parse) {
+            let wanted = wanted.as_deref().and_then(SessionId::parse);
+            let known = match wanted {
+                Some(token) if token != current => match state.engine.has_session(token) {
+                    Ok(known) => known,
+                    Err(err) => {
+                        // Answering `resumed: false` would lose the session's dedupe state:
+                        // the client asks again once the store answers.
+                        state.storage_failed(id, &err, now);
+                        return;
+                    }
+                },
+                _ => false,
+            };
+            let resumed = match wanted {
                 Some(token) if token == current => true,
-                Some(token) if state.engine.has_session(token) => {
+                Some(token) if known => {
                     // Leave the current session: dropped at once if nothing was recorded in
                     // it, else detached so that its TTL and the cap apply to it.
                     if state.engine.session_unused(current) {
@@ -897,11 +1154,17 @@ impl Hub {
             };
             let joined = ServerMsg::Joined {
                 room: room.to_string(),
-                epoch: recovery.epoch,
+                epoch: recovery.epoch.clone(),
                 offset: recovery.offset,
                 recovered: recovery.recovered,
                 resume_after: recovery.resume_after,
             };
+            state.rooms.entry(room.clone()).or_default();
+            if state.engine.shared() {
+                // What the members here were not told yet goes to them, not to this joiner,
+                // whose replay ends at this offset.
+                state.catch_up(&room, &recovery.epoch, recovery.offset, now);
+            }
             let r = state.rooms.entry(room.clone()).or_default();
             r.members.insert(id);
             let mut frames = Vec::with_capacity(recovery.frames.len() + 1);
@@ -917,6 +1180,10 @@ impl Hub {
             }
             state.deliver(id, Outbound::Many(frames));
             if !already {
+                if let Some(entry) = state.conns.get(&id) {
+                    let name = entry.name.clone();
+                    state.engine.member_joined(&room, id, &name);
+                }
                 state.push_presence(&room);
                 state.rooms_changed(now, limits);
             }
@@ -930,6 +1197,9 @@ impl Hub {
                 let at = e.rooms.iter().position(|r| **r == *room)?;
                 Some(e.rooms.swap_remove(at))
             });
+            if let Some(name) = &left {
+                state.engine.member_left(name, id);
+            }
             if let Some(name) = &left
                 && let Some(r) = state.rooms.get_mut(name)
             {
@@ -948,85 +1218,73 @@ impl Hub {
 
     /// `publish`: dedupe by (session, id), else give the next offset, record, ack, broadcast.
     pub(crate) fn publish(&self, id: ConnId, room: String, msg_id: MsgId, data: protocol::Data) {
+        if let Some(publisher) = &self.publisher {
+            // A shared engine's publish waits for Redis: outside the lock, so that the other
+            // connections, the fan-in and presence go on meanwhile. This connection's next
+            // frame waits (its reader is here), so its acks stay in order.
+            let prepared = self.with(|state, _, _| state.outgoing(id, &room, msg_id));
+            let Some(out) = prepared else { return };
+            let marked = out.frame(engine::redis::OFFSET_MARK, data, msg_id);
+            let result =
+                engine::blocking(|| publisher.publish(&out.name, out.session, msg_id, &marked));
+            self.with(|state, _, now| state.published(id, msg_id, &out.name, result, now));
+            return;
+        }
         self.with(|state, _, now| {
-            let Some(entry) = state.conns.get(&id) else {
+            let Some(out) = state.outgoing(id, &room, msg_id) else {
                 return;
             };
-            if !entry.rooms.iter().any(|r| **r == *room) {
-                let msg = "join the room before publishing to it";
-                state.reply(id, &error_msg(ErrorCode::NotJoined, msg, Some(msg_id)));
-                return;
-            }
-            let from = entry.name.clone();
-            let publisher = entry.publisher.as_deref().map(str::to_string);
-            let session = entry.session;
-            // The table's name for the room, shared by the engine's tables.
+            let mut data = Some(data);
+            let mut frame = |offset| out.frame(offset, data.take().unwrap_or_default(), msg_id);
+            let publish = Publish {
+                room: &out.name,
+                session: out.session,
+                id: msg_id,
+                frame: &mut frame,
+            };
+            let result = state.engine.publish(publish, now);
+            state.published(id, msg_id, &out.name, result, now);
+        });
+    }
+
+    /// A shared engine's publish, from any instance, as its fan-out channel brought it.
+    pub(crate) fn fan_in(&self, out: engine::redis::FannedOut) {
+        self.with(|state, _, now| {
             let Some(name) = state
                 .rooms
-                .get_key_value(room.as_str())
+                .get_key_value(out.room.as_str())
                 .map(|(n, _)| n.clone())
             else {
                 return;
             };
-            let mut data = Some(data);
-            let mut frame = |offset| {
-                // The publish id goes with a publisher id only: alone it names nothing.
-                let id_on_wire = publisher.is_some().then_some(msg_id);
-                encode(&ServerMsg::Message {
-                    room: room.clone(),
-                    offset,
-                    from: from.clone(),
-                    data: data.take().unwrap_or_default(),
-                    ts: crate::unix_ms(),
-                    publisher: publisher.clone(),
-                    id: id_on_wire,
-                })
+            state.fan_out(&name, Some(&out.epoch), out.offset, &out.frame, now);
+        });
+    }
+
+    /// A shared engine: `room`'s members changed on some instance; its presence goes to the
+    /// members here if it changed.
+    pub(crate) fn presence_changed(&self, room: &str) {
+        self.with(|state, _, _| {
+            let Some(name) = state.rooms.get_key_value(room).map(|(n, _)| n.clone()) else {
+                return;
             };
-            let publish = Publish {
-                room: &name,
-                session,
-                id: msg_id,
-                frame: &mut frame,
-            };
-            let (offset, frame) = match state.engine.publish(publish, now) {
-                Ok(Published::New { offset, frame }) => (offset, frame),
-                Ok(Published::Duplicate { offset }) => {
-                    debug!(
-                        conn = id,
-                        msg_id, offset, "duplicate publish acked without broadcast"
-                    );
-                    state.reply(
-                        id,
-                        &ServerMsg::Ack {
-                            id: msg_id,
-                            offset,
-                            duplicate: true,
-                        },
-                    );
-                    return;
+            state.push_presence_if(&name, true);
+        });
+    }
+
+    /// A shared engine: after the fan-out channel was (re)subscribed, delivers what every
+    /// room here missed meanwhile.
+    pub(crate) fn catch_up_all(&self) {
+        self.with(|state, _, now| {
+            let names: Vec<RoomName> = state.rooms.keys().cloned().collect();
+            for name in names {
+                match state.engine.head(&name) {
+                    Ok(Some((epoch, offset))) => state.catch_up(&name, &epoch, offset, now),
+                    Ok(None) => {}
+                    Err(err) => {
+                        warn!("{err}: room {name} not caught up");
+                    }
                 }
-                Ok(Published::NoRoom) => return,
-                Err(err) => {
-                    state.storage_failed(id, &err, now);
-                    return;
-                }
-            };
-            tracing::trace!(conn = id, msg_id, offset, "published");
-            state.reply(
-                id,
-                &ServerMsg::Ack {
-                    id: msg_id,
-                    offset,
-                    duplicate: false,
-                },
-            );
-            let members: Vec<ConnId> = state
-                .rooms
-                .get(&name)
-                .map(|r| r.members.iter().copied().collect())
-                .unwrap_or_default();
-            for member in members {
-                state.deliver(member, Outbound::One(frame.clone()));
             }
         });
     }
@@ -1080,18 +1338,24 @@ impl Hub {
             } = &mut *state;
             presence_frames
                 .retain(|room, _| rooms.get(room).is_some_and(|r| !r.members.is_empty()));
+            if state.engine.shared() {
+                // Members of an instance whose heartbeat stopped leave the presence now.
+                let occupied: Vec<RoomName> = state
+                    .rooms
+                    .iter()
+                    .filter(|(_, r)| !r.members.is_empty())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for room in occupied {
+                    state.push_presence_if(&room, true);
+                }
+            }
         });
     }
 
     /// Sweeps periodically until `shutdown` turns true.
     pub(crate) async fn sweep_until(self, mut shutdown: watch::Receiver<bool>) {
-        let period = self
-            .limits
-            .session_ttl
-            .min(self.limits.history_max_age)
-            .checked_div(4)
-            .unwrap_or_default()
-            .clamp(Duration::from_millis(20), Duration::from_secs(5));
+        let period = sweep_period(self.limits.session_ttl, self.limits.history_max_age);
         let mut tick = tokio::time::interval(period);
         let mut rooms_tick = tokio::time::interval(
             self.limits

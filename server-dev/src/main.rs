@@ -133,9 +133,14 @@ struct Args {
     /// Publish ids remembered across all sessions (longest-detached sessions go first).
     #[arg(long, default_value_t = 1024 * 1024)]
     max_dedupe_entries: usize,
-    /// Where rooms and sessions are kept: `memory` (lost on restart) or `sqlite:PATH` (one
-    /// file; an acked publish survives a restart or a kill -9).
-    #[arg(long, default_value = "memory", value_name = "memory|sqlite:PATH")]
+    /// Where rooms and sessions are kept: `memory` (lost on restart), `sqlite:PATH` (one
+    /// file; an acked publish survives a restart or a kill -9) or `redis://HOST:PORT` (shared
+    /// by every instance started on that Redis).
+    #[arg(
+        long,
+        default_value = "memory",
+        value_name = "memory|sqlite:PATH|redis://HOST:PORT"
+    )]
     engine: server_dev::EngineKind,
 }
 

@@ -28,6 +28,15 @@ pub async fn serve(
     let sweeper = tokio::spawn(state.hub().clone().sweep_until(state.shutdown_signal()));
     // Commits the durable engine's writes; acks wait for it (a no-op for the memory engine).
     let syncer = tokio::spawn(state.hub().clone().sync_until(state.shutdown_signal()));
+    // Brings every instance's publishes in, for a shared engine.
+    let fan_in = match &state.config().engine {
+        crate::EngineKind::Redis(url) => Some(tokio::spawn(crate::engine::redis::fan_in_until(
+            url.clone(),
+            state.hub().clone(),
+            state.shutdown_signal(),
+        ))),
+        _ => None,
+    };
 
     let on_shutdown = {
         let state = state.clone();
@@ -80,6 +89,9 @@ pub async fn serve(
         );
     }
     sweeper.abort();
+    if let Some(fan_in) = fan_in {
+        fan_in.abort();
+    }
     // What is still owed is committed (bounded: a disk that hangs does not hold the exit).
     if tokio::time::timeout(grace, syncer).await.is_err() {
         warn!("shutdown grace elapsed with writes not committed");

@@ -4,4 +4,5 @@
 pub mod fault_proxy;
 pub mod members;
 pub mod process;
+pub mod redis;
 pub mod server;

@@ -16,6 +16,18 @@
 //! - [x] each blackholed open connection is detected within heartbeat interval + timeout +
 //!   margin; one blackholed while still in its handshake, within the connect timeout + margin
 //!
+//!
+//! Two variants run the same faults with the rooms kept across restarts, and assert that
+//! nothing at all is lost (no gap, never `recovered: false`) and nothing duplicated:
+//! - [x] over the durable engine (`sqlite:` in a temporary directory), one server restarted
+//!   3 times on its file;
+//! - [x] over two instances on one Redis (a private `redis-server`, skipped where it is not
+//!   installed): A through instance 1, B and C through instance 2, and the restarts
+//!   alternate between the instances.
+//!
+//! The variants publish 2,000 messages each (4,000 in all) to keep `cargo xtask test`
+//! bounded; the faults on A's connection are as many as in the main run.
+//!
 //! Timing settings of the client are shortened so that 50 faults fit in a bounded run (each
 //! says why below); the same behaviours at the default timings are covered on virtual time in
 //! `client-wasm/tests/machine.rs`. Seed: `LIFELINE_SOAK_SEED` (default fixed). Counts are
@@ -29,6 +41,8 @@ use std::time::Duration;
 
 use lifeline_tests::fault_proxy::FaultProxy;
 use lifeline_tests::members::{Member, Observer, PUBLISHERS, Plan};
+use lifeline_tests::redis::{Persistence, RedisServer, skip_without_redis};
+use server_dev::EngineKind;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
@@ -55,6 +69,8 @@ const PLAN: Plan = Plan {
     deadline: DEADLINE,
 };
 const PER_PUBLISHER: u64 = 5_000;
+/// Per publisher in the variants whose engine keeps the rooms across restarts.
+const PER_PUBLISHER_KEPT: u64 = 2_000;
 /// Whole-test bound. Two publishers at the default 50 frames/s need 100 s at least.
 const DEADLINE: Duration = Duration::from_secs(420);
 
@@ -63,12 +79,14 @@ struct Server {
     task: JoinHandle<server_dev::Result<()>>,
 }
 
-/// server-dev's defaults; only the login is off, as `server-dev --no-auth`.
-fn server_config() -> server_dev::Config {
-    server_dev::Config::default().no_auth(true)
+/// server-dev's defaults on `engine`; only the login is off, as `server-dev --no-auth`.
+fn server_config(engine: &EngineKind) -> server_dev::Config {
+    server_dev::Config::default()
+        .no_auth(true)
+        .engine(engine.clone())
 }
 
-async fn start_server(addr: SocketAddr) -> (SocketAddr, Server) {
+async fn start_server(addr: SocketAddr, engine: &EngineKind) -> (SocketAddr, Server) {
     // Right after a stop the port may still be held briefly: retry, bounded.
     let mut last = None;
     for _ in 0..50 {
@@ -78,7 +96,7 @@ async fn start_server(addr: SocketAddr) -> (SocketAddr, Server) {
                 let (stop, stopped) = oneshot::channel::<()>();
                 let task = tokio::spawn(server_dev::serve(
                     listener,
-                    server_config(),
+                    server_config(engine),
                     None,
                     async move {
                         let _ = stopped.await;
@@ -191,13 +209,54 @@ struct Faults {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_at_default_limits_through_faults_and_restarts() {
+    soak("soak", &[EngineKind::Memory], PER_PUBLISHER, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_over_the_durable_engine_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = EngineKind::Sqlite(dir.path().join("db"));
+    soak("soak, durable engine", &[engine], PER_PUBLISHER_KEPT, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_over_two_redis_instances_loses_nothing() {
+    let test = "soak, two instances on Redis";
+    if skip_without_redis(test) {
+        return;
+    }
+    // Redis is not restarted here (the instances are): no persistence needed.
+    let redis = RedisServer::start(Persistence::None).unwrap();
+    let engine = EngineKind::Redis(redis.url());
+    soak(test, &[engine.clone(), engine], PER_PUBLISHER_KEPT, true).await;
+}
+
+/// The soak over one server per engine of `instances` (A through the first, B and C through
+/// the last), restarts alternating between them. With `kept`, the engine keeps the rooms
+/// across restarts and nothing may be lost.
+#[allow(clippy::print_stdout)] // the run's report is this test's output
+async fn soak(what: &str, instances: &[EngineKind], per_publisher: u64, kept: bool) {
+    // One soak at a time: the timing bounds assume the machine is not running another.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let plan = Plan {
+        per_publisher,
+        ..PLAN
+    };
     let started = Instant::now();
     let seed: u64 = std::env::var("LIFELINE_SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_2024);
-    let (addr, server) = start_server("127.0.0.1:0".parse().unwrap()).await;
-    let proxies: Vec<Arc<FaultProxy>> = start_proxies(addr).await;
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for engine in instances {
+        let (addr, server) = start_server("127.0.0.1:0".parse().unwrap(), engine).await;
+        addrs.push(addr);
+        servers.push(Some(server));
+    }
+    let last = addrs.len() - 1;
+    let proxies: Vec<Arc<FaultProxy>> = start_proxies([addrs[0], addrs[last], addrs[last]]).await;
     let shared = Arc::new(Watch::default());
     let mut members = Vec::new();
     for (i, (name, publisher)) in [("A", Some(0)), ("B", None), ("C", Some(1))]
@@ -206,7 +265,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     {
         let url = format!("ws://{}/ws?name={name}", proxies[i].addr());
         let client = Client::connect(&url, client_config(), RoomsConfig::default()).unwrap();
-        let mut member = Member::new(name, client, publisher, PLAN, Arc::clone(&shared));
+        let mut member = Member::new(name, client, publisher, plan, Arc::clone(&shared));
         member.join().await;
         members.push(member);
     }
@@ -214,10 +273,11 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     // The fault injector: seeded, until publishing is done and enough faults happened.
     let injector = {
         let (shared, proxies) = (Arc::clone(&shared), proxies.clone());
+        let instances = instances.to_vec();
         tokio::spawn(async move {
             let mut rng = fastrand::Rng::with_seed(seed);
             let mut f = Faults::default();
-            let mut server = Some(server);
+            let mut servers = servers;
             let end = Instant::now() + DEADLINE;
             while Instant::now() < end {
                 let total = f.a_cuts + f.a_blackholes;
@@ -229,13 +289,15 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
                 sleep(Duration::from_millis(rng.u64(100..400))).await;
                 // Restarts spread over the faults: after 1/4, 2/4 and 3/4 of them.
                 if restarts < RESTARTS && total >= (restarts + 1) * MIN_FAULTS / (RESTARTS + 1) {
-                    // Same port: history and sessions are gone, the epoch changes.
+                    // Same port. In memory, history and sessions are gone and the epoch changes;
+                    // the other engines keep them.
+                    let which = restarts % servers.len();
                     shared.lock().restarts.push(Instant::now());
-                    if let Some(s) = server.take() {
+                    if let Some(s) = servers[which].take() {
                         stop_server(s).await;
                     }
-                    let (_, s) = start_server(addr).await;
-                    server = Some(s);
+                    let (_, s) = start_server(addrs[which], &instances[which]).await;
+                    servers[which] = Some(s);
                     continue;
                 }
                 if rng.u8(0..8) == 0 {
@@ -278,7 +340,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
                     f.a_cuts += 1;
                 }
             }
-            (f, server)
+            (f, servers)
         })
     };
 
@@ -290,7 +352,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     // Keep draining A's events until the injector stops: it may be waiting for A to notice
     // its last fault.
     let mut injector = injector;
-    let (faults, server) = loop {
+    let (faults, servers) = loop {
         tokio::select! {
             done = &mut injector => break done.unwrap(),
             Some(e) = members[0].client.next_event() => members[0].handle(&e),
@@ -301,7 +363,7 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     let shared = std::mem::take(&mut *shared.lock());
     let detect = &faults.detect_ms;
     let mut report = format!(
-        "soak (seed {seed:#x}, {:.1} s, server-dev and client limits at their defaults): \
+        "{what} (seed {seed:#x}, {:.1} s, server-dev and client limits at their defaults): \
          faults A cuts {} + A blackholes {} + B/C cuts {}, restarts {}, half-open detection ms \
          min {} max {} (bound {} ms), blackholed in handshake {:?} ms",
         started.elapsed().as_secs_f64(),
@@ -347,6 +409,28 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     );
     for (m, s) in members.iter().zip(&stats) {
         m.assert_complete(s);
+        if kept {
+            assert_eq!(
+                m.rx.recovery_failures, 0,
+                "{}: never recovered: false",
+                m.name
+            );
+            for (p, name) in PUBLISHERS.iter().enumerate() {
+                let gaps = m.rx.gaps(p);
+                assert!(
+                    gaps.is_empty(),
+                    "{}: none of {name}'s lost: {gaps:?}",
+                    m.name
+                );
+            }
+            assert_eq!(
+                s.delivered,
+                per_publisher * 2,
+                "{}: each message once",
+                m.name
+            );
+            continue;
+        }
         // Each restart is one epoch change, reported once.
         assert_eq!(m.rx.recovery_failures, RESTARTS as u64, "{}", m.name);
         for (p, name) in PUBLISHERS.iter().enumerate() {
@@ -372,15 +456,15 @@ async fn soak_at_default_limits_through_faults_and_restarts() {
     }
     drop(members);
     drop(proxies);
-    if let Some(server) = server {
+    for server in servers.into_iter().flatten() {
         stop_server(server).await;
     }
 }
 
-/// One fault proxy per client (A, B, C) in front of the server.
-async fn start_proxies(addr: SocketAddr) -> Vec<Arc<FaultProxy>> {
+/// One fault proxy per client (A, B, C) in front of its server.
+async fn start_proxies(addrs: [SocketAddr; 3]) -> Vec<Arc<FaultProxy>> {
     let mut proxies = Vec::new();
-    for _ in 0..3 {
+    for addr in addrs {
         proxies.push(Arc::new(FaultProxy::start(addr).await.unwrap()));
     }
     proxies

@@ -30,7 +30,10 @@ usage: cargo xtask <command> [options]
 
 commands:
   setup                 install the toolchain pieces the other commands need (idempotent)
-  demo [--port N]       build the demo and serve it at http://127.0.0.1:N (default 8080)
+  demo [--port N] [--engine E]
+                        build the demo and serve it at http://127.0.0.1:N (default 8080);
+                        E is server-dev's engine: memory (default), sqlite:PATH or
+                        redis://HOST:PORT
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
   package [--raw]       build the npm package into client-wasm/pkg; --raw builds the raw
                         resilient socket (no rooms feature) into client-wasm/pkg-raw instead
@@ -110,7 +113,8 @@ fn reject_unknown(args: &[String], known_flags: &[&str], known_options: &[&str])
 }
 
 fn demo(args: &[String]) -> Result {
-    reject_unknown(args, &["--skip-setup"], &["--port"])?;
+    reject_unknown(args, &["--skip-setup"], &["--port", "--engine"])?;
+    let engine = option(args, "--engine").unwrap_or("memory");
     let port: u16 = match option(args, "--port") {
         Some(p) => p
             .parse()
@@ -129,6 +133,8 @@ fn demo(args: &[String]) -> Result {
             &port.to_string(),
             "--static-dir",
             &root().join("dist").to_string_lossy(),
+            "--engine",
+            engine,
         ],
     )?;
     println!(

@@ -153,14 +153,19 @@ fn npm_packages() -> Result {
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
 }
 
+/// Debian's Redis 7, for server-dev's Redis engine: its tests start their own `redis-server`
+/// on a loopback port, never the package's service.
+const REDIS_PACKAGE: (&str, &str) = ("redis-server", "/usr/bin/redis-server");
+
 fn apt_packages() -> Result {
     let missing: Vec<&str> = tools::APT_PACKAGES
         .iter()
+        .chain([&REDIS_PACKAGE])
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(package, _)| *package)
         .collect();
     if missing.is_empty() {
-        println!("    ok   chromium, chromedriver, firefox-esr");
+        println!("    ok   chromium, chromedriver, firefox-esr, redis-server");
         return Ok(());
     }
     let list = missing.join(" ");

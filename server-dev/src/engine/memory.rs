@@ -267,8 +267,8 @@ impl Engine for MemoryEngine {
         self.create_session(now)
     }
 
-    fn has_session(&self, session: SessionId) -> bool {
-        self.sessions.contains_key(&session)
+    fn has_session(&self, session: SessionId) -> Result<bool, StorageError> {
+        Ok(self.sessions.contains_key(&session))
     }
 
     fn session_unused(&self, session: SessionId) -> bool {

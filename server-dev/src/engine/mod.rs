@@ -6,24 +6,23 @@
 //! each remembers for deduplication; and the bounds on all of them (count, age and bytes per
 //! room, bytes across rooms, session TTL and cap, the dedupe window and budget).
 //!
-//! Two engines:
+//! Three engines:
 //! - [`memory::MemoryEngine`]: in this process only; a restart forgets everything.
 //! - [`sqlite::SqliteEngine`]: one SQLite file; every publish is on disk before it is acked.
 //!   It answers from the memory engine's tables, kept as its cache, and owes the file its
 //!   writes: [`Batch`]es that the hub's syncer commits outside the hub's lock, while the hub
 //!   holds back what depends on them.
+//! - [`redis::RedisEngine`]: rooms and sessions in Redis, shared by every instance on it
+//!   ([`Engine::shared`]). A publish is one Lua script per room (dedupe check, offset
+//!   increment, `XADD` with a length cap, dedupe entry, `PUBLISH`); a join reads the stream.
+//!   Its offsets come from Redis, so its calls wait for Redis's reply: blocking round trips
+//!   on loopback through [`blocking`], a publish outside the hub's lock
+//!   ([`Engine::publisher`]), the others under it. Publishes from every
+//!   instance come back through pub/sub into [`crate::hub::Hub::fan_in`], beside this trait;
+//!   the hub delivers them in offset order, reading a gap back with [`Engine::range`].
 //!
 //! Presence and the room list stay in the hub: they describe the connections of this one
 //! process, which a restart ends anyway.
-//!
-//! The trait is shaped for a shared store too. A Redis engine would implement `publish` as one
-//! Lua script per room (dedupe check, offset increment, `XADD` with a length cap, dedupe
-//! entry with the session's TTL), `join` as an `XRANGE` from the client's offset, and
-//! sessions as hashes with a TTL; the fan-out to other instances (Redis pub/sub) would come
-//! back into the hub as deliveries, beside this trait rather than through it. Its offsets come
-//! from Redis, so it could not answer `publish` from a cache as the SQLite engine does: the
-//! calls would become `async`, taken outside the hub's lock, with the hub holding back the
-//! frames that depend on a reply the same way it holds them for a batch today.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -36,6 +35,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::Config;
 
 pub(crate) mod memory;
+pub(crate) mod redis;
 pub(crate) mod sqlite;
 
 pub(crate) use memory::{Forget, LimitLog, SessionId};
@@ -43,7 +43,8 @@ pub(crate) use memory::{Forget, LimitLog, SessionId};
 /// A room's name, shared by every table that names the room.
 pub(crate) type RoomName = Arc<str>;
 
-/// Which engine a server keeps its rooms and sessions in: `--engine memory | sqlite:PATH`.
+/// Which engine a server keeps its rooms and sessions in:
+/// `--engine memory | sqlite:PATH | redis://HOST:PORT`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EngineKind {
@@ -54,6 +55,9 @@ pub enum EngineKind {
     /// offsets and sessions survive a restart or a `kill -9`. Its writes are committed by a
     /// task that [`crate::serve`] runs; acks wait for it.
     Sqlite(PathBuf),
+    /// The Redis at this URL (`redis://HOST:PORT`), shared by every server started on it:
+    /// several instances serve the same rooms, and a publish is acked once Redis replied.
+    Redis(String),
 }
 
 impl std::str::FromStr for EngineKind {
@@ -63,7 +67,12 @@ impl std::str::FromStr for EngineKind {
         match s.split_once(':') {
             None if s == "memory" => Ok(Self::Memory),
             Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            _ => Err(format!("`{s}`: expected `memory` or `sqlite:PATH`")),
+            Some(("redis", rest)) if rest.len() > 2 && rest.starts_with("//") => {
+                Ok(Self::Redis(s.to_string()))
+            }
+            _ => Err(format!(
+                "`{s}`: expected `memory`, `sqlite:PATH` or `redis://HOST:PORT`"
+            )),
         }
     }
 }
@@ -236,7 +245,8 @@ pub(crate) trait Engine: Send + fmt::Debug {
     fn drop_room(&mut self, room: &RoomName);
     /// A new session, attached once.
     fn new_session(&mut self, now: Instant) -> SessionId;
-    fn has_session(&self, session: SessionId) -> bool;
+    /// Whether the engine holds `session`; an error when the store cannot say.
+    fn has_session(&self, session: SessionId) -> Result<bool, StorageError>;
     /// Whether `session` has at most one connection and no dedupe state: nothing is lost by
     /// forgetting it.
     fn session_unused(&self, session: SessionId) -> bool;
@@ -264,6 +274,39 @@ pub(crate) trait Engine: Send + fmt::Debug {
     /// The outcome of a batch's commit: on success its writes are durable; on failure they are
     /// owed again, ahead of anything newer, and retried.
     fn batch_done(&mut self, _batch: Batch, _result: Result<(), StorageError>) {}
+    /// Whether other instances share the engine's rooms (Redis): their publishes come to the
+    /// hub through [`crate::hub::Hub::fan_in`], in an order the hub restores by offset.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The frames of `room` after offset `after`, up to `upto`, for a shared engine's hub to
+    /// fill a gap in what it delivered.
+    fn range(
+        &self,
+        _room: &str,
+        _after: Offset,
+        _upto: Offset,
+    ) -> Result<Vec<Utf8Bytes>, StorageError> {
+        Ok(Vec::new())
+    }
+    /// A shared engine: connection `conn` of this instance, named `name`, is a member of
+    /// `room` now, for the presence every instance sees.
+    fn member_joined(&mut self, _room: &RoomName, _conn: u64, _name: &str) {}
+    /// A shared engine: connection `conn` of this instance left `room`.
+    fn member_left(&mut self, _room: &RoomName, _conn: u64) {}
+    /// A shared engine: the names of `room`'s members on every live instance, sorted; `None`
+    /// when presence is this process's own (or the store cannot say now).
+    fn presence(&self, _room: &str) -> Option<Vec<String>> {
+        None
+    }
+    /// A shared engine's publish, for the hub to run outside its lock.
+    fn publisher(&self) -> Option<Arc<redis::Publisher>> {
+        None
+    }
+    /// A shared engine's current epoch and offset of `room`, if it holds it.
+    fn head(&self, _room: &str) -> Result<Option<(String, Offset)>, StorageError> {
+        Ok(None)
+    }
     /// The in-memory tables, for tests that look inside.
     #[cfg(test)]
     fn tables(&self) -> &memory::MemoryEngine;
@@ -277,7 +320,20 @@ pub(crate) fn open(config: &Config) -> Result<Box<dyn Engine>, StorageError> {
         EngineKind::Sqlite(path) => {
             Box::new(sqlite::SqliteEngine::open(path, bounds, Instant::now())?)
         }
+        EngineKind::Redis(url) => Box::new(redis::RedisEngine::open(url, bounds)?),
     })
+}
+
+/// Runs `f`, which waits for the disk or for Redis, telling a multi-threaded tokio runtime
+/// first, so that the other tasks of this worker move to another thread meanwhile.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 #[cfg(test)]
@@ -291,7 +347,13 @@ mod tests {
             "sqlite:data/rooms.db".parse(),
             Ok(EngineKind::Sqlite("data/rooms.db".into()))
         );
-        for bad in ["", "sqlite:", "sqlite", "redis", "memory:x"] {
+        assert_eq!(
+            "redis://127.0.0.1:6379".parse(),
+            Ok(EngineKind::Redis("redis://127.0.0.1:6379".into()))
+        );
+        for bad in [
+            "", "sqlite:", "sqlite", "redis", "redis:", "redis:x", "memory:x",
+        ] {
             assert!(bad.parse::<EngineKind>().is_err(), "{bad}");
         }
     }

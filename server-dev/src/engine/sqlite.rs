@@ -321,7 +321,7 @@ impl Engine for SqliteEngine {
         self.mem.new_session(now)
     }
 
-    fn has_session(&self, session: SessionId) -> bool {
+    fn has_session(&self, session: SessionId) -> Result<bool, StorageError> {
         self.mem.has_session(session)
     }
 
@@ -474,7 +474,7 @@ mod tests {
             publish(&mut engine, &room, session, 4),
             Published::Duplicate { offset: 4 }
         );
-        assert!(engine.has_session(session));
+        assert_eq!(engine.has_session(session), Ok(true));
         // The rows beyond the count bound are gone from the file too.
         let rows: i64 = engine
             .store

@@ -28,6 +28,18 @@ mod engines {
             crate::engine::sqlite::SqliteEngine::open(path, Bounds::new(config), Instant::now());
         Box::new(engine.unwrap())
     }
+
+    /// A Redis engine on a private redis-server of its own, stopped with the engine.
+    pub(super) fn redis(config: &Config) -> Box<dyn Engine> {
+        let server = crate::engine::redis::test_server::TestRedis::start();
+        let engine = crate::engine::redis::RedisEngine::open(&server.url, Bounds::new(config));
+        Box::new(engine.unwrap().keeping(Box::new(server)))
+    }
+
+    /// Whether the test of `engine` cannot run here (and says so).
+    pub(super) fn missing(engine: &str) -> bool {
+        engine == "redis" && !crate::engine::redis::test_server::installed("the redis hub tests")
+    }
 }
 
 /// For each engine of `engines`, a module of that name with one `#[test]` per rule test of
@@ -41,6 +53,9 @@ macro_rules! against_every_engine {
             $(
                 #[test]
                 fn $test() {
+                    if super::engines::missing(stringify!($engine)) {
+                        return;
+                    }
                     super::$test(super::engines::$engine)
                 }
             )*
@@ -67,6 +82,25 @@ against_every_engine! {
         empty_room_keeps_history_until_it_expires,
         room_list_and_presence_are_coalesced_for_a_lagging_peer,
         sessions_expire_after_their_ttl_and_are_bounded,
+    ],
+}
+
+// The Redis engine keeps its tables in Redis with real-time TTLs and forgets a room here once
+// no member here is left: the rule tests that look inside the memory tables, count sessions
+// against the in-process caps or expire on virtual time are not about it. The rest run on a
+// private redis-server each.
+against_every_engine! {
+    engines: [redis],
+    tests: [
+        offsets_history_and_recovery,
+        welcome_advertises_the_limits,
+        publisher_and_publish_id_ride_on_live_and_replayed_messages,
+        another_epoch_replays_the_whole_retained_history,
+        room_list_pushes_wait_for_the_interval_and_the_latest_wins,
+        list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms,
+        full_queue_evicts_with_1013_and_room_goes_on,
+        dedupe_survives_resume,
+        room_list_and_presence_are_coalesced_for_a_lagging_peer,
     ],
 }
 
@@ -845,4 +879,107 @@ fn a_failed_commit_tells_nobody_and_closes_connections_with_1013() {
         vec![1],
         "the write was kept"
     );
+}
+
+/// Two instances on one Redis: a publish through one reaches the other's members once and in
+/// order, whether its fan-out message arrives, arrives twice, or is lost (the gap is read back
+/// from the stream); presence lists the members of both, and those of a dead instance leave
+/// it once its heartbeat expires; a session moves between instances with its dedupe state.
+#[test]
+fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
+    use crate::engine::redis::{FannedOut, RedisEngine, test_server};
+    if !test_server::installed("two_instances_share_rooms_offsets_and_sessions_through_redis") {
+        return;
+    }
+    let server = test_server::TestRedis::start();
+    let instance = |config: Config| {
+        let engine = RedisEngine::open(&server.url, Bounds::new(&config)).unwrap();
+        Hub::with_engine(&config, Box::new(engine))
+    };
+    // Instance one sweeps every 50 ms (a quarter of its history age), so its heartbeat lasts
+    // 150 ms: its death shows within the test.
+    let one = instance(Config::default().history(1000, Duration::from_millis(200)));
+    let two = instance(Config::default());
+    let mut publisher = one.register("p".into());
+    one.hello(publisher.peer.id, None, Some("publisher-1".into()));
+    one.join(publisher.peer.id, "r".into(), None);
+    let mut receiver = two.register("r".into());
+    two.join(receiver.peer.id, "r".into(), None);
+    let welcome = drain_reg(&one, &mut publisher);
+    let Some(ServerMsg::Welcome { session, .. }) = welcome.first() else {
+        panic!("{welcome:?}")
+    };
+    let presence = |got: &[ServerMsg]| {
+        got.iter().rev().find_map(|m| match m {
+            ServerMsg::Presence { members, .. } => Some(members.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        presence(&drain_reg(&two, &mut receiver)),
+        Some(vec!["p".to_string(), "r".to_string()]),
+        "presence across instances"
+    );
+
+    for id in 1..=3 {
+        one.publish(publisher.peer.id, "r".into(), id, serde_json::json!(id));
+    }
+    // Instance two learns of them as its subscription would after a reconnect.
+    two.catch_up_all();
+    assert_eq!(offsets(&drain_reg(&two, &mut receiver)), vec![1, 2, 3]);
+    let (epoch, _) = two.lock().engine.head("r").unwrap().unwrap();
+    let fanned = |offset: u64| FannedOut {
+        room: "r".into(),
+        epoch: epoch.clone(),
+        offset,
+        frame: format!(
+            r#"{{"type":"message","room":"r","offset":{offset},"from":"p","data":0,"ts":0}}"#
+        )
+        .into(),
+    };
+    // A late or repeated fan-out message is not delivered again.
+    two.fan_in(fanned(2));
+    assert!(offsets(&drain_reg(&two, &mut receiver)).is_empty());
+    // Offsets 4 and 5 are published; only 5's fan-out message arrives: 4 is read back first.
+    one.publish(publisher.peer.id, "r".into(), 4, serde_json::json!(4));
+    one.publish(publisher.peer.id, "r".into(), 5, serde_json::json!(5));
+    two.fan_in(fanned(5));
+    let got = drain_reg(&two, &mut receiver);
+    assert_eq!(offsets(&got), vec![4, 5]);
+    assert!(matches!(&got[0], ServerMsg::Message { data, .. } if *data == serde_json::json!(4)));
+
+    // Instance one goes away without a word: once its heartbeat expired, the next sweep of
+    // instance two leaves its member out.
+    drop(one);
+    std::thread::sleep(Duration::from_millis(300));
+    two.sweep();
+    assert_eq!(
+        presence(&drain_reg(&two, &mut receiver)),
+        Some(vec!["r".to_string()]),
+        "a dead instance's members leave the presence"
+    );
+    // Its publisher resumes its session on instance two and resends publish 5: acked as a
+    // duplicate, not delivered again.
+    let mut moved = two.register("p".into());
+    two.hello(
+        moved.peer.id,
+        Some(session.clone()),
+        Some("publisher-1".into()),
+    );
+    two.join(moved.peer.id, "r".into(), None);
+    two.publish(moved.peer.id, "r".into(), 5, serde_json::json!(5));
+    let got = drain_reg(&two, &mut moved);
+    assert!(
+        matches!(&got[0], ServerMsg::Welcome { resumed: true, .. }),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&ServerMsg::Ack {
+            id: 5,
+            offset: 5,
+            duplicate: true
+        }),
+        "{got:?}"
+    );
+    assert!(offsets(&drain_reg(&two, &mut receiver)).is_empty());
 }
