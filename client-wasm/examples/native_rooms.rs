@@ -10,11 +10,11 @@
 #[cfg(not(target_arch = "wasm32"))]
 async fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     use ws_lifeline::Config;
-    use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
+    use ws_lifeline::machine::rooms::RoomEvent;
     use ws_lifeline::native::{Client, ClientEvent};
 
     let config = Config::default().protocols([ws_lifeline::protocol::SUBPROTOCOL]);
-    let mut client = Client::connect(url, config, RoomsConfig::default())?;
+    let mut client = Client::connect(url, config)?;
     client.join("lobby")?;
     let ack = client.publish("lobby", &"hello")?.await?; // resolves on the server's ack
     println!("acked at offset {}", ack.offset);

@@ -33,7 +33,7 @@ use protocol::{ClientMsg, ServerMsg, Since};
 use serde_json::json;
 use tokio::time::{Instant, sleep};
 use ws_lifeline::Config;
-use ws_lifeline::machine::rooms::{RoomStats, RoomsConfig};
+use ws_lifeline::machine::rooms::RoomStats;
 use ws_lifeline::native::Client;
 
 const MEMBERS: [&str; 3] = ["A", "B", "C"];
@@ -96,7 +96,7 @@ async fn kill_9_loses_no_acked_publish_and_clients_recover() {
     let mut members = Vec::new();
     for (name, publisher) in MEMBERS.into_iter().zip([Some(0), None, Some(1)]) {
         let url = server.ws_url(&format!("/ws?name={name}"));
-        let client = Client::connect(&url, Config::default(), RoomsConfig::default()).unwrap();
+        let client = Client::connect(&url, Config::default()).unwrap();
         let mut member = Member::new(name, client, publisher, PLAN, Arc::clone(&shared));
         member.join().await;
         members.push(member);

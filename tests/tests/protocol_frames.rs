@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::timeout;
-use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
+use ws_lifeline::machine::rooms::RoomEvent;
 use ws_lifeline::native::{Client, ClientEvent};
 use ws_lifeline::{Config, Error, Event, Message, State};
 
@@ -60,8 +60,7 @@ fn text_messages(events: &[ClientEvent]) -> Vec<&ClientEvent> {
 async fn protocol_frames_are_room_events_never_messages() {
     let (base, stop) = server().await;
     let config = Config::default().no_heartbeat();
-    let mut client =
-        Client::connect(&format!("{base}/ws"), config, RoomsConfig::default()).unwrap();
+    let mut client = Client::connect(&format!("{base}/ws"), config).unwrap();
     client.join("frames").unwrap();
     let ack = client.publish("frames", &"hi").unwrap();
     let mut seen = until(
@@ -92,8 +91,7 @@ async fn protocol_frames_are_room_events_never_messages() {
 async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
     let (base, stop) = server().await;
     let config = Config::default().no_heartbeat();
-    let mut client =
-        Client::connect(&format!("{base}/echo"), config, RoomsConfig::default()).unwrap();
+    let mut client = Client::connect(&format!("{base}/echo"), config).unwrap();
     client.send("plain text").unwrap();
     client.send(vec![1u8, 2, 3]).unwrap();
     let mut seen = until(
@@ -134,8 +132,7 @@ async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
 async fn a_handle_acts_on_its_client_until_the_client_is_dropped() {
     let (base, stop) = server().await;
     let config = Config::default().no_heartbeat();
-    let mut client =
-        Client::connect(&format!("{base}/echo"), config, RoomsConfig::default()).unwrap();
+    let mut client = Client::connect(&format!("{base}/echo"), config).unwrap();
     let handle = client.handle();
     // From another task, as a timer or a callback would.
     let sender = handle.clone();

@@ -1,11 +1,11 @@
 //! Several server-dev instances on one Redis (`--engine redis://…`): the real binaries on
 //! loopback ports, a private `redis-server`, and the native client, all at their default
 //! settings. Covers:
-//! - [x] two and three instances serve one room: publisher A connects through a loopback
-//!   proxy (standing in for the load balancer or the client's URL provider) to instance 1,
-//!   receiver B to instance 2, publisher C to instance 2 (two instances) or 3 (three)
-//! - [x] instance 1 is killed with SIGKILL (by its pid) while A's publishes are in flight; the
-//!   proxy then sends A's next connection to instance 2, where A resumes its session
+//! - [x] two and three instances serve one room: publisher A connects to instance 1 through
+//!   its URL provider, receiver B to instance 2, publisher C to instance 2 (two instances) or
+//!   3 (three)
+//! - [x] instance 1 is killed with SIGKILL (by its pid) while A's publishes are in flight; A's
+//!   URL provider then names instance 2, where A resumes its session
 //! - [x] every publish is acked once and none fails; every member receives every message of
 //!   each publisher once, in order, with no gap; the servers never send anything twice (a
 //!   resend of a publish instance 1 had written is acked as `duplicate` by instance 2)
@@ -19,17 +19,16 @@
 //! The binary is found as [`ServerProcess::binary`] says.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lifeline_tests::fault_proxy::FaultProxy;
 use lifeline_tests::members::{Member, Observer, PUBLISHERS, Plan};
 use lifeline_tests::process::ServerProcess;
 use lifeline_tests::redis::{Persistence, RedisServer, skip_without_redis};
 use tokio::time::{Instant, sleep};
 use ws_lifeline::Config;
-use ws_lifeline::machine::rooms::{RoomStats, RoomsConfig};
+use ws_lifeline::machine::rooms::RoomStats;
 use ws_lifeline::native::Client;
 
 const MEMBERS: [&str; 3] = ["A", "B", "C"];
@@ -77,12 +76,30 @@ impl Observer for Shared {
     }
 }
 
-/// Connects the three members to their URLs and joins them.
-async fn members(urls: [String; 3], shared: &Arc<Shared>) -> Vec<Member<Shared>> {
+/// Where a member connects: a fixed URL, or the port a URL provider reads before each attempt.
+enum Endpoint {
+    Url(String),
+    Port(Arc<AtomicU16>),
+}
+
+/// Connects the three members to their endpoints and joins them.
+async fn members(endpoints: [Endpoint; 3], shared: &Arc<Shared>) -> Vec<Member<Shared>> {
     let mut members = Vec::new();
-    for ((name, publisher), url) in MEMBERS.into_iter().zip([Some(0), None, Some(1)]).zip(urls) {
-        let url = format!("{url}/ws?name={name}");
-        let client = Client::connect(&url, Config::default(), RoomsConfig::default()).unwrap();
+    for ((name, publisher), endpoint) in MEMBERS
+        .into_iter()
+        .zip([Some(0), None, Some(1)])
+        .zip(endpoints)
+    {
+        let client = match endpoint {
+            Endpoint::Url(url) => {
+                Client::connect(&format!("{url}/ws?name={name}"), Config::default()).unwrap()
+            }
+            Endpoint::Port(port) => Client::with_url_provider(Config::default(), move || {
+                let port = port.load(Ordering::SeqCst);
+                async move { Ok::<_, String>(format!("ws://127.0.0.1:{port}/ws?name={name}")) }
+            })
+            .unwrap(),
+        };
         let mut member = Member::new(name, client, publisher, PLAN, Arc::clone(shared));
         member.join().await;
         members.push(member);
@@ -168,37 +185,29 @@ async fn publisher_moves_to_another_instance_after_kill_9(instances: usize) {
     for _ in 0..instances {
         servers.push(instance(&redis).await);
     }
-    let addr = |s: &ServerProcess| std::net::SocketAddr::from(([127, 0, 0, 1], s.port()));
-    let proxy = FaultProxy::start(addr(&servers[0])).await.unwrap();
-    let c_on = servers[instances - 1].ws_url("");
-    let urls = [
-        format!("ws://{}", proxy.addr()),
-        servers[1].ws_url(""),
-        c_on,
+    let a_port = Arc::new(AtomicU16::new(servers[0].port()));
+    let endpoints = [
+        Endpoint::Port(Arc::clone(&a_port)),
+        Endpoint::Url(servers[1].ws_url("")),
+        Endpoint::Url(servers[instances - 1].ws_url("")),
     ];
     let shared = Arc::new(Shared::default());
-    let members = members(urls, &shared).await;
+    let members = members(endpoints, &shared).await;
 
-    let second = addr(&servers[1]);
+    let second = servers[1].port();
     let first = servers.remove(0);
     let killer = {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             until_a_acked(&shared).await;
+            // What A's provider names for its next attempt is instance 2.
+            a_port.store(second, Ordering::SeqCst);
             first.kill_9().await.unwrap();
-            // What A connects to next is instance 2.
-            proxy.set_upstream(second);
-            proxy.cut_all();
             shared.generation.store(1, Ordering::SeqCst);
-            proxy
         })
     };
     run_and_check(members, &shared, &test).await;
-    let proxy = killer.await.unwrap();
-    assert!(
-        proxy.stats().accepted >= 2,
-        "A connected again, to instance 2"
-    );
+    killer.await.unwrap();
     assert!(
         shared.recovered_after[0].load(Ordering::SeqCst) >= 1,
         "A rejoined on instance 2 with recovered: true"
@@ -228,9 +237,9 @@ async fn a_redis_kill_9_and_restart_loses_no_acked_publish_with_appendfsync_alwa
     assert_eq!(redis.persistence(), Persistence::AppendFsyncAlways);
     let one = instance(&redis).await;
     let two = instance(&redis).await;
-    let urls = [one.ws_url(""), two.ws_url(""), two.ws_url("")];
+    let endpoints = [one.ws_url(""), two.ws_url(""), two.ws_url("")].map(Endpoint::Url);
     let shared = Arc::new(Shared::default());
-    let members = members(urls, &shared).await;
+    let members = members(endpoints, &shared).await;
     let restarter = {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {

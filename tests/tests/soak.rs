@@ -47,7 +47,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use ws_lifeline::Config;
-use ws_lifeline::machine::rooms::{RoomStats, RoomsConfig};
+use ws_lifeline::machine::rooms::RoomStats;
 use ws_lifeline::native::Client;
 use ws_lifeline::{Error, Event, protocol};
 
@@ -264,7 +264,7 @@ async fn soak(what: &str, instances: &[EngineKind], per_publisher: u64, kept: bo
         .enumerate()
     {
         let url = format!("ws://{}/ws?name={name}", proxies[i].addr());
-        let client = Client::connect(&url, client_config(), RoomsConfig::default()).unwrap();
+        let client = Client::connect(&url, client_config()).unwrap();
         let mut member = Member::new(name, client, publisher, plan, Arc::clone(&shared));
         member.join().await;
         members.push(member);

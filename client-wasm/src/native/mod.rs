@@ -8,15 +8,11 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use ws_lifeline::machine::rooms::{RoomEvent, RoomsConfig};
+//! use ws_lifeline::machine::rooms::RoomEvent;
 //! use ws_lifeline::native::{Client, ClientEvent};
 //! use ws_lifeline::Config;
 //!
-//! let mut client = Client::connect(
-//!     "ws://127.0.0.1:8080/ws",
-//!     Config::default().protocols([ws_lifeline::protocol::SUBPROTOCOL]),
-//!     RoomsConfig::default(),
-//! )?;
+//! let mut client = Client::connect("ws://127.0.0.1:8080/ws", Config::default())?;
 //! client.join("lobby")?;
 //! let ack = client.publish("lobby", &"hello")?.await?; // resolves on the server's ack
 //! println!("offset {}", ack.offset);
@@ -29,6 +25,9 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
@@ -41,7 +40,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use crate::client::{Client, ClientHandle};
-use crate::machine::rooms::RoomsConfig;
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::{Config, Error, Message, Result};
@@ -56,8 +54,13 @@ struct Core {
     events: mpsc::UnboundedSender<ClientEvent>,
 }
 
+/// The URL provider of [`Client::with_url_provider`], its errors as text.
+type Provider =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
 struct Shared {
     core: Mutex<Core>,
+    provider: Option<Provider>,
     wake: Notify,
     origin: tokio::time::Instant,
     /// The `Client` is gone; its handles do nothing.
@@ -126,19 +129,46 @@ impl Host {
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
     /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
-    /// protocol v1 from the first attempt on with the settings `rooms` (which take the place
-    /// of [`Config::rooms`]).
+    /// protocol v1 from the first attempt on with the settings of [`Config::rooms`].
     ///
     /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
-    pub fn connect(url: &str, config: Config, rooms: RoomsConfig) -> Result<Client> {
+    pub fn connect(url: &str, config: Config) -> Result<Client> {
+        Client::start(config, Target::Url(url.to_owned()), None)
+    }
+
+    /// Connects to a URL computed before every attempt (a fresh ticket, another server
+    /// instance after one failed). A provider error is reported as [`Error::UrlProvider`] and
+    /// retried with backoff. Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), ws_lifeline::Error> {
+    /// use ws_lifeline::{native::Client, Config};
+    /// let client = Client::with_url_provider(Config::default(), || async {
+    ///     Ok::<_, String>("ws://127.0.0.1:8080/ws?name=ann".to_owned())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_url_provider<F, Fut, E>(config: Config, provider: F) -> Result<Client>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<String, E>> + Send + 'static,
+        E: fmt::Display + 'static,
+    {
+        let provider: Provider = Arc::new(move || {
+            let fut = provider();
+            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        });
+        Client::start(config, Target::Provider, Some(provider))
+    }
+
+    fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
         let origin = tokio::time::Instant::now();
         // Per-process random keys: a different jitter seed for every client.
         let seed = std::hash::BuildHasher::hash_one(
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
         );
-        let mut session = Session::new(config, Target::Url(url.to_owned()), seed, Instant(0))?;
-        session.set_rooms_config(rooms);
+        let mut session = Session::new(config, target, seed, Instant(0))?;
         session.start_rooms(Instant(0));
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -146,6 +176,7 @@ impl Client {
                 session,
                 events: tx,
             }),
+            provider,
             wake: Notify::new(),
             origin,
             dropped: AtomicBool::new(false),
@@ -176,6 +207,15 @@ enum Out {
     Close(u16, String),
 }
 
+/// A task the driver started; dropping it aborts the task.
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A socket task and its writer queue; dropping it aborts the task (closing TCP).
 struct Socket {
     tx: mpsc::UnboundedSender<Out>,
@@ -191,7 +231,12 @@ impl Drop for Socket {
 
 async fn drive(shared: Arc<Shared>) {
     let (input_tx, mut inputs) = mpsc::unbounded_channel::<Input>();
-    let mut sockets: HashMap<ConnId, Socket> = HashMap::new();
+    let mut io_state = IoState {
+        sockets: HashMap::new(),
+        resolving: None,
+        provider: shared.provider.clone(),
+        inputs: input_tx,
+    };
     loop {
         let (io, deadline) = {
             let mut core = shared.lock();
@@ -203,7 +248,7 @@ async fn drive(shared: Arc<Shared>) {
             (io, session.poll_timeout())
         };
         for io in io {
-            execute(&mut sockets, &input_tx, io);
+            io_state.execute(io);
         }
         let sleep = async {
             match deadline {
@@ -235,51 +280,74 @@ async fn drive(shared: Arc<Shared>) {
     }
 }
 
-fn execute(sockets: &mut HashMap<ConnId, Socket>, inputs: &mpsc::UnboundedSender<Input>, io: Io) {
-    match io {
-        Io::ResolveUrl { conn } => {
-            // `connect` always gives a fixed URL; answer so the session cannot stall.
-            let result = Err("no URL provider".to_owned());
-            let _ = inputs.send(Input::UrlResolved { conn, result });
-        }
-        Io::Open {
-            conn,
-            url,
-            protocols,
-        } => {
-            // The session has moved on from every earlier socket.
-            sockets.clear();
-            let (tx, rx) = mpsc::unbounded_channel();
-            let buffered = Arc::new(AtomicU64::new(0));
-            let task = tokio::spawn(run_socket(
+/// What the driver's I/O holds: the sockets, the URL provider's run, the way back in.
+struct IoState {
+    sockets: HashMap<ConnId, Socket>,
+    /// The provider's run for the latest attempt; an older one is dropped with it.
+    resolving: Option<Task>,
+    provider: Option<Provider>,
+    inputs: mpsc::UnboundedSender<Input>,
+}
+
+impl IoState {
+    fn execute(&mut self, io: Io) {
+        let IoState {
+            sockets,
+            resolving,
+            provider,
+            inputs,
+        } = self;
+        match io {
+            Io::ResolveUrl { conn } => {
+                let (provider, inputs) = (provider.clone(), inputs.clone());
+                *resolving = Some(Task(tokio::spawn(async move {
+                    let result = match provider {
+                        Some(provider) => provider().await,
+                        // Only a client made with a provider asks for one.
+                        None => Err("no URL provider".to_owned()),
+                    };
+                    let _ = inputs.send(Input::UrlResolved { conn, result });
+                })));
+            }
+            Io::Open {
                 conn,
                 url,
                 protocols,
-                rx,
-                Arc::clone(&buffered),
-                inputs.clone(),
-            ));
-            sockets.insert(conn, Socket { tx, buffered, task });
-        }
-        Io::Transmit { conn, message } => {
-            if let Some(s) = sockets.get(&conn) {
-                s.buffered
-                    .fetch_add(message.len() as u64, Ordering::Relaxed);
-                let _ = s.tx.send(Out::Frame(message));
+            } => {
+                // The session has moved on from every earlier socket.
+                sockets.clear();
+                let (tx, rx) = mpsc::unbounded_channel();
+                let buffered = Arc::new(AtomicU64::new(0));
+                let task = tokio::spawn(run_socket(
+                    conn,
+                    url,
+                    protocols,
+                    rx,
+                    Arc::clone(&buffered),
+                    inputs.clone(),
+                ));
+                sockets.insert(conn, Socket { tx, buffered, task });
             }
-        }
-        Io::Close { conn, code, reason } => {
-            if let Some(s) = sockets.get(&conn) {
-                let _ = s.tx.send(Out::Close(code, reason));
+            Io::Transmit { conn, message } => {
+                if let Some(s) = sockets.get(&conn) {
+                    s.buffered
+                        .fetch_add(message.len() as u64, Ordering::Relaxed);
+                    let _ = s.tx.send(Out::Frame(message));
+                }
             }
-        }
-        Io::Abandon { conn, .. } => {
-            sockets.remove(&conn);
-        }
-        Io::PollBuffered { conn } => {
-            if let Some(s) = sockets.get(&conn) {
-                let amount = s.buffered.load(Ordering::Relaxed);
-                let _ = inputs.send(Input::BufferedAmount { conn, amount });
+            Io::Close { conn, code, reason } => {
+                if let Some(s) = sockets.get(&conn) {
+                    let _ = s.tx.send(Out::Close(code, reason));
+                }
+            }
+            Io::Abandon { conn, .. } => {
+                sockets.remove(&conn);
+            }
+            Io::PollBuffered { conn } => {
+                if let Some(s) = sockets.get(&conn) {
+                    let amount = s.buffered.load(Ordering::Relaxed);
+                    let _ = inputs.send(Input::BufferedAmount { conn, amount });
+                }
             }
         }
     }

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use lifeline_tests::fault_proxy::FaultProxy;
-use ws_lifeline::machine::rooms::RoomsConfig;
+
 use ws_lifeline::native::{Client, ClientEvent};
 use ws_lifeline::{Config, Event};
 
@@ -124,7 +124,7 @@ async fn main() {
         .heartbeat_interval(Duration::from_secs(1))
         .heartbeat_timeout(Duration::from_secs(1));
     let url = format!("ws://{}/ws", proxy.addr());
-    let mut client = Client::connect(&url, config, RoomsConfig::default()).expect("valid url");
+    let mut client = Client::connect(&url, config).expect("valid url");
     let mut seen = Vec::new();
     assert!(
         wait_for(

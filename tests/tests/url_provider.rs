@@ -1,0 +1,122 @@
+//! The native client's URL provider, against a real server-dev, at the default settings.
+//! Covers:
+//! - [x] a provider that fails is reported as `Error::UrlProvider` and asked again after the
+//!   backoff; its next answer is connected to
+//! - [x] the provider runs before every attempt: after the server closes the connection, the
+//!   next attempt goes to the URL the provider names then
+//! - [x] dropping the client drops a provider's future that never finishes (nothing left
+//!   running)
+#![allow(clippy::unwrap_used)] // test code panics by design
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+use ws_lifeline::native::{Client, ClientEvent};
+use ws_lifeline::{Config, Error, Event};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// server-dev on a free port; the sender stops it.
+async fn server() -> (String, oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = server_dev::Config::default().no_auth(true);
+    tokio::spawn(server_dev::serve(listener, config, None, async move {
+        let _ = stopped.await;
+    }));
+    (format!("ws://{addr}"), stop)
+}
+
+/// The connection events until `done` matches one, which is included.
+async fn until(client: &mut Client, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let wait = async {
+        while let Some(event) = client.next_event().await {
+            if let ClientEvent::Connection(event) = event {
+                let last = done(&event);
+                seen.push(event);
+                if last {
+                    return;
+                }
+            }
+        }
+    };
+    let finished = timeout(LIMIT, wait).await;
+    assert!(finished.is_ok(), "timed out; saw {seen:?}");
+    seen
+}
+
+#[tokio::test]
+async fn a_failed_provider_is_reported_and_asked_again() {
+    let (one, _stop_one) = server().await;
+    let (two, _stop_two) = server().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let asked = Arc::clone(&calls);
+    let (one_url, two_url) = (format!("{one}/ws?name=ann"), format!("{two}/ws?name=ann"));
+    let mut client = Client::with_url_provider(Config::default(), move || {
+        let call = asked.fetch_add(1, Ordering::SeqCst);
+        let answer = match call {
+            0 => Err("ticket service down"),
+            1 => Ok(one_url.clone()),
+            _ => Ok(two_url.clone()),
+        };
+        async move { answer }
+    })
+    .unwrap();
+    let seen = until(&mut client, |e| matches!(e, Event::Open)).await;
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            Event::Error(Error::UrlProvider { message }) if message.contains("ticket service down")
+        )),
+        "the provider's error is reported: {seen:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "asked again after the failure");
+    assert_eq!(client.url().as_deref(), Some(format!("{one}/ws?name=ann").as_str()));
+
+    // A reconnect asks the provider again, which now names the other server.
+    client.reconnect();
+    until(&mut client, |e| matches!(e, Event::Open)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(client.url().as_deref(), Some(format!("{two}/ws?name=ann").as_str()));
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicUsize>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_client_drops_a_pending_provider() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (flag, count) = (Arc::clone(&dropped), Arc::clone(&started));
+    let client = Client::with_url_provider(Config::default(), move || {
+        let guard = DropFlag(Arc::clone(&flag));
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let _guard = guard;
+            std::future::pending::<Result<String, String>>().await
+        }
+    })
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while started.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the provider was asked");
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "its future is pending");
+    drop(client);
+    while dropped.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "dropping the client dropped its future");
+}
