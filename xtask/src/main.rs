@@ -32,8 +32,8 @@ commands:
   setup                 install the toolchain pieces the other commands need (idempotent)
   demo [--port N]       build the demo and serve it at http://127.0.0.1:N (default 8080)
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
-  package [--raw]       build the npm package into client-wasm/pkg; --raw builds the raw
-                        resilient socket (no rooms feature) into client-wasm/pkg-raw instead
+  package [--raw]       build the npm package into client-wasm/pkg; --raw builds only its
+                        socket entry (no rooms feature) into client-wasm/pkg/socket
   bench [size|browser|latency|server|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
 
@@ -215,9 +215,9 @@ fn test(args: &[String]) -> Result {
     browser_tests()?;
     build_demo()?;
     npm::build_npm_package()?;
-    npm::build_raw_package()?;
     npm::publish_dry_runs()?;
     e2e_tests()?;
+    node_tests()?;
     bench::quick_after_test()?;
     println!("\nxtask: every test stage passed");
     Ok(())
@@ -296,6 +296,17 @@ fn browser_tests() -> Result {
     }
     server.stop();
     Ok(())
+}
+
+/// The npm package under Node (tests/node), both entries, against server-dev. Node 20 has its
+/// global `WebSocket` behind a flag, on by default from Node 22.
+fn node_tests() -> Result {
+    Step::new("Node tests (the npm package under Node)", "node")
+        .args(["--experimental-websocket", "--test", "--test-concurrency=1"])
+        .args(["tests/node/"])
+        .env("SERVER_DEV_BIN", server_binary())
+        .current_dir(root())
+        .run()
 }
 
 /// The Playwright suite under tests/e2e; each test file starts the servers it needs.
