@@ -7,7 +7,8 @@
 // invalid `browser` field; the tarball installs into a fresh folder
 // with no network; TypeScript resolves its types there (the React entry's too) through
 // `exports`; Vite builds the examples/vite app from it; the built app and a plain
-// `<script type="module">` page (no bundler) load the wasm and echo through server-dev.
+// `<script type="module">` page (no bundler) load the wasm and echo through server-dev; both
+// entries construct right after import (no `init()`), in a page and in a module worker.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -209,6 +210,44 @@ test("no init ritual: both entries construct a socket right after import", async
   for (const name of ["package", "socket"]) {
     await page.goto(`${site.url}/${name}.html`);
     await page.waitForSelector('body[data-echo="no ritual"]', { state: "attached", timeout: 20_000 });
+  }
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("in a module worker (no window, no document) both entries connect and echo", async () => {
+  const pages = join(work, "worker");
+  mkdirSync(pages, { recursive: true });
+  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"]]) {
+    writeFileSync(
+      join(pages, `${name}.js`),
+      `import { LifelineSocket } from "${entry}";\n` +
+        `const ws = new LifelineSocket(${JSON.stringify(`${wsBase()}/echo`)});\n` +
+        `ws.onmessage = (e) => { postMessage({ echo: e.data, window: typeof window, document: typeof document }); ws.dispose(); };\n` +
+        `ws.send("from a worker");\n`,
+    );
+  }
+  writeFileSync(join(pages, "index.html"), "<!doctype html><body></body>");
+  const site = await serveStatic({ "/pkg/": pkg, "/": pages });
+  statics.push(site);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  for (const name of ["package", "socket"]) {
+    const reply = await page.evaluate(
+      (src) =>
+        new Promise((resolve, reject) => {
+          const worker = new Worker(src, { type: "module" });
+          worker.onmessage = (e) => {
+            worker.terminate();
+            resolve(e.data);
+          };
+          worker.onerror = (e) => reject(new Error(e.message));
+          setTimeout(() => reject(new Error("no reply from the worker in 20 s")), 20_000);
+        }),
+      `/${name}.js`,
+    );
+    assert.deepEqual(reply, { echo: "from a worker", window: "undefined", document: "undefined" }, name);
   }
   await page.close();
   assert.deepEqual(errors, []);
