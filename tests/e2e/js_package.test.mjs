@@ -63,6 +63,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "node.js",
     "package.json",
     "protocol.d.ts",
+    "react-node.js",
     "react.d.ts",
     "react.js",
     "socket/index.d.ts",
@@ -88,7 +89,11 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     default: "./socket/index.js",
   });
   assert.match(manifest.engines.node, /^>=\d+/);
-  assert.deepEqual(manifest.exports["./react"], { types: "./react.d.ts", default: "./react.js" });
+  assert.deepEqual(manifest.exports["./react"], {
+    types: "./react.d.ts",
+    node: "./react-node.js",
+    default: "./react.js",
+  });
   assert.deepEqual(manifest.peerDependencies, { react: ">=18" });
   assert.deepEqual(manifest.peerDependenciesMeta, { react: { optional: true } });
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);

@@ -15,7 +15,8 @@
 //   and binary echo through it;
 // - rooms, for the full entry: join, publish with its ack, receive on another socket;
 // - importing during SSR (no `window`, no global `WebSocket`) does not throw, and the
-//   constructor then asks for the `WebSocket` option with a typed error; the browser entry
+//   constructor then asks for the `WebSocket` option with a typed error; `ws-lifeline/react`
+//   renders on the server with no socket and nothing reported; the browser entry
 //   imported under Node reports its failed fetch instead of throwing, and `init()` with the
 //   `.wasm` bytes then makes it work.
 import { after, before, describe, test } from "node:test";
@@ -217,6 +218,25 @@ for (const { specifier, rooms } of ENTRIES) {
         thrown: { code: "ERR_INVALID_ARGUMENT", message: "option `WebSocket` must be a function" },
       });
     });
+
+    if (rooms) {
+      test("server-side rendering with ws-lifeline/react: no error, no socket", async () => {
+        const result = await runNode(`
+          delete globalThis.WebSocket;
+          const React = await import("react");
+          const { renderToString } = await import("react-dom/server");
+          const { useLifelineSocket } = await import(${JSON.stringify(install.entry("ws-lifeline/react", { withDefault: false }))});
+          function Status() {
+            const { socket, state } = useLifelineSocket("ws://127.0.0.1:9/");
+            return React.createElement("p", null, \`\${socket} \${state}\`);
+          }
+          console.log(JSON.stringify({ html: renderToString(React.createElement(Status)) }));
+        `);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stderr, "", "nothing reported: the wasm came from the package's file");
+        assert.deepEqual(JSON.parse(result.stdout), { html: "<p>null connecting</p>" });
+      });
+    }
 
     test("the browser entry under Node reports its failed fetch; init() with the bytes works", async () => {
       const folder = specifier === "ws-lifeline" ? pkg : join(pkg, "socket");

@@ -11,16 +11,18 @@ export const pkg = join(root, "client-wasm", "pkg");
 
 /**
  * A folder whose `node_modules/ws-lifeline` is the built package, with one module per entry
- * that re-exports it by name, so Node resolves it as an installed package.
- * @returns {{dir: string, entry: (specifier: string) => string, remove: () => void}}
+ * that re-exports it by name (and its default export, unless `withDefault` is false), so Node
+ * resolves it as an installed package.
+ * @returns {{dir: string, entry: (specifier: string, options?: {withDefault?: boolean}) => string, remove: () => void}}
  */
 export function installed() {
   const dir = mkdtempSync(join(tmpdir(), "ws-lifeline-node-"));
   mkdirSync(join(dir, "node_modules"));
   symlinkSync(pkg, join(dir, "node_modules", "ws-lifeline"), "dir");
-  const entry = (specifier) => {
+  const entry = (specifier, { withDefault = true } = {}) => {
     const file = join(dir, `${specifier.replace(/\W/g, "_")}.mjs`);
-    writeFileSync(file, `export * from "${specifier}";\nexport { default } from "${specifier}";\n`);
+    const reexport = `export * from "${specifier}";\n`;
+    writeFileSync(file, withDefault ? `${reexport}export { default } from "${specifier}";\n` : reexport);
     return pathToFileURL(file).href;
   };
   return { dir, entry, remove: () => rmSync(dir, { recursive: true, force: true }) };

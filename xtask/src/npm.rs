@@ -35,10 +35,11 @@ const OUT_NAME: &str = "ws_lifeline";
 
 /// Files copied verbatim from `client-wasm/js` into the package. The React entry (`react.js`)
 /// ships readable: it is small, outside the size budget, and the app's bundler minifies it.
-const HAND_WRITTEN: [&str; 5] = [
+const HAND_WRITTEN: [&str; 6] = [
     "index.d.ts",
     "protocol.d.ts",
     "react.js",
+    "react-node.js",
     "react.d.ts",
     "README.md",
 ];
