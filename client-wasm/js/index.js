@@ -18,7 +18,7 @@ export { init as default, initSync };
 
 // No ritual: the module loads its wasm itself (from `ws_lifeline_bg.wasm` beside the glue), so
 // the constructor works right after `import`. Top-level await rather than a queue: the
-// constructor and every getter stay synchronous, as `WebSocket`'s are, and browsers, Node,
+// constructor and every getter stay synchronous, as `WebSocket`'s are, and Chromium, Node,
 // Deno, Bun, Vite and rolldown all take it. Under Node, `node.js` has loaded the wasm from
 // its file first, and this returns at once. A failed load is reported, not thrown, so that a
 // page can still `init()` its wasm from elsewhere.
@@ -280,7 +280,7 @@ function parseOptions(options, protocols) {
   else if (isTerminal !== undefined && isTerminal !== null) {
     throw invalid("option `isTerminalClose` must be a function");
   }
-  // Any constructor with `WebSocket`'s API: Node before 22 has none of its own.
+  // Any constructor with `WebSocket`'s API: Node 20 has no global one without a flag.
   const Socket = options.WebSocket ?? globalThis.WebSocket;
   if (typeof Socket !== "function") throw invalid("option `WebSocket` must be a function");
   return [numbers, protocols, rule, ping, isPong, Socket];
@@ -790,7 +790,7 @@ export class LifelineSocket extends EventTarget {
       if (kind === boundary.PAGE_EVENT_ACK) settle?.[0]({ ...fields });
       else settle?.[1](fields.error);
     }
-    // Node before 23 has no `CloseEvent`: there a close is an `Event` with the same fields.
+    // Node 20 and 22 have no `CloseEvent`: there a close is an `Event` with the same fields.
     this.#dispatch(
       kind === boundary.PAGE_EVENT_CLOSE && globalThis.CloseEvent
         ? new CloseEvent(type, fields)
