@@ -1,7 +1,8 @@
 // Size benchmark (BENCHMARKS.md, section 2): raw, gzip -9 and brotli (quality 11) bytes of
 // what a browser downloads for
 // - the ws-lifeline npm package (its .wasm after wasm-opt -Oz, the wasm-bindgen glue, index.js),
-//   and the raw resilient socket (the same build without the `rooms` feature, in pkg-raw),
+//   and the raw resilient socket (the same build without the `rooms` feature, the package's
+//   `socket/` folder),
 // - the demo (every file trunk wrote to dist/),
 // - the peers, from their npm tarballs as installed by `npm ci`: partysocket, socket.io-client
 //   and centrifuge (their ESM or browser bundle files).
@@ -21,7 +22,7 @@ const arg = (name) => {
 const root = join(dirname(new URL(import.meta.url).pathname), "..", "..");
 const pkg = arg("--pkg") ?? join(root, "client-wasm", "pkg");
 // The raw resilient socket: the same package built without the `rooms` feature.
-const pkgRaw = arg("--pkg-raw") ?? join(root, "client-wasm", "pkg-raw");
+const pkgRaw = arg("--pkg-raw") ?? join(pkg, "socket");
 const dist = arg("--dist") ?? join(root, "dist");
 const modules = join(root, "node_modules");
 

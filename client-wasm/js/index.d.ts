@@ -23,15 +23,15 @@ export interface InitOutput {
 }
 
 /**
- * Loads and instantiates the WebAssembly module. Call it once, before the first
- * `new LifelineSocket(...)`; later calls return the same module at once.
- *
- * Without an argument it fetches `ws_lifeline_bg.wasm` next to the package's JS file
- * (`new URL(..., import.meta.url)`), which works unbundled and in Vite.
+ * Loads and instantiates the WebAssembly module. Not needed for the package's own `.wasm`:
+ * importing the package loads it (`ws_lifeline_bg.wasm` beside the JS file; under Node, read
+ * from that file). For a `.wasm` served from elsewhere: if the import could not load its own,
+ * it reported why, and this loads the one given. Once loaded, later calls return the same
+ * module at once.
  *
  * ```js
  * import init, { LifelineSocket } from "ws-lifeline";
- * await init();
+ * await init({ module_or_path: "/assets/ws_lifeline_bg.wasm" });
  * ```
  */
 export default function init(
@@ -70,6 +70,14 @@ export interface HeartbeatOptions {
 /** Options of `new LifelineSocket(url, protocols?, options?)`. Every duration is in
  * milliseconds. */
 export interface LifelineOptions {
+  /**
+   * The `WebSocket` class each attempt constructs, as `new WebSocket(url, protocols)`: any
+   * class with the browser's API (`addEventListener`, `binaryType = "arraybuffer"`, `send`,
+   * `close`, `readyState`, `protocol`, `bufferedAmount`), such as the `ws` package's
+   * `WebSocket` in Node before 22. Default: `globalThis.WebSocket`; without either the
+   * constructor throws `ERR_INVALID_ARGUMENT`.
+   */
+  WebSocket?: new (url: string, protocols?: string | string[]) => unknown;
   /** Subprotocols offered in `Sec-WebSocket-Protocol`, for `new LifelineSocket(url, options)`;
    * not together with the `protocols` argument. Default: none. */
   protocols?: string | string[];
@@ -456,8 +464,7 @@ export type SendResult = "sent" | "queued";
  * takes a WebSocket implementation.
  *
  * ```js
- * import init, { LifelineSocket } from "ws-lifeline";
- * await init();
+ * import { LifelineSocket } from "ws-lifeline";
  * const ws = new LifelineSocket("wss://example.com/ws", { maxRetries: 10 });
  * ws.addEventListener("message", (e) => console.log(e.data));
  * ws.addEventListener("close", (e) => console.log("closed", e.code));

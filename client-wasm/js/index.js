@@ -16,6 +16,14 @@ import * as boundary from "./boundary.gen.js";
 
 export { init as default, initSync };
 
+// No ritual: the module loads its wasm itself (from `ws_lifeline_bg.wasm` beside the glue), so
+// the constructor works right after `import`. Top-level await rather than a queue: the
+// constructor and every getter stay synchronous, as `WebSocket`'s are, and Chromium, Node,
+// Deno, Bun, Vite and rolldown all take it. Under Node, `node.js` has loaded the wasm from
+// its file first, and this returns at once. A failed load is reported, not thrown, so that a
+// page can still `init()` its wasm from elsewhere.
+await init().catch(report);
+
 /**
  * Sockets that must not be garbage-collected: not disposed, not closed for good, and with a
  * listener or handler, as the browser keeps a `WebSocket` with listeners alive while it is
@@ -272,7 +280,10 @@ function parseOptions(options, protocols) {
   else if (isTerminal !== undefined && isTerminal !== null) {
     throw invalid("option `isTerminalClose` must be a function");
   }
-  return [numbers, protocols, rule, ping, isPong];
+  // Any constructor with `WebSocket`'s API: Node 20 has no global one without a flag.
+  const Socket = options.WebSocket ?? globalThis.WebSocket;
+  if (typeof Socket !== "function") throw invalid("option `WebSocket` must be a function");
+  return [numbers, protocols, rule, ping, isPong, Socket];
 }
 
 /** The constructor's `url`: text, or a provider wrapped to resolve with text or reject with
@@ -425,6 +436,8 @@ export class LifelineSocket extends EventTarget {
   #provider;
   /** The page's subprotocols, offered on every attempt. */
   #protocols;
+  /** The `WebSocket` constructor of every attempt (the option, else the global one). */
+  #Socket;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
   /** The text frame the wasm is handling, whose `message` it reports without a copy. */
@@ -440,7 +453,7 @@ export class LifelineSocket extends EventTarget {
       options = protocols;
       protocols = undefined;
     }
-    const [numbers, protocolList, rule, ping, isPong] = parseOptions(options, protocols);
+    const [numbers, protocolList, rule, ping, isPong, Socket] = parseOptions(options, protocols);
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     numbers[boundary.OPTION_SLOT_SEED_HIGH] = Math.random() * 2 ** 32;
@@ -459,6 +472,7 @@ export class LifelineSocket extends EventTarget {
     }
     if (typeof target === "function") this.#provider = target;
     this.#protocols = [...protocolList];
+    this.#Socket = Socket;
     const resources = (this.#resources = {
       machine: this.#machine,
       ws: null,
@@ -567,7 +581,7 @@ export class LifelineSocket extends EventTarget {
     dropSocket(resources);
     let ws;
     try {
-      ws = new WebSocket(url, protocols);
+      ws = new this.#Socket(url, protocols);
     } catch (thrown) {
       this.#input(boundary.INPUT_OPEN_FAILED, conn, url, ...exception(thrown));
       return;
@@ -776,7 +790,12 @@ export class LifelineSocket extends EventTarget {
       if (kind === boundary.PAGE_EVENT_ACK) settle?.[0]({ ...fields });
       else settle?.[1](fields.error);
     }
-    this.#dispatch(kind === boundary.PAGE_EVENT_CLOSE ? new CloseEvent(type, fields) : Object.assign(new Event(type), fields));
+    // Node 20 and 22 have no `CloseEvent`: there a close is an `Event` with the same fields.
+    this.#dispatch(
+      kind === boundary.PAGE_EVENT_CLOSE && globalThis.CloseEvent
+        ? new CloseEvent(type, fields)
+        : Object.assign(new Event(type), fields),
+    );
     if (kind === boundary.PAGE_EVENT_STATECHANGE) this.#retain();
   }
 

@@ -6,8 +6,9 @@
 // - y-websocket (`WebSocketPolyfill`): two documents sync through the server; the server is
 //   killed and started again, and an edit made afterwards still reaches the other document.
 // - the migration snippets of client-wasm/js/README.md, exactly as written there: each pair
-//   differs only in its import lines, and the reconnecting-websocket and partysocket code logs
-//   the same against server-dev's /echo with the library and with LifelineSocket.
+//   differs only in its import line, and the reconnecting-websocket and partysocket code logs
+//   the same against server-dev's /echo with the library and with LifelineSocket, from the
+//   package and from its socket entry (`ws-lifeline/socket`).
 // The page gets the libraries bundled by rolldown (tests/e2e/compat/libraries.mjs).
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -175,7 +176,7 @@ async function migrationSnippets() {
 test("the README's migration snippets run unchanged apart from the import lines", async () => {
   const snippets = await migrationSnippets();
   assert.deepEqual(Object.keys(snippets).sort(), ["partysocket", "reconnecting-websocket"]);
-  const body = (code) => code.split("\n").filter((line) => !line.startsWith("import ") && line !== "await init();");
+  const body = (code) => code.split("\n").filter((line) => !line.startsWith("import "));
   for (const [library, { before, after }] of Object.entries(snippets)) {
     assert.deepEqual(body(after), body(before), `${library}: only the import lines differ`);
   }
@@ -187,22 +188,27 @@ test("the README's migration snippets run unchanged apart from the import lines"
     join(fixture.bundle, "reconnecting-websocket.js"),
     'export { ReconnectingWebSocket as default } from "./libraries.js";\n',
   );
-  const imports = {
-    "ws-lifeline": `${site}/pkg/index.js`,
+  const imports = (entry) => ({
+    "ws-lifeline": `${site}/pkg/${entry}`,
     partysocket: `${site}/compat/partysocket.js`,
     "reconnecting-websocket": `${site}/compat/reconnecting-websocket.js`,
-  };
+  });
   const logs = {};
   try {
-    for (const [library, pair] of Object.entries(snippets)) {
-      for (const [when, code] of Object.entries(pair)) {
+    for (const [library, { before, after }] of Object.entries(snippets)) {
+      const runs = [
+        ["before", before, "index.js"],
+        ["after", after, "index.js"],
+        ["socket", after, "socket/index.js"],
+      ];
+      for (const [when, code, entry] of runs) {
         const name = `migration-${library}-${when}`;
         await writeFile(join(fixture.bundle, `${name}.js`), code);
         // The snippets' "/echo" resolves against <base>: server-dev.
         await writeFile(
           join(fixture.bundle, `${name}.html`),
           `<!doctype html><html><head><base href="${server.url.replace(/\/?$/, "/")}">` +
-            `<script type="importmap">${JSON.stringify({ imports })}</script></head>` +
+            `<script type="importmap">${JSON.stringify({ imports: imports(entry) })}</script></head>` +
             `<body><script type="module" src="${site}/compat/${name}.js"></script></body></html>`,
         );
         const page = await fixture.browser.newPage();
@@ -224,7 +230,8 @@ test("the README's migration snippets run unchanged apart from the import lines"
   }
   assert.deepEqual(logs["reconnecting-websocket"].before, ["echo: hello true"]);
   assert.deepEqual(logs["partysocket"].before, ["echo: 1,2,3 0", "closed: 1000 done"]);
-  for (const [library, { before, after }] of Object.entries(logs)) {
+  for (const [library, { before, after, socket }] of Object.entries(logs)) {
     assert.deepEqual(after, before, `${library}: the same with LifelineSocket`);
+    assert.deepEqual(socket, before, `${library}: the same with ws-lifeline/socket`);
   }
 });

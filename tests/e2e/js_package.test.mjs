@@ -1,15 +1,18 @@
 // The npm package as a JavaScript developer gets it.
-// Covers: `npm pack` ships exactly the runtime files, the hand-written types, the React entry,
-// the README, the changelog and both licences, with a package.json that has an ESM entry,
-// `types`, `files`, `./react` in `exports`, react as an optional peer, `sideEffects: false`,
-// `homepage`, `bugs` and no invalid `browser` field; the tarball installs into a fresh folder
+// Covers: `npm pack` ships exactly the runtime files, the hand-written types, the Node entry,
+// the socket entry (`socket/`), the React entry, the README, the changelog and both licences,
+// with a package.json that has an ESM entry, `types`, `files`, `./socket` and `./react` in
+// `exports` (a `node` condition where Node loads differently), `engines`, react as an optional
+// peer, `sideEffects` only for the Node entries' wasm loading, `homepage`, `bugs` and no
+// invalid `browser` field; the tarball installs into a fresh folder
 // with no network; TypeScript resolves its types there (the React entry's too) through
 // `exports`; Vite builds the examples/vite app from it; the built app and a plain
-// `<script type="module">` page (no bundler) load the wasm and echo through server-dev.
+// `<script type="module">` page (no bundler) load the wasm and echo through server-dev; both
+// entries construct right after import (no `init()`), in a page and in a module worker.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,20 +59,41 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "index.d.ts",
     "index.js",
     "index.js.map",
+    "node-wasm.js",
+    "node.js",
     "package.json",
     "protocol.d.ts",
+    "react-node.js",
     "react.d.ts",
     "react.js",
+    "socket/index.d.ts",
+    "socket/index.js",
+    "socket/index.js.map",
+    "socket/node-wasm.js",
+    "socket/node.js",
+    "socket/ws_lifeline.js",
+    "socket/ws_lifeline_bg.wasm",
     "ws_lifeline.js",
     "ws_lifeline_bg.wasm",
   ]);
   const manifest = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8"));
   assert.equal(manifest.name, "ws-lifeline");
   assert.equal(manifest.type, "module");
-  assert.equal(manifest.sideEffects, false);
+  // Only the Node entries' wasm loading is a side effect a bundler must keep.
+  assert.deepEqual(manifest.sideEffects, ["./node-wasm.js", "./socket/node-wasm.js"]);
   assert.equal(manifest.types, "./index.d.ts");
-  assert.equal(manifest.exports["."].default, "./index.js");
-  assert.deepEqual(manifest.exports["./react"], { types: "./react.d.ts", default: "./react.js" });
+  assert.deepEqual(manifest.exports["."], { types: "./index.d.ts", node: "./node.js", default: "./index.js" });
+  assert.deepEqual(manifest.exports["./socket"], {
+    types: "./socket/index.d.ts",
+    node: "./socket/node.js",
+    default: "./socket/index.js",
+  });
+  assert.match(manifest.engines.node, /^>=\d+/);
+  assert.deepEqual(manifest.exports["./react"], {
+    types: "./react.d.ts",
+    node: "./react-node.js",
+    default: "./react.js",
+  });
   assert.deepEqual(manifest.peerDependencies, { react: ">=18" });
   assert.deepEqual(manifest.peerDependenciesMeta, { react: { optional: true } });
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);
@@ -167,6 +191,69 @@ test("a plain <script type=module> page loads the package with one await init()"
     return log.find((e) => e.type === "message").data;
   }, `${wsBase()}/echo`);
   assert.equal(echoed, "plain page");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("no init ritual: both entries construct a socket right after import", async () => {
+  // A page per entry that imports it and constructs at once, as the README's first example.
+  const pages = join(work, "no-init");
+  mkdirSync(pages, { recursive: true });
+  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"]]) {
+    writeFileSync(
+      join(pages, `${name}.html`),
+      `<!doctype html><body><script type="module">import { LifelineSocket } from "${entry}";\n` +
+        `const ws = new LifelineSocket(${JSON.stringify(`${wsBase()}/echo`)});\n` +
+        `ws.onmessage = (e) => { document.body.dataset.echo = e.data; ws.dispose(); };\n` +
+        `ws.send("no ritual");</script></body>`,
+    );
+  }
+  const site = await serveStatic({ "/pkg/": pkg, "/": pages });
+  statics.push(site);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  for (const name of ["package", "socket"]) {
+    await page.goto(`${site.url}/${name}.html`);
+    await page.waitForSelector('body[data-echo="no ritual"]', { state: "attached", timeout: 20_000 });
+  }
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("in a module worker (no window, no document) both entries connect and echo", async () => {
+  const pages = join(work, "worker");
+  mkdirSync(pages, { recursive: true });
+  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"]]) {
+    writeFileSync(
+      join(pages, `${name}.js`),
+      `import { LifelineSocket } from "${entry}";\n` +
+        `const ws = new LifelineSocket(${JSON.stringify(`${wsBase()}/echo`)});\n` +
+        `ws.onmessage = (e) => { postMessage({ echo: e.data, window: typeof window, document: typeof document }); ws.dispose(); };\n` +
+        `ws.send("from a worker");\n`,
+    );
+  }
+  writeFileSync(join(pages, "index.html"), "<!doctype html><body></body>");
+  const site = await serveStatic({ "/pkg/": pkg, "/": pages });
+  statics.push(site);
+  const page = await browser.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/index.html`);
+  for (const name of ["package", "socket"]) {
+    const reply = await page.evaluate(
+      (src) =>
+        new Promise((resolve, reject) => {
+          const worker = new Worker(src, { type: "module" });
+          worker.onmessage = (e) => {
+            worker.terminate();
+            resolve(e.data);
+          };
+          worker.onerror = (e) => reject(new Error(e.message));
+          setTimeout(() => reject(new Error("no reply from the worker in 20 s")), 20_000);
+        }),
+      `/${name}.js`,
+    );
+    assert.deepEqual(reply, { echo: "from a worker", window: "undefined", document: "undefined" }, name);
+  }
   await page.close();
   assert.deepEqual(errors, []);
 });

@@ -1,4 +1,4 @@
-// The raw resilient-socket build (client-wasm/pkg-raw: no `rooms` feature, and an `index.js`
+// The raw resilient-socket build (`ws-lifeline/socket`, client-wasm/pkg/socket: no `rooms` feature, and an `index.js`
 // whose room parts the build dropped), from JavaScript in headless Chromium, against a real
 // server-dev. The full package's behaviour is covered by js_socket and js_rooms; this suite
 // checks that the raw build is the same socket without protocol v1.
@@ -14,7 +14,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
 
-const suite = jsSuite(["--no-auth", "--test-endpoints"], "pkg-raw");
+const suite = jsSuite(["--no-auth", "--test-endpoints"], "pkg/socket");
 
 const ws = (path) => wsUrl(suite.server, path);
 const openPage = () => openJsPage(suite.browser, suite.site);

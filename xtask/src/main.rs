@@ -35,8 +35,8 @@ commands:
                         E is server-dev's engine: memory (default), sqlite:PATH or
                         redis://HOST:PORT
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
-  package [--raw]       build the npm package into client-wasm/pkg; --raw builds the raw
-                        resilient socket (no rooms feature) into client-wasm/pkg-raw instead
+  package [--raw]       build the npm package into client-wasm/pkg; --raw builds only its
+                        socket entry (no rooms feature) into client-wasm/pkg/socket
   bench [size|browser|latency|server|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
 
@@ -221,9 +221,9 @@ fn test(args: &[String]) -> Result {
     browser_tests()?;
     build_demo()?;
     npm::build_npm_package()?;
-    npm::build_raw_package()?;
     npm::publish_dry_runs()?;
     e2e_tests()?;
+    node_tests()?;
     bench::quick_after_test()?;
     println!("\nxtask: every test stage passed");
     Ok(())
@@ -302,6 +302,26 @@ fn browser_tests() -> Result {
     }
     server.stop();
     Ok(())
+}
+
+/// The npm package under Node (tests/node), both entries, against server-dev. Node 20 has its
+/// global `WebSocket` behind a flag, on by default from Node 22. The files are named one by
+/// one: from Node 21 on, `--test` takes file patterns, not folders.
+fn node_tests() -> Result {
+    let folder = root().join("tests").join("node");
+    let entries =
+        std::fs::read_dir(&folder).map_err(|e| format!("reading {}: {e}", folder.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    Step::new("Node tests (the npm package under Node)", "node")
+        .args(["--experimental-websocket", "--test", "--test-concurrency=1"])
+        .args(files)
+        .env("SERVER_DEV_BIN", server_binary())
+        .current_dir(root())
+        .run()
 }
 
 /// The Playwright suite under tests/e2e; each test file starts the servers it needs.

@@ -1,10 +1,14 @@
 //! The npm package `ws-lifeline`, built into `client-wasm/pkg`.
 //!
 //! `wasm-pack --target web` gives one ES module that works unbundled in a
-//! `<script type="module">` page, in Vite and from an `npm pack` tarball; its only cost is one
-//! `await init()` before the first `new LifelineSocket(...)`. The bundler target would need a
-//! bundler that implements the wasm ESM integration, and wasm-bindgen's `module` target needs
-//! source-phase imports, which neither Vite nor today's browsers support by default.
+//! `<script type="module">` page, in Vite and from an `npm pack` tarball; `index.js` awaits its
+//! `init()` itself (top-level await), and under the `node` export condition `node.js` reads the
+//! wasm from its file first. The bundler target would need a bundler that implements the wasm
+//! ESM integration, and wasm-bindgen's `module` target needs source-phase imports, which
+//! neither Vite nor today's browsers support by default.
+//!
+//! The raw resilient socket (the build without the `rooms` feature) ships in the same package
+//! as `ws-lifeline/socket`, in the package's `socket/` folder.
 //!
 //! After wasm-pack: wasm-opt -Oz (npm's binaryen; wasm-pack's own is off in the crate
 //! metadata), which also shortens the import and export names, the glue renamed to match (see
@@ -32,30 +36,38 @@ const OUT_NAME: &str = "ws_lifeline";
 /// Files copied verbatim from `client-wasm/js` into the package. The React entry (`react.js`)
 /// ships readable: it is small, outside the size budget, and the app's bundler minifies it.
 const HAND_WRITTEN: [&str; 6] = [
-    "index.js",
     "index.d.ts",
     "protocol.d.ts",
     "react.js",
+    "react-node.js",
     "react.d.ts",
     "README.md",
 ];
 
+/// The Node entry of each build (`node` export condition), copied verbatim into both folders.
+const NODE_ENTRY: [&str; 2] = ["node.js", "node-wasm.js"];
+
+/// The socket entry's folder inside the package.
+const SOCKET_DIR: &str = "pkg/socket";
+
 /// The project's licences and changelog, copied from the workspace root into the package.
 const FROM_THE_ROOT: [&str; 3] = ["LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"];
 
-/// Builds `client-wasm/pkg` and type-checks `tests/ts` against it.
+/// Builds `client-wasm/pkg`, its socket entry included, and type-checks `tests/ts` against it.
 pub(crate) fn build_npm_package() -> Result {
     build(&Options::published())?;
+    build_raw_package()?;
     Step::new("npm package: tsc --noEmit --strict tests/ts", "tsc")
         .args(["--project", "tests/ts/tsconfig.json"])
         .run()
 }
 
-/// Builds the raw resilient socket (no `rooms` feature) into `client-wasm/pkg-raw`: for its
-/// size, and for its own e2e suite (`tests/e2e/js_raw.test.mjs`).
+/// Builds the raw resilient socket (no `rooms` feature) into `client-wasm/pkg/socket`, the
+/// package's `ws-lifeline/socket` entry, tested by `tests/e2e/js_raw.test.mjs` and
+/// `tests/node`.
 pub(crate) fn build_raw_package() -> Result {
     build(&Options {
-        out_dir: "pkg-raw".into(),
+        out_dir: SOCKET_DIR.into(),
         default_features: false,
     })
 }
@@ -130,11 +142,25 @@ fn build(options: &Options) -> Result {
     let module = names.check_against(&bytes)?;
     std::fs::write(&wasm, &bytes).map_err(|e| format!("writing {}: {e}", wasm.display()))?;
     check_no_machine_paths(&wasm)?;
-    for file in HAND_WRITTEN {
+    for file in NODE_ENTRY {
         copy(&js.join(file), &pkg.join(file))?;
     }
-    for file in FROM_THE_ROOT {
-        copy(&root.join(file), &pkg.join(file))?;
+    if options.default_features {
+        for file in HAND_WRITTEN {
+            copy(&js.join(file), &pkg.join(file))?;
+        }
+        for file in FROM_THE_ROOT {
+            copy(&root.join(file), &pkg.join(file))?;
+        }
+    } else {
+        copy(&js.join("socket.d.ts"), &pkg.join("index.d.ts"))?;
+        // wasm-pack's `*` would keep the folder out of the published package; the package's
+        // own .gitignore already covers it.
+        let ignore = pkg.join(".gitignore");
+        if ignore.exists() {
+            std::fs::remove_file(&ignore)
+                .map_err(|e| format!("removing {}: {e}", ignore.display()))?;
+        }
     }
     // index.js ships minified too (2.2 -> 1.0 KiB gzip), with a source map that carries its
     // readable source (client-wasm/js/index.js). The glue stays a separate module it imports.
@@ -161,11 +187,13 @@ fn build(options: &Options) -> Result {
         .arg_path(&entry_minified)
         .run()?;
     source_map(&entry_minified, &entry)?;
-    let manifest = read(&js.join("package.json"))?.replace(
-        "\"version\": \"0.0.0-workspace\"",
-        &format!("\"version\": \"{}\"", VERSION),
-    );
-    write(&pkg.join("package.json"), &manifest)?;
+    if options.default_features {
+        let manifest = read(&js.join("package.json"))?.replace(
+            "\"version\": \"0.0.0-workspace\"",
+            &format!("\"version\": \"{}\"", VERSION),
+        );
+        write(&pkg.join("package.json"), &manifest)?;
+    }
     // The generated declarations are superseded by index.d.ts; keeping them out of the folder
     // means nothing can import them by accident, and the glue's own pointer (for Deno) moves.
     let glue = pkg.join(format!("{OUT_NAME}.js"));

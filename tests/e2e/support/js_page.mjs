@@ -10,8 +10,8 @@ import { serveStatic } from "../pages/serve.mjs";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /**
- * Serves `/pkg/` from client-wasm/`pkg` (the npm package, or `pkg-raw`, the raw resilient-socket
- * build) and `/` from tests/e2e/pages on a free loopback port.
+ * Serves `/pkg/` from client-wasm/`pkg` (the npm package, or `pkg/socket`, its raw
+ * resilient-socket entry) and `/` from tests/e2e/pages on a free loopback port.
  * @returns {Promise<{url: string, close: () => Promise<void>}>}
  */
 export function serveJsPages(pkg = "pkg") {
