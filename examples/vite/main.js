@@ -1,8 +1,6 @@
 // Connects to an echo endpoint (server-dev with --test-endpoints by default; `?ws=` overrides),
 // shows the connection state and every message, and keeps sending through reconnects.
-import init, { LifelineSocket } from "ws-lifeline";
-
-await init();
+import { LifelineSocket } from "ws-lifeline";
 
 const url = new URLSearchParams(location.search).get("ws") ?? "ws://127.0.0.1:8080/echo";
 const ws = new LifelineSocket(url, { minDelay: 250, maxDelay: 5_000 });

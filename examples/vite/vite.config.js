@@ -4,6 +4,6 @@ export default {
   // The dev server's dependency pre-bundling would move the glue away from its .wasm file and
   // break `new URL("ws_lifeline_bg.wasm", import.meta.url)`; a production build needs nothing.
   optimizeDeps: { exclude: ["ws-lifeline"] },
-  // Top-level `await init()` needs ES2022.
+  // The package loads its wasm with a top-level await, which needs ES2022.
   build: { target: "es2022" },
 };

@@ -131,8 +131,37 @@ fn cargo_tool(tool: &CargoTool<'_>) -> Result {
     step.run()
 }
 
+/// The oldest Node.js the tests run on: 20.10 has the `WebSocket` global (behind
+/// `--experimental-websocket`) that the Node suite uses.
+const NODE_MIN: (u32, u32) = (20, 10);
+
+/// Checks that `node` is at least [`NODE_MIN`], from `node --version` (`v20.20.2`).
+fn node_version() -> Result {
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("node is missing ({e}): install Node.js 20.10 or newer"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let version = parse_node_version(&text)
+        .ok_or_else(|| format!("`node --version` printed `{text}`, not vMAJOR.MINOR.PATCH"))?;
+    if version < NODE_MIN {
+        return Err(format!(
+            "node {text} is too old: the tests need Node.js {}.{} or newer",
+            NODE_MIN.0, NODE_MIN.1
+        ));
+    }
+    println!("    ok   node {text}");
+    Ok(())
+}
+
+fn parse_node_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.strip_prefix('v')?.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// `npm ci` from the committed lock file, skipped when node_modules already matches it.
 fn npm_packages() -> Result {
+    node_version()?;
     let root = crate::root();
     let lock = root.join("package-lock.json");
     let stamp = root.join("node_modules").join(".xtask-package-lock.json");
@@ -196,4 +225,17 @@ fn apt_packages() -> Result {
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NODE_MIN, parse_node_version};
+
+    #[test]
+    fn node_versions_are_read_and_compared() {
+        assert_eq!(parse_node_version("v20.20.2"), Some((20, 20)));
+        assert!(parse_node_version("v20.9.0") < Some(NODE_MIN));
+        assert!(parse_node_version("v22.1.0") >= Some(NODE_MIN));
+        assert_eq!(parse_node_version("20"), None);
+    }
 }
