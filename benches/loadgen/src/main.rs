@@ -610,6 +610,8 @@ async fn fanout(
         "publishes": seq,
         "subscribers_behind_at_end": behind,
         "deliveries": deliveries,
+        // Setup's frames included (a few per subscriber): deliveries per frame shows batching.
+        "frames": shared.frames.load(Ordering::Relaxed),
         "secs": secs,
         "deliveries_per_s": (deliveries as f64 / secs).round(),
         "server_cpu_s": cpu_s,
