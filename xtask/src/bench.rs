@@ -18,7 +18,8 @@
 //! - `engines`: only that engine part of `server` (the two workloads, every engine, the peer).
 //!
 //! `--quick` runs every benchmark once at a tiny size and checks only that it produced
-//! results; `cargo xtask test` ends with it so the harness cannot rot. Results go to
+//! results (for the engines, that messages arrived through every instance); `cargo xtask test`
+//! ends with it so the harness cannot rot. Results go to
 //! `target/bench/*.json`; BENCHMARKS.md quotes them with the command that made them.
 
 use std::io::{BufRead, BufReader};
