@@ -11,10 +11,15 @@
 //!   (`benches/loadgen/src/bin/latency.rs`, through the e2e tests' fault proxy).
 //! - `server`: server-dev (built with `--profile bench-native`) and the Node `ws` peer
 //!   (`benches/peers/ws-broadcast.mjs`) under the load generator (`benches/loadgen`), one fresh
-//!   server process per workload, in one run: idle connections, fan-out, chat mix.
+//!   server process per workload, in one run: idle connections, fan-out, chat mix. Fan-out
+//!   and the 1,000-connection chat mix also run against server-dev's other storage engines:
+//!   `sqlite:` (a file in a temporary folder) and Redis with two server-dev instances on one
+//!   private `redis-server`, each reported as a ratio to the memory engine of the same run.
+//! - `engines`: only that engine part of `server` (the two workloads, every engine, the peer).
 //!
 //! `--quick` runs every benchmark once at a tiny size and checks only that it produced
-//! results; `cargo xtask test` ends with it so the harness cannot rot. Results go to
+//! results (for the engines, that messages arrived through every instance); `cargo xtask test`
+//! ends with it so the harness cannot rot. Results go to
 //! `target/bench/*.json`; BENCHMARKS.md quotes them with the command that made them.
 
 use std::io::{BufRead, BufReader};
@@ -26,8 +31,8 @@ use std::time::Duration;
 use crate::Result;
 use crate::process::Step;
 
-const USAGE: &str = "usage: cargo xtask bench [size|browser|latency|server|all] [--quick] \
-                     [--record-sizes] [--skip-setup]";
+const USAGE: &str = "usage: cargo xtask bench [size|browser|latency|server|engines|all] \
+                     [--quick] [--record-sizes] [--skip-setup]";
 
 /// `cargo xtask bench ...`.
 pub(crate) fn run(args: &[String]) -> Result {
@@ -38,7 +43,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             "--quick" => quick = true,
             "--record-sizes" => record = true,
             "--skip-setup" => skip_setup = true,
-            "size" | "browser" | "latency" | "server" | "all" => what = arg.as_str(),
+            "size" | "browser" | "latency" | "server" | "engines" | "all" => what = arg.as_str(),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
@@ -61,7 +66,10 @@ pub(crate) fn run(args: &[String]) -> Result {
         latency(quick)?;
     }
     if what == "server" || all {
-        server(quick)?;
+        server(quick, false)?;
+    }
+    if what == "engines" {
+        server(quick, true)?;
     }
     Ok(())
 }
@@ -73,7 +81,7 @@ pub(crate) fn quick_after_test() -> Result {
     sizes(false)?;
     browser(true)?;
     latency(true)?;
-    server(true)
+    server(true, false)
 }
 
 /// Measured runs use the speed-optimised profile; `--quick` only checks that results come
@@ -215,16 +223,20 @@ struct Workload {
     name: &'static str,
     full: &'static [&'static str],
     quick: &'static [&'static str],
+    /// Also run against the sqlite and Redis engines, not only memory and the peer.
+    every_engine: bool,
 }
 
 const WORKLOADS: [Workload; 6] = [
     Workload {
         name: "idle-connected",
+        every_engine: false,
         full: &["--workload", "idle", "--conns", "10000", "--rooms", "0"],
         quick: &["--workload", "idle", "--conns", "20", "--rooms", "0"],
     },
     Workload {
         name: "idle-joined-2000",
+        every_engine: false,
         full: &[
             "--workload",
             "idle",
@@ -239,6 +251,7 @@ const WORKLOADS: [Workload; 6] = [
     },
     Workload {
         name: "idle-joined",
+        every_engine: false,
         full: &[
             "--workload",
             "idle",
@@ -253,6 +266,7 @@ const WORKLOADS: [Workload; 6] = [
     },
     Workload {
         name: "fanout",
+        every_engine: true,
         full: &[
             "--workload",
             "fanout",
@@ -267,6 +281,7 @@ const WORKLOADS: [Workload; 6] = [
     },
     Workload {
         name: "chat",
+        every_engine: false,
         full: &[
             "--workload",
             "chat",
@@ -296,6 +311,7 @@ const WORKLOADS: [Workload; 6] = [
     // list to every connection, so setting up 5,000 takes longer than the bound (BENCHMARKS.md).
     Workload {
         name: "chat-1000",
+        every_engine: true,
         full: &[
             "--workload",
             "chat",
@@ -343,52 +359,90 @@ const SERVER_DEV_FLAGS: [&str; 14] = [
     "--bench-endpoints",
 ];
 
-fn server(quick: bool) -> Result {
+/// What one workload runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// server-dev with its default engine, `memory`.
+    Memory,
+    /// server-dev with `--engine sqlite:FILE`, the file in a fresh temporary folder.
+    Sqlite,
+    /// Two server-dev instances with `--engine redis://…` on one private `redis-server`.
+    Redis2,
+    /// The Node `ws` broadcast server.
+    Peer,
+}
+
+impl Target {
+    /// The `label` of its results (memory keeps the name the earlier results used).
+    fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "server-dev",
+            Self::Sqlite => "server-dev-sqlite",
+            Self::Redis2 => "server-dev-redis-2",
+            Self::Peer => "peer",
+        }
+    }
+}
+
+/// Redis without persistence: the figure is the engine's round trips and scripts, not Redis's
+/// fsync (DEPLOY.md says what each persistence setting keeps).
+const REDIS_FLAGS: [&str; 10] = [
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+    "--protected-mode",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+];
+
+fn server(quick: bool, engines_only: bool) -> Result {
     let bin = build_native(quick, &["server-dev", "loadgen"])?;
-    let server_dev = bin.join("server-dev");
     let loadgen = bin.join("loadgen");
-    let peer_script = crate::root()
-        .join("benches")
-        .join("peers")
-        .join("ws-broadcast.mjs");
+    let binaries = Binaries {
+        server_dev: bin.join("server-dev"),
+        peer_script: crate::root()
+            .join("benches")
+            .join("peers")
+            .join("ws-broadcast.mjs"),
+        log: bench_dir().join("server-dev.log"),
+    };
     std::fs::create_dir_all(bench_dir()).map_err(|e| format!("creating target/bench: {e}"))?;
-    let log = bench_dir().join("server-dev.log");
     let mut results = Vec::new();
-    for workload in &WORKLOADS {
+    for workload in WORKLOADS.iter().filter(|w| w.every_engine || !engines_only) {
         let args = if quick { workload.quick } else { workload.full };
-        for label in ["server-dev", "peer"] {
-            let server = if label == "server-dev" {
-                let mut cmd = Command::new(&server_dev);
-                cmd.args(["--port", "0"])
-                    .args(SERVER_DEV_FLAGS)
-                    .env("RUST_LOG", "warn");
-                Proc::start(label, cmd, Some(&log))?
-            } else {
-                let mut cmd = Command::new("node");
-                cmd.arg(&peer_script).arg("0");
-                Proc::start(label, cmd, None)?
-            };
-            let path = if label == "server-dev" { "/ws" } else { "/" };
-            let url = format!("ws://{}{path}", server.host_port);
+        let targets: &[Target] = if workload.every_engine {
+            &[Target::Memory, Target::Sqlite, Target::Redis2, Target::Peer]
+        } else {
+            &[Target::Memory, Target::Peer]
+        };
+        for &target in targets {
+            let label = target.label();
+            let servers = Servers::start(target, &binaries)?;
+            let pids = servers.pids();
+            let pid_list: Vec<String> = pids.iter().map(u32::to_string).collect();
             println!(
-                "\n==> bench: {} against {label} (pid {})",
+                "\n==> bench: {} against {label} (pids {})",
                 workload.name,
-                server.pid()
+                pid_list.join(", ")
             );
-            let out = Command::new(&loadgen)
-                .args([
-                    "--url",
-                    &url,
-                    "--pid",
-                    &server.pid().to_string(),
-                    "--label",
-                    label,
-                ])
+            let mut cmd = Command::new(&loadgen);
+            for url in &servers.urls {
+                cmd.args(["--url", url]);
+            }
+            for pid in &pid_list {
+                cmd.args(["--pid", pid]);
+            }
+            let out = cmd
+                .args(["--label", label])
                 .args(args)
                 .stderr(Stdio::inherit())
                 .output()
                 .map_err(|e| format!("running loadgen: {e}"))?;
-            server.stop();
+            drop(servers);
             let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
             println!("{text}");
             let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -397,37 +451,236 @@ fn server(quick: bool) -> Result {
                     workload.name
                 )
             })?;
-            if quick && let Some(err) = value.get("error") {
-                return Err(format!("bench {} on {label} failed: {err}", workload.name));
+            if quick {
+                check_quick(workload, label, &value)?;
             }
             value["bench"] = workload.name.into();
             results.push(value);
         }
     }
-    let file = bench_dir().join(if quick {
-        "server-quick.json"
-    } else {
-        "server.json"
-    });
+    let name = match (engines_only, quick) {
+        (false, false) => "server.json",
+        (false, true) => "server-quick.json",
+        (true, false) => "server-engines.json",
+        (true, true) => "server-engines-quick.json",
+    };
+    let file = bench_dir().join(name);
     let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
-    print_server_table(&results);
+    if !engines_only {
+        print_server_table(&results);
+    }
+    print_engine_table(&results);
     println!("\nbench: results in {}", file.display());
     Ok(())
 }
 
-fn print_server_table(results: &[serde_json::Value]) {
-    let find = |workload: &str, label: &str| {
-        results
+/// `--quick` proves the path: no error, and for the workloads run on every engine, messages
+/// received through every instance (with Redis, the second one only gets them across Redis).
+fn check_quick(workload: &Workload, label: &str, value: &serde_json::Value) -> Result {
+    if let Some(err) = value.get("error") {
+        return Err(format!("bench {} on {label} failed: {err}", workload.name));
+    }
+    if !workload.every_engine {
+        return Ok(());
+    }
+    let by_url = value["deliveries_by_url"].as_array().cloned();
+    let every_url_received = by_url
+        .as_ref()
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|d| d.as_u64().unwrap_or(0) > 0));
+    if every_url_received {
+        Ok(())
+    } else {
+        Err(format!(
+            "bench {} on {label}: some instance delivered nothing (deliveries by URL: {})",
+            workload.name, value["deliveries_by_url"]
+        ))
+    }
+}
+
+/// What the servers of a benchmark are started from.
+struct Binaries {
+    server_dev: PathBuf,
+    peer_script: PathBuf,
+    /// server-dev's stderr, appended to.
+    log: PathBuf,
+}
+
+/// The processes serving one benchmark run. Dropping it stops them by pid (the fields drop in
+/// order: server-dev, then Redis) and then removes the temporary folder.
+struct Servers {
+    servers: Vec<Proc>,
+    redis: Option<Proc>,
+    /// Held only to be removed last.
+    _scratch: Option<ScratchDir>,
+    /// The WebSocket URLs, one per server.
+    urls: Vec<String>,
+}
+
+impl Servers {
+    fn start(target: Target, binaries: &Binaries) -> Result<Self> {
+        let server_dev = |engine: &str| {
+            let mut cmd = Command::new(&binaries.server_dev);
+            cmd.args(["--port", "0"])
+                .args(SERVER_DEV_FLAGS)
+                .args(["--engine", engine])
+                .env("RUST_LOG", "warn");
+            Proc::start("server-dev", cmd, Some(&binaries.log))
+        };
+        let (servers, redis, scratch) = match target {
+            Target::Memory => (vec![server_dev("memory")?], None, None),
+            Target::Sqlite => {
+                let scratch = ScratchDir::new("sqlite")?;
+                let engine = format!("sqlite:{}", scratch.0.join("rooms.db").display());
+                (vec![server_dev(&engine)?], None, Some(scratch))
+            }
+            Target::Redis2 => {
+                let scratch = ScratchDir::new("redis")?;
+                let redis = start_redis(&scratch.0)?;
+                let engine = format!("redis://{}", redis.host_port);
+                let servers = vec![server_dev(&engine)?, server_dev(&engine)?];
+                (servers, Some(redis), Some(scratch))
+            }
+            Target::Peer => {
+                let mut cmd = Command::new("node");
+                cmd.arg(&binaries.peer_script).arg("0");
+                (vec![Proc::start("peer", cmd, None)?], None, None)
+            }
+        };
+        let path = if target == Target::Peer { "/" } else { "/ws" };
+        let urls = servers
             .iter()
-            .find(|r| r["bench"] == workload && r["label"] == label)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let ratio = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+            .map(|s| format!("ws://{}{path}", s.host_port))
+            .collect();
+        Ok(Self {
+            servers,
+            redis,
+            _scratch: scratch,
+            urls,
+        })
+    }
+
+    /// The servers' pids, then Redis's: the load generator sums their CPU.
+    fn pids(&self) -> Vec<u32> {
+        self.servers
+            .iter()
+            .chain(self.redis.as_ref())
+            .map(Proc::pid)
+            .collect()
+    }
+}
+
+/// Starts a `redis-server` on a free loopback port with its files in `dir`, and waits
+/// (bounded) until it answers `PING`.
+fn start_redis(dir: &Path) -> Result<Proc> {
+    let mut last_error = String::new();
+    // The port is free when picked and may be taken before Redis binds it: retry.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .args(REDIS_FLAGS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting redis-server (`cargo xtask setup` installs it): {e}"))?;
+        let mut redis = Proc {
+            name: "redis-server",
+            child,
+            host_port: format!("127.0.0.1:{port}"),
+        };
+        match wait_for_pong(&mut redis) {
+            Ok(()) => return Ok(redis),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(format!("redis-server did not start: {last_error}"))
+}
+
+fn wait_for_pong(redis: &mut Proc) -> Result {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = redis.child.try_wait() {
+            return Err(format!("redis-server exited: {status}"));
+        }
+        if ping(&redis.host_port).unwrap_or(false) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("redis-server did not answer PING within 10 s".into())
+}
+
+fn ping(host_port: &str) -> std::io::Result<bool> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(host_port)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(1)))?;
+    tcp.write_all(b"PING\r\n")?;
+    let mut reply = [0u8; 7];
+    let n = tcp.read(&mut reply)?;
+    Ok(reply[..n].starts_with(b"+PONG"))
+}
+
+/// A folder of its own in the system's temporary folder, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("ws-lifeline-bench-{}-{what}", std::process::id()));
+        // A leftover of an earlier run that had the same pid and was killed.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The figure at `path` (e.g. `["latency", "p99_us"]`) of `label`'s run of `workload`; null
+/// when that run is missing or failed.
+fn figure(
+    results: &[serde_json::Value],
+    workload: &str,
+    label: &str,
+    path: &[&str],
+) -> serde_json::Value {
+    let mut value = results
+        .iter()
+        .find(|r| r["bench"] == workload && r["label"] == label)
+        .cloned()
+        .unwrap_or_default();
+    for key in path {
+        value = value.get(*key).cloned().unwrap_or_default();
+    }
+    value
+}
+
+fn ratio(a: &serde_json::Value, b: &serde_json::Value) -> String {
+    match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".into(),
-    };
+    }
+}
+
+fn show(value: &serde_json::Value) -> String {
+    if value.is_null() {
+        "error".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+fn print_server_table(results: &[serde_json::Value]) {
     println!(
         "\n{:<16} {:<28} {:>14} {:>14} {:>8}",
         "workload", "figure", "server-dev", "peer", "ratio"
@@ -461,28 +714,44 @@ fn print_server_table(results: &[serde_json::Value]) {
         ("chat", "p99 latency (us)", &["latency", "p99_us"]),
         ("chat", "p50 latency (us)", &["latency", "p50_us"]),
     ];
-    for (workload, figure, path) in rows {
-        let get = |label: &str| {
-            let mut v = find(workload, label);
-            for key in path {
-                v = v.get(*key).cloned().unwrap_or_default();
-            }
-            v
-        };
-        let (ours, peer) = (get("server-dev"), get("peer"));
-        let show = |v: &serde_json::Value| {
-            if v.is_null() {
-                "error".to_string()
-            } else {
-                v.to_string()
-            }
-        };
+    for (workload, name, path) in rows {
+        let ours = figure(results, workload, Target::Memory.label(), path);
+        let peer = figure(results, workload, Target::Peer.label(), path);
         println!(
-            "{workload:<16} {figure:<28} {:>14} {:>14} {:>8}",
+            "{workload:<16} {name:<28} {:>14} {:>14} {:>8}",
             show(&ours),
             show(&peer),
             ratio(&ours, &peer)
         );
+    }
+}
+
+/// Every engine and the peer, each as a ratio to the memory engine of the same run.
+fn print_engine_table(results: &[serde_json::Value]) {
+    let others = [Target::Sqlite, Target::Redis2, Target::Peer];
+    print!("\n{:<10} {:<26} {:>12}", "workload", "figure", "memory");
+    for target in others {
+        print!(" {:>20} {:>7}", target.label(), "/memory");
+    }
+    println!();
+    let rows: [(&str, &str, &[&str]); 8] = [
+        ("fanout", "deliveries/s", &["deliveries_per_s"]),
+        ("fanout", "p50 latency (us)", &["latency", "p50_us"]),
+        ("fanout", "p99 latency (us)", &["latency", "p99_us"]),
+        ("fanout", "CPU, all servers (%)", &["server_cpu_pct"]),
+        ("chat-1000", "deliveries/s", &["deliveries_per_s"]),
+        ("chat-1000", "p50 latency (us)", &["latency", "p50_us"]),
+        ("chat-1000", "p99 latency (us)", &["latency", "p99_us"]),
+        ("chat-1000", "CPU, all servers (%)", &["server_cpu_pct"]),
+    ];
+    for (workload, name, path) in rows {
+        let memory = figure(results, workload, Target::Memory.label(), path);
+        print!("{workload:<10} {name:<26} {:>12}", show(&memory));
+        for target in others {
+            let value = figure(results, workload, target.label(), path);
+            print!(" {:>20} {:>7}", show(&value), ratio(&value, &memory));
+        }
+        println!();
     }
 }
 
@@ -545,10 +814,6 @@ impl Proc {
 
     fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    fn stop(self) {
-        drop(self);
     }
 }
 

@@ -37,8 +37,9 @@ commands:
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
   package [--raw]       build the npm package into client-wasm/pkg; --raw builds only its
                         socket entry (no rooms feature) into client-wasm/pkg/socket
-  bench [size|browser|latency|server|all] [--quick] [--record-sizes]
-                        run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny
+  bench [size|browser|latency|server|engines|all] [--quick] [--record-sizes]
+                        run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny;
+                        engines: only server's storage-engine part
 
 options:
   --skip-setup          assume `cargo xtask setup` already ran (demo, test, bench)

@@ -1,7 +1,10 @@
 //! Load generator for `cargo xtask bench server` (see BENCHMARKS.md).
 //!
 //! Speaks the protocol-v1 subset every measured server understands (`join`, `publish`, and
-//! reading `joined`, `message`, batches) and runs one workload against one server:
+//! reading `joined`, `message`, batches) and runs one workload against one server, or against
+//! several instances of one (repeated `--url`: each room's members alternate between them, the
+//! fan-out publisher is on the first, so messages cross between instances; repeated `--pid`:
+//! the CPU is summed over them, the RSS is the first's):
 //!
 //! - `idle`: `--conns` connections, each joined to one of `--rooms` rooms (`--rooms 0`: none,
 //!   connected only); reports the server's
@@ -33,8 +36,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Debug, Clone)]
 struct Args {
-    url: String,
-    pid: u32,
+    urls: Vec<String>,
+    pids: Vec<u32>,
     workload: String,
     conns: usize,
     rooms: usize,
@@ -48,8 +51,8 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        url: String::new(),
-        pid: 0,
+        urls: Vec::new(),
+        pids: Vec::new(),
         workload: String::new(),
         conns: 100,
         rooms: 1,
@@ -66,8 +69,8 @@ fn parse_args() -> Args {
         let v = args[i + 1].clone();
         let num = |v: &str| -> f64 { v.parse().expect("numeric option value") };
         match args[i].as_str() {
-            "--url" => a.url = v,
-            "--pid" => a.pid = num(&v) as u32,
+            "--url" => a.urls.push(v),
+            "--pid" => a.pids.push(num(&v) as u32),
             "--workload" => a.workload = v,
             "--conns" => a.conns = num(&v) as usize,
             // 0: connect without joining.
@@ -82,8 +85,26 @@ fn parse_args() -> Args {
         }
         i += 2;
     }
-    assert!(!a.url.is_empty(), "--url is required");
+    assert!(!a.urls.is_empty(), "--url is required");
     a
+}
+
+impl Args {
+    /// Which URL member `i` connects to: a room's members (`i`, `i + rooms`, ...) alternate
+    /// between the URLs, so every room spans every instance.
+    fn url_index(&self, i: usize) -> usize {
+        (i / self.rooms.max(1)) % self.urls.len()
+    }
+
+    /// The process whose RSS the idle workload measures.
+    fn first_pid(&self) -> u32 {
+        self.pids.first().copied().unwrap_or(0)
+    }
+
+    /// utime + stime of every `--pid`, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        self.pids.iter().map(|pid| cpu_ticks(*pid)).sum()
+    }
 }
 
 /// The fields of a server frame the load generator reads; everything else is skipped.
@@ -118,11 +139,14 @@ fn for_each_event(text: &str, mut f: impl FnMut(&Ev<'_>)) {
 /// Shared counters and the latency histogram of one run.
 struct Shared {
     epoch: Instant,
+    urls: Vec<String>,
     joined: AtomicUsize,
     failed: AtomicUsize,
     closed: AtomicUsize,
     frames: AtomicU64,
     deliveries: AtomicU64,
+    /// Deliveries counted by the URL the receiver is connected to.
+    deliveries_by_url: Vec<AtomicU64>,
     /// Only deliveries inside the measured window are recorded.
     measuring: AtomicBool,
     stop: AtomicBool,
@@ -167,6 +191,7 @@ fn publish_frame(room: &str, id: u64, t: u64, pad: &str) -> Message {
 /// Reads one frame; records deliveries of our publications. Returns false when the socket ended.
 fn on_frame(
     shared: &Shared,
+    url_index: usize,
     msg: Message,
     joined: &mut bool,
     last_seq: Option<&AtomicU64>,
@@ -201,6 +226,11 @@ fn on_frame(
         _ => {}
     });
     if !samples.is_empty()
+        && let Some(count) = shared.deliveries_by_url.get(url_index)
+    {
+        count.fetch_add(samples.len() as u64, Ordering::Relaxed);
+    }
+    if !samples.is_empty()
         && let Ok(mut h) = shared.hist.lock()
     {
         for s in samples {
@@ -213,14 +243,14 @@ fn on_frame(
 /// A member: joins `room`, then reads until stopped; with `publish_every`, also publishes.
 async fn member(
     shared: Arc<Shared>,
-    url: String,
+    url_index: usize,
     room: String,
     last_seq: Option<Arc<AtomicU64>>,
     publish_every: Option<Duration>,
     pad: Arc<str>,
     mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
-    let Some(mut ws) = connect(&url).await else {
+    let Some(mut ws) = connect(&shared.urls[url_index]).await else {
         shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -260,7 +290,7 @@ async fn member(
         tokio::select! {
             msg = ws.next() => match msg {
                 Some(Ok(msg)) => {
-                    if !on_frame(&shared, msg, &mut joined, last_seq.as_deref()) {
+                    if !on_frame(&shared, url_index, msg, &mut joined, last_seq.as_deref()) {
                         shared.closed.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
@@ -313,9 +343,10 @@ async fn setup(
         } else {
             format!("room-{}", i % args.rooms)
         };
+        let url_index = args.url_index(i);
         tokio::spawn(member(
             shared.clone(),
-            args.url.clone(),
+            url_index,
             room,
             last.get(i).cloned(),
             publish_every,
@@ -424,6 +455,8 @@ fn new_hist() -> Histogram<u64> {
 async fn main() {
     let args = parse_args();
     let shared = Arc::new(Shared {
+        urls: args.urls.clone(),
+        deliveries_by_url: args.urls.iter().map(|_| AtomicU64::new(0)).collect(),
         epoch: Instant::now(),
         joined: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
@@ -435,12 +468,13 @@ async fn main() {
         hist: Mutex::new(new_hist()),
     });
     let pad: Arc<str> = "x".repeat(args.payload.saturating_sub(40)).into();
-    let rss_before = rss_kb(args.pid);
+    let rss_before = rss_kb(args.first_pid());
     let mut out = serde_json::json!({
         "label": args.label,
         "workload": args.workload,
         "conns": args.conns,
         "rooms": args.rooms,
+        "instances": args.urls.len(),
     });
     let result = match args.workload.as_str() {
         "idle" => idle(&shared, &args, &pad, rss_before).await,
@@ -458,6 +492,12 @@ async fn main() {
         Err(e) => out["error"] = serde_json::Value::String(e),
     }
     out["closed_by_server"] = shared.closed.load(Ordering::Relaxed).into();
+    out["deliveries_by_url"] = shared
+        .deliveries_by_url
+        .iter()
+        .map(|d| d.load(Ordering::Relaxed))
+        .collect::<Vec<_>>()
+        .into();
     #[allow(clippy::print_stdout)]
     {
         println!("{out}");
@@ -474,7 +514,7 @@ async fn idle(
 ) -> Result<serde_json::Value, String> {
     let setup_s = setup(shared, args, args.conns, &[], None, pad).await?;
     settle(shared, Duration::from_millis(1000), Duration::from_secs(60)).await;
-    let rss_after = rss_kb(args.pid);
+    let rss_after = rss_kb(args.first_pid());
     let per_conn = (rss_after.saturating_sub(rss_before) * 1024) as f64 / args.conns as f64;
     Ok(serde_json::json!({
         "setup_s": setup_s,
@@ -508,7 +548,7 @@ async fn fanout(
     .await?;
     settle(shared, Duration::from_millis(500), Duration::from_secs(30)).await;
 
-    let mut publisher = connect(&args.url)
+    let mut publisher = connect(&args.urls[0])
         .await
         .ok_or("publisher could not connect")?;
     publisher
@@ -519,7 +559,7 @@ async fn fanout(
     // Drain the publisher's own frames (acks, its copy of each message) in the background.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
 
-    let cpu0 = cpu_ticks(args.pid);
+    let cpu0 = args.cpu_ticks();
     let own0 = cpu_ticks(std::process::id());
     shared.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
@@ -555,15 +595,23 @@ async fn fanout(
     }
     shared.measuring.store(false, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    let cpu_s = (cpu_ticks(args.pid) - cpu0) as f64 / clock_ticks_per_sec();
+    let cpu_s = args.cpu_ticks().saturating_sub(cpu0) as f64 / clock_ticks_per_sec();
     // The generator shares the 2 cores: when it is near 100% it, not the server, may be the limit.
     let own_s = (cpu_ticks(std::process::id()) - own0) as f64 / clock_ticks_per_sec();
     drain.abort();
+    // Subscribers still short of the last publication when the bounded tail ended.
+    let behind = last
+        .iter()
+        .filter(|l| l.load(Ordering::Relaxed) < seq)
+        .count();
     let deliveries = shared.deliveries.load(Ordering::Relaxed);
     Ok(serde_json::json!({
         "setup_s": setup_s,
         "publishes": seq,
+        "subscribers_behind_at_end": behind,
         "deliveries": deliveries,
+        // Setup's frames included (a few per subscriber): deliveries per frame shows batching.
+        "frames": shared.frames.load(Ordering::Relaxed),
         "secs": secs,
         "deliveries_per_s": (deliveries as f64 / secs).round(),
         "server_cpu_s": cpu_s,
@@ -582,14 +630,14 @@ async fn chat(
     let setup_s = setup(shared, args, args.conns, &[], Some(every), pad).await?;
     settle(shared, Duration::from_millis(500), Duration::from_secs(30)).await;
     // Members publish while `measuring` is set.
-    let cpu0 = cpu_ticks(args.pid);
+    let cpu0 = args.cpu_ticks();
     let own0 = cpu_ticks(std::process::id());
     let started = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.secs)).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    let cpu_s = (cpu_ticks(args.pid) - cpu0) as f64 / clock_ticks_per_sec();
+    let cpu_s = args.cpu_ticks().saturating_sub(cpu0) as f64 / clock_ticks_per_sec();
     // The generator shares the 2 cores: when it is near 100% it, not the server, may be the limit.
     let own_s = (cpu_ticks(std::process::id()) - own0) as f64 / clock_ticks_per_sec();
     let deliveries = shared.deliveries.load(Ordering::Relaxed);
@@ -603,7 +651,7 @@ async fn chat(
         "server_cpu_s": cpu_s,
         "server_cpu_pct": (cpu_s / secs * 100.0).round(),
         "loadgen_cpu_pct": (own_s / secs * 100.0).round(),
-        "rss_kb": rss_kb(args.pid),
+        "rss_kb": rss_kb(args.first_pid()),
         "latency": latency_json(shared),
     }))
 }
