@@ -75,14 +75,24 @@ async fn a_failed_provider_is_reported_and_asked_again() {
         )),
         "the provider's error is reported: {seen:?}"
     );
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "asked again after the failure");
-    assert_eq!(client.url().as_deref(), Some(format!("{one}/ws?name=ann").as_str()));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "asked again after the failure"
+    );
+    assert_eq!(
+        client.url().as_deref(),
+        Some(format!("{one}/ws?name=ann").as_str())
+    );
 
     // A reconnect asks the provider again, which now names the other server.
     client.reconnect();
     until(&mut client, |e| matches!(e, Event::Open)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(client.url().as_deref(), Some(format!("{two}/ws?name=ann").as_str()));
+    assert_eq!(
+        client.url().as_deref(),
+        Some(format!("{two}/ws?name=ann").as_str())
+    );
 }
 
 /// Sets its flag when dropped.
@@ -118,5 +128,9 @@ async fn dropping_the_client_drops_a_pending_provider() {
     while dropped.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "dropping the client dropped its future");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "dropping the client dropped its future"
+    );
 }

@@ -185,8 +185,8 @@ pub struct Config {
     /// How long an attempt (URL provider plus opening handshake) may take. Default: 10 s.
     pub connect_timeout: Duration,
     /// How long `close()` waits for the peer's reply to its close frame; then the socket is
-    /// dropped and the close reported as not clean, so a half-open peer cannot hold the client
-    /// in `Closing`. Default: 2 s.
+    /// dropped and a 1006 close reported (as a browser does when the closing handshake times
+    /// out), so a half-open peer cannot hold the client in `Closing`. Default: 2 s.
     pub close_timeout: Duration,
     /// A connection must stay open this long before the attempt counter resets, so a server
     /// that accepts and drops at once still sees growing delays. Default: 5 s.

@@ -70,6 +70,10 @@ pub const LATE_TIMER_SLACK: Duration = Duration::from_secs(1);
 /// The close reason sent when the heartbeat finds the connection dead.
 pub const HEARTBEAT_TIMEOUT_REASON: &str = "heartbeat timeout";
 
+/// The reason of the 1006 close reported when the peer never answered `close()` within
+/// [`Config::close_timeout`].
+pub const CLOSE_TIMEOUT_REASON: &str = "close timeout";
+
 /// Where the URL of each attempt comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -103,8 +107,8 @@ struct Conn {
     opened_at: Instant,
     /// The user asked to close; waiting for the close event.
     closing: bool,
-    /// When the peer's reply to our close is given up on, and the code and reason we sent.
-    close_deadline: Option<(Instant, u16, String)>,
+    /// When the peer's reply to our close is given up on.
+    close_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     /// When the oldest ping without any inbound frame since was sent.
     unanswered: Option<Instant>,
@@ -298,7 +302,7 @@ impl Machine {
         };
         if let Some(c) = &self.conn {
             consider(c.connect_deadline);
-            consider(c.close_deadline.as_ref().map(|d| d.0));
+            consider(c.close_deadline);
             consider(c.next_ping);
             consider(c.drain_at);
             consider(c.pace_at);
@@ -318,18 +322,18 @@ impl Machine {
             return;
         }
         let Some(c) = self.conn.as_mut() else { return };
-        if let Some((_, code, reason)) = c.close_deadline.take_if(|d| d.0 <= now) {
-            // The peer never answered our close: done with it, as with a close event.
+        if c.close_deadline.is_some_and(|t| t <= now) {
+            // The peer never answered our close: drop the socket and report what a browser
+            // reports when the closing handshake times out, 1006.
             let conn = c.id;
-            self.conn = None;
-            let info = CloseInfo {
-                code,
-                reason: reason.clone(),
-                was_clean: false,
-            };
-            self.io.push_back(Io::Abandon { conn, code, reason });
-            self.emit(Event::Close(info));
-            self.set_state(State::Closed);
+            let reason = CLOSE_TIMEOUT_REASON;
+            self.io.push_back(Io::Abandon {
+                conn,
+                code: protocol::close::NORMAL,
+                reason: reason.into(),
+            });
+            let info = CloseInfo::abnormal(reason);
+            self.handle(now, Input::SocketClosed { conn, info });
             return;
         }
         if c.connect_deadline.is_some_and(|t| t <= now) {
@@ -713,7 +717,7 @@ impl Machine {
         match self.conn.as_mut() {
             Some(c) if c.phase == Phase::Open => {
                 c.closing = true;
-                c.close_deadline = Some((now + self.config.close_timeout, code, reason.clone()));
+                c.close_deadline = Some(now + self.config.close_timeout);
                 c.next_ping = None;
                 c.unanswered = None;
                 c.drain_at = None;

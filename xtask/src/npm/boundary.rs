@@ -37,10 +37,35 @@ pub(super) struct Mapping {
 
 impl Mapping {
     /// Reads what wasm-opt prints:
-    /// `{"imports": [[module, old, new], ...], "exports": [[old, new], ...]}`.
+    /// `{"imports": [[module, old, new], ...], "exports": [[old, new], ...]}`, once per round
+    /// of `--converge`; later rounds rename the new names again, so the rounds are composed.
     pub(super) fn parse(json: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(json)
+        let mut rounds = serde_json::Deserializer::from_str(json).into_iter::<serde_json::Value>();
+        let first = rounds
+            .next()
+            .ok_or_else(|| "wasm-opt printed no name mapping".to_string())?
             .map_err(|e| format!("wasm-opt's name mapping is not JSON ({e}): {json}"))?;
+        let mut mapping = Self::parse_round(&first)?;
+        for round in rounds {
+            let round =
+                round.map_err(|e| format!("wasm-opt's name mapping is not JSON ({e}): {json}"))?;
+            let round = Self::parse_round(&round)?;
+            for new in mapping.imports.values_mut() {
+                if let Some(newer) = round.imports.get(new) {
+                    new.clone_from(newer);
+                }
+            }
+            for new in mapping.exports.values_mut() {
+                if let Some(newer) = round.exports.get(new) {
+                    new.clone_from(newer);
+                }
+            }
+        }
+        Ok(mapping)
+    }
+
+    /// One round's mapping.
+    fn parse_round(value: &serde_json::Value) -> Result<Self> {
         let rows = |key: &str, width: usize| -> Result<Vec<Vec<String>>> {
             let rows = value
                 .get(key)
@@ -417,6 +442,18 @@ function __wbg_get_imports() {
 }
 let wasm;
 "#;
+
+    #[test]
+    fn converge_rounds_are_composed() {
+        let rounds = r#"{"imports": [["./m.js", "__wbg_a_1", "b"]], "exports": [["socket_new", "C"]]}
+{"imports": [["b", "b", "a"]], "exports": [["C", "A"]]}
+{"imports": [["a", "a", "a"]], "exports": [["A", "A"]]}"#;
+        let mapping = Mapping::parse(rounds).unwrap();
+        assert_eq!(mapping.imports["__wbg_a_1"], "a");
+        assert_eq!(mapping.exports["socket_new"], "A");
+        assert!(mapping.modules.contains("./m.js"));
+        assert!(Mapping::parse("").is_err());
+    }
 
     #[test]
     fn renames_the_boundary_in_wasm_and_glue() {
