@@ -1247,17 +1247,23 @@ impl Hub {
         });
     }
 
-    /// A shared engine's publish, from any instance, as its fan-out channel brought it.
-    pub(crate) fn fan_in(&self, out: engine::redis::FannedOut) {
+    /// A shared engine's publishes, from any instance, as its fan-out channel brought them,
+    /// in order.
+    pub(crate) fn fan_in(&self, outs: Vec<engine::redis::FannedOut>) {
+        if outs.is_empty() {
+            return;
+        }
         self.with(|state, _, now| {
-            let Some(name) = state
-                .rooms
-                .get_key_value(out.room.as_str())
-                .map(|(n, _)| n.clone())
-            else {
-                return;
-            };
-            state.fan_out(&name, Some(&out.epoch), out.offset, &out.frame, now);
+            for out in outs {
+                let Some(name) = state
+                    .rooms
+                    .get_key_value(out.room.as_str())
+                    .map(|(n, _)| n.clone())
+                else {
+                    continue;
+                };
+                state.fan_out(&name, Some(&out.epoch), out.offset, &out.frame, now);
+            }
         });
     }
 

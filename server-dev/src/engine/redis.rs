@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use protocol::{Offset, Since};
 use redis::{Connection, RedisResult, Script};
 use tokio::sync::watch;
@@ -53,6 +53,8 @@ const FANOUT: &str = "wsl:fanout";
 const PRESENCE: &str = "wsl:presence";
 /// How long an instance counts as live after its last heartbeat, in sweep periods.
 const HEARTBEATS_TO_DEATH: u32 = 3;
+/// At most this many fanned-out publishes go to the hub under one lock.
+const FAN_IN_BATCH: usize = 256;
 /// How long a command may take before the engine gives up on the connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// An offset no room reaches, written where the script puts the real one.
@@ -775,18 +777,33 @@ pub(crate) async fn fan_in_until(url: String, hub: Hub, mut shutdown: watch::Rec
                 let mut messages = pubsub.on_message();
                 loop {
                     tokio::select! {
-                        msg = messages.next() => match msg {
-                            Some(msg) if msg.get_channel_name() == PRESENCE => {
-                                match std::str::from_utf8(msg.get_payload_bytes()) {
-                                    Ok(room) => hub.presence_changed(room),
-                                    Err(_) => warn!("an unreadable message on {PRESENCE}"),
+                        msg = messages.next() => {
+                            let Some(first) = msg else { break };
+                            // Everything already received goes to the hub under one lock, so
+                            // each member's writer finds several messages to send in one
+                            // frame, as it does for this instance's own publishes.
+                            let mut fanned = Vec::new();
+                            let mut next = Some(first);
+                            while let Some(msg) = next {
+                                if msg.get_channel_name() == PRESENCE {
+                                    hub.fan_in(std::mem::take(&mut fanned));
+                                    match std::str::from_utf8(msg.get_payload_bytes()) {
+                                        Ok(room) => hub.presence_changed(room),
+                                        Err(_) => warn!("an unreadable message on {PRESENCE}"),
+                                    }
+                                } else {
+                                    match FannedOut::parse(msg.get_payload_bytes()) {
+                                        Some(out) => fanned.push(out),
+                                        None => warn!("an unreadable message on {FANOUT}"),
+                                    }
                                 }
+                                next = if fanned.len() < FAN_IN_BATCH {
+                                    messages.next().now_or_never().flatten()
+                                } else {
+                                    None
+                                };
                             }
-                            Some(msg) => match FannedOut::parse(msg.get_payload_bytes()) {
-                                Some(out) => hub.fan_in(out),
-                                None => warn!("an unreadable message on {FANOUT}"),
-                            },
-                            None => break,
+                            hub.fan_in(fanned);
                         },
                         _ = crate::until_true(&mut shutdown) => return,
                     }

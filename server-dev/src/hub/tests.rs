@@ -938,15 +938,21 @@ fn two_instances_share_rooms_offsets_and_sessions_through_redis() {
         .into(),
     };
     // A late or repeated fan-out message is not delivered again.
-    two.fan_in(fanned(2));
+    two.fan_in(vec![fanned(2)]);
     assert!(offsets(&drain_reg(&two, &mut receiver)).is_empty());
     // Offsets 4 and 5 are published; only 5's fan-out message arrives: 4 is read back first.
     one.publish(publisher.peer.id, "r".into(), 4, serde_json::json!(4));
     one.publish(publisher.peer.id, "r".into(), 5, serde_json::json!(5));
-    two.fan_in(fanned(5));
+    two.fan_in(vec![fanned(5)]);
     let got = drain_reg(&two, &mut receiver);
     assert_eq!(offsets(&got), vec![4, 5]);
     assert!(matches!(&got[0], ServerMsg::Message { data, .. } if *data == serde_json::json!(4)));
+    // A batch taken at once, out of order and with a repeat: each offset once, in order.
+    for id in 6..=8 {
+        one.publish(publisher.peer.id, "r".into(), id, serde_json::json!(id));
+    }
+    two.fan_in(vec![fanned(7), fanned(6), fanned(8), fanned(8)]);
+    assert_eq!(offsets(&drain_reg(&two, &mut receiver)), vec![6, 7, 8]);
 
     // Instance one goes away without a word: once its heartbeat expired, the next sweep of
     // instance two leaves its member out.
