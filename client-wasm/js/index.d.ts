@@ -78,6 +78,15 @@ export interface LifelineOptions {
    * constructor throws `ERR_INVALID_ARGUMENT`.
    */
   WebSocket?: new (url: string, protocols?: string | string[]) => unknown;
+  /**
+   * Called with each state change, connection attempt (`attempt`, with its `url`), reconnect
+   * delay (`reconnecting`), heartbeat round trip (`pong`), queued send (`queued`), error,
+   * close and room event: `(level, message, fields)`, where `message` is the event type and
+   * `fields` its data. One that throws is reported. Default: none.
+   */
+  logger?: (level: "debug" | "info" | "warn" | "error", message: string, fields: Record<string, unknown>) => void;
+  /** `true`: log as `logger` does, to the console (`console.debug` … `console.error`). */
+  debug?: boolean;
   /** Subprotocols offered in `Sec-WebSocket-Protocol`, for `new LifelineSocket(url, options)`;
    * not together with the `protocols` argument. Default: none. */
   protocols?: string | string[];

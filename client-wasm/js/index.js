@@ -33,10 +33,10 @@ await init().catch(report);
  */
 const RETAINED = new Set();
 
-/* global HAS_ROOMS */
-// `HAS_ROOMS` is replaced by the package build (`xtask/src/npm.rs`, rolldown's `define`): false
-// for the raw resilient-socket build, whose wasm has no protocol v1, and the minifier then
-// drops every room part of this file.
+/* global HAS_ROOMS, HAS_LOGGER */
+// `HAS_ROOMS` and `HAS_LOGGER` are replaced by the package build (`xtask/src/npm.rs`,
+// rolldown's `define`): false for the socket entry, whose wasm has no protocol v1 and whose
+// 28 KB budget leaves no room for the logger, and the minifier then drops those parts.
 
 /** Protocol v1's subprotocol, offered once the rooms layer runs. */
 const V1 = "lifeline.v1";
@@ -283,7 +283,14 @@ function parseOptions(options, protocols) {
   // Any constructor with `WebSocket`'s API: Node 20 has no global one without a flag.
   const Socket = options.WebSocket ?? globalThis.WebSocket;
   if (typeof Socket !== "function") throw invalid("option `WebSocket` must be a function");
-  return [numbers, protocols, rule, ping, isPong, Socket];
+  let log;
+  if (HAS_LOGGER) {
+    const logger = options.logger ?? (options.debug === true ? consoleLogger : undefined);
+    if (logger !== undefined && typeof logger !== "function") throw invalid("option `logger` must be a function");
+    // A logger that throws is reported, as a listener that throws is.
+    log = logger && ((...entry) => { try { logger(...entry); } catch (e) { report(e); } });
+  }
+  return [numbers, protocols, rule, ping, isPong, Socket, log];
 }
 
 /** The constructor's `url`: text, or a provider wrapped to resolve with text or reject with
@@ -309,6 +316,14 @@ function parseUrl(url) {
 }
 
 /** Event fields that JS wants in another shape than the values the wasm hands over. */
+/** `debug: true`: each entry to the console, at its level. */
+function consoleLogger(level, message, fields) {
+  console[level === "debug" ? "debug" : level](`[ws-lifeline] ${message}`, fields);
+}
+
+/** The level an event is logged at; the rest are "debug". */
+const LOG_LEVELS = { error: "error", giveup: "error", close: "warn", reconnecting: "warn", badFrame: "warn", statechange: "info", open: "info", online: "info", offline: "info" };
+
 const RESHAPE = {
   error(fields) {
     fields.error = lift(fields.error);
@@ -438,6 +453,8 @@ export class LifelineSocket extends EventTarget {
   #protocols;
   /** The `WebSocket` constructor of every attempt (the option, else the global one). */
   #Socket;
+  /** The `logger` option (or the console's, for `debug: true`), wrapped. */
+  #logger;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
   /** The text frame the wasm is handling, whose `message` it reports without a copy. */
@@ -453,7 +470,8 @@ export class LifelineSocket extends EventTarget {
       options = protocols;
       protocols = undefined;
     }
-    const [numbers, protocolList, rule, ping, isPong, Socket] = parseOptions(options, protocols);
+    const [numbers, protocolList, rule, ping, isPong, Socket, logger] = parseOptions(options, protocols);
+    this.#logger = logger;
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     numbers[boundary.OPTION_SLOT_SEED_HIGH] = Math.random() * 2 ** 32;
@@ -535,6 +553,7 @@ export class LifelineSocket extends EventTarget {
         });
         break;
       case boundary.COMMAND_OPEN:
+        if (HAS_LOGGER) this.#logger?.("info", "attempt", { url: a });
         // `b`: the rooms layer offers lifeline.v1 too.
         this.#open(conn, a, HAS_ROOMS && b && !this.#protocols.includes(V1) ? [...this.#protocols, V1] : this.#protocols);
         break;
@@ -690,6 +709,7 @@ export class LifelineSocket extends EventTarget {
       this.#live();
       throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
     }
+    if (HAS_LOGGER && sent === boundary.SEND_RESULT_QUEUED) this.#logger?.("debug", "queued", { queued: this.queuedMessages });
     return boundary.SEND_RESULT_NAMES[sent];
   }
 
@@ -784,6 +804,7 @@ export class LifelineSocket extends EventTarget {
     const fields = {};
     boundary.PAGE_EVENT_FIELDS[kind].forEach((name, at) => (fields[name] = values[at]));
     RESHAPE[type]?.(fields);
+    if (HAS_LOGGER) this.#logger?.(LOG_LEVELS[type] ?? "debug", type, fields);
     if (HAS_ROOMS && (kind === boundary.PAGE_EVENT_ACK || kind === boundary.PAGE_EVENT_PUBLISH_FAILED)) {
       const settle = this.#publishes.get(fields.id);
       this.#publishes.delete(fields.id);

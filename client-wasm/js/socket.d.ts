@@ -20,6 +20,10 @@ import type {
 } from "../index.js";
 
 export { default, initSync, isLifelineError, liveResources } from "../index.js";
+/** The options of the socket entry: the package's, less the logger (`logger`, `debug`), which
+ * only the full entry has. */
+export type SocketOptions = Omit<LifelineOptions, "logger" | "debug">;
+
 export type {
   InitInput,
   InitOutput,
@@ -97,8 +101,8 @@ export interface LifelineSocket extends Omit<FullSocket, Room | Listening> {
 
 /** `new LifelineSocket(url, protocols?, options?)`, as `new WebSocket(url, protocols)`. */
 export declare const LifelineSocket: {
-  new (url: UrlProvider, protocols?: string | string[] | null, options?: LifelineOptions): LifelineSocket;
-  new (url: UrlProvider, options?: LifelineOptions): LifelineSocket;
+  new (url: UrlProvider, protocols?: string | string[] | null, options?: SocketOptions): LifelineSocket;
+  new (url: UrlProvider, options?: SocketOptions): LifelineSocket;
   readonly prototype: LifelineSocket;
   readonly CONNECTING: 0;
   readonly OPEN: 1;

@@ -14,6 +14,9 @@
 // - the `WebSocket` option: the given class (the `ws` package's) makes every attempt, text
 //   and binary echo through it;
 // - rooms, for the full entry: join, publish with its ack, receive on another socket;
+// - the `logger` option, for the full entry: attempts, state changes, delays, the heartbeat's
+//   close and pongs, queued sends, each at its level; one that throws does not stop the
+//   socket; the socket entry has none and does not read the option;
 // - importing during SSR (no `window`, no global `WebSocket`) does not throw, and the
 //   constructor then asks for the `WebSocket` option with a typed error; `ws-lifeline/react`
 //   renders on the server with no socket and nothing reported; the browser entry
@@ -114,6 +117,78 @@ for (const { specifier, rooms } of ENTRIES) {
         assert.equal(ws.queuedMessages, 0);
       } finally {
         ws.dispose();
+      }
+    });
+
+    test("a logger hears each attempt, state change, delay, heartbeat and queued send (full entry only)", async () => {
+      const entries = [];
+      const logger = (level, message, fields) => entries.push({ level, message, fields });
+      // 200/500 ms instead of 25/10 s, so that a half-open cut and a pong show within a second.
+      const heartbeat = { interval: 200, timeout: 500 };
+      const quietUrl = wsUrl(server, "/silent");
+      const quiet = new lib.LifelineSocket(quietUrl, { heartbeat, logger });
+      const answering = new lib.LifelineSocket(wsUrl(server, "/ws?name=logged"), "lifeline.v1", {
+        heartbeat,
+        logger: (level, message, fields) => entries.push({ level, message, fields, answering: true }),
+      });
+      // A logger that throws is reported, and the socket goes on.
+      const throwing = new lib.LifelineSocket(wsUrl(server, "/echo"), {
+        logger: () => {
+          throw new Error("a logger that throws");
+        },
+      });
+      try {
+        assert.equal(quiet.send("early"), "queued");
+        const log = record(throwing);
+        await until(log, (l) => l.some((e) => e.type === "open"));
+        if (!rooms) {
+          // The socket entry has no logger (its 28 KB budget): the option is not read.
+          await until(record(quiet), (l) => l.some((e) => e.type === "reconnecting"));
+          assert.deepEqual(entries, []);
+          return;
+        }
+        await until(entries, (l) => l.some((e) => e.message === "reconnecting" && !e.answering));
+        await until(entries, (l) => l.some((e) => e.message === "pong" && e.answering));
+        const quietEntries = entries.filter((e) => !e.answering);
+        const find = (message) => quietEntries.find((e) => e.message === message);
+        assert.deepEqual(find("queued"), { level: "debug", message: "queued", fields: { queued: 1 } });
+        assert.deepEqual(find("attempt"), { level: "info", message: "attempt", fields: { url: quietUrl } });
+        // A socket starts out connecting; the first change is to open.
+        assert.deepEqual(
+          quietEntries.filter((e) => e.message === "statechange").map((e) => e.fields.state).slice(0, 2),
+          ["open", "reconnecting"],
+        );
+        assert.equal(find("open").level, "info");
+        const close = find("close");
+        assert.equal(close.level, "warn");
+        assert.equal(close.fields.code, 4000, "the heartbeat's half-open close");
+        const reconnecting = find("reconnecting");
+        assert.equal(reconnecting.level, "warn");
+        assert.equal(reconnecting.fields.attempt, 1);
+        assert.equal(typeof reconnecting.fields.delay, "number");
+        const pong = entries.find((e) => e.answering && e.message === "pong");
+        assert.equal(pong.level, "debug");
+        assert.ok(pong.fields.rtt >= 0);
+        // `debug: true` logs the same entries to the console, at their level.
+        const printed = [];
+        const info = console.info;
+        console.info = (...args) => printed.push(args);
+        const debugged = new lib.LifelineSocket(wsUrl(server, "/echo"), { debug: true });
+        try {
+          await until(printed, (l) => l.some(([text]) => text === "[ws-lifeline] open"));
+          assert.deepEqual(printed[0], ["[ws-lifeline] attempt", { url: wsUrl(server, "/echo") }]);
+        } finally {
+          console.info = info;
+          debugged.dispose();
+        }
+        assert.throws(
+          () => new lib.LifelineSocket(quietUrl, { logger: "console" }),
+          (e) => lib.isLifelineError(e) && e.code === "ERR_INVALID_ARGUMENT",
+        );
+      } finally {
+        quiet.dispose();
+        answering.dispose();
+        throwing.dispose();
       }
     });
 

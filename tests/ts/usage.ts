@@ -48,6 +48,13 @@ const options: LifelineOptions = {
   maxUnacked: 256,
 };
 const noHeartbeat: LifelineOptions = { heartbeat: false, protocols: "lifeline.v1" };
+const logged: LifelineOptions = {
+  logger: (level, message, fields) => console[level](message, fields),
+  debug: true,
+};
+// @ts-expect-error a logger's level is one of four
+const badLevel: LifelineOptions = { logger: (level: "trace") => void level };
+void [logged, badLevel];
 
 // @ts-expect-error options are camelCase
 const snake: LifelineOptions = { max_retries: 3 };

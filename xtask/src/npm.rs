@@ -175,12 +175,13 @@ fn build(options: &Options) -> Result {
             "esm",
             "--external",
             "./ws_lifeline.js",
-            // The raw build's wasm has no protocol v1: its room parts go (see index.js).
+            // The raw build's wasm has no protocol v1: its room parts and the logger go (see
+            // index.js).
             "--transform.define",
             if options.default_features {
-                "HAS_ROOMS:true"
+                "HAS_ROOMS:true,HAS_LOGGER:true"
             } else {
-                "HAS_ROOMS:false"
+                "HAS_ROOMS:false,HAS_LOGGER:false"
             },
             "--file",
         ])
