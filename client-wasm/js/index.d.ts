@@ -87,6 +87,15 @@ export interface LifelineOptions {
   logger?: (level: "debug" | "info" | "warn" | "error", message: string, fields: Record<string, unknown>) => void;
   /** `true`: log as `logger` does, to the console (`console.debug` … `console.error`). */
   debug?: boolean;
+  /**
+   * After this many attempts in a row that failed before the handshake (`true`: 3), make one
+   * plain HTTP request to the URL and report an error status (not 426) as an `error` event
+   * with `ERR_HANDSHAKE` and its `status`; where `isTerminal(status)` (default: 401, 403,
+   * 404) the socket closes instead of retrying. Same-origin, or a server that allows the page
+   * by CORS: otherwise the status cannot be read and nothing is reported. Full entry only.
+   * Default: off.
+   */
+  diagnose?: boolean | number | { after?: number; isTerminal?: (status: number) => boolean };
   /** Subprotocols offered in `Sec-WebSocket-Protocol`, for `new LifelineSocket(url, options)`;
    * not together with the `protocols` argument. Default: none. */
   protocols?: string | string[];
@@ -171,7 +180,8 @@ export type LifelineErrorCode =
   | "ERR_PUBLISH_TIMEOUT"
   | "ERR_PUBLISH_REFUSED"
   | "ERR_LEFT_ROOM"
-  | "ERR_TOO_LARGE";
+  | "ERR_TOO_LARGE"
+  | "ERR_HANDSHAKE";
 
 /**
  * Every error the package throws (and the `error` of an `error` event): a real `Error` with
@@ -202,6 +212,8 @@ export interface LifelineError extends Error {
   /** `ERR_TOO_LARGE`: the server's `max_message_bytes`; absent when the server did not
    * advertise it and closed the connection with 1009 instead. */
   readonly maxMessageBytes?: number;
+  /** `ERR_HANDSHAKE`: the HTTP status the server answers the URL with (see `diagnose`). */
+  readonly status?: number;
 }
 
 /** True for errors thrown or reported by this package. */

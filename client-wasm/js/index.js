@@ -33,10 +33,11 @@ await init().catch(report);
  */
 const RETAINED = new Set();
 
-/* global HAS_ROOMS, HAS_LOGGER */
-// `HAS_ROOMS` and `HAS_LOGGER` are replaced by the package build (`xtask/src/npm.rs`,
+/* global HAS_ROOMS, HAS_DEBUGGING */
+// `HAS_ROOMS` and `HAS_DEBUGGING` are replaced by the package build (`xtask/src/npm.rs`,
 // rolldown's `define`): false for the socket entry, whose wasm has no protocol v1 and whose
-// 28 KB budget leaves no room for the logger, and the minifier then drops those parts.
+// 28 KB budget leaves no room for the logger and `diagnose`, and the minifier then drops those
+// parts.
 
 /** Protocol v1's subprotocol, offered once the rooms layer runs. */
 const V1 = "lifeline.v1";
@@ -126,6 +127,7 @@ const FIELDS = {
   ERR_CLOSE_REASON_TOO_LONG: ["bytes"],
   ERR_CONNECT_TIMEOUT: ["afterMs"],
   ERR_TOO_LARGE: ["size", "maxMessageBytes"],
+  ERR_HANDSHAKE: ["status"],
 };
 if (HAS_ROOMS) {
   Object.assign(FIELDS, {
@@ -283,14 +285,27 @@ function parseOptions(options, protocols) {
   // Any constructor with `WebSocket`'s API: Node 20 has no global one without a flag.
   const Socket = options.WebSocket ?? globalThis.WebSocket;
   if (typeof Socket !== "function") throw invalid("option `WebSocket` must be a function");
-  let log;
-  if (HAS_LOGGER) {
+  let log, diagnosis;
+  if (HAS_DEBUGGING) {
     const logger = options.logger ?? (options.debug === true ? consoleLogger : undefined);
     if (logger !== undefined && typeof logger !== "function") throw invalid("option `logger` must be a function");
     // A logger that throws is reported, as a listener that throws is.
     log = logger && ((...entry) => { try { logger(...entry); } catch (e) { report(e); } });
+    diagnosis = parseDiagnose(options.diagnose);
   }
-  return [numbers, protocols, rule, ping, isPong, Socket, log];
+  return [numbers, protocols, rule, ping, isPong, Socket, log, diagnosis];
+}
+
+/** The `diagnose` option: `[after, isTerminal]`, or undefined when off. `true` is after 3. */
+function parseDiagnose(diagnose) {
+  if (diagnose == null || diagnose === false) return;
+  const options = diagnose === true ? {} : typeof diagnose === "number" ? { after: diagnose } : diagnose;
+  // By default 401, 403 and 404 stop reconnecting.
+  const { after = 3, isTerminal = (status) => [401, 403, 404].includes(status) } = Object(options);
+  if (typeof options !== "object" || !(Number.isInteger(after) && after > 0) || typeof isTerminal !== "function") {
+    throw invalid("option `diagnose` must be true, a count or { after, isTerminal }");
+  }
+  return [after, guarded(isTerminal, Boolean)];
 }
 
 /** The constructor's `url`: text, or a provider wrapped to resolve with text or reject with
@@ -455,6 +470,11 @@ export class LifelineSocket extends EventTarget {
   #Socket;
   /** The `logger` option (or the console's, for `debug: true`), wrapped. */
   #logger;
+  /** The `diagnose` option, `[after, isTerminal]`; attempts in a row that never opened, and
+   * the URL of the last one. */
+  #diagnosis;
+  #unopened = 0;
+  #attemptUrl;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
   /** The text frame the wasm is handling, whose `message` it reports without a copy. */
@@ -470,8 +490,9 @@ export class LifelineSocket extends EventTarget {
       options = protocols;
       protocols = undefined;
     }
-    const [numbers, protocolList, rule, ping, isPong, Socket, logger] = parseOptions(options, protocols);
+    const [numbers, protocolList, rule, ping, isPong, Socket, logger, diagnosis] = parseOptions(options, protocols);
     this.#logger = logger;
+    this.#diagnosis = diagnosis;
     const target = parseUrl(url);
     const hasWindow = typeof window === "object" && window;
     numbers[boundary.OPTION_SLOT_SEED_HIGH] = Math.random() * 2 ** 32;
@@ -553,7 +574,11 @@ export class LifelineSocket extends EventTarget {
         });
         break;
       case boundary.COMMAND_OPEN:
-        if (HAS_LOGGER) this.#logger?.("info", "attempt", { url: a });
+        if (HAS_DEBUGGING) {
+          this.#logger?.("info", "attempt", { url: a });
+          this.#attemptUrl = a;
+          this.#unopened++;
+        }
         // `b`: the rooms layer offers lifeline.v1 too.
         this.#open(conn, a, HAS_ROOMS && b && !this.#protocols.includes(V1) ? [...this.#protocols, V1] : this.#protocols);
         break;
@@ -709,7 +734,7 @@ export class LifelineSocket extends EventTarget {
       this.#live();
       throw invalid("send takes a string, an ArrayBuffer or an ArrayBufferView");
     }
-    if (HAS_LOGGER && sent === boundary.SEND_RESULT_QUEUED) this.#logger?.("debug", "queued", { queued: this.queuedMessages });
+    if (HAS_DEBUGGING && sent === boundary.SEND_RESULT_QUEUED) this.#logger?.("debug", "queued", { queued: this.queuedMessages });
     return boundary.SEND_RESULT_NAMES[sent];
   }
 
@@ -804,7 +829,11 @@ export class LifelineSocket extends EventTarget {
     const fields = {};
     boundary.PAGE_EVENT_FIELDS[kind].forEach((name, at) => (fields[name] = values[at]));
     RESHAPE[type]?.(fields);
-    if (HAS_LOGGER) this.#logger?.(LOG_LEVELS[type] ?? "debug", type, fields);
+    if (HAS_DEBUGGING) {
+      this.#logger?.(LOG_LEVELS[type] ?? "debug", type, fields);
+      if (kind === boundary.PAGE_EVENT_OPEN) this.#unopened = 0;
+      if (kind === boundary.PAGE_EVENT_RECONNECTING && this.#unopened === this.#diagnosis?.[0]) this.#diagnose();
+    }
     if (HAS_ROOMS && (kind === boundary.PAGE_EVENT_ACK || kind === boundary.PAGE_EVENT_PUBLISH_FAILED)) {
       const settle = this.#publishes.get(fields.id);
       this.#publishes.delete(fields.id);
@@ -848,6 +877,26 @@ export class LifelineSocket extends EventTarget {
   /** Closes the socket (1000), clears the timer, removes every listener, fails every pending
    * publish with ERR_CLOSED and releases the handlers and the wasm half. Idempotent;
    * afterwards every method but `dispose`/`free` throws ERR_DISPOSED. */
+  /** `diagnose`: one plain HTTP request to the URL the handshakes keep failing on; an error
+   * status is reported as `ERR_HANDSHAKE`, and stops reconnecting where `isTerminal` says so.
+   * A request that fails (network, CORS) reports nothing: there is nothing to read. */
+  async #diagnose() {
+    const [, isTerminal] = this.#diagnosis;
+    const streak = this.#unopened;
+    let status;
+    try {
+      status = (await fetch(this.#attemptUrl.replace(/^ws/, "http"), { cache: "no-store" })).status;
+    } catch {
+      return;
+    }
+    // 426: the URL is a WebSocket endpoint, and the handshake itself failed elsewhere.
+    if (this.#disposed || this.#unopened < streak || status < 400 || status === 426) return;
+    const error = lifelineError("ERR_HANDSHAKE", `HTTP ${status} from ${this.#attemptUrl}`, status);
+    this.#logger?.("error", "error", { error });
+    this.#dispatch(Object.assign(new Event("error"), { error, message: error.message }));
+    if (isTerminal(status) && !this.#disposed) this.close();
+  }
+
   dispose() {
     if (this.#disposed) return;
     this.#machine.__call(this, boundary.CALL_DISPOSE);

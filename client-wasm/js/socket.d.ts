@@ -20,9 +20,9 @@ import type {
 } from "../index.js";
 
 export { default, initSync, isLifelineError, liveResources } from "../index.js";
-/** The options of the socket entry: the package's, less the logger (`logger`, `debug`), which
- * only the full entry has. */
-export type SocketOptions = Omit<LifelineOptions, "logger" | "debug">;
+/** The options of the socket entry: the package's, less `logger`, `debug` and `diagnose`,
+ * which only the full entry has. */
+export type SocketOptions = Omit<LifelineOptions, "logger" | "debug" | "diagnose">;
 
 export type {
   InitInput,

@@ -1303,3 +1303,28 @@ fn a_close_without_a_frame_is_1006_and_a_frame_without_a_status_1005() {
         (4001, "bye", true)
     );
 }
+
+#[test]
+fn an_error_during_the_handshake_ends_the_attempt_without_waiting_for_a_close() {
+    // Node 20's `WebSocket` reports a refused handshake (HTTP 401) with `error` and never a
+    // `close`; browsers send `close` right after. Either way the attempt ends at the error.
+    let mut h = H::new(Config::default());
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    let out = h.input(5, Input::SocketError { conn });
+    assert!(out.contains(&Out::Io(Io::Abandon {
+        conn,
+        code: 1000,
+        reason: String::new()
+    })));
+    let events = H::events(&out);
+    assert_eq!(events[0], Event::Error(Error::Socket));
+    assert_eq!(events[1], Event::Close(CloseInfo::abnormal("")));
+    assert_eq!(reconnecting(&out).map(|(attempt, _)| attempt), Some(1));
+    // The browser's own close event after it is stale.
+    assert!(h.closed(conn, 1006).is_empty());
+    // An error on an open connection is reported and waits for its close, as before.
+    let (mut h, conn) = H::connected(Config::default());
+    let out = h.input(5, Input::SocketError { conn });
+    assert_eq!(H::events(&out), vec![Event::Error(Error::Socket)]);
+    assert!(reconnecting(&h.closed(conn, 1006)).is_some());
+}

@@ -17,6 +17,9 @@
 // - the `logger` option, for the full entry: attempts, state changes, delays, the heartbeat's
 //   close and pongs, queued sends, each at its level; one that throws does not stop the
 //   socket; the socket entry has none and does not read the option;
+// - `diagnose`, for the full entry: after N failed handshakes one HTTP request reads the
+//   status (`/reject?status=`): 401 is reported as ERR_HANDSHAKE and stops retrying, 503 is
+//   reported once and retrying goes on; off by default;
 // - importing during SSR (no `window`, no global `WebSocket`) does not throw, and the
 //   constructor then asks for the `WebSocket` option with a typed error; `ws-lifeline/react`
 //   renders on the server with no socket and nothing reported; the browser entry
@@ -189,6 +192,51 @@ for (const { specifier, rooms } of ENTRIES) {
         quiet.dispose();
         answering.dispose();
         throwing.dispose();
+      }
+    });
+
+    test("diagnose reads a refused handshake's HTTP status: 401 stops retrying, 503 does not (full entry only)", async () => {
+      const handshake = (log) => log.filter((e) => e.type === "error" && e.error?.code === "ERR_HANDSHAKE");
+      // `diagnose: 2` rather than 3, and `minDelay` 100 ms instead of 1 s, so that two failed
+      // attempts take well under a second; the default `diagnose` is off (checked below).
+      const options = { diagnose: 2, minDelay: 100, maxDelay: 200 };
+      const refused = new lib.LifelineSocket(wsUrl(server, "/reject?status=401"), options);
+      const unavailable = new lib.LifelineSocket(wsUrl(server, "/reject?status=503"), options);
+      const plain = new lib.LifelineSocket(wsUrl(server, "/reject?status=401"), { minDelay: 100, maxDelay: 200 });
+      try {
+        const refusedLog = record(refused);
+        const unavailableLog = record(unavailable);
+        const plainLog = record(plain);
+        if (!rooms) {
+          // The socket entry has no `diagnose`: it keeps retrying and reports no status.
+          await until(refusedLog, (l) => l.filter((e) => e.type === "reconnecting").length >= 4);
+          assert.deepEqual(handshake(refusedLog), []);
+          return;
+        }
+        await until(refusedLog, (l) => handshake(l).length === 1);
+        const [error] = handshake(refusedLog).map((e) => e.error);
+        assert.ok(lib.isLifelineError(error));
+        assert.equal(error.status, 401);
+        await until(refusedLog, () => refused.readyState === lib.LifelineSocket.CLOSED);
+        const attempts = refusedLog.filter((e) => e.type === "reconnecting").length;
+        assert.equal(attempts, 2, "diagnosed after the second failed attempt");
+        await until(unavailableLog, (l) => handshake(l).length === 1);
+        assert.equal(handshake(unavailableLog)[0].error.status, 503);
+        const before = unavailableLog.filter((e) => e.type === "reconnecting").length;
+        await until(unavailableLog, (l) => l.filter((e) => e.type === "reconnecting").length > before + 2);
+        assert.equal(handshake(unavailableLog).length, 1, "once per run of failed attempts");
+        // Nothing more from the refused socket after it closed, and nothing from the default.
+        await until(plainLog, (l) => l.filter((e) => e.type === "reconnecting").length >= 4);
+        assert.equal(refusedLog.filter((e) => e.type === "reconnecting").length, attempts);
+        assert.deepEqual(handshake(plainLog), []);
+        assert.throws(
+          () => new lib.LifelineSocket(wsUrl(server, "/echo"), { diagnose: 0 }),
+          (e) => lib.isLifelineError(e) && e.code === "ERR_INVALID_ARGUMENT",
+        );
+      } finally {
+        refused.dispose();
+        unavailable.dispose();
+        plain.dispose();
       }
     });
 

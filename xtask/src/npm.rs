@@ -175,13 +175,13 @@ fn build(options: &Options) -> Result {
             "esm",
             "--external",
             "./ws_lifeline.js",
-            // The raw build's wasm has no protocol v1: its room parts and the logger go (see
-            // index.js).
+            // The raw build's wasm has no protocol v1: its room parts go, and so do the logger
+            // and `diagnose` (see index.js).
             "--transform.define",
             if options.default_features {
-                "HAS_ROOMS:true,HAS_LOGGER:true"
+                "HAS_ROOMS:true,HAS_DEBUGGING:true"
             } else {
-                "HAS_ROOMS:false,HAS_LOGGER:false"
+                "HAS_ROOMS:false,HAS_DEBUGGING:false"
             },
             "--file",
         ])

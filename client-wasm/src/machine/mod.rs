@@ -326,25 +326,15 @@ impl Machine {
             // The peer never answered our close: drop the socket and report what a browser
             // reports when the closing handshake times out, 1006.
             let conn = c.id;
-            let reason = CLOSE_TIMEOUT_REASON;
-            self.io.push_back(Io::Abandon {
-                conn,
-                code: protocol::close::NORMAL,
-                reason: reason.into(),
-            });
-            let info = CloseInfo::abnormal(reason);
-            self.handle(now, Input::SocketClosed { conn, info });
+            self.abandon(conn, CLOSE_TIMEOUT_REASON);
+            self.socket_closed(now, CloseInfo::abnormal(CLOSE_TIMEOUT_REASON));
             return;
         }
         if c.connect_deadline.is_some_and(|t| t <= now) {
             let (id, phase) = (c.id, c.phase);
             self.conn = None;
             if phase == Phase::Opening {
-                self.io.push_back(Io::Abandon {
-                    conn: id,
-                    code: protocol::close::NORMAL,
-                    reason: "connect timeout".into(),
-                });
+                self.abandon(id, "connect timeout");
             }
             let after_ms =
                 u64::try_from(self.config.connect_timeout.as_millis()).unwrap_or(u64::MAX);
@@ -473,26 +463,21 @@ impl Machine {
                 }
             }
             Input::SocketError { conn } => {
-                if self.is_current(conn, |_| true) {
-                    self.emit(Event::Error(Error::Socket));
-                }
-            }
-            Input::SocketClosed { conn, info } => {
                 if !self.is_current(conn, |_| true) {
                     return;
                 }
-                let Some(c) = self.conn.take() else { return };
-                let code = info.code;
-                self.emit(Event::Close(info));
-                if c.closing || (self.config.terminal_close)(code) {
-                    self.attempt = 0;
-                    self.set_state(State::Closed);
-                    return;
+                self.emit(Event::Error(Error::Socket));
+                // A failed handshake ends the attempt here, with the 1006 a browser reports
+                // after it: some implementations (Node 20's `WebSocket`) report no close.
+                if self.is_current(conn, |p| p == Phase::Opening) {
+                    self.abandon(conn, "");
+                    self.socket_closed(now, CloseInfo::abnormal(""));
                 }
-                if c.phase == Phase::Open && now.since(c.opened_at) >= self.config.min_uptime {
-                    self.attempt = 0;
+            }
+            Input::SocketClosed { conn, info } => {
+                if self.is_current(conn, |_| true) {
+                    self.socket_closed(now, info);
                 }
-                self.fail_attempt(now);
             }
             Input::BufferedAmount { conn, amount } => {
                 if !self.is_current(conn, |p| p == Phase::Open) {
@@ -751,15 +736,11 @@ impl Machine {
             && c.phase == Phase::Open
             && !c.closing
         {
-            let reason = "reconnect".to_owned();
-            self.io.push_back(Io::Abandon {
-                conn: c.id,
-                code: protocol::close::NORMAL,
-                reason: reason.clone(),
-            });
+            let reason = "reconnect";
+            self.abandon(c.id, reason);
             self.emit(Event::Close(CloseInfo {
                 code: protocol::close::NORMAL,
-                reason,
+                reason: reason.into(),
                 was_clean: false,
             }));
         }
@@ -824,6 +805,31 @@ impl Machine {
             }
             _ => self.io.push_back(Io::ResolveUrl { conn: id }),
         }
+    }
+
+    /// Drops socket `conn` at once (1000 and `reason`, if the platform wants a code).
+    fn abandon(&mut self, conn: ConnId, reason: &str) {
+        self.io.push_back(Io::Abandon {
+            conn,
+            code: protocol::close::NORMAL,
+            reason: reason.into(),
+        });
+    }
+
+    /// The current socket is gone with `info`: reported, then closed for good or retried.
+    fn socket_closed(&mut self, now: Instant, info: CloseInfo) {
+        let Some(c) = self.conn.take() else { return };
+        let code = info.code;
+        self.emit(Event::Close(info));
+        if c.closing || (self.config.terminal_close)(code) {
+            self.attempt = 0;
+            self.set_state(State::Closed);
+            return;
+        }
+        if c.phase == Phase::Open && now.since(c.opened_at) >= self.config.min_uptime {
+            self.attempt = 0;
+        }
+        self.fail_attempt(now);
     }
 
     /// The current attempt failed or the connection was lost: wait, retry or give up.
