@@ -12,23 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use lifeline_tests::server::RunningServer;
 use tokio::time::timeout;
 use ws_lifeline::native::{Client, ClientEvent};
 use ws_lifeline::{Config, Error, Event};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// server-dev on a free port; the sender stops it.
-async fn server() -> (String, oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
+/// server-dev in this process on a free port, at its defaults but for logins.
+async fn server() -> RunningServer {
     let config = server_dev::Config::default().no_auth(true);
-    tokio::spawn(server_dev::serve(listener, config, None, async move {
-        let _ = stopped.await;
-    }));
-    (format!("ws://{addr}"), stop)
+    RunningServer::start(config).await.unwrap()
 }
 
 /// The connection events until `done` matches one, which is included.
@@ -52,11 +46,10 @@ async fn until(client: &mut Client, done: impl Fn(&Event) -> bool) -> Vec<Event>
 
 #[tokio::test]
 async fn a_failed_provider_is_reported_and_asked_again() {
-    let (one, _stop_one) = server().await;
-    let (two, _stop_two) = server().await;
+    let (one, two) = (server().await, server().await);
     let calls = Arc::new(AtomicUsize::new(0));
     let asked = Arc::clone(&calls);
-    let (one_url, two_url) = (format!("{one}/ws?name=ann"), format!("{two}/ws?name=ann"));
+    let (one_url, two_url) = (one.ws_url("/ws?name=ann"), two.ws_url("/ws?name=ann"));
     let mut client = Client::with_url_provider(Config::default(), move || {
         let call = asked.fetch_add(1, Ordering::SeqCst);
         let answer = match call {
@@ -80,19 +73,16 @@ async fn a_failed_provider_is_reported_and_asked_again() {
         2,
         "asked again after the failure"
     );
-    assert_eq!(
-        client.url().as_deref(),
-        Some(format!("{one}/ws?name=ann").as_str())
-    );
+    assert_eq!(client.url(), Some(one.ws_url("/ws?name=ann")));
 
     // A reconnect asks the provider again, which now names the other server.
     client.reconnect();
     until(&mut client, |e| matches!(e, Event::Open)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(
-        client.url().as_deref(),
-        Some(format!("{two}/ws?name=ann").as_str())
-    );
+    assert_eq!(client.url(), Some(two.ws_url("/ws?name=ann")));
+    drop(client);
+    one.stop().await;
+    two.stop().await;
 }
 
 /// Sets its flag when dropped.

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt, TryFutureExt};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -154,10 +154,7 @@ impl Client {
         Fut: Future<Output = std::result::Result<String, E>> + Send + 'static,
         E: fmt::Display + 'static,
     {
-        let provider: Provider = Arc::new(move || {
-            let fut = provider();
-            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-        });
+        let provider: Provider = Arc::new(move || Box::pin(provider().map_err(|e| e.to_string())));
         Client::start(config, Target::Provider, Some(provider))
     }
 

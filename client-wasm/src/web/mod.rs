@@ -21,8 +21,8 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
-use futures::Stream;
 use futures::channel::mpsc;
+use futures::{Stream, TryFutureExt};
 use gloo_events::EventListener;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -169,10 +169,7 @@ impl Client {
         Fut: Future<Output = Result<String, E>> + 'static,
         E: fmt::Display + 'static,
     {
-        let provider: Provider = Rc::new(move || {
-            let fut = provider();
-            Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-        });
+        let provider: Provider = Rc::new(move || Box::pin(provider().map_err(|e| e.to_string())));
         Client::start(config, Target::Provider, Some(provider))
     }
 
