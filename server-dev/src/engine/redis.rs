@@ -350,6 +350,18 @@ impl RedisEngine {
         self.link.run(f)
     }
 
+    /// `SET key 1 PX ttl_ms`: a marker key that expires by itself.
+    fn set_with_ttl(&self, key: &str, ttl_ms: u64) -> Result<(), StorageError> {
+        self.run(|conn| {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query::<()>(conn)
+        })
+    }
+
     /// Says this instance is live for [`HEARTBEATS_TO_DEATH`] sweep periods.
     fn heartbeat(&self) -> Result<(), StorageError> {
         let ttl = millis(
@@ -357,14 +369,7 @@ impl RedisEngine {
                 * HEARTBEATS_TO_DEATH,
         );
         let key = instance_key(&self.instance);
-        self.run(|conn| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("PX")
-                .arg(ttl)
-                .query::<()>(conn)
-        })
+        self.set_with_ttl(&key, ttl)
     }
 
     /// Writes a change of `room`'s members and tells every instance.
@@ -535,14 +540,7 @@ impl Engine for RedisEngine {
         let session = SessionId::random();
         let [key, ..] = session_keys(session);
         let ttl = self.session_ttl();
-        let made = self.run(|conn| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(1)
-                .arg("PX")
-                .arg(ttl)
-                .query::<()>(conn)
-        });
+        let made = self.set_with_ttl(&key, ttl);
         if let Err(err) = made {
             // The connection's next command fails the same way and closes it with 1013.
             warn!("{err}: a new session not written");
