@@ -5,15 +5,7 @@
 import type {
   LifelineSocket as FullSocket,
   LifelineOptions,
-  LifelineOpenEvent,
-  LifelineMessageEvent,
-  LifelineErrorEvent,
-  LifelineCloseEvent,
-  LifelineReconnectingEvent,
-  LifelineStateChangeEvent,
-  LifelineGiveUpEvent,
-  LifelineNetworkEvent,
-  LifelinePongEvent,
+  LifelineSocketEventMap,
   LifelineListener,
   LifelineListenerOptions,
   UrlProvider,
@@ -44,25 +36,12 @@ export type {
   LifelineGiveUpEvent,
   LifelineNetworkEvent,
   LifelinePongEvent,
+  LifelineSocketEventMap,
   RoundTripTime,
   LifelineListener,
   LifelineListenerOptions,
   SendResult,
 } from "../index.js";
-
-/** The socket's events by type: those of `WebSocket` and the resilience events. */
-export interface LifelineSocketEventMap {
-  open: LifelineOpenEvent;
-  message: LifelineMessageEvent;
-  error: LifelineErrorEvent;
-  close: LifelineCloseEvent;
-  reconnecting: LifelineReconnectingEvent;
-  statechange: LifelineStateChangeEvent;
-  giveup: LifelineGiveUpEvent;
-  online: LifelineNetworkEvent;
-  offline: LifelineNetworkEvent;
-  pong: LifelinePongEvent;
-}
 
 type Room = "join" | "leave" | "publish" | "listRooms";
 type Listening = "addEventListener" | "removeEventListener" | "on" | "off";

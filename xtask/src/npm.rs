@@ -23,6 +23,7 @@
 
 mod boundary;
 mod boundary_js;
+mod boundary_ts;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,6 +113,7 @@ fn build(options: &Options) -> Result {
     let pkg = root.join("client-wasm").join(&options.out_dir);
     let js = root.join("client-wasm").join("js");
     boundary_js::write()?;
+    boundary_ts::write()?;
     let mut build = Step::new("npm package: wasm-pack build", "wasm-pack")
         .args([
             "build",
