@@ -27,6 +27,13 @@ export type {
   LifelineErrorCode,
   LifelineError,
   LifelineEventBase,
+  RoundTripTime,
+  LifelineListener,
+  LifelineListenerOptions,
+  SendResult,
+} from "../index.js";
+// ---- generated from client-wasm/src/js/boundary.rs by `cargo xtask package` ----
+export type {
   LifelineOpenEvent,
   LifelineMessageEvent,
   LifelineErrorEvent,
@@ -37,11 +44,8 @@ export type {
   LifelineNetworkEvent,
   LifelinePongEvent,
   LifelineSocketEventMap,
-  RoundTripTime,
-  LifelineListener,
-  LifelineListenerOptions,
-  SendResult,
 } from "../index.js";
+// ---- end of the generated part ----
 
 type Room = "join" | "leave" | "publish" | "listRooms";
 type Listening = "addEventListener" | "removeEventListener" | "on" | "off";

@@ -2,16 +2,19 @@
 //! `client-wasm/src/js/boundary.rs` (parsed by [`super::boundary_js`]).
 //!
 //! The generated text sits between two marker lines of the otherwise hand-written
-//! `index.d.ts`, where every type the fields name is in scope; `socket.d.ts` imports what it
-//! needs from there. Each event kind becomes an interface with its fields as `readonly`
-//! properties, and the kinds fill `LifelineSocketEventMap` and (rooms-only ones)
-//! `LifelineRoomEventMap`. The test below fails when the committed region is stale.
+//! `index.d.ts`, where every type the fields name is in scope. Each event kind becomes an
+//! interface with its fields as `readonly` properties, and the kinds fill
+//! `LifelineSocketEventMap` and (rooms-only ones) `LifelineRoomEventMap`. `socket.d.ts` (the
+//! entry without rooms) re-exports the socket events' interfaces from a generated region of its
+//! own. The test below fails when a committed region is stale.
 
 use super::boundary_js::{Field, SOURCE, Variant, lower_camel, source_text, tables};
 use crate::Result;
 
 /// The declarations, relative to the workspace root.
 const DECLARATIONS: &str = "client-wasm/js/index.d.ts";
+/// The socket entry's declarations (without rooms), relative to the workspace root.
+const SOCKET_DECLARATIONS: &str = "client-wasm/js/socket.d.ts";
 /// The line that opens the generated region.
 const BEGIN: &str =
     "// ---- generated from client-wasm/src/js/boundary.rs by `cargo xtask package` ----";
@@ -20,21 +23,23 @@ const END: &str = "// ---- end of the generated part ----";
 /// Lines are wrapped to this width, as in the hand-written declarations.
 const WIDTH: usize = 100;
 
-/// Rewrites the generated region of `index.d.ts` if its text changed.
+/// Rewrites the generated regions of `index.d.ts` and `socket.d.ts` if their text changed.
 pub(super) fn write() -> Result {
-    let path = crate::root().join(DECLARATIONS);
-    let old = std::fs::read_to_string(&path).map_err(|e| format!("reading {DECLARATIONS}: {e}"))?;
-    let new = with_region(&old, &generate(&source_text()?)?)?;
-    if new != old {
-        std::fs::write(&path, new).map_err(|e| format!("writing {DECLARATIONS}: {e}"))?;
-        println!("xtask: regenerated the event part of {DECLARATIONS} from {SOURCE}");
+    for (file, region) in generate(&source_text()?)? {
+        let path = crate::root().join(file);
+        let old = std::fs::read_to_string(&path).map_err(|e| format!("reading {file}: {e}"))?;
+        let new = with_region(file, &old, &region)?;
+        if new != old {
+            std::fs::write(&path, new).map_err(|e| format!("writing {file}: {e}"))?;
+            println!("xtask: regenerated the event part of {file} from {SOURCE}");
+        }
     }
     Ok(())
 }
 
-/// `text` with the lines between its markers replaced by `region`.
-fn with_region(text: &str, region: &str) -> Result<String> {
-    let missing = || format!("{DECLARATIONS} lacks the marker lines of its generated region");
+/// `text` of `file` with the lines between its markers replaced by `region`.
+fn with_region(file: &str, text: &str, region: &str) -> Result<String> {
+    let missing = || format!("{file} lacks the marker lines of its generated region");
     let begin = text.find(BEGIN).ok_or_else(missing)? + BEGIN.len() + 1;
     let end = begin + text[begin..].find(END).ok_or_else(missing)?;
     Ok(format!("{}{region}{}", &text[..begin], &text[end..]))
@@ -54,8 +59,8 @@ impl Interface<'_> {
     }
 }
 
-/// The generated region for the table in `source`.
-fn generate(source: &str) -> Result<String> {
+/// The generated regions for the table in `source`: each file with its region.
+fn generate(source: &str) -> Result<[(&'static str, String); 2]> {
     let tables = tables(source)?;
     let Some(events) = tables.iter().find(|t| t.name == "PageEvent") else {
         return Err(format!("{SOURCE} has no `page_events!` table"));
@@ -109,7 +114,15 @@ fn generate(source: &str) -> Result<String> {
          export interface LifelineRoomEventMap {{\n{}}}\n\n",
         map(true)
     ));
-    Ok(ts)
+    let socket_events = interfaces
+        .iter()
+        .filter(|i| i.variants.iter().all(|v| !v.rooms_only));
+    let names = socket_events
+        .map(|i| format!("  {},\n", i.name))
+        .collect::<String>();
+    let socket =
+        format!("export type {{\n{names}  LifelineSocketEventMap,\n}} from \"../index.js\";\n");
+    Ok([(DECLARATIONS, ts), (SOCKET_DECLARATIONS, socket)])
 }
 
 /// The interface of one event kind.
@@ -214,15 +227,17 @@ mod tests {
 
     #[test]
     fn the_committed_event_declarations_are_current() {
-        let path = crate::root().join(DECLARATIONS);
-        let committed = std::fs::read_to_string(path).expect("the declarations are committed");
-        let region = generate(&source_text().expect("the table reads")).expect("the table parses");
-        let fresh = with_region(&committed, &region).expect("the markers are there");
-        assert!(
-            committed == fresh,
-            "the event part of {DECLARATIONS} is stale: run `cargo xtask package` to regenerate \
-             it from {SOURCE}"
-        );
+        let regions = generate(&source_text().expect("the table reads")).expect("the table parses");
+        for (file, region) in regions {
+            let path = crate::root().join(file);
+            let committed = std::fs::read_to_string(path).expect("the declarations are committed");
+            let fresh = with_region(file, &committed, &region).expect("the markers are there");
+            assert!(
+                committed == fresh,
+                "the event part of {file} is stale: run `cargo xtask package` to regenerate it \
+                 from {SOURCE}"
+            );
+        }
     }
 
     #[test]
@@ -249,7 +264,7 @@ mod tests {
                 }
             }
         "#;
-        let ts = generate(source).expect("parses");
+        let [(_, ts), (_, socket)] = generate(source).expect("parses");
         assert!(ts.contains(
             "/** Opened. */\nexport interface LifelineOpenEvent extends \
              LifelineEventBase<\"open\"> {\n  readonly protocol: string;\n}\n"
@@ -268,6 +283,11 @@ mod tests {
              LifelineNetworkEvent;\n  online: LifelineNetworkEvent;\n}\n"
         ));
         assert!(ts.contains("LifelineRoomEventMap {\n  recovery: LifelineRecoveryEvent;\n}\n"));
+        assert_eq!(
+            socket,
+            "export type {\n  LifelineOpenEvent,\n  LifelineNetworkEvent,\n  \
+             LifelineSocketEventMap,\n} from \"../index.js\";\n"
+        );
     }
 
     #[test]
