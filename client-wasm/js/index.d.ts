@@ -265,7 +265,7 @@ export interface LifelineMessageEvent
  * `message` is the error's.
  */
 export interface LifelineErrorEvent
-  extends Pick<LifelineError, "message">,
+  extends Readonly<Pick<LifelineError, "message">>,
     LifelineEventBase<"error"> {
   readonly error: LifelineError;
 }

@@ -241,7 +241,7 @@ page_events! {
         Message { data: "string | ArrayBuffer | Blob" },
         /// Something went wrong; the client carries on unless a `close` or `giveup` says
         /// otherwise. `message` is the error's.
-        #[ts(extends = r#"Pick<LifelineError, "message">"#)]
+        #[ts(extends = r#"Readonly<Pick<LifelineError, "message">>"#)]
         Error {
             // The wasm hands over a thrown-shaped value (see `js.rs`'s `crate_error`).
             error: "LifelineError",
