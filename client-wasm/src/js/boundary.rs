@@ -178,8 +178,9 @@ numbered! {
 /// Declares the [`PageEvent`] enum: each variant an event type, each field a property of the
 /// event. `emit` hands the values over in the order the fields are declared.
 ///
-/// The table is also the event part of `js/index.d.ts` (between its `generated` markers): each
-/// variant is an interface `Lifeline<Variant>Event` and each field a `readonly` property of the
+/// The table is also the event part of `js/index.d.ts` and `js/socket.d.ts` (between their
+/// `generated` markers): each variant is an interface `Lifeline<Variant>Event` (re-exported by
+/// the socket entry unless rooms-only) and each field a `readonly` property of the
 /// TypeScript type in its string, as the page sees it after `index.js` reshapes it. A variant's
 /// `#[ts(...)]` may rename the interface (`interface`; variants that share one are merged),
 /// add what it `extends`, or give it a `generic` parameter. A field's `#[ts(into = "a.b")]`
