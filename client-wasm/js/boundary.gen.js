@@ -64,7 +64,10 @@ export const CALL_START_ROOMS = 11;
 export const CALL_JOIN = 12;
 /** Leaves room `a`; answers whether it was joined. */
 export const CALL_LEAVE = 13;
-/** Publishes JSON text `b` to room `a`; answers the publish id, whose `ack` or `publishFailed` event settles the page's promise. */
+/**
+ * Publishes JSON text `b` to room `a`; answers the publish id, whose `ack` or `publishFailed` event
+ * settles the page's promise.
+ */
 export const CALL_PUBLISH = 14;
 /** Asks for the room list; answers whether it was asked. */
 export const CALL_LIST_ROOMS = 15;
@@ -73,7 +76,11 @@ export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispo
 // Command: What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.
 /** Call the URL provider; `__input(UrlResolved | UrlFailed, conn, text)` follows. */
 export const COMMAND_RESOLVE_URL = 0;
-/** Open a `WebSocket` to `a` offering the page's subprotocols, and `lifeline.v1` after them when `b` is true, dropping any other socket. An exception goes to `__input(OpenFailed, conn, url, name, message)`. */
+/**
+ * Open a `WebSocket` to `a` offering the page's subprotocols, and `lifeline.v1` after them when `b`
+ * is true, dropping any other socket. An exception goes to `__input(OpenFailed, conn, url, name,
+ * message)`.
+ */
 export const COMMAND_OPEN = 1;
 /** Send `a` (a string or an `ArrayBuffer`) on connection `conn`, if it is still the socket. */
 export const COMMAND_SEND = 2;
@@ -130,34 +137,64 @@ export const OPTION_SLOT_NAMES = ["minDelay", "maxDelay", "backoffFactor", "maxR
 // PageEvent: An event for the page. Its type is the variant's name in lowerCamelCase, as
 // `EventTarget` names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the
 // fields.
-/** The connection is open with subprotocol `protocol`. */
+/** A socket opened. `protocol` is the subprotocol the server selected ("" if none). */
 export const PAGE_EVENT_OPEN = 0;
-/** A message: a string or an `ArrayBuffer`. */
+/**
+ * A message arrived (a `MessageEvent`): text frames as `string`, binary frames as a `Blob` or, with
+ * `binaryType = "arraybuffer"`, an `ArrayBuffer`.
+ */
 export const PAGE_EVENT_MESSAGE = 1;
-/** An error, thrown-shaped (see `js.rs`'s `crate_error`). */
+/**
+ * Something went wrong; the client carries on unless a `close` or `giveup` says otherwise.
+ * `message` is the error's.
+ */
 export const PAGE_EVENT_ERROR = 2;
+/**
+ * A socket closed ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)). 1006
+ * means the connection was lost without a close frame; 4000 that the heartbeat timed out.
+ */
 export const PAGE_EVENT_CLOSE = 3;
-/** Waiting `delay` ms before attempt `attempt`. */
+/** The next attempt starts after `delay` ms; `attempt` counts failed attempts from 1. */
 export const PAGE_EVENT_RECONNECTING = 4;
-/** `state` is a `State`. */
+/** The state changed. */
 export const PAGE_EVENT_STATECHANGE = 5;
+/** `maxRetries` attempts failed in a row; the client is now closed. */
 export const PAGE_EVENT_GIVEUP = 6;
+/** The browser went offline (retries pause) or came back online (a waiting retry starts). */
 export const PAGE_EVENT_OFFLINE = 7;
 export const PAGE_EVENT_ONLINE = 8;
-/** A heartbeat pong, `rtt` ms after its ping. */
+/** A heartbeat pong arrived. */
 export const PAGE_EVENT_PONG = 9;
+/** The server answered this connection's `hello`. */
 export const PAGE_EVENT_WELCOME = 10;
+/** A first join: delivery starts after `offset` (earlier history is not replayed). */
 export const PAGE_EVENT_JOINED = 11;
+/**
+ * The answer to a rejoin after a reconnect (or a gap). `recovered: true`: every message missed
+ * since `since` follows, in order, before anything newer. `recovered: false`: the gap cannot be
+ * filled (the epoch changed or the history is too short); delivery goes on after `offset` of
+ * `epoch`, and the messages in between are lost to this client.
+ */
 export const PAGE_EVENT_RECOVERY = 12;
+/**
+ * A message in a joined room: in offset order, never twice, your own publishes included. A resend
+ * the server re-broadcast under a new offset (same `publisher` and `id`, after a lost session or a
+ * server restart) is skipped.
+ */
 export const PAGE_EVENT_ROOM_MESSAGE = 13;
+/** The server confirmed a `leave`. */
 export const PAGE_EVENT_LEFT = 14;
+/** A publish was acknowledged (its promise resolves with these fields: `PublishAck`). */
 export const PAGE_EVENT_ACK = 15;
-/** `error` is thrown-shaped (see `js.rs`'s `room_error`). */
+/** A publish failed and will not be resent (its promise rejects with the same `error`). */
 export const PAGE_EVENT_PUBLISH_FAILED = 16;
+/** Who is in a room now. */
 export const PAGE_EVENT_PRESENCE = 17;
-/** `rooms` lists `[room, members]` pairs. */
+/** The server's room list: on `listRooms()` and whenever membership changes. */
 export const PAGE_EVENT_ROOMS = 18;
+/** The server refused something that was not a publish (a join, say). */
 export const PAGE_EVENT_SERVER_ERROR = 19;
+/** A text frame that is not protocol v1; the connection goes on. */
 export const PAGE_EVENT_BAD_FRAME = 20;
 export const PAGE_EVENT_NAMES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong", ...(HAS_ROOMS ? ["welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence", "rooms", "serverError", "badFrame"] : [])];
 export const PAGE_EVENT_FIELDS = [

@@ -1,11 +1,13 @@
 // TypeScript declarations of the npm package `ws-lifeline`.
 //
-// Hand-written (wasm-bindgen's generated declarations cannot express an event map); checked by
-// `tests/ts/usage.ts` under `tsc --strict` and, at run time, by the browser tests in
+// Hand-written (wasm-bindgen's generated declarations cannot express an event map), except the
+// event interfaces and maps, which `cargo xtask package` generates from the event table in
+// `client-wasm/src/js/boundary.rs` (between the marker lines below: not to be edited by hand).
+// Checked by `tests/ts/usage.ts` under `tsc --strict` and, at run time, by the browser tests in
 // `tests/e2e/js_*.test.mjs`. The protocol v1 wire types come from `protocol.d.ts`, which is
 // generated from the Rust serde types and kept equal to them by a Rust test.
 
-import type { ErrorCode, JsonValue, RoomInfo, Since } from "./protocol.js";
+import type { ErrorCode, JsonValue, RoomInfo } from "./protocol.js";
 
 export type * from "./protocol.js";
 
@@ -241,28 +243,36 @@ export interface LifelineEventBase<K extends string> extends Event {
   readonly target: LifelineSocket;
 }
 
+// ---- generated from client-wasm/src/js/boundary.rs by `cargo xtask package` ----
+
 /** A socket opened. `protocol` is the subprotocol the server selected ("" if none). */
 export interface LifelineOpenEvent extends LifelineEventBase<"open"> {
   readonly protocol: string;
 }
 
-/** A message arrived (a `MessageEvent`): text frames as `string`, binary frames as a `Blob`
- * or, with `binaryType = "arraybuffer"`, an `ArrayBuffer`. */
+/**
+ * A message arrived (a `MessageEvent`): text frames as `string`, binary frames as a `Blob` or, with
+ * `binaryType = "arraybuffer"`, an `ArrayBuffer`.
+ */
 export interface LifelineMessageEvent
   extends Omit<MessageEvent, "type" | "target" | "data">,
     LifelineEventBase<"message"> {
   readonly data: string | ArrayBuffer | Blob;
 }
 
-/** Something went wrong; the client carries on unless a `close` or `giveup` says otherwise. */
-export interface LifelineErrorEvent extends LifelineEventBase<"error"> {
+/**
+ * Something went wrong; the client carries on unless a `close` or `giveup` says otherwise.
+ * `message` is the error's.
+ */
+export interface LifelineErrorEvent
+  extends Readonly<Pick<LifelineError, "message">>,
+    LifelineEventBase<"error"> {
   readonly error: LifelineError;
-  readonly message: string;
 }
 
 /**
- * A socket closed ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)).
- * 1006 means the connection was lost without a close frame; 4000 that the heartbeat timed out.
+ * A socket closed ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)). 1006
+ * means the connection was lost without a close frame; 4000 that the heartbeat timed out.
  */
 export interface LifelineCloseEvent
   extends Omit<CloseEvent, "type" | "target">,
@@ -295,22 +305,11 @@ export interface LifelinePongEvent extends LifelineEventBase<"pong"> {
   readonly rtt: number;
 }
 
-/** The heartbeat's round-trip time in ms. */
-export interface RoundTripTime {
-  /** The latest sample. */
-  readonly last: number;
-  /** Smoothed as TCP's SRTT: `smoothed += (last - smoothed) / 8`. */
-  readonly smoothed: number;
-}
-
-// Protocol v1 (rooms) events. The first listener for any of them starts the rooms layer, as
-// do join, leave, publish and listRooms.
-
 /** The server answered this connection's `hello`. */
 export interface LifelineWelcomeEvent extends LifelineEventBase<"welcome"> {
   /**
-   * True when the previous session was resumed. False after an earlier session means the
-   * server forgot it (it restarted, say): publishes resent now may be delivered twice.
+   * True when the previous session was resumed. False after an earlier session means the server
+   * forgot it (it restarted, say): publishes resent now may be delivered twice.
    */
   readonly resumed: boolean;
   /** The display name the server knows this client by (`from` of its messages). */
@@ -328,24 +327,26 @@ export interface LifelineJoinedEvent extends LifelineEventBase<"joined"> {
 
 /**
  * The answer to a rejoin after a reconnect (or a gap). `recovered: true`: every message missed
- * since `since` follows, in order, before anything newer. `recovered: false`: the gap cannot
- * be filled (the epoch changed or the history is too short); delivery goes on after `offset`
- * of `epoch`, and the messages in between are lost to this client.
+ * since `since` follows, in order, before anything newer. `recovered: false`: the gap cannot be
+ * filled (the epoch changed or the history is too short); delivery goes on after `offset` of
+ * `epoch`, and the messages in between are lost to this client.
  */
 export interface LifelineRecoveryEvent extends LifelineEventBase<"recovery"> {
   readonly room: string;
   readonly recovered: boolean;
   /** The position the client asked to resume after. */
-  readonly since: Since;
+  readonly since: { readonly epoch: string; readonly offset: number };
   /** The room's epoch now. */
   readonly epoch: string;
   /** The room's latest offset now. */
   readonly offset: number;
 }
 
-/** A message in a joined room: in offset order, never twice, your own publishes included. A
- * resend the server re-broadcast under a new offset (same `publisher` and `id`, after a lost
- * session or a server restart) is skipped. */
+/**
+ * A message in a joined room: in offset order, never twice, your own publishes included. A resend
+ * the server re-broadcast under a new offset (same `publisher` and `id`, after a lost session or a
+ * server restart) is skipped.
+ */
 export interface LifelineRoomMessageEvent<T extends JsonValue = JsonValue>
   extends LifelineEventBase<"roomMessage"> {
   readonly room: string;
@@ -359,11 +360,13 @@ export interface LifelineRoomMessageEvent<T extends JsonValue = JsonValue>
   readonly data: T;
   /** Server time of publication, ms since the Unix epoch. */
   readonly ts: number;
-  /** The publisher's id, from a server that stamps it. With `id` it names the publication
-   * across sessions and server restarts: use `${publisher}:${id}` as a list key. */
-  readonly publisher?: string;
+  /**
+   * The publisher's id, from a server that stamps it. With `id` it names the publication across
+   * sessions and server restarts: use `${publisher}:${id}` as a list key.
+   */
+  readonly publisher: string | undefined;
   /** The publisher's publish id, sent with `publisher`. */
-  readonly id?: number;
+  readonly id: number | undefined;
 }
 
 /** The server confirmed a `leave`. */
@@ -371,8 +374,8 @@ export interface LifelineLeftEvent extends LifelineEventBase<"left"> {
   readonly room: string;
 }
 
-/** What `publish` resolves with: the server accepted the message. */
-export interface PublishAck {
+/** A publish was acknowledged (its promise resolves with these fields: `PublishAck`). */
+export interface LifelineAckEvent extends LifelineEventBase<"ack"> {
   /** The publish's id (unique within the socket). */
   readonly id: number;
   readonly room: string;
@@ -381,9 +384,6 @@ export interface PublishAck {
   /** True for a resend the server had accepted before (and did not broadcast again). */
   readonly duplicate: boolean;
 }
-
-/** A publish was acknowledged (its promise resolves with the same fields). */
-export interface LifelineAckEvent extends LifelineEventBase<"ack">, PublishAck {}
 
 /** A publish failed and will not be resent (its promise rejects with the same `error`). */
 export interface LifelinePublishFailedEvent extends LifelineEventBase<"publishFailed"> {
@@ -419,7 +419,22 @@ export interface LifelineBadFrameEvent extends LifelineEventBase<"badFrame"> {
   readonly message: string;
 }
 
-/** Protocol v1 event types and the event each one delivers. */
+/** The socket's events by type: those of `WebSocket` and the resilience events. */
+export interface LifelineSocketEventMap {
+  open: LifelineOpenEvent;
+  message: LifelineMessageEvent;
+  error: LifelineErrorEvent;
+  close: LifelineCloseEvent;
+  reconnecting: LifelineReconnectingEvent;
+  statechange: LifelineStateChangeEvent;
+  giveup: LifelineGiveUpEvent;
+  offline: LifelineNetworkEvent;
+  online: LifelineNetworkEvent;
+  pong: LifelinePongEvent;
+}
+
+/** Protocol v1 (rooms) event types and the event each one delivers. The first listener for any
+ * of them starts the rooms layer, as do join, leave, publish and listRooms. */
 export interface LifelineRoomEventMap {
   welcome: LifelineWelcomeEvent;
   joined: LifelineJoinedEvent;
@@ -434,23 +449,25 @@ export interface LifelineRoomEventMap {
   badFrame: LifelineBadFrameEvent;
 }
 
+// ---- end of the generated part ----
+
+/** The heartbeat's round-trip time in ms. */
+export interface RoundTripTime {
+  /** The latest sample. */
+  readonly last: number;
+  /** Smoothed as TCP's SRTT: `smoothed += (last - smoothed) / 8`. */
+  readonly smoothed: number;
+}
+
+/** What `publish` resolves with: the server accepted the message. */
+export type PublishAck = Pick<LifelineAckEvent, "id" | "room" | "offset" | "duplicate">;
+
 /**
  * Event types and the event each one delivers: the socket's, and protocol v1's. Once the
  * rooms layer runs, text frames are room events (`roomMessage` is a decoded room message) or
  * `badFrame`, never `message`; binary frames are still `message` events.
  */
-export interface LifelineEventMap extends LifelineRoomEventMap {
-  open: LifelineOpenEvent;
-  message: LifelineMessageEvent;
-  error: LifelineErrorEvent;
-  close: LifelineCloseEvent;
-  reconnecting: LifelineReconnectingEvent;
-  statechange: LifelineStateChangeEvent;
-  giveup: LifelineGiveUpEvent;
-  offline: LifelineNetworkEvent;
-  online: LifelineNetworkEvent;
-  pong: LifelinePongEvent;
-}
+export interface LifelineEventMap extends LifelineSocketEventMap, LifelineRoomEventMap {}
 
 /** A listener: a function, or an object with `handleEvent` (as for `EventTarget`). */
 export type LifelineListener<E> = ((event: E) => void) | { handleEvent(event: E): void };

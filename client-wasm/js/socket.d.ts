@@ -5,15 +5,7 @@
 import type {
   LifelineSocket as FullSocket,
   LifelineOptions,
-  LifelineOpenEvent,
-  LifelineMessageEvent,
-  LifelineErrorEvent,
-  LifelineCloseEvent,
-  LifelineReconnectingEvent,
-  LifelineStateChangeEvent,
-  LifelineGiveUpEvent,
-  LifelineNetworkEvent,
-  LifelinePongEvent,
+  LifelineSocketEventMap,
   LifelineListener,
   LifelineListenerOptions,
   UrlProvider,
@@ -35,6 +27,13 @@ export type {
   LifelineErrorCode,
   LifelineError,
   LifelineEventBase,
+  RoundTripTime,
+  LifelineListener,
+  LifelineListenerOptions,
+  SendResult,
+} from "../index.js";
+// ---- generated from client-wasm/src/js/boundary.rs by `cargo xtask package` ----
+export type {
   LifelineOpenEvent,
   LifelineMessageEvent,
   LifelineErrorEvent,
@@ -44,25 +43,9 @@ export type {
   LifelineGiveUpEvent,
   LifelineNetworkEvent,
   LifelinePongEvent,
-  RoundTripTime,
-  LifelineListener,
-  LifelineListenerOptions,
-  SendResult,
+  LifelineSocketEventMap,
 } from "../index.js";
-
-/** The socket's events by type: those of `WebSocket` and the resilience events. */
-export interface LifelineSocketEventMap {
-  open: LifelineOpenEvent;
-  message: LifelineMessageEvent;
-  error: LifelineErrorEvent;
-  close: LifelineCloseEvent;
-  reconnecting: LifelineReconnectingEvent;
-  statechange: LifelineStateChangeEvent;
-  giveup: LifelineGiveUpEvent;
-  online: LifelineNetworkEvent;
-  offline: LifelineNetworkEvent;
-  pong: LifelinePongEvent;
-}
+// ---- end of the generated part ----
 
 type Room = "join" | "leave" | "publish" | "listRooms";
 type Listening = "addEventListener" | "removeEventListener" | "on" | "off";

@@ -11,7 +11,7 @@ use serde::Serialize;
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::{self, RoomError, RoomStats};
 use crate::machine::session::Session;
-use crate::machine::{Instant, Rtt};
+use crate::machine::{Instant, Rtt, Target};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::native::{Host, WeakHost};
 #[cfg(feature = "rooms")]
@@ -49,6 +49,17 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them; natively
+    /// `ws:` only) and keeps connecting. Natively it must be called inside a tokio runtime,
+    /// and speaks protocol v1 from the first attempt on, with the settings of
+    /// [`Config::rooms`](crate::Config::rooms).
+    ///
+    /// Errors: [`Error::InvalidUrl`] carrying the URL. Everything after this (a refused
+    /// connection, a dropped one) is reported as events and retried.
+    pub fn connect(url: &str, config: crate::Config) -> Result<Client> {
+        Client::start(config, Target::Url(url.to_owned()), None)
+    }
+
     /// Runs `f` on the session at the current time; the shell then carries out what it
     /// decided.
     fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {

@@ -296,6 +296,37 @@ impl<O: Observer> Member<O> {
         );
     }
 
+    /// Every publisher's messages were delivered to this member once each: none missing (no
+    /// gap), `per_publisher` × the publishers in all.
+    pub fn assert_delivered_once(&self, s: &RoomStats) {
+        for (p, name) in PUBLISHERS.iter().enumerate() {
+            let gaps = self.rx.gaps(p);
+            assert!(
+                gaps.is_empty(),
+                "{}: none of {name}'s lost, missing (first, last, losses): {gaps:?}",
+                self.name
+            );
+        }
+        let publishers = PUBLISHERS.len() as u64;
+        assert_eq!(
+            s.delivered,
+            self.plan.per_publisher * publishers,
+            "{}: each message once",
+            self.name
+        );
+    }
+
+    /// The server never sent this member a message twice: the client dropped nothing as a
+    /// duplicate or as a re-broadcast resend.
+    pub fn assert_nothing_sent_twice(&self, s: &RoomStats) {
+        assert_eq!(
+            (s.duplicates_dropped, s.resends_dropped),
+            (0, 0),
+            "{}: the server sent nothing twice",
+            self.name
+        );
+    }
+
     /// One line of a run's report: the client's counts `s` and the recoveries seen.
     pub fn report(&self, s: &RoomStats) -> String {
         format!(

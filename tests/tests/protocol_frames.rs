@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use lifeline_tests::events::until;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 use ws_lifeline::machine::rooms::RoomEvent;
@@ -32,23 +33,6 @@ async fn server() -> (String, oneshot::Sender<()>) {
     (format!("ws://{addr}"), stop)
 }
 
-/// Every event until `done` matches one, which is included.
-async fn until(client: &mut Client, done: impl Fn(&ClientEvent) -> bool) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    let wait = async {
-        while let Some(event) = client.next_event().await {
-            let last = done(&event);
-            seen.push(event);
-            if last {
-                return;
-            }
-        }
-    };
-    let finished = timeout(LIMIT, wait).await;
-    assert!(finished.is_ok(), "timed out; saw {seen:?}");
-    seen
-}
-
 fn text_messages(events: &[ClientEvent]) -> Vec<&ClientEvent> {
     events
         .iter()
@@ -65,6 +49,7 @@ async fn protocol_frames_are_room_events_never_messages() {
     let ack = client.publish("frames", &"hi").unwrap();
     let mut seen = until(
         &mut client,
+        LIMIT,
         |e| matches!(e, ClientEvent::Room(RoomEvent::Message(m)) if m.data.as_str() == r#""hi""#),
     )
     .await;
@@ -96,6 +81,7 @@ async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
     client.send(vec![1u8, 2, 3]).unwrap();
     let mut seen = until(
         &mut client,
+        LIMIT,
         |e| matches!(e, ClientEvent::Room(RoomEvent::BadFrame(bad)) if bad.raw == "plain text"),
     )
     .await;
@@ -106,7 +92,7 @@ async fn other_text_frames_are_bad_frames_and_binary_frames_messages() {
         )
     }) {
         seen.extend(
-            until(&mut client, |e| {
+            until(&mut client, LIMIT, |e| {
                 matches!(
                     e,
                     ClientEvent::Connection(Event::Message(Message::Binary(_)))
@@ -141,6 +127,7 @@ async fn a_handle_acts_on_its_client_until_the_client_is_dropped() {
         .unwrap();
     until(
         &mut client,
+        LIMIT,
         |e| matches!(e, ClientEvent::Connection(Event::Message(Message::Binary(b))) if b == &[7]),
     )
     .await;

@@ -415,20 +415,7 @@ async fn soak(what: &str, instances: &[EngineKind], per_publisher: u64, kept: bo
                 "{}: never recovered: false",
                 m.name
             );
-            for (p, name) in PUBLISHERS.iter().enumerate() {
-                let gaps = m.rx.gaps(p);
-                assert!(
-                    gaps.is_empty(),
-                    "{}: none of {name}'s lost: {gaps:?}",
-                    m.name
-                );
-            }
-            assert_eq!(
-                s.delivered,
-                per_publisher * 2,
-                "{}: each message once",
-                m.name
-            );
+            m.assert_delivered_once(s);
             continue;
         }
         // Each restart is one epoch change, reported once.

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lifeline_tests::events::until;
 use lifeline_tests::server::RunningServer;
-use tokio::time::timeout;
 use ws_lifeline::native::{Client, ClientEvent};
 use ws_lifeline::{Config, Error, Event};
 
@@ -23,25 +23,6 @@ const LIMIT: Duration = Duration::from_secs(10);
 async fn server() -> RunningServer {
     let config = server_dev::Config::default().no_auth(true);
     RunningServer::start(config).await.unwrap()
-}
-
-/// The connection events until `done` matches one, which is included.
-async fn until(client: &mut Client, done: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let mut seen = Vec::new();
-    let wait = async {
-        while let Some(event) = client.next_event().await {
-            if let ClientEvent::Connection(event) = event {
-                let last = done(&event);
-                seen.push(event);
-                if last {
-                    return;
-                }
-            }
-        }
-    };
-    let finished = timeout(LIMIT, wait).await;
-    assert!(finished.is_ok(), "timed out; saw {seen:?}");
-    seen
 }
 
 #[tokio::test]
@@ -60,11 +41,15 @@ async fn a_failed_provider_is_reported_and_asked_again() {
         async move { answer }
     })
     .unwrap();
-    let seen = until(&mut client, |e| matches!(e, Event::Open)).await;
+    let seen = until(&mut client, LIMIT, |e| {
+        matches!(e, ClientEvent::Connection(Event::Open))
+    })
+    .await;
     assert!(
         seen.iter().any(|e| matches!(
             e,
-            Event::Error(Error::UrlProvider { message }) if message.contains("ticket service down")
+            ClientEvent::Connection(Event::Error(Error::UrlProvider { message }))
+                if message.contains("ticket service down")
         )),
         "the provider's error is reported: {seen:?}"
     );
@@ -77,7 +62,10 @@ async fn a_failed_provider_is_reported_and_asked_again() {
 
     // A reconnect asks the provider again, which now names the other server.
     client.reconnect();
-    until(&mut client, |e| matches!(e, Event::Open)).await;
+    until(&mut client, LIMIT, |e| {
+        matches!(e, ClientEvent::Connection(Event::Open))
+    })
+    .await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(client.url(), Some(two.ws_url("/ws?name=ann")));
     drop(client);

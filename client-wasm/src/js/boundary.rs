@@ -1,7 +1,8 @@
 //! The numbers that cross between the wasm (`src/js.rs`) and the JS shell (`js/index.js`),
 //! written once. `cargo xtask package` generates `js/boundary.gen.js` from this file
-//! (`xtask/src/npm/boundary_js.rs` reads the `numbered!` and `page_events!` tables below), and
-//! `cargo test -p xtask` fails when the committed file is stale.
+//! (`xtask/src/npm/boundary_js.rs` reads the `numbered!` and `page_events!` tables below) and
+//! the event part of `js/index.d.ts` from the `page_events!` table
+//! (`xtask/src/npm/boundary_ts.rs`); `cargo test -p xtask` fails when either is stale.
 //!
 //! In JS each variant is a constant named after its enum and itself (`Input::Text` is
 //! `INPUT_TEXT`), and `<ENUM>_NAMES` lists the variants' names in lowerCamelCase by number
@@ -176,13 +177,37 @@ numbered! {
 
 /// Declares the [`PageEvent`] enum: each variant an event type, each field a property of the
 /// event. `emit` hands the values over in the order the fields are declared.
+///
+/// The table is also the event part of `js/index.d.ts` and `js/socket.d.ts` (between their
+/// `generated` markers): each variant is an interface `Lifeline<Variant>Event` (re-exported by
+/// the socket entry unless rooms-only) and each field a `readonly` property of the
+/// TypeScript type in its string, as the page sees it after `index.js` reshapes it. A variant's
+/// `#[ts(...)]` may rename the interface (`interface`; variants that share one are merged),
+/// add what it `extends`, or give it a `generic` parameter. A field's `#[ts(into = "a.b")]`
+/// says that `index.js` hands it to the page as property `b` of object `a`.
 macro_rules! page_events {
     ($(#[doc = $doc:literal])* enum PageEvent {
-        $($(#[doc = $variant_doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident { $($field:ident),* },)*
+        $(
+            $(#[doc = $variant_doc:literal])*
+            $(#[cfg($cfg:meta)])?
+            $(#[ts($($variant_ts:tt)*)])?
+            $variant:ident {
+                $(
+                    $(#[doc = $field_doc:literal])*
+                    $(#[ts($($field_ts:tt)*)])?
+                    $field:ident: $ts:literal
+                ),*
+                $(,)?
+            },
+        )*
     }) => {
         $(#[doc = $doc])*
         pub(super) enum PageEvent {
-            $($(#[doc = $variant_doc])* $(#[cfg($cfg)])? $variant { $($field: JsValue),* },)*
+            $(
+                $(#[doc = $variant_doc])*
+                $(#[cfg($cfg)])?
+                $variant { $($(#[doc = $field_doc])* $field: JsValue),* },
+            )*
         }
 
         /// The event kinds by number, all of them in every build.
@@ -209,45 +234,152 @@ page_events! {
     /// An event for the page. Its type is the variant's name in lowerCamelCase, as `EventTarget`
     /// names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the fields.
     enum PageEvent {
-        /// The connection is open with subprotocol `protocol`.
-        Open { protocol },
-        /// A message: a string or an `ArrayBuffer`.
-        Message { data },
-        /// An error, thrown-shaped (see `js.rs`'s `crate_error`).
-        Error { error },
-        Close { code, reason, was_clean },
-        /// Waiting `delay` ms before attempt `attempt`.
-        Reconnecting { attempt, delay },
-        /// `state` is a `State`.
-        Statechange { state },
+        /// A socket opened. `protocol` is the subprotocol the server selected ("" if none).
+        Open { protocol: "string" },
+        /// A message arrived (a `MessageEvent`): text frames as `string`, binary frames as a
+        /// `Blob` or, with `binaryType = "arraybuffer"`, an `ArrayBuffer`.
+        #[ts(extends = r#"Omit<MessageEvent, "type" | "target" | "data">"#)]
+        Message { data: "string | ArrayBuffer | Blob" },
+        /// Something went wrong; the client carries on unless a `close` or `giveup` says
+        /// otherwise. `message` is the error's.
+        #[ts(extends = r#"Readonly<Pick<LifelineError, "message">>"#)]
+        Error {
+            // The wasm hands over a thrown-shaped value (see `js.rs`'s `crate_error`).
+            error: "LifelineError",
+        },
+        /// A socket closed
+        /// ([CloseEvent](https://developer.mozilla.org/en-US/docs/Web/API/CloseEvent)). 1006 means the connection was lost without a close frame; 4000 that the heartbeat
+        /// timed out.
+        #[ts(extends = r#"Omit<CloseEvent, "type" | "target">"#)]
+        Close { code: "number", reason: "string", was_clean: "boolean" },
+        /// The next attempt starts after `delay` ms; `attempt` counts failed attempts from 1.
+        Reconnecting { attempt: "number", delay: "number" },
+        /// The state changed.
+        #[ts(interface = "LifelineStateChangeEvent")]
+        Statechange { state: "ConnectionState" },
+        /// `maxRetries` attempts failed in a row; the client is now closed.
+        #[ts(interface = "LifelineGiveUpEvent")]
         Giveup {},
+        /// The browser went offline (retries pause) or came back online (a waiting retry
+        /// starts).
+        #[ts(interface = "LifelineNetworkEvent")]
         Offline {},
+        #[ts(interface = "LifelineNetworkEvent")]
         Online {},
-        /// A heartbeat pong, `rtt` ms after its ping.
-        Pong { rtt },
+        /// A heartbeat pong arrived.
+        Pong {
+            /// The round trip it measured, from the latest ping's send, in ms.
+            rtt: "number",
+        },
+        /// The server answered this connection's `hello`.
         #[cfg(feature = "rooms")]
-        Welcome { resumed, name },
+        Welcome {
+            /// True when the previous session was resumed. False after an earlier session
+            /// means the server forgot it (it restarted, say): publishes resent now may be
+            /// delivered twice.
+            resumed: "boolean",
+            /// The display name the server knows this client by (`from` of its messages).
+            name: "string",
+        },
+        /// A first join: delivery starts after `offset` (earlier history is not replayed).
         #[cfg(feature = "rooms")]
-        Joined { room, epoch, offset },
+        Joined {
+            room: "string",
+            /// The room's epoch: it changes whenever the room's history is lost.
+            epoch: "string",
+            /// The room's latest offset.
+            offset: "number",
+        },
+        /// The answer to a rejoin after a reconnect (or a gap). `recovered: true`: every
+        /// message missed since `since` follows, in order, before anything newer.
+        /// `recovered: false`: the gap cannot be filled (the epoch changed or the history is
+        /// too short); delivery goes on after `offset` of `epoch`, and the messages in between
+        /// are lost to this client.
         #[cfg(feature = "rooms")]
-        Recovery { room, recovered, since_epoch, since_offset, epoch, offset },
+        Recovery {
+            room: "string",
+            recovered: "boolean",
+            /// The position the client asked to resume after.
+            #[ts(into = "since.epoch")]
+            since_epoch: "string",
+            #[ts(into = "since.offset")]
+            since_offset: "number",
+            /// The room's epoch now.
+            epoch: "string",
+            /// The room's latest offset now.
+            offset: "number",
+        },
+        /// A message in a joined room: in offset order, never twice, your own publishes
+        /// included. A resend the server re-broadcast under a new offset (same `publisher` and
+        /// `id`, after a lost session or a server restart) is skipped.
         #[cfg(feature = "rooms")]
-        RoomMessage { room, epoch, offset, from, data, ts, publisher, id },
+        #[ts(generic = "T extends JsonValue = JsonValue")]
+        RoomMessage {
+            room: "string",
+            /// The room's epoch: offsets start again at 1 in a new one (after a server
+            /// restart).
+            epoch: "string",
+            /// Consecutive within an epoch (a skipped resend leaves a step out).
+            offset: "number",
+            /// The publisher's display name.
+            from: "string",
+            /// The published JSON.
+            data: "T",
+            /// Server time of publication, ms since the Unix epoch.
+            ts: "number",
+            /// The publisher's id, from a server that stamps it. With `id` it names the
+            /// publication across sessions and server restarts: use `${publisher}:${id}` as a
+            /// list key.
+            publisher: "string | undefined",
+            /// The publisher's publish id, sent with `publisher`.
+            id: "number | undefined",
+        },
+        /// The server confirmed a `leave`.
         #[cfg(feature = "rooms")]
-        Left { room },
+        Left { room: "string" },
+        /// A publish was acknowledged (its promise resolves with these fields: `PublishAck`).
         #[cfg(feature = "rooms")]
-        Ack { id, room, offset, duplicate },
-        /// `error` is thrown-shaped (see `js.rs`'s `room_error`).
+        Ack {
+            /// The publish's id (unique within the socket).
+            id: "number",
+            room: "string",
+            /// The offset the message got in the room.
+            offset: "number",
+            /// True for a resend the server had accepted before (and did not broadcast again).
+            duplicate: "boolean",
+        },
+        /// A publish failed and will not be resent (its promise rejects with the same `error`).
         #[cfg(feature = "rooms")]
-        PublishFailed { id, room, error },
+        PublishFailed {
+            id: "number",
+            room: "string",
+            // Thrown-shaped from the wasm (see `js.rs`'s `room_error`).
+            error: "LifelineError",
+        },
+        /// Who is in a room now.
         #[cfg(feature = "rooms")]
-        Presence { room, members },
-        /// `rooms` lists `[room, members]` pairs.
+        Presence {
+            room: "string",
+            /// Members' display names, sorted.
+            members: "readonly string[]",
+        },
+        /// The server's room list: on `listRooms()` and whenever membership changes.
         #[cfg(feature = "rooms")]
-        Rooms { rooms },
+        Rooms {
+            /// Every room with its member count, sorted by name.
+            // The wasm hands over `[room, members]` pairs.
+            rooms: "readonly RoomInfo[]",
+        },
+        /// The server refused something that was not a publish (a join, say).
         #[cfg(feature = "rooms")]
-        ServerError { code, message },
+        ServerError { code: "ErrorCode", message: "string" },
+        /// A text frame that is not protocol v1; the connection goes on.
         #[cfg(feature = "rooms")]
-        BadFrame { raw, message },
+        BadFrame {
+            /// The frame as received.
+            raw: "string",
+            /// Why it did not decode.
+            message: "string",
+        },
     }
 }

@@ -35,7 +35,8 @@ use futures::{SinkExt, StreamExt, TryFutureExt};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::ClientRequestBuilder;
+use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -128,14 +129,6 @@ impl Host {
 
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
-    /// Connects to `url` (`ws:`; `http:` is mapped to it) and keeps connecting, speaking
-    /// protocol v1 from the first attempt on with the settings of [`Config::rooms`].
-    ///
-    /// Errors: [`Error::InvalidUrl`]. Must be called inside a tokio runtime.
-    pub fn connect(url: &str, config: Config) -> Result<Client> {
-        Client::start(config, Target::Url(url.to_owned()), None)
-    }
-
     /// Connects to a URL computed before every attempt (a fresh ticket, another server
     /// instance after one failed). A provider error is reported as [`Error::UrlProvider`] and
     /// retried with backoff. Must be called inside a tokio runtime.
@@ -158,7 +151,12 @@ impl Client {
         Client::start(config, Target::Provider, Some(provider))
     }
 
-    fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+    /// Natively the rooms layer runs from the start: protocol v1 from the first attempt on.
+    pub(crate) fn start(
+        config: Config,
+        target: Target,
+        provider: Option<Provider>,
+    ) -> Result<Client> {
         let origin = tokio::time::Instant::now();
         // Per-process random keys: a different jitter seed for every client.
         let seed = std::hash::BuildHasher::hash_one(
@@ -288,16 +286,10 @@ struct IoState {
 
 impl IoState {
     fn execute(&mut self, io: Io) {
-        let IoState {
-            sockets,
-            resolving,
-            provider,
-            inputs,
-        } = self;
         match io {
             Io::ResolveUrl { conn } => {
-                let (provider, inputs) = (provider.clone(), inputs.clone());
-                *resolving = Some(Task(tokio::spawn(async move {
+                let (provider, inputs) = (self.provider.clone(), self.inputs.clone());
+                self.resolving = Some(Task(tokio::spawn(async move {
                     let result = match provider {
                         Some(provider) => provider().await,
                         // Only a client made with a provider asks for one.
@@ -312,7 +304,7 @@ impl IoState {
                 protocols,
             } => {
                 // The session has moved on from every earlier socket.
-                sockets.clear();
+                self.sockets.clear();
                 let (tx, rx) = mpsc::unbounded_channel();
                 let buffered = Arc::new(AtomicU64::new(0));
                 let task = tokio::spawn(run_socket(
@@ -321,29 +313,29 @@ impl IoState {
                     protocols,
                     rx,
                     Arc::clone(&buffered),
-                    inputs.clone(),
+                    self.inputs.clone(),
                 ));
-                sockets.insert(conn, Socket { tx, buffered, task });
+                self.sockets.insert(conn, Socket { tx, buffered, task });
             }
             Io::Transmit { conn, message } => {
-                if let Some(s) = sockets.get(&conn) {
+                if let Some(s) = self.sockets.get(&conn) {
                     s.buffered
                         .fetch_add(message.len() as u64, Ordering::Relaxed);
                     let _ = s.tx.send(Out::Frame(message));
                 }
             }
             Io::Close { conn, code, reason } => {
-                if let Some(s) = sockets.get(&conn) {
+                if let Some(s) = self.sockets.get(&conn) {
                     let _ = s.tx.send(Out::Close(code, reason));
                 }
             }
             Io::Abandon { conn, .. } => {
-                sockets.remove(&conn);
+                self.sockets.remove(&conn);
             }
             Io::PollBuffered { conn } => {
-                if let Some(s) = sockets.get(&conn) {
+                if let Some(s) = self.sockets.get(&conn) {
                     let amount = s.buffered.load(Ordering::Relaxed);
-                    let _ = inputs.send(Input::BufferedAmount { conn, amount });
+                    let _ = self.inputs.send(Input::BufferedAmount { conn, amount });
                 }
             }
         }
@@ -358,20 +350,15 @@ async fn run_socket(
     buffered: Arc<AtomicU64>,
     inputs: mpsc::UnboundedSender<Input>,
 ) {
-    let request = url.as_str().into_client_request().and_then(|mut req| {
-        if !protocols.is_empty() {
-            let value = protocols.join(", ").parse().map_err(|_| {
-                tungstenite::Error::Url(tungstenite::error::UrlError::UnableToConnect(
-                    "invalid subprotocol".into(),
-                ))
-            })?;
-            req.headers_mut().insert("Sec-WebSocket-Protocol", value);
-        }
-        Ok(req)
+    let request = url.parse::<Uri>().map(|uri| {
+        let builder = ClientRequestBuilder::new(uri);
+        protocols
+            .into_iter()
+            .fold(builder, ClientRequestBuilder::with_sub_protocol)
     });
     let connected = match request {
-        Ok(req) => tokio_tungstenite::connect_async(req).await,
-        Err(e) => Err(e),
+        Ok(request) => tokio_tungstenite::connect_async(request).await,
+        Err(e) => Err(e.into()),
     };
     let (ws, response) = match connected {
         Ok(ok) => ok,

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 
-use super::diagnostics::{self, Counted, Kind};
+use super::diagnostics::{self, Counted, TIMERS};
 use super::now;
 use crate::machine::Instant;
 
@@ -49,7 +49,7 @@ impl Deadline {
             Armed {
                 at,
                 _timeout: timeout,
-                _counted: Counted::new(Kind::Timer),
+                _counted: Counted::new(&TIMERS),
             }
         });
         // The old timer is cleared outside the borrow.

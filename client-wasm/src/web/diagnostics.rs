@@ -4,11 +4,12 @@
 //! thread (the page's main thread). After every client is dropped, [`live()`] is all zeros.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 thread_local! {
-    static SOCKETS: Cell<usize> = const { Cell::new(0) };
-    static LISTENERS: Cell<usize> = const { Cell::new(0) };
-    static TIMERS: Cell<usize> = const { Cell::new(0) };
+    pub(crate) static SOCKETS: Cell<usize> = const { Cell::new(0) };
+    pub(crate) static LISTENERS: Cell<usize> = const { Cell::new(0) };
+    pub(crate) static TIMERS: Cell<usize> = const { Cell::new(0) };
     static CALLS: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -37,35 +38,21 @@ pub fn callbacks_run() -> u64 {
     CALLS.with(Cell::get)
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
-    Socket,
-    Listener,
-    Timer,
-}
-
-fn counter(kind: Kind) -> &'static std::thread::LocalKey<Cell<usize>> {
-    match kind {
-        Kind::Socket => &SOCKETS,
-        Kind::Listener => &LISTENERS,
-        Kind::Timer => &TIMERS,
-    }
-}
-
-/// Counts one live resource until dropped; hold it next to the resource.
+/// Counts one live resource in `counter` (`SOCKETS`, `LISTENERS` or `TIMERS`) until dropped;
+/// hold it next to the resource.
 #[derive(Debug)]
-pub(crate) struct Counted(Kind);
+pub(crate) struct Counted(&'static LocalKey<Cell<usize>>);
 
 impl Counted {
-    pub(crate) fn new(kind: Kind) -> Self {
-        counter(kind).with(|c| c.set(c.get() + 1));
-        Counted(kind)
+    pub(crate) fn new(counter: &'static LocalKey<Cell<usize>>) -> Self {
+        counter.with(|c| c.set(c.get() + 1));
+        Counted(counter)
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        counter(self.0).with(|c| c.set(c.get().saturating_sub(1)));
+        self.0.with(|c| c.set(c.get().saturating_sub(1)));
     }
 }
 

@@ -36,7 +36,7 @@ use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::typed::{self, DecodeError};
 use crate::{Config, Event, Message, Result};
 use deadline::Deadline;
-use diagnostics::{Counted, Kind};
+use diagnostics::{Counted, LISTENERS, SOCKETS};
 use subscribers::Subscribers;
 pub use subscribers::{EventStream, Subscription};
 
@@ -143,14 +143,6 @@ impl WeakHost {
 /// # Ok::<(), ws_lifeline::Error>(())
 /// ```
 impl Client {
-    /// Connects to a fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
-    ///
-    /// Errors: [`Error::InvalidUrl`](crate::Error::InvalidUrl) carrying the URL. Everything
-    /// after this (a refused connection, a dropped one) is reported as events and retried.
-    pub fn connect(url: &str, config: Config) -> Result<Client> {
-        Client::start(config, Target::Url(url.to_owned()), None)
-    }
-
     /// Connects to a URL computed before every attempt, for example with a fresh ticket.
     /// A provider error is reported as [`Error::UrlProvider`](crate::Error::UrlProvider) and
     /// retried with backoff.
@@ -173,7 +165,11 @@ impl Client {
         Client::start(config, Target::Provider, Some(provider))
     }
 
-    fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+    pub(crate) fn start(
+        config: Config,
+        target: Target,
+        provider: Option<Provider>,
+    ) -> Result<Client> {
         let session = Session::new(config, target, seed(), now())?;
         let inner = Rc::new(Inner {
             session: RefCell::new(session),
@@ -367,47 +363,38 @@ impl Inner {
                 }
             }
             Io::Transmit { conn, message } => {
-                let result = match this.socket.borrow().as_ref().filter(|s| s.conn == conn) {
-                    Some(s) => match &message {
-                        Message::Text(t) => s.ws.send_with_str(t),
-                        Message::Binary(b) => s.ws.send_with_u8_array(b),
-                    },
-                    None => Ok(()),
-                };
-                if let Err(e) = result {
+                let sent = this.with_socket(conn, |ws| match &message {
+                    Message::Text(t) => ws.send_with_str(t),
+                    Message::Binary(b) => ws.send_with_u8_array(b),
+                });
+                if let Some(Err(e)) = sent {
                     let error = js_error::from_js(e, None);
                     this.session.borrow_mut().transmit_failed(error);
                 }
             }
             Io::Close { conn, code, reason } => {
-                if let Some(s) = this.socket.borrow().as_ref().filter(|s| s.conn == conn) {
-                    let _ = s.ws.close_with_code_and_reason(code, &reason);
-                }
+                let _ = this.with_socket(conn, |ws| ws.close_with_code_and_reason(code, &reason));
             }
             Io::Abandon { conn, code, reason } => {
-                let mut slot = this.socket.borrow_mut();
-                if let Some(s) = slot.as_ref().filter(|s| s.conn == conn) {
+                // Its events no longer matter: dropped (listeners first) after the close.
+                let abandoned = this.socket.borrow_mut().take_if(|s| s.conn == conn);
+                if let Some(s) = abandoned {
                     let _ = s.ws.close_with_code_and_reason(code, &reason);
-                    // Its events no longer matter.
-                    let old = slot.take();
-                    drop(slot);
-                    drop(old);
                 }
             }
             Io::PollBuffered { conn } => {
-                let amount = this
-                    .socket
-                    .borrow()
-                    .as_ref()
-                    .filter(|s| s.conn == conn)
-                    .map(|s| u64::from(s.ws.buffered_amount()));
-                if let Some(amount) = amount {
-                    this.session
-                        .borrow_mut()
-                        .handle(now(), Input::BufferedAmount { conn, amount });
+                if let Some(amount) = this.with_socket(conn, |ws| u64::from(ws.buffered_amount())) {
+                    let input = Input::BufferedAmount { conn, amount };
+                    this.session.borrow_mut().handle(now(), input);
                 }
             }
         }
+    }
+
+    /// Runs `f` on connection `conn`'s socket, if it is still the current one.
+    fn with_socket<R>(&self, conn: ConnId, f: impl FnOnce(&WebSocket) -> R) -> Option<R> {
+        let socket = self.socket.borrow();
+        socket.as_ref().filter(|s| s.conn == conn).map(|s| f(&s.ws))
     }
 
     fn dispatch<E: 'static>(this: &Rc<Inner>, subscribers: &Subscribers<E>, event: &E) {
@@ -428,15 +415,10 @@ impl Inner {
         let ws = WebSocket::new_with_str_sequence(url, &array)
             .map_err(|e| js_error::from_js(e, Some(url)))?;
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let listen = |name: &'static str, handler: fn(&Rc<Inner>, ConnId, &web_sys::Event)| {
-            let weak = Rc::downgrade(this);
-            let listener = EventListener::new(&ws, name, move |event| {
-                diagnostics::callback_ran();
-                if let Some(inner) = weak.upgrade() {
-                    handler(&inner, conn, event);
-                }
-            });
-            (listener, Counted::new(Kind::Listener))
+        let listen = |name, handler: fn(&Rc<Inner>, ConnId, &web_sys::Event)| {
+            Inner::listen(this, &ws, name, move |inner, event| {
+                handler(inner, conn, event)
+            })
         };
         let listeners = vec![
             listen("open", on_open),
@@ -450,25 +432,34 @@ impl Inner {
             conn,
             ws,
             listeners,
-            _counted: Counted::new(Kind::Socket),
+            _counted: Counted::new(&SOCKETS),
         })
+    }
+
+    /// A listener for `name` events on `target` that runs `handler` while the client lives.
+    fn listen(
+        this: &Rc<Inner>,
+        target: &web_sys::EventTarget,
+        name: &'static str,
+        handler: impl Fn(&Rc<Inner>, &web_sys::Event) + 'static,
+    ) -> (EventListener, Counted) {
+        let weak = Rc::downgrade(this);
+        let listener = EventListener::new(target, name, move |event| {
+            diagnostics::callback_ran();
+            if let Some(inner) = weak.upgrade() {
+                handler(&inner, event);
+            }
+        });
+        (listener, Counted::new(&LISTENERS))
     }
 
     fn listen_to_environment(this: &Rc<Inner>) {
         let Some(window) = web_sys::window() else {
             return;
         };
-        let listen =
-            |target: &web_sys::EventTarget, name: &'static str, handler: fn(&Rc<Inner>)| {
-                let weak = Rc::downgrade(this);
-                let listener = EventListener::new(target, name, move |_| {
-                    diagnostics::callback_ran();
-                    if let Some(inner) = weak.upgrade() {
-                        handler(&inner);
-                    }
-                });
-                (listener, Counted::new(Kind::Listener))
-            };
+        let listen = |target: &web_sys::EventTarget, name, handler: fn(&Rc<Inner>)| {
+            Inner::listen(this, target, name, move |inner, _| handler(inner))
+        };
         let mut env = vec![
             listen(&window, "online", |inner| {
                 Inner::input(inner, Input::Online)
@@ -482,14 +473,12 @@ impl Inner {
                 let visible = web_sys::window()
                     .and_then(|w| w.document())
                     .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible);
-                Inner::input(
-                    inner,
-                    if visible {
-                        Input::Visible
-                    } else {
-                        Input::Hidden
-                    },
-                );
+                let input = if visible {
+                    Input::Visible
+                } else {
+                    Input::Hidden
+                };
+                Inner::input(inner, input);
             }));
         }
         *this.env.borrow_mut() = env;
@@ -534,10 +523,7 @@ impl Inner {
 
 fn on_open(inner: &Rc<Inner>, conn: ConnId, _: &web_sys::Event) {
     let protocol = inner
-        .socket
-        .borrow()
-        .as_ref()
-        .map(|s| s.ws.protocol())
+        .with_socket(conn, WebSocket::protocol)
         .unwrap_or_default();
     Inner::input(inner, Input::SocketOpened { conn, protocol });
 }
@@ -569,14 +555,7 @@ fn on_close(inner: &Rc<Inner>, conn: ConnId, event: &web_sys::Event) {
     );
     // This socket is finished: release it (and its listeners, this one included; wasm-bindgen
     // defers freeing a closure that is running) after the machine has seen the close.
-    let finished = {
-        let mut slot = inner.socket.borrow_mut();
-        if slot.as_ref().is_some_and(|s| s.conn == conn) {
-            slot.take()
-        } else {
-            None
-        }
-    };
+    let finished = inner.socket.borrow_mut().take_if(|s| s.conn == conn);
     Inner::input(inner, Input::SocketClosed { conn, info });
     drop(finished);
 }

@@ -5,18 +5,19 @@
 //! with their field names). This module parses both invocations with syn and writes
 //! `client-wasm/js/boundary.gen.js`: a constant per variant (`INPUT_TEXT`), the variants' names
 //! by number (`STATE_NAMES`) and, for events, their fields (`PAGE_EVENT_FIELDS`). The file is
-//! committed, so `index.js` reads as plain JS; the test below fails when it is stale.
+//! committed, so `index.js` reads as plain JS; the test below fails when it is stale. The
+//! events' TypeScript side is [`super::boundary_ts`]'s.
 
 use std::path::PathBuf;
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, Ident, Item, Lit, Meta, Token, braced};
+use syn::{Attribute, Expr, Ident, Item, Lit, LitStr, Meta, Token, braced};
 
 use crate::Result;
 
 /// The table, relative to the workspace root.
-const SOURCE: &str = "client-wasm/src/js/boundary.rs";
+pub(super) const SOURCE: &str = "client-wasm/src/js/boundary.rs";
 /// The generated file, relative to the workspace root.
 const GENERATED: &str = "client-wasm/js/boundary.gen.js";
 
@@ -31,25 +32,36 @@ pub(super) fn write() -> Result {
     Ok(())
 }
 
-fn source_text() -> Result<String> {
+pub(super) fn source_text() -> Result<String> {
     let path: PathBuf = crate::root().join(SOURCE);
     std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
 }
 
 /// One enum of the table.
-struct Table {
+pub(super) struct Table {
     doc: String,
-    name: Ident,
-    variants: Vec<Variant>,
+    pub(super) name: Ident,
+    pub(super) variants: Vec<Variant>,
 }
 
-struct Variant {
-    doc: String,
-    name: Ident,
+pub(super) struct Variant {
+    pub(super) doc: String,
+    pub(super) name: Ident,
     /// `#[cfg(feature = "rooms")]`: only the build with protocol v1 has it.
-    rooms_only: bool,
+    pub(super) rooms_only: bool,
+    /// The `key = "value"` pairs of its `#[ts(...)]`.
+    pub(super) ts: Vec<(Ident, String)>,
     /// `Some` for event kinds: the event's fields.
-    fields: Option<Vec<Ident>>,
+    pub(super) fields: Option<Vec<Field>>,
+}
+
+/// An event's field: `name: "TypeScript type"`.
+pub(super) struct Field {
+    pub(super) doc: String,
+    pub(super) name: Ident,
+    pub(super) ts_type: String,
+    /// `#[ts(into = "object.property")]`: where `index.js` puts the value instead.
+    pub(super) into: Option<String>,
 }
 
 /// The text of `///` comments, lines joined with spaces.
@@ -67,6 +79,45 @@ fn doc_of(attrs: &[Attribute]) -> String {
     lines.collect::<Vec<_>>().join(" ")
 }
 
+/// The `key = "value"` pairs of the `#[ts(...)]` among `attrs`.
+fn ts_of(attrs: &[Attribute]) -> syn::Result<Vec<(Ident, String)>> {
+    let mut pairs = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("ts")) {
+        attr.parse_nested_meta(|meta| {
+            let key = meta.path.require_ident()?.clone();
+            let value: LitStr = meta.value()?.parse()?;
+            pairs.push((key, value.value()));
+            Ok(())
+        })?;
+    }
+    Ok(pairs)
+}
+
+impl Parse for Field {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let name = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let ts_type = input.parse::<LitStr>()?.value();
+        let mut into = None;
+        for (key, value) in ts_of(&attrs)? {
+            if key != "into" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    "a field's `ts` knows only `into`",
+                ));
+            }
+            into = Some(value);
+        }
+        Ok(Field {
+            doc: doc_of(&attrs),
+            name,
+            ts_type,
+            into,
+        })
+    }
+}
+
 impl Parse for Table {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let doc = doc_of(&input.call(Attribute::parse_outer)?);
@@ -81,12 +132,13 @@ impl Parse for Table {
             let attrs = body.call(Attribute::parse_outer)?;
             let rooms_only = rooms_only(&attrs)?;
             let doc = doc_of(&attrs);
+            let ts = ts_of(&attrs)?;
             let name = body.parse()?;
             let fields = if body.peek(syn::token::Brace) {
                 let list;
                 braced!(list in body);
-                let names = Punctuated::<Ident, Token![,]>::parse_terminated(&list)?;
-                Some(names.into_iter().collect())
+                let fields = Punctuated::<Field, Token![,]>::parse_terminated(&list)?;
+                Some(fields.into_iter().collect())
             } else {
                 None
             };
@@ -95,6 +147,7 @@ impl Parse for Table {
                 doc,
                 name,
                 rooms_only,
+                ts,
                 fields,
             });
         }
@@ -125,7 +178,7 @@ fn rooms_only(attrs: &[Attribute]) -> syn::Result<bool> {
 }
 
 /// Every table of the source, in order.
-fn tables(source: &str) -> Result<Vec<Table>> {
+pub(super) fn tables(source: &str) -> Result<Vec<Table>> {
     let file = syn::parse_file(source).map_err(|e| format!("parsing {SOURCE}: {e}"))?;
     let mut tables = Vec::new();
     for item in file.items {
@@ -164,7 +217,7 @@ fn screaming(name: &str) -> String {
 }
 
 /// `RoomMessage` → `roomMessage`, `was_clean` → `wasClean`.
-fn lower_camel(name: &str) -> String {
+pub(super) fn lower_camel(name: &str) -> String {
     let mut out = String::new();
     let mut upper_next = false;
     for (at, c) in name.chars().enumerate() {
@@ -259,9 +312,7 @@ fn generate(source: &str) -> Result<String> {
         js.push('\n');
         js.push_str(&comment(&format!("{}: {}", table.name, table.doc)));
         for (number, variant) in table.variants.iter().enumerate() {
-            if !variant.doc.is_empty() {
-                js.push_str(&format!("/** {} */\n", variant.doc));
-            }
+            js.push_str(&super::boundary_ts::comment(&variant.doc, ""));
             let name = screaming(&variant.name.to_string());
             js.push_str(&format!("export const {prefix}_{name} = {number};\n"));
         }
@@ -275,7 +326,7 @@ fn generate(source: &str) -> Result<String> {
                     v.fields
                         .iter()
                         .flatten()
-                        .map(|f| lower_camel(&f.to_string())),
+                        .map(|f| lower_camel(&f.name.to_string())),
                 )
             })?;
             js.push_str(&format!("export const {prefix}_FIELDS = {fields};\n"));
@@ -312,10 +363,10 @@ mod tests {
             }
             page_events! {
                 enum PageEvent {
-                    Open { protocol },
+                    Open { protocol: "string" },
                     Giveup {},
                     #[cfg(feature = "rooms")]
-                    RoomMessage { room, was_clean },
+                    RoomMessage { room: "string", was_clean: "boolean" },
                 }
             }
         "#;
@@ -340,8 +391,8 @@ mod tests {
             page_events! {
                 enum PageEvent {
                     #[cfg(feature = "rooms")]
-                    Welcome { name },
-                    Open { protocol },
+                    Welcome { name: "string" },
+                    Open { protocol: "string" },
                 }
             }
         "#;
