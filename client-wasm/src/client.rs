@@ -5,6 +5,10 @@
 //! carries out the session's I/O.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::TryFutureExt;
 
 use serde::Serialize;
 
@@ -19,6 +23,49 @@ use crate::publish::PublishFuture;
 #[cfg(target_arch = "wasm32")]
 use crate::web::{Host, WeakHost};
 use crate::{Error, Message, Result, Sent, State, typed};
+
+/// `Send` natively, where the client's driver runs on tokio's threads; nothing in the browser.
+/// Bounds [`Client::with_url_provider`]'s future, so that one signature serves both shells.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send> MaybeSend for T {}
+/// `Send` natively, where the client's driver runs on tokio's threads; nothing in the browser.
+/// Bounds [`Client::with_url_provider`]'s future, so that one signature serves both shells.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSend for T {}
+
+/// `Send + Sync` natively, nothing in the browser: the bound of
+/// [`Client::with_url_provider`]'s provider.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync> MaybeSendSync for T {}
+/// `Send + Sync` natively, nothing in the browser: the bound of
+/// [`Client::with_url_provider`]'s provider.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSendSync for T {}
+
+/// A URL provider's future, its error as text.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type UrlFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<String, String>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type UrlFuture = Pin<Box<dyn Future<Output = std::result::Result<String, String>>>>;
+
+/// The URL provider of [`Client::with_url_provider`], shared with the shell's driver.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Provider = SharedFn<dyn Fn() -> UrlFuture + Send + Sync>;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Provider = SharedFn<dyn Fn() -> UrlFuture>;
+#[cfg(not(target_arch = "wasm32"))]
+type SharedFn<T> = std::sync::Arc<T>;
+#[cfg(target_arch = "wasm32")]
+type SharedFn<T> = std::rc::Rc<T>;
 
 /// A WebSocket client that stays connected: reconnects with backoff, runs the heartbeat,
 /// queues while disconnected and, once a room is used, speaks protocol v1 (rooms,
@@ -58,6 +105,34 @@ impl Client {
     /// connection, a dropped one) is reported as events and retried.
     pub fn connect(url: &str, config: crate::Config) -> Result<Client> {
         Client::start(config, Target::Url(url.to_owned()), None)
+    }
+
+    /// Connects to a URL computed before every attempt (a fresh ticket, another server
+    /// instance after one failed). A provider error is reported as
+    /// [`Error::UrlProvider`] and retried with backoff. Natively it must be called inside a
+    /// tokio runtime, and the provider and its future must be `Send` ([`MaybeSend`]).
+    ///
+    /// ```no_run
+    /// # #[cfg(not(target_arch = "wasm32"))]
+    /// # use ws_lifeline::native::Client;
+    /// # #[cfg(target_arch = "wasm32")]
+    /// # use ws_lifeline::Client;
+    /// # fn run() -> Result<(), ws_lifeline::Error> {
+    /// let client = Client::with_url_provider(ws_lifeline::Config::default(), || async {
+    ///     let ticket = "from a fetch"; // e.g. await an HTTP call here
+    ///     Ok::<_, String>(format!("wss://example.com/ws?ticket={ticket}"))
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_url_provider<F, Fut, E>(config: crate::Config, provider: F) -> Result<Client>
+    where
+        F: Fn() -> Fut + MaybeSendSync + 'static,
+        Fut: Future<Output = std::result::Result<String, E>> + MaybeSend + 'static,
+        E: fmt::Display + 'static,
+    {
+        let provider: Provider =
+            SharedFn::new(move || -> UrlFuture { Box::pin(provider().map_err(|e| e.to_string())) });
+        Client::start(config, Target::Provider, Some(provider))
     }
 
     /// Runs `f` on the session at the current time; the shell then carries out what it

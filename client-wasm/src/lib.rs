@@ -44,6 +44,8 @@ pub mod machine;
 mod publish;
 pub mod typed;
 
+#[cfg(any(target_arch = "wasm32", feature = "native"))]
+pub use client::{MaybeSend, MaybeSendSync};
 pub use error::{Error, QueueLimit, Result};
 pub use machine::{
     CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, State, validate_url,

@@ -25,13 +25,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use futures::{SinkExt, StreamExt, TryFutureExt};
+use futures::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -40,6 +37,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::client::Provider;
 pub use crate::client::{Client, ClientHandle};
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
@@ -54,10 +52,6 @@ struct Core {
     session: Session,
     events: mpsc::UnboundedSender<ClientEvent>,
 }
-
-/// The URL provider of [`Client::with_url_provider`], its errors as text.
-type Provider =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
 
 struct Shared {
     core: Mutex<Core>,
@@ -129,28 +123,6 @@ impl Host {
 
 /// Construction and events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
-    /// Connects to a URL computed before every attempt (a fresh ticket, another server
-    /// instance after one failed). A provider error is reported as [`Error::UrlProvider`] and
-    /// retried with backoff. Must be called inside a tokio runtime.
-    ///
-    /// ```no_run
-    /// # fn run() -> Result<(), ws_lifeline::Error> {
-    /// use ws_lifeline::{native::Client, Config};
-    /// let client = Client::with_url_provider(Config::default(), || async {
-    ///     Ok::<_, String>("ws://127.0.0.1:8080/ws?name=ann".to_owned())
-    /// })?;
-    /// # Ok(()) }
-    /// ```
-    pub fn with_url_provider<F, Fut, E>(config: Config, provider: F) -> Result<Client>
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = std::result::Result<String, E>> + Send + 'static,
-        E: fmt::Display + 'static,
-    {
-        let provider: Provider = Arc::new(move || Box::pin(provider().map_err(|e| e.to_string())));
-        Client::start(config, Target::Provider, Some(provider))
-    }
-
     /// Natively the rooms layer runs from the start: protocol v1 from the first attempt on.
     pub(crate) fn start(
         config: Config,

@@ -14,20 +14,19 @@ mod js_error;
 mod subscribers;
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
+use futures::Stream;
 use futures::channel::mpsc;
-use futures::{Stream, TryFutureExt};
 use gloo_events::EventListener;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+use crate::client::Provider;
 pub use crate::client::{Client, ClientHandle};
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::RoomEvent;
@@ -39,9 +38,6 @@ use deadline::Deadline;
 use diagnostics::{Counted, LISTENERS, SOCKETS};
 use subscribers::Subscribers;
 pub use subscribers::{EventStream, Subscription};
-
-type UrlFuture = Pin<Box<dyn Future<Output = Result<String, String>>>>;
-type Provider = Rc<dyn Fn() -> UrlFuture>;
 
 /// The current time from [`performance.now()`](https://developer.mozilla.org/en-US/docs/Web/API/Performance/now),
 /// which is monotonic, unlike `Date.now()`.
@@ -143,28 +139,6 @@ impl WeakHost {
 /// # Ok::<(), ws_lifeline::Error>(())
 /// ```
 impl Client {
-    /// Connects to a URL computed before every attempt, for example with a fresh ticket.
-    /// A provider error is reported as [`Error::UrlProvider`](crate::Error::UrlProvider) and
-    /// retried with backoff.
-    ///
-    /// ```no_run
-    /// use ws_lifeline::{Client, Config};
-    /// let client = Client::with_url_provider(Config::default(), || async {
-    ///     let ticket = "from a fetch"; // e.g. await an HTTP call here
-    ///     Ok::<_, String>(format!("wss://example.com/ws?ticket={ticket}"))
-    /// })?;
-    /// # Ok::<(), ws_lifeline::Error>(())
-    /// ```
-    pub fn with_url_provider<F, Fut, E>(config: Config, provider: F) -> Result<Client>
-    where
-        F: Fn() -> Fut + 'static,
-        Fut: Future<Output = Result<String, E>> + 'static,
-        E: fmt::Display + 'static,
-    {
-        let provider: Provider = Rc::new(move || Box::pin(provider().map_err(|e| e.to_string())));
-        Client::start(config, Target::Provider, Some(provider))
-    }
-
     pub(crate) fn start(
         config: Config,
         target: Target,
