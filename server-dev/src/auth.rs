@@ -3,12 +3,18 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tracing::warn;
+
+use crate::engine::LimitLog;
+
 /// Single-use tickets, each bound to a display name, that expire.
 #[derive(Debug)]
 pub(crate) struct Tickets {
     ttl: Duration,
     max: usize,
     by_ticket: HashMap<String, (String, Instant)>,
+    /// Warnings of the cap dropping an unused ticket, rate-limited.
+    cap_log: LimitLog,
 }
 
 impl Tickets {
@@ -17,6 +23,7 @@ impl Tickets {
             ttl,
             max: max.max(1),
             by_ticket: HashMap::new(),
+            cap_log: LimitLog::default(),
         }
     }
 
@@ -32,6 +39,13 @@ impl Tickets {
                 .map(|(t, _)| t.clone())
             {
                 self.by_ticket.remove(&oldest);
+                if let Some(quiet) = self.cap_log.hit(now) {
+                    warn!(
+                        max = self.max,
+                        hits = quiet,
+                        "login ticket cap reached: the unused ticket closest to expiry dropped"
+                    );
+                }
             }
         }
         let ticket = crate::random_hex(16);

@@ -279,6 +279,11 @@ impl Config {
         self.ticket_ttl = ttl;
         self
     }
+    /// Sets how many unused tickets are held at once (at least 1).
+    pub fn max_tickets(mut self, max: usize) -> Self {
+        self.max_tickets = max.max(1);
+        self
+    }
     /// Sets the room history bounds: at most `len` messages, none older than `max_age`.
     pub fn history(mut self, len: usize, max_age: Duration) -> Self {
         self.history_len = len;

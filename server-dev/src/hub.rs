@@ -300,6 +300,8 @@ struct State {
     rooms_pushed_at: Option<Instant>,
     /// Warnings of failed engine writes, rate-limited.
     storage_log: LimitLog,
+    /// Warnings of the server room cap forgetting an idle room, rate-limited.
+    room_cap_log: LimitLog,
     /// The latest presence of each room, read for [`Outbound::Presence`].
     presence_frames: HashMap<RoomName, Utf8Bytes>,
     /// Set by [`Hub::shutdown`]: connections registered from now on are asked to end.
@@ -816,6 +818,7 @@ impl Hub {
             rooms_encodes: 0,
             rooms_pushed_at: None,
             storage_log: LimitLog::default(),
+            room_cap_log: LimitLog::default(),
             presence_frames: HashMap::new(),
             shutting_down: false,
         };
@@ -1126,6 +1129,13 @@ impl Hub {
                     .map(|(name, _)| name.clone());
                 match idle {
                     Some(name) => {
+                        if let Some(quiet) = state.room_cap_log.hit(now) {
+                            warn!(
+                                max = limits.max_rooms,
+                                hits = quiet,
+                                "server room cap reached: the longest-idle empty room forgotten"
+                            );
+                        }
                         state.drop_room(&name);
                     }
                     None => {

@@ -94,7 +94,28 @@ struct Shared {
     ws_per_ip: Mutex<per_ip::ConnCounts>,
     /// Login token buckets per client address.
     logins: Mutex<per_ip::LoginLimiter>,
+    /// Warnings of refused upgrades and logins, rate-limited per kind.
+    refusal_logs: Mutex<RefusalLogs>,
     anon: AtomicU64,
+}
+
+/// A refusal before the upgrade or at login. Its warning is rate-limited: a flood from one
+/// host would otherwise write a log line per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusalLog {
+    /// The per-IP connection cap.
+    PerIp,
+    /// The server-wide connection cap.
+    Server,
+    /// The per-IP login rate.
+    Login,
+}
+
+#[derive(Debug, Default)]
+struct RefusalLogs {
+    per_ip: engine::LimitLog,
+    server: engine::LimitLog,
+    login: engine::LimitLog,
 }
 
 impl AppState {
@@ -120,6 +141,7 @@ impl AppState {
                 ws_conns: AtomicUsize::new(0),
                 ws_per_ip: Mutex::new(per_ip::ConnCounts::default()),
                 logins: Mutex::new(logins),
+                refusal_logs: Mutex::default(),
                 anon: AtomicU64::new(0),
             }),
         })
@@ -204,6 +226,17 @@ impl AppState {
     /// Takes a login token for `ip`, or tells how long until the next one.
     pub(crate) fn check_login(&self, ip: per_ip::IpKey) -> std::result::Result<(), Duration> {
         lock(&self.inner.logins).check(ip, tokio::time::Instant::now())
+    }
+
+    /// Counts a refusal of this kind; when a warning is due, the refusals since the last one.
+    pub(crate) fn refusal_log(&self, refusal: RefusalLog) -> Option<u64> {
+        let mut logs = lock(&self.inner.refusal_logs);
+        let log = match refusal {
+            RefusalLog::PerIp => &mut logs.per_ip,
+            RefusalLog::Server => &mut logs.server,
+            RefusalLog::Login => &mut logs.login,
+        };
+        log.hit(std::time::Instant::now())
     }
 
     pub(crate) fn next_anon(&self) -> u64 {

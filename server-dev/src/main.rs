@@ -88,6 +88,9 @@ struct Args {
     /// Lifetime of a login ticket, in ms.
     #[arg(long, default_value_t = 30_000)]
     ticket_ttl_ms: u64,
+    /// Most unused login tickets held (above: the one closest to expiry is dropped).
+    #[arg(long, default_value_t = 10_000)]
+    max_tickets: usize,
     /// Messages of history kept per room.
     #[arg(long, default_value_t = 1000)]
     history_len: usize,
@@ -164,6 +167,7 @@ impl Args {
                 Duration::from_millis(self.pong_timeout_ms),
             )
             .ticket_ttl(Duration::from_millis(self.ticket_ttl_ms))
+            .max_tickets(self.max_tickets)
             .history(
                 self.history_len,
                 Duration::from_secs(self.history_max_age_secs),
@@ -312,6 +316,8 @@ mod tests {
             "500",
             "--ticket-ttl-ms",
             "1500",
+            "--max-tickets",
+            "12",
             "--max-rooms",
             "7",
             "--history-room-bytes",
@@ -338,6 +344,7 @@ mod tests {
         assert_eq!(c.heartbeat_interval, Duration::from_millis(250));
         assert_eq!(c.pong_timeout, Duration::from_millis(500));
         assert_eq!(c.ticket_ttl, Duration::from_millis(1500));
+        assert_eq!(c.max_tickets, 12);
         assert_eq!(c.max_rooms, 7);
         assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
         assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
@@ -349,6 +356,10 @@ mod tests {
         assert!(args.tls().is_none());
         let defaults = Args::try_parse_from(["server-dev"]).unwrap().config();
         assert_eq!(defaults.engine, server_dev::EngineKind::Memory);
+        assert_eq!(
+            defaults.max_tickets,
+            server_dev::Config::default().max_tickets
+        );
         assert!(Args::try_parse_from(["server-dev", "--engine", "redis"]).is_err());
     }
 

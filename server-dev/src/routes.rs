@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::per_ip::ClientIp;
 use crate::upgrade::WsUpgrade;
-use crate::{AppState, Refused, auth, bench, conn, test_endpoints};
+use crate::{AppState, RefusalLog, Refused, auth, bench, conn, test_endpoints};
 
 /// Builds the router of a server with `state`.
 ///
@@ -92,7 +92,9 @@ async fn login(
     if let Some(ip) = ip
         && let Err(wait) = state.check_login(ip)
     {
-        warn!(?ip, "login refused: rate limit");
+        if let Some(hits) = state.refusal_log(RefusalLog::Login) {
+            warn!(?ip, hits, "login refused: rate limit");
+        }
         // Whole seconds, rounded up (RFC 9110 §10.2.3).
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let retry = HeaderValue::from(secs.max(1));
@@ -182,18 +184,23 @@ async fn ws(
     let slot = match state.reserve_ws(ip) {
         Ok(slot) => slot,
         Err(Refused::Server) => {
-            warn!(
-                max = config.max_connections,
-                "ws refused: connection cap reached"
-            );
+            if let Some(hits) = state.refusal_log(RefusalLog::Server) {
+                warn!(
+                    max = config.max_connections,
+                    hits, "ws refused: connection cap reached"
+                );
+            }
             return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
         }
         Err(Refused::PerIp) => {
-            warn!(
-                ?ip,
-                max = config.max_connections_per_ip,
-                "ws refused: per-IP connection cap reached"
-            );
+            if let Some(hits) = state.refusal_log(RefusalLog::PerIp) {
+                warn!(
+                    ?ip,
+                    max = config.max_connections_per_ip,
+                    hits,
+                    "ws refused: per-IP connection cap reached"
+                );
+            }
             let body = "too many connections from this address";
             return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
         }

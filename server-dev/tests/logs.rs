@@ -2,8 +2,9 @@
 //!
 //! Covers: at TRACE level (tungstenite aside), a login, a used ticket (401), a wrong origin (403), a
 //! connection throttled by the rate limit and then closed for sustained abuse, and an oversize
-//! message all log a rejection line, and neither the ticket nor the
-//! published text appears anywhere in the log.
+//! message all log a rejection line, and so do the capacity limits when hit (login ticket cap,
+//! login rate, per-IP connection cap, server room cap); neither a ticket nor the published
+//! text appears anywhere in the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
 mod common;
@@ -107,6 +108,68 @@ async fn rejections_are_logged_without_tickets_or_contents() {
     );
     server.stop().await;
 
+    // The capacity limits, each set to its smallest so one test hits it: two logins fill the
+    // ticket cap of 1 (the first ticket dropped) and the login bucket of 2; a second
+    // connection passes the per-IP cap of 1; a second room passes the room cap of 1, which
+    // forgets the first, empty one.
+    let caps = Config::default()
+        .max_tickets(1)
+        .login_rate_limit(0.01, 2.0)
+        .max_connections_per_ip(1)
+        .max_rooms(1);
+    let server = TestServer::start(caps).await;
+    let login = |name: &'static str| {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        async move { http(server.addr, "POST", "/api/login", Some(&body)).await }
+    };
+    let ticket_of = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["ticket"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let dropped = ticket_of(&login("cat").await.1);
+    let ticket3 = ticket_of(&login("dan").await.1);
+    assert_eq!(login("eve").await.0, 429);
+    assert_eq!(
+        try_connect(&server.ws_url(&format!("/ws?ticket={dropped}")), None)
+            .await
+            .err(),
+        Some(401),
+        "the ticket cap dropped the first ticket"
+    );
+    let mut d = Client::from_ws(
+        try_connect(&server.ws_url(&format!("/ws?ticket={ticket3}")), None)
+            .await
+            .unwrap(),
+    );
+    // A flood of refused upgrades is logged, but not a line per request.
+    for _ in 0..20 {
+        assert_eq!(
+            try_connect(&server.ws_url("/ws?ticket=none"), None)
+                .await
+                .err(),
+            Some(503)
+        );
+    }
+    d.join("first").await;
+    d.send(&ClientMsg::Publish {
+        room: "first".into(),
+        id: 1,
+        data: "kept as history".into(),
+    })
+    .await;
+    d.until(|m| matches!(m, protocol::ServerMsg::Ack { id: 1, .. }))
+        .await;
+    d.send(&ClientMsg::Leave {
+        room: "first".into(),
+    })
+    .await;
+    d.until(|m| matches!(m, protocol::ServerMsg::Left { .. }))
+        .await;
+    d.join("second").await;
+    server.stop().await;
+
     let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     for line in [
         "missing, used or expired ticket",
@@ -114,12 +177,27 @@ async fn rejections_are_logged_without_tickets_or_contents() {
         "rate limit reached, reading slower",
         "throttled for the whole abuse window, closing with 1013",
         "above the size limit",
+        "login ticket cap reached",
+        "login refused: rate limit",
+        "ws refused: per-IP connection cap reached",
+        "server room cap reached",
     ] {
         assert!(log.contains(line), "no `{line}` in the log:\n{log}");
     }
+    let per_ip_lines = log
+        .matches("ws refused: per-IP connection cap reached")
+        .count();
+    assert!(
+        per_ip_lines < 20,
+        "{per_ip_lines} lines for 20 refusals: the warning is rate-limited"
+    );
     let leaks: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains(&ticket) || l.contains(&ticket2))
+        .filter(|l| {
+            [&ticket, &ticket2, &ticket3, &dropped]
+                .iter()
+                .any(|t| l.contains(t.as_str()))
+        })
         .collect();
     assert!(leaks.is_empty(), "ticket leaked into the log: {leaks:#?}");
     assert!(!log.contains(&ticket), "ticket leaked into the log");

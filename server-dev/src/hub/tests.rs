@@ -440,6 +440,10 @@ fn session_churn_stays_under_the_cap(engine: NewEngine) {
     let mut keep = hub.register("keeper".into());
     hub.hello(keep.peer.id, None, None);
     let kept = welcome_session(&drain_reg(&hub, &mut keep));
+    // The well-behaved client: a member of the churners' room, served all along.
+    hub.join(keep.peer.id, "r".into(), None);
+    drain_reg(&hub, &mut keep);
+    let mut delivered = 0;
     for i in 0..20_000u64 {
         let mut c = hub.register(format!("c{i}"));
         hub.hello(c.peer.id, None, None);
@@ -451,10 +455,14 @@ fn session_churn_stays_under_the_cap(engine: NewEngine) {
         }
         drain_reg(&hub, &mut c);
         hub.disconnect(c.peer.id);
-        drain_reg(&hub, &mut keep);
+        delivered += drain_reg(&hub, &mut keep)
+            .iter()
+            .filter(|m| matches!(m, ServerMsg::Message { .. }))
+            .count();
         let n = hub.lock().engine.tables().sessions.len();
         assert!(n <= cap + 1, "{n} sessions after {i} churns");
     }
+    assert_eq!(delivered, 20_000, "the keeper got every churner's message");
     let memory = hub.memory();
     eprintln!("hub session churn (20 000): {memory:?}");
     let recount: usize = hub
