@@ -1,11 +1,23 @@
-// Shared pieces of the Node suites: the built npm package imported the way an app imports it
-// (by name, through its `exports` and the `node` condition), and waiting on a socket's events.
+// Shared pieces of the Node suites (run under Node, Deno and Bun alike): the built npm package
+// imported the way an app imports it (by name, through its `exports` and the `node` condition),
+// the runtime running it, and waiting on a socket's events.
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** The runtime running the suite: `"node"`, `"deno"` or `"bun"`. */
+export const runtime = globalThis.Deno ? "deno" : globalThis.Bun ? "bun" : "node";
+
+/** The arguments that make this runtime's own binary (`process.execPath`) run `code` as an ES
+ * module with top-level await. */
+export function evalArgs(code) {
+  if (runtime === "deno") return ["eval", code];
+  if (runtime === "bun") return ["--eval", code];
+  return ["--input-type=module", "-e", code];
+}
+
 /** The package `cargo xtask package` built. */
 export const pkg = join(root, "client-wasm", "pkg");
 

@@ -305,11 +305,38 @@ fn browser_tests() -> Result {
     Ok(())
 }
 
-/// The npm package under Node (tests/node), both entries, against server-dev. Node 20 has its
-/// global `WebSocket` behind a flag, on by default from Node 22. The files are named one by
-/// one: from Node 21 on, `--test` takes file patterns, not folders.
+/// The npm package under Node, Deno and Bun (tests/node), both entries, against server-dev.
+/// Node 20 has its global `WebSocket` behind a flag, on by default from Node 22. Deno and Bun
+/// (npm devDependencies) run the same `node:test` files with their own test runners.
 fn node_tests() -> Result {
-    let folder = root().join("tests").join("node");
+    let files = test_files("node")?;
+    Step::new("Node tests (the npm package under Node)", "node")
+        .args(["--experimental-websocket", "--test", "--test-concurrency=1"])
+        .args(&files)
+        .env("SERVER_DEV_BIN", server_binary())
+        .current_dir(root())
+        .run()?;
+    // `bun test` gives each test 5 s by default, too little for a reconnect on a busy 2-core
+    // machine; Node's and Deno's runners have no limit.
+    let runtimes = [
+        ("Deno", "deno", ["test", "--allow-all"].as_slice()),
+        ("Bun", "bun", ["test", "--timeout", "60000"].as_slice()),
+    ];
+    for (name, program, args) in runtimes {
+        Step::new(&format!("Node tests under {name}"), program)
+            .args(args)
+            .args(&files)
+            .env("SERVER_DEV_BIN", server_binary())
+            .current_dir(root())
+            .run()?;
+    }
+    Ok(())
+}
+
+/// The `*.test.mjs` files of `tests/<folder>`, named one by one: from Node 21 on, `--test`
+/// takes file patterns, not folders.
+fn test_files(folder: &str) -> Result<Vec<PathBuf>> {
+    let folder = root().join("tests").join(folder);
     let entries =
         std::fs::read_dir(&folder).map_err(|e| format!("reading {}: {e}", folder.display()))?;
     let mut files: Vec<PathBuf> = entries
@@ -317,18 +344,14 @@ fn node_tests() -> Result {
         .filter(|path| path.to_string_lossy().ends_with(".test.mjs"))
         .collect();
     files.sort();
-    Step::new("Node tests (the npm package under Node)", "node")
-        .args(["--experimental-websocket", "--test", "--test-concurrency=1"])
-        .args(files)
-        .env("SERVER_DEV_BIN", server_binary())
-        .current_dir(root())
-        .run()
+    Ok(files)
 }
 
 /// The Playwright suite under tests/e2e; each test file starts the servers it needs.
 fn e2e_tests() -> Result {
     Step::new("e2e tests (Playwright, Chromium)", "node")
-        .args(["--test", "--test-concurrency=1", "tests/e2e/"])
+        .args(["--test", "--test-concurrency=1"])
+        .args(test_files("e2e")?)
         .env("SERVER_DEV_BIN", server_binary())
         .env("DEMO_DIST", root().join("dist"))
         .current_dir(root())

@@ -35,6 +35,7 @@ pub(crate) fn run(scope: Scope) -> Result {
     if scope == Scope::Everything {
         cargo_tool(&tools::WASM_PACK)?;
         cargo_tool(&tools::GECKODRIVER)?;
+        js_runtimes()?;
         apt_packages()?;
     }
     println!("<== setup done");
@@ -180,6 +181,25 @@ fn npm_packages() -> Result {
         .args(["ci", "--no-audit", "--no-fund"])
         .run()?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))
+}
+
+/// Deno and Bun, for the Node suite: pinned devDependencies, each binary from its platform's
+/// npm package (`@deno/linux-x64-glibc`, `@oven/bun-linux-x64`), linked by the package's
+/// postinstall; checked here so that a machine where that failed says so before the tests.
+fn js_runtimes() -> Result {
+    for runtime in ["deno", "bun"] {
+        let version = Step::new(runtime, runtime)
+            .args(["--version"])
+            .output()
+            .ok_or_else(|| {
+                format!("`{runtime} --version` failed: run `npm ci` again (with install scripts)")
+            })?;
+        // Deno prints `deno 2.9.6 (…)` and more lines, Bun only `1.4.5`.
+        let first_line = version.lines().next().unwrap_or_default();
+        let number = first_line.trim_start_matches(runtime).trim();
+        println!("    ok   {runtime} {number}");
+    }
+    Ok(())
 }
 
 /// Debian's Redis 7, for server-dev's Redis engine: its tests start their own `redis-server`
