@@ -42,6 +42,8 @@ use super::{Config, ConnId, Event, Input, Instant, Machine, Message, Sent, Targe
 #[cfg(feature = "rooms")]
 use crate::publish::{PublishFuture, Waiter};
 use crate::{Error, Result};
+#[cfg(feature = "persist")]
+use super::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 
 /// What the application hears, in order, from [`Session::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
@@ -286,6 +288,59 @@ impl Session {
     /// Asks for the room list; see [`Rooms::list_rooms`].
     pub fn list_rooms(&mut self, now: Instant) -> bool {
         self.with_rooms(now, |r, _| r.list_rooms())
+    }
+}
+
+/// The persistent outbox (feature `persist`): see [`outbox`](super::rooms::outbox).
+#[cfg(feature = "persist")]
+impl Session {
+    /// Turns the persistent outbox on, starting the rooms layer from `snapshot` (the last one
+    /// a shell stored for this client) or, without one, from this session's own state.
+    /// Restoring must come before the rooms layer starts (a join, a publish, `start_rooms`):
+    /// the layer's first `hello` must already carry the stored publisher id and session.
+    ///
+    /// Errors: [`OutboxError::AlreadyStarted`], and those of [`Rooms::restore`].
+    pub fn persist(
+        &mut self,
+        now: Instant,
+        config: OutboxConfig,
+        snapshot: Option<OutboxSnapshot>,
+    ) -> Result<(), OutboxError> {
+        self.now = now;
+        let Some(snapshot) = snapshot else {
+            self.with_rooms(now, |r, _| r.persist(config));
+            return Ok(());
+        };
+        if self.rooms.is_some() {
+            return Err(OutboxError::AlreadyStarted);
+        }
+        let mut rooms = Rooms::restore(self.rooms_config.clone(), config, snapshot, now)?;
+        self.machine.offer_protocol(protocol::SUBPROTOCOL);
+        if self.machine.state() == super::State::Open {
+            rooms.handle_event(now, &Event::Open);
+        }
+        self.rooms = Some(rooms);
+        self.pump_layer();
+        Ok(())
+    }
+
+    /// The outbox's snapshot when it changed since the last call (see
+    /// [`Rooms::poll_snapshot`]): a shell calls it after carrying out the I/O and stores what
+    /// it gets. `None` while the outbox is off.
+    pub fn poll_outbox(&mut self) -> Option<OutboxSnapshot> {
+        self.rooms.as_mut().and_then(Rooms::poll_snapshot)
+    }
+
+    /// The outbox's snapshot now; `None` while the outbox is off.
+    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
+        self.rooms.as_ref().and_then(Rooms::snapshot)
+    }
+
+    /// Empties the outbox; see [`Rooms::clear_outbox`].
+    pub fn clear_outbox(&mut self, now: Instant) {
+        if self.rooms.is_some() {
+            self.with_rooms(now, |r, _| r.clear_outbox());
+        }
     }
 }
 

@@ -40,6 +40,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use crate::client::{Client, ClientHandle};
+#[cfg(feature = "persist")]
+use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::{Config, Error, Message, Result};
@@ -159,14 +161,14 @@ impl Client {
     }
 
     fn start(config: Config, target: Target, provider: Option<Provider>) -> Result<Client> {
-        let origin = tokio::time::Instant::now();
-        // Per-process random keys: a different jitter seed for every client.
-        let seed = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            std::process::id(),
-        );
-        let mut session = Session::new(config, target, seed, Instant(0))?;
+        let mut session = Session::new(config, target, seed(), Instant(0))?;
         session.start_rooms(Instant(0));
+        Ok(Client::run(session, provider))
+    }
+
+    /// Starts the driver of a session whose time starts now.
+    fn run(session: Session, provider: Option<Provider>) -> Client {
+        let origin = tokio::time::Instant::now();
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
@@ -179,13 +181,13 @@ impl Client {
             dropped: AtomicBool::new(false),
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
-        Ok(Client {
+        Client {
             host: Host {
                 shared,
                 events,
                 driver,
             },
-        })
+        }
     }
 
     /// The next event; `None` once the client has stopped.
@@ -196,6 +198,49 @@ impl Client {
     /// The next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
         self.host.events.try_recv().ok()
+    }
+}
+
+/// Per-process random keys: a different jitter seed (and publisher id) for every client.
+fn seed() -> u64 {
+    std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    )
+}
+
+/// The persistent outbox (feature `persist`): see
+/// [`outbox`](crate::machine::rooms::outbox). This shell stores nothing itself: the
+/// application takes [`outbox_snapshot`](Client::outbox_snapshot) and keeps it where the next
+/// process finds it.
+#[cfg(feature = "persist")]
+impl Client {
+    /// As [`connect`](Self::connect), with the persistent outbox on: restored from `snapshot`
+    /// (the last one stored by an earlier client) when given. Must be called inside a tokio
+    /// runtime.
+    ///
+    /// Errors: [`OutboxError::Client`] with [`Error::InvalidUrl`], and those of
+    /// [`Rooms::restore`](crate::machine::rooms::Rooms::restore).
+    pub fn connect_persistent(
+        url: &str,
+        config: Config,
+        outbox: OutboxConfig,
+        snapshot: Option<OutboxSnapshot>,
+    ) -> Result<Client, OutboxError> {
+        let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), Instant(0))?;
+        session.persist(Instant(0), outbox, snapshot)?;
+        Ok(Client::run(session, None))
+    }
+
+    /// The outbox's snapshot now; `None` for a client made without the outbox.
+    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
+        self.host.read(Session::outbox_snapshot)
+    }
+
+    /// Empties the outbox: its publishes fail with
+    /// [`RoomError::OutboxCleared`](crate::machine::rooms::RoomError::OutboxCleared).
+    pub fn clear_outbox(&self) {
+        self.host.act(|s, now| s.clear_outbox(now));
     }
 }
 
