@@ -912,6 +912,10 @@ impl Rooms {
         if !self.open || !self.welcomed {
             return;
         }
+        #[cfg(feature = "persist")]
+        if !self.outbox_allows_release() {
+            return;
+        }
         let window = self
             .limits
             .as_ref()

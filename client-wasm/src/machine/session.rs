@@ -34,6 +34,8 @@
 use std::collections::VecDeque;
 
 pub use super::Io;
+#[cfg(feature = "persist")]
+use super::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 #[cfg(feature = "rooms")]
 use super::rooms::{PublishId, RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
 #[cfg(feature = "rooms")]
@@ -42,8 +44,6 @@ use super::{Config, ConnId, Event, Input, Instant, Machine, Message, Sent, Targe
 #[cfg(feature = "rooms")]
 use crate::publish::{PublishFuture, Waiter};
 use crate::{Error, Result};
-#[cfg(feature = "persist")]
-use super::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 
 /// What the application hears, in order, from [`Session::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
@@ -329,6 +329,13 @@ impl Session {
     /// it gets. `None` while the outbox is off.
     pub fn poll_outbox(&mut self) -> Option<OutboxSnapshot> {
         self.rooms.as_mut().and_then(Rooms::poll_snapshot)
+    }
+
+    /// The shell has stored `snapshot`; see [`Rooms::outbox_stored`].
+    pub fn outbox_stored(&mut self, now: Instant, snapshot: &OutboxSnapshot) {
+        if self.rooms.is_some() {
+            self.with_rooms(now, |r, _| r.outbox_stored(snapshot));
+        }
     }
 
     /// The outbox's snapshot now; `None` while the outbox is off.

@@ -12,6 +12,10 @@
 //! - every unacknowledged publish, resent with its id after the first `welcome`, in id order;
 //! - every room, rejoined with `since` its last position (recovery then replays what was
 //!   missed);
+//! - publishes go out only in a session that a stored snapshot names
+//!   ([`Rooms::outbox_stored`]): after a `welcome` with a new session the resends wait for the
+//!   shell to store a snapshot with it, so the next page can always resume the session that
+//!   carried them;
 //! - new publish ids start [`RESTORE_ID_GAP`] above the snapshot's last id, so an id used after
 //!   the last stored snapshot (a shell stores asynchronously) is never used again for another
 //!   publish.
@@ -183,7 +187,12 @@ impl OutboxSnapshot {
 }
 
 /// What changes a snapshot, without the publishes' data (which never changes for an id).
-type Key = (Option<String>, MsgId, Vec<MsgId>, Vec<(String, Option<Since>)>);
+type Key = (
+    Option<String>,
+    MsgId,
+    Vec<MsgId>,
+    Vec<(String, Option<Since>)>,
+);
 
 /// The outbox's state inside a [`Rooms`] layer.
 #[derive(Debug)]
@@ -195,6 +204,8 @@ pub(super) struct Outbox {
     delivered: Vec<PublishId>,
     /// What the last snapshot handed out held.
     last: Option<Key>,
+    /// The session of the last snapshot the shell stored.
+    stored_session: Option<String>,
 }
 
 impl Outbox {
@@ -204,6 +215,7 @@ impl Outbox {
             restored: BTreeSet::new(),
             delivered: Vec::new(),
             last: None,
+            stored_session: None,
         }
     }
 }
@@ -265,6 +277,7 @@ impl Rooms {
             rooms.rooms.insert(saved.room, state);
         }
         let mut outbox = Outbox::new(outbox);
+        outbox.stored_session.clone_from(&rooms.session);
         let mut last_id = snapshot.last_id;
         for p in snapshot.publishes {
             if outbox.restored.last().is_some_and(|&prev| p.id <= prev) {
@@ -348,6 +361,17 @@ impl Rooms {
         self.snapshot()
     }
 
+    /// The shell has stored `snapshot` where the next page finds it. Publishes go out only in
+    /// a session a stored snapshot names: were the page lost after a publish reached the
+    /// server in a session no stored snapshot names, the next page could not resume that
+    /// session, and the server could not recognise the resend.
+    pub fn outbox_stored(&mut self, snapshot: &OutboxSnapshot) {
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.stored_session.clone_from(&snapshot.session);
+        }
+        self.release();
+    }
+
     /// Bytes of the unacknowledged publish frames: what [`OutboxConfig::max_bytes`] bounds.
     pub fn outbox_bytes(&self) -> usize {
         self.unacked.iter().map(|(_, p)| p.frame.len()).sum()
@@ -375,6 +399,13 @@ impl Rooms {
                 .map(|(room, r)| (room.clone(), r.position.clone()))
                 .collect(),
         )
+    }
+
+    /// Publishes may go out: the outbox is off, or a stored snapshot names this session.
+    pub(super) fn outbox_allows_release(&self) -> bool {
+        self.outbox.as_ref().is_none_or(|o| {
+            o.stored_session.is_some() && o.stored_session.as_deref() == self.session.as_deref()
+        })
     }
 
     /// Refuses a `size`-byte publish frame the outbox has no room for.
@@ -554,11 +585,12 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![a.0, b.0, c.0]);
         while r.poll_event().is_some() {}
-        let acks: [ServerMsg; 3] = [(a, true), (b, false), (c, false)].map(|(id, duplicate)| ServerMsg::Ack {
-            id: id.0,
-            offset: 6,
-            duplicate,
-        });
+        let acks: [ServerMsg; 3] =
+            [(a, true), (b, false), (c, false)].map(|(id, duplicate)| ServerMsg::Ack {
+                id: id.0,
+                offset: 6,
+                duplicate,
+            });
         let frame = Event::Message(Message::Text(serde_json::to_string(&acks).unwrap()));
         r.handle_event(Instant(2), &frame);
         let events: Vec<RoomEvent> = std::iter::from_fn(|| r.poll_event()).collect();
@@ -569,6 +601,34 @@ mod tests {
             "the new publish is not a restored one"
         );
         assert_eq!(r.stats().resent, 2);
+    }
+
+    #[test]
+    fn publishes_wait_for_a_stored_snapshot_that_names_the_session() {
+        let mut r = page();
+        let a = r.publish(Instant(1), "r", data(1)).unwrap();
+        assert_eq!(sent(&mut r), vec![], "session s1 is not stored yet");
+        let s = r.poll_snapshot().unwrap();
+        r.outbox_stored(&s);
+        assert!(matches!(sent(&mut r)[..], [ClientMsg::Publish { id, .. }] if id == a.0));
+        // A new session (the server forgot s1): the resend waits again.
+        r.handle_event(
+            Instant(2),
+            &Event::Close(crate::machine::CloseInfo::abnormal("")),
+        );
+        r.handle_event(Instant(2), &Event::Open);
+        r.handle_event(Instant(2), &text(&welcome("s2")));
+        let publishes = |r: &mut Rooms| {
+            sent(r)
+                .into_iter()
+                .filter(|m| matches!(m, ClientMsg::Publish { .. }))
+                .count()
+        };
+        assert_eq!(publishes(&mut r), 0);
+        let s = r.poll_snapshot().unwrap();
+        assert_eq!(s.session.as_deref(), Some("s2"));
+        r.outbox_stored(&s);
+        assert_eq!(publishes(&mut r), 1);
     }
 
     #[test]
@@ -610,8 +670,13 @@ mod tests {
         r.publish(Instant(1), "r", data(1)).unwrap();
         let good = r.snapshot().unwrap();
         let restore = |s: OutboxSnapshot| {
-            Rooms::restore(RoomsConfig::default(), OutboxConfig::default(), s, Instant(0))
-                .map(|_| ())
+            Rooms::restore(
+                RoomsConfig::default(),
+                OutboxConfig::default(),
+                s,
+                Instant(0),
+            )
+            .map(|_| ())
         };
         assert_eq!(restore(good.clone()), Ok(()));
         let mut s = good.clone();
