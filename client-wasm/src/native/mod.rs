@@ -54,7 +54,14 @@ pub use crate::machine::session::SessionEvent as ClientEvent;
 struct Core {
     session: Session,
     events: mpsc::UnboundedSender<ClientEvent>,
+    /// Where the outbox's snapshots go, called by the driver.
+    #[cfg(feature = "persist")]
+    store: Option<StoreFn>,
 }
+
+/// The application's store of outbox snapshots.
+#[cfg(feature = "persist")]
+type StoreFn = Box<dyn FnMut(&OutboxSnapshot) + Send>;
 
 /// The URL provider of [`Client::with_url_provider`], its errors as text.
 type Provider =
@@ -174,6 +181,8 @@ impl Client {
             core: Mutex::new(Core {
                 session,
                 events: tx,
+                #[cfg(feature = "persist")]
+                store: None,
             }),
             provider,
             wake: Notify::new(),
@@ -216,8 +225,10 @@ fn seed() -> u64 {
 #[cfg(feature = "persist")]
 impl Client {
     /// As [`connect`](Self::connect), with the persistent outbox on: restored from `snapshot`
-    /// (the last one stored by an earlier client) when given. Must be called inside a tokio
-    /// runtime.
+    /// (the last one `store` was given by an earlier client) when given. The driver calls
+    /// `store` with every changed snapshot before it sends what the change lets out; `store`
+    /// returns once the snapshot is kept (written to a file, for example). Must be called
+    /// inside a tokio runtime.
     ///
     /// Errors: [`OutboxError::Client`] with [`Error::InvalidUrl`], and those of
     /// [`Rooms::restore`](crate::machine::rooms::Rooms::restore).
@@ -226,10 +237,16 @@ impl Client {
         config: Config,
         outbox: OutboxConfig,
         snapshot: Option<OutboxSnapshot>,
+        store: impl FnMut(&OutboxSnapshot) + Send + 'static,
     ) -> Result<Client, OutboxError> {
         let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), Instant(0))?;
         session.persist(Instant(0), outbox, snapshot)?;
-        Ok(Client::run(session, None))
+        let client = Client::run(session, None);
+        // Publishes wait for the first stored snapshot, so a driver run before this line
+        // sends none.
+        client.host.shared.lock().store = Some(Box::new(store));
+        client.host.shared.wake.notify_one();
+        Ok(client)
     }
 
     /// The outbox's snapshot now; `None` for a client made without the outbox.
@@ -282,8 +299,26 @@ async fn drive(shared: Arc<Shared>) {
     loop {
         let (io, deadline) = {
             let mut core = shared.lock();
+            #[cfg(feature = "persist")]
+            let Core {
+                session,
+                events,
+                store,
+            } = &mut *core;
+            #[cfg(not(feature = "persist"))]
             let Core { session, events } = &mut *core;
-            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            #[allow(unused_mut)] // extended with the persist feature
+            let mut io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            #[cfg(feature = "persist")]
+            if let Some(store) = store.as_mut() {
+                // Stored before the I/O runs: publishes wait for a snapshot naming their
+                // session, and this lets them out.
+                while let Some(snapshot) = session.poll_outbox() {
+                    store(&snapshot);
+                    session.outbox_stored(shared.now(), &snapshot);
+                    io.extend(std::iter::from_fn(|| session.poll_io()));
+                }
+            }
             while let Some(event) = session.poll_event() {
                 let _ = events.send(event);
             }
