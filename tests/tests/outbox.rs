@@ -36,7 +36,11 @@ impl Store {
     fn saver(&self) -> impl FnMut(&OutboxSnapshot) + Send + 'static {
         let all = Arc::clone(&self.0);
         // Stored as text, as a real store keeps it.
-        move |s| all.lock().unwrap().push(OutboxSnapshot::from_json(&s.to_json()).unwrap())
+        move |s| {
+            all.lock()
+                .unwrap()
+                .push(OutboxSnapshot::from_json(&s.to_json()).unwrap())
+        }
     }
 
     fn last(&self) -> Option<OutboxSnapshot> {
@@ -175,7 +179,10 @@ async fn publishes_made_offline_survive_a_reload_and_arrive_once() {
     let ids: Vec<u64> = got.iter().map(|m| m.id.unwrap()).collect();
     let data: Vec<serde_json::Value> = got.iter().map(|m| m.data.clone()).collect();
     assert_eq!(ids, want.iter().map(|id| id.0).collect::<Vec<_>>());
-    assert_eq!(data, (0..5).map(serde_json::Value::from).collect::<Vec<_>>());
+    assert_eq!(
+        data,
+        (0..5).map(serde_json::Value::from).collect::<Vec<_>>()
+    );
     assert_eq!(page.stats().resent, 5, "each sent once, as a resend");
     server.stop().await;
 }
@@ -206,7 +213,10 @@ async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
 
     let store = Store::default();
     let mut page = persistent(&url, Some(stale), &store);
-    let events = until(&mut page, |e| matches!(e, RoomEvent::OutboxDelivered { .. })).await;
+    let events = until(&mut page, |e| {
+        matches!(e, RoomEvent::OutboxDelivered { .. })
+    })
+    .await;
     let welcome = events.iter().find_map(|e| match e {
         RoomEvent::Welcome { resumed, .. } => Some(*resumed),
         _ => None,
