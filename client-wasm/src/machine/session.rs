@@ -474,3 +474,78 @@ mod tests {
         ));
     }
 }
+
+#[cfg(all(test, feature = "persist"))]
+#[allow(clippy::unwrap_used)] // test code panics by design
+mod persist_tests {
+    use super::*;
+    use crate::machine::rooms::outbox::{OutboxConfig, OutboxError};
+
+    fn session() -> Session {
+        let target = Target::Url("ws://127.0.0.1:1/".into());
+        Session::new(Config::default(), target, 1, Instant(0)).unwrap()
+    }
+
+    /// Opens the pending attempt and answers its hello; returns the frames sent.
+    fn open_and_welcome(s: &mut Session, session: &str) -> Vec<String> {
+        let Some(Io::Open {
+            conn, protocols, ..
+        }) = s.poll_io()
+        else {
+            panic!("no open")
+        };
+        assert!(protocols.iter().any(|p| p == protocol::SUBPROTOCOL));
+        let protocol = protocol::SUBPROTOCOL.to_owned();
+        s.handle(Instant(1), Input::SocketOpened { conn, protocol });
+        let welcome =
+            format!(r#"{{"type":"welcome","session":"{session}","resumed":true,"name":"me"}}"#);
+        let message = Message::Text(welcome);
+        s.handle(Instant(2), Input::SocketMessage { conn, message });
+        let mut sent = Vec::new();
+        while let Some(io) = s.poll_io() {
+            if let Io::Transmit { message, .. } = io {
+                sent.push(message.as_text().unwrap().to_owned());
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn a_session_restored_from_a_snapshot_says_hello_as_the_old_one_and_resends() {
+        let mut first = session();
+        first
+            .persist(Instant(0), OutboxConfig::default(), None)
+            .unwrap();
+        first.join(Instant(0), "r").unwrap();
+        let data = RawJson::new("1").unwrap();
+        let id = first.publish(Instant(0), "r", data).unwrap();
+        let snapshot = first.poll_outbox().unwrap();
+        assert_eq!(first.poll_outbox(), None, "unchanged");
+        assert_eq!(first.outbox_snapshot(), Some(snapshot.clone()));
+
+        let mut next = session();
+        next.persist(Instant(0), OutboxConfig::default(), Some(snapshot.clone()))
+            .unwrap();
+        let sent = open_and_welcome(&mut next, "s1");
+        let hello = format!(r#"{{"type":"hello","publisher":"{}"}}"#, snapshot.publisher);
+        assert_eq!(sent[0], hello);
+        assert!(sent[1].starts_with(r#"{"type":"join","room":"r""#));
+        // Never welcomed before: no session was stored, so the resend waits for a store.
+        assert_eq!(sent.len(), 2);
+        let stored = next.poll_outbox().unwrap();
+        assert_eq!(stored.session.as_deref(), Some("s1"));
+        next.outbox_stored(Instant(3), &stored);
+        let resend: Vec<Io> = std::iter::from_fn(|| next.poll_io()).collect();
+        let frame = format!(r#"{{"type":"publish","room":"r","id":{id},"data":1}}"#);
+        assert!(
+            matches!(&resend[..], [Io::Transmit { message, .. }] if message.as_text() == Some(frame.as_str())),
+            "{resend:?}"
+        );
+        assert_eq!(
+            next.persist(Instant(3), OutboxConfig::default(), Some(stored)),
+            Err(OutboxError::AlreadyStarted)
+        );
+        next.clear_outbox(Instant(4));
+        assert!(next.poll_outbox().unwrap().publishes.is_empty());
+    }
+}
