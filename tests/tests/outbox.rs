@@ -7,6 +7,8 @@
 //! - [x] a publish the server accepted although the stored snapshot still holds it (the page
 //!   was lost before storing the next one): the new client resumes the stored session, the
 //!   server answers the resend with `ack{duplicate: true}` and does not broadcast it again
+//! - [x] the snapshot example in docs/PROTOCOL.md is a valid version 1 snapshot and re-encodes
+//!   to the same JSON
 #![allow(clippy::unwrap_used)] // test code panics by design
 
 use std::collections::HashMap;
@@ -249,4 +251,30 @@ async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
     });
     assert_eq!(counts, HashMap::from([(ack.id.0, 1)]), "broadcast once");
     server.stop().await;
+}
+
+#[test]
+fn the_documented_snapshot_is_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let block: String = (doc.lines())
+        .skip_while(|l| l.trim() != "```json outbox-snapshot")
+        .skip(1)
+        .take_while(|l| l.trim() != "```")
+        .collect();
+    let snapshot = OutboxSnapshot::from_json(&block).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&snapshot.to_json()).unwrap();
+    assert_eq!(
+        again,
+        serde_json::from_str::<serde_json::Value>(&block).unwrap()
+    );
+    let rooms = ws_lifeline::machine::rooms::RoomsConfig::default();
+    let restored = ws_lifeline::machine::rooms::Rooms::restore(
+        rooms,
+        OutboxConfig::default(),
+        snapshot,
+        ws_lifeline::machine::Instant(0),
+    )
+    .unwrap();
+    assert_eq!(restored.unacked(), 1);
 }
