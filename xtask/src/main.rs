@@ -295,8 +295,9 @@ fn browser_tests() -> Result {
     for (name, flag, (driver_var, driver), other_driver_var) in runs {
         Step::new(&format!("browser tests ({name})"), "wasm-pack")
             .args(["test", "--headless", flag, "client-wasm"])
-            // The allocator the npm package and the demo ship with.
-            .args(["--features", "yew,talc"])
+            // The allocator the npm package and the demo ship with; `persist` for the outbox's
+            // IndexedDB test (the other suites do not turn the outbox on).
+            .args(["--features", "yew,talc,persist"])
             .env("LIFELINE_TEST_SERVER", server.base_url())
             .env(driver_var, driver)
             .env_remove(other_driver_var)

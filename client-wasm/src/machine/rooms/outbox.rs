@@ -123,6 +123,12 @@ pub enum OutboxError {
     /// restore before the first join, publish or connection.
     #[error("the rooms layer already runs: restore the outbox before using it")]
     AlreadyStarted,
+    /// The shell's store failed (in the browser: IndexedDB).
+    #[error("the outbox store failed: {message}")]
+    Store {
+        /// The store's message.
+        message: String,
+    },
     /// The client could not be made (a shell's constructor).
     #[error(transparent)]
     Client(#[from] crate::Error),
