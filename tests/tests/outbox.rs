@@ -7,6 +7,9 @@
 //! - [x] a publish the server accepted although the stored snapshot still holds it (the page
 //!   was lost before storing the next one): the new client resumes the stored session, the
 //!   server answers the resend with `ack{duplicate: true}` and does not broadcast it again
+//! - [x] the same after a server restart (sessions and history lost): the resend is accepted
+//!   again in the new epoch, and a receiver that had the publish drops the re-broadcast by
+//!   `(publisher, id)`, so its application sees it once (the limit docs/PROTOCOL.md states)
 //! - [x] the snapshot example in docs/PROTOCOL.md is a valid version 1 snapshot and re-encodes
 //!   to the same JSON
 #![allow(clippy::unwrap_used)] // test code panics by design
@@ -250,6 +253,66 @@ async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
         counts
     });
     assert_eq!(counts, HashMap::from([(ack.id.0, 1)]), "broadcast once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_server_restart_a_receiver_drops_the_rebroadcast_resend() {
+    let server = RunningServer::start(config()).await.unwrap();
+    let addr = server.addr();
+    let url = server.ws_url("/ws?name=ann");
+    let mut observer = Client::connect(&server.ws_url("/ws?name=obs"), Config::default()).unwrap();
+    observer.join(ROOM).unwrap();
+    until(&mut observer, |e| matches!(e, RoomEvent::Joined { .. })).await;
+
+    let store = Store::default();
+    let mut page = persistent(&url, None, &store);
+    page.join(ROOM).unwrap();
+    until(&mut page, |e| matches!(e, RoomEvent::Joined { .. })).await;
+    let ack = bounded("the ack", page.publish(ROOM, "once").unwrap())
+        .await
+        .unwrap();
+    let stale = (store.all().into_iter().rev())
+        .find(|s| s.publishes.iter().any(|p| p.id == ack.id.0))
+        .unwrap();
+    let publisher = stale.publisher.clone();
+    until(
+        &mut observer,
+        |e| matches!(e, RoomEvent::Message(m) if m.id == Some(ack.id.0)),
+    )
+    .await;
+    drop(page);
+    server.stop().await;
+
+    let server = RunningServer::start_at(addr, config()).await.unwrap();
+    let store = Store::default();
+    let mut page = persistent(&url, Some(stale), &store);
+    let events = until(&mut page, |e| {
+        matches!(e, RoomEvent::OutboxDelivered { .. })
+    })
+    .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RoomEvent::Welcome { resumed: false, .. })),
+        "the restarted server forgot the session: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            RoomEvent::Acked { id, duplicate: false, .. } if *id == ack.id
+        )),
+        "accepted again: {events:?}"
+    );
+
+    drop(page.publish(ROOM, "end").unwrap());
+    let got = bounded(
+        "the observer's messages",
+        messages_until(&mut observer, &publisher, "end"),
+    )
+    .await;
+    assert!(got.is_empty(), "the re-broadcast is not delivered: {got:?}");
+    assert!(observer.stats().resends_dropped >= 1);
     server.stop().await;
 }
 
