@@ -216,6 +216,21 @@ fn test(args: &[String]) -> Result {
         ])
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
+    // The persistent outbox's API (which cannot be built with `js` yet).
+    Step::new("docs (wasm32, persist, -D warnings)", "cargo")
+        .args([
+            "doc",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-deps",
+            "--locked",
+            "-p",
+            "ws-lifeline",
+            "--features",
+            "yew,persist",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
     Step::new("native tests", "cargo")
         .args(["test", "--workspace", "--all-features", "--locked"])
         .run()?;
