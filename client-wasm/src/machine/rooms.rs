@@ -55,9 +55,6 @@ use std::collections::VecDeque;
 
 use super::sorted_map::SortedMap;
 use std::fmt;
-
-#[cfg(feature = "persist")]
-pub mod outbox;
 use std::time::Duration;
 
 use protocol::{ClientMsg, ErrorCode, Limits, MsgId, Offset, RoomInfo, ServerMsg, Since};
@@ -69,6 +66,9 @@ pub use super::json::RawJson;
 use super::server_frame::Incoming;
 use super::{Event, Instant, Message, push_u64};
 use crate::typed::DecodeError;
+
+#[cfg(feature = "persist")]
+pub mod outbox;
 
 /// Settings of the protocol v1 layer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -242,8 +242,8 @@ impl Client {
         let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), Instant(0))?;
         session.persist(Instant(0), outbox, snapshot)?;
         let client = Client::run(session, None);
-        // Publishes wait for the first stored snapshot, so a driver run before this line
-        // sends none.
+        // A driver run before this line sends no publish in a session no stored snapshot
+        // names (a restored session is stored already); its snapshot is taken on the next.
         client.host.shared.lock().store = Some(Box::new(store));
         client.host.shared.wake.notify_one();
         Ok(client)
