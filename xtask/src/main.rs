@@ -181,7 +181,8 @@ fn test(args: &[String]) -> Result {
         ])
         .run()?;
     // The library as a Rust app gets it: without `js` (features unify above, so this
-    // configuration needs its own run).
+    // configuration needs its own run), and with the persistent outbox, which the JS API
+    // cannot be built with yet.
     Step::new("clippy (wasm32, ws-lifeline without js)", "cargo")
         .args([
             "clippy",
@@ -192,7 +193,7 @@ fn test(args: &[String]) -> Result {
             "-p",
             "ws-lifeline",
             "--features",
-            "yew,talc",
+            "yew,talc,persist",
             "--",
             "-D",
             "warnings",
@@ -212,6 +213,21 @@ fn test(args: &[String]) -> Result {
             "--features",
             // `js` too: the npm package's module docs link into the core.
             "yew,js",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
+    // The persistent outbox's API (which cannot be built with `js` yet).
+    Step::new("docs (wasm32, persist, -D warnings)", "cargo")
+        .args([
+            "doc",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-deps",
+            "--locked",
+            "-p",
+            "ws-lifeline",
+            "--features",
+            "yew,persist",
         ])
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()?;
@@ -294,8 +310,9 @@ fn browser_tests() -> Result {
     for (name, flag, (driver_var, driver), other_driver_var) in runs {
         Step::new(&format!("browser tests ({name})"), "wasm-pack")
             .args(["test", "--headless", flag, "client-wasm"])
-            // The allocator the npm package and the demo ship with.
-            .args(["--features", "yew,talc"])
+            // The allocator the npm package and the demo ship with; `persist` for the outbox's
+            // IndexedDB test (the other suites do not turn the outbox on).
+            .args(["--features", "yew,talc,persist"])
             .env("LIFELINE_TEST_SERVER", server.base_url())
             .env(driver_var, driver)
             .env_remove(other_driver_var)

@@ -5,10 +5,14 @@
 
 #[cfg(test)]
 mod tests {
-    const PAIRS: [(&str, &str); 3] = [
+    const PAIRS: [(&str, &str); 4] = [
         ("## Example (Yew)", "yew_room.rs"),
         ("## Without Yew (browser)", "browser_rooms.rs"),
         ("## Native (tokio)", "native_rooms.rs"),
+        (
+            "## Persistent outbox (feature `persist`)",
+            "native_outbox.rs",
+        ),
     ];
 
     /// The first ```rust block after `heading`.

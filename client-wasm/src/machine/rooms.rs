@@ -67,6 +67,9 @@ use super::server_frame::Incoming;
 use super::{Event, Instant, Message, push_u64};
 use crate::typed::DecodeError;
 
+#[cfg(feature = "persist")]
+pub mod outbox;
+
 /// Settings of the protocol v1 layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -172,6 +175,22 @@ pub enum RoomError {
     },
     /// The client is gone.
     Closed,
+    /// The persistent outbox holds as many publishes or bytes as its
+    /// [`OutboxConfig`](outbox::OutboxConfig) allows; nothing was sent, kept or dropped.
+    #[cfg(feature = "persist")]
+    OutboxFull {
+        /// The bound on publishes.
+        max_publishes: usize,
+        /// The bound on bytes of publish frames.
+        max_bytes: usize,
+    },
+    /// The persistent outbox was cleared before the publish was acknowledged; it is not
+    /// resent.
+    #[cfg(feature = "persist")]
+    OutboxCleared {
+        /// The publish.
+        id: PublishId,
+    },
 }
 
 impl fmt::Display for RoomError {
@@ -235,6 +254,23 @@ impl RoomError {
                 out.push_str(message);
             }
             RoomError::Closed => out.push_str("the client is closed"),
+            #[cfg(feature = "persist")]
+            RoomError::OutboxFull {
+                max_publishes,
+                max_bytes,
+            } => {
+                out.push_str("the outbox is full (at most ");
+                push_u64(&mut out, *max_publishes as u64);
+                out.push_str(" publishes and ");
+                push_u64(&mut out, *max_bytes as u64);
+                out.push_str(" bytes): wait for acks before publishing more");
+            }
+            #[cfg(feature = "persist")]
+            RoomError::OutboxCleared { id } => {
+                out.push_str("the outbox was cleared before publish ");
+                push_u64(&mut out, id.0);
+                out.push_str(" was acknowledged");
+            }
         }
         out
     }
@@ -429,6 +465,14 @@ pub enum RoomEvent {
     },
     /// A text frame that is not protocol v1; the connection goes on.
     BadFrame(DecodeError),
+    /// Publishes restored from an [`OutboxSnapshot`](outbox::OutboxSnapshot) (made by an
+    /// earlier page or process) that the server has now acknowledged: they reached the room,
+    /// once. Their [`Acked`](Self::Acked) events come first.
+    #[cfg(feature = "persist")]
+    OutboxDelivered {
+        /// The publishes, in the order of their acks.
+        ids: Vec<PublishId>,
+    },
 }
 
 /// What the shell hands to the core: [`Machine::send_outgoing`](super::Machine::send_outgoing)
@@ -548,6 +592,9 @@ pub struct Rooms {
     out: VecDeque<Outgoing>,
     events: VecDeque<RoomEvent>,
     stats: RoomStats,
+    /// The persistent outbox, when on.
+    #[cfg(feature = "persist")]
+    outbox: Option<outbox::Outbox>,
 }
 
 fn frame(msg: &ClientFrame) -> Message {
@@ -589,6 +636,8 @@ impl Rooms {
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: RoomStats::default(),
+            #[cfg(feature = "persist")]
+            outbox: None,
         }
     }
 
@@ -721,6 +770,8 @@ impl Rooms {
                 limit: Some(limit),
             });
         }
+        #[cfg(feature = "persist")]
+        self.check_outbox(text.len())?;
         self.unacked.insert(
             id,
             Pending {
@@ -821,6 +872,8 @@ impl Rooms {
 
     fn fail(&mut self, id: MsgId, error: impl FnOnce(PublishId, String) -> RoomError) {
         if let Some(p) = self.unacked.remove(&id) {
+            #[cfg(feature = "persist")]
+            self.outbox_settled(id, false);
             self.stats.failed += 1;
             let error = error(PublishId(id), p.room.clone());
             self.events.push_back(RoomEvent::PublishFailed {
@@ -857,6 +910,10 @@ impl Rooms {
     /// could not be recognised as one.
     fn release(&mut self) {
         if !self.open || !self.welcomed {
+            return;
+        }
+        #[cfg(feature = "persist")]
+        if !self.outbox_allows_release() {
             return;
         }
         let window = self
@@ -933,6 +990,8 @@ impl Rooms {
                 for msg in msgs {
                     self.on_server(msg);
                 }
+                #[cfg(feature = "persist")]
+                self.flush_delivered();
             }
             Err(e) => self.events.push_back(RoomEvent::BadFrame(DecodeError {
                 raw: text.to_owned(),
@@ -988,6 +1047,8 @@ impl Rooms {
             } => {
                 // An ack for a publish that already failed (timed out) is ignored.
                 if let Some(p) = self.unacked.remove(&id) {
+                    #[cfg(feature = "persist")]
+                    self.outbox_settled(id, true);
                     self.stats.acked += 1;
                     if duplicate {
                         self.stats.duplicate_acks += 1;
@@ -1220,5 +1281,24 @@ mod message_tests {
         for (error, text) in cases {
             assert_eq!(error.to_string(), text);
         }
+    }
+
+    #[cfg(feature = "persist")]
+    #[test]
+    fn the_outbox_errors_read_as_documented() {
+        let full = RoomError::OutboxFull {
+            max_publishes: 1024,
+            max_bytes: 1_048_576,
+        };
+        assert_eq!(
+            full.to_string(),
+            "the outbox is full (at most 1024 publishes and 1048576 bytes): wait for acks \
+             before publishing more"
+        );
+        let cleared = RoomError::OutboxCleared { id: PublishId(4) };
+        assert_eq!(
+            cleared.to_string(),
+            "the outbox was cleared before publish 4 was acknowledged"
+        );
     }
 }

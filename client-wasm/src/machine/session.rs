@@ -34,6 +34,8 @@
 use std::collections::VecDeque;
 
 pub use super::Io;
+#[cfg(feature = "persist")]
+use super::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 #[cfg(feature = "rooms")]
 use super::rooms::{PublishId, RawJson, RoomError, RoomEvent, Rooms, RoomsConfig};
 #[cfg(feature = "rooms")]
@@ -289,6 +291,66 @@ impl Session {
     }
 }
 
+/// The persistent outbox (feature `persist`): see [`outbox`](super::rooms::outbox).
+#[cfg(feature = "persist")]
+impl Session {
+    /// Turns the persistent outbox on, starting the rooms layer from `snapshot` (the last one
+    /// a shell stored for this client) or, without one, from this session's own state.
+    /// Restoring must come before the rooms layer starts (a join, a publish, `start_rooms`):
+    /// the layer's first `hello` must already carry the stored publisher id and session.
+    ///
+    /// Errors: [`OutboxError::AlreadyStarted`], and those of [`Rooms::restore`].
+    pub fn persist(
+        &mut self,
+        now: Instant,
+        config: OutboxConfig,
+        snapshot: Option<OutboxSnapshot>,
+    ) -> Result<(), OutboxError> {
+        self.now = now;
+        let Some(snapshot) = snapshot else {
+            self.with_rooms(now, |r, _| r.persist(config));
+            return Ok(());
+        };
+        if self.rooms.is_some() {
+            return Err(OutboxError::AlreadyStarted);
+        }
+        let mut rooms = Rooms::restore(self.rooms_config.clone(), config, snapshot, now)?;
+        self.machine.offer_protocol(protocol::SUBPROTOCOL);
+        if self.machine.state() == super::State::Open {
+            rooms.handle_event(now, &Event::Open);
+        }
+        self.rooms = Some(rooms);
+        self.pump_layer();
+        Ok(())
+    }
+
+    /// The outbox's snapshot when it changed since the last call (see
+    /// [`Rooms::poll_snapshot`]): a shell calls it after carrying out the I/O and stores what
+    /// it gets. `None` while the outbox is off.
+    pub fn poll_outbox(&mut self) -> Option<OutboxSnapshot> {
+        self.rooms.as_mut().and_then(Rooms::poll_snapshot)
+    }
+
+    /// The shell has stored `snapshot`; see [`Rooms::outbox_stored`].
+    pub fn outbox_stored(&mut self, now: Instant, snapshot: &OutboxSnapshot) {
+        if self.rooms.is_some() {
+            self.with_rooms(now, |r, _| r.outbox_stored(snapshot));
+        }
+    }
+
+    /// The outbox's snapshot now; `None` while the outbox is off.
+    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
+        self.rooms.as_ref().and_then(Rooms::snapshot)
+    }
+
+    /// Empties the outbox; see [`Rooms::clear_outbox`].
+    pub fn clear_outbox(&mut self, now: Instant) {
+        if self.rooms.is_some() {
+            self.with_rooms(now, |r, _| r.clear_outbox());
+        }
+    }
+}
+
 #[cfg(all(test, feature = "rooms"))]
 #[allow(clippy::unwrap_used)] // test code panics by design
 mod tests {
@@ -410,5 +472,80 @@ mod tests {
             future.as_mut().poll(&mut cx),
             std::task::Poll::Ready(Err(RoomError::PublishTimeout { .. }))
         ));
+    }
+}
+
+#[cfg(all(test, feature = "persist"))]
+#[allow(clippy::unwrap_used)] // test code panics by design
+mod persist_tests {
+    use super::*;
+    use crate::machine::rooms::outbox::{OutboxConfig, OutboxError};
+
+    fn session() -> Session {
+        let target = Target::Url("ws://127.0.0.1:1/".into());
+        Session::new(Config::default(), target, 1, Instant(0)).unwrap()
+    }
+
+    /// Opens the pending attempt and answers its hello; returns the frames sent.
+    fn open_and_welcome(s: &mut Session, session: &str) -> Vec<String> {
+        let Some(Io::Open {
+            conn, protocols, ..
+        }) = s.poll_io()
+        else {
+            panic!("no open")
+        };
+        assert!(protocols.iter().any(|p| p == protocol::SUBPROTOCOL));
+        let protocol = protocol::SUBPROTOCOL.to_owned();
+        s.handle(Instant(1), Input::SocketOpened { conn, protocol });
+        let welcome =
+            format!(r#"{{"type":"welcome","session":"{session}","resumed":true,"name":"me"}}"#);
+        let message = Message::Text(welcome);
+        s.handle(Instant(2), Input::SocketMessage { conn, message });
+        let mut sent = Vec::new();
+        while let Some(io) = s.poll_io() {
+            if let Io::Transmit { message, .. } = io {
+                sent.push(message.as_text().unwrap().to_owned());
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn a_session_restored_from_a_snapshot_says_hello_as_the_old_one_and_resends() {
+        let mut first = session();
+        first
+            .persist(Instant(0), OutboxConfig::default(), None)
+            .unwrap();
+        first.join(Instant(0), "r").unwrap();
+        let data = RawJson::new("1").unwrap();
+        let id = first.publish(Instant(0), "r", data).unwrap();
+        let snapshot = first.poll_outbox().unwrap();
+        assert_eq!(first.poll_outbox(), None, "unchanged");
+        assert_eq!(first.outbox_snapshot(), Some(snapshot.clone()));
+
+        let mut next = session();
+        next.persist(Instant(0), OutboxConfig::default(), Some(snapshot.clone()))
+            .unwrap();
+        let sent = open_and_welcome(&mut next, "s1");
+        let hello = format!(r#"{{"type":"hello","publisher":"{}"}}"#, snapshot.publisher);
+        assert_eq!(sent[0], hello);
+        assert!(sent[1].starts_with(r#"{"type":"join","room":"r""#));
+        // Never welcomed before: no session was stored, so the resend waits for a store.
+        assert_eq!(sent.len(), 2);
+        let stored = next.poll_outbox().unwrap();
+        assert_eq!(stored.session.as_deref(), Some("s1"));
+        next.outbox_stored(Instant(3), &stored);
+        let resend: Vec<Io> = std::iter::from_fn(|| next.poll_io()).collect();
+        let frame = format!(r#"{{"type":"publish","room":"r","id":{id},"data":1}}"#);
+        assert!(
+            matches!(&resend[..], [Io::Transmit { message, .. }] if message.as_text() == Some(frame.as_str())),
+            "{resend:?}"
+        );
+        assert_eq!(
+            next.persist(Instant(3), OutboxConfig::default(), Some(stored)),
+            Err(OutboxError::AlreadyStarted)
+        );
+        next.clear_outbox(Instant(4));
+        assert!(next.poll_outbox().unwrap().publishes.is_empty());
     }
 }

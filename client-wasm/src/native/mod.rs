@@ -39,6 +39,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::Provider;
 pub use crate::client::{Client, ClientHandle};
+#[cfg(feature = "persist")]
+use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 use crate::machine::session::{Io, Session};
 use crate::machine::{CloseInfo, ConnId, Input, Instant, Target};
 use crate::{Config, Error, Message, Result};
@@ -51,7 +53,14 @@ pub use crate::machine::session::SessionEvent as ClientEvent;
 struct Core {
     session: Session,
     events: mpsc::UnboundedSender<ClientEvent>,
+    /// Where the outbox's snapshots go, called by the driver.
+    #[cfg(feature = "persist")]
+    store: Option<StoreFn>,
 }
+
+/// The application's store of outbox snapshots.
+#[cfg(feature = "persist")]
+type StoreFn = Box<dyn FnMut(&OutboxSnapshot) + Send>;
 
 struct Shared {
     core: Mutex<Core>,
@@ -129,19 +138,21 @@ impl Client {
         target: Target,
         provider: Option<Provider>,
     ) -> Result<Client> {
-        let origin = tokio::time::Instant::now();
-        // Per-process random keys: a different jitter seed for every client.
-        let seed = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            std::process::id(),
-        );
-        let mut session = Session::new(config, target, seed, Instant(0))?;
+        let mut session = Session::new(config, target, seed(), Instant(0))?;
         session.start_rooms(Instant(0));
+        Ok(Client::run(session, provider))
+    }
+
+    /// Starts the driver of a session whose time starts now.
+    fn run(session: Session, provider: Option<Provider>) -> Client {
+        let origin = tokio::time::Instant::now();
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 session,
                 events: tx,
+                #[cfg(feature = "persist")]
+                store: None,
             }),
             provider,
             wake: Notify::new(),
@@ -149,13 +160,13 @@ impl Client {
             dropped: AtomicBool::new(false),
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
-        Ok(Client {
+        Client {
             host: Host {
                 shared,
                 events,
                 driver,
             },
-        })
+        }
     }
 
     /// The next event; `None` once the client has stopped.
@@ -166,6 +177,57 @@ impl Client {
     /// The next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
         self.host.events.try_recv().ok()
+    }
+}
+
+/// Per-process random keys: a different jitter seed (and publisher id) for every client.
+fn seed() -> u64 {
+    std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    )
+}
+
+/// The persistent outbox (feature `persist`): see
+/// [`outbox`](crate::machine::rooms::outbox). This shell stores nothing itself: the
+/// application takes [`outbox_snapshot`](Client::outbox_snapshot) and keeps it where the next
+/// process finds it.
+#[cfg(feature = "persist")]
+impl Client {
+    /// As [`connect`](Self::connect), with the persistent outbox on: restored from `snapshot`
+    /// (the last one `store` was given by an earlier client) when given. The driver calls
+    /// `store` with every changed snapshot before it sends what the change lets out; `store`
+    /// returns once the snapshot is kept (written to a file, for example). Must be called
+    /// inside a tokio runtime.
+    ///
+    /// Errors: [`OutboxError::Client`] with [`Error::InvalidUrl`], and those of
+    /// [`Rooms::restore`](crate::machine::rooms::Rooms::restore).
+    pub fn connect_persistent(
+        url: &str,
+        config: Config,
+        outbox: OutboxConfig,
+        snapshot: Option<OutboxSnapshot>,
+        store: impl FnMut(&OutboxSnapshot) + Send + 'static,
+    ) -> Result<Client, OutboxError> {
+        let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), Instant(0))?;
+        session.persist(Instant(0), outbox, snapshot)?;
+        let client = Client::run(session, None);
+        // A driver run before this line sends no publish in a session no stored snapshot
+        // names (a restored session is stored already); its snapshot is taken on the next.
+        client.host.shared.lock().store = Some(Box::new(store));
+        client.host.shared.wake.notify_one();
+        Ok(client)
+    }
+
+    /// The outbox's snapshot now; `None` for a client made without the outbox.
+    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
+        self.host.read(Session::outbox_snapshot)
+    }
+
+    /// Empties the outbox: its publishes fail with
+    /// [`RoomError::OutboxCleared`](crate::machine::rooms::RoomError::OutboxCleared).
+    pub fn clear_outbox(&self) {
+        self.host.act(|s, now| s.clear_outbox(now));
     }
 }
 
@@ -207,8 +269,26 @@ async fn drive(shared: Arc<Shared>) {
     loop {
         let (io, deadline) = {
             let mut core = shared.lock();
+            #[cfg(feature = "persist")]
+            let Core {
+                session,
+                events,
+                store,
+            } = &mut *core;
+            #[cfg(not(feature = "persist"))]
             let Core { session, events } = &mut *core;
-            let io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            #[allow(unused_mut)] // extended with the persist feature
+            let mut io: Vec<Io> = std::iter::from_fn(|| session.poll_io()).collect();
+            #[cfg(feature = "persist")]
+            if let Some(store) = store.as_mut() {
+                // Stored before the I/O runs: publishes wait for a snapshot naming their
+                // session, and this lets them out.
+                while let Some(snapshot) = session.poll_outbox() {
+                    store(&snapshot);
+                    session.outbox_stored(shared.now(), &snapshot);
+                    io.extend(std::iter::from_fn(|| session.poll_io()));
+                }
+            }
             while let Some(event) = session.poll_event() {
                 let _ = events.send(event);
             }

@@ -11,6 +11,8 @@
 mod deadline;
 pub mod diagnostics;
 mod js_error;
+#[cfg(feature = "persist")]
+pub mod outbox;
 mod subscribers;
 
 use std::cell::{Cell, RefCell};
@@ -84,6 +86,9 @@ struct Inner {
     room_subscribers: Rc<Subscribers<RoomEvent>>,
     driving: Cell<bool>,
     disposed: Cell<bool>,
+    /// Where the persistent outbox's snapshots go.
+    #[cfg(feature = "persist")]
+    outbox_store: RefCell<Option<Rc<outbox::OutboxStore>>>,
 }
 
 /// The browser side of a [`Client`]. Dropping it closes the socket (code 1000) and removes
@@ -145,6 +150,11 @@ impl Client {
         provider: Option<Provider>,
     ) -> Result<Client> {
         let session = Session::new(config, target, seed(), now())?;
+        Ok(Client::run(session, provider))
+    }
+
+    /// Starts driving `session` (in a microtask, see below).
+    fn run(session: Session, provider: Option<Provider>) -> Client {
         let inner = Rc::new(Inner {
             session: RefCell::new(session),
             provider,
@@ -156,6 +166,8 @@ impl Client {
             room_subscribers: Subscribers::new(),
             driving: Cell::new(false),
             disposed: Cell::new(false),
+            #[cfg(feature = "persist")]
+            outbox_store: RefCell::new(None),
         });
         Inner::listen_to_environment(&inner);
         // The first attempt starts in a microtask, once `connect` has returned, so that a
@@ -168,9 +180,9 @@ impl Client {
                 Inner::drive(&inner);
             }
         });
-        Ok(Client {
+        Client {
             host: Host { inner },
-        })
+        }
     }
 
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
@@ -302,6 +314,8 @@ impl Inner {
                 None => break,
             }
         }
+        #[cfg(feature = "persist")]
+        Inner::store_outbox(this);
         this.driving.set(false);
         if !this.disposed.get() {
             Inner::arm_timer(this);

@@ -1,0 +1,732 @@
+//! The persistent outbox (feature `persist`): what of a [`Rooms`] layer must survive a page
+//! reload, a crash or a discarded tab, as a serde value, and a layer started again from it.
+//!
+//! Sans-IO like the rest of the core: the layer says *what* to keep
+//! ([`Rooms::poll_snapshot`] hands out an [`OutboxSnapshot`] whenever it changed) and a shell
+//! decides *where* (IndexedDB, a file). A new page or process starts its layer with
+//! [`Rooms::restore`] from the last snapshot it stored:
+//!
+//! - the same publisher id and the session token of the last `welcome`, so the first `hello`
+//!   resumes the old session while the server still knows it (2 minutes in `server-dev`) and
+//!   the server's `(session, id)` deduplication covers the resends;
+//! - every unacknowledged publish, resent with its id after the first `welcome`, in id order;
+//! - every room, rejoined with `since` its last position (recovery then replays what was
+//!   missed);
+//! - publishes go out only in a session that a stored snapshot names
+//!   ([`Rooms::outbox_stored`]): after a `welcome` with a new session the resends wait for the
+//!   shell to store a snapshot with it, so the next page can always resume the session that
+//!   carried them;
+//! - new publish ids start [`RESTORE_ID_GAP`] above the snapshot's last id, so an id used after
+//!   the last stored snapshot (a shell stores asynchronously) is never used again for another
+//!   publish.
+//!
+//! When the server acknowledges restored publishes, [`RoomEvent::OutboxDelivered`] names them
+//! (after their [`RoomEvent::Acked`] events), once per frame that acknowledged some.
+//!
+//! The outbox is bounded ([`OutboxConfig`]): a publish that would take it past its count or
+//! its bytes is refused with [`RoomError::OutboxFull`]; nothing is dropped.
+//!
+//! ```
+//! use ws_lifeline::machine::rooms::outbox::{OutboxConfig, OutboxSnapshot};
+//! use ws_lifeline::machine::rooms::{Rooms, RoomsConfig};
+//! use ws_lifeline::machine::{Event, Instant};
+//! use ws_lifeline::RawJson;
+//!
+//! let mut page = Rooms::new(RoomsConfig::default(), 7);
+//! page.persist(OutboxConfig::default());
+//! page.join(Instant(0), "lobby").unwrap();
+//! page.publish(Instant(1), "lobby", RawJson::new(r#""hi""#).unwrap()).unwrap();
+//! let stored = page.poll_snapshot().unwrap().to_json();
+//! drop(page); // the page reloads before the server acknowledged "hi"
+//!
+//! let snapshot = OutboxSnapshot::from_json(&stored).unwrap();
+//! let mut next = Rooms::restore(RoomsConfig::default(), OutboxConfig::default(), snapshot, Instant(0)).unwrap();
+//! assert_eq!(next.unacked(), 1); // resent after the next `welcome`
+//! assert_eq!(next.rooms().collect::<Vec<_>>(), ["lobby"]);
+//! ```
+
+use std::collections::BTreeSet;
+
+use protocol::{ClientMsg, MsgId, Since};
+use serde::{Deserialize, Serialize};
+
+use super::{Pending, PublishId, RawJson, RoomError, RoomEvent, RoomState, Rooms, RoomsConfig};
+use crate::machine::{Instant, Message};
+
+/// The snapshot format this client writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// How far above a snapshot's last publish id a restored layer starts its ids. A shell stores
+/// snapshots asynchronously, so the page may have used ids after the last one it stored; far
+/// more than a page can publish between two stores, and small enough that a JavaScript number
+/// holds the ids of 2^33 restores.
+pub const RESTORE_ID_GAP: MsgId = 1 << 20;
+
+/// Bounds of the persistent outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxConfig {
+    /// Most unacknowledged publishes kept. Default: 1024 (as
+    /// [`RoomsConfig::max_unacked`]).
+    pub max_publishes: usize,
+    /// Most bytes of unacknowledged publish frames kept. Default: 1 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_publishes: 1024,
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+impl OutboxConfig {
+    /// Sets the bound on publishes kept.
+    pub fn max_publishes(mut self, max: usize) -> Self {
+        self.max_publishes = max;
+        self
+    }
+
+    /// Sets the bound on bytes kept.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = max;
+        self
+    }
+}
+
+/// Why a snapshot could not be read or restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// The snapshot was written in a format this client does not read.
+    #[error("outbox snapshot version {found} is not supported (this client reads version 1)")]
+    UnsupportedVersion {
+        /// The snapshot's version.
+        found: u32,
+    },
+    /// The snapshot breaks a rule a layer keeps (a bad name, id or data): it was not written
+    /// by this client or was changed since.
+    #[error("invalid outbox snapshot: {reason}")]
+    InvalidSnapshot {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The stored text is not a snapshot.
+    #[error("the outbox snapshot is not readable: {message}")]
+    Decode {
+        /// The decoder's message.
+        message: String,
+    },
+    /// The rooms layer already runs (it may have said `hello` with another publisher id):
+    /// restore before the first join, publish or connection.
+    #[error("the rooms layer already runs: restore the outbox before using it")]
+    AlreadyStarted,
+    /// The shell's store failed (in the browser: IndexedDB).
+    #[error("the outbox store failed: {message}")]
+    Store {
+        /// The store's message.
+        message: String,
+    },
+    /// The client could not be made (a shell's constructor).
+    #[error(transparent)]
+    Client(#[from] crate::Error),
+}
+
+/// What must survive a reload: see the [module docs](self). Serialize it with any serde
+/// format (JSON: [`to_json`](Self::to_json)); the field names are the stored format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutboxSnapshot {
+    /// The format: [`SNAPSHOT_VERSION`].
+    pub version: u32,
+    /// The client's publisher id.
+    pub publisher: String,
+    /// The session token of the last `welcome`, if one arrived.
+    pub session: Option<String>,
+    /// The highest publish id used when the snapshot was taken.
+    pub last_id: MsgId,
+    /// Every room joined (or being joined), by name.
+    pub rooms: Vec<SavedRoom>,
+    /// Every unacknowledged publish, in id order.
+    pub publishes: Vec<SavedPublish>,
+}
+
+/// A joined room in an [`OutboxSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SavedRoom {
+    /// Room name.
+    pub room: String,
+    /// The last position delivered to the application; `None` before the first `joined`.
+    pub since: Option<Since>,
+}
+
+/// An unacknowledged publish in an [`OutboxSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SavedPublish {
+    /// Its publish id.
+    pub id: MsgId,
+    /// Its room.
+    pub room: String,
+    /// The published JSON, as text.
+    pub data: String,
+}
+
+impl OutboxSnapshot {
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> String {
+        // Strings and integers only: serde_json cannot fail on them.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A snapshot stored with [`to_json`](Self::to_json).
+    ///
+    /// Errors: [`OutboxError::Decode`]. A wrong version is reported by [`Rooms::restore`].
+    pub fn from_json(text: &str) -> Result<OutboxSnapshot, OutboxError> {
+        serde_json::from_str(text).map_err(|e| OutboxError::Decode {
+            message: e.to_string(),
+        })
+    }
+}
+
+/// What changes a snapshot, without the publishes' data (which never changes for an id).
+type Key = (
+    Option<String>,
+    MsgId,
+    Vec<MsgId>,
+    Vec<(String, Option<Since>)>,
+);
+
+/// The outbox's state inside a [`Rooms`] layer.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    config: OutboxConfig,
+    /// Restored publishes not yet acknowledged or failed.
+    restored: BTreeSet<MsgId>,
+    /// Restored publishes acknowledged by the frame being handled.
+    delivered: Vec<PublishId>,
+    /// What the last snapshot handed out held.
+    last: Option<Key>,
+    /// The session of the last snapshot the shell stored.
+    stored_session: Option<String>,
+}
+
+impl Outbox {
+    fn new(config: OutboxConfig) -> Self {
+        Outbox {
+            config,
+            restored: BTreeSet::new(),
+            delivered: Vec::new(),
+            last: None,
+            stored_session: None,
+        }
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> OutboxError {
+    OutboxError::InvalidSnapshot {
+        reason: reason.into(),
+    }
+}
+
+/// The data of a publish frame the layer built.
+#[derive(Deserialize)]
+struct PublishData<'a> {
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+impl Rooms {
+    /// Turns the persistent outbox on for this layer (its publisher id and publishes so far
+    /// included): from now on [`poll_snapshot`](Self::poll_snapshot) reports changes and
+    /// publishes are bounded by `config`.
+    pub fn persist(&mut self, config: OutboxConfig) {
+        match &mut self.outbox {
+            Some(outbox) => outbox.config = config,
+            None => self.outbox = Some(Outbox::new(config)),
+        }
+    }
+
+    /// A layer that goes on where the one that wrote `snapshot` stopped (see the
+    /// [module docs](self)), with the outbox on. Restored publishes get a new ack deadline
+    /// (`config.ack_timeout` from `now`) and may take the outbox past its bounds (nothing
+    /// stored is dropped; new publishes wait until it drains).
+    ///
+    /// Errors: [`OutboxError::UnsupportedVersion`], [`OutboxError::InvalidSnapshot`].
+    pub fn restore(
+        config: RoomsConfig,
+        outbox: OutboxConfig,
+        snapshot: OutboxSnapshot,
+        now: Instant,
+    ) -> Result<Rooms, OutboxError> {
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(OutboxError::UnsupportedVersion {
+                found: snapshot.version,
+            });
+        }
+        if !protocol::valid_publisher_id(&snapshot.publisher) {
+            return Err(invalid(format!("publisher id {:?}", snapshot.publisher)));
+        }
+        let deadline = now + config.ack_timeout;
+        let mut rooms = Rooms::new(config, 0);
+        rooms.publisher = snapshot.publisher;
+        rooms.session = snapshot.session;
+        for saved in snapshot.rooms {
+            if !protocol::valid_room_name(&saved.room) || rooms.rooms.contains_key(&saved.room) {
+                return Err(invalid(format!("room {:?}", saved.room)));
+            }
+            let mut state = RoomState::new();
+            state.position = saved.since;
+            rooms.rooms.insert(saved.room, state);
+        }
+        let mut outbox = Outbox::new(outbox);
+        outbox.stored_session.clone_from(&rooms.session);
+        let mut last_id = snapshot.last_id;
+        for p in snapshot.publishes {
+            if outbox.restored.last().is_some_and(|&prev| p.id <= prev) {
+                return Err(invalid(format!("publish {} out of order", p.id)));
+            }
+            if !rooms.rooms.contains_key(&p.room) {
+                return Err(invalid(format!("publish {} to a room not joined", p.id)));
+            }
+            let data = RawJson::new(p.data)
+                .map_err(|_| invalid(format!("publish {} data is not JSON", p.id)))?;
+            let Message::Text(frame) = super::frame(&ClientMsg::Publish {
+                room: p.room.clone(),
+                id: p.id,
+                data,
+            }) else {
+                return Err(invalid("publish frame"));
+            };
+            last_id = last_id.max(p.id);
+            outbox.restored.insert(p.id);
+            rooms.unacked.insert(
+                p.id,
+                Pending {
+                    room: p.room,
+                    frame,
+                    deadline,
+                    // It may have reached the server: its next send counts as a resend.
+                    transmitted: true,
+                    on_conn: false,
+                },
+            );
+        }
+        rooms.next_id = last_id.saturating_add(RESTORE_ID_GAP);
+        rooms.outbox = Some(outbox);
+        Ok(rooms)
+    }
+
+    /// The snapshot of this layer now; `None` while the outbox is off.
+    pub fn snapshot(&self) -> Option<OutboxSnapshot> {
+        self.outbox.as_ref()?;
+        let publishes = self
+            .unacked
+            .iter()
+            .map(|(&id, p)| SavedPublish {
+                id,
+                room: p.room.clone(),
+                data: serde_json::from_str::<PublishData<'_>>(&p.frame)
+                    .map(|d| d.data.get().to_owned())
+                    // The layer built the frame, so it always has its data.
+                    .unwrap_or_else(|_| "null".to_owned()),
+            })
+            .collect();
+        let rooms = self
+            .rooms
+            .iter()
+            .map(|(room, r)| SavedRoom {
+                room: room.clone(),
+                since: r.position.clone(),
+            })
+            .collect();
+        Some(OutboxSnapshot {
+            version: SNAPSHOT_VERSION,
+            publisher: self.publisher.clone(),
+            session: self.session.clone(),
+            last_id: self.next_id,
+            rooms,
+            publishes,
+        })
+    }
+
+    /// The snapshot, when it differs from the last one this returned (and the outbox is on).
+    /// A shell calls it after each run of the layer and stores what it gets; a burst of
+    /// changes within one run costs one snapshot. Room positions are part of it, so a
+    /// delivered message changes it.
+    pub fn poll_snapshot(&mut self) -> Option<OutboxSnapshot> {
+        let key = self.outbox_key();
+        let outbox = self.outbox.as_mut()?;
+        if outbox.last.as_ref() == Some(&key) {
+            return None;
+        }
+        outbox.last = Some(key);
+        self.snapshot()
+    }
+
+    /// The shell has stored `snapshot` where the next page finds it. Publishes go out only in
+    /// a session a stored snapshot names: were the page lost after a publish reached the
+    /// server in a session no stored snapshot names, the next page could not resume that
+    /// session, and the server could not recognise the resend.
+    pub fn outbox_stored(&mut self, snapshot: &OutboxSnapshot) {
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.stored_session.clone_from(&snapshot.session);
+        }
+        self.release();
+    }
+
+    /// Bytes of the unacknowledged publish frames: what [`OutboxConfig::max_bytes`] bounds.
+    pub fn outbox_bytes(&self) -> usize {
+        self.unacked.iter().map(|(_, p)| p.frame.len()).sum()
+    }
+
+    /// Empties the outbox: every unacknowledged publish fails with
+    /// [`RoomError::OutboxCleared`] and is not resent. The publisher id, the session and the
+    /// rooms stay.
+    pub fn clear_outbox(&mut self) {
+        let ids: Vec<MsgId> = self.unacked.keys().copied().collect();
+        for id in ids {
+            self.fail(id, |id, _| RoomError::OutboxCleared { id });
+        }
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.restored.clear();
+        }
+    }
+
+    fn outbox_key(&self) -> Key {
+        (
+            self.session.clone(),
+            self.next_id,
+            self.unacked.keys().copied().collect(),
+            (self.rooms.iter())
+                .map(|(room, r)| (room.clone(), r.position.clone()))
+                .collect(),
+        )
+    }
+
+    /// Publishes may go out: the outbox is off, or a stored snapshot names this session.
+    pub(super) fn outbox_allows_release(&self) -> bool {
+        self.outbox.as_ref().is_none_or(|o| {
+            o.stored_session.is_some() && o.stored_session.as_deref() == self.session.as_deref()
+        })
+    }
+
+    /// Refuses a `size`-byte publish frame the outbox has no room for.
+    pub(super) fn check_outbox(&self, size: usize) -> Result<(), RoomError> {
+        let Some(outbox) = &self.outbox else {
+            return Ok(());
+        };
+        let OutboxConfig {
+            max_publishes,
+            max_bytes,
+        } = outbox.config;
+        if self.unacked.len() >= max_publishes
+            || self.outbox_bytes().saturating_add(size) > max_bytes
+        {
+            return Err(RoomError::OutboxFull {
+                max_publishes,
+                max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// A publish was acknowledged or failed: a restored one acknowledged is delivered.
+    pub(super) fn outbox_settled(&mut self, id: MsgId, acked: bool) {
+        if let Some(outbox) = self.outbox.as_mut()
+            && outbox.restored.remove(&id)
+            && acked
+        {
+            outbox.delivered.push(PublishId(id));
+        }
+    }
+
+    /// After a frame: names the restored publishes it acknowledged.
+    pub(super) fn flush_delivered(&mut self) {
+        if let Some(outbox) = self.outbox.as_mut()
+            && !outbox.delivered.is_empty()
+        {
+            let ids = std::mem::take(&mut outbox.delivered);
+            self.events.push_back(RoomEvent::OutboxDelivered { ids });
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code panics by design
+mod tests {
+    use super::*;
+    use crate::machine::Event;
+    use protocol::ServerMsg;
+
+    fn text(msg: &ServerMsg) -> Event {
+        Event::Message(Message::Text(serde_json::to_string(msg).unwrap()))
+    }
+
+    fn sent(r: &mut Rooms) -> Vec<ClientMsg> {
+        std::iter::from_fn(|| r.poll_transmit())
+            .filter_map(|o| o.message().cloned())
+            .map(|m| serde_json::from_str(m.as_text().unwrap()).unwrap())
+            .collect()
+    }
+
+    fn welcome(session: &str) -> ServerMsg {
+        ServerMsg::Welcome {
+            session: session.into(),
+            resumed: true,
+            name: "me".into(),
+            limits: None,
+        }
+    }
+
+    fn data(n: u32) -> RawJson {
+        RawJson::new(format!(r#"{{"n":{n}}}"#)).unwrap()
+    }
+
+    /// A layer with the outbox on, joined to `r` at offset 5 of epoch `e`, session `s1`.
+    fn page() -> Rooms {
+        let mut r = Rooms::new(RoomsConfig::default(), 3);
+        r.persist(OutboxConfig::default());
+        r.join(Instant(0), "r").unwrap();
+        r.handle_event(Instant(0), &Event::Open);
+        r.handle_event(Instant(0), &text(&welcome("s1")));
+        let joined = ServerMsg::Joined {
+            room: "r".into(),
+            epoch: "e".into(),
+            offset: 5,
+            recovered: true,
+            resume_after: None,
+        };
+        r.handle_event(Instant(0), &text(&joined));
+        sent(&mut r);
+        while r.poll_event().is_some() {}
+        r
+    }
+
+    #[test]
+    fn the_snapshot_holds_publisher_session_publishes_and_positions() {
+        let mut r = page();
+        let a = r.publish(Instant(1), "r", data(1)).unwrap();
+        let b = r.publish(Instant(1), "r", data(2)).unwrap();
+        let s = r.poll_snapshot().unwrap();
+        assert_eq!(s.version, SNAPSHOT_VERSION);
+        assert_eq!(s.publisher, r.publisher());
+        assert_eq!(s.session.as_deref(), Some("s1"));
+        assert_eq!(s.last_id, b.0);
+        let since = Some(Since {
+            epoch: "e".into(),
+            offset: 5,
+        });
+        assert_eq!(
+            s.rooms,
+            vec![SavedRoom {
+                room: "r".into(),
+                since
+            }]
+        );
+        let ids: Vec<(MsgId, &str)> = (s.publishes.iter())
+            .map(|p| (p.id, p.data.as_str()))
+            .collect();
+        assert_eq!(ids, vec![(a.0, r#"{"n":1}"#), (b.0, r#"{"n":2}"#)]);
+        assert_eq!(OutboxSnapshot::from_json(&s.to_json()).unwrap(), s);
+        // Unchanged: nothing new to store.
+        assert_eq!(r.poll_snapshot(), None);
+        let ack = ServerMsg::Ack {
+            id: a.0,
+            offset: 6,
+            duplicate: false,
+        };
+        r.handle_event(Instant(2), &text(&ack));
+        let s = r.poll_snapshot().unwrap();
+        assert_eq!(s.publishes.len(), 1);
+    }
+
+    #[test]
+    fn a_restored_layer_resumes_resends_and_reports_delivery() {
+        let mut r = page();
+        let a = r.publish(Instant(1), "r", data(1)).unwrap();
+        let b = r.publish(Instant(1), "r", data(2)).unwrap();
+        let snapshot = r.poll_snapshot().unwrap();
+        let publisher = r.publisher().to_owned();
+        drop(r);
+
+        let mut r = Rooms::restore(
+            RoomsConfig::default(),
+            OutboxConfig::default(),
+            snapshot,
+            Instant(0),
+        )
+        .unwrap();
+        r.handle_event(Instant(0), &Event::Open);
+        let since = Some(Since {
+            epoch: "e".into(),
+            offset: 5,
+        });
+        assert_eq!(
+            sent(&mut r),
+            vec![
+                ClientMsg::Hello {
+                    session: Some("s1".into()),
+                    publisher: Some(publisher)
+                },
+                ClientMsg::Join {
+                    room: "r".into(),
+                    since
+                },
+            ]
+        );
+        // A new publish waits behind the restored ones, with an id past the gap.
+        let c = r.publish(Instant(1), "r", data(3)).unwrap();
+        assert_eq!(c.0, b.0 + RESTORE_ID_GAP + 1);
+        r.handle_event(Instant(1), &text(&welcome("s1")));
+        let ids: Vec<MsgId> = sent(&mut r)
+            .into_iter()
+            .filter_map(|m| match m {
+                ClientMsg::Publish { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![a.0, b.0, c.0]);
+        while r.poll_event().is_some() {}
+        let acks: [ServerMsg; 3] =
+            [(a, true), (b, false), (c, false)].map(|(id, duplicate)| ServerMsg::Ack {
+                id: id.0,
+                offset: 6,
+                duplicate,
+            });
+        let frame = Event::Message(Message::Text(serde_json::to_string(&acks).unwrap()));
+        r.handle_event(Instant(2), &frame);
+        let events: Vec<RoomEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert_eq!(
+            events[3],
+            RoomEvent::OutboxDelivered { ids: vec![a, b] },
+            "the new publish is not a restored one"
+        );
+        assert_eq!(r.stats().resent, 2);
+    }
+
+    #[test]
+    fn publishes_wait_for_a_stored_snapshot_that_names_the_session() {
+        let mut r = page();
+        let a = r.publish(Instant(1), "r", data(1)).unwrap();
+        assert_eq!(sent(&mut r), vec![], "session s1 is not stored yet");
+        let s = r.poll_snapshot().unwrap();
+        r.outbox_stored(&s);
+        assert!(matches!(sent(&mut r)[..], [ClientMsg::Publish { id, .. }] if id == a.0));
+        // A new session (the server forgot s1): the resend waits again.
+        r.handle_event(
+            Instant(2),
+            &Event::Close(crate::machine::CloseInfo::abnormal("")),
+        );
+        r.handle_event(Instant(2), &Event::Open);
+        r.handle_event(Instant(2), &text(&welcome("s2")));
+        let publishes = |r: &mut Rooms| {
+            sent(r)
+                .into_iter()
+                .filter(|m| matches!(m, ClientMsg::Publish { .. }))
+                .count()
+        };
+        assert_eq!(publishes(&mut r), 0);
+        let s = r.poll_snapshot().unwrap();
+        assert_eq!(s.session.as_deref(), Some("s2"));
+        r.outbox_stored(&s);
+        assert_eq!(publishes(&mut r), 1);
+    }
+
+    #[test]
+    fn the_outbox_is_bounded_by_count_and_bytes_and_can_be_cleared() {
+        let mut r = page();
+        r.persist(OutboxConfig::default().max_publishes(2));
+        r.publish(Instant(1), "r", data(1)).unwrap();
+        let b = r.publish(Instant(1), "r", data(2)).unwrap();
+        let full = RoomError::OutboxFull {
+            max_publishes: 2,
+            max_bytes: 1 << 20,
+        };
+        assert_eq!(r.publish(Instant(1), "r", data(3)), Err(full));
+        let frame_len = r.outbox_bytes() / 2;
+        r.persist(OutboxConfig::default().max_bytes(3 * frame_len - 1));
+        let full = RoomError::OutboxFull {
+            max_publishes: 1024,
+            max_bytes: 3 * frame_len - 1,
+        };
+        assert_eq!(r.publish(Instant(1), "r", data(4)), Err(full));
+        assert_eq!(r.unacked(), 2, "nothing dropped");
+        r.clear_outbox();
+        assert_eq!(r.unacked(), 0);
+        let failed: Vec<RoomEvent> = std::iter::from_fn(|| r.poll_event()).collect();
+        assert!(matches!(
+            failed.last(),
+            Some(RoomEvent::PublishFailed {
+                error: RoomError::OutboxCleared { id },
+                ..
+            }) if *id == b
+        ));
+        assert!(r.poll_snapshot().unwrap().publishes.is_empty());
+        assert!(r.publish(Instant(1), "r", data(5)).is_ok());
+    }
+
+    #[test]
+    fn bad_snapshots_are_typed_errors() {
+        let mut r = page();
+        r.publish(Instant(1), "r", data(1)).unwrap();
+        let good = r.snapshot().unwrap();
+        let restore = |s: OutboxSnapshot| {
+            Rooms::restore(
+                RoomsConfig::default(),
+                OutboxConfig::default(),
+                s,
+                Instant(0),
+            )
+            .map(|_| ())
+        };
+        assert_eq!(restore(good.clone()), Ok(()));
+        let mut s = good.clone();
+        s.version = 2;
+        assert_eq!(
+            restore(s),
+            Err(OutboxError::UnsupportedVersion { found: 2 })
+        );
+        let mut s = good.clone();
+        s.publisher = "no".into();
+        assert!(matches!(
+            restore(s),
+            Err(OutboxError::InvalidSnapshot { .. })
+        ));
+        let mut s = good.clone();
+        s.publishes[0].data = "{".into();
+        assert!(matches!(
+            restore(s),
+            Err(OutboxError::InvalidSnapshot { .. })
+        ));
+        let mut s = good.clone();
+        s.rooms.clear();
+        assert!(matches!(
+            restore(s),
+            Err(OutboxError::InvalidSnapshot { .. })
+        ));
+        let mut s = good;
+        s.publishes.push(s.publishes[0].clone());
+        assert!(matches!(
+            restore(s),
+            Err(OutboxError::InvalidSnapshot { .. })
+        ));
+        assert!(matches!(
+            OutboxSnapshot::from_json("{}"),
+            Err(OutboxError::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn without_persist_nothing_is_snapshotted_or_bounded_by_the_outbox() {
+        let mut r = Rooms::new(RoomsConfig::default(), 3);
+        r.join(Instant(0), "r").unwrap();
+        r.publish(Instant(0), "r", data(1)).unwrap();
+        assert_eq!(r.poll_snapshot(), None);
+        assert_eq!(r.snapshot(), None);
+    }
+}

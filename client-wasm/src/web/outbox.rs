@@ -1,0 +1,186 @@
+//! The browser store of the persistent outbox (feature `persist`): each store name keeps the
+//! last [`OutboxSnapshot`] in IndexedDB (through [rexie](https://docs.rs/rexie)), written
+//! after every run of the client that changed it, in order. See
+//! [`outbox`](crate::machine::rooms::outbox) for what a snapshot holds and why publishes wait
+//! for one to be stored.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ws_lifeline::machine::rooms::outbox::OutboxError> {
+//! use ws_lifeline::machine::rooms::outbox::OutboxConfig;
+//! use ws_lifeline::{Client, Config};
+//!
+//! // Restores what the last page left in the store "chat" (resent once connected).
+//! let client =
+//!     Client::connect_persistent("wss://example.com/ws", Config::default(), OutboxConfig::default(), "chat")
+//!         .await?;
+//! client.join("lobby").ok();
+//! # Ok(()) }
+//! ```
+
+use std::rc::{Rc, Weak};
+
+use rexie::{ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::JsValue;
+
+use super::{Inner, now, seed};
+use crate::client::Client;
+use crate::machine::Target;
+use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
+use crate::machine::session::Session;
+use crate::{Config, Error, Event};
+
+/// The IndexedDB database of every store name, and its object store.
+const DATABASE: &str = "ws-lifeline-outbox";
+const SNAPSHOTS: &str = "snapshots";
+
+fn store_error(e: rexie::Error) -> OutboxError {
+    OutboxError::Store {
+        message: e.to_string(),
+    }
+}
+
+/// One store name's place in IndexedDB. The database closes when the last write that holds it
+/// is done and its client is gone.
+pub(crate) struct OutboxStore {
+    db: Option<Rexie>,
+    key: JsValue,
+}
+
+impl Drop for OutboxStore {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            db.close();
+        }
+    }
+}
+
+impl OutboxStore {
+    async fn open(name: &str) -> Result<OutboxStore, OutboxError> {
+        let db = Rexie::builder(DATABASE)
+            .version(1)
+            .add_object_store(ObjectStore::new(SNAPSHOTS))
+            .build()
+            .await
+            .map_err(store_error)?;
+        Ok(OutboxStore {
+            db: Some(db),
+            key: JsValue::from_str(name),
+        })
+    }
+
+    fn db(&self) -> Result<&Rexie, OutboxError> {
+        self.db.as_ref().ok_or_else(|| OutboxError::Store {
+            message: "closed".into(),
+        })
+    }
+
+    async fn load(&self) -> Result<Option<OutboxSnapshot>, OutboxError> {
+        let tx = (self.db()?)
+            .transaction(&[SNAPSHOTS], TransactionMode::ReadOnly)
+            .map_err(store_error)?;
+        let store = tx.store(SNAPSHOTS).map_err(store_error)?;
+        let value = store.get(self.key.clone()).await.map_err(store_error)?;
+        match value.and_then(|v| v.as_string()) {
+            Some(text) => OutboxSnapshot::from_json(&text).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn save(&self, snapshot: &OutboxSnapshot) -> Result<(), OutboxError> {
+        let tx = (self.db()?)
+            .transaction(&[SNAPSHOTS], TransactionMode::ReadWrite)
+            .map_err(store_error)?;
+        let store = tx.store(SNAPSHOTS).map_err(store_error)?;
+        // As JSON text: the format of docs/PROTOCOL.md, readable by the JS side too.
+        let value = JsValue::from_str(&snapshot.to_json());
+        store
+            .put(&value, Some(&self.key))
+            .await
+            .map_err(store_error)?;
+        let done = tx.done().await.map_err(store_error)?;
+        if done.is_committed() {
+            Ok(())
+        } else {
+            Err(OutboxError::Store {
+                message: "the write was aborted".into(),
+            })
+        }
+    }
+}
+
+/// The snapshot the store `name` holds (what the next [`Client::connect_persistent`] on it
+/// restores), for example to show the publishes a previous page left unacknowledged.
+///
+/// Errors: [`OutboxError::Store`], [`OutboxError::Decode`].
+pub async fn stored_outbox(name: &str) -> Result<Option<OutboxSnapshot>, OutboxError> {
+    OutboxStore::open(name).await?.load().await
+}
+
+/// The persistent outbox of the browser [`Client`].
+impl Client {
+    /// As [`connect`](Self::connect), with the persistent outbox on, kept in IndexedDB under
+    /// `store` (one name per client, for example per URL): restored from what the last
+    /// client on `store` left there, and written after every change. Publishes go out once a
+    /// snapshot naming their session is written.
+    ///
+    /// Errors: [`OutboxError::Store`] when IndexedDB cannot be opened or read,
+    /// [`OutboxError::Client`] with [`Error::InvalidUrl`], and those of
+    /// [`Rooms::restore`](crate::machine::rooms::Rooms::restore) for what the store holds.
+    pub async fn connect_persistent(
+        url: &str,
+        config: Config,
+        outbox: OutboxConfig,
+        store: &str,
+    ) -> Result<Client, OutboxError> {
+        let store = OutboxStore::open(store).await?;
+        let snapshot = store.load().await?;
+        let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), now())?;
+        session.persist(now(), outbox, snapshot)?;
+        let client = Client::run(session, None);
+        // Before the first run, which `run` put in a microtask.
+        *client.host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));
+        Ok(client)
+    }
+
+    /// The outbox's snapshot now; `None` for a client made without the outbox.
+    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
+        self.host.read(Session::outbox_snapshot)
+    }
+
+    /// Empties the outbox: its publishes fail with
+    /// [`RoomError::OutboxCleared`](crate::machine::rooms::RoomError::OutboxCleared), and the
+    /// store is written without them.
+    pub fn clear_outbox(&self) {
+        self.host.act(|s, now| s.clear_outbox(now));
+    }
+}
+
+impl Inner {
+    /// Writes the outbox's snapshot if it changed; once written, tells the session (which may
+    /// let publishes out). A failed write is reported as an [`Event::Error`].
+    pub(super) fn store_outbox(this: &Rc<Inner>) {
+        let Some(store) = this.outbox_store.borrow().clone() else {
+            return;
+        };
+        let Some(snapshot) = this.session.borrow_mut().poll_outbox() else {
+            return;
+        };
+        let weak: Weak<Inner> = Rc::downgrade(this);
+        // Spawned in order, so their transactions are created, and so commit, in order.
+        wasm_bindgen_futures::spawn_local(async move {
+            let saved = store.save(&snapshot).await;
+            let Some(inner) = weak.upgrade().filter(|i| !i.disposed.get()) else {
+                return;
+            };
+            match saved {
+                Ok(()) => Inner::act(&inner, |s, now| s.outbox_stored(now, &snapshot)),
+                Err(e) => {
+                    let event = Event::Error(Error::Platform {
+                        message: e.to_string(),
+                    });
+                    Inner::dispatch(&inner, &inner.subscribers, &event);
+                }
+            }
+        });
+    }
+}
