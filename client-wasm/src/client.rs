@@ -311,3 +311,19 @@ impl Client {
         self.host.read(|s| s.rooms().map_or(0, |r| r.unacked()))
     }
 }
+
+/// The persistent outbox, whichever shell stores it; made with the shell's
+/// `connect_persistent`.
+#[cfg(feature = "persist")]
+impl Client {
+    /// The outbox's snapshot now; `None` for a client made without the outbox.
+    pub fn outbox_snapshot(&self) -> Option<crate::machine::rooms::outbox::OutboxSnapshot> {
+        self.host.read(Session::outbox_snapshot)
+    }
+
+    /// Empties the outbox: its publishes fail with [`RoomError::OutboxCleared`], and the
+    /// shell's store is given the snapshot without them.
+    pub fn clear_outbox(&self) {
+        self.act(|s, now| s.clear_outbox(now));
+    }
+}

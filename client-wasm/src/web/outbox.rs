@@ -141,18 +141,6 @@ impl Client {
         *client.host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));
         Ok(client)
     }
-
-    /// The outbox's snapshot now; `None` for a client made without the outbox.
-    pub fn outbox_snapshot(&self) -> Option<OutboxSnapshot> {
-        self.host.read(Session::outbox_snapshot)
-    }
-
-    /// Empties the outbox: its publishes fail with
-    /// [`RoomError::OutboxCleared`](crate::machine::rooms::RoomError::OutboxCleared), and the
-    /// store is written without them.
-    pub fn clear_outbox(&self) {
-        self.host.act(|s, now| s.clear_outbox(now));
-    }
 }
 
 impl Inner {
