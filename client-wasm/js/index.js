@@ -5,7 +5,7 @@
 // `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
 // promises, and releases all of them on `dispose()`. It also checks arguments and options,
 // builds every event (a real `Event`, `MessageEvent` or `CloseEvent`) and every
-// `LifelineError` from the plain values the wasm hands over (`__emit`, `__message`, thrown
+// `LifelineError` from the plain values the wasm hands over (`__emit`, thrown
 // `[code, message, detail, bound]`), dispatches the events as the `EventTarget` it is, adds
 // WebSocket's constants, `binaryType`, `extensions` and `on`/`off`, and makes
 // dispose/free/[Symbol.dispose] safe to call in any order and any number of times. It can
@@ -450,7 +450,8 @@ export class LifelineSocket extends EventTarget {
   /**
    * What the shell holds in the browser, kept apart from this object so that `release` can
    * free it after this object was collected: the machine, the connection's `WebSocket`, its
-   * number (the machine's) and its four listeners, the `online`/`offline`/`visibilitychange`
+   * number (the machine's) and its four listeners, the connection whose frames skip the wasm
+   * (`passing`, see `COMMAND_PASS_MESSAGES`), the `online`/`offline`/`visibilitychange`
    * listeners and the timer.
    */
   #resources;
@@ -477,8 +478,6 @@ export class LifelineSocket extends EventTarget {
   #attemptUrl;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
-  /** The text frame the wasm is handling, whose `message` it reports without a copy. */
-  #inboundText;
 
   /**
    * `new LifelineSocket(url, protocols?, options?)` as `new WebSocket(url, protocols)`, with
@@ -516,6 +515,7 @@ export class LifelineSocket extends EventTarget {
       machine: this.#machine,
       ws: null,
       conn: -1,
+      passing: -1,
       socketListeners: [],
       environment: [],
       timer: undefined,
@@ -604,6 +604,9 @@ export class LifelineSocket extends EventTarget {
         break;
       case boundary.COMMAND_BUFFERED:
         return current ? resources.ws.bufferedAmount : -1;
+      case boundary.COMMAND_PASS_MESSAGES:
+        resources.passing = conn;
+        break;
       case boundary.COMMAND_TIMER:
         clearTimer(resources);
         if (conn >= 0) {
@@ -639,12 +642,11 @@ export class LifelineSocket extends EventTarget {
     on("open", () => self.deref()?.#input(boundary.INPUT_OPENED, conn, ws.protocol));
     on("message", ({ data }) => {
       const socket = self.deref();
-      if (!socket) return;
-      if (typeof data === "string") {
-        socket.#inboundText = data;
-        socket.#input(boundary.INPUT_TEXT, conn, data);
-        socket.#inboundText = undefined;
-      } else if (data instanceof ArrayBuffer) socket.#input(boundary.INPUT_BYTES, conn, data);
+      const text = typeof data === "string";
+      if (!socket || !(text || data instanceof ArrayBuffer)) return;
+      // The hot path: the session has said it would only report this frame.
+      if (resources.passing === conn) socket.__message(data);
+      else socket.#input(text ? boundary.INPUT_TEXT : boundary.INPUT_BYTES, conn, data);
     });
     on("error", () => self.deref()?.#input(boundary.INPUT_ERROR, conn));
     on("close", ({ code, reason, wasClean }) => {
@@ -849,8 +851,9 @@ export class LifelineSocket extends EventTarget {
     if (kind === boundary.PAGE_EVENT_STATECHANGE) this.#retain();
   }
 
-  /** Called by the wasm with each message's data: the hot path, with no kind or field list. */
-  __message(data = this.#inboundText) {
+  /** Dispatches a `message` with `data`: from `__emit`, or straight from the socket's
+   * listener for the frames the session lets through (`COMMAND_PASS_MESSAGES`). */
+  __message(data) {
     if (this.#binaryType === "blob" && data instanceof ArrayBuffer) data = new Blob([data]);
     this.#dispatch(new MessageEvent("message", { data }));
   }
