@@ -5,7 +5,7 @@
 // `online`/`offline`/`visibilitychange` listeners, the URL provider's promise and the publish
 // promises, and releases all of them on `dispose()`. It also checks arguments and options,
 // builds every event (a real `Event`, `MessageEvent` or `CloseEvent`) and every
-// `LifelineError` from the plain values the wasm hands over (`__emit`, thrown
+// `LifelineError` from the plain values the wasm hands over (`__emit`, `__message`, thrown
 // `[code, message, detail, bound]`), dispatches the events as the `EventTarget` it is, adds
 // WebSocket's constants, `binaryType`, `extensions` and `on`/`off`, and makes
 // dispose/free/[Symbol.dispose] safe to call in any order and any number of times. It can
@@ -478,6 +478,8 @@ export class LifelineSocket extends EventTarget {
   #attemptUrl;
   /** Publish id → [resolve, reject]. */
   #publishes = new Map();
+  /** The text frame the wasm is handling, whose `message` it reports without a copy. */
+  #inboundText;
 
   /**
    * `new LifelineSocket(url, protocols?, options?)` as `new WebSocket(url, protocols)`, with
@@ -646,7 +648,11 @@ export class LifelineSocket extends EventTarget {
       if (!socket || !(text || data instanceof ArrayBuffer)) return;
       // The hot path: the session has said it would only report this frame.
       if (resources.passing === conn) socket.__message(data);
-      else socket.#input(text ? boundary.INPUT_TEXT : boundary.INPUT_BYTES, conn, data);
+      else if (text) {
+        socket.#inboundText = data;
+        socket.#input(boundary.INPUT_TEXT, conn, data);
+        socket.#inboundText = undefined;
+      } else socket.#input(boundary.INPUT_BYTES, conn, data);
     });
     on("error", () => self.deref()?.#input(boundary.INPUT_ERROR, conn));
     on("close", ({ code, reason, wasClean }) => {
@@ -851,9 +857,10 @@ export class LifelineSocket extends EventTarget {
     if (kind === boundary.PAGE_EVENT_STATECHANGE) this.#retain();
   }
 
-  /** Dispatches a `message` with `data`: from `__emit`, or straight from the socket's
-   * listener for the frames the session lets through (`COMMAND_PASS_MESSAGES`). */
-  __message(data) {
+  /** Dispatches a `message` with `data`: from the wasm (`undefined` for the text frame it is
+   * handling), or straight from the socket's listener for the frames the session lets through
+   * (`COMMAND_PASS_MESSAGES`). */
+  __message(data = this.#inboundText) {
     if (this.#binaryType === "blob" && data instanceof ArrayBuffer) data = new Blob([data]);
     this.#dispatch(new MessageEvent("message", { data }));
   }

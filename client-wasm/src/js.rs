@@ -17,7 +17,8 @@
 //!   browser, an `Input`.
 //! - [`LifelineSocket::call`] (`__call(shell, call, a, b)`): the page's calls, a `Call`.
 //! - `shell.__do(command, conn, a, b)`: what the shell must do, a `Command`.
-//! - `shell.__emit(kind, ...values)`: an event for the page, a `PageEvent`.
+//! - `shell.__emit(kind, ...values)`: an event for the page, a `PageEvent`; messages go
+//!   through `shell.__message(data)`, with `undefined` for the text frame being handled.
 //!
 //! The hot path skips the wasm: at the end of every drive the shell hears which connection's
 //! frames the session would only report as messages (`Command::PassMessages`,
@@ -322,14 +323,14 @@ fn state_number(state: State) -> JsValue {
     } as u32)
 }
 
-/// A connection event for the page.
+/// A connection event for the page (`drive` hands messages over itself).
 fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEvent {
     match event {
         Event::Open => PageEvent::Open {
             protocol: protocol().into(),
         },
         Event::Message(message) => PageEvent::Message {
-            data: bytes_or_text(message.clone()),
+            data: message_data(message),
         },
         Event::Error(error) => PageEvent::Error {
             error: crate_error(error),
@@ -350,6 +351,17 @@ fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEve
         Event::Offline => PageEvent::Offline {},
         Event::Online => PageEvent::Online {},
         Event::Pong { rtt } => PageEvent::Pong { rtt: millis(*rtt) },
+    }
+}
+
+/// A message's data for the page: an `ArrayBuffer` (a copy out of the wasm), or `undefined`
+/// for text. A text message is reported while `index.js` hands that very frame in (the session
+/// reports a frame at once, as at most one message, unchanged): it dispatches its own string,
+/// and no copy leaves the wasm.
+fn message_data(message: &Message) -> JsValue {
+    match message {
+        Message::Text(_) => JsValue::UNDEFINED,
+        Message::Binary(bytes) => Uint8Array::from(bytes.as_slice()).buffer().into(),
     }
 }
 
@@ -454,6 +466,9 @@ extern "C" {
     /// Builds the event of `kind` (a [`PageEvent`]) from its field values and dispatches it.
     #[wasm_bindgen(method, js_name = __emit, variadic)]
     fn emit(this: &Shell, kind: u32, values: &[JsValue]);
+    /// Dispatches a `message` event with `data` (`undefined`: the text frame being handled).
+    #[wasm_bindgen(method, js_name = __message)]
+    fn emit_message(this: &Shell, data: JsValue);
     /// Carries out `command` (a [`Command`]) for connection `conn`.
     #[wasm_bindgen(method, js_name = __do)]
     fn run_command(this: &Shell, command: u32, conn: f64, a: JsValue, b: JsValue) -> f64;
@@ -763,6 +778,10 @@ impl LifelineSocket {
                 continue;
             }
             match self.with_session(Session::poll_event).flatten() {
+                // The hot path through the wasm, without a kind or a list.
+                Some(SessionEvent::Connection(Event::Message(message))) => {
+                    shell.emit_message(message_data(&message));
+                }
                 Some(SessionEvent::Connection(event)) => {
                     connection_event(&event, || self.protocol()).emit(shell);
                 }
