@@ -9,7 +9,12 @@
 // over the rounds (each round's ratio is against that round's bare); `rounds` in the JSON keeps
 // every round. On a shared machine one round's ratio moves by ±0.1.
 //
-// Usage: node benches/browser/throughput.mjs [--n N] [--rounds R] [--out FILE]
+// With --heartbeat, the JS API also runs with its default heartbeat (client
+// "ws-lifeline-js-heartbeat", receive only), which the server's lifeline.v1 turns on: the path
+// every frame takes through the wasm. The bench's own JS API client has it off, as a bare
+// socket has none.
+//
+// Usage: node benches/browser/throughput.mjs [--n N] [--rounds R] [--heartbeat] [--out FILE]
 // Needs SERVER_DEV_BIN (a server-dev binary), the npm package in client-wasm/pkg and the Rust
 // API's page module in benches/browser-rust/pkg (both built by `cargo xtask bench browser`).
 import { cpSync, mkdirSync, writeFileSync } from "node:fs";
@@ -22,6 +27,7 @@ const arg = (name, dflt) => {
 };
 const n = Number(arg("--n", "100000"));
 const rounds = Number(arg("--rounds", "1"));
+const heartbeat = process.argv.includes("--heartbeat");
 const root = join(dirname(new URL(import.meta.url).pathname), "..", "..");
 const out = arg("--out", join(root, "target", "bench", "browser.json"));
 
@@ -60,7 +66,7 @@ try {
   for (let round = 0; round < rounds; round++) {
     const order = [...clients.slice(round % clients.length), ...clients.slice(0, round % clients.length)];
     const tag = rounds > 1 ? `round ${round + 1}: ` : "";
-    for (const kind of order) {
+    for (const kind of heartbeat ? [...order, "ws-lifeline-js-heartbeat"] : order) {
       const r = await page.evaluate(([k, n]) => window.receive(k, n, 1), [kind, n]);
       keep("receive", kind, r);
       console.log(`${tag}receive ${kind.padEnd(16)} ${String(rate(r)).padStart(8)} msg/s (${r.ms.toFixed(0)} ms)`);

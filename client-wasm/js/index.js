@@ -450,7 +450,8 @@ export class LifelineSocket extends EventTarget {
   /**
    * What the shell holds in the browser, kept apart from this object so that `release` can
    * free it after this object was collected: the machine, the connection's `WebSocket`, its
-   * number (the machine's) and its four listeners, the `online`/`offline`/`visibilitychange`
+   * number (the machine's) and its four listeners, the connection whose frames skip the wasm
+   * (`passing`, see `COMMAND_PASS_MESSAGES`), the `online`/`offline`/`visibilitychange`
    * listeners and the timer.
    */
   #resources;
@@ -516,6 +517,7 @@ export class LifelineSocket extends EventTarget {
       machine: this.#machine,
       ws: null,
       conn: -1,
+      passing: -1,
       socketListeners: [],
       environment: [],
       timer: undefined,
@@ -604,6 +606,9 @@ export class LifelineSocket extends EventTarget {
         break;
       case boundary.COMMAND_BUFFERED:
         return current ? resources.ws.bufferedAmount : -1;
+      case boundary.COMMAND_PASS_MESSAGES:
+        resources.passing = conn;
+        break;
       case boundary.COMMAND_TIMER:
         clearTimer(resources);
         if (conn >= 0) {
@@ -639,12 +644,15 @@ export class LifelineSocket extends EventTarget {
     on("open", () => self.deref()?.#input(boundary.INPUT_OPENED, conn, ws.protocol));
     on("message", ({ data }) => {
       const socket = self.deref();
-      if (!socket) return;
-      if (typeof data === "string") {
+      const text = typeof data === "string";
+      if (!socket || !(text || data instanceof ArrayBuffer)) return;
+      // The hot path: the session has said it would only report this frame.
+      if (resources.passing === conn) socket.__message(data);
+      else if (text) {
         socket.#inboundText = data;
         socket.#input(boundary.INPUT_TEXT, conn, data);
         socket.#inboundText = undefined;
-      } else if (data instanceof ArrayBuffer) socket.#input(boundary.INPUT_BYTES, conn, data);
+      } else socket.#input(boundary.INPUT_BYTES, conn, data);
     });
     on("error", () => self.deref()?.#input(boundary.INPUT_ERROR, conn));
     on("close", ({ code, reason, wasClean }) => {
@@ -849,7 +857,9 @@ export class LifelineSocket extends EventTarget {
     if (kind === boundary.PAGE_EVENT_STATECHANGE) this.#retain();
   }
 
-  /** Called by the wasm with each message's data: the hot path, with no kind or field list. */
+  /** Dispatches a `message` with `data`: from the wasm (`undefined` for the text frame it is
+   * handling), or straight from the socket's listener for the frames the session lets through
+   * (`COMMAND_PASS_MESSAGES`). */
   __message(data = this.#inboundText) {
     if (this.#binaryType === "blob" && data instanceof ArrayBuffer) data = new Blob([data]);
     this.#dispatch(new MessageEvent("message", { data }));

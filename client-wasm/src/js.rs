@@ -17,8 +17,13 @@
 //!   browser, an `Input`.
 //! - [`LifelineSocket::call`] (`__call(shell, call, a, b)`): the page's calls, a `Call`.
 //! - `shell.__do(command, conn, a, b)`: what the shell must do, a `Command`.
-//! - `shell.__emit(kind, ...values)`: an event for the page, a `PageEvent`; messages, the hot
-//!   path, go through `shell.__message(data)`.
+//! - `shell.__emit(kind, ...values)`: an event for the page, a `PageEvent`; messages go
+//!   through `shell.__message(data)`, with `undefined` for the text frame being handled.
+//!
+//! The hot path skips the wasm: at the end of every drive the shell hears which connection's
+//! frames the session would only report as messages (`Command::PassMessages`,
+//! [`Session::message_passthrough`]: no heartbeat on it, no rooms layer, `close()` not called),
+//! and `index.js` dispatches those frames itself. Every other frame comes in through `__input`.
 //!
 //! Errors are thrown (and `error` events carry them) as `[code, message, detail, bound]`
 //! (`crate_error`, `room_error`); `index.js` turns that into an `Error` with
@@ -318,14 +323,14 @@ fn state_number(state: State) -> JsValue {
     } as u32)
 }
 
-/// A connection event for the page (`drive` hands messages over itself, see `message_data`).
+/// A connection event for the page (`drive` hands messages over itself).
 fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEvent {
     match event {
         Event::Open => PageEvent::Open {
             protocol: protocol().into(),
         },
         Event::Message(message) => PageEvent::Message {
-            data: bytes_or_text(message.clone()),
+            data: message_data(message),
         },
         Event::Error(error) => PageEvent::Error {
             error: crate_error(error),
@@ -346,6 +351,17 @@ fn connection_event(event: &Event, protocol: impl FnOnce() -> String) -> PageEve
         Event::Offline => PageEvent::Offline {},
         Event::Online => PageEvent::Online {},
         Event::Pong { rtt } => PageEvent::Pong { rtt: millis(*rtt) },
+    }
+}
+
+/// A message's data for the page: an `ArrayBuffer` (a copy out of the wasm), or `undefined`
+/// for text. A text message is reported while `index.js` hands that very frame in (the session
+/// reports a frame at once, as at most one message, unchanged): it dispatches its own string,
+/// and no copy leaves the wasm.
+fn message_data(message: &Message) -> JsValue {
+    match message {
+        Message::Text(_) => JsValue::UNDEFINED,
+        Message::Binary(bytes) => Uint8Array::from(bytes.as_slice()).buffer().into(),
     }
 }
 
@@ -450,8 +466,7 @@ extern "C" {
     /// Builds the event of `kind` (a [`PageEvent`]) from its field values and dispatches it.
     #[wasm_bindgen(method, js_name = __emit, variadic)]
     fn emit(this: &Shell, kind: u32, values: &[JsValue]);
-    /// Dispatches a `message` event with `data` (`undefined`: the text frame being handled):
-    /// the hot path, without a kind or a list.
+    /// Dispatches a `message` event with `data` (`undefined`: the text frame being handled).
     #[wasm_bindgen(method, js_name = __message)]
     fn emit_message(this: &Shell, data: JsValue);
     /// Carries out `command` (a [`Command`]) for connection `conn`.
@@ -498,11 +513,6 @@ pub struct LifelineSocket {
     armed: Cell<Option<Instant>>,
     /// Set while the drive loop runs; calls from inside it leave their work to it.
     driving: Cell<bool>,
-    /// Set while a text frame is handled: its `message` event goes out as
-    /// `__message(undefined)`, which `index.js` reads as "the frame I handed you", so no copy of
-    /// it leaves the wasm. Taken once; the session reports a frame as at most one message,
-    /// unchanged.
-    inbound_text: Cell<bool>,
 }
 
 #[wasm_bindgen]
@@ -547,7 +557,6 @@ impl LifelineSocket {
             })),
             armed: Cell::new(None),
             driving: Cell::new(false),
-            inbound_text: Cell::new(false),
         })
     }
 
@@ -565,13 +574,10 @@ impl LifelineSocket {
                 conn,
                 protocol: string_of(&a),
             },
-            ShellInput::Text => {
-                self.inbound_text.set(true);
-                Input::SocketMessage {
-                    conn,
-                    message: Message::Text(string_of(&a)),
-                }
-            }
+            ShellInput::Text => Input::SocketMessage {
+                conn,
+                message: Message::Text(string_of(&a)),
+            },
             ShellInput::Bytes => Input::SocketMessage {
                 conn,
                 message: Message::Binary(Uint8Array::new(&a).to_vec()),
@@ -615,7 +621,6 @@ impl LifelineSocket {
         };
         self.with_session(|session| session.handle(now, input));
         self.drive(shell);
-        self.inbound_text.set(false);
     }
 
     /// Carries out the page's call (a `Call`); throws `[code, message, detail, bound]`.
@@ -761,14 +766,6 @@ impl LifelineSocket {
             .map_err(|e| crate_error(&e))
     }
 
-    /// A message's data for the page: `undefined` for the text frame being handled.
-    fn message_data(&self, message: Message) -> JsValue {
-        match message {
-            Message::Text(_) if self.inbound_text.replace(false) => JsValue::UNDEFINED,
-            message => bytes_or_text(message),
-        }
-    }
-
     /// Carries out the session's I/O and hands its events to the page until none is left,
     /// then keeps the shell's timer at the session's deadline.
     fn drive(&self, shell: &Shell) {
@@ -781,8 +778,9 @@ impl LifelineSocket {
                 continue;
             }
             match self.with_session(Session::poll_event).flatten() {
+                // The hot path through the wasm, without a kind or a list.
                 Some(SessionEvent::Connection(Event::Message(message))) => {
-                    shell.emit_message(self.message_data(message));
+                    shell.emit_message(message_data(&message));
                 }
                 Some(SessionEvent::Connection(event)) => {
                     connection_event(&event, || self.protocol()).emit(shell);
@@ -793,10 +791,17 @@ impl LifelineSocket {
             }
         }
         self.driving.set(false);
-        // Disposed: the shell has cleared its timer itself.
-        let Some(want) = self.with_session(|session| session.poll_timeout()) else {
+        // Disposed: the shell has released its timer and socket itself.
+        let Some((want, passthrough)) =
+            self.with_session(|session| (session.poll_timeout(), session.message_passthrough()))
+        else {
             return;
         };
+        // After every input and call, so the shell knows before the next frame arrives; every
+        // time, as remembering what it was told costs 35 B gzip more.
+        let passing = passthrough.map_or(-1.0, |conn| conn.0 as f64);
+        let none = JsValue::UNDEFINED;
+        shell.run(Command::PassMessages, passing, none.clone(), none);
         if self.armed.replace(want) != want {
             let delay = want.map_or(-1.0, |at| {
                 at.0.saturating_sub(now().0).min(i32::MAX as u64) as f64

@@ -14,6 +14,9 @@
 //! - [x] close() argument checks, URL validation, URL provider, stale events ignored
 //! - [x] limits: layer frames ahead of the queue, paced, dropped with their connection; a send
 //!   over max_message_bytes -> TooLarge; 1009 and 1013 retried
+//! - [x] message pass-through: offered only for an open connection with no heartbeat on it,
+//!   before `close()` and without the rooms layer; while offered, a frame only becomes its
+//!   message
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)] // test helpers panic by design
 
@@ -1327,4 +1330,75 @@ fn an_error_during_the_handshake_ends_the_attempt_without_waiting_for_a_close() 
     let out = h.input(5, Input::SocketError { conn });
     assert_eq!(H::events(&out), vec![Event::Error(Error::Socket)]);
     assert!(reconnecting(&h.closed(conn, 1006)).is_some());
+}
+
+#[test]
+fn message_passthrough_only_where_a_frame_would_only_be_reported() {
+    let mut h = H::new(quiet());
+    let conn = H::opened_conn(&h.drain()).unwrap();
+    assert_eq!(h.m.message_passthrough(), None, "not open yet");
+    h.open(conn);
+    assert_eq!(h.m.message_passthrough(), Some(conn));
+    // What a shell that skips `handle` must reproduce: the frame as its message, and nothing
+    // else (no I/O, no other event, no deadline).
+    let deadline = h.m.poll_timeout();
+    let pong = r#"{"type":"pong","id":1}"#;
+    let c = h.input(
+        1,
+        Input::SocketMessage {
+            conn,
+            message: pong.into(),
+        },
+    );
+    assert_eq!(c, vec![Out::Event(Event::Message(pong.into()))]);
+    assert_eq!(h.m.poll_timeout(), deadline);
+    h.m.close(Instant(2), None, None).unwrap();
+    h.drain();
+    assert_eq!(
+        h.m.message_passthrough(),
+        None,
+        "after close() no frame is a message"
+    );
+    let c = h.input(
+        3,
+        Input::SocketMessage {
+            conn,
+            message: pong.into(),
+        },
+    );
+    assert!(H::events(&c).is_empty(), "{c:?}");
+
+    // The default heartbeat runs only with protocol v1; a configured one always.
+    let (h, conn) = H::connected(Config::default());
+    assert_eq!(h.m.message_passthrough(), Some(conn));
+    let (h, _) = H::connected_v1(Config::default());
+    assert_eq!(
+        h.m.message_passthrough(),
+        None,
+        "pongs to test, liveness to note"
+    );
+    let (h, _) = H::connected(Config::default().heartbeat_interval(Duration::from_secs(25)));
+    assert_eq!(h.m.message_passthrough(), None);
+    let (mut h, conn) = H::connected(quiet());
+    h.closed(conn, 1006);
+    assert_eq!(h.m.message_passthrough(), None, "the connection is gone");
+}
+
+#[cfg(feature = "rooms")]
+#[test]
+fn no_message_passthrough_while_the_rooms_layer_runs() {
+    use ws_lifeline::machine::session::Session;
+    let mut s = Session::new(quiet(), Target::Url(URL.into()), 1, Instant(0)).unwrap();
+    let Some(Io::Open { conn, .. }) = s.poll_io() else {
+        panic!("an open first")
+    };
+    let protocol = String::new();
+    s.handle(Instant(1), Input::SocketOpened { conn, protocol });
+    assert_eq!(s.message_passthrough(), Some(conn));
+    s.start_rooms(Instant(2));
+    assert_eq!(
+        s.message_passthrough(),
+        None,
+        "every frame goes to the rooms layer"
+    );
 }

@@ -15,6 +15,9 @@
 //   so the default heartbeat runs; rooms started after the open offer it on the next attempt;
 // - on() returns an unsubscribe function and off() removes; after dispose() no room handler
 //   fires, and the page holds no live sockets, listeners or timers.
+// - rooms started on an open socket whose frames were reported without the wasm (no heartbeat,
+//   no rooms yet): the very next frames, a pong and the welcome, go to the rooms layer and none
+//   is a `message`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { jsSuite, openJsPage, wsUrl } from "./support/js_page.mjs";
@@ -382,6 +385,35 @@ test("with rooms on, protocol v1 frames are room events, never `message`; other 
   }
   assert.deepEqual(result.aMessages, [], "no protocol v1 frame is a message");
   assert.deepEqual(result.bMessages, [[1, 2, 3]], "other text frames are badFrame; binary frames are messages");
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test("rooms started on an open socket read the very next frames: no pong or welcome is a `message`", async () => {
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  const result = await page.evaluate(async ([url, options]) => {
+    // No heartbeat and no rooms layer yet: the session lets the shell report frames itself.
+    const a = t.recorded(url, options);
+    await t.until(a.log, (l) => l.some((e) => e.type === "open"));
+    a.ws.send(JSON.stringify({ type: "ping", id: 7 }));
+    await t.until(a.log, (l) => l.some((e) => e.type === "message"));
+    // In one task: the rooms layer starts (its hello goes out at once), then a ping; the
+    // server's welcome and pong are the first frames after the switch.
+    const rooms = t.roomLog(a.ws).log;
+    a.ws.send(JSON.stringify({ type: "ping", id: 8 }));
+    const room = `switch-${Math.random()}`;
+    a.ws.join(room);
+    await t.until(rooms, (l) => l.some((e) => e.type === "joined" && e.room === room));
+    await new Promise((r) => setTimeout(r, 200));
+    const out = {
+      messages: a.log.filter((e) => e.type === "message").map((e) => e.data),
+      roomTypes: rooms.map((e) => e.type),
+    };
+    a.ws.dispose();
+    return out;
+  }, [wsAs("switch"), OPTIONS]);
+  assert.deepEqual(result.messages, ['{"type":"pong","id":7}'], "only the pong before the switch");
+  assert.deepEqual(result.roomTypes.slice(0, 2), ["welcome", "joined"]);
   await page.close();
   assert.deepEqual(errors, []);
 });

@@ -129,6 +129,9 @@ numbered! {
         Buffered,
         /// Set the one timer to `conn` milliseconds from now (replacing any), or clear it (-1).
         Timer,
+        /// Sent after every drive: report connection `conn`'s frames as messages without
+        /// `__input` (the session says that is all it would do with them); -1: hand all in.
+        PassMessages,
     }
 
     /// The socket's state, as `ws.state` names it.

@@ -252,6 +252,18 @@ impl Machine {
         self.conn.as_ref().map(|c| c.id)
     }
 
+    /// The connection whose inbound frames [`handle`](Self::handle) would only report,
+    /// unchanged, as [`Event::Message`]: open, `close()` not called, and no heartbeat on it (no
+    /// pong to test, no liveness to note). A shell may then report them itself and skip the
+    /// call, which is the JS shell's hot path; `None` when every frame must come in.
+    pub fn message_passthrough(&self) -> Option<ConnId> {
+        if self.heartbeat().is_some() {
+            return None;
+        }
+        let c = self.conn.as_ref()?;
+        (c.phase == Phase::Open && !c.closing).then_some(c.id)
+    }
+
     /// Failed attempts in a row.
     pub fn attempt(&self) -> u32 {
         self.attempt

@@ -113,6 +113,17 @@ impl Session {
         self.machine.poll_io()
     }
 
+    /// The connection whose inbound frames a shell may report as messages itself, without
+    /// [`handle`](Self::handle): as [`Machine::message_passthrough`], and never while the rooms
+    /// layer runs (it reads every frame).
+    pub fn message_passthrough(&self) -> Option<ConnId> {
+        #[cfg(feature = "rooms")]
+        if self.rooms.is_some() {
+            return None;
+        }
+        self.machine.message_passthrough()
+    }
+
     /// The next event for the application, in order.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
