@@ -92,7 +92,10 @@ export const COMMAND_ABANDON = 4;
 export const COMMAND_BUFFERED = 5;
 /** Set the one timer to `conn` milliseconds from now (replacing any), or clear it (-1). */
 export const COMMAND_TIMER = 6;
-/** Sent after every drive: report connection `conn`'s frames as messages without `__input` (the session says that is all it would do with them); -1: hand all in. */
+/**
+ * Sent after every drive: report connection `conn`'s frames as messages without `__input` (the
+ * session says that is all it would do with them); -1: hand all in.
+ */
 export const COMMAND_PASS_MESSAGES = 7;
 export const COMMAND_NAMES = ["resolveUrl", "open", "send", "close", "abandon", "buffered", "timer", "passMessages"];
 
