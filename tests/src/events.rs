@@ -10,7 +10,7 @@ use ws_lifeline::native::{Client, ClientEvent};
 pub async fn until(
     client: &mut Client,
     limit: Duration,
-    done: impl Fn(&ClientEvent) -> bool,
+    mut done: impl FnMut(&ClientEvent) -> bool,
 ) -> Vec<ClientEvent> {
     let mut seen = Vec::new();
     let wait = async {

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lifeline_tests::events;
 use lifeline_tests::server::RunningServer;
 use tokio::time::timeout;
 use ws_lifeline::Config;
@@ -62,23 +63,18 @@ fn persistent(url: &str, snapshot: Option<OutboxSnapshot>, store: &Store) -> Cli
     Client::connect_persistent(url, Config::default(), outbox, snapshot, store.saver()).unwrap()
 }
 
-/// Waits, bounded, until `done` holds for an event; returns every room event seen.
+/// Waits, bounded, until `done` holds for a room event; returns every room event seen.
 async fn until(client: &mut Client, mut done: impl FnMut(&RoomEvent) -> bool) -> Vec<RoomEvent> {
-    let mut seen = Vec::new();
-    let wait = async {
-        while let Some(event) = client.next_event().await {
-            if let ClientEvent::Room(event) = event {
-                let last = done(&event);
-                seen.push(event);
-                if last {
-                    return;
-                }
-            }
-        }
+    let seen = events::until(
+        client,
+        LIMIT,
+        |e| matches!(e, ClientEvent::Room(r) if done(r)),
+    );
+    let room_event = |e| match e {
+        ClientEvent::Room(event) => Some(event),
+        _ => None,
     };
-    let finished = timeout(LIMIT, wait).await;
-    assert!(finished.is_ok(), "timed out; saw {seen:?}");
-    seen
+    seen.await.into_iter().filter_map(room_event).collect()
 }
 
 async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
