@@ -200,37 +200,28 @@ fn test(args: &[String]) -> Result {
         ])
         .run()?;
     // The browser API (`web`, `yew`) is only documented on wasm32; a broken intra-doc link
-    // there is a warning, so `-D warnings` fails the step on it.
-    Step::new("docs (wasm32, -D warnings)", "cargo")
-        .args([
-            "doc",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--no-deps",
-            "--locked",
-            "-p",
-            "ws-lifeline",
-            "--features",
-            // `js` too: the npm package's module docs link into the core.
-            "yew,js",
-        ])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .run()?;
-    // The persistent outbox's API (which cannot be built with `js` yet).
-    Step::new("docs (wasm32, persist, -D warnings)", "cargo")
-        .args([
-            "doc",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--no-deps",
-            "--locked",
-            "-p",
-            "ws-lifeline",
-            "--features",
-            "yew,persist",
-        ])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .run()?;
+    // there is a warning, so `-D warnings` fails the step on it. `js` too: the npm package's
+    // module docs link into the core. The persistent outbox's API on its own: it cannot be
+    // built with `js` yet.
+    for (name, features) in [
+        ("docs (wasm32, -D warnings)", "yew,js"),
+        ("docs (wasm32, persist, -D warnings)", "yew,persist"),
+    ] {
+        Step::new(name, "cargo")
+            .args([
+                "doc",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--no-deps",
+                "--locked",
+                "-p",
+                "ws-lifeline",
+                "--features",
+                features,
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .run()?;
+    }
     Step::new("native tests", "cargo")
         .args(["test", "--workspace", "--all-features", "--locked"])
         .run()?;
