@@ -123,6 +123,20 @@ pub struct Config {
     /// 64 MiB: sixteen full rooms; without it 10 000 rooms of 1000 messages of 64 KiB could
     /// hold 640 GB.
     pub history_total_bytes: usize,
+    /// Bytes a connection's outbound queue may hold (frames queued and not yet taken by its
+    /// writer; the shared room list and presence snapshots count in `room_list_bytes`
+    /// instead); a connection whose queue would pass it is closed with 1013 (slow consumer).
+    /// Default: 8 MiB: twice a room's full replay (`history_room_bytes`, 4 MiB), so that a
+    /// join never meets it, even behind as large a backlog; a batch frame (16 KiB) and a
+    /// message (64 KiB) are small beside it.
+    pub queue_conn_bytes: usize,
+    /// Bytes all outbound queues together may hold, counting a frame once per queue it waits
+    /// in; when an item would pass it, the connections with the most bytes queued are closed
+    /// with 1013 until it fits (never one whose queue is only its own join's replay, while
+    /// another holds bytes). Never below `queue_conn_bytes`. Default: 256 MiB: 32 connections
+    /// at their full budget, or a 64 KiB message to each of the 1024 connections four times
+    /// over; without it 1024 connections × 8 MiB could hold 8 GiB.
+    pub queue_total_bytes: usize,
     /// Shortest interval between two room-list pushes (the latest state wins); zero pushes
     /// every change at once. Default: 1 s.
     pub rooms_push_interval: Duration,
@@ -182,6 +196,8 @@ impl Default for Config {
             // Memory bounds of the hub.
             history_room_bytes: 4 * 1024 * 1024,
             history_total_bytes: 64 * 1024 * 1024,
+            queue_conn_bytes: 8 * 1024 * 1024,
+            queue_total_bytes: 256 * 1024 * 1024,
             rooms_push_interval: Duration::from_secs(1),
             max_dedupe_entries: 1024 * 1024,
             engine: EngineKind::Memory,
@@ -326,6 +342,13 @@ impl Config {
     pub fn history_bytes(mut self, per_room: usize, total: usize) -> Self {
         self.history_room_bytes = per_room;
         self.history_total_bytes = total;
+        self
+    }
+    /// Sets the outbound queue byte budgets: per connection and across all connections
+    /// (raised to at least `per_conn`).
+    pub fn queue_bytes(mut self, per_conn: usize, total: usize) -> Self {
+        self.queue_conn_bytes = per_conn;
+        self.queue_total_bytes = total.max(per_conn);
         self
     }
     /// Sets the shortest interval between two room-list pushes.

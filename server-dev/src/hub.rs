@@ -4,6 +4,9 @@
 //! All state sits behind one mutex that is never held across an `.await`. Frames to peers go
 //! through each peer's bounded queue with `try_send`, so a slow peer can never stall a room:
 //! when its queue is full it is evicted and told to close with 1013 (the slow-consumer rule).
+//! Queues are bounded in bytes too, each and all together: the per-connection budget is the
+//! same rule, and above the server-wide one the connections with the most queued are closed
+//! with 1013 first (see [`State::make_room`]).
 //!
 //! Memory is bounded whatever clients do: history and sessions by the engine's bounds (see
 //! `engine/memory.rs`); the room list by one shared encoding per push interval, and at most
@@ -29,7 +32,7 @@ use crate::Config;
 use crate::engine::{
     self, Batch, Engine, LimitLog, Publish, Published, RoomName, SessionId, StorageError,
 };
-use crate::queue;
+use crate::queue::{self, QueuedBytes, Weigh};
 
 /// A connection's id, unique within one server run.
 pub(crate) type ConnId = u64;
@@ -46,6 +49,29 @@ pub(crate) enum Outbound {
     Rooms,
     /// A room's presence as it is when written; at most one queued per peer and room.
     Presence(RoomName),
+}
+
+impl Weigh for Outbound {
+    /// The frames it holds. Snapshots hold none of their own: the hub keeps one of each,
+    /// counted in `room_list_bytes`, however many queues name it.
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::One(frame) => frame.len(),
+            Outbound::Many(frames) => frames.iter().map(|f| f.len()).sum(),
+            Outbound::Rooms | Outbound::Presence(_) => 0,
+        }
+    }
+}
+
+/// Why a connection is closed as a slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Its queue holds `queue_capacity` items.
+    Items,
+    /// Its queue would pass `queue_conn_bytes`.
+    ConnBytes,
+    /// All queues would pass `queue_total_bytes`, and it holds the most.
+    TotalBytes,
 }
 
 /// The frames an [`Outbound`] stands for: most often one, which needs no list of its own.
@@ -170,13 +196,14 @@ impl Peer {
         self.tx.extra().ping.swap(false, Ordering::AcqRel)
     }
 
-    /// Queues `out`; false when the queue is full (the peer is too slow).
-    fn offer(&self, out: Outbound) -> bool {
+    /// Queues `out`; why not when the peer is too slow.
+    fn offer(&self, out: Outbound) -> Result<(), Overflow> {
         match self.tx.try_send(out) {
-            Ok(()) => true,
-            Err(queue::TrySendError::Full) => false,
+            Ok(()) => Ok(()),
+            Err(queue::TrySendError::Full) => Err(Overflow::Items),
+            Err(queue::TrySendError::OverBudget) => Err(Overflow::ConnBytes),
             // The connection task is already gone; its disconnect cleans up.
-            Err(queue::TrySendError::Closed) => true,
+            Err(queue::TrySendError::Closed) => Ok(()),
         }
     }
 }
@@ -220,14 +247,19 @@ pub(crate) struct Memory {
     pub(crate) room_list_bytes: usize,
     /// Items queued for connections to write.
     pub(crate) queued_items: usize,
-    /// Bytes of the frames those items hold, each frame counted once however many queues
-    /// share it (snapshots are in `room_list_bytes`; a message frame is shared with history).
+    /// Bytes of the frames those items hold, counted once per queue a frame waits in (what
+    /// `queue_total_bytes` bounds; snapshots are in `room_list_bytes`).
     pub(crate) queued_bytes: usize,
+    /// The most `queued_bytes` ever was in this server run.
+    pub(crate) queued_bytes_peak: usize,
+    /// The most bytes one connection's queue holds now (what `queue_conn_bytes` bounds).
+    pub(crate) queued_bytes_conn_max: usize,
 }
 
 #[derive(Debug, Clone)]
 struct Limits {
     queue_capacity: usize,
+    queue_conn_bytes: usize,
     max_rooms_per_conn: usize,
     max_rooms: usize,
     /// With `session_ttl`, sets how often the sweep runs.
@@ -286,7 +318,14 @@ struct State {
     held: VecDeque<(u64, ConnId, Outbound)>,
     next_id: ConnId,
     /// Peers whose queue overflowed during the current operation.
-    evict: Vec<ConnId>,
+    evict: Vec<(ConnId, Overflow)>,
+    /// Bytes queued across connections.
+    queued: Arc<QueuedBytes>,
+    /// The budget of `queued`, at least a connection's.
+    queue_total_bytes: usize,
+    /// Warnings of the queue byte budgets, rate-limited.
+    queue_conn_log: LimitLog,
+    queue_total_log: LimitLog,
     /// The latest room list, read by writers when they write an [`Outbound::Rooms`]. Encoded
     /// once per push and shared by every queue.
     rooms_frame: Option<Utf8Bytes>,
@@ -312,6 +351,8 @@ struct State {
 #[derive(Debug, Clone)]
 pub(crate) struct Hub {
     state: Arc<Mutex<State>>,
+    /// Bytes queued across connections, shared by every queue (and `State`).
+    queued: Arc<QueuedBytes>,
     limits: Limits,
     /// Wakes [`Hub::sync_until`] when the engine owes its store writes.
     writes: Arc<Notify>,
@@ -365,10 +406,51 @@ impl State {
     }
 
     fn offer(&mut self, id: ConnId, out: Outbound) {
+        if !self.conns.contains_key(&id) {
+            return;
+        }
+        let weight = out.weight();
+        if weight > 0 && !self.make_room(id, weight, matches!(out, Outbound::Many(_))) {
+            self.evict.push((id, Overflow::TotalBytes));
+            return;
+        }
         if let Some(entry) = self.conns.get(&id)
-            && !entry.peer.offer(out)
+            && let Err(overflow) = entry.peer.offer(out)
         {
-            self.evict.push(id);
+            self.evict.push((id, overflow));
+        }
+    }
+
+    /// The server-wide queue budget before `id` queues `weight` more bytes: while they would
+    /// not fit, the connection with the most bytes queued is closed (its queue freed at once).
+    /// `id` counts with the item, unless the item is its join's replay (`replay`): a
+    /// connection is not closed only for its own replay while another holds bytes. False when
+    /// `id` is the one to close. Ends: each round frees a queue that held bytes.
+    fn make_room(&mut self, id: ConnId, weight: usize, replay: bool) -> bool {
+        loop {
+            if self.queued.now().saturating_add(weight) <= self.queue_total_bytes {
+                return true;
+            }
+            let biggest = self
+                .conns
+                .iter()
+                .map(|(conn, entry)| {
+                    let mut bytes = entry.peer.tx.queued_bytes();
+                    if *conn == id && !replay {
+                        bytes += weight;
+                    }
+                    (bytes, *conn)
+                })
+                .max();
+            match biggest {
+                Some((bytes, victim)) if victim != id && bytes > 0 => {
+                    if let Some(entry) = self.conns.get(&victim) {
+                        entry.peer.tx.clear();
+                    }
+                    self.evict.push((victim, Overflow::TotalBytes));
+                }
+                _ => return false,
+            }
         }
     }
 
@@ -740,40 +822,51 @@ impl State {
     /// Evicts every peer whose queue overflowed, which may overflow others in turn.
     fn flush_evictions(&mut self, now: Instant, limits: &Limits) {
         // Each round removes a connection, so this ends after at most `conns.len()` rounds.
-        while let Some(id) = self.evict.pop() {
-            if let Some(entry) = self.conns.get(&id) {
-                warn!(
+        while let Some((id, overflow)) = self.evict.pop() {
+            let Some(entry) = self.conns.get(&id) else {
+                continue;
+            };
+            // Closed without writing its queue: what it held is freed now.
+            entry.peer.tx.clear();
+            entry
+                .peer
+                .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
+            match overflow {
+                Overflow::Items => warn!(
                     conn = id,
                     "slow consumer: outbound queue full, closing with 1013"
-                );
-                entry
-                    .peer
-                    .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
-                self.remove_conn(id, now, limits);
+                ),
+                Overflow::ConnBytes => {
+                    if let Some(quiet) = self.queue_conn_log.hit(now) {
+                        warn!(
+                            conn = id,
+                            max = limits.queue_conn_bytes,
+                            hits = quiet,
+                            "slow consumer: outbound queue byte budget reached, closing with 1013"
+                        );
+                    }
+                }
+                Overflow::TotalBytes => {
+                    if let Some(quiet) = self.queue_total_log.hit(now) {
+                        warn!(
+                            conn = id,
+                            max = self.queue_total_bytes,
+                            hits = quiet,
+                            "server-wide queue byte budget reached: the connection with the most queued closed with 1013"
+                        );
+                    }
+                }
             }
+            self.remove_conn(id, now, limits);
         }
     }
 
     fn memory(&self) -> Memory {
         let rooms_frame_len = self.rooms_frame.as_ref().map_or(0, |f| f.len());
-        let (mut queued_items, mut queued_bytes) = (0, 0);
-        // A frame broadcast to a room sits in every member's queue once, shared: count it once.
-        let mut seen = std::collections::HashSet::new();
-        let mut count = |frame: &Utf8Bytes| {
-            if seen.insert(frame.as_str().as_ptr()) {
-                queued_bytes += frame.len();
-            }
-        };
+        let (mut queued_items, mut queued_bytes_conn_max) = (0, 0);
         for entry in self.conns.values() {
-            entry.peer.tx.inspect(|item| {
-                queued_items += 1;
-                match item {
-                    Outbound::One(frame) => count(frame),
-                    Outbound::Many(frames) => frames.iter().for_each(&mut count),
-                    // Snapshots are held once by the hub, whatever is queued.
-                    Outbound::Rooms | Outbound::Presence(_) => {}
-                }
-            });
+            entry.peer.tx.inspect(|_| queued_items += 1);
+            queued_bytes_conn_max = queued_bytes_conn_max.max(entry.peer.tx.queued_bytes());
         }
         let stored = self.engine.stored();
         Memory {
@@ -786,7 +879,9 @@ impl State {
             dedupe_entries: stored.dedupe_entries,
             room_list_bytes: rooms_frame_len,
             queued_items: queued_items + self.held.len(),
-            queued_bytes,
+            queued_bytes: self.queued.now(),
+            queued_bytes_peak: self.queued.peak(),
+            queued_bytes_conn_max,
         }
     }
 }
@@ -805,6 +900,7 @@ impl Hub {
             .collect();
         let blocks = engine.shared();
         let publisher = engine.publisher();
+        let queued = Arc::new(QueuedBytes::default());
         let state = State {
             conns: HashMap::new(),
             rooms,
@@ -812,6 +908,10 @@ impl Hub {
             held: VecDeque::new(),
             next_id: 0,
             evict: Vec::new(),
+            queued: Arc::clone(&queued),
+            queue_total_bytes: config.queue_total_bytes.max(config.queue_conn_bytes),
+            queue_conn_log: LimitLog::default(),
+            queue_total_log: LimitLog::default(),
             rooms_frame: None,
             rooms_fresh: false,
             rooms_dirty: false,
@@ -824,6 +924,7 @@ impl Hub {
         };
         Self {
             state: Arc::new(Mutex::new(state)),
+            queued,
             writes: Arc::new(Notify::new()),
             blocks,
             publisher,
@@ -831,6 +932,7 @@ impl Hub {
             inline_sync: false,
             limits: Limits {
                 queue_capacity: config.queue_capacity.max(1),
+                queue_conn_bytes: config.queue_conn_bytes,
                 max_rooms_per_conn: config.max_rooms_per_conn,
                 max_rooms: config.max_rooms,
                 history_max_age: config.history_max_age,
@@ -972,7 +1074,12 @@ impl Hub {
 
     /// Adds a connection with a fresh session.
     pub(crate) fn register(&self, name: String) -> Registration {
-        let (tx, rx) = queue::bounded(self.limits.queue_capacity, PeerState::default());
+        let (tx, rx) = queue::bounded(
+            self.limits.queue_capacity,
+            self.limits.queue_conn_bytes,
+            Arc::clone(&self.queued),
+            PeerState::default(),
+        );
         self.with(|state, _, now| {
             state.next_id += 1;
             let id = state.next_id;

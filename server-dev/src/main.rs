@@ -130,6 +130,14 @@ struct Args {
     /// Bytes of history kept across all rooms (oldest publication evicted first).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     history_total_bytes: usize,
+    /// Bytes a connection's outbound queue may hold (above: close 1013, slow consumer); the
+    /// default fits a room's full replay (--history-room-bytes) twice.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    queue_conn_bytes: usize,
+    /// Bytes all outbound queues may hold together (above: the connections with the most
+    /// queued are closed with 1013); at least --queue-conn-bytes.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    queue_total_bytes: usize,
     /// Shortest interval between two room-list pushes, in ms; 0 pushes every change.
     #[arg(long, default_value_t = 1000)]
     rooms_push_interval_ms: u64,
@@ -183,6 +191,7 @@ impl Args {
             .login_rate_limit(self.login_rate_limit, self.login_burst)
             // Memory bounds of the hub.
             .history_bytes(self.history_room_bytes, self.history_total_bytes)
+            .queue_bytes(self.queue_conn_bytes, self.queue_total_bytes)
             .rooms_push_interval(Duration::from_millis(self.rooms_push_interval_ms))
             .max_dedupe_entries(self.max_dedupe_entries)
             .engine(self.engine.clone());
@@ -324,6 +333,10 @@ mod tests {
             "1000",
             "--history-total-bytes",
             "5000",
+            "--queue-conn-bytes",
+            "2000",
+            "--queue-total-bytes",
+            "9000",
             "--rooms-push-interval-ms",
             "250",
             "--max-dedupe-entries",
@@ -347,6 +360,7 @@ mod tests {
         assert_eq!(c.max_tickets, 12);
         assert_eq!(c.max_rooms, 7);
         assert_eq!((c.history_room_bytes, c.history_total_bytes), (1000, 5000));
+        assert_eq!((c.queue_conn_bytes, c.queue_total_bytes), (2000, 9000));
         assert_eq!(c.rooms_push_interval, Duration::from_millis(250));
         assert_eq!(c.max_dedupe_entries, 99);
         assert_eq!(
@@ -359,6 +373,14 @@ mod tests {
         assert_eq!(
             defaults.max_tickets,
             server_dev::Config::default().max_tickets
+        );
+        let config_defaults = server_dev::Config::default();
+        assert_eq!(
+            (defaults.queue_conn_bytes, defaults.queue_total_bytes),
+            (
+                config_defaults.queue_conn_bytes,
+                config_defaults.queue_total_bytes
+            )
         );
         assert!(Args::try_parse_from(["server-dev", "--engine", "redis"]).is_err());
     }

@@ -78,6 +78,8 @@ against_every_engine! {
         room_list_pushes_wait_for_the_interval_and_the_latest_wins,
         list_rooms_spam_holds_one_snapshot_among_ten_thousand_rooms,
         full_queue_evicts_with_1013_and_room_goes_on,
+        the_queue_byte_budget_of_a_connection_evicts_with_1013,
+        the_server_wide_queue_budget_closes_the_biggest_queue_not_a_joiners_replay,
         dedupe_survives_resume,
         empty_room_keeps_history_until_it_expires,
         room_list_and_presence_are_coalesced_for_a_lagging_peer,
@@ -683,6 +685,110 @@ fn full_queue_evicts_with_1013_and_room_goes_on(engine: NewEngine) {
     assert!(
         got.iter()
             .any(|m| matches!(m, ServerMsg::Message { offset: 6, .. }))
+    );
+}
+
+/// Publishes `n` messages of about `len` bytes to `room` from `from`, draining `from`.
+fn publish_padded(
+    hub: &Hub,
+    from: &mut Registration,
+    room: &str,
+    first_id: u64,
+    n: u64,
+    len: usize,
+) {
+    let pad = "p".repeat(len);
+    for id in first_id..first_id + n {
+        hub.publish(from.peer.id, room.into(), id, serde_json::json!(pad));
+        drain_reg(hub, from);
+    }
+}
+
+fn the_queue_byte_budget_of_a_connection_evicts_with_1013(engine: NewEngine) {
+    // The budget under test: 10 000 bytes, three 3 KB messages and not four.
+    let hub = hub(engine, Config::default().queue_bytes(10_000, 1 << 20));
+    let mut fast = hub.register("fast".into());
+    let slow = hub.register("slow".into());
+    hub.join(slow.peer.id, "r".into(), None);
+    hub.join(fast.peer.id, "r".into(), None);
+    drain_reg(&hub, &mut fast);
+    let before = hub.memory();
+    assert_eq!(
+        before.queued_bytes,
+        slow.peer.tx.queued_bytes(),
+        "{before:?}"
+    );
+    publish_padded(&hub, &mut fast, "r", 1, 3, 3_000);
+    assert!(slow.peer.kick().is_none());
+    let memory = hub.memory();
+    assert!(
+        memory.queued_bytes > 9_000 && memory.queued_bytes <= 10_000,
+        "{memory:?}"
+    );
+    assert_eq!(memory.queued_bytes_conn_max, memory.queued_bytes);
+    publish_padded(&hub, &mut fast, "r", 4, 1, 3_000);
+    assert_eq!(slow.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
+    // Closed without writing its queue: what it held counts no more, the room goes on.
+    let memory = hub.memory();
+    assert_eq!(memory.queued_bytes, 0, "{memory:?}");
+    assert_eq!(hub.lock().rooms["r"].members.len(), 1);
+    publish_padded(&hub, &mut fast, "r", 5, 1, 10);
+}
+
+fn the_server_wide_queue_budget_closes_the_biggest_queue_not_a_joiners_replay(engine: NewEngine) {
+    // The budgets under test: 100 000 bytes per connection, 150 000 across them.
+    let (per_conn, total) = (100_000, 150_000);
+    let hub = hub(engine, Config::default().queue_bytes(per_conn, total));
+    let mut publisher = hub.register("publisher".into());
+    for room in ["a", "b", "c"] {
+        hub.join(publisher.peer.id, room.into(), None);
+    }
+    drain_reg(&hub, &mut publisher);
+    // Room c gets about 60 KB of history, for the joiner's replay.
+    publish_padded(&hub, &mut publisher, "c", 1, 6, 10_000);
+    // The hog reads nothing of room a (about 80 KB); the small one little of room b.
+    let hog = hub.register("hog".into());
+    let small = hub.register("small".into());
+    hub.join(hog.peer.id, "a".into(), None);
+    hub.join(small.peer.id, "b".into(), None);
+    publish_padded(&hub, &mut publisher, "a", 7, 8, 10_000);
+    publish_padded(&hub, &mut publisher, "b", 15, 1, 10_000);
+    assert!(hog.peer.kick().is_none() && small.peer.kick().is_none());
+    let before = hub.memory();
+    assert!(before.queued_bytes > 90_000, "{before:?}");
+
+    // The joiner's replay alone fits its budget, and would pass the server's: the hog goes.
+    let mut joiner = hub.register("joiner".into());
+    let since = Since {
+        epoch: "another".into(),
+        offset: 0,
+    };
+    hub.join(joiner.peer.id, "c".into(), Some(since));
+    assert_eq!(hog.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
+    assert!(small.peer.kick().is_none() && joiner.peer.kick().is_none());
+    let memory = hub.memory();
+    assert!(memory.queued_bytes <= total, "{memory:?}");
+    assert!(memory.queued_bytes_peak <= total, "{memory:?}");
+    let replay = drain_reg(&hub, &mut joiner);
+    let replayed = replay
+        .iter()
+        .filter(|m| matches!(m, ServerMsg::Message { .. }))
+        .count();
+    assert_eq!(replayed, 6, "the whole replay");
+
+    // Without a replay, the biggest queue goes, also when it is the one offered to: small
+    // (10 KB ahead) and the joiner read nothing of room b; eight more pass 150 000 together.
+    hub.join(joiner.peer.id, "b".into(), None);
+    drain_reg(&hub, &mut joiner);
+    publish_padded(&hub, &mut publisher, "b", 16, 8, 10_000);
+    assert_eq!(small.peer.kick(), Some(Kick::Close(close::TRY_AGAIN_LATER)));
+    assert!(joiner.peer.kick().is_none());
+    let memory = hub.memory();
+    assert!(memory.queued_bytes_peak <= total, "{memory:?}");
+    assert_eq!(
+        memory.queued_bytes,
+        joiner.peer.tx.queued_bytes(),
+        "{memory:?}"
     );
 }
 
