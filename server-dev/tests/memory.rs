@@ -6,7 +6,11 @@
 //! session churn (connect/hello/publish/close, and hello switching sessions) keeps the session
 //! count within its cap and abandoned sessions expire; 9,900 rooms and a client that spams
 //! `list_rooms` without reading hold one shared room-list snapshot, not one per request, while
-//! a normal client is served. Each test prints the peak figures it saw (for BENCHMARKS.md).
+//! a normal client is served; in each of these the outbound queues stay within their byte
+//! budgets (per connection and server-wide). Non-reading clients that pile up queued bytes
+//! until the server-wide budget is reached: the one with the most is closed with 1013
+//! (retryable), the others and a well-behaved pair go on, and the total stays within the
+//! budget. Each test prints the peak figures it saw (for BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // test helpers may panic
 
 mod common;
@@ -19,6 +23,8 @@ use futures::{SinkExt, StreamExt};
 use protocol::{ClientMsg, ServerMsg};
 use serde_json::{Value, json};
 use server_dev::Config;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Each test here loads a 2-core machine on its own (a 92 MB flood, 2,000 churns, 9,900 rooms);
@@ -54,6 +60,22 @@ fn field(health: &Value, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in {health}"))
 }
 
+/// Asserts that the queued bytes in `h` are within `config`'s budgets.
+fn assert_queues_within_budget(h: &Value, config: &Config) {
+    assert!(
+        field(h, "queued_bytes") <= config.queue_total_bytes as u64,
+        "{h}"
+    );
+    assert!(
+        field(h, "queued_bytes_peak") <= config.queue_total_bytes as u64,
+        "{h}"
+    );
+    assert!(
+        field(h, "queued_bytes_conn_max") <= config.queue_conn_bytes as u64,
+        "{h}"
+    );
+}
+
 /// Reads until the ack of `id`, decoding only small frames: the 64 KiB echoes are skipped
 /// unparsed (a batch frame is at most 16 KiB, so acks never share a frame with them).
 async fn until_ack_skipping_big(c: &mut Client, id: u64) {
@@ -85,7 +107,7 @@ async fn a_history_flood_stays_within_the_global_budget() {
     // echoes must still be pinged between batches (it was not, once) and kept.
     let config = defaults();
     let budget = config.history_total_bytes as u64;
-    let server = TestServer::start(config).await;
+    let server = TestServer::start(config.clone()).await;
     let addr = server.addr;
 
     // A well-behaved pair in its own room.
@@ -131,7 +153,8 @@ async fn a_history_flood_stays_within_the_global_budget() {
             .await;
         let h = health(addr).await;
         assert!(field(&h, "history_bytes") <= budget, "{h}");
-        peak_queued = peak_queued.max(field(&h, "queued_bytes"));
+        assert_queues_within_budget(&h, &config);
+        peak_queued = peak_queued.max(field(&h, "queued_bytes_conn_max"));
         // Well below the default rate limit (50 frames/s).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -144,14 +167,16 @@ async fn a_history_flood_stays_within_the_global_budget() {
     let h = health(addr).await;
     let peak = field(&h, "history_bytes_peak");
     assert!(peak <= budget, "{h}");
+    assert_queues_within_budget(&h, &config);
     assert!(
         field(&h, "history_bytes") > budget / 2,
         "the flood reached the budget: {h}"
     );
     println!(
         "history flood: history_bytes_peak={peak} budget={budget} history_entries={} \
-         queued_bytes_peak_sampled={peak_queued} calm_round_trips={id}",
-        field(&h, "history_entries")
+         queued_bytes_peak={} queued_bytes_conn_max_sampled={peak_queued} calm_round_trips={id}",
+        field(&h, "history_entries"),
+        field(&h, "queued_bytes_peak"),
     );
 
     // The calm room still works after the flood.
@@ -273,7 +298,8 @@ async fn list_rooms_spam_among_ten_thousand_rooms_holds_one_snapshot() {
     // 90 rooms per connection: 110 connections make 9,900 rooms (the server keeps 10,000 by
     // default, and the normal client needs one more). The per-connection room cap (32) is not
     // what is tested, so it is raised; every other limit is default.
-    let server = TestServer::start(defaults().max_rooms_per_conn(90)).await;
+    let config = defaults().max_rooms_per_conn(90);
+    let server = TestServer::start(config.clone()).await;
     let addr = server.addr;
     let mut holders = Vec::new();
     for c in 0..110 {
@@ -363,12 +389,14 @@ async fn list_rooms_spam_among_ten_thousand_rooms_holds_one_snapshot() {
     assert!(list_bytes > 300_000, "{h}");
     assert!(field(&h, "queued_items") <= 2, "{h}");
     assert!(field(&h, "queued_bytes") <= 2 * list_bytes, "{h}");
+    assert_queues_within_budget(&h, &config);
     println!(
         "list_rooms spam: rooms_held={} room_list_bytes={list_bytes} queued_items={} \
-         queued_bytes={} (unshared, 95 requests would be {})",
+         queued_bytes={} queued_bytes_peak={} (unshared, 95 requests would be {})",
         field(&h, "rooms_held"),
         field(&h, "queued_items"),
         field(&h, "queued_bytes"),
+        field(&h, "queued_bytes_peak"),
         95 * list_bytes
     );
 
@@ -379,4 +407,137 @@ async fn list_rooms_spam_among_ten_thousand_rooms_holds_one_snapshot() {
     for d in drains {
         tokio::time::timeout(WAIT, d).await.unwrap().unwrap();
     }
+}
+
+/// How a non-reading client's connection looks once it reads again.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// A close frame with this code.
+    Closed(u16),
+    /// Still open: nothing more within the wait.
+    Open,
+    /// Ended without a close frame.
+    Dropped,
+}
+
+/// Reads everything `ws` was sent until its close frame, or until it stays quiet for 2 s.
+async fn read_to_the_end(mut ws: WebSocketStream<TcpStream>) -> Ending {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+            Err(_) => return Ending::Open,
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Ending::Closed(frame.map_or(1005, |f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return Ending::Dropped,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // The server-wide budget is under test: at its least (the per-connection default,
+    // 8 MiB) three non-readers reach it with about 7 MB of messages; the rest is default.
+    let config = defaults();
+    let config = config.clone().queue_bytes(config.queue_conn_bytes, 0);
+    let (per_conn, total) = (
+        config.queue_conn_bytes as u64,
+        config.queue_total_bytes as u64,
+    );
+    let server = TestServer::start(config.clone()).await;
+    let addr = server.addr;
+    let mut calm_a = Client::connect(&server, "calm-a").await;
+    let mut calm_b = Client::connect(&server, "calm-b").await;
+    calm_a.join("calm").await;
+    calm_b.join("calm").await;
+    let mut publisher = Client::connect(&server, "publisher").await;
+    publisher.join("pile").await;
+
+    // Three clients join the pile 20 messages of 60 KB apart, and never read: the first
+    // joined holds the most. Each takes about 47 messages (2.8 MB) into its socket buffers
+    // before its queue grows at all.
+    let pad = "n".repeat(60_000);
+    let mut non_readers = Vec::new();
+    let (mut id, mut tripped, mut peak_conn) = (0u64, false, 0);
+    let mut last = health(addr).await;
+    'rounds: for round in 0..3 {
+        let mut ws = connect_small_window(&server, &format!("non-reader{round}")).await;
+        ws.send(Message::text(r#"{"type":"join","room":"pile"}"#))
+            .await
+            .unwrap();
+        common::raw_until(&mut ws, |m| matches!(m, ServerMsg::Joined { .. })).await;
+        // From here on it reads nothing.
+        non_readers.push(ws);
+        let messages = if round < 2 { 20 } else { 150 };
+        for _ in 0..messages {
+            id += 1;
+            publisher
+                .send(&ClientMsg::Publish {
+                    room: "pile".into(),
+                    id,
+                    data: json!(pad),
+                })
+                .await;
+            until_ack_skipping_big(&mut publisher, id).await;
+            let h = health(addr).await;
+            assert_queues_within_budget(&h, &config);
+            peak_conn = peak_conn.max(field(&h, "queued_bytes_conn_max"));
+            // A queue freed at once: the budget was reached and a connection closed.
+            if field(&h, "queued_bytes") + 1_000_000 < field(&last, "queued_bytes") {
+                tripped = true;
+                break 'rounds;
+            }
+            last = h;
+        }
+        id += 1;
+        calm_round_trip(&mut calm_a, &mut calm_b, id).await;
+    }
+    assert!(tripped, "the server-wide budget was reached: {last}");
+    // Read at once, within the second the closed one's close frame waits to be written.
+    let endings: Vec<_> = non_readers
+        .into_iter()
+        .map(|ws| tokio::spawn(read_to_the_end(ws)))
+        .collect();
+    let mut got = Vec::new();
+    for ending in endings {
+        got.push(ending.await.unwrap());
+    }
+    assert_eq!(
+        got,
+        [
+            Ending::Closed(protocol::close::TRY_AGAIN_LATER),
+            Ending::Open,
+            Ending::Open
+        ],
+        "the first joined, which held the most, is closed with 1013"
+    );
+    // The others, the publisher and the calm pair go on.
+    id += 1;
+    publisher
+        .send(&ClientMsg::Publish {
+            room: "pile".into(),
+            id,
+            data: json!("after"),
+        })
+        .await;
+    until_ack_skipping_big(&mut publisher, id).await;
+    id += 1;
+    calm_round_trip(&mut calm_a, &mut calm_b, id).await;
+    let h = health(addr).await;
+    assert_queues_within_budget(&h, &config);
+    assert!(
+        field(&h, "queued_bytes_peak") > total / 4 * 3,
+        "the pile reached the budget: {h}"
+    );
+    println!(
+        "non-readers pile-up: queued_bytes_peak={} budget={total} per_conn_budget={per_conn} \
+         queued_bytes_conn_max_before_close={peak_conn} last_publish_id={}",
+        field(&h, "queued_bytes_peak"),
+        id
+    );
+    calm_a.ws.close(None).await.unwrap();
+    calm_b.ws.close(None).await.unwrap();
+    publisher.ws.close(None).await.unwrap();
+    server.stop().await;
 }
