@@ -368,6 +368,10 @@ where
                     }
                 }
             }
+            if peer.backlogged() {
+                // Boxed: a connection never backlogged holds no room for this wait.
+                Box::pin(wait_for_writer(peer, heard)).await;
+            }
             let msg = match stream.next().await {
                 None => return Exit::Gone,
                 Some(Err(err)) => return classify(peer, err),
@@ -400,6 +404,23 @@ where
                 tokio::task::yield_now().await;
             }
         }
+    }
+}
+
+/// Flow control on what a connection asks for: while more than half its queue byte budget
+/// waits, nothing more is read from it, so its own requests (a rejoin of many rooms, each
+/// with a replay of up to a room's history) never pass the budget; what the room sends
+/// meanwhile still can. Not idle while its writer makes progress: the peer reads, and its
+/// Pongs wait unread behind the frames held back.
+async fn wait_for_writer(peer: &Peer, heard: &Heard) {
+    let mut before = peer.queued_bytes();
+    while peer.backlogged() {
+        let _ = timeout(Duration::from_secs(1), peer.drained()).await;
+        let now = peer.queued_bytes();
+        if now < before {
+            heard.note(Instant::now());
+        }
+        before = now;
     }
 }
 

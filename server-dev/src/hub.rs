@@ -196,6 +196,22 @@ impl Peer {
         self.tx.extra().ping.swap(false, Ordering::AcqRel)
     }
 
+    /// Bytes queued for this connection now.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.tx.queued_bytes()
+    }
+
+    /// Whether more than half its queue byte budget waits: its reader then waits too.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.tx.backlogged()
+    }
+
+    /// Completes when its writer takes the queue down to half its byte budget (see
+    /// [`queue::Sender::drained`]).
+    pub(crate) async fn drained(&self) {
+        self.tx.drained().await;
+    }
+
     /// Queues `out`; why not when the peer is too slow.
     fn offer(&self, out: Outbound) -> Result<(), Overflow> {
         match self.tx.try_send(out) {

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /ws` | protocol v1 (`lifeline.v1`): origin check (403), connection caps server-wide and per IP (503), ticket (401) before the upgrade |
 //! | `POST /api/login` | `{name}` → `{ticket, expires_in_ms}`: a one-time ticket for `/ws?ticket=`; per IP rate limited (429 with `Retry-After`) |
-//! | `GET /api/health` | `{status, connections, connections_opened, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued frames) |
+//! | `GET /api/health` | `{status, connections, connections_opened, rooms}` and the hub's accounted memory (history bytes, sessions, dedupe ids, room list, queued items, queued bytes now, at peak and of the fullest connection) |
 //! | `/echo`, `/close`, `/drop`, `/silent`, `/reject` | test endpoints, only with [`Config::test_endpoints`] |
 //! | `POST /test/cut?name=&mode=drop\|silence` | test endpoint: cuts the client's `/ws` connections, `{cut}` |
 //! | anything else | files of [`Config::static_dir`], with an `index.html` fallback |
@@ -17,11 +17,14 @@
 //! [`Config::engine`]: in memory, or in one SQLite file that a restart or a `kill -9` does not
 //! lose (see `docs/ENGINES.md`).
 //!
-//! Each connection has a bounded outbound queue; a peer that lets it fill is closed with 1013
-//! (the slow-consumer rule) and never stalls a room. What is queued leaves in batch frames
-//! (JSON arrays, up to [`Config::batch_max_bytes`]); a lone message leaves as itself. A
-//! message longer than [`Config::write_frame_size`] is written as several WebSocket frames
-//! (RFC 6455 fragmentation), which keeps what an idle connection holds small.
+//! Each connection has a bounded outbound queue, in items ([`Config::queue_capacity`]) and
+//! bytes ([`Config::queue_conn_bytes`]); a peer that lets it fill is closed with 1013 (the
+//! slow-consumer rule) and never stalls a room. All queues together are bounded in bytes too
+//! ([`Config::queue_total_bytes`]): above it the connection with the most queued is closed
+//! with 1013. What is queued leaves in batch frames (JSON arrays, up to
+//! [`Config::batch_max_bytes`]); a lone message leaves as itself. A message longer than
+//! [`Config::write_frame_size`] is written as several WebSocket frames (RFC 6455
+//! fragmentation), which keeps what an idle connection holds small.
 //!
 //! A connection that sends above the rate limit is read more slowly (TCP backpressure slows
 //! it down) and only closed, with 1013, when it stays throttled for

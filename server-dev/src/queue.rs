@@ -78,6 +78,8 @@ struct Shared<T, X> {
     total: Arc<QueuedBytes>,
     closed: AtomicBool,
     ready: Notify,
+    /// Notified when the receiver takes the queue down to half its byte budget or less.
+    drained: Notify,
     extra: X,
 }
 
@@ -119,6 +121,7 @@ pub(crate) fn bounded<T: Weigh, X>(
         total,
         closed: AtomicBool::new(false),
         ready: Notify::new(),
+        drained: Notify::new(),
         extra,
     });
     (Sender(Arc::clone(&shared)), Receiver(shared))
@@ -157,6 +160,17 @@ impl<T: Weigh, X> Sender<T, X> {
         self.0.bytes.load(Ordering::Acquire)
     }
 
+    /// Whether more than half the byte budget is queued.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.queued_bytes() > self.0.max_bytes / 2
+    }
+
+    /// Completes when the receiver next takes the queue down to half its byte budget or
+    /// less (or did since the last call). One waiter at a time.
+    pub(crate) async fn drained(&self) {
+        self.0.drained.notified().await;
+    }
+
     /// Frees everything queued; returns how many bytes that was. For a connection that is
     /// closed without writing its queue, so that what it held counts no more at once.
     pub(crate) fn clear(&self) -> usize {
@@ -166,6 +180,7 @@ impl<T: Weigh, X> Sender<T, X> {
             self.0.total.sub(bytes);
             (std::mem::take(&mut *items), bytes)
         };
+        self.0.drained.notify_one();
         // Freed outside the lock.
         drop(drained);
         bytes
@@ -197,8 +212,12 @@ impl<T: Weigh, X> Receiver<T, X> {
         let mut items = self.0.items();
         let item = items.pop_front().ok_or(Empty)?;
         let weight = item.weight();
-        self.0.bytes.fetch_sub(weight, Ordering::AcqRel);
+        let before = self.0.bytes.fetch_sub(weight, Ordering::AcqRel);
         self.0.total.sub(weight);
+        let half = self.0.max_bytes / 2;
+        if before > half && before - weight <= half {
+            self.0.drained.notify_one();
+        }
         if items.is_empty() && items.capacity() > 0 {
             *items = VecDeque::new();
         }
@@ -275,8 +294,8 @@ mod tests {
         assert_eq!(tx.try_send(8), Err(TrySendError::Closed));
     }
 
-    #[test]
-    fn bytes_are_counted_per_queue_and_in_the_shared_total_until_taken() {
+    #[tokio::test]
+    async fn bytes_are_counted_per_queue_and_in_the_shared_total_until_taken() {
         let total = Arc::new(QueuedBytes::default());
         let (a, mut a_rx) = bounded(10, 100, Arc::clone(&total), ());
         let (b, b_rx) = bounded(10, 100, Arc::clone(&total), ());
@@ -288,8 +307,14 @@ mod tests {
             (a.queued_bytes(), b.queued_bytes(), total.now()),
             (100, 30, 130)
         );
+        assert!(a.backlogged());
         assert_eq!(a_rx.try_recv(), Ok(60));
         assert_eq!((a.queued_bytes(), total.now()), (40, 70));
+        assert!(!a.backlogged());
+        // Taken down to half: a waiter is woken (the permit was stored).
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.drained())
+            .await
+            .unwrap();
         assert_eq!(b.clear(), 30);
         assert_eq!(total.now(), 40);
         drop(a_rx);

@@ -10,7 +10,9 @@
 //! budgets (per connection and server-wide). Non-reading clients that pile up queued bytes
 //! until the server-wide budget is reached: the one with the most is closed with 1013
 //! (retryable), the others and a well-behaved pair go on, and the total stays within the
-//! budget. Each test prints the peak figures it saw (for BENCHMARKS.md).
+//! budget. A client rejoining four rooms at once, each with a replay of about 3.6 MB (14 MB,
+//! above its 8 MiB budget), is paced (not read further while half its budget waits) and gets
+//! every replay, never a close. Each test prints the peak figures it saw (for BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // test helpers may panic
 
 mod common;
@@ -539,5 +541,91 @@ async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
     calm_a.ws.close(None).await.unwrap();
     calm_b.ws.close(None).await.unwrap();
     publisher.ws.close(None).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_of_four_full_rooms_at_once_is_paced_not_closed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let config = defaults();
+    let server = TestServer::start(config.clone()).await;
+    let addr = server.addr;
+    // Four rooms of 60 messages of 60 KB (about 3.6 MB of history each, under the 4 MiB a
+    // room keeps), one publisher each, within the default burst.
+    let pad = "h".repeat(60_000);
+    let mut publishers = Vec::new();
+    for r in 0..4 {
+        let mut p = Client::connect(&server, &format!("pub{r}")).await;
+        let room = format!("full-{r}");
+        p.join(&room).await;
+        let pad = pad.clone();
+        publishers.push(tokio::spawn(async move {
+            for id in 1..=60u64 {
+                p.send(&ClientMsg::Publish {
+                    room: room.clone(),
+                    id,
+                    data: json!(pad),
+                })
+                .await;
+                until_ack_skipping_big(&mut p, id).await;
+            }
+            p.ws.close(None).await.unwrap();
+        }));
+    }
+    for p in publishers {
+        tokio::time::timeout(Duration::from_secs(60), p)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let epoch_unknown = protocol::Since {
+        epoch: "gone".into(),
+        offset: 0,
+    };
+    // The four joins leave in one write, as a reconnecting client sends them.
+    let mut joiner = Client::connect(&server, "joiner").await;
+    for r in 0..4 {
+        let join = ClientMsg::<Value>::Join {
+            room: format!("full-{r}"),
+            since: Some(epoch_unknown.clone()),
+        };
+        joiner
+            .ws
+            .feed(Message::text(serde_json::to_string(&join).unwrap()))
+            .await
+            .unwrap();
+    }
+    joiner.ws.flush().await.unwrap();
+    let mut replayed = [0usize; 4];
+    while replayed.iter().any(|n| *n < 60) {
+        let msg = tokio::time::timeout(WAIT, joiner.ws.next())
+            .await
+            .expect("a frame within WAIT")
+            .expect("open");
+        let text = match msg.expect("no error") {
+            Message::Text(text) => text,
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        };
+        for m in protocol::decode_server_frame(text.as_str()).unwrap() {
+            if let ServerMsg::Message { room, .. } = m {
+                let r: usize = room.trim_start_matches("full-").parse().unwrap();
+                replayed[r] += 1;
+            }
+        }
+    }
+    let h = health(addr).await;
+    assert_queues_within_budget(&h, &config);
+    assert_eq!(
+        field(&h, "connections"),
+        1,
+        "the joiner is still connected: {h}"
+    );
+    println!(
+        "rejoin of 4 full rooms: replayed={replayed:?} queued_bytes_peak={} per_conn_budget={}",
+        field(&h, "queued_bytes_peak"),
+        config.queue_conn_bytes
+    );
+    joiner.ws.close(None).await.unwrap();
     server.stop().await;
 }
