@@ -130,8 +130,9 @@ struct Args {
     /// Bytes of history kept across all rooms (oldest publication evicted first).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     history_total_bytes: usize,
-    /// Bytes a connection's outbound queue may hold (above: close 1013, slow consumer); the
-    /// default fits a room's full replay (--history-room-bytes) twice.
+    /// Bytes a connection's outbound queue may hold (above: close 1013, slow consumer; above
+    /// half: the connection is not read until its writer catches up); the default fits a
+    /// room's full replay (--history-room-bytes) twice.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     queue_conn_bytes: usize,
     /// Bytes all outbound queues may hold together (above: the connections with the most

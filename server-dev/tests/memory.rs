@@ -461,7 +461,7 @@ async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
     // before its queue grows at all.
     let pad = "n".repeat(60_000);
     let mut non_readers = Vec::new();
-    let (mut id, mut tripped, mut peak_conn) = (0u64, false, 0);
+    let (mut id, mut tripped, mut peak_conn, mut piled) = (0u64, false, 0, 0);
     let mut last = health(addr).await;
     'rounds: for round in 0..3 {
         let mut ws = connect_small_window(&server, &format!("non-reader{round}")).await;
@@ -482,6 +482,7 @@ async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
                 })
                 .await;
             until_ack_skipping_big(&mut publisher, id).await;
+            piled += 1;
             let h = health(addr).await;
             assert_queues_within_budget(&h, &config);
             peak_conn = peak_conn.max(field(&h, "queued_bytes_conn_max"));
@@ -534,9 +535,8 @@ async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
     );
     println!(
         "non-readers pile-up: queued_bytes_peak={} budget={total} per_conn_budget={per_conn} \
-         queued_bytes_conn_max_before_close={peak_conn} last_publish_id={}",
+         queued_bytes_conn_max_before_close={peak_conn} publishes_of_60kb={piled}",
         field(&h, "queued_bytes_peak"),
-        id
     );
     calm_a.ws.close(None).await.unwrap();
     calm_b.ws.close(None).await.unwrap();
