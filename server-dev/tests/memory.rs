@@ -457,8 +457,8 @@ async fn non_readers_piling_up_past_the_server_wide_budget_lose_the_biggest() {
     publisher.join("pile").await;
 
     // Three clients join the pile 20 messages of 60 KB apart, and never read: the first
-    // joined holds the most. Each takes about 47 messages (2.8 MB) into its socket buffers
-    // before its queue grows at all.
+    // joined holds the most. Each takes about 47 messages (2.8 MB) into the kernel's socket
+    // buffers before its queue grows at all (on a Debian 12 machine of the project's kind).
     let pad = "n".repeat(60_000);
     let mut non_readers = Vec::new();
     let (mut id, mut tripped, mut peak_conn, mut piled) = (0u64, false, 0, 0);
