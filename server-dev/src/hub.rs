@@ -422,10 +422,15 @@ impl State {
     }
 
     fn offer(&mut self, id: ConnId, out: Outbound) {
-        if !self.conns.contains_key(&id) {
+        let Some(entry) = self.conns.get(&id) else {
+            return;
+        };
+        let weight = out.weight();
+        // Its own budget first: no other connection is closed for an item that would not fit.
+        if !entry.peer.tx.fits(weight) {
+            self.evict.push((id, Overflow::ConnBytes));
             return;
         }
-        let weight = out.weight();
         if weight > 0 && !self.make_room(id, weight, matches!(out, Outbound::Many(_))) {
             self.evict.push((id, Overflow::TotalBytes));
             return;

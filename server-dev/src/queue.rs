@@ -160,6 +160,11 @@ impl<T: Weigh, X> Sender<T, X> {
         self.0.bytes.load(Ordering::Acquire)
     }
 
+    /// Whether `weight` more bytes would stay within the byte budget.
+    pub(crate) fn fits(&self, weight: usize) -> bool {
+        self.queued_bytes().saturating_add(weight) <= self.0.max_bytes
+    }
+
     /// Whether more than half the byte budget is queued.
     pub(crate) fn backlogged(&self) -> bool {
         self.queued_bytes() > self.0.max_bytes / 2

@@ -3,7 +3,8 @@
 //! Covers: at TRACE level (tungstenite aside), a login, a used ticket (401), a wrong origin (403), a
 //! connection throttled by the rate limit and then closed for sustained abuse, and an oversize
 //! message all log a rejection line, and so do the capacity limits when hit (login ticket cap,
-//! login rate, per-IP connection cap, server room cap); neither a ticket nor the published
+//! login rate, per-IP connection cap, server room cap, a connection's queue byte budget);
+//! neither a ticket nor the published
 //! text appears anywhere in the log.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
@@ -170,6 +171,37 @@ async fn rejections_are_logged_without_tickets_or_contents() {
     d.join("second").await;
     server.stop().await;
 
+    // The queue byte budget of 2,000 B (the limit under test): a replay of five 500 B
+    // messages does not fit it, and the joiner is closed as a slow consumer.
+    let budget = Config::default().no_auth(true).queue_bytes(2_000, 2_000);
+    let server = TestServer::start(budget).await;
+    let mut f = Client::connect(&server, "fay").await;
+    f.join("replayed").await;
+    for id in 1..=5 {
+        f.send(&ClientMsg::Publish {
+            room: "replayed".into(),
+            id,
+            data: "x".repeat(500).into(),
+        })
+        .await;
+        f.until(|m| matches!(m, protocol::ServerMsg::Ack { id: got, .. } if *got == id))
+            .await;
+    }
+    let mut g = Client::connect(&server, "gus").await;
+    g.send(&ClientMsg::Join {
+        room: "replayed".into(),
+        since: Some(protocol::Since {
+            epoch: "another".into(),
+            offset: 0,
+        }),
+    })
+    .await;
+    assert_eq!(
+        u16::from(g.expect_close().await.code),
+        protocol::close::TRY_AGAIN_LATER
+    );
+    server.stop().await;
+
     let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     for line in [
         "missing, used or expired ticket",
@@ -181,6 +213,7 @@ async fn rejections_are_logged_without_tickets_or_contents() {
         "login refused: rate limit",
         "ws refused: per-IP connection cap reached",
         "server room cap reached",
+        "outbound queue byte budget reached, closing with 1013",
     ] {
         assert!(log.contains(line), "no `{line}` in the log:\n{log}");
     }

@@ -80,6 +80,7 @@ against_every_engine! {
         full_queue_evicts_with_1013_and_room_goes_on,
         the_queue_byte_budget_of_a_connection_evicts_with_1013,
         the_server_wide_queue_budget_closes_the_biggest_queue_not_a_joiners_replay,
+        an_item_above_its_connections_budget_closes_that_connection_only,
         dedupe_survives_resume,
         empty_room_keeps_history_until_it_expires,
         room_list_and_presence_are_coalesced_for_a_lagging_peer,
@@ -790,6 +791,32 @@ fn the_server_wide_queue_budget_closes_the_biggest_queue_not_a_joiners_replay(en
         joiner.peer.tx.queued_bytes(),
         "{memory:?}"
     );
+}
+
+fn an_item_above_its_connections_budget_closes_that_connection_only(engine: NewEngine) {
+    // The budgets under test: 50 000 bytes per connection, 60 000 across them.
+    let hub = hub(engine, Config::default().queue_bytes(50_000, 60_000));
+    let mut publisher = hub.register("publisher".into());
+    hub.join(publisher.peer.id, "a".into(), None);
+    hub.join(publisher.peer.id, "big".into(), None);
+    drain_reg(&hub, &mut publisher);
+    publish_padded(&hub, &mut publisher, "big", 1, 6, 10_000);
+    let hog = hub.register("hog".into());
+    hub.join(hog.peer.id, "a".into(), None);
+    publish_padded(&hub, &mut publisher, "a", 7, 4, 10_000);
+    // A 60 KB replay fits neither budget: only its joiner goes, the hog stays.
+    let joiner = hub.register("joiner".into());
+    let since = Since {
+        epoch: "another".into(),
+        offset: 0,
+    };
+    hub.join(joiner.peer.id, "big".into(), Some(since));
+    assert_eq!(
+        joiner.peer.kick(),
+        Some(Kick::Close(close::TRY_AGAIN_LATER))
+    );
+    assert!(hog.peer.kick().is_none());
+    assert_eq!(hub.memory().queued_bytes, hog.peer.tx.queued_bytes());
 }
 
 fn dedupe_survives_resume(engine: NewEngine) {
