@@ -127,9 +127,10 @@ pub struct Config {
     /// writer; the shared room list and presence snapshots count in `room_list_bytes`
     /// instead); a connection whose queue would pass it is closed with 1013 (slow consumer).
     /// Above half of it nothing more is read from the connection until its writer catches
-    /// up, so its own joins never pass it. Default: 8 MiB: twice a room's full replay
-    /// (`history_room_bytes`, 4 MiB), so that a join is read while up to one replay waits
-    /// and still fits; a batch frame (16 KiB) and a message (64 KiB) are small beside it.
+    /// up, so its own joins do not pass it while a room's replay fits in that half.
+    /// Default: 8 MiB: twice a room's full replay (`history_room_bytes`, 4 MiB), so that a
+    /// join is read while up to one replay waits and still fits; a batch frame (16 KiB) and
+    /// a message (64 KiB) are small beside it.
     pub queue_conn_bytes: usize,
     /// Bytes all outbound queues together may hold, counting a frame once per queue it waits
     /// in; when an item would pass it, the connections with the most bytes queued are closed
