@@ -128,9 +128,7 @@ impl Host {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
         f(&self.shared.lock().session)
     }
-}
 
-impl Host {
     /// A session on this shell's seed and clock, whose time starts when [`run`](Self::run)
     /// starts the driver.
     pub(crate) fn new_session(config: Config, target: Target) -> Result<Session> {
