@@ -114,7 +114,7 @@ export const SEND_RESULT_NAMES = ["sent", "queued"];
 
 // OptionSlot: The constructor's numbers (a `Float64Array`; NaN where an option is not given),
 // checked by `index.js` to be non-negative. The slots up to `MaxUnacked` are named after their
-// option.
+// option; `index.js` fills the others by number.
 export const OPTION_SLOT_MIN_DELAY = 0;
 export const OPTION_SLOT_MAX_DELAY = 1;
 export const OPTION_SLOT_BACKOFF_FACTOR = 2;
@@ -137,7 +137,7 @@ export const OPTION_SLOT_SEED_HIGH = 14;
 export const OPTION_SLOT_SEED_LOW = 15;
 /** 1 when the browser is offline as the socket is made. */
 export const OPTION_SLOT_OFFLINE = 16;
-export const OPTION_SLOT_NAMES = ["minDelay", "maxDelay", "backoffFactor", "maxRetries", "connectTimeout", "minUptime", "maxQueuedMessages", "maxQueuedBytes", "highWaterMark", "ackTimeout", "maxUnacked", "heartbeatInterval", "heartbeatTimeout", "noHeartbeat", "seedHigh", "seedLow", "offline"];
+export const OPTION_SLOT_NAMES = ["minDelay", "maxDelay", "backoffFactor", "maxRetries", "connectTimeout", "minUptime", "maxQueuedMessages", "maxQueuedBytes", "highWaterMark", "ackTimeout", "maxUnacked", null, null, null, null, null, null];
 
 // PageEvent: An event for the page. Its type is the variant's name in lowerCamelCase, as
 // `EventTarget` names it; `index.js` builds a `MessageEvent`, `CloseEvent` or `Event` carrying the

@@ -135,6 +135,14 @@ impl Client {
         Client::start(config, Target::Provider, Some(provider))
     }
 
+    /// A client on a new session, driven by the platform's shell from now on.
+    fn start(config: crate::Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+        let session = Host::new_session(config, target)?;
+        Ok(Client {
+            host: Host::run(session, provider),
+        })
+    }
+
     /// Runs `f` on the session at the current time; the shell then carries out what it
     /// decided.
     fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {

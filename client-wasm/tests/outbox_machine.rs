@@ -11,15 +11,17 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+mod model_server;
 
+use std::collections::{BTreeSet, HashSet};
+
+use model_server::Model;
 use proptest::prelude::*;
-use protocol::{ClientMsg, ServerMsg, Since};
 use serde_json::json;
 use ws_lifeline::RawJson;
 use ws_lifeline::machine::rooms::outbox::{OutboxConfig, OutboxSnapshot};
 use ws_lifeline::machine::rooms::{RoomEvent, Rooms, RoomsConfig};
-use ws_lifeline::machine::{CloseInfo, Event, Instant, Message};
+use ws_lifeline::machine::{CloseInfo, Event, Instant};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -53,118 +55,10 @@ fn step() -> impl Strategy<Value = Step> {
 
 const ROOMS: [&str; 2] = ["r0", "r1"];
 
-#[derive(Default)]
-struct ServerRoom {
-    offset: u64,
-    history: Vec<ServerMsg>,
-}
-
-#[derive(Default)]
-struct Model {
-    generation: u32,
-    rooms: BTreeMap<String, ServerRoom>,
-    /// Session token -> accepted ids with their offsets: the server's dedupe.
-    sessions: HashMap<String, HashMap<u64, u64>>,
-    session: Option<String>,
-    publisher: Option<String>,
-    connected: bool,
-    joined: HashSet<String>,
-    wire: VecDeque<ServerMsg>,
-    /// (generation, publisher, id) in acceptance order.
-    accepted: Vec<(u32, String, u64)>,
-}
-
-impl Model {
-    fn epoch(&self, room: &str) -> String {
-        format!("g{}-{room}", self.generation)
-    }
-
-    fn handle(&mut self, msg: ClientMsg) {
-        if !self.connected {
-            return;
-        }
-        match msg {
-            ClientMsg::Hello { session, publisher } => {
-                self.publisher = publisher;
-                let resumed = session
-                    .as_ref()
-                    .is_some_and(|s| self.sessions.contains_key(s));
-                let token = match session.filter(|_| resumed) {
-                    Some(t) => t,
-                    None => {
-                        let t = format!("s{}-{}", self.generation, self.sessions.len());
-                        self.sessions.insert(t.clone(), HashMap::new());
-                        t
-                    }
-                };
-                self.session = Some(token.clone());
-                self.wire.push_back(ServerMsg::Welcome {
-                    session: token,
-                    resumed,
-                    name: "me".into(),
-                    limits: None,
-                });
-            }
-            ClientMsg::Join { room, since } => {
-                let epoch = self.epoch(&room);
-                let r = self.rooms.entry(room.clone()).or_default();
-                // Unbounded history: a rejoin in the same epoch always recovers.
-                let (recovered, resume_after, from) = match &since {
-                    None => (true, None, r.offset),
-                    Some(Since { epoch: e, .. }) if *e != epoch => (false, Some(0), 0),
-                    Some(Since { offset, .. }) if *offset > r.offset => (false, None, r.offset),
-                    Some(Since { offset, .. }) => (true, None, *offset),
-                };
-                self.wire.push_back(ServerMsg::Joined {
-                    room: room.clone(),
-                    epoch,
-                    offset: r.offset,
-                    recovered,
-                    resume_after,
-                });
-                let replay = usize::try_from(from).unwrap();
-                self.wire.extend(r.history[replay..].iter().cloned());
-                self.joined.insert(room);
-            }
-            ClientMsg::Publish { room, id, data } => {
-                let token = self.session.clone().unwrap();
-                if let Some(&offset) = self.sessions[&token].get(&id) {
-                    self.wire.push_back(ServerMsg::Ack {
-                        id,
-                        offset,
-                        duplicate: true,
-                    });
-                    return;
-                }
-                assert!(self.joined.contains(&room), "publish before join");
-                let publisher = self.publisher.clone().unwrap();
-                self.accepted.push((self.generation, publisher.clone(), id));
-                let r = self.rooms.entry(room.clone()).or_default();
-                r.offset += 1;
-                let offset = r.offset;
-                let m = ServerMsg::Message {
-                    room: room.clone(),
-                    offset,
-                    from: "me".into(),
-                    data,
-                    ts: 0,
-                    publisher: Some(publisher),
-                    id: Some(id),
-                };
-                r.history.push(m.clone());
-                self.sessions.get_mut(&token).unwrap().insert(id, offset);
-                self.wire.push_back(ServerMsg::Ack {
-                    id,
-                    offset,
-                    duplicate: false,
-                });
-                if self.joined.contains(&room) {
-                    self.wire.push_back(m);
-                }
-            }
-            ClientMsg::Leave { .. } | ClientMsg::Ping { .. } | ClientMsg::ListRooms => {}
-        }
-    }
+/// The model server for these tests. Unbounded history: a rejoin in the same epoch always
+/// recovers.
+fn server() -> Model {
+    Model::new(usize::MAX)
 }
 
 /// A page: its layer, the shell's latest snapshot, and what it heard.
@@ -240,20 +134,13 @@ fn store(page: &mut Page, stored: &mut Option<OutboxSnapshot>, kept: &mut BTreeS
 }
 
 fn deliver(page: &mut Page, model: &mut Model, k: usize) {
-    let take: Vec<ServerMsg> = (0..k).filter_map(|_| model.wire.pop_front()).collect();
-    let text = match take.as_slice() {
-        [] => return,
-        [one] => serde_json::to_string(one).unwrap(),
-        many => serde_json::to_string(many).unwrap(),
-    };
-    page.rooms
-        .handle_event(Instant(0), &Event::Message(Message::Text(text)));
+    if let Some(frame) = model.take_frame(k) {
+        page.rooms.handle_event(Instant(0), &frame);
+    }
 }
 
 fn drop_conn(page: &mut Page, model: &mut Model) {
-    if model.connected {
-        model.connected = false;
-        model.wire.clear();
+    if model.disconnect() {
         let close = Event::Close(CloseInfo::abnormal(""));
         page.rooms.handle_event(Instant(0), &close);
     }
@@ -261,13 +148,12 @@ fn drop_conn(page: &mut Page, model: &mut Model) {
 
 fn open(page: &mut Page, model: &mut Model) {
     drop_conn(page, model);
-    model.connected = true;
-    model.joined.clear();
+    model.connect();
     page.rooms.handle_event(Instant(0), &Event::Open);
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut model = Model::default();
+    let mut model = server();
     let mut page = Page::new(None, 0);
     let mut publisher = page.rooms.publisher().to_owned();
     let mut stored: Option<OutboxSnapshot> = None;
@@ -289,16 +175,11 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             Step::Open => open(&mut page, &mut model),
             Step::Restart => {
                 drop_conn(&mut page, &mut model);
-                model.generation += 1;
-                model.rooms.clear();
-                model.sessions.clear();
+                model.restart();
             }
             Step::Reload => {
                 // The page's socket closes with it; its frames in flight are lost.
-                if model.connected {
-                    model.connected = false;
-                    model.wire.clear();
-                }
+                model.disconnect();
                 reloads += 1;
                 page = Page::new(stored.as_ref(), reloads);
                 if stored.is_none() {
@@ -389,7 +270,7 @@ fn an_offline_publish_survives_a_reload() {
     ];
     run(steps).unwrap();
     // And the server accepted exactly one publish.
-    let mut model = Model::default();
+    let mut model = server();
     let mut page = Page::new(None, 0);
     page.rooms
         .publish(

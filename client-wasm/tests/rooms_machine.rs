@@ -30,11 +30,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod machine_out;
+mod model_server;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use machine_out::{Out, poll};
+use model_server::{Log, Model};
 use proptest::prelude::*;
 use protocol::{ClientMsg, ErrorCode, Limits, ServerMsg, Since};
 use serde_json::json;
@@ -782,159 +784,9 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 const ROOMS: [&str; 2] = ["r0", "r1"];
+/// How many messages a room of the model server keeps for recovery: few, so that recovery
+/// also fails.
 const HISTORY: usize = 6;
-
-#[derive(Default)]
-struct ServerRoom {
-    offset: u64,
-    /// (offset, frame) of the last HISTORY messages.
-    history: VecDeque<(u64, ServerMsg)>,
-}
-
-/// (room, epoch, offset) -> the message's (publisher, id), if stamped.
-type Log = HashMap<(String, String, u64), Option<(String, u64)>>;
-
-struct Model {
-    generation: u32,
-    rooms: BTreeMap<String, ServerRoom>,
-    /// Session token -> accepted client ids (with their offsets).
-    sessions: HashMap<String, HashMap<u64, u64>>,
-    session: Option<String>,
-    joined: HashSet<String>,
-    connected: bool,
-    wire: VecDeque<ServerMsg>,
-    seen: Vec<ServerMsg>,
-    /// (generation, client id) in acceptance order.
-    accepted: Vec<(u32, u64)>,
-    remote: u64,
-    /// The publisher id of the client's `hello`.
-    publisher: Option<String>,
-    log: Log,
-}
-
-impl Model {
-    fn epoch(&self, room: &str) -> String {
-        format!("g{}-{room}", self.generation)
-    }
-
-    fn publish(
-        &mut self,
-        room: &str,
-        from: &str,
-        data: serde_json::Value,
-        stamp: Option<(String, u64)>,
-    ) -> u64 {
-        let epoch = self.epoch(room);
-        let r = self.rooms.entry(room.into()).or_default();
-        r.offset += 1;
-        self.log
-            .insert((room.into(), epoch.clone(), r.offset), stamp.clone());
-        let (publisher, id) = stamp.unzip();
-        let m = ServerMsg::Message {
-            room: room.into(),
-            offset: r.offset,
-            from: from.into(),
-            data: json!({"epoch": epoch, "data": data}),
-            ts: 0,
-            publisher,
-            id,
-        };
-        r.history.push_back((r.offset, m.clone()));
-        while r.history.len() > HISTORY {
-            r.history.pop_front();
-        }
-        if self.connected && self.joined.contains(room) {
-            self.wire.push_back(m);
-        }
-        r.offset
-    }
-
-    fn handle(&mut self, msg: ClientMsg) {
-        if !self.connected {
-            return;
-        }
-        match msg {
-            ClientMsg::Hello { session, publisher } => {
-                self.publisher = publisher;
-                let resumed = session
-                    .as_ref()
-                    .is_some_and(|s| self.sessions.contains_key(s));
-                let token = match session.filter(|_| resumed) {
-                    Some(t) => t,
-                    None => {
-                        let t = format!("s{}-{}", self.generation, self.sessions.len());
-                        self.sessions.insert(t.clone(), HashMap::new());
-                        t
-                    }
-                };
-                self.session = Some(token.clone());
-                self.wire.push_back(ServerMsg::Welcome {
-                    session: token,
-                    resumed,
-                    name: "me".into(),
-                    limits: None,
-                });
-            }
-            ClientMsg::Join { room, since } => {
-                let epoch = self.epoch(&room);
-                let r = self.rooms.entry(room.clone()).or_default();
-                let mut resume_after = None;
-                let (recovered, replay) = match &since {
-                    None => (true, vec![]),
-                    // Another epoch: its retained history is replayed from its first message.
-                    Some(s) if s.epoch != epoch => {
-                        resume_after = Some(r.history.front().map_or(r.offset, |(o, _)| o - 1));
-                        (false, r.history.iter().map(|(_, m)| m.clone()).collect())
-                    }
-                    Some(s) if s.offset > r.offset => (false, vec![]),
-                    Some(s) if s.offset == r.offset => (true, vec![]),
-                    Some(s) => match r.history.front() {
-                        Some((first, _)) if *first <= s.offset + 1 => (
-                            true,
-                            r.history
-                                .iter()
-                                .filter(|(o, _)| *o > s.offset)
-                                .map(|(_, m)| m.clone())
-                                .collect(),
-                        ),
-                        _ => (false, vec![]),
-                    },
-                };
-                self.wire.push_back(ServerMsg::Joined {
-                    room: room.clone(),
-                    epoch: epoch.clone(),
-                    offset: r.offset,
-                    recovered,
-                    resume_after,
-                });
-                self.wire.extend(replay);
-                self.joined.insert(room);
-            }
-            ClientMsg::Publish { room, id, .. } => {
-                let token = self.session.clone().unwrap();
-                if let Some(&offset) = self.sessions[&token].get(&id) {
-                    self.wire.push_back(ServerMsg::Ack {
-                        id,
-                        offset,
-                        duplicate: true,
-                    });
-                    return;
-                }
-                assert!(self.joined.contains(&room), "publish before join");
-                self.accepted.push((self.generation, id));
-                let stamp = self.publisher.clone().map(|p| (p, id));
-                let offset = self.publish(&room, "me", json!(id), stamp);
-                self.sessions.get_mut(&token).unwrap().insert(id, offset);
-                self.wire.push_back(ServerMsg::Ack {
-                    id,
-                    offset,
-                    duplicate: false,
-                });
-            }
-            ClientMsg::Leave { .. } | ClientMsg::Ping { .. } | ClientMsg::ListRooms => {}
-        }
-    }
-}
 
 /// What the application has seen, checked against the invariants on every event.
 #[derive(Default)]
@@ -1072,61 +924,33 @@ fn pump(r: &mut Rooms, model: &mut Model, app: &mut App) -> Result<(), TestCaseE
 }
 
 fn deliver(r: &mut Rooms, model: &mut Model, k: usize) {
-    let take: Vec<ServerMsg> = (0..k).filter_map(|_| model.wire.pop_front()).collect();
-    if take.is_empty() {
-        return;
+    if let Some(frame) = model.take_frame(k) {
+        r.handle_event(Instant(0), &frame);
     }
-    model.seen.extend(take.iter().cloned());
-    let ev = if take.len() == 1 {
-        text(&take[0])
-    } else {
-        batch(&take)
-    };
-    r.handle_event(Instant(0), &ev);
 }
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut r = Rooms::new(RoomsConfig::default().max_unacked(64), 1);
-    let mut model = Model {
-        generation: 0,
-        rooms: BTreeMap::new(),
-        sessions: HashMap::new(),
-        session: None,
-        joined: HashSet::new(),
-        connected: false,
-        wire: VecDeque::new(),
-        seen: Vec::new(),
-        accepted: Vec::new(),
-        remote: 0,
-        publisher: None,
-        log: HashMap::new(),
-    };
+    let mut model = Model::new(HISTORY);
     let mut app = App::default();
     for room in ROOMS {
         r.join(Instant(0), room).unwrap();
     }
-    let mut published = 0u64;
+    let (mut published, mut remote) = (0u64, 0u64);
     let open = |r: &mut Rooms, model: &mut Model| {
-        model.connected = true;
-        model.joined.clear();
-        model.wire.clear();
-        // Frames of an earlier connection never reach a later one (the core tags sockets).
-        model.seen.clear();
+        model.connect();
         r.handle_event(Instant(0), &Event::Open);
     };
     let drop_conn = |r: &mut Rooms, model: &mut Model| {
-        if model.connected {
-            model.connected = false;
-            model.wire.clear();
+        if model.disconnect() {
             r.handle_event(Instant(0), &close());
         }
     };
     for s in steps {
         match s {
             Step::Remote(i) => {
-                model.remote += 1;
-                let n = model.remote;
-                model.publish(ROOMS[usize::from(i)], "other", json!(n), None);
+                remote += 1;
+                model.publish(ROOMS[usize::from(i)], "other", json!(remote), None);
             }
             Step::Local(i) => {
                 if r.publish(Instant(0), ROOMS[usize::from(i)], raw(json!(published)))
@@ -1162,9 +986,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             Step::Restart => {
                 drop_conn(&mut r, &mut model);
-                model.generation += 1;
-                model.rooms.clear();
-                model.sessions.clear();
+                model.restart();
             }
         }
         pump(&mut r, &mut model, &mut app)?;
@@ -1204,7 +1026,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         model
             .accepted
             .windows(2)
-            .all(|w| w[0].0 != w[1].0 || w[0].1 < w[1].1),
+            .all(|w| w[0].0 != w[1].0 || w[0].2 < w[1].2),
         "{:?}",
         model.accepted
     );

@@ -24,7 +24,7 @@ use lifeline_tests::server::RunningServer;
 use tokio::time::timeout;
 use ws_lifeline::Config;
 use ws_lifeline::machine::rooms::outbox::{OutboxConfig, OutboxSnapshot};
-use ws_lifeline::machine::rooms::{PublishId, RoomEvent, RoomMessage};
+use ws_lifeline::machine::rooms::{PublishAck, PublishId, RoomEvent, RoomMessage};
 use ws_lifeline::native::{Client, ClientEvent};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -170,13 +170,7 @@ async fn publishes_made_offline_survive_a_reload_and_arrive_once() {
         .collect();
     assert_eq!(acked, want);
 
-    // A marker after them: whatever of them the observer would get arrives before it.
-    drop(page.publish(ROOM, "end").unwrap());
-    let got = bounded(
-        "the observer's messages",
-        messages_until(&mut observer, &publisher, "end"),
-    )
-    .await;
+    let got = observed_before_a_marker(&mut page, &mut observer, &publisher).await;
     let ids: Vec<u64> = got.iter().map(|m| m.id.unwrap()).collect();
     let data: Vec<serde_json::Value> = got.iter().map(|m| m.data.clone()).collect();
     assert_eq!(ids, want.iter().map(|id| id.0).collect::<Vec<_>>());
@@ -188,8 +182,19 @@ async fn publishes_made_offline_survive_a_reload_and_arrive_once() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
+/// A page that published "once" to the room, with an observer in it, and got the ack; the
+/// snapshot is the newest one its store was given that still holds that publish: what the next
+/// page finds when this one is lost before it stores the snapshot after the ack.
+struct Stale {
+    server: RunningServer,
+    url: String,
+    observer: Client,
+    page: Client,
+    ack: PublishAck,
+    snapshot: OutboxSnapshot,
+}
+
+async fn stale_snapshot() -> Stale {
     let server = RunningServer::start(config()).await.unwrap();
     let url = server.ws_url("/ws?name=ann");
     let mut observer = Client::connect(&server.ws_url("/ws?name=obs"), Config::default()).unwrap();
@@ -203,21 +208,53 @@ async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
     let ack = bounded("the ack", page.publish(ROOM, "once").unwrap())
         .await
         .unwrap();
-    // The page is lost before it stored the snapshot after the ack: the newest stored one
-    // that still holds the publish is what the next page finds.
-    let stale = (store.all().into_iter().rev())
+    let snapshot = (store.all().into_iter().rev())
         .find(|s| s.publishes.iter().any(|p| p.id == ack.id.0))
         .unwrap();
-    assert!(stale.session.is_some(), "sent only in a stored session");
-    let publisher = stale.publisher.clone();
-    drop(page);
+    assert!(snapshot.session.is_some(), "sent only in a stored session");
+    Stale {
+        server,
+        url,
+        observer,
+        page,
+        ack,
+        snapshot,
+    }
+}
 
-    let store = Store::default();
-    let mut page = persistent(&url, Some(stale), &store);
+/// The next page, from `snapshot`, until it reports its outbox delivered; with every room
+/// event it heard.
+async fn next_page(url: &str, snapshot: OutboxSnapshot) -> (Client, Vec<RoomEvent>) {
+    let mut page = persistent(url, Some(snapshot), &Store::default());
     let events = until(&mut page, |e| {
         matches!(e, RoomEvent::OutboxDelivered { .. })
     })
     .await;
+    (page, events)
+}
+
+/// The observer's messages from `publisher` that arrive before a marker the page publishes
+/// now: whatever of them the observer would get arrives before it.
+async fn observed_before_a_marker(
+    page: &mut Client,
+    observer: &mut Client,
+    publisher: &str,
+) -> Vec<RoomMessage<serde_json::Value>> {
+    drop(page.publish(ROOM, "end").unwrap());
+    bounded(
+        "the observer's messages",
+        messages_until(observer, publisher, "end"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
+    let mut stale = stale_snapshot().await;
+    let (ack, publisher) = (stale.ack, stale.snapshot.publisher.clone());
+    drop(stale.page);
+
+    let (mut page, events) = next_page(&stale.url, stale.snapshot).await;
     let welcome = events.iter().find_map(|e| match e {
         RoomEvent::Welcome { resumed, .. } => Some(*resumed),
         _ => None,
@@ -238,55 +275,30 @@ async fn a_resend_from_a_stale_snapshot_is_deduplicated_across_pages() {
         Some(&RoomEvent::OutboxDelivered { ids: vec![ack.id] })
     );
 
-    drop(page.publish(ROOM, "end").unwrap());
-    let got = bounded(
-        "the observer's messages",
-        messages_until(&mut observer, &publisher, "end"),
-    )
-    .await;
+    let got = observed_before_a_marker(&mut page, &mut stale.observer, &publisher).await;
     let counts = got.iter().fold(HashMap::new(), |mut counts, m| {
         *counts.entry(m.id.unwrap()).or_insert(0) += 1;
         counts
     });
     assert_eq!(counts, HashMap::from([(ack.id.0, 1)]), "broadcast once");
-    server.stop().await;
+    stale.server.stop().await;
 }
 
 #[tokio::test]
 async fn after_a_server_restart_a_receiver_drops_the_rebroadcast_resend() {
-    let server = RunningServer::start(config()).await.unwrap();
-    let addr = server.addr();
-    let url = server.ws_url("/ws?name=ann");
-    let mut observer = Client::connect(&server.ws_url("/ws?name=obs"), Config::default()).unwrap();
-    observer.join(ROOM).unwrap();
-    until(&mut observer, |e| matches!(e, RoomEvent::Joined { .. })).await;
-
-    let store = Store::default();
-    let mut page = persistent(&url, None, &store);
-    page.join(ROOM).unwrap();
-    until(&mut page, |e| matches!(e, RoomEvent::Joined { .. })).await;
-    let ack = bounded("the ack", page.publish(ROOM, "once").unwrap())
-        .await
-        .unwrap();
-    let stale = (store.all().into_iter().rev())
-        .find(|s| s.publishes.iter().any(|p| p.id == ack.id.0))
-        .unwrap();
-    let publisher = stale.publisher.clone();
+    let mut stale = stale_snapshot().await;
+    let (ack, publisher) = (stale.ack, stale.snapshot.publisher.clone());
+    let addr = stale.server.addr();
     until(
-        &mut observer,
+        &mut stale.observer,
         |e| matches!(e, RoomEvent::Message(m) if m.id == Some(ack.id.0)),
     )
     .await;
-    drop(page);
-    server.stop().await;
+    drop(stale.page);
+    stale.server.stop().await;
 
     let server = RunningServer::start_at(addr, config()).await.unwrap();
-    let store = Store::default();
-    let mut page = persistent(&url, Some(stale), &store);
-    let events = until(&mut page, |e| {
-        matches!(e, RoomEvent::OutboxDelivered { .. })
-    })
-    .await;
+    let (mut page, events) = next_page(&stale.url, stale.snapshot).await;
     assert!(
         events
             .iter()
@@ -301,14 +313,9 @@ async fn after_a_server_restart_a_receiver_drops_the_rebroadcast_resend() {
         "accepted again: {events:?}"
     );
 
-    drop(page.publish(ROOM, "end").unwrap());
-    let got = bounded(
-        "the observer's messages",
-        messages_until(&mut observer, &publisher, "end"),
-    )
-    .await;
+    let got = observed_before_a_marker(&mut page, &mut stale.observer, &publisher).await;
     assert!(got.is_empty(), "the re-broadcast is not delivered: {got:?}");
-    assert!(observer.stats().resends_dropped >= 1);
+    assert!(stale.observer.stats().resends_dropped >= 1);
     server.stop().await;
 }
 

@@ -6,17 +6,19 @@
 //!
 //! In JS each variant is a constant named after its enum and itself (`Input::Text` is
 //! `INPUT_TEXT`), and `<ENUM>_NAMES` lists the variants' names in lowerCamelCase by number
-//! (`STATE_NAMES[1]` is `"open"`). Events also have `EVENT_FIELDS`: each kind's field names,
+//! (`STATE_NAMES[1]` is `"open"`; `null` for a variant marked `#[unnamed]`, whose name
+//! `index.js` never looks up). Events also have `EVENT_FIELDS`: each kind's field names,
 //! in the order [`PageEvent::emit`] hands over their values.
 
 use wasm_bindgen::JsValue;
 
 use super::Shell;
 
-/// Declares fieldless `#[repr(u32)]` enums numbered from 0, each with `from_u32`.
+/// Declares fieldless `#[repr(u32)]` enums numbered from 0, each with `from_u32`. A
+/// variant's `#[unnamed]` only keeps its name out of the generated JS.
 macro_rules! numbered {
     ($($(#[doc = $doc:literal])* enum $name:ident {
-        $($(#[doc = $variant_doc:literal])* $variant:ident,)*
+        $($(#[doc = $variant_doc:literal])* $(#[unnamed])? $variant:ident,)*
     })*) => {$(
         $(#[doc = $doc])*
         #[repr(u32)]
@@ -151,7 +153,7 @@ numbered! {
 
     /// The constructor's numbers (a `Float64Array`; NaN where an option is not given), checked
     /// by `index.js` to be non-negative. The slots up to `MaxUnacked` are named after their
-    /// option.
+    /// option; `index.js` fills the others by number.
     enum OptionSlot {
         MinDelay,
         MaxDelay,
@@ -165,15 +167,21 @@ numbered! {
         AckTimeout,
         MaxUnacked,
         /// `heartbeat.interval`.
+        #[unnamed]
         HeartbeatInterval,
         /// `heartbeat.timeout`.
+        #[unnamed]
         HeartbeatTimeout,
         /// 1 for `heartbeat: false`.
+        #[unnamed]
         NoHeartbeat,
         /// The backoff jitter's seed, as two 32-bit halves from `Math.random()`.
+        #[unnamed]
         SeedHigh,
+        #[unnamed]
         SeedLow,
         /// 1 when the browser is offline as the socket is made.
+        #[unnamed]
         Offline,
     }
 }

@@ -128,23 +128,17 @@ impl Host {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
         f(&self.shared.lock().session)
     }
-}
 
-/// Construction and events of the native [`Client`]; the rest of its API is the browser's.
-impl Client {
-    /// Natively the rooms layer runs from the start: protocol v1 from the first attempt on.
-    pub(crate) fn start(
-        config: Config,
-        target: Target,
-        provider: Option<Provider>,
-    ) -> Result<Client> {
-        let mut session = Session::new(config, target, seed(), Instant(0))?;
-        session.start_rooms(Instant(0));
-        Ok(Client::run(session, provider))
+    /// A session on this shell's seed and clock, whose time starts when [`run`](Self::run)
+    /// starts the driver.
+    pub(crate) fn new_session(config: Config, target: Target) -> Result<Session> {
+        Session::new(config, target, seed(), Instant(0))
     }
 
-    /// Starts the driver of a session whose time starts now.
-    fn run(session: Session, provider: Option<Provider>) -> Client {
+    /// Starts the driver of `session`. Natively the rooms layer runs from the start: protocol
+    /// v1 from the first attempt on.
+    pub(crate) fn run(mut session: Session, provider: Option<Provider>) -> Host {
+        session.start_rooms(Instant(0));
         let origin = tokio::time::Instant::now();
         let (tx, events) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -160,15 +154,16 @@ impl Client {
             dropped: AtomicBool::new(false),
         });
         let driver = tokio::spawn(drive(Arc::clone(&shared)));
-        Client {
-            host: Host {
-                shared,
-                events,
-                driver,
-            },
+        Host {
+            shared,
+            events,
+            driver,
         }
     }
+}
 
+/// Events of the native [`Client`]; the rest of its API is the browser's.
+impl Client {
     /// The next event; `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
         self.host.events.recv().await
@@ -209,9 +204,11 @@ impl Client {
         snapshot: Option<OutboxSnapshot>,
         store: impl FnMut(&OutboxSnapshot) + Send + 'static,
     ) -> Result<Client, OutboxError> {
-        let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), Instant(0))?;
+        let mut session = Host::new_session(config, Target::Url(url.to_owned()))?;
         session.persist(Instant(0), outbox, snapshot)?;
-        let client = Client::run(session, None);
+        let client = Client {
+            host: Host::run(session, None),
+        };
         // A driver run before this line sends no publish in a session no stored snapshot
         // names (a restored session is stored already); its snapshot is taken on the next.
         client.host.shared.lock().store = Some(Box::new(store));

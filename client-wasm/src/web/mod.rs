@@ -104,57 +104,13 @@ impl Drop for Host {
 }
 
 impl Host {
-    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
-        Inner::act(&self.inner, f)
-    }
-
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
-        f(&self.inner.session.borrow())
-    }
-
-    pub(crate) fn downgrade(&self) -> WeakHost {
-        WeakHost(Rc::downgrade(&self.inner))
-    }
-}
-
-/// The browser side of a [`ClientHandle`](crate::ClientHandle): `None` once the client is gone.
-#[derive(Clone)]
-pub(crate) struct WeakHost(Weak<Inner>);
-
-impl WeakHost {
-    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
-        let inner = self.0.upgrade().filter(|i| !i.disposed.get())?;
-        Some(Inner::act(&inner, f))
-    }
-}
-
-/// Construction and events of the browser [`Client`]; the rest of its API is the same
-/// natively.
-///
-/// ```no_run
-/// use ws_lifeline::{Client, Config, Event};
-///
-/// let client = Client::connect("wss://example.com/ws", Config::default())?;
-/// let _sub = client.on_event(|event| match event {
-///     Event::Message(m) => { /* handle m */ }
-///     Event::Reconnecting { attempt, delay } => { /* show a banner */ }
-///     _ => {}
-/// });
-/// client.send("hello")?; // queued until the socket opens
-/// # Ok::<(), ws_lifeline::Error>(())
-/// ```
-impl Client {
-    pub(crate) fn start(
-        config: Config,
-        target: Target,
-        provider: Option<Provider>,
-    ) -> Result<Client> {
-        let session = Session::new(config, target, seed(), now())?;
-        Ok(Client::run(session, provider))
+    /// A session on this shell's seed and clock.
+    pub(crate) fn new_session(config: Config, target: Target) -> Result<Session> {
+        Session::new(config, target, seed(), now())
     }
 
     /// Starts driving `session` (in a microtask, see below).
-    fn run(session: Session, provider: Option<Provider>) -> Client {
+    pub(crate) fn run(session: Session, provider: Option<Provider>) -> Host {
         let inner = Rc::new(Inner {
             session: RefCell::new(session),
             provider,
@@ -180,11 +136,49 @@ impl Client {
                 Inner::drive(&inner);
             }
         });
-        Client {
-            host: Host { inner },
-        }
+        Host { inner }
     }
 
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
+        Inner::act(&self.inner, f)
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.inner.session.borrow())
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakHost {
+        WeakHost(Rc::downgrade(&self.inner))
+    }
+}
+
+/// The browser side of a [`ClientHandle`](crate::ClientHandle): `None` once the client is gone.
+#[derive(Clone)]
+pub(crate) struct WeakHost(Weak<Inner>);
+
+impl WeakHost {
+    pub(crate) fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Option<R> {
+        let inner = self.0.upgrade().filter(|i| !i.disposed.get())?;
+        Some(Inner::act(&inner, f))
+    }
+}
+
+/// Events and the socket of the browser [`Client`]; the rest of its API is the same
+/// natively.
+///
+/// ```no_run
+/// use ws_lifeline::{Client, Config, Event};
+///
+/// let client = Client::connect("wss://example.com/ws", Config::default())?;
+/// let _sub = client.on_event(|event| match event {
+///     Event::Message(m) => { /* handle m */ }
+///     Event::Reconnecting { attempt, delay } => { /* show a banner */ }
+///     _ => {}
+/// });
+/// client.send("hello")?; // queued until the socket opens
+/// # Ok::<(), ws_lifeline::Error>(())
+/// ```
+impl Client {
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
     pub fn buffered_amount(&self) -> u64 {

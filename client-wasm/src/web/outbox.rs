@@ -22,11 +22,10 @@ use std::rc::{Rc, Weak};
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
-use super::{Inner, now, seed};
+use super::{Host, Inner, now};
 use crate::client::Client;
 use crate::machine::Target;
 use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
-use crate::machine::session::Session;
 use crate::{Config, Error, Event};
 
 /// The IndexedDB database of every store name, and its object store.
@@ -134,9 +133,11 @@ impl Client {
     ) -> Result<Client, OutboxError> {
         let store = OutboxStore::open(store).await?;
         let snapshot = store.load().await?;
-        let mut session = Session::new(config, Target::Url(url.to_owned()), seed(), now())?;
+        let mut session = Host::new_session(config, Target::Url(url.to_owned()))?;
         session.persist(now(), outbox, snapshot)?;
-        let client = Client::run(session, None);
+        let client = Client {
+            host: Host::run(session, None),
+        };
         // Before the first run, which `run` put in a microtask.
         *client.host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));
         Ok(client)

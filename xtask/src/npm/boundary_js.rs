@@ -4,7 +4,9 @@
 //! `js/index.js` in two macros: `numbered!` (fieldless enums) and `page_events!` (event kinds
 //! with their field names). This module parses both invocations with syn and writes
 //! `client-wasm/js/boundary.gen.js`: a constant per variant (`INPUT_TEXT`), the variants' names
-//! by number (`STATE_NAMES`) and, for events, their fields (`PAGE_EVENT_FIELDS`). The file is
+//! by number (`STATE_NAMES`; `null` for an `#[unnamed]` one, so that the minified package
+//! carries no name `index.js` never reads) and, for events, their fields (`PAGE_EVENT_FIELDS`).
+//! The file is
 //! committed, so `index.js` reads as plain JS; the test below fails when it is stale. The
 //! events' TypeScript side is [`super::boundary_ts`]'s.
 
@@ -49,6 +51,8 @@ pub(super) struct Variant {
     pub(super) name: Ident,
     /// `#[cfg(feature = "rooms")]`: only the build with protocol v1 has it.
     pub(super) rooms_only: bool,
+    /// `#[unnamed]`: `index.js` never looks its name up.
+    unnamed: bool,
     /// The `key = "value"` pairs of its `#[ts(...)]`.
     pub(super) ts: Vec<(Ident, String)>,
     /// `Some` for event kinds: the event's fields.
@@ -131,6 +135,7 @@ impl Parse for Table {
             // the names and fields of the raw build.
             let attrs = body.call(Attribute::parse_outer)?;
             let rooms_only = rooms_only(&attrs)?;
+            let unnamed = attrs.iter().any(|a| a.path().is_ident("unnamed"));
             let doc = doc_of(&attrs);
             let ts = ts_of(&attrs)?;
             let name = body.parse()?;
@@ -147,6 +152,7 @@ impl Parse for Table {
                 doc,
                 name,
                 rooms_only,
+                unnamed,
                 ts,
                 fields,
             });
@@ -317,7 +323,11 @@ fn generate(source: &str) -> Result<String> {
             js.push_str(&format!("export const {prefix}_{name} = {number};\n"));
         }
         let names = per_variant(&table, false, |v| {
-            format!("\"{}\"", lower_camel(&v.name.to_string()))
+            if v.unnamed {
+                "null".to_string()
+            } else {
+                format!("\"{}\"", lower_camel(&v.name.to_string()))
+            }
         })?;
         js.push_str(&format!("export const {prefix}_NAMES = {names};\n"));
         if table.variants.iter().any(|v| v.fields.is_some()) {
@@ -359,6 +369,9 @@ mod tests {
                     /// Sends.
                     SendText,
                     Close,
+                    /// Read by number only.
+                    #[unnamed]
+                    Seed,
                 }
             }
             page_events! {
@@ -373,7 +386,8 @@ mod tests {
         let js = generate(source).expect("parses");
         assert!(js.contains("/** Sends. */\nexport const CALL_SEND_TEXT = 0;\n"));
         assert!(js.contains("export const CALL_CLOSE = 1;\n"));
-        assert!(js.contains("export const CALL_NAMES = [\"sendText\", \"close\"];\n"));
+        assert!(js.contains("/** Read by number only. */\nexport const CALL_SEED = 2;\n"));
+        assert!(js.contains("export const CALL_NAMES = [\"sendText\", \"close\", null];\n"));
         assert!(js.contains("export const PAGE_EVENT_GIVEUP = 1;\n"));
         assert!(js.contains("export const PAGE_EVENT_ROOM_MESSAGE = 2;\n"));
         assert!(js.contains(
