@@ -638,6 +638,14 @@ mod tests {
     }
 
     #[test]
+    fn the_default_bounds_are_1024_publishes_and_1_mib() {
+        // The npm persist entry uses these (it has no option for them); its e2e test fills
+        // the 1 MiB.
+        let config = OutboxConfig::default();
+        assert_eq!((config.max_publishes, config.max_bytes), (1024, 1 << 20));
+    }
+
+    #[test]
     fn the_outbox_is_bounded_by_count_and_bytes_and_can_be_cleared() {
         let mut r = page();
         r.persist(OutboxConfig::default().max_publishes(2));
