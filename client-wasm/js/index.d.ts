@@ -194,8 +194,7 @@ export type LifelineErrorCode =
   | "ERR_OUTBOX_FULL"
   | "ERR_OUTBOX_CLEARED"
   | "ERR_OUTBOX_STORE"
-  | "ERR_OUTBOX_SNAPSHOT"
-  | "ERR_OUTBOX_STARTED";
+  | "ERR_OUTBOX_SNAPSHOT";
 
 /**
  * Every error the package throws (and the `error` of an `error` event): a real `Error` with

@@ -33,6 +33,13 @@
 //! listener, `dispose` from a handler). No borrow is held while JS runs, and a call that
 //! arrives while the drive loop runs leaves its work to that loop, as in the Rust shell.
 //!
+//! The persistent outbox (feature `persist`, the npm entry `ws-lifeline/persist`): the core
+//! decides when a snapshot is due; at the end of a drive that changed it the shell hears
+//! `Command::StoreOutbox` with its JSON, writes it to IndexedDB in order and answers
+//! `Input::OutboxStored`, as the Rust shell does (`src/web/outbox.rs`). `index.js` loads the
+//! stored snapshot before the first connection and hands it over with `Call::RestoreOutbox`;
+//! `RoomEvent::OutboxDelivered` reaches the page as the `outboxDelivered` event.
+//!
 //! Protocol v1 (rooms) is started on first use: `join`, `leave`, `publish`, `listRooms`, or a
 //! listener for a room event, which also offers `lifeline.v1` from the next attempt on. A
 //! socket that never uses rooms speaks no protocol (the default heartbeat runs only where the
@@ -151,11 +158,11 @@ fn room_error(error: &RoomError) -> JsValue {
 }
 
 #[cfg(feature = "persist")]
-/// A persistent-outbox error for JavaScript: a stored snapshot this client cannot restore.
+/// A persistent-outbox error for JavaScript: a stored snapshot this client cannot restore
+/// (`index.js` restores before the rooms layer starts, so `AlreadyStarted` cannot happen).
 fn outbox_error(error: &OutboxError) -> JsValue {
     let code = match error {
         OutboxError::Client(error) => return crate_error(error),
-        OutboxError::AlreadyStarted => "ERR_OUTBOX_STARTED",
         OutboxError::Store { .. } => "ERR_OUTBOX_STORE",
         _ => "ERR_OUTBOX_SNAPSHOT",
     };
