@@ -35,9 +35,11 @@ commands:
                         E is server-dev's engine: memory (default), sqlite:PATH or
                         redis://HOST:PORT
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
-  package [--raw]       build the npm package into client-wasm/pkg (with its socket/ and
+  package [--raw|--persist]
+                        build the npm package into client-wasm/pkg (with its socket/ and
                         persist/ entries); --raw builds only its socket entry (no rooms
-                        feature) into client-wasm/pkg/socket
+                        feature) into client-wasm/pkg/socket, --persist only its persist
+                        entry into client-wasm/pkg/persist
   bench [size|browser|latency|server|engines|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny;
                         engines: only server's storage-engine part
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench(rest),
         "package" if rest.iter().any(|a| a == "--raw") => npm::build_raw_package(),
+        "package" if rest.iter().any(|a| a == "--persist") => npm::build_persist_package(),
         "package" => npm::build_npm_package(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
