@@ -325,7 +325,7 @@ fn browser_tests() -> Result {
     Ok(())
 }
 
-/// The npm package under Node, Deno and Bun (tests/node), both entries, against server-dev.
+/// The npm package under Node, Deno and Bun (tests/node), every entry, against server-dev.
 /// Node 20 has its global `WebSocket` behind a flag, on by default from Node 22. Deno and Bun
 /// (npm devDependencies) run the same `node:test` files with their own test runners.
 fn node_tests() -> Result {

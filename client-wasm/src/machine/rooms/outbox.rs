@@ -741,6 +741,8 @@ mod tests {
         assert_eq!(publishes(&mut r), 1);
     }
 
+    // proptest is a native dev-dependency.
+    #[cfg(not(target_arch = "wasm32"))]
     mod json_as_serde {
         use super::super::*;
         use proptest::prelude::*;
