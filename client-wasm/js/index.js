@@ -393,8 +393,8 @@ if (HAS_ROOMS) {
 /** An `error` event carrying `error`, as the wasm's are built. */
 const errorEvent = (error) => Object.assign(new Event("error"), { error, message: error.message });
 
-/** `persist`: the `error` event for a failed IndexedDB request. */
-const storeFailed = (e) => errorEvent(lifelineError("ERR_OUTBOX_STORE", `the outbox store failed: ${describe(e)}`));
+/** `persist`: the error for a failed IndexedDB request. */
+const storeFailed = (e) => lifelineError("ERR_OUTBOX_STORE", `the outbox store failed: ${describe(e)}`);
 
 export class LifelineSocket extends EventTarget {
   static {
@@ -618,7 +618,7 @@ export class LifelineSocket extends EventTarget {
         try {
           socket.#call(boundary.CALL_RESTORE_OUTBOX, text);
         } catch (error) {
-          socket.#dispatch(errorEvent(error));
+          socket.#fail(error);
           socket.#call(boundary.CALL_RESTORE_OUTBOX);
         }
       }
@@ -628,7 +628,7 @@ export class LifelineSocket extends EventTarget {
           settle?.[0](answer);
         } catch (error) {
           if (settle) settle[1](error);
-          else socket.#dispatch(errorEvent(error));
+          else socket.#fail(error);
         }
       }
       socket.#input(boundary.INPUT_START);
@@ -636,10 +636,17 @@ export class LifelineSocket extends EventTarget {
     loaded.then(
       ([db, snapshots, text]) => start(db, snapshots, text),
       (e) => {
-        self.deref()?.#dispatch(storeFailed(e));
+        self.deref()?.#fail(storeFailed(e));
         start();
       },
     );
+  }
+
+  /** `persist`: reports an error of the shell's own (the store's, a waiting call's) as the
+   * wasm's are reported: to the logger and as an `error` event. */
+  #fail(error) {
+    if (HAS_DEBUGGING) this.#logger?.("error", "error", { error });
+    this.#dispatch(errorEvent(error));
   }
 
   /** Tells the machine what happened (an `INPUT_*`); it calls `__do` and `__emit` for the
@@ -722,7 +729,7 @@ export class LifelineSocket extends EventTarget {
           // `put` opens its transaction now, so the writes commit in the order they were asked.
           db.put(snapshots, a, name).then(
             () => self.deref()?.#input(boundary.INPUT_OUTBOX_STORED, 0, a),
-            (e) => self.deref()?.#dispatch(storeFailed(e)),
+            (e) => self.deref()?.#fail(storeFailed(e)),
           );
         }
         break;

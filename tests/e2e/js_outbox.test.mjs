@@ -10,6 +10,8 @@
 //   outbox past 1 MiB rejects with ERR_OUTBOX_FULL and nothing held is dropped;
 // - `clearOutbox()`: the held publishes reject with ERR_OUTBOX_CLEARED, the store empties, and
 //   publishing works again;
+// - a stored snapshot this client cannot read is reported (ERR_OUTBOX_SNAPSHOT), and the
+//   socket goes on with an empty outbox, which replaces it;
 // - without `persist` the entry is the package's socket (the second member uses it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -172,6 +174,44 @@ test("a full outbox refuses with ERR_OUTBOX_FULL; clearOutbox fails and forgets 
     return m.ws.unackedPublishes;
   });
   assert.equal(again, 1, "the cleared outbox takes publishes again");
+  await page.evaluate(() => m.ws.dispose());
+  assert.deepEqual(withoutNetworkNoise(errors), []);
+  await page.close();
+});
+
+test("an unreadable stored snapshot is reported as ERR_OUTBOX_SNAPSHOT and replaced", async () => {
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  // A snapshot this client did not write: a required field is missing.
+  await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open("ws-lifeline-outbox", 1);
+        open.onupgradeneeded = () => open.result.createObjectStore("snapshots");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          const tx = db.transaction("snapshots", "readwrite");
+          tx.objectStore("snapshots").put('{"version":1,"publisher":"x"}', "bad");
+          tx.oncomplete = () => {
+            db.close();
+            resolve();
+          };
+          tx.onerror = () => reject(tx.error);
+        };
+      }),
+  );
+  const seen = await page.evaluate(async (url) => {
+    window.m = t.recorded(url, { protocols: "lifeline.v1", persist: "bad" });
+    m.ws.join("bad");
+    const ack = await t.settled(m.ws.publish("bad", "after the bad snapshot"));
+    return { log: m.log, ack };
+  }, wsUrl(suite.server, "/ws?name=carl"));
+  const reported = seen.log.filter((e) => e.type === "error").map((e) => e.error.code);
+  assert.deepEqual(reported, ["ERR_OUTBOX_SNAPSHOT"]);
+  assert.ok(seen.ack.ok, `the socket goes on with an empty outbox: ${JSON.stringify(seen.ack)}`);
+  const stored = await storedWhen(page, "bad", (s) => Array.isArray(s.rooms) && s.rooms.some((r) => r.room === "bad"));
+  assert.equal(stored.version, 1);
+  assert.deepEqual(stored.publishes, [], "the acknowledged publish is not kept");
   await page.evaluate(() => m.ws.dispose());
   assert.deepEqual(withoutNetworkNoise(errors), []);
   await page.close();
