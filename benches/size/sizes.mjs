@@ -2,12 +2,13 @@
 // what a browser downloads for
 // - the ws-lifeline npm package (its .wasm after wasm-opt -Oz, the wasm-bindgen glue, index.js),
 //   and the raw resilient socket (the same build without the `rooms` feature, the package's
-//   `socket/` folder),
+//   `socket/` folder), and the persist entry (the build with the `persist` feature and `idb`,
+//   the package's `persist/` folder),
 // - the demo (every file trunk wrote to dist/),
 // - the peers, from their npm tarballs as installed by `npm ci`: partysocket, socket.io-client
 //   and centrifuge (their ESM or browser bundle files).
 //
-// Usage: node benches/size/sizes.mjs [--pkg DIR] [--pkg-raw DIR] [--dist DIR] [--out FILE]
+// Usage: node benches/size/sizes.mjs [--pkg DIR] [--pkg-raw DIR] [--pkg-persist DIR] [--dist DIR] [--out FILE]
 //        [--check FILE] [--record FILE]
 // --check fails (exit 1) when a recorded figure of ours grew by more than 10%, or when one is
 // over its target (TARGETS); --record writes the current figures as the new record.
@@ -23,6 +24,8 @@ const root = join(dirname(new URL(import.meta.url).pathname), "..", "..");
 const pkg = arg("--pkg") ?? join(root, "client-wasm", "pkg");
 // The raw resilient socket: the same package built without the `rooms` feature.
 const pkgRaw = arg("--pkg-raw") ?? join(pkg, "socket");
+// The persistent outbox's entry: the package built with the `persist` feature.
+const pkgPersist = arg("--pkg-persist") ?? join(pkg, "persist");
 const dist = arg("--dist") ?? join(root, "dist");
 const modules = join(root, "node_modules");
 
@@ -54,6 +57,9 @@ const ours = {
   "ws-lifeline .wasm alone": measure([join(pkg, "ws_lifeline_bg.wasm")]),
   "ws-lifeline raw resilient socket (no rooms feature: .wasm + glue + index.js)": measure(
     ["ws_lifeline_bg.wasm", "ws_lifeline.js", "index.js"].map((f) => join(pkgRaw, f)),
+  ),
+  "ws-lifeline persist entry (persist feature, idb bundled: .wasm + glue + index.js)": measure(
+    ["ws_lifeline_bg.wasm", "ws_lifeline.js", "index.js"].map((f) => join(pkgPersist, f)),
   ),
   "demo (every file in dist/)": measure(walk(dist)),
 };

@@ -1,6 +1,6 @@
 // Generated from client-wasm/src/js/boundary.rs by `cargo xtask package`: do not edit.
 // `cargo test -p xtask` fails when this file is stale.
-/* global HAS_ROOMS */
+/* global HAS_ROOMS, HAS_PERSIST */
 
 // Input: What happened in the browser: `machine.__input(shell, input, conn, a, b, c)`.
 /** The socket's `open`; `a` is the selected subprotocol. */
@@ -33,7 +33,9 @@ export const INPUT_HIDDEN = 12;
 export const INPUT_TIMER = 13;
 /** Carry out what the session has decided since it was made: start connecting. */
 export const INPUT_START = 14;
-export const INPUT_NAMES = ["opened", "text", "bytes", "error", "closed", "urlResolved", "urlFailed", "openFailed", "sendFailed", "online", "offline", "visible", "hidden", "timer", "start"];
+/** The outbox snapshot `a` (JSON text, from `Command::StoreOutbox`) is stored. */
+export const INPUT_OUTBOX_STORED = 15;
+export const INPUT_NAMES = ["opened", "text", "bytes", "error", "closed", "urlResolved", "urlFailed", "openFailed", "sendFailed", "online", "offline", "visible", "hidden", "timer", "start", "outboxStored"];
 
 // Call: The page's calls: `machine.__call(shell, call, a, b)`; errors are thrown.
 /** Sends string `a`; answers a `SendResult`. */
@@ -71,7 +73,14 @@ export const CALL_LEAVE = 13;
 export const CALL_PUBLISH = 14;
 /** Asks for the room list; answers whether it was asked. */
 export const CALL_LIST_ROOMS = 15;
-export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispose", "state", "url", "protocol", "queued", "unacked", "rtt", "startRooms", "join", "leave", "publish", "listRooms"];
+/**
+ * Turns the persistent outbox on, restored from the stored snapshot `a` (JSON text) or, when `a` is
+ * undefined, empty. Before the rooms layer starts.
+ */
+export const CALL_RESTORE_OUTBOX = 16;
+/** Empties the persistent outbox: its publishes fail with `ERR_OUTBOX_CLEARED`. */
+export const CALL_CLEAR_OUTBOX = 17;
+export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispose", "state", "url", "protocol", "queued", "unacked", "rtt", "startRooms", "join", "leave", "publish", "listRooms", "restoreOutbox", "clearOutbox"];
 
 // Command: What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.
 /** Call the URL provider; `__input(UrlResolved | UrlFailed, conn, text)` follows. */
@@ -97,7 +106,12 @@ export const COMMAND_TIMER = 6;
  * session says that is all it would do with them); -1: hand all in.
  */
 export const COMMAND_PASS_MESSAGES = 7;
-export const COMMAND_NAMES = ["resolveUrl", "open", "send", "close", "abandon", "buffered", "timer", "passMessages"];
+/**
+ * Store the outbox snapshot `a` (JSON text), after every earlier one; then `__input(OutboxStored,
+ * 0, a)`.
+ */
+export const COMMAND_STORE_OUTBOX = 8;
+export const COMMAND_NAMES = ["resolveUrl", "open", "send", "close", "abandon", "buffered", "timer", "passMessages", "storeOutbox"];
 
 // State: The socket's state, as `ws.state` names it.
 export const STATE_CONNECTING = 0;
@@ -201,7 +215,12 @@ export const PAGE_EVENT_ROOMS = 18;
 export const PAGE_EVENT_SERVER_ERROR = 19;
 /** A text frame that is not protocol v1; the connection goes on. */
 export const PAGE_EVENT_BAD_FRAME = 20;
-export const PAGE_EVENT_NAMES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong", ...(HAS_ROOMS ? ["welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence", "rooms", "serverError", "badFrame"] : [])];
+/**
+ * Publishes of an earlier page (restored from the persistent outbox) that the server has now
+ * acknowledged: each reached its room once. Their `ack` events come first.
+ */
+export const PAGE_EVENT_OUTBOX_DELIVERED = 21;
+export const PAGE_EVENT_NAMES = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong", ...(HAS_ROOMS ? ["welcome", "joined", "recovery", "roomMessage", "left", "ack", "publishFailed", "presence", "rooms", "serverError", "badFrame"] : []), ...(HAS_PERSIST ? ["outboxDelivered"] : [])];
 export const PAGE_EVENT_FIELDS = [
   ["protocol"],
   ["data"],
@@ -225,5 +244,8 @@ export const PAGE_EVENT_FIELDS = [
     ["rooms"],
     ["code", "message"],
     ["raw", "message"],
+  ] : []),
+  ...(HAS_PERSIST ? [
+    ["ids"],
   ] : []),
 ];

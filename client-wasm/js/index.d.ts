@@ -149,6 +149,12 @@ export interface LifelineOptions {
    * `ERR_TOO_MANY_UNACKED` (nothing is sent or dropped). Default: 1024.
    */
   maxUnacked?: number;
+  /**
+   * The persistent outbox, kept in IndexedDB under a store name (`true`: the socket's URL):
+   * only in the entry `ws-lifeline/persist`. This entry throws `ERR_PERSIST_UNAVAILABLE` when
+   * it is given (other than `false`).
+   */
+  persist?: boolean | string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +189,12 @@ export type LifelineErrorCode =
   | "ERR_PUBLISH_REFUSED"
   | "ERR_LEFT_ROOM"
   | "ERR_TOO_LARGE"
-  | "ERR_HANDSHAKE";
+  | "ERR_HANDSHAKE"
+  | "ERR_PERSIST_UNAVAILABLE"
+  | "ERR_OUTBOX_FULL"
+  | "ERR_OUTBOX_CLEARED"
+  | "ERR_OUTBOX_STORE"
+  | "ERR_OUTBOX_SNAPSHOT";
 
 /**
  * Every error the package throws (and the `error` of an `error` event): a real `Error` with
@@ -203,7 +214,8 @@ export interface LifelineError extends Error {
   readonly closeCode?: number;
   /** `ERR_INVALID_ROOM`, `ERR_NOT_JOINED`, `ERR_LEFT_ROOM`: the room. */
   readonly room?: string;
-  /** `ERR_PUBLISH_TIMEOUT`, `ERR_PUBLISH_REFUSED`, `ERR_LEFT_ROOM`: the publish's id. */
+  /** `ERR_PUBLISH_TIMEOUT`, `ERR_PUBLISH_REFUSED`, `ERR_LEFT_ROOM`, `ERR_OUTBOX_CLEARED`: the
+   * publish's id. */
   readonly publishId?: number;
   /** `ERR_PUBLISH_TIMEOUT`, `ERR_CONNECT_TIMEOUT`: the timeout that ran out, in ms. */
   readonly afterMs?: number;
@@ -216,6 +228,10 @@ export interface LifelineError extends Error {
   readonly maxMessageBytes?: number;
   /** `ERR_HANDSHAKE`: the HTTP status the server answers the URL with (see `diagnose`). */
   readonly status?: number;
+  /** `ERR_OUTBOX_FULL`: the persistent outbox's bound on publishes (1024). */
+  readonly maxPublishes?: number;
+  /** `ERR_OUTBOX_FULL`: its bound on bytes of publish frames (1 MiB). */
+  readonly maxBytes?: number;
 }
 
 /** True for errors thrown or reported by this package. */
@@ -419,6 +435,15 @@ export interface LifelineBadFrameEvent extends LifelineEventBase<"badFrame"> {
   readonly message: string;
 }
 
+/**
+ * Publishes of an earlier page (restored from the persistent outbox) that the server has now
+ * acknowledged: each reached its room once. Their `ack` events come first.
+ */
+export interface LifelineOutboxDeliveredEvent extends LifelineEventBase<"outboxDelivered"> {
+  /** Their publish ids (the earlier page's), in the order of their acks. */
+  readonly ids: readonly number[];
+}
+
 /** The socket's events by type: those of `WebSocket` and the resilience events. */
 export interface LifelineSocketEventMap {
   open: LifelineOpenEvent;
@@ -447,6 +472,11 @@ export interface LifelineRoomEventMap {
   rooms: LifelineRoomsEvent;
   serverError: LifelineServerErrorEvent;
   badFrame: LifelineBadFrameEvent;
+}
+
+/** The persistent outbox's event types (the `ws-lifeline/persist` entry only). */
+export interface LifelineOutboxEventMap {
+  outboxDelivered: LifelineOutboxDeliveredEvent;
 }
 
 // ---- end of the generated part ----

@@ -33,11 +33,12 @@ await init().catch(report);
  */
 const RETAINED = new Set();
 
-/* global HAS_ROOMS, HAS_DEBUGGING */
+/* global HAS_ROOMS, HAS_DEBUGGING, HAS_PERSIST */
 // `HAS_ROOMS` and `HAS_DEBUGGING` are replaced by the package build (`xtask/src/npm.rs`,
 // rolldown's `define`): false for the socket entry, whose wasm has no protocol v1 and whose
 // 28 KB budget leaves no room for the logger and `diagnose`, and the minifier then drops those
-// parts.
+// parts. `HAS_PERSIST` is true only for the `ws-lifeline/persist` entry (`persist.js`), whose
+// wasm has the persistent outbox: its store (`outbox.js`, with `idb`) is imported only there.
 
 /** Protocol v1's subprotocol, offered once the rooms layer runs. */
 const V1 = "lifeline.v1";
@@ -100,6 +101,8 @@ function release(resources) {
   clearTimer(resources);
   unlisten(resources.environment);
   dropSocket(resources);
+  // IndexedDB finishes the writes already asked for before it closes.
+  if (HAS_PERSIST) resources.outbox?.[0].close();
   const machine = resources.machine;
   // Freed once the current call into the wasm (`dispose()` may run inside one) has returned.
   queueMicrotask(() => machine.free());
@@ -136,6 +139,12 @@ if (HAS_ROOMS) {
     ERR_PUBLISH_TIMEOUT: ["publishId", "afterMs"],
     ERR_PUBLISH_REFUSED: ["publishId", "serverCode"],
     ERR_LEFT_ROOM: ["publishId", "room"],
+  });
+}
+if (HAS_PERSIST) {
+  Object.assign(FIELDS, {
+    ERR_OUTBOX_FULL: ["maxPublishes", "maxBytes"],
+    ERR_OUTBOX_CLEARED: ["publishId"],
   });
 }
 
@@ -293,7 +302,21 @@ function parseOptions(options, protocols) {
     log = logger && ((...entry) => { try { logger(...entry); } catch (e) { report(e); } });
     diagnosis = parseDiagnose(options.diagnose);
   }
-  return [numbers, protocols, rule, ping, isPong, Socket, log, diagnosis];
+  let store;
+  const persist = options.persist;
+  if (HAS_PERSIST && persist !== undefined && persist !== false) {
+    if (persist !== true && (typeof persist !== "string" || !persist)) {
+      throw invalid("option `persist` must be true or a store name");
+    }
+    // Node and Deno have no IndexedDB: there the outbox cannot be kept.
+    if (!globalThis.indexedDB) {
+      throw lifelineError("ERR_PERSIST_UNAVAILABLE", "option `persist` needs IndexedDB, which this runtime lacks");
+    }
+    store = persist;
+  } else if (HAS_ROOMS && !HAS_PERSIST && persist) {
+    throw lifelineError("ERR_PERSIST_UNAVAILABLE", 'option `persist` needs the entry "ws-lifeline/persist"');
+  }
+  return [numbers, protocols, rule, ping, isPong, Socket, log, diagnosis, store];
 }
 
 /** The `diagnose` option: `[after, isTerminal]`, or undefined when off. `true` is after 3. */
@@ -367,6 +390,12 @@ if (HAS_ROOMS) {
   });
 }
 
+/** An `error` event carrying `error`, as the wasm's are built. */
+const errorEvent = (error) => Object.assign(new Event("error"), { error, message: error.message });
+
+/** `persist`: the error for a failed IndexedDB request. */
+const storeFailed = (e) => lifelineError("ERR_OUTBOX_STORE", `the outbox store failed: ${describe(e)}`);
+
 export class LifelineSocket extends EventTarget {
   static {
     CONSTANTS.forEach((name, value) => {
@@ -428,7 +457,9 @@ export class LifelineSocket extends EventTarget {
               throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
             }
             const id = this.#call(boundary.CALL_PUBLISH, room, json);
-            return new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+            const settled = (id) => new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+            // While the stored outbox loads, the id comes once the publish is carried out.
+            return HAS_PERSIST && id instanceof Promise ? id.then(settled) : settled(id);
           } catch (thrown) {
             return Promise.reject(thrown);
           }
@@ -439,6 +470,13 @@ export class LifelineSocket extends EventTarget {
           return this.#call(boundary.CALL_LIST_ROOMS);
         },
       };
+      if (HAS_PERSIST) {
+        /** Empties the persistent outbox (and its store): its publishes fail with
+         * ERR_OUTBOX_CLEARED and are not resent. */
+        methods.clearOutbox = function () {
+          this.#call(boundary.CALL_CLEAR_OUTBOX);
+        };
+      }
       for (const [name, value] of Object.entries(methods)) {
         Object.defineProperty(this.prototype, name, { value, writable: true, configurable: true });
       }
@@ -480,6 +518,9 @@ export class LifelineSocket extends EventTarget {
   #publishes = new Map();
   /** The text frame the wasm is handling, whose `message` it reports without a copy. */
   #inboundText;
+  /** `persist`: the page's rooms calls made while the stored outbox loads, as
+   * `[call, a, b, settle?]`, carried out in order once it is restored (see `#restore`). */
+  #waiting;
 
   /**
    * `new LifelineSocket(url, protocols?, options?)` as `new WebSocket(url, protocols)`, with
@@ -491,10 +532,14 @@ export class LifelineSocket extends EventTarget {
       options = protocols;
       protocols = undefined;
     }
-    const [numbers, protocolList, rule, ping, isPong, Socket, logger, diagnosis] = parseOptions(options, protocols);
+    const [numbers, protocolList, rule, ping, isPong, Socket, logger, diagnosis, store] = parseOptions(options, protocols);
     this.#logger = logger;
     this.#diagnosis = diagnosis;
     const target = parseUrl(url);
+    // `persist: true` keeps the outbox under the socket's URL.
+    if (HAS_PERSIST && store === true && typeof target !== "string") {
+      throw invalid("option `persist` needs a store name with a URL provider");
+    }
     const hasWindow = typeof window === "object" && window;
     numbers[boundary.OPTION_SLOT_SEED_HIGH] = Math.random() * 2 ** 32;
     numbers[boundary.OPTION_SLOT_SEED_LOW] = Math.random() * 2 ** 32;
@@ -539,7 +584,69 @@ export class LifelineSocket extends EventTarget {
     // right after it hear everything, even a URL the browser refuses at once (as a
     // `WebSocket` reports its errors asynchronously). Through `self`: a closure here that
     // used `this` would keep it in the context the listeners above share.
-    queueMicrotask(() => self.deref()?.#input(boundary.INPUT_START));
+    if (HAS_PERSIST && store !== undefined) this.#restore(store === true ? target : store);
+    else queueMicrotask(() => self.deref()?.#input(boundary.INPUT_START));
+  }
+
+  /**
+   * `persist`: loads the store's snapshot and starts the machine from it before the first
+   * connection, as the Rust shell's `connect_persistent` does. The constructor cannot wait, so
+   * the page's rooms calls made meanwhile wait in `#waiting` and are carried out after the
+   * restore, in order: their publishes come after the restored ones. A store that cannot be
+   * opened, or a snapshot this client cannot read, is reported as an `error` event; the socket
+   * then runs without the outbox, or with an empty one.
+   */
+  #restore(name) {
+    this.#waiting = [];
+    const self = this.#self;
+    const resources = this.#resources;
+    const loaded = import("./outbox.js").then(async ({ openOutbox, SNAPSHOTS }) => {
+      const db = await openOutbox();
+      const text = await db.get(SNAPSHOTS, name).catch((e) => {
+        db.close();
+        throw e;
+      });
+      return [db, SNAPSHOTS, text];
+    });
+    const start = (db, snapshots, text) => {
+      const socket = self.deref();
+      if (!socket || socket.#disposed) return db?.close();
+      const waiting = socket.#waiting;
+      socket.#waiting = undefined;
+      if (db) {
+        resources.outbox = [db, snapshots, name];
+        try {
+          socket.#call(boundary.CALL_RESTORE_OUTBOX, text);
+        } catch (error) {
+          socket.#fail(error);
+          socket.#call(boundary.CALL_RESTORE_OUTBOX);
+        }
+      }
+      for (const [call, a, b, settle] of waiting) {
+        try {
+          const answer = socket.#call(call, a, b);
+          settle?.[0](answer);
+        } catch (error) {
+          if (settle) settle[1](error);
+          else socket.#fail(error);
+        }
+      }
+      socket.#input(boundary.INPUT_START);
+    };
+    loaded.then(
+      ([db, snapshots, text]) => start(db, snapshots, text),
+      (e) => {
+        self.deref()?.#fail(storeFailed(e));
+        start();
+      },
+    );
+  }
+
+  /** `persist`: reports an error of the shell's own (the store's, a waiting call's) as the
+   * wasm's are reported: to the logger and as an `error` event. */
+  #fail(error) {
+    if (HAS_DEBUGGING) this.#logger?.("error", "error", { error });
+    this.#dispatch(errorEvent(error));
   }
 
   /** Tells the machine what happened (an `INPUT_*`); it calls `__do` and `__emit` for the
@@ -551,6 +658,13 @@ export class LifelineSocket extends EventTarget {
   /** Makes the page's call (a `CALL_*`) of the machine. */
   #call(call, a, b) {
     this.#live();
+    if (HAS_PERSIST && this.#waiting && call >= boundary.CALL_START_ROOMS) {
+      // Carried out once the stored outbox is restored; a publish's promise waits for its id.
+      let settle;
+      const answer = call === boundary.CALL_PUBLISH ? new Promise((...both) => (settle = both)) : false;
+      this.#waiting.push([call, a, b, settle]);
+      return answer;
+    }
     try {
       return this.#machine.__call(this, call, a, b);
     } catch (thrown) {
@@ -608,6 +722,16 @@ export class LifelineSocket extends EventTarget {
         return current ? resources.ws.bufferedAmount : -1;
       case boundary.COMMAND_PASS_MESSAGES:
         resources.passing = conn;
+        break;
+      case boundary.COMMAND_STORE_OUTBOX:
+        if (HAS_PERSIST && resources.outbox) {
+          const [db, snapshots, name] = resources.outbox;
+          // `put` opens its transaction now, so the writes commit in the order they were asked.
+          db.put(snapshots, a, name).then(
+            () => self.deref()?.#input(boundary.INPUT_OUTBOX_STORED, 0, a),
+            (e) => self.deref()?.#fail(storeFailed(e)),
+          );
+        }
         break;
       case boundary.COMMAND_TIMER:
         clearTimer(resources);
@@ -903,7 +1027,7 @@ export class LifelineSocket extends EventTarget {
     if (this.#disposed || this.#unopened < streak || status < 400 || status === 426) return;
     const error = lifelineError("ERR_HANDSHAKE", `HTTP ${status} from ${this.#attemptUrl}`, status);
     this.#logger?.("error", "error", { error });
-    this.#dispatch(Object.assign(new Event("error"), { error, message: error.message }));
+    this.#dispatch(errorEvent(error));
     if (isTerminal(status) && !this.#disposed) this.close();
   }
 
@@ -918,6 +1042,9 @@ export class LifelineSocket extends EventTarget {
         reject(lifelineError("ERR_CLOSED", "the client is closed"));
       }
       this.#publishes.clear();
+    }
+    if (HAS_PERSIST) {
+      for (const [, , , settle] of this.#waiting ?? []) settle?.[1](lifelineError("ERR_CLOSED", "the client is closed"));
     }
     for (const [type, list] of this.#listeners) {
       for (const entry of list) {

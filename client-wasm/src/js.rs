@@ -33,6 +33,13 @@
 //! listener, `dispose` from a handler). No borrow is held while JS runs, and a call that
 //! arrives while the drive loop runs leaves its work to that loop, as in the Rust shell.
 //!
+//! The persistent outbox (feature `persist`, the npm entry `ws-lifeline/persist`): the core
+//! decides when a snapshot is due; at the end of a drive that changed it the shell hears
+//! `Command::StoreOutbox` with its JSON, writes it to IndexedDB in order and answers
+//! `Input::OutboxStored`, as the Rust shell does (`src/web/outbox.rs`). `index.js` loads the
+//! stored snapshot before the first connection and hands it over with `Call::RestoreOutbox`;
+//! `RoomEvent::OutboxDelivered` reaches the page as the `outboxDelivered` event.
+//!
 //! Protocol v1 (rooms) is started on first use: `join`, `leave`, `publish`, `listRooms`, or a
 //! listener for a room event, which also offers `lifeline.v1` from the next attempt on. A
 //! socket that never uses rooms speaks no protocol (the default heartbeat runs only where the
@@ -47,6 +54,8 @@ use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use self::boundary::{Call, Command, Input as ShellInput, OptionSlot, PageEvent, SendResult};
+#[cfg(feature = "persist")]
+use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::{RawJson, RoomError, RoomEvent, RoomsConfig};
 use crate::machine::session::{Io, Session, SessionEvent};
@@ -133,8 +142,36 @@ fn room_error(error: &RoomError) -> JsValue {
         ),
         RoomError::Encode { .. } => ("ERR_ENCODE", none.clone(), none),
         RoomError::Closed => ("ERR_CLOSED", none.clone(), none),
+        #[cfg(feature = "persist")]
+        RoomError::OutboxFull {
+            max_publishes,
+            max_bytes,
+        } => (
+            "ERR_OUTBOX_FULL",
+            number(*max_publishes as f64),
+            number(*max_bytes as f64),
+        ),
+        #[cfg(feature = "persist")]
+        RoomError::OutboxCleared { id } => ("ERR_OUTBOX_CLEARED", number(id.0 as f64), none),
     };
     thrown(code, &error.message(), detail, bound)
+}
+
+#[cfg(feature = "persist")]
+/// A persistent-outbox error for JavaScript: a stored snapshot this client cannot restore
+/// (`index.js` restores before the rooms layer starts, so `AlreadyStarted` cannot happen).
+fn outbox_error(error: &OutboxError) -> JsValue {
+    let code = match error {
+        OutboxError::Client(error) => return crate_error(error),
+        OutboxError::Store { .. } => "ERR_OUTBOX_STORE",
+        _ => "ERR_OUTBOX_SNAPSHOT",
+    };
+    thrown(
+        code,
+        &error.to_string(),
+        JsValue::UNDEFINED,
+        JsValue::UNDEFINED,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,6 +489,14 @@ fn room_event(event: RoomEvent) -> PageEvent {
             raw: bad.raw.as_str().into(),
             message: bad.error.as_str().into(),
         },
+        #[cfg(feature = "persist")]
+        RoomEvent::OutboxDelivered { ids } => PageEvent::OutboxDelivered {
+            ids: ids
+                .iter()
+                .map(|id| number(id.0 as f64))
+                .collect::<Array>()
+                .into(),
+        },
     }
 }
 
@@ -618,6 +663,13 @@ impl LifelineSocket {
                 return self.drive(shell);
             }
             ShellInput::Start => return self.drive(shell),
+            ShellInput::OutboxStored => {
+                #[cfg(feature = "persist")]
+                if let Ok(snapshot) = OutboxSnapshot::from_json(&string_of(&a)) {
+                    self.with_session(|session| session.outbox_stored(now, &snapshot));
+                }
+                return self.drive(shell);
+            }
         };
         self.with_session(|session| session.handle(now, input));
         self.drive(shell);
@@ -739,6 +791,29 @@ impl LifelineSocket {
             Call::StartRooms | Call::Join | Call::Leave | Call::Publish | Call::ListRooms => {
                 return Ok(JsValue::UNDEFINED);
             }
+            #[cfg(feature = "persist")]
+            Call::RestoreOutbox => {
+                // The core's bounds (1024 publishes, 1 MiB): the JS API has no option for them.
+                let snapshot = match a.as_string() {
+                    Some(text) => {
+                        Some(OutboxSnapshot::from_json(&text).map_err(|e| outbox_error(&e))?)
+                    }
+                    None => None,
+                };
+                self.with_session(|session| {
+                    session.persist(now, OutboxConfig::default(), snapshot)
+                })
+                .unwrap_or(Ok(()))
+                .map_err(|e| outbox_error(&e))?;
+                JsValue::UNDEFINED
+            }
+            #[cfg(feature = "persist")]
+            Call::ClearOutbox => {
+                self.with_session(|session| session.clear_outbox(now));
+                JsValue::UNDEFINED
+            }
+            #[cfg(not(feature = "persist"))]
+            Call::RestoreOutbox | Call::ClearOutbox => return Ok(JsValue::UNDEFINED),
         };
         self.drive(shell);
         Ok(answer)
@@ -791,6 +866,12 @@ impl LifelineSocket {
             }
         }
         self.driving.set(false);
+        // Once per drive, as the Rust shell stores once per run: the shell writes them in order.
+        #[cfg(feature = "persist")]
+        if let Some(snapshot) = self.with_session(Session::poll_outbox).flatten() {
+            let none = JsValue::UNDEFINED;
+            shell.run(Command::StoreOutbox, -1.0, snapshot.to_json().into(), none);
+        }
         // Disposed: the shell has released its timer and socket itself.
         let Some((want, passthrough)) =
             self.with_session(|session| (session.poll_timeout(), session.message_passthrough()))

@@ -56,9 +56,6 @@ pub use publish::PublishFuture;
 
 #[cfg(all(feature = "js", target_arch = "wasm32"))]
 pub mod js;
-// The JS API does not map the outbox's events and errors yet.
-#[cfg(all(feature = "js", feature = "persist", target_arch = "wasm32"))]
-compile_error!("features `js` and `persist` cannot be combined yet: the JS outbox is not built");
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native;
 #[cfg(target_arch = "wasm32")]

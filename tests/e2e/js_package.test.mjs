@@ -8,7 +8,8 @@
 // with no network; TypeScript resolves its types there (the React entry's too) through
 // `exports`; Vite builds the examples/vite app from it; the built app and a plain
 // `<script type="module">` page (no bundler) load the wasm and echo through server-dev; both
-// entries construct right after import (no `init()`), in a page and in a module worker.
+// entries construct right after import (no `init()`), in a page and in a module worker, and so
+// does the persist entry (`persist/`, in `exports` as `./persist`).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -62,6 +63,13 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "node-wasm.js",
     "node.js",
     "package.json",
+    "persist/index.d.ts",
+    "persist/index.js",
+    "persist/index.js.map",
+    "persist/node-wasm.js",
+    "persist/node.js",
+    "persist/ws_lifeline.js",
+    "persist/ws_lifeline_bg.wasm",
     "protocol.d.ts",
     "react-node.js",
     "react.d.ts",
@@ -80,13 +88,18 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
   assert.equal(manifest.name, "ws-lifeline");
   assert.equal(manifest.type, "module");
   // Only the Node entries' wasm loading is a side effect a bundler must keep.
-  assert.deepEqual(manifest.sideEffects, ["./node-wasm.js", "./socket/node-wasm.js"]);
+  assert.deepEqual(manifest.sideEffects, ["./node-wasm.js", "./socket/node-wasm.js", "./persist/node-wasm.js"]);
   assert.equal(manifest.types, "./index.d.ts");
   assert.deepEqual(manifest.exports["."], { types: "./index.d.ts", node: "./node.js", default: "./index.js" });
   assert.deepEqual(manifest.exports["./socket"], {
     types: "./socket/index.d.ts",
     node: "./socket/node.js",
     default: "./socket/index.js",
+  });
+  assert.deepEqual(manifest.exports["./persist"], {
+    types: "./persist/index.d.ts",
+    node: "./persist/node.js",
+    default: "./persist/index.js",
   });
   assert.match(manifest.engines.node, /^>=\d+/);
   assert.deepEqual(manifest.exports["./react"], {
@@ -199,7 +212,7 @@ test("no init ritual: both entries construct a socket right after import", async
   // A page per entry that imports it and constructs at once, as the README's first example.
   const pages = join(work, "no-init");
   mkdirSync(pages, { recursive: true });
-  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"]]) {
+  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"], ["persist", "/pkg/persist/index.js"]]) {
     writeFileSync(
       join(pages, `${name}.html`),
       `<!doctype html><body><script type="module">import { LifelineSocket } from "${entry}";\n` +
@@ -212,7 +225,7 @@ test("no init ritual: both entries construct a socket right after import", async
   statics.push(site);
   const page = await browser.newPage();
   const errors = collectErrors(page);
-  for (const name of ["package", "socket"]) {
+  for (const name of ["package", "socket", "persist"]) {
     await page.goto(`${site.url}/${name}.html`);
     await page.waitForSelector('body[data-echo="no ritual"]', { state: "attached", timeout: 20_000 });
   }
@@ -223,7 +236,7 @@ test("no init ritual: both entries construct a socket right after import", async
 test("in a module worker (no window, no document) both entries connect and echo", async () => {
   const pages = join(work, "worker");
   mkdirSync(pages, { recursive: true });
-  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"]]) {
+  for (const [name, entry] of [["package", "/pkg/index.js"], ["socket", "/pkg/socket/index.js"], ["persist", "/pkg/persist/index.js"]]) {
     writeFileSync(
       join(pages, `${name}.js`),
       `import { LifelineSocket } from "${entry}";\n` +
@@ -238,7 +251,7 @@ test("in a module worker (no window, no document) both entries connect and echo"
   const page = await browser.newPage();
   const errors = collectErrors(page);
   await page.goto(`${site.url}/index.html`);
-  for (const name of ["package", "socket"]) {
+  for (const name of ["package", "socket", "persist"]) {
     const reply = await page.evaluate(
       (src) =>
         new Promise((resolve, reject) => {

@@ -76,7 +76,7 @@ pub(crate) fn run(args: &[String]) -> Result {
 
 /// The tail of `cargo xtask test`: the size check on what the test just built, and every
 /// benchmark once at a tiny size.
-/// After `cargo xtask test`, which has built both packages.
+/// After `cargo xtask test`, which has built every entry of the package.
 pub(crate) fn quick_after_test() -> Result {
     sizes(false)?;
     browser(true)?;

@@ -35,8 +35,11 @@ commands:
                         E is server-dev's engine: memory (default), sqlite:PATH or
                         redis://HOST:PORT
   test                  run every check CI runs: fmt, clippy, native, browser and e2e tests
-  package [--raw]       build the npm package into client-wasm/pkg; --raw builds only its
-                        socket entry (no rooms feature) into client-wasm/pkg/socket
+  package [--raw|--persist]
+                        build the npm package into client-wasm/pkg (with its socket/ and
+                        persist/ entries); --raw builds only its socket entry (no rooms
+                        feature) into client-wasm/pkg/socket, --persist only its persist
+                        entry into client-wasm/pkg/persist
   bench [size|browser|latency|server|engines|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny;
                         engines: only server's storage-engine part
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench(rest),
         "package" if rest.iter().any(|a| a == "--raw") => npm::build_raw_package(),
+        "package" if rest.iter().any(|a| a == "--persist") => npm::build_persist_package(),
         "package" => npm::build_npm_package(),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -181,31 +185,39 @@ fn test(args: &[String]) -> Result {
         ])
         .run()?;
     // The library as a Rust app gets it: without `js` (features unify above, so this
-    // configuration needs its own run), and with the persistent outbox, which the JS API
-    // cannot be built with yet.
-    Step::new("clippy (wasm32, ws-lifeline without js)", "cargo")
-        .args([
-            "clippy",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--lib",
-            "--locked",
-            "-p",
-            "ws-lifeline",
-            "--features",
+    // configuration needs its own run), with the persistent outbox; and as the npm package's
+    // persist entry builds it.
+    for (name, features) in [
+        (
+            "clippy (wasm32, ws-lifeline without js)",
             "yew,talc,persist",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .run()?;
+        ),
+        ("clippy (wasm32, the npm persist entry)", "js,talc,persist"),
+    ] {
+        Step::new(name, "cargo")
+            .args([
+                "clippy",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--lib",
+                "--locked",
+                "-p",
+                "ws-lifeline",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .run()?;
+    }
     // The browser API (`web`, `yew`) is only documented on wasm32; a broken intra-doc link
     // there is a warning, so `-D warnings` fails the step on it. `js` too: the npm package's
-    // module docs link into the core. The persistent outbox's API on its own: it cannot be
-    // built with `js` yet.
+    // module docs link into the core; and with the persistent outbox, whose items only exist
+    // with `persist`.
     for (name, features) in [
         ("docs (wasm32, -D warnings)", "yew,js"),
-        ("docs (wasm32, persist, -D warnings)", "yew,persist"),
+        ("docs (wasm32, persist, -D warnings)", "yew,js,persist"),
     ] {
         Step::new(name, "cargo")
             .args([
@@ -313,7 +325,7 @@ fn browser_tests() -> Result {
     Ok(())
 }
 
-/// The npm package under Node, Deno and Bun (tests/node), both entries, against server-dev.
+/// The npm package under Node, Deno and Bun (tests/node), every entry, against server-dev.
 /// Node 20 has its global `WebSocket` behind a flag, on by default from Node 22. Deno and Bun
 /// (npm devDependencies) run the same `node:test` files with their own test runners.
 fn node_tests() -> Result {

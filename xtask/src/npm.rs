@@ -8,7 +8,9 @@
 //! neither Vite nor today's browsers support by default.
 //!
 //! The raw resilient socket (the build without the `rooms` feature) ships in the same package
-//! as `ws-lifeline/socket`, in the package's `socket/` folder.
+//! as `ws-lifeline/socket`, in the package's `socket/` folder, and the build with the
+//! persistent outbox (feature `persist`) as `ws-lifeline/persist`, in `persist/`: its entry is
+//! `js/persist.js`, which bundles `idb` (a pinned devDependency) with `js/outbox.js`.
 //!
 //! After wasm-pack: wasm-opt -Oz (npm's binaryen; wasm-pack's own is off in the crate
 //! metadata), which also shortens the import and export names, the glue renamed to match (see
@@ -51,13 +53,18 @@ const NODE_ENTRY: [&str; 2] = ["node.js", "node-wasm.js"];
 /// The socket entry's folder inside the package.
 const SOCKET_DIR: &str = "pkg/socket";
 
+/// The persist entry's folder inside the package.
+const PERSIST_DIR: &str = "pkg/persist";
+
 /// The project's licences and changelog, copied from the workspace root into the package.
 const FROM_THE_ROOT: [&str; 3] = ["LICENSE-MIT", "LICENSE-APACHE", "CHANGELOG.md"];
 
-/// Builds `client-wasm/pkg`, its socket entry included, and type-checks `tests/ts` against it.
+/// Builds `client-wasm/pkg`, its socket and persist entries included, and type-checks
+/// `tests/ts` against it.
 pub(crate) fn build_npm_package() -> Result {
     build(&Options::published())?;
     build_raw_package()?;
+    build_persist_package()?;
     Step::new("npm package: tsc --noEmit --strict tests/ts", "tsc")
         .args(["--project", "tests/ts/tsconfig.json"])
         .run()
@@ -70,6 +77,18 @@ pub(crate) fn build_raw_package() -> Result {
     build(&Options {
         out_dir: SOCKET_DIR.into(),
         default_features: false,
+        persist: false,
+    })
+}
+
+/// Builds the socket with the persistent outbox (features `js,talc,persist`) into
+/// `client-wasm/pkg/persist`, the package's `ws-lifeline/persist` entry, tested by
+/// `tests/e2e/js_outbox.test.mjs` and `tests/node`.
+pub(crate) fn build_persist_package() -> Result {
+    build(&Options {
+        out_dir: PERSIST_DIR.into(),
+        default_features: true,
+        persist: true,
     })
 }
 
@@ -95,6 +114,8 @@ struct Options {
     out_dir: String,
     /// `false` builds the raw resilient socket (`--no-default-features`).
     default_features: bool,
+    /// `true` builds the persist entry (feature `persist`, entry `js/persist.js`).
+    persist: bool,
 }
 
 impl Options {
@@ -102,7 +123,13 @@ impl Options {
         Self {
             out_dir: "pkg".into(),
             default_features: true,
+            persist: false,
         }
+    }
+
+    /// The package's root folder, as opposed to an entry in a folder of its own.
+    fn is_root(&self) -> bool {
+        self.default_features && !self.persist
     }
 }
 
@@ -132,7 +159,14 @@ fn build(options: &Options) -> Result {
         .args(["--"]);
     build = small_std(build);
     // The package brings its own allocator (feature `talc`); a Rust app picks its own.
-    build = build.args(["--features", "js,talc"]);
+    build = build.args([
+        "--features",
+        if options.persist {
+            "js,talc,persist"
+        } else {
+            "js,talc"
+        },
+    ]);
     if !options.default_features {
         build = build.args(["--no-default-features"]);
     }
@@ -147,7 +181,7 @@ fn build(options: &Options) -> Result {
     for file in NODE_ENTRY {
         copy(&js.join(file), &pkg.join(file))?;
     }
-    if options.default_features {
+    if options.is_root() {
         for file in HAND_WRITTEN {
             copy(&js.join(file), &pkg.join(file))?;
         }
@@ -155,7 +189,12 @@ fn build(options: &Options) -> Result {
             copy(&root.join(file), &pkg.join(file))?;
         }
     } else {
-        copy(&js.join("socket.d.ts"), &pkg.join("index.d.ts"))?;
+        let declarations = if options.persist {
+            "persist.d.ts"
+        } else {
+            "socket.d.ts"
+        };
+        copy(&js.join(declarations), &pkg.join("index.d.ts"))?;
         // wasm-pack's `*` would keep the folder out of the published package; the package's
         // own .gitignore already covers it.
         let ignore = pkg.join(".gitignore");
@@ -168,8 +207,25 @@ fn build(options: &Options) -> Result {
     // readable source (client-wasm/js/index.js). The glue stays a separate module it imports.
     let entry = pkg.join("index.js");
     let entry_minified = pkg.join("index.min.js");
+    let source = if options.persist {
+        "persist.js"
+    } else {
+        "index.js"
+    };
+    // index.js imports the outbox's store (and `idb`) dynamically, in code that only the
+    // persist build keeps: the other builds mark it external, so not a byte of it is bundled;
+    // the persist build, whose entry imports it statically, makes one file of it all.
+    let outbox = if options.persist {
+        [
+            "--no-codeSplitting",
+            "--checks.ineffectiveDynamicImport=false",
+        ]
+    } else {
+        ["--external", "./outbox.js"]
+    };
     Step::new("npm package: minify index.js (rolldown)", "rolldown")
-        .arg_path(&js.join("index.js"))
+        .arg_path(&js.join(source))
+        .args(outbox)
         .args([
             "--sourcemap",
             "--minify",
@@ -180,17 +236,17 @@ fn build(options: &Options) -> Result {
             // The raw build's wasm has no protocol v1: its room parts go, and so do the logger
             // and `diagnose` (see index.js).
             "--transform.define",
-            if options.default_features {
-                "HAS_ROOMS:true,HAS_DEBUGGING:true"
-            } else {
-                "HAS_ROOMS:false,HAS_DEBUGGING:false"
+            match (options.default_features, options.persist) {
+                (true, false) => "HAS_ROOMS:true,HAS_DEBUGGING:true,HAS_PERSIST:false",
+                (true, true) => "HAS_ROOMS:true,HAS_DEBUGGING:true,HAS_PERSIST:true",
+                (false, _) => "HAS_ROOMS:false,HAS_DEBUGGING:false,HAS_PERSIST:false",
             },
             "--file",
         ])
         .arg_path(&entry_minified)
         .run()?;
     source_map(&entry_minified, &entry)?;
-    if options.default_features {
+    if options.is_root() {
         let manifest = read(&js.join("package.json"))?.replace(
             "\"version\": \"0.0.0-workspace\"",
             &format!("\"version\": \"{}\"", VERSION),
@@ -246,10 +302,15 @@ fn source_map(minified: &Path, entry: &Path) -> Result {
     write(entry, &format!("{code}//# sourceMappingURL=index.js.map\n"))?;
     let mut map: serde_json::Value = serde_json::from_str(&read(&map_of(minified))?)
         .map_err(|e| format!("reading rolldown's source map: {e}"))?;
-    // index.js and the generated boundary.gen.js it imports, named by file name alone.
+    // index.js and the generated boundary.gen.js it imports, named by file name alone; a
+    // bundled npm package (the persist entry's `idb`) by its path inside `node_modules`.
     let sources: Option<Vec<String>> = map["sources"].as_array().and_then(|sources| {
         let names = sources.iter().map(|source| {
-            let name = source.as_str()?.rsplit(['/', '\\']).next()?;
+            let source = source.as_str()?.replace('\\', "/");
+            if let Some((_, dependency)) = source.rsplit_once("node_modules/") {
+                return Some(dependency.to_owned());
+            }
+            let name = source.rsplit('/').next()?;
             Some(format!("ws-lifeline/{name}"))
         });
         names.collect()

@@ -74,6 +74,8 @@ numbered! {
         Timer,
         /// Carry out what the session has decided since it was made: start connecting.
         Start,
+        /// The outbox snapshot `a` (JSON text, from `Command::StoreOutbox`) is stored.
+        OutboxStored,
     }
 
     /// The page's calls: `machine.__call(shell, call, a, b)`; errors are thrown.
@@ -111,6 +113,11 @@ numbered! {
         Publish,
         /// Asks for the room list; answers whether it was asked.
         ListRooms,
+        /// Turns the persistent outbox on, restored from the stored snapshot `a` (JSON text)
+        /// or, when `a` is undefined, empty. Before the rooms layer starts.
+        RestoreOutbox,
+        /// Empties the persistent outbox: its publishes fail with `ERR_OUTBOX_CLEARED`.
+        ClearOutbox,
     }
 
     /// What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.
@@ -134,6 +141,9 @@ numbered! {
         /// Sent after every drive: report connection `conn`'s frames as messages without
         /// `__input` (the session says that is all it would do with them); -1: hand all in.
         PassMessages,
+        /// Store the outbox snapshot `a` (JSON text), after every earlier one; then
+        /// `__input(OutboxStored, 0, a)`.
+        StoreOutbox,
     }
 
     /// The socket's state, as `ws.state` names it.
@@ -391,6 +401,13 @@ page_events! {
             raw: "string",
             /// Why it did not decode.
             message: "string",
+        },
+        /// Publishes of an earlier page (restored from the persistent outbox) that the server
+        /// has now acknowledged: each reached its room once. Their `ack` events come first.
+        #[cfg(feature = "persist")]
+        OutboxDelivered {
+            /// Their publish ids (the earlier page's), in the order of their acks.
+            ids: "readonly number[]",
         },
     }
 }

@@ -26,12 +26,12 @@ impl FrameError {
     }
 }
 
-const BAD_JSON: FrameError = FrameError("the frame is not valid JSON");
+pub(crate) const BAD_JSON: FrameError = FrameError("the frame is not valid JSON");
 const NOT_A_MESSAGE: FrameError = FrameError("not a protocol v1 message");
 const UNKNOWN_TYPE: FrameError = FrameError("unknown message type");
 const MISSING: FrameError = FrameError("a field is missing");
 const DUPLICATE: FrameError = FrameError("a field appears twice");
-const WRONG_TYPE: FrameError = FrameError("a field has the wrong type");
+pub(crate) const WRONG_TYPE: FrameError = FrameError("a field has the wrong type");
 
 /// Decodes one server text frame: a single message or a batch (a JSON array of messages).
 pub(crate) fn decode(text: &str) -> Result<Vec<Incoming>, FrameError> {
@@ -63,15 +63,15 @@ pub(crate) fn decode(text: &str) -> Result<Vec<Incoming>, FrameError> {
     Ok(out)
 }
 
-/// The members of one object, read by name.
-struct Fields<'a> {
+/// The members of one object, read by name (also the persistent outbox's snapshot reader).
+pub(crate) struct Fields<'a> {
     text: &'a str,
     members: Vec<Member>,
 }
 
 impl Fields<'_> {
     /// The member named `key`, if there is exactly one; two are an error, as in serde.
-    fn optional(&self, key: &str) -> Result<Option<&Member>, FrameError> {
+    pub(crate) fn optional(&self, key: &str) -> Result<Option<&Member>, FrameError> {
         let mut found = self.members.iter().filter(|m| m.key == key);
         match (found.next(), found.next()) {
             (_, Some(_)) => Err(DUPLICATE),
@@ -79,16 +79,16 @@ impl Fields<'_> {
         }
     }
 
-    fn required(&self, key: &str) -> Result<&Member, FrameError> {
+    pub(crate) fn required(&self, key: &str) -> Result<&Member, FrameError> {
         self.optional(key)?.ok_or(MISSING)
     }
 
-    fn string(&self, key: &str) -> Result<String, FrameError> {
+    pub(crate) fn string(&self, key: &str) -> Result<String, FrameError> {
         let m = self.required(key)?;
         self.string_at(m.start, m.kind)
     }
 
-    fn string_at(&self, start: usize, kind: Kind) -> Result<String, FrameError> {
+    pub(crate) fn string_at(&self, start: usize, kind: Kind) -> Result<String, FrameError> {
         if kind != Kind::String {
             return Err(WRONG_TYPE);
         }
@@ -97,7 +97,7 @@ impl Fields<'_> {
         scan.owned_string().ok_or(BAD_JSON)
     }
 
-    fn u64(&self, key: &str) -> Result<u64, FrameError> {
+    pub(crate) fn u64(&self, key: &str) -> Result<u64, FrameError> {
         as_u64(self.required(key)?.kind)
     }
 
@@ -106,11 +106,11 @@ impl Fields<'_> {
     }
 
     /// An optional field as serde reads an `Option`: absent or `null` is `None`.
-    fn present(&self, key: &str) -> Result<Option<&Member>, FrameError> {
+    pub(crate) fn present(&self, key: &str) -> Result<Option<&Member>, FrameError> {
         Ok(self.optional(key)?.filter(|m| m.kind != Kind::Null))
     }
 
-    fn opt_string(&self, key: &str) -> Result<Option<String>, FrameError> {
+    pub(crate) fn opt_string(&self, key: &str) -> Result<Option<String>, FrameError> {
         self.present(key)?
             .map(|m| self.string_at(m.start, m.kind))
             .transpose()
@@ -120,7 +120,7 @@ impl Fields<'_> {
         self.present(key)?.map(|m| as_u64(m.kind)).transpose()
     }
 
-    fn u32(&self, key: &str) -> Result<u32, FrameError> {
+    pub(crate) fn u32(&self, key: &str) -> Result<u32, FrameError> {
         u32::try_from(self.u64(key)?).map_err(|_| WRONG_TYPE)
     }
 
@@ -144,7 +144,7 @@ impl Fields<'_> {
     }
 
     /// The elements of the array named `key`: where each starts, and what it is.
-    fn array(&self, key: &str) -> Result<Vec<(Scanner<'_>, Kind)>, FrameError> {
+    pub(crate) fn array(&self, key: &str) -> Result<Vec<(Scanner<'_>, Kind)>, FrameError> {
         let m = self.required(key)?;
         if m.kind != Kind::Array {
             return Err(WRONG_TYPE);
@@ -184,7 +184,7 @@ fn as_bool(kind: Kind) -> Result<bool, FrameError> {
 }
 
 /// The object at the cursor, validated, as its members.
-fn fields<'a>(scan: &mut Scanner<'a>, depth: u32) -> Result<Fields<'a>, FrameError> {
+pub(crate) fn fields<'a>(scan: &mut Scanner<'a>, depth: u32) -> Result<Fields<'a>, FrameError> {
     let members = members(scan, depth).ok_or(BAD_JSON)?;
     Ok(Fields {
         text: scan.text(),

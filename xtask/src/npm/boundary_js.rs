@@ -53,6 +53,9 @@ pub(super) struct Variant {
     pub(super) rooms_only: bool,
     /// `#[unnamed]`: `index.js` never looks its name up.
     unnamed: bool,
+    /// `#[cfg(feature = "persist")]`: only the build with the persistent outbox (the
+    /// `ws-lifeline/persist` entry) has it.
+    pub(super) persist_only: bool,
     /// The `key = "value"` pairs of its `#[ts(...)]`.
     pub(super) ts: Vec<(Ident, String)>,
     /// `Some` for event kinds: the event's fields.
@@ -132,10 +135,13 @@ impl Parse for Table {
         let mut variants = Vec::new();
         while !body.is_empty() {
             // Every build numbers all variants; `#[cfg(feature = "rooms")]` ones are left out of
-            // the names and fields of the raw build.
+            // the names and fields of the raw build, `persist` ones out of those of the builds
+            // without the outbox.
             let attrs = body.call(Attribute::parse_outer)?;
-            let rooms_only = rooms_only(&attrs)?;
             let unnamed = attrs.iter().any(|a| a.path().is_ident("unnamed"));
+            let feature = feature_of(&attrs)?;
+            let rooms_only = feature.as_deref() == Some("rooms");
+            let persist_only = feature.as_deref() == Some("persist");
             let doc = doc_of(&attrs);
             let ts = ts_of(&attrs)?;
             let name = body.parse()?;
@@ -153,6 +159,7 @@ impl Parse for Table {
                 name,
                 rooms_only,
                 unnamed,
+                persist_only,
                 ts,
                 fields,
             });
@@ -165,22 +172,28 @@ impl Parse for Table {
     }
 }
 
-/// Whether `attrs` hold `#[cfg(feature = "rooms")]`; any other `cfg` is refused.
-fn rooms_only(attrs: &[Attribute]) -> syn::Result<bool> {
-    let mut rooms_only = false;
+/// The feature of `attrs`' `#[cfg(feature = "rooms" | "persist")]`, if any; any other `cfg`
+/// is refused.
+fn feature_of(attrs: &[Attribute]) -> syn::Result<Option<String>> {
+    let mut feature = None;
     for attr in attrs.iter().filter(|a| a.path().is_ident("cfg")) {
         let condition: syn::MetaNameValue = attr.parse_args()?;
-        let is_rooms = condition.path.is_ident("feature")
-            && matches!(&condition.value, Expr::Lit(l) if matches!(&l.lit, Lit::Str(s) if s.value() == "rooms"));
-        if !is_rooms {
+        let name = match &condition.value {
+            Expr::Lit(l) if condition.path.is_ident("feature") => match &l.lit {
+                Lit::Str(s) if ["rooms", "persist"].contains(&s.value().as_str()) => s.value(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        if name.is_empty() {
             return Err(syn::Error::new(
                 attr.pound_token.span,
-                "only `cfg(feature = \"rooms\")` is known",
+                "only `cfg(feature = \"rooms\")` and `cfg(feature = \"persist\")` are known",
             ));
         }
-        rooms_only = true;
+        feature = Some(name);
     }
-    Ok(rooms_only)
+    Ok(feature)
 }
 
 /// Every table of the source, in order.
@@ -246,27 +259,30 @@ fn quoted(names: impl IntoIterator<Item = String>) -> String {
     format!("[{}]", names.join(", "))
 }
 
-/// A JS array of `item` for each variant, the rooms-only ones (which come last) behind
-/// `HAS_ROOMS`, which the package build defines (see `index.js`); one item a line if
-/// `one_a_line`.
+/// A JS array of `item` for each variant: the rooms-only ones (after the common ones) behind
+/// `HAS_ROOMS` and the persist-only ones (last) behind `HAS_PERSIST`, which the package build
+/// defines (see `index.js`); one item a line if `one_a_line`.
 fn per_variant(
     table: &Table,
     one_a_line: bool,
     item: impl Fn(&Variant) -> String,
 ) -> Result<String> {
-    let (everywhere, rooms): (Vec<&Variant>, Vec<&Variant>) =
-        table.variants.iter().partition(|v| !v.rooms_only);
+    let group = |v: &Variant| usize::from(v.rooms_only) + 2 * usize::from(v.persist_only);
     if table
         .variants
-        .iter()
-        .skip(everywhere.len())
-        .any(|v| !v.rooms_only)
+        .windows(2)
+        .any(|pair| group(&pair[0]) > group(&pair[1]))
     {
         return Err(format!(
-            "{}: rooms-only variants must come last, so that the numbers of both builds agree",
+            "{}: rooms-only variants must come last (persist-only ones after them), so that \
+             the numbers of every build agree",
             table.name
         ));
     }
+    let of_group = |wanted: usize| -> Vec<&Variant> {
+        let variants = table.variants.iter();
+        variants.filter(|v| group(v) == wanted).collect()
+    };
     let list = |variants: Vec<&Variant>, indent: &str| {
         let items = variants.into_iter().map(&item);
         if one_a_line {
@@ -278,13 +294,17 @@ fn per_variant(
             items.collect::<Vec<_>>().join(", ")
         }
     };
-    let mut text = list(everywhere, "");
-    if !rooms.is_empty() {
-        let rooms = list(rooms, "  ");
+    let mut text = list(of_group(0), "");
+    for (wanted, define) in [(1, "HAS_ROOMS"), (2, "HAS_PERSIST")] {
+        let variants = of_group(wanted);
+        if variants.is_empty() {
+            continue;
+        }
+        let more = list(variants, "  ");
         text = if one_a_line {
-            format!("{text}  ...(HAS_ROOMS ? [{rooms}  ] : []),\n")
+            format!("{text}  ...({define} ? [{more}  ] : []),\n")
         } else {
-            format!("{text}, ...(HAS_ROOMS ? [{rooms}] : [])")
+            format!("{text}, ...({define} ? [{more}] : [])")
         };
     }
     Ok(format!("[{text}]"))
@@ -311,7 +331,7 @@ fn generate(source: &str) -> Result<String> {
     let mut js = format!(
         "// Generated from {SOURCE} by `cargo xtask package`: do not edit.\n\
          // `cargo test -p xtask` fails when this file is stale.\n\
-         /* global HAS_ROOMS */\n"
+         /* global HAS_ROOMS, HAS_PERSIST */\n"
     );
     for table in tables(source)? {
         let prefix = screaming(&table.name.to_string());
@@ -397,6 +417,43 @@ mod tests {
             "export const PAGE_EVENT_FIELDS = [\n  [\"protocol\"],\n  [],\n  \
              ...(HAS_ROOMS ? [\n    [\"room\", \"wasClean\"],\n  ] : []),\n];\n"
         ));
+    }
+
+    #[test]
+    fn persist_only_variants_come_last_behind_their_define() {
+        let source = r#"
+            page_events! {
+                enum PageEvent {
+                    Open { protocol: "string" },
+                    #[cfg(feature = "rooms")]
+                    Left { room: "string" },
+                    #[cfg(feature = "persist")]
+                    OutboxDelivered { ids: "readonly number[]" },
+                }
+            }
+        "#;
+        let js = generate(source).expect("parses");
+        assert!(js.contains(
+            "export const PAGE_EVENT_NAMES = [\"open\", ...(HAS_ROOMS ? [\"left\"] : []), \
+             ...(HAS_PERSIST ? [\"outboxDelivered\"] : [])];\n"
+        ));
+        let misplaced = source.replace("#[cfg(feature = \"rooms\")]", "#[cfg(feature = \"x\")]");
+        assert!(
+            generate(&misplaced).is_err(),
+            "an unknown feature is refused"
+        );
+        let reordered = r#"
+            page_events! {
+                enum PageEvent {
+                    #[cfg(feature = "persist")]
+                    OutboxDelivered { ids: "readonly number[]" },
+                    #[cfg(feature = "rooms")]
+                    Left { room: "string" },
+                }
+            }
+        "#;
+        let error = generate(reordered).err().unwrap_or_default();
+        assert!(error.contains("must come last"), "{error}");
     }
 
     #[test]

@@ -89,11 +89,8 @@ fn generate(source: &str) -> Result<[(&'static str, String); 2]> {
         ts.push('\n');
         ts.push_str(&declare(interface)?);
     }
-    let map = |rooms_only: bool| {
-        let entries = events
-            .variants
-            .iter()
-            .filter(|v| v.rooms_only == rooms_only);
+    let map = |wanted: fn(&Variant) -> bool| {
+        let entries = events.variants.iter().filter(|v| wanted(v));
         let entries = entries.map(|v| {
             let interface = interfaces
                 .iter()
@@ -106,17 +103,22 @@ fn generate(source: &str) -> Result<[(&'static str, String); 2]> {
     ts.push_str(&format!(
         "\n/** The socket's events by type: those of `WebSocket` and the resilience events. */\n\
          export interface LifelineSocketEventMap {{\n{}}}\n",
-        map(false)
+        map(|v| !v.rooms_only && !v.persist_only)
     ));
     ts.push_str(&format!(
         "\n/** Protocol v1 (rooms) event types and the event each one delivers. The first listener \
          for any\n * of them starts the rooms layer, as do join, leave, publish and listRooms. */\n\
-         export interface LifelineRoomEventMap {{\n{}}}\n\n",
-        map(true)
+         export interface LifelineRoomEventMap {{\n{}}}\n",
+        map(|v| v.rooms_only)
+    ));
+    ts.push_str(&format!(
+        "\n/** The persistent outbox's event types (the `ws-lifeline/persist` entry only). */\n\
+         export interface LifelineOutboxEventMap {{\n{}}}\n\n",
+        map(|v| v.persist_only)
     ));
     let socket_events = interfaces
         .iter()
-        .filter(|i| i.variants.iter().all(|v| !v.rooms_only));
+        .filter(|i| i.variants.iter().all(|v| !v.rooms_only && !v.persist_only));
     let names = socket_events
         .map(|i| format!("  {},\n", i.name))
         .collect::<String>();
