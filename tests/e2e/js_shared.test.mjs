@@ -1,0 +1,230 @@
+// `ws-lifeline/shared` in headless Chromium: three tabs (pages of one browser context, so one
+// origin and one SharedWorker) against a real server-dev, with the default options but the
+// subprotocol. Covers:
+// - three tabs hold one connection (server-dev's /api/health counts 1);
+// - rooms reference-counted across tabs: each tab joins its own room and a shared one, and
+//   receives every message of its rooms exactly once, and nothing of the others';
+// - `publish` resolves in the tab that called it, with an `ack` event there and only there;
+// - a tab that joins a room the socket already holds hears `joined`;
+// - `close()` of one tab releases only that tab; the others keep the socket;
+// - closing the tab that opened the socket, mid-traffic, loses nothing: the worker owns the
+//   socket, which never reconnects, and every publish of the other tabs arrives once;
+// - closing every tab closes the socket (health counts 0).
+// Unshared mode is the other js_*.test.mjs suites, unchanged.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
+import { serveJsPages, wsUrl } from "./support/js_page.mjs";
+
+// --no-auth: a shared socket takes no URL provider (functions stay in their page), and a
+// server-dev ticket is good for one connection only. --allowed-origin: the pages' own server.
+const SERVER_ARGS = ["--no-auth", "--allowed-origin"];
+
+let server;
+let site;
+let browser;
+
+before(async () => {
+  site = await serveJsPages();
+  server = await startServer([...SERVER_ARGS, site.url]);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await site?.close();
+});
+
+async function health() {
+  const res = await fetch(new URL("/api/health", server.url));
+  return res.json();
+}
+
+/** Polls `check` (async) until it returns a truthy value, or fails after `ms`. */
+async function until(what, check, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A new tab of `context` on the shared test page, its socket made for the server's `/ws`. */
+async function openTab(context) {
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/shared/index.html`);
+  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+  await page.evaluate((url) => connect(url, { protocols: "lifeline.v1" }), wsUrl(server, "/ws"));
+  return { page, errors };
+}
+
+/** Joins `rooms` in `page`'s tab and waits for its `joined` event of each. */
+async function join(page, rooms) {
+  await page.evaluate((rooms) => rooms.forEach((room) => s.join(room)), rooms);
+  await page.waitForFunction(
+    (rooms) => rooms.every((room) => log.some((e) => e.type === "joined" && e.room === room)),
+    rooms,
+    { timeout: 15_000, polling: 20 },
+  );
+}
+
+const roomMessages = (page) => page.evaluate(() => log.filter((e) => e.type === "roomMessage"));
+
+/** Waits until `page` has heard `count` room messages. */
+function heard(page, count) {
+  return page.waitForFunction((count) => log.filter((e) => e.type === "roomMessage").length >= count, count, {
+    timeout: 20_000,
+    polling: 20,
+  });
+}
+
+describe("shared mode: one socket for three tabs", () => {
+  test("one connection; each tab receives its rooms' messages once; publish settles in its tab", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    const tabs = { a: await openTab(context), b: await openTab(context), c: await openTab(context) };
+    const rooms = { a: ["room-a", "shared"], b: ["room-b", "shared"], c: ["room-c", "shared"] };
+    try {
+      for (const [name, { page }] of Object.entries(tabs)) await join(page, rooms[name]);
+      assert.equal((await until("one connection", async () => (await health()).connections === 1 && health())).connections, 1);
+
+      const PER_ROOM = 10;
+      const results = await Promise.all(
+        Object.entries(tabs).map(([name, { page }]) =>
+          page.evaluate(
+            ([name, rooms, count]) =>
+              Promise.all(
+                rooms.flatMap((room) =>
+                  Array.from({ length: count }, (_, n) => settled(s.publish(room, { tab: name, n }))),
+                ),
+              ),
+            [name, rooms[name], PER_ROOM],
+          ),
+        ),
+      );
+      for (const [at, name] of Object.keys(tabs).entries()) {
+        const failed = results[at].filter((r) => !r.ok);
+        assert.deepEqual(failed, [], `tab ${name}: every publish resolves`);
+        const ids = results[at].map((r) => r.ok.id);
+        assert.equal(new Set(ids).size, ids.length, `tab ${name}: one ack per publish`);
+        const acks = await tabs[name].page.evaluate(() => log.filter((e) => e.type === "ack").map((e) => e.id));
+        assert.deepEqual(acks.sort((x, y) => x - y), [...ids].sort((x, y) => x - y), `tab ${name}: its own acks only`);
+      }
+
+      // Each tab: its own room (10) and the shared room (3 tabs × 10).
+      const expected = PER_ROOM + 3 * PER_ROOM;
+      for (const [name, { page }] of Object.entries(tabs)) {
+        await heard(page, expected);
+        // A little longer, so that a duplicate or a stray message would have arrived.
+        await page.waitForTimeout(300);
+        const messages = await roomMessages(page);
+        assert.equal(messages.length, expected, `tab ${name}: ${messages.length} room messages`);
+        const seen = new Set(messages.map((m) => `${m.room}:${m.epoch}:${m.offset}`));
+        assert.equal(seen.size, expected, `tab ${name}: no message twice`);
+        const own = messages.filter((m) => m.room === rooms[name][0]);
+        assert.deepEqual(
+          own.map((m) => m.data).sort((x, y) => x.n - y.n),
+          Array.from({ length: PER_ROOM }, (_, n) => ({ tab: name, n })),
+          `tab ${name}: its own room`,
+        );
+        const shared = messages.filter((m) => m.room === "shared");
+        for (const from of Object.keys(tabs)) {
+          assert.equal(shared.filter((m) => m.data.tab === from).length, PER_ROOM, `tab ${name}: shared from ${from}`);
+        }
+        assert.ok(messages.every((m) => m.sameTarget), "e.target is the tab's socket");
+      }
+      assert.equal((await health()).connections, 1);
+
+      // Leaving: B's leave of the shared room does not take it from A and C.
+      const left = await tabs.b.page.evaluate(() => [s.leave("shared"), s.leave("shared")]);
+      assert.deepEqual(left, [true, false]);
+      await tabs.a.page.evaluate(() => s.publish("shared", { tab: "a", n: "after b left" }));
+      await heard(tabs.c.page, expected + 1);
+      await tabs.b.page.waitForTimeout(300);
+      assert.equal((await roomMessages(tabs.b.page)).length, expected, "B hears nothing of a room it left");
+      assert.equal((await roomMessages(tabs.a.page)).length, expected + 1);
+
+      // close() of one tab releases that tab only.
+      const closed = await tabs.c.page.evaluate(() => {
+        s.close();
+        return [s.readyState, log.at(-1).type, log.at(-1).code];
+      });
+      assert.deepEqual(closed, [3, "close", 1000]);
+      const stillOpen = await tabs.a.page.evaluate(() => s.readyState);
+      assert.equal(stillOpen, 1);
+      assert.equal((await health()).connections, 1);
+    } finally {
+      await context.close();
+    }
+    await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
+    for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
+  });
+
+  test("closing the tab that opened the socket mid-traffic loses nothing; the last tab closes it", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    const opener = await openTab(context);
+    await join(opener.page, ["traffic"]);
+    const others = [await openTab(context), await openTab(context)];
+    try {
+      for (const { page } of others) await join(page, ["traffic"]);
+      const before = await until("one connection", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+
+      // B and C publish one message every 10 ms; A goes after B's tenth ack.
+      const COUNT = 60;
+      for (const [at, { page }] of others.entries()) {
+        await page.evaluate(
+          ([tab, count]) => {
+            window.publishing = (async () => {
+              const out = [];
+              for (let n = 0; n < count; n++) {
+                out.push(settled(s.publish("traffic", { tab, n })));
+                await new Promise((r) => setTimeout(r, 10));
+              }
+              return Promise.all(out);
+            })();
+          },
+          [`tab${at}`, COUNT],
+        );
+      }
+      await others[0].page.waitForFunction(() => log.filter((e) => e.type === "ack").length >= 10, undefined, {
+        timeout: 15_000,
+        polling: 10,
+      });
+      await opener.page.close();
+      const results = await Promise.all(others.map(({ page }) => page.evaluate(() => window.publishing)));
+      for (const result of results) assert.deepEqual(result.filter((r) => !r.ok), [], "every publish resolves");
+
+      for (const { page } of others) {
+        await heard(page, 2 * COUNT);
+        await page.waitForTimeout(300);
+        const messages = await roomMessages(page);
+        assert.equal(messages.length, 2 * COUNT);
+        for (const tab of ["tab0", "tab1"]) {
+          assert.deepEqual(
+            messages.filter((m) => m.data.tab === tab).map((m) => m.data.n),
+            Array.from({ length: COUNT }, (_, n) => n),
+            `${tab}'s messages, each once and in order`,
+          );
+        }
+        const closes = await page.evaluate(() => log.filter((e) => e.type === "close" || e.type === "reconnecting"));
+        assert.deepEqual(closes, [], "the socket never dropped");
+      }
+      const now = await health();
+      assert.equal(now.connections, 1);
+      assert.equal(now.connections_opened, before.connections_opened, "no new connection was opened");
+      for (const { page } of others) await page.close();
+      await until("no live connection once every tab is closed", async () => (await health()).connections === 0, 5_000);
+    } finally {
+      await context.close();
+    }
+    for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
+  });
+});
