@@ -9,6 +9,8 @@
 // - `close()` of one tab releases only that tab; the others keep the socket;
 // - closing the tab that opened the socket, mid-traffic, loses nothing: the worker owns the
 //   socket, which never reconnects, and every publish of the other tabs arrives once;
+// - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
+//   it had joined is left, the others keep theirs and the socket;
 // - closing every tab closes the socket (health counts 0).
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
@@ -226,5 +228,43 @@ describe("shared mode: one socket for three tabs", () => {
       await context.close();
     }
     for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
+  });
+
+  test("a crashed tab is released without its cooperation", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // The first tab stays: Chromium tends to host the SharedWorker in the process of the tab
+    // that made it, and a crash of that process would take the worker (and the socket) too.
+    const staying = await openTab(context);
+    const crashing = await openTab(context);
+    try {
+      await join(crashing.page, ["lobby", "solo"]);
+      await join(staying.page, ["lobby"]);
+      /** `staying`'s latest room list from the server: room → member count. */
+      const members = async () => {
+        await staying.page.evaluate(() => s.listRooms());
+        await staying.page.waitForTimeout(100);
+        const list = await staying.page.evaluate(() => log.findLast((e) => e.type === "rooms")?.rooms ?? []);
+        return Object.fromEntries(list.map((r) => [r.room, r.members]));
+      };
+      await until("solo and lobby held", async () => {
+        const held = await members();
+        return held.solo === 1 && held.lobby === 1;
+      });
+      const cdp = await context.newCDPSession(crashing.page);
+      crashing.page.on("crash", () => {});
+      // The session goes with the crashed renderer, often before it answers.
+      await Promise.race([cdp.send("Page.crash").catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+      await until("solo left", async () => {
+        const held = await members();
+        return !held.solo && held.lobby === 1;
+      });
+      assert.equal(await staying.page.evaluate(() => s.readyState), 1);
+      assert.equal((await health()).connections, 1);
+    } finally {
+      await context.close();
+    }
+    await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
+    assert.deepEqual(staying.errors, []);
   });
 });
