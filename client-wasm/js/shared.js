@@ -1,11 +1,13 @@
 // `ws-lifeline/shared`: one real socket for all of a site's tabs. Each `LifelineSocket` made
-// here is the tab's side of a socket that a module SharedWorker (`shared-worker.js`, which runs
-// the package's own `LifelineSocket`) owns, one per URL key (URL, subprotocols and options).
-// This file loads no wasm: it checks the arguments, talks to the worker over a `MessagePort`
-// (the message format, version `PROTOCOL_VERSION`, is in the README), keeps what the page reads
-// synchronously (state, URL, this tab's rooms and publishes) and dispatches the events the
-// worker forwards. The tab holds a Web Lock named after its client id while it is attached:
-// the worker asks for the same lock, and is granted it when the tab is gone, however it went.
+// here is the tab's side of a socket that a hub (`shared-hub.js`, which runs the package's own
+// `LifelineSocket`) owns, one per URL key (URL, subprotocols and options). The hub runs in a
+// module SharedWorker (`shared-worker.js`), or, where there is no SharedWorker, in a leader tab
+// chosen with a Web Lock, the other tabs talking to it over a `BroadcastChannel`. This file
+// loads no wasm unless its tab leads: it checks the arguments, talks to the hub (the message
+// format, version `PROTOCOL_VERSION`, is in the README), keeps what the page reads
+// synchronously (state, URL, this tab's rooms and publishes) and dispatches the events the hub
+// forwards. The tab holds a Web Lock named after its client id while it is attached: the hub
+// asks for the same lock, and is granted it when the tab is gone, however it went.
 
 /** The version of the message format between a tab and the worker. */
 export const PROTOCOL_VERSION = 1;
@@ -13,8 +15,11 @@ export const PROTOCOL_VERSION = 1;
 /** The SharedWorker's name: one worker per origin, holding one socket per URL key. */
 const WORKER_NAME = "ws-lifeline";
 
-/** Prefix of the Web Lock a tab holds while attached (see `shared-worker.js`). */
+/** Prefix of the Web Lock a tab holds while attached (see `shared-hub.js`). */
 export const LOCK_PREFIX = "ws-lifeline-client:";
+
+/** Prefix of the Web Lock whose holder leads (runs the hub) where there is no SharedWorker. */
+const LEADER_PREFIX = "ws-lifeline-leader:";
 
 const CONSTANTS = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"];
 const READY_STATES = { connecting: 0, open: 1, closing: 2, reconnecting: 0, closed: 3 };
@@ -165,7 +170,7 @@ export class LifelineSocket extends EventTarget {
   #disposed = false;
   #rooms = new Set();
   #roomsStarted = false;
-  /** Request number → [resolve, reject, room]. */
+  /** Request number → [resolve, reject, room, json]. */
   #publishes = new Map();
   #nextRequest = 1;
   #binaryType = "blob";
@@ -202,8 +207,9 @@ export class LifelineSocket extends EventTarget {
     else if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== "string")) {
       throw invalid("`protocols` must be a string or an array of strings");
     }
-    if (typeof SharedWorker !== "function") {
-      throw lifelineError("ERR_PLATFORM", "this browser has no SharedWorker: use `ws-lifeline`");
+    const hasWorker = typeof SharedWorker === "function";
+    if (!hasWorker && !(typeof BroadcastChannel === "function" && globalThis.navigator?.locks)) {
+      throw lifelineError("ERR_PLATFORM", "this browser has neither SharedWorker nor BroadcastChannel and Web Locks");
     }
     const href = socketUrl(url);
     const crossing = crossingOptions(rest);
@@ -214,19 +220,68 @@ export class LifelineSocket extends EventTarget {
       protocols,
       options: crossing,
     };
-    const worker = new SharedWorker(new URL("./shared-worker.js", import.meta.url), {
-      type: "module",
-      name: WORKER_NAME,
-    });
-    worker.addEventListener("error", () => {
-      const error = lifelineError("ERR_PLATFORM", "the shared worker failed to start");
-      this.#dispatch(Object.assign(new Event("error"), { error, message: error.message }));
-    });
-    this.#port = worker.port;
-    this.#port.onmessage = ({ data }) => this.#receive(data);
+    if (hasWorker) {
+      const worker = new SharedWorker(new URL("./shared-worker.js", import.meta.url), {
+        type: "module",
+        name: WORKER_NAME,
+      });
+      worker.addEventListener("error", () => this.#fail("the shared worker failed to start"));
+      this.#port = worker.port;
+      this.#port.onmessage = ({ data }) => this.#receive(data);
+    } else this.#follow();
     globalThis.addEventListener?.("pagehide", this.#onPageHide);
     this.#attach();
   }
+
+  #fail(message) {
+    const error = lifelineError("ERR_PLATFORM", message);
+    this.#dispatch(Object.assign(new Event("error"), { error, message }));
+  }
+
+  /**
+   * Without SharedWorker: talks to the leader over a `BroadcastChannel` of this URL key, and
+   * asks to lead. The tab granted the leader lock runs the hub until it disposes or goes; then
+   * the next tab waiting is granted it, and every tab attaches to the new leader, resending its
+   * unacknowledged publishes.
+   */
+  #follow() {
+    const name = `ws-lifeline:${this.#config.key}`;
+    const channel = new BroadcastChannel(name);
+    this.#port = {
+      postMessage: (message) => channel.postMessage({ ...message, client: this.#client }),
+      close: () => channel.close(),
+    };
+    channel.onmessage = ({ data }) => {
+      if (data?.to === this.#client) this.#receive(data);
+      else if (data?.v === PROTOCOL_VERSION && data.ev === "leader" && !this.#disposed && !this.#closed) {
+        this.#attached = false;
+        this.#attach();
+        for (const [request, [, , room, json]] of this.#publishes) this.#post("publish", { request, room, json });
+      }
+    };
+    navigator.locks.request(LEADER_PREFIX + this.#config.key, async () => {
+      if (this.#disposed) return;
+      let stop;
+      try {
+        const { serveChannel } = await import("./shared-hub.js");
+        const hub = new BroadcastChannel(name);
+        const stopServing = serveChannel(hub);
+        stop = () => {
+          stopServing();
+          hub.close();
+        };
+        hub.postMessage({ v: PROTOCOL_VERSION, ev: "leader" });
+      } catch {
+        return this.#fail("the hub failed to load");
+      }
+      // Leads until disposed; a tab that closes or crashes releases the lock with it.
+      await new Promise((resolve) => (this.#resign = resolve));
+      stop();
+    });
+  }
+
+  /** Ends this tab's lead (without SharedWorker). */
+  #resign;
 
   /** Holds this tab's lock, then tells the worker who it is, then what was asked meanwhile. */
   #attach() {
@@ -452,7 +507,7 @@ export class LifelineSocket extends EventTarget {
       if (this.#closed) throw lifelineError("ERR_CLOSED", "the client is closed");
       const request = this.#nextRequest++;
       this.#post("publish", { request, room, json });
-      return new Promise((resolve, reject) => this.#publishes.set(request, [resolve, reject, room]));
+      return new Promise((resolve, reject) => this.#publishes.set(request, [resolve, reject, room, json]));
     } catch (thrown) {
       return Promise.reject(thrown);
     }
@@ -492,6 +547,7 @@ export class LifelineSocket extends EventTarget {
     this.#disposed = true;
     globalThis.removeEventListener?.("pagehide", this.#onPageHide);
     this.#unlock?.();
+    this.#resign?.();
     this.#port.close();
     for (const [, reject] of this.#publishes.values()) reject(lifelineError("ERR_CLOSED", "the client is closed"));
     this.#publishes.clear();

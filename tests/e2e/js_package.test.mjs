@@ -1,6 +1,6 @@
 // The npm package as a JavaScript developer gets it.
 // Covers: `npm pack` ships exactly the runtime files, the hand-written types, the Node entry,
-// the socket entry (`socket/`), the React entry, the shared entry (and its worker), the
+// the socket entry (`socket/`), the React entry, the shared entry (its worker and hub), the
 // README, the changelog and both licences, with a package.json that has an ESM entry, `types`,
 // `files`, `./socket`, `./react` and `./shared` in `exports` (a `node` condition where Node
 // loads differently), `engines`, react as an optional peer, `sideEffects` only for the Node
@@ -67,6 +67,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "react-node.js",
     "react.d.ts",
     "react.js",
+    "shared-hub.js",
     "shared-worker.js",
     "shared.d.ts",
     "shared.js",
