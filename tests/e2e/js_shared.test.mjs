@@ -11,7 +11,10 @@
 //   socket, which never reconnects, and every publish of the other tabs arrives once;
 // - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
 //   it had joined is left, the others keep theirs and the socket;
-// - closing every tab closes the socket (health counts 0).
+// - closing every tab closes the socket (health counts 0);
+// - without SharedWorker, a leader tab owns the socket (one connection for three tabs); when
+//   it closes mid-traffic another tab leads within 2 s, every publish of the others resolves
+//   (resent to the new leader) and the rooms go on.
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -266,5 +269,76 @@ describe("shared mode: one socket for three tabs", () => {
     }
     await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
     assert.deepEqual(staying.errors, []);
+  });
+});
+
+describe("shared mode without SharedWorker: a leader tab", () => {
+  test("one connection; the leader closes mid-traffic and another tab leads within 2 s", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // Chromium has SharedWorker: taking it away is the only way to run the fallback in it.
+    await context.addInitScript(() => delete globalThis.SharedWorker);
+    const leader = await openTab(context);
+    const others = [await openTab(context), await openTab(context)];
+    try {
+      for (const { page } of [leader, ...others]) await join(page, ["lead"]);
+      const before = await until("one connection", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+      assert.equal(await others[0].page.evaluate(() => typeof SharedWorker), "undefined");
+
+      const COUNT = 40;
+      for (const [at, { page }] of others.entries()) {
+        await page.evaluate(
+          ([tab, count]) => {
+            window.publishing = (async () => {
+              const out = [];
+              for (let n = 0; n < count; n++) {
+                out.push(settled(s.publish("lead", { tab, n })));
+                await new Promise((r) => setTimeout(r, 10));
+              }
+              return Promise.all(out);
+            })();
+          },
+          [`tab${at}`, COUNT],
+        );
+      }
+      await others[0].page.waitForFunction(() => log.filter((e) => e.type === "ack").length >= 10, undefined, {
+        timeout: 15_000,
+        polling: 10,
+      });
+      const opens = await others[0].page.evaluate(() => log.filter((e) => e.type === "open").length);
+      const closedAt = Date.now();
+      await leader.page.close();
+      await others[0].page.waitForFunction((opens) => log.filter((e) => e.type === "open").length > opens, opens, {
+        timeout: 2_000,
+        polling: 10,
+      });
+      const takeover = Date.now() - closedAt;
+      assert.ok(takeover < 2_000, `a new leader's socket opened after ${takeover} ms`);
+      const results = await Promise.all(others.map(({ page }) => page.evaluate(() => window.publishing)));
+      for (const result of results) assert.deepEqual(result.filter((r) => !r.ok), [], "every publish resolves");
+      const now = await until("one connection again", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+      assert.equal(now.connections_opened, before.connections_opened + 1, "the new leader opened one connection");
+
+      // The room goes on under the new leader: each tab receives the other's next messages once.
+      const counts = await Promise.all(others.map(({ page }) => roomMessages(page).then((l) => l.length)));
+      await Promise.all(others.map(({ page }, at) => page.evaluate((tab) => s.publish("lead", { tab, n: "after" }), `tab${at}`)));
+      for (const [at, { page }] of others.entries()) {
+        await heard(page, counts[at] + 2);
+        await page.waitForTimeout(300);
+        const after = (await roomMessages(page)).slice(counts[at]).map((m) => m.data.tab).sort();
+        assert.deepEqual(after, ["tab0", "tab1"]);
+      }
+      for (const { page } of others) await page.close();
+      await until("no live connection once every tab is closed", async () => (await health()).connections === 0, 5_000);
+    } finally {
+      await context.close();
+    }
+    for (const { errors } of [leader, ...others]) assert.deepEqual(errors, []);
   });
 });
