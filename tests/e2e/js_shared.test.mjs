@@ -9,6 +9,9 @@
 // - `close()` of one tab releases only that tab; the others keep the socket;
 // - closing the tab that opened the socket, mid-traffic, loses nothing: the worker owns the
 //   socket, which never reconnects, and every publish of the other tabs arrives once;
+// - `send` from one tab, and the socket's `message` events reach every tab;
+// - arguments that cannot cross to the worker (a URL provider, a function option) and a bad
+//   URL throw typed errors at once; a bad option value is an `error` event, and the tab closed;
 // - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
 //   it had joined is left, the others keep theirs and the socket;
 // - closing every tab closes the socket (health counts 0);
@@ -57,13 +60,15 @@ async function until(what, check, ms = 15_000) {
   }
 }
 
-/** A new tab of `context` on the shared test page, its socket made for the server's `/ws`. */
-async function openTab(context) {
+/** A new tab of `context` on the shared test page, its socket made for the server's `/ws`
+ * (with `options`: by default the subprotocol) and listening for room events unless `rooms`
+ * is false. */
+async function openTab(context, options = { protocols: "lifeline.v1" }, rooms = true) {
   const page = await context.newPage();
   const errors = collectErrors(page);
   await page.goto(`${site.url}/shared/index.html`);
   await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
-  await page.evaluate((url) => connect(url, { protocols: "lifeline.v1" }), wsUrl(server, "/ws"));
+  await page.evaluate(([url, options, rooms]) => connect(url, options, rooms), [wsUrl(server, "/ws"), options, rooms]);
   return { page, errors };
 }
 
@@ -231,6 +236,59 @@ describe("shared mode: one socket for three tabs", () => {
       await context.close();
     }
     for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
+  });
+
+  test("send and message reach every tab; typed errors for what cannot be shared", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // No subprotocol: no rooms, so the server's answer to a frame it cannot read is a `message`.
+    const a = await openTab(context, {}, false);
+    const b = await openTab(context, {}, false);
+    try {
+      for (const { page } of [a, b]) {
+        await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
+      }
+      assert.equal(await a.page.evaluate(() => s.send("not json")), "sent");
+      for (const { page } of [a, b]) {
+        const message = await page.waitForFunction(() => log.find((e) => e.type === "message")?.data, undefined, {
+          timeout: 15_000,
+          polling: 20,
+        });
+        assert.equal(JSON.parse(await message.jsonValue()).code, "bad_json");
+      }
+      const errors = await a.page.evaluate((url) => {
+        const code = (make) => {
+          try {
+            make();
+            return "no error";
+          } catch (e) {
+            return `${e.name} ${e.code}`;
+          }
+        };
+        return {
+          provider: code(() => new LifelineSocket(() => url, { share: true })),
+          functionOption: code(() => new LifelineSocket(url, { share: true, isTerminalClose: () => true })),
+          badUrl: code(() => new LifelineSocket("ftp://127.0.0.1/ws", { share: true })),
+          notShared: code(() => new LifelineSocket(url, { share: false })),
+        };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(errors, {
+        provider: "LifelineError ERR_INVALID_ARGUMENT",
+        functionOption: "LifelineError ERR_INVALID_ARGUMENT",
+        badUrl: "LifelineError ERR_INVALID_URL",
+        notShared: "LifelineError ERR_INVALID_ARGUMENT",
+      });
+      const refused = await a.page.evaluate(async (url) => {
+        const ws = new LifelineSocket(url, { share: true, maxRetries: -1 });
+        const error = await new Promise((resolve) => ws.addEventListener("error", (e) => resolve(e.error), { once: true }));
+        return { code: error.code, name: error.name, readyState: ws.readyState };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(refused, { code: "ERR_INVALID_ARGUMENT", name: "LifelineError", readyState: 3 });
+    } finally {
+      await context.close();
+    }
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
   });
 
   test("a crashed tab is released without its cooperation", async () => {
