@@ -15,6 +15,11 @@ let core;
 
 const PROTOCOL_VERSION = 1;
 const LOCK_PREFIX = "ws-lifeline-client:";
+const WORKER_LOCK_PREFIX = "ws-lifeline-worker:";
+
+/** The Web Lock this hub holds for its lifetime, once held (a worker's only, see
+ * `holdWorkerLock`): tabs ask for it, and are granted it when the worker is gone. */
+let workerLock;
 
 const SOCKET_EVENTS = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong"];
 /** Room events for every tab that uses rooms. */
@@ -186,7 +191,7 @@ async function attach(port, message) {
   navigator.locks
     ?.request(LOCK_PREFIX + client.id, { signal: abort.signal }, () => detach(port))
     .catch(() => {});
-  port.postMessage({ v: PROTOCOL_VERSION, ev: "attached", snap: shared.snap() });
+  port.postMessage({ v: PROTOCOL_VERSION, ev: "attached", snap: shared.snap(), lock: await workerLock });
   // The socket is already open for other tabs: this tab hears the `open` it would have heard.
   if (shared.socket.state === "open") shared.post(client, "open", { protocol: shared.socket.protocol });
   if (message.roomsLayer) startRooms(client);
@@ -240,6 +245,15 @@ async function handle(port, message) {
       );
     }
   }
+}
+
+/** Holds a Web Lock of this worker's own for its lifetime, and names it in every `attached`. */
+export function holdWorkerLock() {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return;
+  const name = WORKER_LOCK_PREFIX + crypto.randomUUID();
+  // Named to the tabs only once held, so that no tab is granted it while the worker lives.
+  workerLock = new Promise((held) => locks.request(name, () => (held(name), new Promise(() => {}))));
 }
 
 /** Serves the tab at the other end of `port` (`postMessage` and `onmessage`): its messages one

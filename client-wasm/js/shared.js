@@ -220,17 +220,51 @@ export class LifelineSocket extends EventTarget {
       protocols,
       options: crossing,
     };
-    if (hasWorker) {
-      const worker = new SharedWorker(new URL("./shared-worker.js", import.meta.url), {
-        type: "module",
-        name: WORKER_NAME,
-      });
-      worker.addEventListener("error", () => this.#fail("the shared worker failed to start"));
-      this.#port = worker.port;
-      this.#port.onmessage = ({ data }) => this.#receive(data);
-    } else this.#follow();
+    if (hasWorker) this.#connectWorker();
+    else this.#follow();
     globalThis.addEventListener?.("pagehide", this.#onPageHide);
     this.#attach();
+  }
+
+  /** Connects to the origin's SharedWorker, starting it if none runs. */
+  #connectWorker() {
+    const worker = new SharedWorker(new URL("./shared-worker.js", import.meta.url), {
+      type: "module",
+      name: WORKER_NAME,
+    });
+    worker.addEventListener("error", () => this.#fail("the shared worker failed to start"));
+    const port = (this.#port = worker.port);
+    port.onmessage = ({ data }) => {
+      if (this.#port === port) this.#receive(data);
+    };
+  }
+
+  /**
+   * Watches the worker's own Web Lock (`name`, from its `attached`): granted to this tab only
+   * once the worker is gone, for instance with the process that hosted it, which Chromium does
+   * not report on the port. Then a new worker takes this tab.
+   */
+  #watchWorker(name) {
+    this.#workerWatch?.abort();
+    const watch = (this.#workerWatch = new AbortController());
+    navigator.locks
+      .request(name, { signal: watch.signal }, () => {
+        if (this.#workerWatch !== watch || this.#disposed || this.#closed) return;
+        this.#connectWorker();
+        this.#rejoin();
+      })
+      .catch(() => {});
+  }
+
+  /** Stops `#watchWorker`. */
+  #workerWatch;
+
+  /** Attaches to a new hub (worker or leader), rooms included, and resends this tab's
+   * unacknowledged publishes, under their request numbers. */
+  #rejoin() {
+    this.#attached = false;
+    this.#attach();
+    for (const [request, [, , room, json]] of this.#publishes) this.#post("publish", { request, room, json });
   }
 
   #fail(message) {
@@ -254,9 +288,7 @@ export class LifelineSocket extends EventTarget {
     channel.onmessage = ({ data }) => {
       if (data?.to === this.#client) this.#receive(data);
       else if (data?.v === PROTOCOL_VERSION && data.ev === "leader" && !this.#disposed && !this.#closed) {
-        this.#attached = false;
-        this.#attach();
-        for (const [request, [, , room, json]] of this.#publishes) this.#post("publish", { request, room, json });
+        this.#rejoin();
       }
     };
     navigator.locks.request(LEADER_PREFIX + this.#config.key, async () => {
@@ -311,6 +343,7 @@ export class LifelineSocket extends EventTarget {
 
   /** Tells the worker this tab is done (its rooms, listeners and port), keeping the lock. */
   #detach() {
+    this.#workerWatch?.abort();
     if (this.#attached) this.#port.postMessage({ v: PROTOCOL_VERSION, op: "detach" });
     this.#attached = false;
     this.#closed = true;
@@ -326,6 +359,7 @@ export class LifelineSocket extends EventTarget {
   #receive(message) {
     if (this.#disposed || this.#closed || message?.v !== PROTOCOL_VERSION) return;
     if (message.snap) this.#snap = message.snap;
+    if (message.ev === "attached" && message.lock && globalThis.navigator?.locks) this.#watchWorker(message.lock);
     if (message.ev === "event") this.#event(message.type, message.fields);
     else if (message.ev === "reply") this.#reply(message);
   }

@@ -14,6 +14,8 @@
 //   URL throw typed errors at once; a bad option value is an `error` event, and the tab closed;
 // - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
 //   it had joined is left, the others keep theirs and the socket;
+// - a crash of the process that hosts the SharedWorker: the other tab starts a new worker,
+//   attaches to it with its rooms, and publishes and receives again;
 // - closing every tab closes the socket (health counts 0);
 // - without SharedWorker, a leader tab owns the socket (one connection for three tabs); when
 //   it closes mid-traffic another tab leads within 2 s, every publish of the others resolves
@@ -327,6 +329,36 @@ describe("shared mode: one socket for three tabs", () => {
     }
     await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
     assert.deepEqual(staying.errors, []);
+  });
+
+  test("a crash of the worker's process: the other tab gets a new worker and goes on", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // Chromium starts the SharedWorker in the process of the tab that asked first.
+    const host = await openTab(context);
+    const other = await openTab(context);
+    try {
+      for (const { page } of [host, other]) await join(page, ["phoenix"]);
+      const opens = await other.page.evaluate(() => log.filter((e) => e.type === "open").length);
+      const cdp = await context.newCDPSession(host.page);
+      host.page.on("crash", () => {});
+      await Promise.race([cdp.send("Page.crash").catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+      await other.page.waitForFunction((opens) => log.filter((e) => e.type === "open").length > opens, opens, {
+        timeout: 15_000,
+        polling: 20,
+      });
+      const published = await other.page.evaluate(() => settled(s.publish("phoenix", { after: "crash" })));
+      assert.ok(published.ok, JSON.stringify(published));
+      await other.page.waitForFunction(
+        () => log.some((e) => e.type === "roomMessage" && e.data.after === "crash"),
+        undefined,
+        { timeout: 15_000, polling: 20 },
+      );
+      assert.equal((await until("one connection", async () => (await health()).connections === 1 && health())).connections, 1);
+    } finally {
+      await context.close();
+    }
+    assert.deepEqual(other.errors, []);
   });
 });
 
