@@ -17,14 +17,24 @@
 // - a crash of the process that hosts the SharedWorker: the other tab starts a new worker,
 //   attaches to it with its rooms, and publishes and receives again;
 // - closing every tab closes the socket (health counts 0);
+// - Vite builds an app that imports `ws-lifeline/shared` from the packed package (with
+//   `worker.format: "es"`), and two tabs of the built app share one connection;
 // - without SharedWorker, a leader tab owns the socket (one connection for three tabs); when
 //   it closes mid-traffic another tab leads within 2 s, every publish of the others resolves
 //   (resent to the new leader) and the rooms go on.
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
 import { serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { serveStatic } from "./pages/serve.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 // --no-auth: a shared socket takes no URL provider (functions stay in their page), and a
 // server-dev ticket is good for one connection only. --allowed-origin: the pages' own server.
@@ -430,5 +440,68 @@ describe("shared mode without SharedWorker: a leader tab", () => {
       await context.close();
     }
     for (const { errors } of [leader, ...others]) assert.deepEqual(errors, []);
+  });
+});
+
+describe("shared mode in a Vite build", () => {
+  test("vite builds an app with ws-lifeline/shared; two tabs of it hold one connection", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const work = mkdtempSync(path.join(tmpdir(), "ws-lifeline-shared-"));
+    const statics = [];
+    const context = await browser.newContext();
+    try {
+      const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      run("npm", ["pack", "--silent", "--pack-destination", work, path.join(root, "client-wasm", "pkg")], root);
+      const tarball = path.join(work, readdirSync(work).find((f) => f.endsWith(".tgz")));
+      const app = path.join(work, "app");
+      mkdirSync(app);
+      writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "shared-app", private: true, type: "module" }));
+      run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app);
+      writeFileSync(path.join(app, "index.html"), '<!doctype html><html><body><script type="module" src="./main.js"></script></body></html>\n');
+      writeFileSync(
+        path.join(app, "main.js"),
+        [
+          'import { LifelineSocket } from "ws-lifeline/shared";',
+          'window.ws = new LifelineSocket(new URLSearchParams(location.search).get("ws"), { share: true });',
+          'ws.addEventListener("open", () => (document.body.dataset.state = "open"));',
+          'ws.addEventListener("message", (e) => (document.body.dataset.lastMessage = e.data));',
+          "",
+        ].join("\n"),
+      );
+      // As examples/vite, plus `worker.format`: Vite builds workers as IIFE by default, which
+      // cannot hold the package's top-level await.
+      writeFileSync(
+        path.join(app, "vite.config.js"),
+        'export default { optimizeDeps: { exclude: ["ws-lifeline"] }, build: { target: "es2022" }, worker: { format: "es" } };\n',
+      );
+      run(process.execPath, [path.join(root, "node_modules", "vite", "bin", "vite.js"), "build", "--logLevel", "warn"], app);
+      assert.ok(existsSync(path.join(app, "dist", "index.html")));
+      const built = await serveStatic({ "/": path.join(app, "dist") });
+      statics.push(built);
+      // The built app's origin is not the test pages': this server-dev allows the pages' only.
+      const local = await startServer(["--no-auth", "--allowed-origin", built.url]);
+      statics.push({ close: () => local.stop() });
+      const url = `${built.url}/?ws=${encodeURIComponent(wsUrl(local, "/ws"))}`;
+      const tabs = [];
+      for (let i = 0; i < 2; i++) {
+        const page = await context.newPage();
+        const errors = collectErrors(page);
+        await page.goto(url);
+        await page.waitForSelector("body[data-state=open]", { state: "attached", timeout: 20_000 });
+        tabs.push({ page, errors });
+      }
+      // No rooms: the server's answer to a frame it cannot read is a `message`, in both tabs.
+      await tabs[0].page.evaluate(() => ws.send("not json"));
+      for (const { page } of tabs) {
+        await page.waitForSelector("body[data-last-message]", { state: "attached", timeout: 10_000 });
+      }
+      const localHealth = await (await fetch(new URL("/api/health", local.url))).json();
+      assert.equal(localHealth.connections, 1);
+      for (const { errors } of tabs) assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      for (const s of statics) await s.close();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
