@@ -281,6 +281,7 @@ export function serveChannel(channel) {
       serve(port);
     }
     port.onmessage({ data });
+    if (data.op === "detach") ports.delete(data.client);
   };
   return () => {
     channel.onmessage = null;
