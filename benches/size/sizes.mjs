@@ -2,8 +2,8 @@
 // what a browser downloads for
 // - the ws-lifeline npm package (its .wasm after wasm-opt -Oz, the wasm-bindgen glue, index.js),
 //   and the raw resilient socket (the same build without the `rooms` feature, the package's
-//   `socket/` folder), and the persist entry (the build with the `persist` feature and `idb`,
-//   the package's `persist/` folder),
+//   `socket/` folder), the persist entry (the build with the `persist` feature and `idb`,
+//   the package's `persist/` folder), and the tab side of the shared entry (`shared.js`),
 // - the demo (every file trunk wrote to dist/),
 // - the peers, from their npm tarballs as installed by `npm ci`: partysocket, socket.io-client
 //   and centrifuge (their ESM or browser bundle files).
@@ -61,6 +61,8 @@ const ours = {
   "ws-lifeline persist entry (persist feature, idb bundled: .wasm + glue + index.js)": measure(
     ["ws_lifeline_bg.wasm", "ws_lifeline.js", "index.js"].map((f) => join(pkgPersist, f)),
   ),
+  // What each tab of `ws-lifeline/shared` loads (no wasm); its worker loads the package.
+  "ws-lifeline shared entry, tab side (shared.js, shipped readable)": measure([join(pkg, "shared.js")]),
   "demo (every file in dist/)": measure(walk(dist)),
 };
 const peers = {

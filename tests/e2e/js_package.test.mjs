@@ -1,9 +1,10 @@
 // The npm package as a JavaScript developer gets it.
 // Covers: `npm pack` ships exactly the runtime files, the hand-written types, the Node entry,
-// the socket entry (`socket/`), the React entry, the README, the changelog and both licences,
-// with a package.json that has an ESM entry, `types`, `files`, `./socket` and `./react` in
-// `exports` (a `node` condition where Node loads differently), `engines`, react as an optional
-// peer, `sideEffects` only for the Node entries' wasm loading, `homepage`, `bugs` and no
+// the socket entry (`socket/`), the React entry, the shared entry (its worker and hub), the
+// README, the changelog and both licences, with a package.json that has an ESM entry, `types`,
+// `files`, `./socket`, `./react` and `./shared` in `exports` (a `node` condition where Node
+// loads differently), `engines`, react as an optional peer, `sideEffects` only for the Node
+// entries' wasm loading, `homepage`, `bugs` and no
 // invalid `browser` field; the tarball installs into a fresh folder
 // with no network; TypeScript resolves its types there (the React entry's too) through
 // `exports`; Vite builds the examples/vite app from it; the built app and a plain
@@ -74,6 +75,10 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     "react-node.js",
     "react.d.ts",
     "react.js",
+    "shared-hub.js",
+    "shared-worker.js",
+    "shared.d.ts",
+    "shared.js",
     "socket/index.d.ts",
     "socket/index.js",
     "socket/index.js.map",
@@ -107,6 +112,7 @@ test("npm pack ships the runtime, the types and a complete package.json", () => 
     node: "./react-node.js",
     default: "./react.js",
   });
+  assert.deepEqual(manifest.exports["./shared"], { types: "./shared.d.ts", default: "./shared.js" });
   assert.deepEqual(manifest.peerDependencies, { react: ">=18" });
   assert.deepEqual(manifest.peerDependenciesMeta, { react: { optional: true } });
   assert.match(manifest.version, /^\d+\.\d+\.\d+/);

@@ -37,13 +37,19 @@ use crate::process::Step;
 const OUT_NAME: &str = "ws_lifeline";
 
 /// Files copied verbatim from `client-wasm/js` into the package. The React entry (`react.js`)
-/// ships readable: it is small, outside the size budget, and the app's bundler minifies it.
-const HAND_WRITTEN: [&str; 6] = [
+/// and the shared entry (`shared.js`, its worker `shared-worker.js` and the hub both run,
+/// `shared-hub.js`, which imports `index.js`) ship readable: small, outside the size budget,
+/// and the app's bundler minifies them.
+const HAND_WRITTEN: [&str; 10] = [
     "index.d.ts",
     "protocol.d.ts",
     "react.js",
     "react-node.js",
     "react.d.ts",
+    "shared.js",
+    "shared-worker.js",
+    "shared-hub.js",
+    "shared.d.ts",
     "README.md",
 ];
 

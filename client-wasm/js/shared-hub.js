@@ -1,0 +1,291 @@
+// The hub of `ws-lifeline/shared`, run by its SharedWorker (`shared-worker.js`) or, where
+// there is no SharedWorker, by the leader tab (`shared.js`): it owns one real `LifelineSocket`
+// (the package's main entry, the same sans-IO core) per URL key and serves every tab of the
+// origin that asks for that key, over the tab's `MessagePort` or over a `BroadcastChannel`
+// (format: README, "Shared mode"). Rooms are reference-counted across tabs: the socket joins a
+// room with its first tab and leaves it with its last; room events go to the tabs in the room,
+// socket events to every tab, a publish's answer to the tab that published. A tab that goes
+// without a word (closed, crashed, discarded) is found by its Web Lock: the hub asks for it and
+// is granted it once the tab is gone.
+
+// The package loads its wasm with a top-level await; imported dynamically, so that the
+// worker's `connect` listener is registered before that await and no tab's connect is missed,
+// and so that a tab loads the wasm only once it leads.
+let core;
+
+const PROTOCOL_VERSION = 1;
+const LOCK_PREFIX = "ws-lifeline-client:";
+const WORKER_LOCK_PREFIX = "ws-lifeline-worker:";
+
+/** The Web Lock this hub holds for its lifetime, once held (a worker's only, see
+ * `holdWorkerLock`): tabs ask for it, and are granted it when the worker is gone. */
+let workerLock;
+
+const SOCKET_EVENTS = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong"];
+/** Room events for every tab that uses rooms. */
+const ROOMS_EVENTS = ["welcome", "rooms", "serverError", "badFrame"];
+/** Room events for the tabs in `e.room`. `ack` and `publishFailed` are not forwarded: each
+ * tab makes its own from its publish's answer. */
+const ROOM_SCOPED = ["joined", "recovery", "roomMessage", "left", "presence"];
+
+/** URL key → the shared socket. */
+const sockets = new Map();
+/** `MessagePort` → its client. */
+const clients = new Map();
+
+/** A `LifelineError` (or any `Error`) as a plain object that survives `postMessage`; the
+ * structured clone of an `Error` keeps only its name and message. */
+function plainError(error) {
+  return { ...error, name: error?.name ?? "Error", message: error?.message ?? String(error) };
+}
+
+/** An event's fields, as the main entry set them, ready to post. */
+function fieldsOf(event) {
+  switch (event.type) {
+    case "message":
+      return { data: event.data };
+    case "close":
+      return { code: event.code, reason: event.reason, wasClean: event.wasClean };
+  }
+  const { isTrusted: _trusted, ...fields } = event;
+  if (fields.error) fields.error = plainError(fields.error);
+  return fields;
+}
+
+class SharedSocket {
+  /** `Set` of clients, in the order they attached. */
+  clients = new Set();
+  /** room → { members: Set of clients, joined: the latest position, presence }. */
+  rooms = new Map();
+  roomsLayer = false;
+
+  constructor(key, socket) {
+    this.key = key;
+    this.socket = socket;
+    socket.binaryType = "arraybuffer";
+    for (const type of SOCKET_EVENTS) socket.addEventListener(type, (e) => this.#toAll(e, type !== "message"));
+  }
+
+  /** What a tab reads synchronously, sent with every event but `message`. */
+  snap() {
+    const s = this.socket;
+    return {
+      state: s.state,
+      url: s.url,
+      protocol: s.protocol,
+      rtt: s.rtt,
+      queued: s.queuedMessages,
+      buffered: s.bufferedAmount,
+      extensions: s.extensions,
+    };
+  }
+
+  post(client, type, fields, withSnap = true) {
+    client.port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type, fields, snap: withSnap ? this.snap() : undefined });
+  }
+
+  #toAll(event, withSnap, onlyRooms = false) {
+    const fields = fieldsOf(event);
+    const snap = withSnap ? this.snap() : undefined;
+    for (const client of this.clients) {
+      if (onlyRooms && !client.roomsLayer) continue;
+      client.port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: event.type, fields, snap });
+    }
+  }
+
+  /** Starts the rooms layer of the socket (on the first tab that uses rooms). */
+  startRooms() {
+    if (this.roomsLayer) return;
+    this.roomsLayer = true;
+    for (const type of ROOMS_EVENTS) this.socket.addEventListener(type, (e) => this.#toAll(e, true, true));
+    for (const type of ROOM_SCOPED) this.socket.addEventListener(type, (e) => this.#toRoom(e));
+  }
+
+  #toRoom(event) {
+    const room = this.rooms.get(event.room);
+    if (!room) return;
+    if (event.type === "joined" || event.type === "recovery" || event.type === "roomMessage") {
+      room.joined = { epoch: event.epoch, offset: event.offset };
+    } else if (event.type === "presence") room.presence = event.members;
+    const fields = fieldsOf(event);
+    for (const client of room.members) {
+      client.port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: event.type, fields });
+    }
+  }
+
+  join(client, name) {
+    let room = this.rooms.get(name);
+    if (!room) {
+      room = { members: new Set(), joined: undefined, presence: undefined };
+      this.rooms.set(name, room);
+      this.socket.join(name);
+    }
+    if (room.members.has(client)) return;
+    room.members.add(client);
+    // The room was already joined for another tab: this tab hears what it would have heard.
+    if (room.joined) {
+      this.post(client, "joined", { room: name, ...room.joined }, false);
+      if (room.presence) this.post(client, "presence", { room: name, members: room.presence }, false);
+    }
+  }
+
+  leave(client, name) {
+    const room = this.rooms.get(name);
+    if (!room?.members.delete(client)) return;
+    this.post(client, "left", { room: name }, false);
+    if (room.members.size === 0) {
+      this.rooms.delete(name);
+      this.socket.leave(name);
+    }
+  }
+
+  /** Forgets `client`: its rooms (left where it was the last), and the socket with the last
+   * client. */
+  detach(client) {
+    for (const [name, room] of this.rooms) {
+      if (room.members.delete(client) && room.members.size === 0) {
+        this.rooms.delete(name);
+        this.socket.leave(name);
+      }
+    }
+    this.clients.delete(client);
+    if (this.clients.size === 0) {
+      sockets.delete(this.key);
+      this.socket.dispose();
+    }
+  }
+}
+
+/** Tells `port`'s tab about a failure of its own call, as an `error` event. */
+function failed(port, error) {
+  port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: "error", fields: { error: plainError(error) } });
+}
+
+async function attach(port, message) {
+  core ??= import("./index.js");
+  const { LifelineSocket } = await core;
+  // A tab that attaches again (after `close()`, or to a new leader) starts afresh.
+  detach(port);
+  let shared = sockets.get(message.key);
+  if (!shared) {
+    let socket;
+    try {
+      socket = new LifelineSocket(message.url, message.protocols, message.options);
+    } catch (error) {
+      // Bad options: the tab's socket is closed, as the main entry's constructor would throw.
+      const snap = { state: "closed", url: message.url, protocol: "", queued: 0, buffered: 0, extensions: "" };
+      port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: "error", fields: { error: plainError(error) }, snap });
+      return;
+    }
+    shared = new SharedSocket(message.key, socket);
+    sockets.set(message.key, shared);
+  } else if (shared.socket.state === "closed") {
+    // Given up, or closed by the server for good: a tab that arrives now wants a connection.
+    shared.socket.reconnect();
+  }
+  const abort = new AbortController();
+  const client = { id: message.client, port, shared, roomsLayer: false, abort };
+  clients.set(port, client);
+  shared.clients.add(client);
+  // Granted only once the tab has released it: it is gone (or disposed).
+  navigator.locks
+    ?.request(LOCK_PREFIX + client.id, { signal: abort.signal }, () => detach(port))
+    .catch(() => {});
+  port.postMessage({ v: PROTOCOL_VERSION, ev: "attached", snap: shared.snap(), lock: await workerLock });
+  // The socket is already open for other tabs: this tab hears the `open` it would have heard.
+  if (shared.socket.state === "open") shared.post(client, "open", { protocol: shared.socket.protocol });
+  if (message.roomsLayer) startRooms(client);
+  for (const room of message.rooms) shared.join(client, room);
+}
+
+function startRooms(client) {
+  client.roomsLayer = true;
+  client.shared.startRooms();
+}
+
+function detach(port) {
+  const client = clients.get(port);
+  if (!client) return;
+  clients.delete(port);
+  client.abort.abort();
+  client.shared.detach(client);
+}
+
+/** Carries out one message of a tab. */
+async function handle(port, message) {
+  if (message?.v !== PROTOCOL_VERSION) {
+    failed(port, { name: "LifelineError", code: "ERR_PLATFORM", message: `unknown message format ${message?.v}` });
+    return;
+  }
+  if (message.op === "attach") return attach(port, message);
+  const client = clients.get(port);
+  if (!client) return;
+  const { shared } = client;
+  const socket = shared.socket;
+  switch (message.op) {
+    case "detach":
+      return detach(port);
+    case "send":
+      return socket.send(message.data);
+    case "reconnect":
+      return socket.reconnect();
+    case "rooms":
+      return startRooms(client);
+    case "join":
+      return shared.join(client, message.room);
+    case "leave":
+      return shared.leave(client, message.room);
+    case "listRooms":
+      return socket.listRooms();
+    case "publish": {
+      const reply = (answer) => port.postMessage({ v: PROTOCOL_VERSION, ev: "reply", request: message.request, ...answer });
+      socket.publish(message.room, JSON.parse(message.json)).then(
+        (ack) => reply({ ack }),
+        (error) => reply({ error: plainError(error) }),
+      );
+    }
+  }
+}
+
+/** Holds a Web Lock of this worker's own for its lifetime, and names it in every `attached`. */
+export function holdWorkerLock() {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return;
+  const name = WORKER_LOCK_PREFIX + crypto.randomUUID();
+  // Named to the tabs only once held, so that no tab is granted it while the worker lives.
+  workerLock = new Promise((held) => locks.request(name, () => (held(name), new Promise(() => {}))));
+}
+
+/** Serves the tab at the other end of `port` (`postMessage` and `onmessage`): its messages one
+ * at a time and in order (an `attach` awaits the package's load). */
+export function serve(port) {
+  let queue = Promise.resolve();
+  port.onmessage = ({ data }) => {
+    queue = queue.then(() => handle(port, data)).catch((error) => failed(port, error));
+  };
+}
+
+/**
+ * Serves every tab on `channel` (a `BroadcastChannel` of one URL key): a tab's messages carry
+ * its `client` id, the answers go out with `to` set to it. Returns `stop()`, which releases
+ * every tab served (and so their sockets).
+ */
+export function serveChannel(channel) {
+  const ports = new Map();
+  channel.onmessage = ({ data }) => {
+    if (typeof data?.client !== "string" || data.to !== undefined) return;
+    let port = ports.get(data.client);
+    if (!port) {
+      port = { postMessage: (message) => channel.postMessage({ ...message, to: data.client }), onmessage: null };
+      ports.set(data.client, port);
+      serve(port);
+    }
+    port.onmessage({ data });
+    if (data.op === "detach") ports.delete(data.client);
+  };
+  return () => {
+    channel.onmessage = null;
+    for (const port of ports.values()) detach(port);
+    ports.clear();
+  };
+}

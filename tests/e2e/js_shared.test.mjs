@@ -1,0 +1,507 @@
+// `ws-lifeline/shared` in headless Chromium: three tabs (pages of one browser context, so one
+// origin and one SharedWorker) against a real server-dev, with the default options but the
+// subprotocol. Covers:
+// - three tabs hold one connection (server-dev's /api/health counts 1);
+// - rooms reference-counted across tabs: each tab joins its own room and a shared one, and
+//   receives every message of its rooms exactly once, and nothing of the others';
+// - `publish` resolves in the tab that called it, with an `ack` event there and only there;
+// - a tab that joins a room the socket already holds hears `joined`;
+// - `close()` of one tab releases only that tab; the others keep the socket;
+// - closing the tab that opened the socket, mid-traffic, loses nothing: the worker owns the
+//   socket, which never reconnects, and every publish of the other tabs arrives once;
+// - `send` from one tab, and the socket's `message` events reach every tab;
+// - arguments that cannot cross to the worker (a URL provider, a function option) and a bad
+//   URL throw typed errors at once; a bad option value is an `error` event, and the tab closed;
+// - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
+//   it had joined is left, the others keep theirs and the socket;
+// - a crash of the process that hosts the SharedWorker: the other tab starts a new worker,
+//   attaches to it with its rooms, and publishes and receives again;
+// - closing every tab closes the socket (health counts 0);
+// - Vite builds an app that imports `ws-lifeline/shared` from the packed package (with
+//   `worker.format: "es"`), and two tabs of the built app share one connection;
+// - without SharedWorker, a leader tab owns the socket (one connection for three tabs); when
+//   it closes mid-traffic another tab leads within 2 s, every publish of the others resolves
+//   (resent to the new leader) and the rooms go on.
+// Unshared mode is the other js_*.test.mjs suites, unchanged.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
+import { serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { serveStatic } from "./pages/serve.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+// --no-auth: a shared socket takes no URL provider (functions stay in their page), and a
+// server-dev ticket is good for one connection only. --allowed-origin: the pages' own server.
+const SERVER_ARGS = ["--no-auth", "--allowed-origin"];
+
+let server;
+let site;
+let browser;
+
+before(async () => {
+  site = await serveJsPages();
+  server = await startServer([...SERVER_ARGS, site.url]);
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await site?.close();
+});
+
+async function health() {
+  const res = await fetch(new URL("/api/health", server.url));
+  return res.json();
+}
+
+/** Polls `check` (async) until it returns a truthy value, or fails after `ms`. */
+async function until(what, check, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A new tab of `context` on the shared test page, its socket made for the server's `/ws`
+ * (with `options`: by default the subprotocol) and listening for room events unless `rooms`
+ * is false. */
+async function openTab(context, options = { protocols: "lifeline.v1" }, rooms = true) {
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  await page.goto(`${site.url}/shared/index.html`);
+  await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+  await page.evaluate(([url, options, rooms]) => connect(url, options, rooms), [wsUrl(server, "/ws"), options, rooms]);
+  return { page, errors };
+}
+
+/** Joins `rooms` in `page`'s tab and waits for its `joined` event of each. */
+async function join(page, rooms) {
+  await page.evaluate((rooms) => rooms.forEach((room) => s.join(room)), rooms);
+  await page.waitForFunction(
+    (rooms) => rooms.every((room) => log.some((e) => e.type === "joined" && e.room === room)),
+    rooms,
+    { timeout: 15_000, polling: 20 },
+  );
+}
+
+const roomMessages = (page) => page.evaluate(() => log.filter((e) => e.type === "roomMessage"));
+
+/** Waits until `page` has heard `count` room messages. */
+function heard(page, count) {
+  return page.waitForFunction((count) => log.filter((e) => e.type === "roomMessage").length >= count, count, {
+    timeout: 20_000,
+    polling: 20,
+  });
+}
+
+describe("shared mode: one socket for three tabs", () => {
+  test("one connection; each tab receives its rooms' messages once; publish settles in its tab", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    const tabs = { a: await openTab(context), b: await openTab(context), c: await openTab(context) };
+    const rooms = { a: ["room-a", "shared"], b: ["room-b", "shared"], c: ["room-c", "shared"] };
+    try {
+      for (const [name, { page }] of Object.entries(tabs)) await join(page, rooms[name]);
+      assert.equal((await until("one connection", async () => (await health()).connections === 1 && health())).connections, 1);
+
+      const PER_ROOM = 10;
+      const results = await Promise.all(
+        Object.entries(tabs).map(([name, { page }]) =>
+          page.evaluate(
+            ([name, rooms, count]) =>
+              Promise.all(
+                rooms.flatMap((room) =>
+                  Array.from({ length: count }, (_, n) => settled(s.publish(room, { tab: name, n }))),
+                ),
+              ),
+            [name, rooms[name], PER_ROOM],
+          ),
+        ),
+      );
+      for (const [at, name] of Object.keys(tabs).entries()) {
+        const failed = results[at].filter((r) => !r.ok);
+        assert.deepEqual(failed, [], `tab ${name}: every publish resolves`);
+        const ids = results[at].map((r) => r.ok.id);
+        assert.equal(new Set(ids).size, ids.length, `tab ${name}: one ack per publish`);
+        const acks = await tabs[name].page.evaluate(() => log.filter((e) => e.type === "ack").map((e) => e.id));
+        assert.deepEqual(acks.sort((x, y) => x - y), [...ids].sort((x, y) => x - y), `tab ${name}: its own acks only`);
+      }
+
+      // Each tab: its own room (10) and the shared room (3 tabs × 10).
+      const expected = PER_ROOM + 3 * PER_ROOM;
+      for (const [name, { page }] of Object.entries(tabs)) {
+        await heard(page, expected);
+        // A little longer, so that a duplicate or a stray message would have arrived.
+        await page.waitForTimeout(300);
+        const messages = await roomMessages(page);
+        assert.equal(messages.length, expected, `tab ${name}: ${messages.length} room messages`);
+        const seen = new Set(messages.map((m) => `${m.room}:${m.epoch}:${m.offset}`));
+        assert.equal(seen.size, expected, `tab ${name}: no message twice`);
+        const own = messages.filter((m) => m.room === rooms[name][0]);
+        assert.deepEqual(
+          own.map((m) => m.data).sort((x, y) => x.n - y.n),
+          Array.from({ length: PER_ROOM }, (_, n) => ({ tab: name, n })),
+          `tab ${name}: its own room`,
+        );
+        const shared = messages.filter((m) => m.room === "shared");
+        for (const from of Object.keys(tabs)) {
+          assert.equal(shared.filter((m) => m.data.tab === from).length, PER_ROOM, `tab ${name}: shared from ${from}`);
+        }
+        assert.ok(messages.every((m) => m.sameTarget), "e.target is the tab's socket");
+      }
+      assert.equal((await health()).connections, 1);
+
+      // Leaving: B's leave of the shared room does not take it from A and C.
+      const left = await tabs.b.page.evaluate(() => [s.leave("shared"), s.leave("shared")]);
+      assert.deepEqual(left, [true, false]);
+      await tabs.a.page.evaluate(() => s.publish("shared", { tab: "a", n: "after b left" }));
+      await heard(tabs.c.page, expected + 1);
+      await tabs.b.page.waitForTimeout(300);
+      assert.equal((await roomMessages(tabs.b.page)).length, expected, "B hears nothing of a room it left");
+      assert.equal((await roomMessages(tabs.a.page)).length, expected + 1);
+
+      // close() of one tab releases that tab only.
+      const closed = await tabs.c.page.evaluate(() => {
+        s.close();
+        return [s.readyState, log.at(-1).type, log.at(-1).code];
+      });
+      assert.deepEqual(closed, [3, "close", 1000]);
+      const stillOpen = await tabs.a.page.evaluate(() => s.readyState);
+      assert.equal(stillOpen, 1);
+      assert.equal((await health()).connections, 1);
+    } finally {
+      await context.close();
+    }
+    await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
+    for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
+  });
+
+  test("closing the tab that opened the socket mid-traffic loses nothing; the last tab closes it", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    const opener = await openTab(context);
+    await join(opener.page, ["traffic"]);
+    const others = [await openTab(context), await openTab(context)];
+    try {
+      for (const { page } of others) await join(page, ["traffic"]);
+      const before = await until("one connection", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+
+      // B and C publish one message every 10 ms; A goes after B's tenth ack.
+      const COUNT = 60;
+      for (const [at, { page }] of others.entries()) {
+        await page.evaluate(
+          ([tab, count]) => {
+            window.publishing = (async () => {
+              const out = [];
+              for (let n = 0; n < count; n++) {
+                out.push(settled(s.publish("traffic", { tab, n })));
+                await new Promise((r) => setTimeout(r, 10));
+              }
+              return Promise.all(out);
+            })();
+          },
+          [`tab${at}`, COUNT],
+        );
+      }
+      await others[0].page.waitForFunction(() => log.filter((e) => e.type === "ack").length >= 10, undefined, {
+        timeout: 15_000,
+        polling: 10,
+      });
+      await opener.page.close();
+      const results = await Promise.all(others.map(({ page }) => page.evaluate(() => window.publishing)));
+      for (const result of results) assert.deepEqual(result.filter((r) => !r.ok), [], "every publish resolves");
+
+      for (const { page } of others) {
+        await heard(page, 2 * COUNT);
+        await page.waitForTimeout(300);
+        const messages = await roomMessages(page);
+        assert.equal(messages.length, 2 * COUNT);
+        for (const tab of ["tab0", "tab1"]) {
+          assert.deepEqual(
+            messages.filter((m) => m.data.tab === tab).map((m) => m.data.n),
+            Array.from({ length: COUNT }, (_, n) => n),
+            `${tab}'s messages, each once and in order`,
+          );
+        }
+        const closes = await page.evaluate(() => log.filter((e) => e.type === "close" || e.type === "reconnecting"));
+        assert.deepEqual(closes, [], "the socket never dropped");
+      }
+      const now = await health();
+      assert.equal(now.connections, 1);
+      assert.equal(now.connections_opened, before.connections_opened, "no new connection was opened");
+      for (const { page } of others) await page.close();
+      await until("no live connection once every tab is closed", async () => (await health()).connections === 0, 5_000);
+    } finally {
+      await context.close();
+    }
+    for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
+  });
+
+  test("send and message reach every tab; typed errors for what cannot be shared", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // No subprotocol: no rooms, so the server's answer to a frame it cannot read is a `message`.
+    const a = await openTab(context, {}, false);
+    const b = await openTab(context, {}, false);
+    try {
+      for (const { page } of [a, b]) {
+        await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
+      }
+      assert.equal(await a.page.evaluate(() => s.send("not json")), "sent");
+      for (const { page } of [a, b]) {
+        const message = await page.waitForFunction(() => log.find((e) => e.type === "message")?.data, undefined, {
+          timeout: 15_000,
+          polling: 20,
+        });
+        assert.equal(JSON.parse(await message.jsonValue()).code, "bad_json");
+      }
+      const errors = await a.page.evaluate((url) => {
+        const code = (make) => {
+          try {
+            make();
+            return "no error";
+          } catch (e) {
+            return `${e.name} ${e.code}`;
+          }
+        };
+        return {
+          provider: code(() => new LifelineSocket(() => url, { share: true })),
+          functionOption: code(() => new LifelineSocket(url, { share: true, isTerminalClose: () => true })),
+          badUrl: code(() => new LifelineSocket("ftp://127.0.0.1/ws", { share: true })),
+          notShared: code(() => new LifelineSocket(url, { share: false })),
+        };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(errors, {
+        provider: "LifelineError ERR_INVALID_ARGUMENT",
+        functionOption: "LifelineError ERR_INVALID_ARGUMENT",
+        badUrl: "LifelineError ERR_INVALID_URL",
+        notShared: "LifelineError ERR_INVALID_ARGUMENT",
+      });
+      const refused = await a.page.evaluate(async (url) => {
+        const ws = new LifelineSocket(url, { share: true, maxRetries: -1 });
+        const error = await new Promise((resolve) => ws.addEventListener("error", (e) => resolve(e.error), { once: true }));
+        return { code: error.code, name: error.name, readyState: ws.readyState };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(refused, { code: "ERR_INVALID_ARGUMENT", name: "LifelineError", readyState: 3 });
+    } finally {
+      await context.close();
+    }
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+  });
+
+  test("a crashed tab is released without its cooperation", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // The first tab stays: Chromium tends to host the SharedWorker in the process of the tab
+    // that made it, and a crash of that process would take the worker (and the socket) too.
+    const staying = await openTab(context);
+    const crashing = await openTab(context);
+    try {
+      await join(crashing.page, ["lobby", "solo"]);
+      await join(staying.page, ["lobby"]);
+      /** `staying`'s latest room list from the server: room → member count. */
+      const members = async () => {
+        await staying.page.evaluate(() => s.listRooms());
+        await staying.page.waitForTimeout(100);
+        const list = await staying.page.evaluate(() => log.findLast((e) => e.type === "rooms")?.rooms ?? []);
+        return Object.fromEntries(list.map((r) => [r.room, r.members]));
+      };
+      await until("solo and lobby held", async () => {
+        const held = await members();
+        return held.solo === 1 && held.lobby === 1;
+      });
+      const cdp = await context.newCDPSession(crashing.page);
+      crashing.page.on("crash", () => {});
+      // The session goes with the crashed renderer, often before it answers.
+      await Promise.race([cdp.send("Page.crash").catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+      await until("solo left", async () => {
+        const held = await members();
+        return !held.solo && held.lobby === 1;
+      });
+      assert.equal(await staying.page.evaluate(() => s.readyState), 1);
+      assert.equal((await health()).connections, 1);
+    } finally {
+      await context.close();
+    }
+    await until("no live connection once every tab is closed", async () => (await health()).connections === 0);
+    assert.deepEqual(staying.errors, []);
+  });
+
+  test("a crash of the worker's process: the other tab gets a new worker and goes on", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // Chromium starts the SharedWorker in the process of the tab that asked first.
+    const host = await openTab(context);
+    const other = await openTab(context);
+    try {
+      for (const { page } of [host, other]) await join(page, ["phoenix"]);
+      const opens = await other.page.evaluate(() => log.filter((e) => e.type === "open").length);
+      const cdp = await context.newCDPSession(host.page);
+      host.page.on("crash", () => {});
+      await Promise.race([cdp.send("Page.crash").catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+      await other.page.waitForFunction((opens) => log.filter((e) => e.type === "open").length > opens, opens, {
+        timeout: 15_000,
+        polling: 20,
+      });
+      const published = await other.page.evaluate(() => settled(s.publish("phoenix", { after: "crash" })));
+      assert.ok(published.ok, JSON.stringify(published));
+      await other.page.waitForFunction(
+        () => log.some((e) => e.type === "roomMessage" && e.data.after === "crash"),
+        undefined,
+        { timeout: 15_000, polling: 20 },
+      );
+      assert.equal((await until("one connection", async () => (await health()).connections === 1 && health())).connections, 1);
+    } finally {
+      await context.close();
+    }
+    assert.deepEqual(other.errors, []);
+  });
+});
+
+describe("shared mode without SharedWorker: a leader tab", () => {
+  test("one connection; the leader closes mid-traffic and another tab leads within 2 s", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    // Chromium has SharedWorker: taking it away is the only way to run the fallback in it.
+    await context.addInitScript(() => delete globalThis.SharedWorker);
+    const leader = await openTab(context);
+    const others = [await openTab(context), await openTab(context)];
+    try {
+      for (const { page } of [leader, ...others]) await join(page, ["lead"]);
+      const before = await until("one connection", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+      assert.equal(await others[0].page.evaluate(() => typeof SharedWorker), "undefined");
+
+      const COUNT = 40;
+      for (const [at, { page }] of others.entries()) {
+        await page.evaluate(
+          ([tab, count]) => {
+            window.publishing = (async () => {
+              const out = [];
+              for (let n = 0; n < count; n++) {
+                out.push(settled(s.publish("lead", { tab, n })));
+                await new Promise((r) => setTimeout(r, 10));
+              }
+              return Promise.all(out);
+            })();
+          },
+          [`tab${at}`, COUNT],
+        );
+      }
+      await others[0].page.waitForFunction(() => log.filter((e) => e.type === "ack").length >= 10, undefined, {
+        timeout: 15_000,
+        polling: 10,
+      });
+      const opens = await others[0].page.evaluate(() => log.filter((e) => e.type === "open").length);
+      const closedAt = Date.now();
+      await leader.page.close();
+      await others[0].page.waitForFunction((opens) => log.filter((e) => e.type === "open").length > opens, opens, {
+        timeout: 2_000,
+        polling: 10,
+      });
+      const takeover = Date.now() - closedAt;
+      assert.ok(takeover < 2_000, `a new leader's socket opened after ${takeover} ms`);
+      const results = await Promise.all(others.map(({ page }) => page.evaluate(() => window.publishing)));
+      for (const result of results) assert.deepEqual(result.filter((r) => !r.ok), [], "every publish resolves");
+      const now = await until("one connection again", async () => {
+        const h = await health();
+        return h.connections === 1 && h;
+      });
+      assert.equal(now.connections_opened, before.connections_opened + 1, "the new leader opened one connection");
+
+      // The room goes on under the new leader: each tab receives the other's next messages once.
+      const counts = await Promise.all(others.map(({ page }) => roomMessages(page).then((l) => l.length)));
+      await Promise.all(others.map(({ page }, at) => page.evaluate((tab) => s.publish("lead", { tab, n: "after" }), `tab${at}`)));
+      for (const [at, { page }] of others.entries()) {
+        await heard(page, counts[at] + 2);
+        await page.waitForTimeout(300);
+        const after = (await roomMessages(page)).slice(counts[at]).map((m) => m.data.tab).sort();
+        assert.deepEqual(after, ["tab0", "tab1"]);
+      }
+      for (const { page } of others) await page.close();
+      await until("no live connection once every tab is closed", async () => (await health()).connections === 0, 5_000);
+    } finally {
+      await context.close();
+    }
+    for (const { errors } of [leader, ...others]) assert.deepEqual(errors, []);
+  });
+});
+
+describe("shared mode in a Vite build", () => {
+  test("vite builds an app with ws-lifeline/shared; two tabs of it hold one connection", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const work = mkdtempSync(path.join(tmpdir(), "ws-lifeline-shared-"));
+    const statics = [];
+    const context = await browser.newContext();
+    try {
+      const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      run("npm", ["pack", "--silent", "--pack-destination", work, path.join(root, "client-wasm", "pkg")], root);
+      const tarball = path.join(work, readdirSync(work).find((f) => f.endsWith(".tgz")));
+      const app = path.join(work, "app");
+      mkdirSync(app);
+      writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "shared-app", private: true, type: "module" }));
+      run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], app);
+      writeFileSync(path.join(app, "index.html"), '<!doctype html><html><body><script type="module" src="./main.js"></script></body></html>\n');
+      writeFileSync(
+        path.join(app, "main.js"),
+        [
+          'import { LifelineSocket } from "ws-lifeline/shared";',
+          'window.ws = new LifelineSocket(new URLSearchParams(location.search).get("ws"), { share: true });',
+          'ws.addEventListener("open", () => (document.body.dataset.state = "open"));',
+          'ws.addEventListener("message", (e) => (document.body.dataset.lastMessage = e.data));',
+          "",
+        ].join("\n"),
+      );
+      // As examples/vite, plus `worker.format`: Vite builds workers as IIFE by default, which
+      // cannot hold the package's top-level await.
+      writeFileSync(
+        path.join(app, "vite.config.js"),
+        'export default { optimizeDeps: { exclude: ["ws-lifeline"] }, build: { target: "es2022" }, worker: { format: "es" } };\n',
+      );
+      run(process.execPath, [path.join(root, "node_modules", "vite", "bin", "vite.js"), "build", "--logLevel", "warn"], app);
+      assert.ok(existsSync(path.join(app, "dist", "index.html")));
+      const built = await serveStatic({ "/": path.join(app, "dist") });
+      statics.push(built);
+      // The built app's origin is not the test pages': this server-dev allows the pages' only.
+      const local = await startServer(["--no-auth", "--allowed-origin", built.url]);
+      statics.push({ close: () => local.stop() });
+      const url = `${built.url}/?ws=${encodeURIComponent(wsUrl(local, "/ws"))}`;
+      const tabs = [];
+      for (let i = 0; i < 2; i++) {
+        const page = await context.newPage();
+        const errors = collectErrors(page);
+        await page.goto(url);
+        await page.waitForSelector("body[data-state=open]", { state: "attached", timeout: 20_000 });
+        tabs.push({ page, errors });
+      }
+      // No rooms: the server's answer to a frame it cannot read is a `message`, in both tabs.
+      await tabs[0].page.evaluate(() => ws.send("not json"));
+      for (const { page } of tabs) {
+        await page.waitForSelector("body[data-last-message]", { state: "attached", timeout: 10_000 });
+      }
+      const localHealth = await (await fetch(new URL("/api/health", local.url))).json();
+      assert.equal(localHealth.connections, 1);
+      for (const { errors } of tabs) assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+      for (const s of statics) await s.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
