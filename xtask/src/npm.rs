@@ -252,6 +252,7 @@ fn build(options: &Options) -> Result {
         .arg_path(&entry_minified)
         .run()?;
     source_map(&entry_minified, &entry)?;
+    check_self_contained(&entry)?;
     if options.is_root() {
         let manifest = read(&js.join("package.json"))?.replace(
             "\"version\": \"0.0.0-workspace\"",
@@ -292,6 +293,29 @@ fn build(options: &Options) -> Result {
         .arg_path(&js.join("sizes.mjs"))
         .arg_path(&pkg)
         .run()
+}
+
+/// Fails when the built entry imports anything but its glue: rolldown leaves a dependency it
+/// cannot find (the persist entry's `idb` before `npm ci`) as an import the package cannot
+/// satisfy, with a warning only.
+fn check_self_contained(entry: &Path) -> Result {
+    let code = read(entry)?;
+    let imports = code
+        .split("from\"")
+        .skip(1)
+        .chain(code.split("import(\"").skip(1))
+        .filter_map(|rest| rest.split('"').next());
+    for module in imports {
+        if module != format!("./{OUT_NAME}.js") {
+            return Err(format!(
+                "{} imports {module:?}, which the package does not ship; is it installed \
+                 (`npm ci`, run by `cargo xtask setup`)?",
+                entry.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Moves rolldown's `index.min.js` and its map to `index.js` and `index.js.map`, pointing the
