@@ -15,7 +15,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, WAIT, http, request};
+use common::{Client, TestServer, WAIT, assert_queues_within_budget, field, health, http, request};
 use futures::{SinkExt, StreamExt};
 use protocol::{ClientMsg, ServerMsg};
 use server_dev::Config;
@@ -197,6 +197,13 @@ async fn two_thousand_connections_from_one_ip_at_defaults() {
     assert!(accepted.len() <= cap, "{} > {cap}", accepted.len());
     assert_eq!(accepted.len(), cap, "nothing else holds a slot");
     assert_eq!(refused, 2000 - accepted.len());
+    // What the accepted connections hold: sessions only once they say hello, and no queue.
+    let h = health(server.addr).await;
+    assert!(
+        field(&h, "sessions") <= defaults().max_sessions as u64,
+        "{h}"
+    );
+    assert_queues_within_budget(&h, &defaults());
 
     // A normal client (another host) works meanwhile, and so does one of the flood's.
     let mut normal = ws_from(&server, OTHER_HOST, "normal").await.unwrap();

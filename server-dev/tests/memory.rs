@@ -17,10 +17,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, TestServer, WAIT, connect_small_window};
+use common::{
+    Client, TestServer, WAIT, assert_queues_within_budget, connect_small_window, field, health,
+};
 use futures::{SinkExt, StreamExt};
 use protocol::{ClientMsg, ServerMsg};
 use serde_json::{Value, json};
@@ -48,34 +49,6 @@ async fn calm_round_trip(a: &mut Client, b: &mut Client, id: u64) {
     .await;
     b.until(|m| matches!(m, ServerMsg::Message { data, .. } if data["n"] == id))
         .await;
-}
-
-async fn health(addr: SocketAddr) -> Value {
-    let (status, body) = common::http(addr, "GET", "/api/health", None).await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn field(health: &Value, name: &str) -> u64 {
-    health[name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{name} in {health}"))
-}
-
-/// Asserts that the queued bytes in `h` are within `config`'s budgets.
-fn assert_queues_within_budget(h: &Value, config: &Config) {
-    assert!(
-        field(h, "queued_bytes") <= config.queue_total_bytes as u64,
-        "{h}"
-    );
-    assert!(
-        field(h, "queued_bytes_peak") <= config.queue_total_bytes as u64,
-        "{h}"
-    );
-    assert!(
-        field(h, "queued_bytes_conn_max") <= config.queue_conn_bytes as u64,
-        "{h}"
-    );
 }
 
 /// Reads until the ack of `id`, decoding only small frames: the 64 KiB echoes are skipped
@@ -197,7 +170,8 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
     // expiry be seen. Everything else is default.
     let cap = 100;
     let ttl = Duration::from_millis(500);
-    let server = TestServer::start(defaults().sessions(ttl, cap)).await;
+    let config = defaults().sessions(ttl, cap);
+    let server = TestServer::start(config.clone()).await;
     let addr = server.addr;
 
     // 16 tasks × 125 churns: connect, hello, join, publish (dedupe state), close.
@@ -240,6 +214,7 @@ async fn session_churn_stays_within_the_cap_and_abandoned_sessions_expire() {
     // 16 connections may each hold an attached session above the cap, never more.
     assert!(field(&h, "sessions_peak") <= cap as u64 + 16, "{h}");
     assert!(field(&h, "dedupe_entries") <= cap as u64 + 16, "{h}");
+    assert_queues_within_budget(&h, &config);
 
     // Hello switching: each switch abandons a session with dedupe state, which must expire.
     let mut keeper = Client::connect(&server, "keeper").await;

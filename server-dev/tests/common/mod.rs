@@ -368,3 +368,33 @@ where
     }
     panic!("no matching message");
 }
+
+/// `/api/health`'s JSON.
+pub async fn health(addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", "/api/health", None).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A numeric field of `/api/health`'s JSON.
+pub fn field(health: &serde_json::Value, name: &str) -> u64 {
+    health[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{name} in {health}"))
+}
+
+/// Asserts that the queued bytes in `h` are within `config`'s budgets.
+pub fn assert_queues_within_budget(h: &serde_json::Value, config: &Config) {
+    assert!(
+        field(h, "queued_bytes") <= config.queue_total_bytes as u64,
+        "{h}"
+    );
+    assert!(
+        field(h, "queued_bytes_peak") <= config.queue_total_bytes as u64,
+        "{h}"
+    );
+    assert!(
+        field(h, "queued_bytes_conn_max") <= config.queue_conn_bytes as u64,
+        "{h}"
+    );
+}
