@@ -773,11 +773,17 @@ where
                 })
             });
             // An invalid name is refused here and in the reducer of the app alike.
-            let _ = lifeline.client(|client| client.join(room));
+            let joined = lifeline
+                .client(|client| client.join(room))
+                .is_some_and(|joined| joined.is_ok());
             let room = room.clone();
             move || {
                 drop(subscription);
-                let _ = lifeline.client(|client| client.leave(&room));
+                // Only a run that joined leaves: a run before the client existed (the
+                // persistent outbox is read first) must not leave a room the client restored.
+                if joined {
+                    let _ = lifeline.client(|client| client.leave(&room));
+                }
             }
         });
     }

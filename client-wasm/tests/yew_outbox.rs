@@ -109,8 +109,21 @@ async fn wait_until(ms: u32, what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// The hook's handle as of the last render; `None` before the first.
+fn rendered(probe: &Probe) -> Option<UseLifeline> {
+    probe.0.lifeline.borrow().clone()
+}
+
 fn lifeline(probe: &Probe) -> UseLifeline {
-    probe.0.lifeline.borrow().clone().unwrap()
+    rendered(probe).unwrap()
+}
+
+/// Waits until the hook's client exists, made from what the store held.
+async fn restored(probe: &Probe) {
+    wait_until(10_000, "the store read", || {
+        rendered(probe).is_some_and(|l| l.restored_outbox().is_some())
+    })
+    .await;
 }
 
 /// Unmounts and checks that nothing of the client is left.
@@ -128,10 +141,7 @@ async fn publishes_typed_offline_survive_a_remount_and_are_reported_delivered() 
     let (store, room) = (format!("yew-outbox-{tag}"), format!("yew-outbox-{tag}"));
 
     let (app, probe) = mount(NOWHERE, &store, &room);
-    wait_until(10_000, "the store read", || {
-        lifeline(&probe).restored_outbox().is_some()
-    })
-    .await;
+    restored(&probe).await;
     let fresh = lifeline(&probe).restored_outbox().unwrap();
     assert!(fresh.publishes.is_empty(), "a new store restores nothing");
     for n in 0..3u32 {
@@ -148,10 +158,7 @@ async fn publishes_typed_offline_survive_a_remount_and_are_reported_delivered() 
     unmount(app, probe).await;
 
     let (app, probe) = mount(&url(&format!("/ws?name=yew-{tag}")), &store, &room);
-    wait_until(10_000, "the store read", || {
-        lifeline(&probe).restored_outbox().is_some()
-    })
-    .await;
+    restored(&probe).await;
     let restored = lifeline(&probe).restored_outbox().unwrap();
     assert_eq!(
         restored.publishes, stored.publishes,
@@ -159,10 +166,17 @@ async fn publishes_typed_offline_survive_a_remount_and_are_reported_delivered() 
     );
     let want: Vec<u64> = stored.publishes.iter().map(|p| p.id).collect();
     let room_view = || probe.0.room.borrow().clone().unwrap();
-    wait_until(15_000, "3 delivered and 3 messages", || {
-        probe.0.delivered.borrow().len() >= 3 && room_view().messages().len() >= 3
-    })
-    .await;
+    let start = js_sys::Date::now();
+    while probe.0.delivered.borrow().len() < 3 || room_view().messages().len() < 3 {
+        assert!(
+            js_sys::Date::now() - start < 15_000.0,
+            "timed out: delivered {:?}, messages {:?}, status {:?}",
+            probe.0.delivered.borrow(),
+            room_view().messages(),
+            lifeline(&probe).status(),
+        );
+        sleep(20).await;
+    }
     assert_eq!(*probe.0.delivered.borrow(), want, "each reported once");
     let got: Vec<(Option<u64>, u32)> = room_view()
         .messages()
@@ -179,6 +193,12 @@ async fn unmounting_before_the_store_answers_leaves_nothing() {
     assert_eq!(live(), Live::default());
     let tag = (js_sys::Math::random() * 1e9) as u64;
     let (app, probe) = mount(NOWHERE, &format!("yew-outbox-early-{tag}"), "r");
+    // Rendered, so the hook's effect has asked IndexedDB, which has not answered yet.
+    wait_until(5_000, "the first render", || rendered(&probe).is_some()).await;
+    assert!(
+        lifeline(&probe).restored_outbox().is_none(),
+        "too late to test"
+    );
     let seen = probe.0.clone();
     unmount(app, probe).await;
     // The client made when IndexedDB answered was dropped at once: still nothing after a while.

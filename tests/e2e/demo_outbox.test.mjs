@@ -1,13 +1,16 @@
 // The demo's persistent outbox across a reload, with server-dev's and the demo's defaults.
 // Two users in #lobby; server-dev is stopped; alice types 3 messages, each shown as queued;
-// alice's page reloads while the server is still down: the 3 show as queued again (restored
-// from IndexedDB); server-dev comes back on the same port:
+// alice's page reloads while the server is still down (the page's files come from a stand-in
+// on the same port): the 3 show as queued again, restored from IndexedDB; server-dev comes
+// back on the same port:
 // - bob receives each of the 3 exactly once, in the order typed;
 // - alice's 3 lines turn "delivered" (the client's `OutboxDelivered` named them), each once;
 // - no console errors on either page beyond the refused requests of the downtime.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { join, resolve, sep } from "node:path";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { extname, join, resolve, sep } from "node:path";
 import {
   collectErrors,
   demoDist,
@@ -46,22 +49,42 @@ async function login(name) {
 }
 
 /**
- * Serves the demo's built files to `page` from disk while server-dev is down. The demo has no
- * offline app shell (service worker) of its own, and a reload needs the page from somewhere;
- * `/api` and `/ws` are left alone, so they fail as they would. Returns the undo.
+ * Serves the demo's built files on server-dev's port while server-dev is down: the demo has no
+ * offline app shell (service worker) of its own, and a reload needs the page from somewhere.
+ * A real loopback HTTP server, so the page's origin (and its IndexedDB) and Chromium's local
+ * network rules stay those of server-dev; `/api` answers 503 and `/ws` is refused, as a backend
+ * that is down would. Returns its stop.
  */
-async function serveDemoFilesWhileDown(page) {
+async function serveDemoFilesWhileDown(port) {
   const dist = resolve(demoDist());
-  const files = (url) => !url.pathname.startsWith("/api/") && url.pathname !== "/ws";
-  const serve = async (route) => {
-    const { pathname } = new URL(route.request().url());
+  const http = createServer(async (request, response) => {
+    const { pathname } = new URL(request.url, "http://127.0.0.1");
     const file = resolve(join(dist, pathname === "/" ? "index.html" : decodeURIComponent(pathname)));
-    if (!file.startsWith(dist + sep)) return route.abort();
-    await route.fulfill({ path: file });
-  };
-  await page.route(files, serve);
-  return () => page.unroute(files, serve);
+    if (pathname.startsWith("/api/") || !file.startsWith(dist + sep)) {
+      response.writeHead(503).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      response.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((ready, fail) => http.once("error", fail).listen(port, "127.0.0.1", ready));
+  return () =>
+    new Promise((closed) => {
+      http.closeAllConnections();
+      http.close(closed);
+    });
 }
+
+const TYPES = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".wasm": "application/wasm",
+  ".css": "text/css",
+};
 
 /** The number of publishes the page's outbox store holds in IndexedDB (as the library wrote it). */
 async function storedPublishes(page) {
@@ -111,13 +134,16 @@ test("3 messages typed while the server is down survive a reload and arrive once
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const stopServingFiles = await serveDemoFilesWhileDown(alice.page);
-  await alice.page.reload();
-  await alice.page.waitForSelector('.room.selected [data-room="lobby"]', { timeout: 20_000 });
-  for (const text of typed) await waitForOwnStatus(alice, text, "queued");
-  assert.deepEqual(await texts(alice), typed, "after the reload: the 3 restored, in order");
-  assert.deepEqual(await ownStatuses(alice), ["queued", "queued", "queued"]);
-  await stopServingFiles();
+  const stopServingFiles = await serveDemoFilesWhileDown(port);
+  try {
+    await alice.page.reload();
+    await alice.page.waitForSelector('.room.selected [data-room="lobby"]', { timeout: 20_000 });
+    for (const text of typed) await waitForOwnStatus(alice, text, "queued");
+    assert.deepEqual(await texts(alice), typed, "after the reload: the 3 restored, in order");
+    assert.deepEqual(await ownStatuses(alice), ["queued", "queued", "queued"]);
+  } finally {
+    await stopServingFiles();
+  }
 
   server = await startServer(["--static-dir", demoDist()], { port });
   await retryNow(alice);
