@@ -50,12 +50,16 @@ fn connection(status: &Status) -> Connection {
         return Connection::Offline;
     }
     if status.gave_up || status.state == ClientState::Closed {
-        let reason = match &status.last_close {
-            Some(close) if !close.reason.is_empty() => {
+        let reason = match (&status.last_close, &status.last_error) {
+            (Some(close), _) if !close.reason.is_empty() => {
                 format!("the server closed with {} ({})", close.code, close.reason)
             }
-            Some(close) => format!("the server closed with {}", close.code),
-            None => "too many failed attempts".to_owned(),
+            (Some(close), _) => format!("the server closed with {}", close.code),
+            // The client never started: the outbox's store (IndexedDB) could not be read.
+            (None, Some(error)) if !status.gave_up && status.opens == 0 => {
+                format!("the client could not start: {error}")
+            }
+            (None, _) => "too many failed attempts".to_owned(),
         };
         return Connection::GaveUp { reason };
     }
