@@ -111,6 +111,13 @@ impl Endpoint {
     /// once, and [`RoomEvent::OutboxDelivered`] names it when the server acknowledges it
     /// (see [`use_outbox_delivered`]). What was restored is in
     /// [`UseLifeline::restored_outbox`]. Use one store per user and server.
+    ///
+    /// ```no_run
+    /// use ws_lifeline::yew::{Endpoint, OutboxConfig};
+    ///
+    /// let endpoint = Endpoint::url("wss://example.com/ws")
+    ///     .persist("chat:alice@example.com", OutboxConfig::default());
+    /// ```
     #[cfg(feature = "persist")]
     pub fn persist(mut self, store: impl Into<String>, outbox: OutboxConfig) -> Self {
         self.persist = Some(Persist {
