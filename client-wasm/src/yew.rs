@@ -40,7 +40,7 @@
 //! }
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -53,15 +53,37 @@ use serde::de::DeserializeOwned;
 use yew::prelude::*;
 
 pub use crate::PublishFuture;
+#[cfg(feature = "persist")]
+pub use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 pub use crate::machine::rooms::{PublishId, RoomError, RoomEvent, RoomMessage, RoomsConfig};
 pub use crate::typed::DecodeError;
 use crate::{Client, CloseInfo, Config, Error, Event, Message, Result, Sent, State, Subscription};
 
 type UrlFuture = Pin<Box<dyn Future<Output = std::result::Result<String, String>>>>;
 
-/// Where [`use_lifeline`] connects: a fixed URL or a provider called before every attempt.
+/// Where [`use_lifeline`] connects: a fixed URL or a provider called before every attempt,
+/// and (feature `persist`) the store of the persistent outbox.
 #[derive(Clone)]
-pub struct Endpoint(EndpointKind);
+pub struct Endpoint {
+    kind: EndpointKind,
+    #[cfg(feature = "persist")]
+    persist: Option<Persist>,
+}
+
+/// The persistent outbox of an [`Endpoint`]: its IndexedDB store name and bounds.
+#[cfg(feature = "persist")]
+#[derive(Clone, Debug)]
+struct Persist {
+    store: String,
+    outbox: OutboxConfig,
+}
+
+/// A client being made: at once, or after the persistent outbox is read.
+enum Start {
+    Ready(Result<Client>),
+    #[cfg(feature = "persist")]
+    Restoring(Pin<Box<dyn Future<Output = std::result::Result<Client, OutboxError>>>>),
+}
 
 #[derive(Clone)]
 enum EndpointKind {
@@ -72,7 +94,37 @@ enum EndpointKind {
 impl Endpoint {
     /// A fixed URL (`ws:`/`wss:`, or `http:`/`https:` mapped to them).
     pub fn url(url: impl Into<String>) -> Self {
-        Endpoint(EndpointKind::Url(url.into()))
+        Endpoint::new(EndpointKind::Url(url.into()))
+    }
+
+    fn new(kind: EndpointKind) -> Self {
+        Endpoint {
+            kind,
+            #[cfg(feature = "persist")]
+            persist: None,
+        }
+    }
+
+    /// Turns the persistent outbox on (feature `persist`): the client is made with
+    /// [`Client::connect_persistent`] (or [`Client::with_url_provider_persistent`]) on the
+    /// IndexedDB store `store`, so what the last page on `store` left unacknowledged is resent
+    /// once, and [`RoomEvent::OutboxDelivered`] names it when the server acknowledges it
+    /// (see [`use_outbox_delivered`]). What was restored is in
+    /// [`UseLifeline::restored_outbox`]. Use one store per user and server.
+    ///
+    /// ```no_run
+    /// use ws_lifeline::yew::{Endpoint, OutboxConfig};
+    ///
+    /// let endpoint = Endpoint::url("wss://example.com/ws")
+    ///     .persist("chat:alice@example.com", OutboxConfig::default());
+    /// ```
+    #[cfg(feature = "persist")]
+    pub fn persist(mut self, store: impl Into<String>, outbox: OutboxConfig) -> Self {
+        self.persist = Some(Persist {
+            store: store.into(),
+            outbox,
+        });
+        self
     }
 
     /// A URL computed before every attempt, for example with a fresh one-time ticket
@@ -83,29 +135,45 @@ impl Endpoint {
         Fut: Future<Output = std::result::Result<String, E>> + 'static,
         E: fmt::Display + 'static,
     {
-        Endpoint(EndpointKind::Provider(Rc::new(move || {
+        Endpoint::new(EndpointKind::Provider(Rc::new(move || {
             let fut = provider();
             Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
         })))
     }
 
-    fn connect(&self, config: Config) -> Result<Client> {
-        match &self.0 {
-            EndpointKind::Url(url) => Client::connect(url, config),
+    fn connect(self, config: Config) -> Start {
+        #[cfg(feature = "persist")]
+        if let Some(Persist { store, outbox }) = self.persist {
+            return Start::Restoring(match self.kind {
+                EndpointKind::Url(url) => Box::pin(async move {
+                    Client::connect_persistent(&url, config, outbox, &store).await
+                }),
+                EndpointKind::Provider(provider) => Box::pin(async move {
+                    Client::with_url_provider_persistent(config, outbox, &store, move || provider())
+                        .await
+                }),
+            });
+        }
+        Start::Ready(match self.kind {
+            EndpointKind::Url(url) => Client::connect(&url, config),
             EndpointKind::Provider(provider) => {
-                let provider = provider.clone();
                 Client::with_url_provider(config, move || provider())
             }
-        }
+        })
     }
 }
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            EndpointKind::Url(url) => f.debug_tuple("Endpoint::url").field(url).finish(),
-            EndpointKind::Provider(_) => f.write_str("Endpoint::provider(..)"),
+        match &self.kind {
+            EndpointKind::Url(url) => f.debug_tuple("Endpoint::url").field(url).finish()?,
+            EndpointKind::Provider(_) => f.write_str("Endpoint::provider(..)")?,
         }
+        #[cfg(feature = "persist")]
+        if let Some(persist) = &self.persist {
+            write!(f, ".persist({:?}, {:?})", persist.store, persist.outbox)?;
+        }
+        Ok(())
     }
 }
 
@@ -208,10 +276,56 @@ impl Status {
 }
 
 struct Shared {
-    /// `None` before the first effect and after teardown.
+    /// `None` before the first effect (or until the persistent outbox is read) and after
+    /// teardown.
     client: RefCell<Option<Client>>,
+    /// Keeps [`Status`] up to date while the client lives.
+    subscription: RefCell<Option<Subscription>>,
     /// Why the client could not be created (an invalid URL), if it could not.
     failed: RefCell<Option<Error>>,
+    /// Set on teardown: a client whose outbox is read after that is dropped at once.
+    unmounted: Cell<bool>,
+    /// What the persistent outbox held when the client started.
+    #[cfg(feature = "persist")]
+    restored: RefCell<Option<OutboxSnapshot>>,
+}
+
+impl Shared {
+    /// Keeps the client and copies its events into the component's [`Status`].
+    fn attach(&self, client: Client, setter: UseStateSetter<Status>) {
+        let offline = web_sys::window().is_some_and(|w| !w.navigator().on_line());
+        let current = RefCell::new(Status {
+            state: client.state(),
+            offline,
+            ..Status::default()
+        });
+        #[cfg(feature = "persist")]
+        {
+            *self.restored.borrow_mut() = client.outbox_snapshot();
+        }
+        setter.set(current.borrow().clone());
+        // The status lives in the subscription's closure and is copied into the component's
+        // state on every change; the closure holds a setter, never the client.
+        *self.subscription.borrow_mut() = Some(client.on_event(move |event| {
+            let mut status = current.borrow_mut();
+            let before = status.clone();
+            status.apply(event);
+            if *status != before {
+                setter.set(status.clone());
+            }
+        }));
+        *self.client.borrow_mut() = Some(client);
+    }
+
+    /// Nothing to retry (an invalid URL, an unreadable outbox store): says so in the status.
+    fn fail(&self, error: Error, setter: &UseStateSetter<Status>) {
+        setter.set(Status {
+            state: State::Closed,
+            last_error: Some(error.clone()),
+            ..Status::default()
+        });
+        *self.failed.borrow_mut() = Some(error);
+    }
 }
 
 /// The handle [`use_lifeline`] returns: the connection [`Status`] and the ways to talk.
@@ -321,6 +435,20 @@ impl UseLifeline {
             .map(|client| client.on_event(callback))
     }
 
+    /// What the persistent outbox held when the client started (feature `persist`): the
+    /// publishes an earlier page left unacknowledged, which this client resends, and its
+    /// rooms. `None` without [`Endpoint::persist`] and until the store is read.
+    #[cfg(feature = "persist")]
+    pub fn restored_outbox(&self) -> Option<OutboxSnapshot> {
+        self.shared.restored.borrow().clone()
+    }
+
+    /// Empties the persistent outbox (see [`Client::clear_outbox`]); false without a client.
+    #[cfg(feature = "persist")]
+    pub fn clear_outbox(&self) -> bool {
+        self.client(Client::clear_outbox).is_some()
+    }
+
     /// The client's state right now (not as of the last render).
     pub fn live_state(&self) -> State {
         self.shared
@@ -340,7 +468,11 @@ impl UseLifeline {
 pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
     let shared = use_memo((), |()| Shared {
         client: RefCell::new(None),
+        subscription: RefCell::new(None),
         failed: RefCell::new(None),
+        unmounted: Cell::new(false),
+        #[cfg(feature = "persist")]
+        restored: RefCell::new(None),
     });
     let status = use_state(Status::default);
     let start = use_mut_ref(|| Some((endpoint, config)));
@@ -348,41 +480,37 @@ pub fn use_lifeline(endpoint: Endpoint, config: Config) -> UseLifeline {
         let shared = shared.clone();
         let setter = status.setter();
         use_effect_with((), move |()| {
-            // The status lives in the subscription's closure and is copied into the component's
-            // state on every change; the closure holds a setter, never the client.
-            let mut subscription = None;
             if let Some((endpoint, config)) = start.borrow_mut().take() {
                 match endpoint.connect(config) {
-                    Ok(client) => {
-                        let offline = web_sys::window().is_some_and(|w| !w.navigator().on_line());
-                        let current = RefCell::new(Status {
-                            state: client.state(),
-                            offline,
-                            ..Status::default()
-                        });
-                        setter.set(current.borrow().clone());
-                        subscription = Some(client.on_event(move |event| {
-                            let mut status = current.borrow_mut();
-                            let before = status.clone();
-                            status.apply(event);
-                            if *status != before {
-                                setter.set(status.clone());
+                    Start::Ready(Ok(client)) => shared.attach(client, setter),
+                    Start::Ready(Err(error)) => shared.fail(error, &setter),
+                    #[cfg(feature = "persist")]
+                    Start::Restoring(restoring) => {
+                        let shared = shared.clone();
+                        wasm_bindgen_futures::spawn_local(async move {
+                            let made = restoring.await;
+                            if shared.unmounted.get() {
+                                // Unmounted while IndexedDB was read: the client goes at once.
+                                drop(made);
+                                return;
                             }
-                        }));
-                        *shared.client.borrow_mut() = Some(client);
-                    }
-                    Err(error) => {
-                        // Nothing to retry (an invalid URL): say so in the status too.
-                        setter.set(Status {
-                            state: State::Closed,
-                            last_error: Some(error.clone()),
-                            ..Status::default()
+                            match made {
+                                Ok(client) => shared.attach(client, setter),
+                                Err(OutboxError::Client(error)) => shared.fail(error, &setter),
+                                Err(error) => shared.fail(
+                                    Error::Platform {
+                                        message: error.to_string(),
+                                    },
+                                    &setter,
+                                ),
+                            }
                         });
-                        *shared.failed.borrow_mut() = Some(error);
                     }
                 }
             }
             move || {
+                shared.unmounted.set(true);
+                let subscription = shared.subscription.borrow_mut().take();
                 drop(subscription);
                 // Dropping the client closes the socket, removes its listeners and timer, and
                 // fails the publishes still awaiting their ack with `Closed`.
@@ -450,6 +578,20 @@ pub fn use_room_events(lifeline: &UseLifeline, on_event: Callback<RoomEvent>) {
         });
         move || drop(subscription)
     });
+}
+
+/// Calls `on_delivered` with the ids of [`RoomEvent::OutboxDelivered`] (feature `persist`):
+/// publishes restored from an earlier page's outbox that the server has now acknowledged,
+/// once each. The latest `on_delivered` is used.
+#[cfg(feature = "persist")]
+#[hook]
+pub fn use_outbox_delivered(lifeline: &UseLifeline, on_delivered: Callback<Vec<PublishId>>) {
+    let on_event = Callback::from(move |event: RoomEvent| {
+        if let RoomEvent::OutboxDelivered { ids } = event {
+            on_delivered.emit(ids);
+        }
+    });
+    use_room_events(lifeline, on_event);
 }
 
 /// The room an event belongs to; `None` for connection-level events.
@@ -638,11 +780,17 @@ where
                 })
             });
             // An invalid name is refused here and in the reducer of the app alike.
-            let _ = lifeline.client(|client| client.join(room));
+            let joined = lifeline
+                .client(|client| client.join(room))
+                .is_some_and(|joined| joined.is_ok());
             let room = room.clone();
             move || {
                 drop(subscription);
-                let _ = lifeline.client(|client| client.leave(&room));
+                // Only a run that joined leaves: a run before the client existed (the
+                // persistent outbox is read first) must not leave a room the client restored.
+                if joined {
+                    let _ = lifeline.client(|client| client.leave(&room));
+                }
             }
         });
     }

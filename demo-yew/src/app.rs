@@ -29,13 +29,17 @@ fn remember_name(name: &str) {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Session {
     pub(crate) name: String,
-    pub(crate) ticket: String,
+    /// `None` after a reload: the first connect fetches one too.
+    pub(crate) ticket: Option<String>,
 }
 
 /// The app: the login screen until a ticket is in hand, then the chat.
 #[component]
 pub(crate) fn App() -> Html {
-    let session = use_state(|| None::<Rc<Session>>);
+    // A reload goes straight back to the chat of the name this tab logged in with, even
+    // while the server is down, so the persistent outbox can show what was left unsent.
+    let session =
+        use_state(|| remembered_name().map(|name| Rc::new(Session { name, ticket: None })));
     let busy = use_state(|| false);
     let error = use_state(|| None::<AttrValue>);
     let on_login = {
@@ -54,7 +58,7 @@ pub(crate) fn App() -> Html {
                         error.set(None);
                         session.set(Some(Rc::new(Session {
                             name,
-                            ticket: ticket.ticket,
+                            ticket: Some(ticket.ticket),
                         })));
                     }
                     Err(message) => error.set(Some(message.into())),

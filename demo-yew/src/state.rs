@@ -54,6 +54,9 @@ pub(crate) enum Status {
     Sent,
     /// The server accepted it and gave it an offset.
     Acked,
+    /// Typed on an earlier page (restored from the persistent outbox after a reload) and now
+    /// confirmed by the server, once.
+    Delivered,
     /// The client gave up on it (for example an ack timeout).
     Failed,
 }
@@ -231,6 +234,16 @@ pub(crate) enum Action {
         /// Where it landed in its room.
         offset: Offset,
     },
+    /// The client restored what an earlier page left in its persistent outbox: the rooms it
+    /// was in and its unacknowledged messages, which the client resends.
+    Restored {
+        /// The rooms, in the order the client lists them.
+        rooms: Vec<String>,
+        /// The messages: room, publish id and text, in publish order.
+        publishes: Vec<(String, u64, String)>,
+    },
+    /// The server acknowledged these messages restored from an earlier page.
+    OutboxDelivered(Vec<u64>),
     /// A publish failed.
     Failed {
         /// The publish id.
@@ -331,6 +344,12 @@ impl State {
                 }
             }
             Action::Acked { id, offset } => self.acked(id, offset),
+            Action::Restored { rooms, publishes } => self.restored(rooms, publishes),
+            Action::OutboxDelivered(ids) => {
+                for id in ids {
+                    self.set_status(id, Status::Delivered, |status| status != Status::Failed);
+                }
+            }
             Action::Failed { id, reason } => {
                 // A publish of a room already left is nobody's concern any more.
                 if self.set_status(id, Status::Failed, |status| status != Status::Acked) {
@@ -385,6 +404,25 @@ impl State {
             self.rooms.push(Room::new(name.clone()));
         }
         self.apply(Action::Select(name));
+    }
+
+    fn restored(&mut self, rooms: Vec<String>, publishes: Vec<(String, u64, String)>) {
+        let first = rooms.first().cloned();
+        for room in rooms {
+            self.join(room);
+        }
+        for (room, id, text) in publishes {
+            let sent = self.connection.is_connected();
+            self.apply(Action::Publish {
+                room,
+                id,
+                text,
+                sent,
+            });
+        }
+        if let Some(first) = first {
+            self.apply(Action::Select(first));
+        }
     }
 
     fn joined(&mut self, name: &str, recovered: bool) {
@@ -900,5 +938,40 @@ mod tests {
         let next = state.clone().reduce(Action::Join("a".into()));
         assert!(state.rooms.is_empty());
         assert_eq!(next.rooms.len(), 1);
+    }
+
+    #[test]
+    fn restored_messages_show_queued_then_delivered_once() {
+        let mut state = State::new("ann");
+        state.apply(Action::Restored {
+            rooms: vec!["lobby".into(), "rust".into()],
+            publishes: vec![
+                ("lobby".into(), 7, "one".into()),
+                ("lobby".into(), 8, "two".into()),
+            ],
+        });
+        assert_eq!(state.selected.as_deref(), Some("lobby"));
+        assert_eq!(state.rooms.len(), 2);
+        let statuses = |state: &State| -> Vec<Status> {
+            state
+                .room("lobby")
+                .unwrap()
+                .lines()
+                .filter_map(|line| line.own.map(|own| own.status))
+                .collect()
+        };
+        assert_eq!(statuses(&state), [Status::Queued, Status::Queued]);
+        state.apply(Action::Connection(Connection::Connected));
+        state.apply(Action::Joined {
+            room: "lobby".into(),
+            recovered: true,
+        });
+        state.apply(Action::Acked { id: 7, offset: 4 });
+        state.apply(Action::Acked { id: 8, offset: 5 });
+        state.apply(Action::OutboxDelivered(vec![7, 8]));
+        state.apply(msg("lobby", 4, "ann", "one"));
+        state.apply(msg("lobby", 5, "ann", "two"));
+        assert_eq!(texts(&state, "lobby"), ["one", "two"]);
+        assert_eq!(statuses(&state), [Status::Delivered, Status::Delivered]);
     }
 }

@@ -17,13 +17,16 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 
+use futures::TryFutureExt;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
 use super::{Host, Inner, now};
-use crate::client::Client;
+use crate::client::{Client, Provider, UrlFuture};
 use crate::machine::Target;
 use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 use crate::{Config, Error, Event};
@@ -131,12 +134,44 @@ impl Client {
         outbox: OutboxConfig,
         store: &str,
     ) -> Result<Client, OutboxError> {
+        Client::start_persistent(config, Target::Url(url.to_owned()), None, outbox, store).await
+    }
+
+    /// As [`with_url_provider`](Self::with_url_provider) (a URL computed before every
+    /// attempt, for example with a one-time ticket), with the persistent outbox of
+    /// [`connect_persistent`](Self::connect_persistent) kept under `store`.
+    ///
+    /// Errors: [`OutboxError::Store`] when IndexedDB cannot be opened or read, and those of
+    /// [`Rooms::restore`](crate::machine::rooms::Rooms::restore) for what the store holds.
+    pub async fn with_url_provider_persistent<F, Fut, E>(
+        config: Config,
+        outbox: OutboxConfig,
+        store: &str,
+        provider: F,
+    ) -> Result<Client, OutboxError>
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<String, E>> + 'static,
+        E: fmt::Display + 'static,
+    {
+        let provider: Provider =
+            Rc::new(move || -> UrlFuture { Box::pin(provider().map_err(|e| e.to_string())) });
+        Client::start_persistent(config, Target::Provider, Some(provider), outbox, store).await
+    }
+
+    async fn start_persistent(
+        config: Config,
+        target: Target,
+        provider: Option<Provider>,
+        outbox: OutboxConfig,
+        store: &str,
+    ) -> Result<Client, OutboxError> {
         let store = OutboxStore::open(store).await?;
         let snapshot = store.load().await?;
-        let mut session = Host::new_session(config, Target::Url(url.to_owned()))?;
+        let mut session = Host::new_session(config, target)?;
         session.persist(now(), outbox, snapshot)?;
         let client = Client {
-            host: Host::run(session, None),
+            host: Host::run(session, provider),
         };
         // Before the first run, which `run` put in a microtask.
         *client.host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));

@@ -32,6 +32,12 @@ fn status_label(status: Status) -> (&'static str, &'static str, &'static str, &'
             "delivered",
             "delivered: the server confirmed it",
         ),
+        Status::Delivered => (
+            "delivered",
+            "✓✓",
+            "delivered",
+            "delivered: typed before a reload, confirmed by the server once",
+        ),
         Status::Failed => (
             "failed",
             "!",

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use ws_lifeline::yew::{
-    Endpoint, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline, use_room_events, use_room_with,
+    Endpoint, OutboxConfig, OutboxSnapshot, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline,
+    use_outbox_delivered, use_room_events, use_room_with,
 };
 use ws_lifeline::{Config, State as ClientState};
 use yew::prelude::*;
@@ -49,12 +50,16 @@ fn connection(status: &Status) -> Connection {
         return Connection::Offline;
     }
     if status.gave_up || status.state == ClientState::Closed {
-        let reason = match &status.last_close {
-            Some(close) if !close.reason.is_empty() => {
+        let reason = match (&status.last_close, &status.last_error) {
+            (Some(close), _) if !close.reason.is_empty() => {
                 format!("the server closed with {} ({})", close.code, close.reason)
             }
-            Some(close) => format!("the server closed with {}", close.code),
-            None => "too many failed attempts".to_owned(),
+            (Some(close), _) => format!("the server closed with {}", close.code),
+            // The client never started: the outbox's store (IndexedDB) could not be read.
+            (None, Some(error)) if !status.gave_up && status.opens == 0 => {
+                format!("the client could not start: {error}")
+            }
+            (None, _) => "too many failed attempts".to_owned(),
         };
         return Connection::GaveUp { reason };
     }
@@ -68,10 +73,40 @@ fn connection(status: &Status) -> Connection {
     }
 }
 
-/// The URL of every attempt: the login's ticket first, then a fresh ticket per attempt
-/// (tickets are one-time, so a reconnect cannot reuse the last one).
+/// The persistent outbox's store: one per user and server, so a reload resends what this
+/// user typed here and nobody else's.
+fn outbox_store(session: &Session) -> String {
+    let host = web_sys::window()
+        .and_then(|window| window.location().host().ok())
+        .unwrap_or_default();
+    format!("demo:{}@{host}", session.name)
+}
+
+/// What a restored outbox holds, as the reducer takes it: a message whose data is not a chat
+/// text (another client's) shows as its JSON.
+fn restored(snapshot: &OutboxSnapshot) -> Action {
+    Action::Restored {
+        rooms: snapshot
+            .rooms
+            .iter()
+            .map(|room| room.room.clone())
+            .collect(),
+        publishes: snapshot
+            .publishes
+            .iter()
+            .map(|publish| {
+                let text = serde_json::from_str::<ChatText>(&publish.data)
+                    .map_or_else(|_| publish.data.clone(), |chat| chat.text);
+                (publish.room.clone(), publish.id, text)
+            })
+            .collect(),
+    }
+}
+
+/// The URL of every attempt: the login's ticket first (none after a reload), then a fresh
+/// ticket per attempt (tickets are one-time, so a reconnect cannot reuse the last one).
 fn endpoint(session: &Session) -> Endpoint {
-    let first = RefCell::new(Some(session.ticket.clone()));
+    let first = RefCell::new(session.ticket.clone());
     let name = session.name.clone();
     Endpoint::provider(move || {
         let first = first.borrow_mut().take();
@@ -94,8 +129,33 @@ pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
         .protocols([protocol::SUBPROTOCOL])
         .backoff_min(Duration::from_millis(500))
         .backoff_max(Duration::from_secs(10));
-    let lifeline = use_lifeline(endpoint(&session), config);
+    let lifeline = use_lifeline(
+        endpoint(&session).persist(outbox_store(&session), OutboxConfig::default()),
+        config,
+    );
     let rooms: Rooms = use_mut_ref(BTreeMap::new);
+
+    {
+        // What the last page left unsent shows as queued until the client resends it.
+        let dispatch = state.dispatcher();
+        let lifeline = lifeline.clone();
+        use_effect_with(lifeline.restored_outbox().is_some(), move |restored_now| {
+            if *restored_now && let Some(snapshot) = lifeline.restored_outbox() {
+                dispatch.dispatch(restored(&snapshot));
+            }
+        });
+    }
+    {
+        let dispatch = state.dispatcher();
+        use_outbox_delivered(
+            &lifeline,
+            Callback::from(move |ids: Vec<ws_lifeline::yew::PublishId>| {
+                dispatch.dispatch(Action::OutboxDelivered(
+                    ids.into_iter().map(|id| id.0).collect(),
+                ));
+            }),
+        );
+    }
 
     {
         let dispatch = state.dispatcher();
