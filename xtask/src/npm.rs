@@ -311,8 +311,7 @@ fn check_self_contained(entry: &Path) -> Result {
                 "{} imports {module:?}, which the package does not ship; is it installed \
                  (`npm ci`, run by `cargo xtask setup`)?",
                 entry.display()
-            )
-            .into());
+            ));
         }
     }
     Ok(())
