@@ -23,7 +23,10 @@
 //   `Target.getTargets` on the browser session, which Playwright's `context.serviceWorkers`
 //   does not list), measured the same way, and its wasm memory through `Runtime.evaluate`; in
 //   unshared mode there must be none;
-// - totals: the ten tabs plus the worker, JS heap alone and all three kinds of memory.
+// - totals: the ten tabs plus the worker, JS heap alone and all three kinds of memory;
+// - the renderer processes' proportional set size (Linux `/proc/PID/smaps_rollup`, `Pss`),
+//   summed over every renderer `SystemInfo.getProcessInfo` lists, after the GCs above: what
+//   the heaps miss (compiled code, the wasm module, the engine's own memory), as the OS sees it.
 // Each round also measures ten blank tabs of the same page (no import, no socket): the floor
 // every tab pays, so the part ws-lifeline adds can be read off (not with --quick).
 // Rounds alternate which mode goes first; each round's ratios (shared / unshared) are taken
@@ -39,7 +42,7 @@
 // --quick: 1 round, 10 and 2 (what `cargo xtask test` runs). Needs the npm package in
 // client-wasm/pkg. Exits non-zero, writing no results, if a check fails or the run exceeds
 // its bound.
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -154,6 +157,19 @@ async function heapUsed(session) {
   await session.send("HeapProfiler.collectGarbage");
   const { usedSize, backingStorageSize } = await session.send("Runtime.getHeapUsage");
   return { js: usedSize, buffers: backingStorageSize };
+}
+
+/** The proportional set size of process `pid` in bytes (Linux), or null where there is no /proc. */
+function pss(pid) {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+  } catch {
+    return null;
+  }
+  const kib = /^Pss:\s+(\d+) kB/m.exec(text);
+  if (!kib) throw new Error(`no Pss line in /proc/${pid}/smaps_rollup`);
+  return Number(kib[1]) * 1024;
 }
 
 /** An expression that evaluates to the byte size of the package's wasm memory in its realm. */
@@ -331,6 +347,9 @@ async function heaps(browser, context, mode, tabs, origin) {
     workerHeap.wasm = result.value;
     await session.detach();
   }
+  const renderersPss = (await browserSession.send("SystemInfo.getProcessInfo")).processInfo
+    .filter((p) => p.type === "renderer")
+    .map((p) => pss(p.id));
   await browserSession.detach();
 
   const sum = (key) => tabHeaps.reduce((total, heap) => total + heap[key], 0);
@@ -345,6 +364,7 @@ async function heaps(browser, context, mode, tabs, origin) {
     wasm_worker_bytes: workerHeap.wasm,
     heap_total_bytes: js + workerHeap.js,
     memory_total_bytes: js + buffers + wasm + workerHeap.js + workerHeap.buffers + workerHeap.wasm,
+    renderers_pss_bytes: renderersPss.includes(null) ? null : renderersPss.reduce((a, b) => a + b, 0),
     heap_tabs_bytes: tabHeaps,
   };
 }
@@ -366,6 +386,8 @@ const FIGURES = [
   "heap_total_bytes",
   "memory_total_bytes",
   "added_total_bytes",
+  "renderers_pss_bytes",
+  "added_pss_bytes",
 ];
 const results = {
   tabs: TABS,
@@ -387,7 +409,12 @@ try {
     }
     // What ws-lifeline adds to ten tabs: all memory measured, less the blank tabs'.
     if (run[BLANK]) {
-      for (const mode of order) run[mode].added_total_bytes = run[mode].memory_total_bytes - run[BLANK].memory_total_bytes;
+      for (const mode of order) {
+        run[mode].added_total_bytes = run[mode].memory_total_bytes - run[BLANK].memory_total_bytes;
+        if (run[BLANK].renderers_pss_bytes !== null) {
+          run[mode].added_pss_bytes = run[mode].renderers_pss_bytes - run[BLANK].renderers_pss_bytes;
+        }
+      }
     }
     run.ratio = Object.fromEntries(
       FIGURES.filter((f) => run.unshared[f] > 0).map((f) => [f, +(run.shared[f] / run.unshared[f]).toFixed(3)]),
@@ -427,7 +454,10 @@ for (const [name, key, show] of [
   ["JS heap, tabs + worker", "heap_total_bytes", kib],
   ["all three, tabs + worker", "memory_total_bytes", kib],
   ...(m[BLANK] ? [["all three, less the blank tabs'", "added_total_bytes", kib]] : []),
+  ["renderer processes' PSS", "renderers_pss_bytes", kib],
+  ...(m[BLANK] ? [["PSS, less the blank tabs'", "added_pss_bytes", kib]] : []),
 ]) {
+  if (m.unshared[key] === undefined || m.unshared[key] === null) continue;
   const ratio = m.ratio[key] === undefined ? "-" : `${m.ratio[key].toFixed(2)}x`;
   const cells = [BLANK, ...MODES].map((mode) => (m[mode] ? show(m[mode][key]) : "-").padStart(10)).join(" ");
   console.log(`${name.padEnd(34)} ${cells} ${ratio.padStart(16)}`);
