@@ -13,9 +13,9 @@
 //   fails the run and produces no figure);
 // - heap per tab: `Runtime.getHeapUsage` over each page's CDP session after
 //   `HeapProfiler.collectGarbage`: `usedSize` (the V8 JS heap) and `backingStorageSize`
-//   (array buffers and external strings; not the wasm memory); every page must be in a renderer
-//   process of its own, or two pages would report one V8 heap (checked with
-//   `SystemInfo.getProcessInfo`);
+//   (array buffers and external strings; not the wasm memory); two pages in one renderer process
+//   would report one V8 heap, so there must be at least as many renderers as pages (checked
+//   with `SystemInfo.getProcessInfo`);
 // - wasm linear memory per tab: the size of the package's `WebAssembly.Memory` (which
 //   `getHeapUsage` does not count), read through the package's `init()`, which returns the
 //   loaded module's exports; a shared tab loads no wasm;
