@@ -7,6 +7,10 @@
 //!   bench endpoints with a bare WebSocket, partysocket, ws-lifeline's JS API and its Rust API
 //!   (`benches/browser/throughput.mjs`; the Rust side is the `benches/browser-rust` crate),
 //!   plus the coalescing figure.
+//! - `tabs`: ten tabs of one browser context against one server-dev, with and without shared
+//!   mode (`benches/browser/tabs.mjs`): server connections, JS heap and wasm memory per tab,
+//!   the SharedWorker's, and every tab's deliveries checked; `--quick` checks 1 connection
+//!   against 10 and the deliveries.
 //! - `latency`: reconnect and half-open detection latency of the native shell
 //!   (`benches/loadgen/src/bin/latency.rs`, through the e2e tests' fault proxy).
 //! - `server`: server-dev (built with `--profile bench-native`) and the Node `ws` peer
@@ -31,7 +35,7 @@ use std::time::Duration;
 use crate::Result;
 use crate::process::Step;
 
-const USAGE: &str = "usage: cargo xtask bench [size|browser|latency|server|engines|all] \
+const USAGE: &str = "usage: cargo xtask bench [size|browser|tabs|latency|server|engines|all] \
                      [--quick] [--record-sizes] [--skip-setup]";
 
 /// `cargo xtask bench ...`.
@@ -43,7 +47,9 @@ pub(crate) fn run(args: &[String]) -> Result {
             "--quick" => quick = true,
             "--record-sizes" => record = true,
             "--skip-setup" => skip_setup = true,
-            "size" | "browser" | "latency" | "server" | "engines" | "all" => what = arg.as_str(),
+            "size" | "browser" | "tabs" | "latency" | "server" | "engines" | "all" => {
+                what = arg.as_str()
+            }
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
@@ -55,12 +61,18 @@ pub(crate) fn run(args: &[String]) -> Result {
         crate::build_demo()?;
         crate::npm::build_npm_package()?;
     }
+    if what == "tabs" {
+        crate::npm::build_npm_package()?;
+    }
     if what == "size" || all {
         crate::npm::build_raw_package()?;
         sizes(record)?;
     }
     if what == "browser" || all {
         browser(quick)?;
+    }
+    if what == "tabs" || all {
+        tabs(quick)?;
     }
     if what == "latency" || all {
         latency(quick)?;
@@ -80,6 +92,7 @@ pub(crate) fn run(args: &[String]) -> Result {
 pub(crate) fn quick_after_test() -> Result {
     sizes(false)?;
     browser(true)?;
+    tabs(true)?;
     latency(true)?;
     server(true, false)
 }
@@ -122,6 +135,32 @@ fn browser(quick: bool) -> Result {
         .args(["--out".as_ref(), out.as_os_str()])
         .env("SERVER_DEV_BIN", bin.join("server-dev"))
         .run()
+}
+
+/// Ten tabs with and without shared mode (`benches/browser/tabs.mjs`, which needs the npm
+/// package). The script fails when a mode holds another number of connections than 10 and 1,
+/// or a tab misses or repeats a message, so `--quick` checks both modes.
+fn tabs(quick: bool) -> Result {
+    let bin = build_native(quick, &["server-dev"])?;
+    let out = bench_dir().join(if quick {
+        "tabs-quick.json"
+    } else {
+        "tabs.json"
+    });
+    let mut step = Step::new(
+        "bench: ten tabs, with and without shared mode (headless Chromium)",
+        "node",
+    )
+    .args([crate::root()
+        .join("benches")
+        .join("browser")
+        .join("tabs.mjs")])
+    .args(["--out".as_ref(), out.as_os_str()])
+    .env("SERVER_DEV_BIN", bin.join("server-dev"));
+    if quick {
+        step = step.args(["--quick"]);
+    }
+    step.run()
 }
 
 /// Client (d), the Rust API in the page: `benches/browser-rust` into its `pkg` folder, built as

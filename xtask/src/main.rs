@@ -40,9 +40,10 @@ commands:
                         persist/ entries); --raw builds only its socket entry (no rooms
                         feature) into client-wasm/pkg/socket, --persist only its persist
                         entry into client-wasm/pkg/persist
-  bench [size|browser|latency|server|engines|all] [--quick] [--record-sizes]
+  bench [size|browser|tabs|latency|server|engines|all] [--quick] [--record-sizes]
                         run the benchmarks (see BENCHMARKS.md); --quick runs each once, tiny;
-                        engines: only server's storage-engine part
+                        tabs: ten tabs with and without shared mode; engines: only server's
+                        storage-engine part
 
 options:
   --skip-setup          assume `cargo xtask setup` already ran (demo, test, bench)
