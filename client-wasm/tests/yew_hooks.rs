@@ -79,25 +79,11 @@ fn mount(path: &str, retry_ms: u64, max_attempts: Option<u32>) -> (AppHandle<Pro
         max_attempts,
         report: Callback::from(move |status| sink.borrow_mut().push(status)),
     };
-    // A root of its own: the test runner reports through the page's body.
-    let document = web_sys::window().unwrap().document().unwrap();
-    let root = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&root).unwrap();
+    let root = mount_root();
     (
         yew::Renderer::<Probe>::with_root_and_props(root, props).render(),
         seen,
     )
-}
-
-async fn wait_until(ms: u32, what: &str, done: impl Fn() -> bool) {
-    let start = js_sys::Date::now();
-    while !done() {
-        assert!(
-            js_sys::Date::now() - start < f64::from(ms),
-            "timed out waiting for {what}"
-        );
-        sleep(20).await;
-    }
 }
 
 /// Unmounts, lets Yew run the teardown, and checks nothing is left or runs afterwards.
@@ -245,9 +231,7 @@ async fn use_room_joins_publishes_receives_and_tears_down() {
         room: AttrValue::from(format!("hooks-{}", js_sys::Math::random())),
         report: Callback::from(move |room| *sink.borrow_mut() = Some(room)),
     };
-    let document = web_sys::window().unwrap().document().unwrap();
-    let root = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&root).unwrap();
+    let root = mount_root();
     let app = yew::Renderer::<RoomProbe>::with_root_and_props(root, props).render();
     let room = || seen.borrow().clone().unwrap();
     wait_until(5_000, "joined with presence", || {
@@ -316,9 +300,7 @@ async fn typed_messages_round_trip_through_echo() {
         handle: Callback::from(move |l| *h.borrow_mut() = Some(l)),
         received: Callback::from(move |m| r.borrow_mut().push(m)),
     };
-    let document = web_sys::window().unwrap().document().unwrap();
-    let root = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&root).unwrap();
+    let root = mount_root();
     let app = yew::Renderer::<EchoProbe>::with_root_and_props(root, props).render();
     wait_until(5_000, "Open", || {
         handle

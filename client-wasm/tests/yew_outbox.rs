@@ -89,24 +89,11 @@ fn mount(url: &str, store: &str, room: &str) -> (AppHandle<Page>, Probe) {
         room: AttrValue::from(room.to_owned()),
         probe: probe.clone(),
     };
-    let document = web_sys::window().unwrap().document().unwrap();
-    let root = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&root).unwrap();
+    let root = mount_root();
     (
         yew::Renderer::<Page>::with_root_and_props(root, props).render(),
         probe,
     )
-}
-
-async fn wait_until(ms: u32, what: &str, done: impl Fn() -> bool) {
-    let start = js_sys::Date::now();
-    while !done() {
-        assert!(
-            js_sys::Date::now() - start < f64::from(ms),
-            "timed out waiting for {what}"
-        );
-        sleep(20).await;
-    }
 }
 
 /// The hook's handle as of the last render; `None` before the first.

@@ -12,13 +12,20 @@ import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { extname, join, resolve, sep } from "node:path";
 import {
-  collectErrors,
   demoDist,
   launchChromium,
   startServer,
   withoutNetworkNoise,
 } from "./support/harness.mjs";
-import { expectState, retryNow, say, texts, waitForOwnStatus, waitForText } from "./support/demo_page.mjs";
+import {
+  expectState,
+  loginToLobby,
+  retryNow,
+  say,
+  texts,
+  waitForOwnStatus,
+  waitForText,
+} from "./support/demo_page.mjs";
 
 let server;
 let browser;
@@ -33,20 +40,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function login(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = collectErrors(page);
-  await page.goto(server.url);
-  await page.getByLabel("Display name").fill(name);
-  await page.getByLabel("Display name").press("Enter");
-  await expectState(page, "connected", 40_000);
-  const field = page.getByLabel("Join or create a room");
-  await field.fill("lobby");
-  await field.press("Enter");
-  await page.waitForSelector('.room.selected [data-room="lobby"]');
-  return { name, context, page, errors };
-}
+const login = (name) => loginToLobby(browser, server, name);
 
 /**
  * Serves the demo's built files on server-dev's port while server-dev is down: the demo has no

@@ -11,13 +11,20 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  collectErrors,
   demoDist,
   launchChromium,
   startServer,
   withoutNetworkNoise,
 } from "./support/harness.mjs";
-import { expectState, retryNow, say, texts, waitForOwnStatus, waitForText } from "./support/demo_page.mjs";
+import {
+  expectState,
+  loginToLobby,
+  retryNow,
+  say,
+  texts,
+  waitForOwnStatus,
+  waitForText,
+} from "./support/demo_page.mjs";
 
 const RUNS = 20;
 
@@ -34,20 +41,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function login(name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const errors = collectErrors(page);
-  await page.goto(server.url);
-  await page.getByLabel("Display name").fill(name);
-  await page.getByLabel("Display name").press("Enter");
-  await expectState(page, "connected", 40_000);
-  const field = page.getByLabel("Join or create a room");
-  await field.fill("lobby");
-  await field.press("Enter");
-  await page.waitForSelector('.room.selected [data-room="lobby"]');
-  return { name, context, page, errors };
-}
+const login = (name) => loginToLobby(browser, server, name);
 
 test(`a message typed while the server is down reaches the other user once, ${RUNS} restarts, both reconnect orders`, async () => {
   const ann = await login("ann");

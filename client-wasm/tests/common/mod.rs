@@ -81,3 +81,24 @@ pub(crate) async fn collect(events: &mut EventStream, ms: u32) -> Vec<Event> {
         }
     }
 }
+
+/// Waits until `done()`, failing the test with `what` after `ms`.
+pub(crate) async fn wait_until(ms: u32, what: &str, done: impl Fn() -> bool) {
+    let start = js_sys::Date::now();
+    while !done() {
+        assert!(
+            js_sys::Date::now() - start < f64::from(ms),
+            "timed out waiting for {what}"
+        );
+        sleep(20).await;
+    }
+}
+
+/// A `<div>` of its own in the page's body for a Yew app under test: the test runner reports
+/// through the body.
+pub(crate) fn mount_root() -> web_sys::Element {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let root = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&root).unwrap();
+    root
+}

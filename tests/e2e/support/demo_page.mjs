@@ -1,5 +1,6 @@
-// What the demo suites do to a logged-in page (`user.page`): read its connection state and
-// messages, and press "Retry now".
+// What the demo suites do to a logged-in page (`user.page`): log a user in, read its
+// connection state and messages, and press "Retry now".
+import { collectErrors } from "./harness.mjs";
 
 /** Waits until the connection bar shows `state`. */
 export async function expectState(page, state, timeout = 20_000) {
@@ -44,4 +45,23 @@ export async function waitForOwnStatus(user, text, status, timeout = 20_000) {
     .locator(".line.own", { hasText: text })
     .locator(`[data-status="${status}"]`)
     .waitFor({ timeout });
+}
+
+/**
+ * A new browser context on the demo served by `server`, logged in as `name` and in `#lobby`.
+ * Returns the user the other helpers take: `{ name, context, page, errors }`.
+ */
+export async function loginToLobby(browser, server, name) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = collectErrors(page);
+  await page.goto(server.url);
+  await page.getByLabel("Display name").fill(name);
+  await page.getByLabel("Display name").press("Enter");
+  await expectState(page, "connected", 40_000);
+  const field = page.getByLabel("Join or create a room");
+  await field.fill("lobby");
+  await field.press("Enter");
+  await page.waitForSelector('.room.selected [data-room="lobby"]');
+  return { name, context, page, errors };
 }
