@@ -175,19 +175,48 @@ async fn publishes_typed_offline_survive_a_remount_and_are_reported_delivered() 
     unmount(app, probe).await;
 }
 
+/// The outbox's IndexedDB database held busy: an open connection that ignores `versionchange`
+/// and a delete of the database queued behind it, so every later open waits until
+/// [`release`](Self::release). The browser answers an open too fast to catch otherwise
+/// (Firefox often before the first render).
+struct HeldDatabase(web_sys::IdbDatabase);
+
+impl HeldDatabase {
+    async fn hold() -> HeldDatabase {
+        let factory = web_sys::window().unwrap().indexed_db().unwrap().unwrap();
+        let open = factory.open("ws-lifeline-outbox").unwrap();
+        let opened = js_sys::Promise::new(&mut |resolve, reject| {
+            open.set_onsuccess(Some(&resolve));
+            open.set_onerror(Some(&reject));
+        });
+        wasm_bindgen_futures::JsFuture::from(opened).await.unwrap();
+        let db: web_sys::IdbDatabase = open.result().unwrap().into();
+        // Blocked by `db`, which stays open: the opens after it queue behind the delete.
+        let _ = factory.delete_database("ws-lifeline-outbox").unwrap();
+        HeldDatabase(db)
+    }
+
+    fn release(self) {
+        self.0.close();
+    }
+}
+
 #[wasm_bindgen_test]
 async fn unmounting_before_the_store_answers_leaves_nothing() {
     assert_eq!(live(), Live::default());
     let tag = (js_sys::Math::random() * 1e9) as u64;
+    let held = HeldDatabase::hold().await;
     let (app, probe) = mount(NOWHERE, &format!("yew-outbox-early-{tag}"), "r");
-    // Rendered, so the hook's effect has asked IndexedDB, which has not answered yet.
+    // Rendered, so the hook's effect has asked IndexedDB, which cannot answer yet.
     wait_until(5_000, "the first render", || rendered(&probe).is_some()).await;
+    sleep(200).await;
     assert!(
         lifeline(&probe).restored_outbox().is_none(),
-        "too late to test"
+        "the store answered while held"
     );
     let seen = probe.0.clone();
     unmount(app, probe).await;
+    held.release();
     // The client made when IndexedDB answered was dropped at once: still nothing after a while.
     sleep(500).await;
     assert_eq!(live(), Live::default());
