@@ -22,11 +22,12 @@
 // - without SharedWorker, a leader tab owns the socket (one connection for three tabs); when
 //   it closes mid-traffic another tab leads within 2 s, every publish of the others resolves
 //   (resent to the new leader) and the rooms go on;
-// - a lost ack across a takeover: the server accepted a tab's publish but the leader never
-//   heard its ack (nor the room messages another client published meanwhile) and closed; the
-//   new leader resends it under its id, the server answers `duplicate: true`, which settles
-//   the tab's promise, a plain socket in the room receives it once, and each tab receives it
-//   and the other client's messages once.
+// - a lost ack across a takeover, both for a worker whose process crashed and for a leader
+//   tab that closed: the server accepted a tab's publish but the hub never heard its ack (nor
+//   the room messages another client published meanwhile); the next hub resends it under its
+//   id, the server answers `duplicate: true`, which settles the tab's promise, a plain socket
+//   in the room receives it once, and each tab receives it and the other client's messages
+//   once, in order.
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
