@@ -200,9 +200,10 @@ function heard(page, count) {
  * stores it, and another client publishes 3 messages. Then `end(firstTab)` ends the hub. The
  * next hub must resend the publish under its id (answered `duplicate: true`, which settles
  * the tab's promise), the plain socket must not receive it again, and each remaining tab must
- * receive it and the other client's messages once, in order.
+ * receive it and the other client's messages once, in order; all within 2 s of the end (the
+ * issue's takeover bound), reported as a diagnostic of test `t`.
  */
-async function lostAckTakeover(context, end) {
+async function lostAckTakeover(t, context, end) {
   await until("no live connection", async () => (await health()).connections === 0);
   // The proxy: server-dev's `/test/cut?mode=silence` stops reading too, so the server would
   // never accept the publish; here it does, and only its answer is lost.
@@ -240,8 +241,14 @@ async function lostAckTakeover(context, end) {
     }
     const beforeTakeover = (await health()).connections_opened;
 
-    await end(first);
+    const endedAt = Date.now();
+    // Not awaited first: ending a crashed tab's session can take until its 2 s bound.
+    const ended = end(first);
     const lost = await publisher.page.evaluate(() => window.lost);
+    const settledAfter = Date.now() - endedAt;
+    await ended;
+    t.diagnostic(`the publish settled ${settledAfter} ms after the hub was ended`);
+    assert.ok(settledAfter < 2_000, `the publish settled ${settledAfter} ms after the hub was ended`);
     assert.deepEqual(
       lost.ok && { id: lost.ok.id, duplicate: lost.ok.duplicate },
       { id: stored.id, duplicate: true },
@@ -535,11 +542,11 @@ describe("shared mode: one socket for three tabs", () => {
     assert.deepEqual(other.errors, []);
   });
 
-  test("a lost ack: the new worker resends under the same id, the server deduplicates it", async () => {
+  test("a lost ack: the new worker resends under the same id, the server deduplicates it", async (t) => {
     const context = await browser.newContext();
     // Chromium starts the SharedWorker in the process of the tab that asked first: crashing
     // that tab's process ends the worker without a word.
-    await lostAckTakeover(context, async (host) => {
+    await lostAckTakeover(t, context, async (host) => {
       const cdp = await context.newCDPSession(host.page);
       host.page.on("crash", () => {});
       await Promise.race([cdp.send("Page.crash").catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
@@ -617,11 +624,11 @@ describe("shared mode without SharedWorker: a leader tab", () => {
     for (const { errors } of [leader, ...others]) assert.deepEqual(errors, []);
   });
 
-  test("a lost ack: the new leader resends under the same id, the server deduplicates it", async () => {
+  test("a lost ack: the new leader resends under the same id, the server deduplicates it", async (t) => {
     const context = await browser.newContext();
     await context.addInitScript(() => delete globalThis.SharedWorker);
     // The first tab leads; closing it ends the hub.
-    await lostAckTakeover(context, (hub) => hub.page.close());
+    await lostAckTakeover(t, context, (hub) => hub.page.close());
   });
 });
 
