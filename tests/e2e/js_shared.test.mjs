@@ -155,7 +155,12 @@ async function observer(room, origin) {
   return {
     frames,
     send: (message) => ws.send(JSON.stringify(message)),
-    close: () => new Promise((resolve) => (ws.readyState === ws.CLOSED ? resolve() : (ws.once("close", resolve), ws.close()))),
+    close: () =>
+      new Promise((resolve) => {
+        if (ws.readyState === ws.CLOSED) return resolve();
+        ws.once("close", resolve);
+        ws.close();
+      }),
   };
 }
 
