@@ -458,8 +458,13 @@ export class LifelineSocket extends EventTarget {
             }
             const id = this.#call(boundary.CALL_PUBLISH, room, json);
             const settled = (id) => new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+            if (!HAS_PERSIST) return settled(id);
             // While the stored outbox loads, the id comes once the publish is carried out.
-            return HAS_PERSIST && id instanceof Promise ? id.then(settled) : settled(id);
+            const promise = id instanceof Promise ? id.then(settled) : settled(id);
+            // The id (or a promise of it), for shared mode's hub: it tells the tab, which, if
+            // the hub goes, asks the next one for the publish under that id (shared-hub.js).
+            promise.publishId = id;
+            return promise;
           } catch (thrown) {
             return Promise.reject(thrown);
           }

@@ -7,15 +7,25 @@
 // socket events to every tab, a publish's answer to the tab that published. A tab that goes
 // without a word (closed, crashed, discarded) is found by its Web Lock: the hub asks for it and
 // is granted it once the tab is gone.
+//
+// The socket is the persist entry's (`persist/index.js`), with a store named after the URL
+// key: a hub that takes over from one that died (a crashed worker, a closed leader tab)
+// restores the same publisher id, session, room positions and unacknowledged publishes, so
+// the server deduplicates the resends and replays the rooms from where the last hub was. Each
+// publish's id goes to its tab, which asks the next hub for the publish under that id.
 
 // The package loads its wasm with a top-level await; imported dynamically, so that the
 // worker's `connect` listener is registered before that await and no tab's connect is missed,
 // and so that a tab loads the wasm only once it leads.
 let core;
+const loadCore = () => (core ??= import("./persist/index.js"));
 
 const PROTOCOL_VERSION = 1;
 const LOCK_PREFIX = "ws-lifeline-client:";
 const WORKER_LOCK_PREFIX = "ws-lifeline-worker:";
+/** The store of a URL key's socket; also the name of the Web Lock its hub holds, so that two
+ * hubs that briefly coexist (an old worker not yet gone) never drive one store at once. */
+const STORE_PREFIX = "ws-lifeline-shared:";
 
 /** The Web Lock this hub holds for its lifetime, once held (a worker's only, see
  * `holdWorkerLock`): tabs ask for it, and are granted it when the worker is gone. */
@@ -28,7 +38,7 @@ const ROOMS_EVENTS = ["welcome", "rooms", "serverError", "badFrame"];
  * tab makes its own from its publish's answer. */
 const ROOM_SCOPED = ["joined", "recovery", "roomMessage", "left", "presence"];
 
-/** URL key → the shared socket. */
+/** URL key → a promise of the shared socket (undefined for bad options). */
 const sockets = new Map();
 /** `MessagePort` → its client. */
 const clients = new Map();
@@ -59,10 +69,20 @@ class SharedSocket {
   rooms = new Map();
   roomsLayer = false;
 
-  constructor(key, socket) {
+  /** Publish id → its client and request, for the publishes restored from the store that a
+   * tab asked for again; and id → the answer of those settled before their tab asked. */
+  awaited = new Map();
+  answered = new Map();
+
+  constructor(key, socket, restored, release) {
     this.key = key;
     this.socket = socket;
+    /** The ids of the publishes the store held, which the socket resends. */
+    this.restored = restored;
+    this.release = release;
     socket.binaryType = "arraybuffer";
+    // Restored publishes are room publishes: their answers are awaited from the start.
+    if (restored.size) this.startRooms();
     for (const type of SOCKET_EVENTS) socket.addEventListener(type, (e) => this.#toAll(e, type !== "message"));
   }
 
@@ -99,6 +119,39 @@ class SharedSocket {
     this.roomsLayer = true;
     for (const type of ROOMS_EVENTS) this.socket.addEventListener(type, (e) => this.#toAll(e, true, true));
     for (const type of ROOM_SCOPED) this.socket.addEventListener(type, (e) => this.#toRoom(e));
+    this.socket.addEventListener("ack", (e) => this.#settleRestored(e.id, { ack: fieldsOf(e) }));
+    this.socket.addEventListener("publishFailed", (e) => this.#settleRestored(e.id, { error: plainError(e.error) }));
+  }
+
+  /** Answers the tab awaiting restored publish `id`, or keeps the answer for it. */
+  #settleRestored(id, answer) {
+    if (!this.restored.has(id)) return;
+    const waiter = this.awaited.get(id);
+    this.awaited.delete(id);
+    if (waiter) reply(waiter.client.port, waiter.request, answer);
+    else this.answered.set(id, answer);
+  }
+
+  /** A tab's publish that an earlier hub made with `id`: awaited if the store held it, else
+   * (that hub never stored it) published again as new. */
+  resume(client, { request, room, json, id }) {
+    if (!this.restored.has(id)) return this.publish(client, { request, room, json });
+    const answer = this.answered.get(id);
+    if (answer) reply(client.port, request, answer);
+    else this.awaited.set(id, { client, request });
+  }
+
+  publish(client, { request, room, json }) {
+    const port = client.port;
+    const published = this.socket.publish(room, JSON.parse(json));
+    Promise.resolve(published.publishId).then(
+      (id) => reply(port, request, { id }),
+      () => {},
+    );
+    published.then(
+      (ack) => reply(port, request, { ack }),
+      (error) => reply(port, request, { error: plainError(error) }),
+    );
   }
 
   #toRoom(event) {
@@ -148,11 +201,54 @@ class SharedSocket {
         this.socket.leave(name);
       }
     }
+    for (const [id, waiter] of this.awaited) if (waiter.client === client) this.awaited.delete(id);
     this.clients.delete(client);
     if (this.clients.size === 0) {
       sockets.delete(this.key);
       this.socket.dispose();
+      this.release();
     }
+  }
+}
+
+/** Answers a tab's `publish`: its `id`, then its `ack` or `error`. */
+function reply(port, request, answer) {
+  port.postMessage({ v: PROTOCOL_VERSION, ev: "reply", request, ...answer });
+}
+
+/** Holds the Web Lock `name` (once granted) until the returned function is called. */
+function holdLock(name) {
+  const locks = globalThis.navigator?.locks;
+  if (!locks) return Promise.resolve(() => {});
+  return new Promise((held) => locks.request(name, () => new Promise((release) => held(release))));
+}
+
+/** Makes the socket of a URL key; with rooms, once no other hub holds its store (`persist`
+ * if a name, else one named after the key), with the ids of the publishes that store holds.
+ * Or the error of bad options. */
+async function open(message) {
+  const { LifelineSocket, storedOutbox } = await loadCore();
+  let options = message.options;
+  let release = () => {};
+  let restored = new Set();
+  // The outbox is part of the rooms layer: a socket whose first tab uses no rooms keeps none,
+  // and its text frames stay `message` events.
+  if (message.roomsLayer) {
+    const { persist } = options;
+    const store = typeof persist === "string" && persist ? persist : STORE_PREFIX + message.key;
+    release = await holdLock(STORE_PREFIX + store);
+    // Read under the lock and before the socket can write, so it is what the socket restores.
+    // A store that cannot be read is the socket's `error` event too; this hub resumes nothing.
+    const snapshot = await storedOutbox(store).catch(() => undefined);
+    restored = new Set((snapshot?.publishes ?? []).map((p) => p.id));
+    options = { ...options, persist: store };
+  }
+  try {
+    const socket = new LifelineSocket(message.url, message.protocols, options);
+    return new SharedSocket(message.key, socket, restored, release);
+  } catch (error) {
+    release();
+    return plainError(error);
   }
 }
 
@@ -162,24 +258,22 @@ function failed(port, error) {
 }
 
 async function attach(port, message) {
-  core ??= import("./index.js");
-  const { LifelineSocket } = await core;
   // A tab that attaches again (after `close()`, or to a new leader) starts afresh.
   detach(port);
-  let shared = sockets.get(message.key);
-  if (!shared) {
-    let socket;
-    try {
-      socket = new LifelineSocket(message.url, message.protocols, message.options);
-    } catch (error) {
-      // Bad options: the tab's socket is closed, as the main entry's constructor would throw.
-      const snap = { state: "closed", url: message.url, protocol: "", queued: 0, buffered: 0, extensions: "" };
-      port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: "error", fields: { error: plainError(error) }, snap });
-      return;
-    }
-    shared = new SharedSocket(message.key, socket);
-    sockets.set(message.key, shared);
-  } else if (shared.socket.state === "closed") {
+  let opening = sockets.get(message.key);
+  if (!opening) {
+    opening = open(message);
+    sockets.set(message.key, opening);
+  }
+  const shared = await opening;
+  if (!(shared instanceof SharedSocket)) {
+    if (sockets.get(message.key) === opening) sockets.delete(message.key);
+    // Bad options: the tab's socket is closed, as the main entry's constructor would throw.
+    const snap = { state: "closed", url: message.url, protocol: "", queued: 0, buffered: 0, extensions: "" };
+    port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: "error", fields: { error: shared }, snap });
+    return;
+  }
+  if (shared.socket.state === "closed") {
     // Given up, or closed by the server for good: a tab that arrives now wants a connection.
     shared.socket.reconnect();
   }
@@ -237,13 +331,8 @@ async function handle(port, message) {
       return shared.leave(client, message.room);
     case "listRooms":
       return socket.listRooms();
-    case "publish": {
-      const reply = (answer) => port.postMessage({ v: PROTOCOL_VERSION, ev: "reply", request: message.request, ...answer });
-      socket.publish(message.room, JSON.parse(message.json)).then(
-        (ack) => reply({ ack }),
-        (error) => reply({ error: plainError(error) }),
-      );
-    }
+    case "publish":
+      return message.id === undefined ? shared.publish(client, message) : shared.resume(client, message);
   }
 }
 

@@ -170,9 +170,12 @@ export class LifelineSocket extends EventTarget {
   #disposed = false;
   #rooms = new Set();
   #roomsStarted = false;
-  /** Request number → [resolve, reject, room, json]. */
+  /** Request number → [resolve, reject, room, json, id]: `id` once the hub has told it. */
   #publishes = new Map();
   #nextRequest = 1;
+  /** Room → the position `{ epoch, offset }` of the last message this tab heard in it: a new
+   * hub replays a room from the position it restored, which may be before it. */
+  #heard = new Map();
   #binaryType = "blob";
   #handlers = new Map();
   /** The worker's socket as last reported: state, url, protocol, rtt, queued, buffered,
@@ -259,12 +262,13 @@ export class LifelineSocket extends EventTarget {
   /** Stops `#watchWorker`. */
   #workerWatch;
 
-  /** Attaches to a new hub (worker or leader), rooms included, and resends this tab's
-   * unacknowledged publishes, under their request numbers. */
+  /** Attaches to a new hub (worker or leader), rooms included, and hands it this tab's
+   * unacknowledged publishes, under their request numbers: with the id the last hub gave each
+   * (the new hub resends it under that id if its store held it, else as new). */
   #rejoin() {
     this.#attached = false;
     this.#attach();
-    for (const [request, [, , room, json]] of this.#publishes) this.#post("publish", { request, room, json });
+    for (const [request, [, , room, json, id]] of this.#publishes) this.#post("publish", { request, room, json, id });
   }
 
   #fail(message) {
@@ -365,6 +369,11 @@ export class LifelineSocket extends EventTarget {
   }
 
   #event(type, fields) {
+    if (type === "roomMessage") {
+      const last = this.#heard.get(fields.room);
+      if (last?.epoch === fields.epoch && fields.offset <= last.offset) return;
+      this.#heard.set(fields.room, { epoch: fields.epoch, offset: fields.offset });
+    }
     if (type === "message") {
       let data = fields.data;
       if (this.#binaryType === "blob" && data instanceof ArrayBuffer) data = new Blob([data]);
@@ -377,10 +386,14 @@ export class LifelineSocket extends EventTarget {
     this.#dispatch(type === "close" ? new CloseEvent(type, fields) : Object.assign(new Event(type), fields));
   }
 
-  /** The worker's answer to a `publish`: the ack, or the error. */
-  #reply({ request, ack, error }) {
+  /** The worker's answer to a `publish`: its id, then the ack or the error. */
+  #reply({ request, id, ack, error }) {
     const settle = this.#publishes.get(request);
     if (!settle) return;
+    if (!ack && !error) {
+      settle[4] = id;
+      return;
+    }
     this.#publishes.delete(request);
     const [resolve, reject, room] = settle;
     if (ack) {
