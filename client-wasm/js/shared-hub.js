@@ -40,6 +40,13 @@ const ROOM_SCOPED = ["joined", "recovery", "roomMessage", "left", "presence"];
 
 /** URL key → a promise of the shared socket (undefined for bad options). */
 const sockets = new Map();
+/** URL key → the ports of its tabs that have a URL provider, in the order they attached. */
+const urlGivers = new Map();
+/** Request number → the resolve of a URL asked of a tab. */
+const urlsAsked = new Map();
+let nextUrlRequest = 1;
+/** How long a tab may take to give a URL before the next tab is asked. */
+const URL_ANSWER_MS = 10_000;
 /** `MessagePort` → its client. */
 const clients = new Map();
 
@@ -244,12 +251,30 @@ async function open(message) {
     options = { ...options, persist: store };
   }
   try {
-    const socket = new LifelineSocket(message.url, message.protocols, options);
+    const target = message.provider ? () => askUrl(message.key) : message.url;
+    const socket = new LifelineSocket(target, message.protocols, options);
     return new SharedSocket(message.key, socket, restored, release);
   } catch (error) {
     release();
     return plainError(error);
   }
+}
+
+/** The URL of a connection attempt of `key`'s socket, from the first of its tabs with a
+ * provider that answers; the provider's error as the attempt's failure. */
+async function askUrl(key) {
+  for (const port of [...(urlGivers.get(key) ?? [])]) {
+    const request = nextUrlRequest++;
+    const answer = await new Promise((resolve) => {
+      urlsAsked.set(request, resolve);
+      setTimeout(resolve, URL_ANSWER_MS);
+      port.postMessage({ v: PROTOCOL_VERSION, ev: "url", request });
+    });
+    urlsAsked.delete(request);
+    if (answer?.url) return answer.url;
+    if (answer?.error !== undefined) throw new Error(answer.error);
+  }
+  throw new Error("no tab of this shared socket answered with a URL");
 }
 
 /** Tells `port`'s tab about a failure of its own call, as an `error` event. */
@@ -260,6 +285,11 @@ function failed(port, error) {
 async function attach(port, message) {
   // A tab that attaches again (after `close()`, or to a new leader) starts afresh.
   detach(port);
+  // Before the socket is made: its first attempt may ask this tab.
+  if (message.provider) {
+    if (!urlGivers.has(message.key)) urlGivers.set(message.key, new Set());
+    urlGivers.get(message.key).add(port);
+  }
   let opening = sockets.get(message.key);
   if (!opening) {
     opening = open(message);
@@ -268,6 +298,7 @@ async function attach(port, message) {
   const shared = await opening;
   if (!(shared instanceof SharedSocket)) {
     if (sockets.get(message.key) === opening) sockets.delete(message.key);
+    detach(port);
     // Bad options: the tab's socket is closed, as the main entry's constructor would throw.
     const snap = { state: "closed", url: message.url, protocol: "", queued: 0, buffered: 0, extensions: "" };
     port.postMessage({ v: PROTOCOL_VERSION, ev: "event", type: "error", fields: { error: shared }, snap });
@@ -298,6 +329,9 @@ function startRooms(client) {
 }
 
 function detach(port) {
+  for (const [key, ports] of urlGivers) {
+    if (ports.delete(port) && !ports.size) urlGivers.delete(key);
+  }
   const client = clients.get(port);
   if (!client) return;
   clients.delete(port);
@@ -350,6 +384,8 @@ export function holdWorkerLock() {
 export function serve(port) {
   let queue = Promise.resolve();
   port.onmessage = ({ data }) => {
+    // Not queued: an `attach` waiting for its socket may wait for this answer.
+    if (data?.v === PROTOCOL_VERSION && data.op === "url") return urlsAsked.get(data.request)?.(data);
     queue = queue.then(() => handle(port, data)).catch((error) => failed(port, error));
   };
 }

@@ -63,9 +63,6 @@ export function isLifelineError(value) {
 
 /** The URL as `WebSocket` takes it: resolved against the page, `http(s):` mapped to `ws(s):`. */
 function socketUrl(url) {
-  if (typeof url === "function") {
-    throw invalid("shared mode takes a string or a URL: a URL provider cannot cross to the worker");
-  }
   if (typeof url !== "string" && !(url instanceof URL)) {
     throw invalid("url must be a string or a URL");
   }
@@ -158,6 +155,8 @@ export class LifelineSocket extends EventTarget {
 
   /** What `attach` tells the worker: the URL key's parts. */
   #config;
+  /** The URL provider, when the page gave one: called here whenever the hub asks. */
+  #provider;
   #client = crypto.randomUUID();
   #port;
   /** Messages made before the worker was told who this tab is. */
@@ -187,7 +186,8 @@ export class LifelineSocket extends EventTarget {
 
   /**
    * `new LifelineSocket(url, protocols?, options?)`, or `(url, options?)`, as in the main entry;
-   * `share` is true or absent (for an unshared socket, import `ws-lifeline`).
+   * `share` is true, absent, or the shared socket's name (needed with a URL provider); for an
+   * unshared socket, import `ws-lifeline`.
    */
   constructor(url, protocols, options) {
     super();
@@ -197,8 +197,15 @@ export class LifelineSocket extends EventTarget {
     }
     options ??= {};
     if (typeof options !== "object") throw invalid("options must be an object");
-    if (options.share !== undefined && options.share !== true) {
-      throw invalid("`ws-lifeline/shared` makes shared sockets only: import `ws-lifeline` for `share: false`");
+    const { share } = options;
+    const name = typeof share === "string" && share ? share : undefined;
+    if (share !== undefined && share !== true && !name) {
+      throw invalid("`ws-lifeline/shared` makes shared sockets only (`share` is true or a name): import `ws-lifeline` for `share: false`");
+    }
+    // A provider stays in its page: the hub asks a tab for each attempt's URL. Tabs cannot
+    // compare providers, so they share by name.
+    if (typeof url === "function" && !name) {
+      throw invalid('a URL provider needs the shared socket\'s name: `share: "name"`');
     }
     if (protocols === undefined || protocols === null) protocols = options.protocols;
     else if (options.protocols !== undefined) {
@@ -214,12 +221,14 @@ export class LifelineSocket extends EventTarget {
     if (!hasWorker && !(typeof BroadcastChannel === "function" && globalThis.navigator?.locks)) {
       throw lifelineError("ERR_PLATFORM", "this browser has neither SharedWorker nor BroadcastChannel and Web Locks");
     }
-    const href = socketUrl(url);
+    const href = typeof url === "function" ? undefined : socketUrl(url);
+    if (href === undefined) this.#provider = url;
     const crossing = crossingOptions(rest);
-    this.#snap.url = href;
+    this.#snap.url = href ?? "";
     this.#config = {
-      key: canonical([href, protocols, crossing]),
+      key: canonical([name === undefined ? href : { name }, protocols, crossing]),
       url: href,
+      provider: href === undefined,
       protocols,
       options: crossing,
     };
@@ -366,6 +375,18 @@ export class LifelineSocket extends EventTarget {
     if (message.ev === "attached" && message.lock && globalThis.navigator?.locks) this.#watchWorker(message.lock);
     if (message.ev === "event") this.#event(message.type, message.fields);
     else if (message.ev === "reply") this.#reply(message);
+    else if (message.ev === "url") this.#giveUrl(message.request);
+  }
+
+  /** Answers the hub's request for a connection attempt's URL with this tab's provider. */
+  async #giveUrl(request) {
+    let answer;
+    try {
+      answer = { url: socketUrl(await this.#provider()) };
+    } catch (error) {
+      answer = { error: error instanceof Error ? error.message : String(error) };
+    }
+    if (this.#attached && !this.#disposed) this.#port.postMessage({ v: PROTOCOL_VERSION, op: "url", request, ...answer });
   }
 
   #event(type, fields) {

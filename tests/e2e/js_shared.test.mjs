@@ -10,8 +10,12 @@
 // - closing the tab that opened the socket, mid-traffic, loses nothing: the worker owns the
 //   socket, which never reconnects, and every publish of the other tabs arrives once;
 // - `send` from one tab, and the socket's `message` events reach every tab;
-// - arguments that cannot cross to the worker (a URL provider, a function option) and a bad
-//   URL throw typed errors at once; a bad option value is an `error` event, and the tab closed;
+// - arguments that cannot cross to the worker (a function option, a URL provider without the
+//   socket's name) and a bad URL throw typed errors at once; a bad option value is an `error`
+//   event, and the tab closed;
+// - a URL provider with one-time tickets (server-dev's logins on): the hub asks one tab for each
+//   attempt's URL, a provider's error is an `error` event and the next attempt asks again, and
+//   once that tab is closed the next tab is asked;
 // - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
 //   it had joined is left, the others keep theirs and the socket;
 // - a crash of the process that hosts the SharedWorker: the other tab starts a new worker,
@@ -44,8 +48,9 @@ import { serveStatic } from "./pages/serve.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-// --no-auth: a shared socket takes no URL provider (functions stay in their page), and a
-// server-dev ticket is good for one connection only. --allowed-origin: the pages' own server.
+// --no-auth: most tests give the URL itself, and a server-dev ticket is good for one
+// connection only (the URL provider test runs a server with logins of its own).
+// --allowed-origin: the pages' own server.
 const SERVER_ARGS = ["--no-auth", "--allowed-origin"];
 
 let server;
@@ -437,13 +442,15 @@ describe("shared mode: one socket for three tabs", () => {
         await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
       }
       assert.equal(await a.page.evaluate(() => s.send("not json")), "sent");
+      // The server's answer, once in each tab. Other frames may come first: server-dev pushes
+      // the room list to every connection after an earlier test's tabs left their rooms.
+      const badJson = () =>
+        log.filter((e) => e.type === "message" && JSON.parse(e.data).code === "bad_json").length;
       for (const { page } of [a, b]) {
-        const message = await page.waitForFunction(() => log.find((e) => e.type === "message")?.data, undefined, {
-          timeout: 15_000,
-          polling: 20,
-        });
-        assert.equal(JSON.parse(await message.jsonValue()).code, "bad_json");
+        await page.waitForFunction(badJson, undefined, { timeout: 15_000, polling: 20 });
       }
+      await a.page.waitForTimeout(200);
+      for (const { page } of [a, b]) assert.equal(await page.evaluate(badJson), 1);
       const errors = await a.page.evaluate((url) => {
         const code = (make) => {
           try {
@@ -477,6 +484,83 @@ describe("shared mode: one socket for three tabs", () => {
     }
     assert.deepEqual(a.errors, []);
     assert.deepEqual(b.errors, []);
+  });
+
+  test("a URL provider: the hub asks one tab for each attempt's URL, then the next tab", async () => {
+    // Logins on (the default): each connection needs a fresh one-time ticket.
+    const authed = await startServer(["--allowed-origin", site.url]);
+    const authedHealth = async () => (await fetch(new URL("/api/health", authed.url))).json();
+    const context = await browser.newContext();
+    /** Tab name → how often its provider was called; `failNext` makes the next call throw. */
+    const asked = { a: 0, b: 0, c: 0 };
+    let failNext = false;
+    const tabs = {};
+    let restarted = authed;
+    try {
+      for (const name of ["a", "b", "c"]) {
+        const page = await context.newPage();
+        const errors = collectErrors(page);
+        await page.exposeFunction("nextUrl", async () => {
+          asked[name]++;
+          if (failNext) {
+            failNext = false;
+            throw new Error("no ticket today");
+          }
+          const res = await fetch(new URL("/api/login", restarted.url), {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ name: `user-${name}` }),
+          });
+          const { ticket } = await res.json();
+          return `${wsUrl(restarted, "/ws")}?ticket=${encodeURIComponent(ticket)}`;
+        });
+        await page.goto(`${site.url}/shared/index.html`);
+        await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+        await page.evaluate(() => connect(null, { share: "chat", protocols: "lifeline.v1" }, true));
+        tabs[name] = { page, errors };
+        // One at a time, so that `a` is the first tab the hub knows.
+        await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
+      }
+      assert.deepEqual(asked, { a: 1, b: 0, c: 0 }, "one URL, from the first tab");
+      assert.equal((await authedHealth()).connections, 1);
+      for (const { page } of Object.values(tabs)) await join(page, ["tickets"]);
+
+      // `a` goes; the server restarts (its tickets with it): the next attempts ask `b`, whose
+      // first answer is an error.
+      await tabs.a.page.close();
+      failNext = true;
+      await authed.stop();
+      restarted = await startServer(["--allowed-origin", site.url], { port: authed.port });
+      for (const name of ["b", "c"]) {
+        await tabs[name].page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 20_000, polling: 20 });
+      }
+      assert.equal(asked.a, 1, "a closed tab is not asked");
+      assert.ok(asked.b >= 2, `b gave the URLs after a closed (asked ${asked.b} times)`);
+      assert.equal(asked.c, 0, "c was never asked");
+      const reported = await tabs.c.page.evaluate(() =>
+        log.filter((e) => e.type === "error").map((e) => e.error?.message ?? ""),
+      );
+      assert.ok(
+        reported.some((m) => m.includes("no ticket today")),
+        `the provider's error reached the tabs: ${JSON.stringify(reported)}`,
+      );
+      const ack = await tabs.c.page.evaluate(() => s.publish("tickets", { after: "restart" }));
+      assert.equal(ack.room, "tickets");
+      // Both tabs are in the room again: the socket rejoined it on the new connection.
+      for (const name of ["b", "c"]) {
+        await tabs[name].page.waitForFunction(
+          () => log.filter((e) => e.type === "roomMessage" && e.data?.after === "restart").length === 1,
+          undefined,
+          { timeout: 10_000, polling: 20 },
+        );
+      }
+      assert.equal((await fetch(new URL("/api/health", restarted.url)).then((r) => r.json())).connections, 1);
+    } finally {
+      await context.close();
+      await restarted.stop();
+      await authed.stop();
+    }
+    for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
   });
 
   test("a crashed tab is released without its cooperation", async () => {

@@ -1,6 +1,6 @@
 // Type-level tests of `ws-lifeline/shared` (client-wasm/js/shared.d.ts). Compiled with
 // `tsc --noEmit --strict` by `cargo xtask test`; never run.
-// Covers: the constructor forms and `share: true`; the options that cannot cross to the worker
+// Covers: the constructor forms, `share: true` and a named socket with a URL provider; the options that cannot cross to the worker
 // (functions) are rejected; the same events, room methods and publish ack as the main entry;
 // a shared socket where a `LifelineSocket` of the main entry is expected; the format constants.
 import {
@@ -32,7 +32,10 @@ export async function shared(): Promise<void> {
   const prefix: string = LOCK_PREFIX;
   console.log(left, ack.offset, state, full.readyState, version, prefix, isLifelineError(ack));
 
-  // @ts-expect-error a URL provider cannot cross to the worker
+  // A URL provider stays in its tab: the socket is shared by name.
+  new LifelineSocket(async () => new URL("/ws?ticket=t", location.href), "lifeline.v1", { share: "chat" }).dispose();
+  new LifelineSocket(() => "/ws", { share: "chat", maxRetries: 3 }).dispose();
+  // @ts-expect-error a URL provider needs the socket's name
   new LifelineSocket(() => "/ws", { share: true });
   // @ts-expect-error functions cannot cross to the worker
   new LifelineSocket("/ws", { share: true, isTerminalClose: (code: number) => code === 4001 });
