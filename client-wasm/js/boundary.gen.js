@@ -80,7 +80,12 @@ export const CALL_LIST_ROOMS = 15;
 export const CALL_RESTORE_OUTBOX = 16;
 /** Empties the persistent outbox: its publishes fail with `ERR_OUTBOX_CLEARED`. */
 export const CALL_CLEAR_OUTBOX = 17;
-export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispose", "state", "url", "protocol", "queued", "unacked", "rtt", "startRooms", "join", "leave", "publish", "listRooms", "restoreOutbox", "clearOutbox"];
+/**
+ * As `Publish`, with `b` = [JSON text, id]: under the id an earlier socket on the same store gave
+ * it (shared mode's next hub), see `Session::publish_as`.
+ */
+export const CALL_PUBLISH_AS = 18;
+export const CALL_NAMES = ["sendText", "sendBytes", "close", "reconnect", "dispose", "state", "url", "protocol", "queued", "unacked", "rtt", "startRooms", "join", "leave", "publish", "listRooms", "restoreOutbox", "clearOutbox", "publishAs"];
 
 // Command: What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.
 /** Call the URL provider; `__input(UrlResolved | UrlFailed, conn, text)` follows. */

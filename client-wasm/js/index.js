@@ -431,6 +431,32 @@ export class LifelineSocket extends EventTarget {
     }
     // Protocol v1's methods, here so that they reach the private members.
     if (HAS_ROOMS) {
+      /** `publish` (or `publishAs`, with the earlier id), called on the socket. */
+      function publish(call, room, data, earlier) {
+        try {
+          room = roomName(room);
+          let json;
+          try {
+            json = JSON.stringify(data);
+          } catch (exception) {
+            throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
+          }
+          if (typeof json !== "string") {
+            throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
+          }
+          const id = this.#call(call, room, call === boundary.CALL_PUBLISH ? json : [json, earlier]);
+          const settled = (id) => new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
+          if (!HAS_PERSIST) return settled(id);
+          // While the stored outbox loads, the id comes once the publish is carried out.
+          const promise = id instanceof Promise ? id.then(settled) : settled(id);
+          // The id (or a promise of it), for shared mode's hub: it tells the tab, which, if
+          // the hub goes, asks the next one for the publish under that id (shared-hub.js).
+          promise.publishId = id;
+          return promise;
+        } catch (thrown) {
+          return Promise.reject(thrown);
+        }
+      }
       const methods = {
         /** Joins a room: now if open, and again (with recovery) after every reconnect. */
         join(room) {
@@ -445,29 +471,7 @@ export class LifelineSocket extends EventTarget {
         /** Publishes JSON `data` to a joined room. Never throws: the promise resolves with the
          * server's ack `{id, room, offset, duplicate}` or rejects with a `LifelineError`. */
         publish(room, data) {
-          try {
-            room = roomName(room);
-            let json;
-            try {
-              json = JSON.stringify(data);
-            } catch (exception) {
-              throw lifelineError("ERR_ENCODE", `could not encode the data as JSON: ${describe(exception)}`);
-            }
-            if (typeof json !== "string") {
-              throw invalid("publish data must be a JSON value (not undefined, a function or a symbol)");
-            }
-            const id = this.#call(boundary.CALL_PUBLISH, room, json);
-            const settled = (id) => new Promise((resolve, reject) => this.#publishes.set(id, [resolve, reject]));
-            if (!HAS_PERSIST) return settled(id);
-            // While the stored outbox loads, the id comes once the publish is carried out.
-            const promise = id instanceof Promise ? id.then(settled) : settled(id);
-            // The id (or a promise of it), for shared mode's hub: it tells the tab, which, if
-            // the hub goes, asks the next one for the publish under that id (shared-hub.js).
-            promise.publishId = id;
-            return promise;
-          } catch (thrown) {
-            return Promise.reject(thrown);
-          }
+          return publish.call(this, boundary.CALL_PUBLISH, room, data);
         },
 
         /** Asks the server for the room list (a `rooms` event); false when not connected. */
@@ -480,6 +484,11 @@ export class LifelineSocket extends EventTarget {
          * ERR_OUTBOX_CLEARED and are not resent. */
         methods.clearOutbox = function () {
           this.#call(boundary.CALL_CLEAR_OUTBOX);
+        };
+        /** For shared mode's hub (shared-hub.js): publishes under `id`, the id an earlier
+         * socket on the same store gave the publish, which the store may have missed. */
+        methods.publishAs = function (room, data, id) {
+          return publish.call(this, boundary.CALL_PUBLISH_AS, room, data, id);
         };
       }
       for (const [name, value] of Object.entries(methods)) {
@@ -666,7 +675,8 @@ export class LifelineSocket extends EventTarget {
     if (HAS_PERSIST && this.#waiting && call >= boundary.CALL_START_ROOMS) {
       // Carried out once the stored outbox is restored; a publish's promise waits for its id.
       let settle;
-      const answer = call === boundary.CALL_PUBLISH ? new Promise((...both) => (settle = both)) : false;
+      const publishing = call === boundary.CALL_PUBLISH || call === boundary.CALL_PUBLISH_AS;
+      const answer = publishing ? new Promise((...both) => (settle = both)) : false;
       this.#waiting.push([call, a, b, settle]);
       return answer;
     }

@@ -140,17 +140,22 @@ class SharedSocket {
   }
 
   /** A tab's publish that an earlier hub made with `id`: awaited if the store held it, else
-   * (that hub never stored it) published again as new. */
+   * published under that id. */
   resume(client, { request, room, json, id }) {
-    if (!this.restored.has(id)) return this.publish(client, { request, room, json });
+    // Not in the store: sent, or acknowledged, after its last snapshot. Under its id, as it
+    // may have reached the server (the core publishes it as new if the id is not one of an
+    // earlier hub's on this store).
+    if (!this.restored.has(id)) return this.publish(client, { request, room, json }, id);
     const answer = this.answered.get(id);
     if (answer) reply(client.port, request, answer);
     else this.awaited.set(id, { client, request });
   }
 
-  publish(client, { request, room, json }) {
+  publish(client, { request, room, json }, earlier) {
     const port = client.port;
-    const published = this.socket.publish(room, JSON.parse(json));
+    const data = JSON.parse(json);
+    const published =
+      earlier === undefined ? this.socket.publish(room, data) : this.socket.publishAs(room, data, earlier);
     Promise.resolve(published.publishId).then(
       (id) => reply(port, request, { id }),
       () => {},

@@ -767,20 +767,13 @@ impl LifelineSocket {
                 left.unwrap_or(false).into()
             }
             #[cfg(feature = "rooms")]
-            Call::Publish => {
-                let room = string_of(&a);
-                // JSON.stringify writes a lone surrogate as a `\u` escape, which the server
-                // refuses.
-                let data = RawJson::new(string_of(&b)).map_err(|e| {
-                    room_error(&RoomError::Encode {
-                        message: e.to_string(),
-                    })
-                })?;
-                let id = self
-                    .with_session(|session| session.publish(now, &room, data))
-                    .unwrap_or(Err(RoomError::Closed))
-                    .map_err(|e| room_error(&e))?;
-                number(id.0 as f64)
+            Call::Publish => self.publish(now, &a, &b, None)?,
+            #[cfg(feature = "persist")]
+            Call::PublishAs => {
+                // `b`: [the JSON text, the earlier id]. A bad id publishes as new.
+                let parts = Array::from(&b);
+                let id = parts.get(1).as_f64().map(|id| id as u64);
+                self.publish(now, &a, &parts.get(0), id.or(Some(0)))?
             }
             #[cfg(feature = "rooms")]
             Call::ListRooms => {
@@ -813,10 +806,44 @@ impl LifelineSocket {
                 JsValue::UNDEFINED
             }
             #[cfg(not(feature = "persist"))]
-            Call::RestoreOutbox | Call::ClearOutbox => return Ok(JsValue::UNDEFINED),
+            Call::RestoreOutbox | Call::ClearOutbox | Call::PublishAs => {
+                return Ok(JsValue::UNDEFINED);
+            }
         };
         self.drive(shell);
         Ok(answer)
+    }
+
+    /// Publishes JSON text `json` to room `room` (under the earlier layer's id `earlier`, see
+    /// `Session::publish_as`); answers the publish id.
+    #[cfg(feature = "rooms")]
+    fn publish(
+        &self,
+        now: Instant,
+        room: &JsValue,
+        json: &JsValue,
+        earlier: Option<u64>,
+    ) -> JsResult<JsValue> {
+        let room = string_of(room);
+        // JSON.stringify writes a lone surrogate as a `\u` escape, which the server refuses.
+        let data = RawJson::new(string_of(json)).map_err(|e| {
+            room_error(&RoomError::Encode {
+                message: e.to_string(),
+            })
+        })?;
+        let id = self
+            .with_session(|session| {
+                #[cfg(feature = "persist")]
+                if let Some(id) = earlier {
+                    return session.publish_as(now, &room, data, id);
+                }
+                #[cfg(not(feature = "persist"))]
+                let _ = earlier;
+                session.publish(now, &room, data)
+            })
+            .unwrap_or(Err(RoomError::Closed))
+            .map_err(|e| room_error(&e))?;
+        Ok(number(id.0 as f64))
     }
 }
 

@@ -31,7 +31,10 @@
 //   the room messages another client published meanwhile); the next hub resends it under its
 //   id, the server answers `duplicate: true`, which settles the tab's promise, a plain socket
 //   in the room receives it once, and each tab receives it and the other client's messages
-//   once, in order.
+//   once, in order;
+// - the same with a leader whose IndexedDB writes fail (a stand-in for ending between sending
+//   a publish and storing it): the tab hands the next hub the publish's id, and it is resent
+//   under that id although no store held it.
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -211,9 +214,11 @@ function heard(page, count) {
  * next hub must resend the publish under its id (answered `duplicate: true`, which settles
  * the tab's promise), the plain socket must not receive it again, and each remaining tab must
  * receive it and the other client's messages once, in order; all within 2 s of the end (the
- * issue's takeover bound), reported as a diagnostic of test `t`.
+ * issue's takeover bound), reported as a diagnostic of test `t`. `unstored`: the hub (a leader
+ * tab) cannot write IndexedDB from before the publish, so its store never holds it; the tab
+ * hands the next hub its id, under which it must be resent all the same.
  */
-async function lostAckTakeover(t, context, end) {
+async function lostAckTakeover(t, context, end, { unstored = false } = {}) {
   await until("no live connection", async () => (await health()).connections === 0);
   // The proxy: server-dev's `/test/cut?mode=silence` stops reading too, so the server would
   // never accept the publish; here it does, and only its answer is lost.
@@ -230,6 +235,15 @@ async function lostAckTakeover(t, context, end) {
     // Settled: the joins' and the welcome's snapshots are written.
     await publisher.page.waitForTimeout(300);
     assert.equal(proxy.hold(), 1, "the hub's connection is held");
+    if (unstored) {
+      // A stand-in for a hub that ends between sending a publish and storing the snapshot
+      // that holds it (a few milliseconds a real browser gives no way to hit): its writes fail.
+      await first.page.evaluate(() => {
+        IDBObjectStore.prototype.put = () => {
+          throw new DOMException("writes held by the test", "UnknownError");
+        };
+      });
+    }
 
     await publisher.page.evaluate(() => {
       window.lost = settled(s.publish("relay", { lost: true }));
@@ -237,11 +251,17 @@ async function lostAckTakeover(t, context, end) {
     const accepted = await until("the server accepted the publish", () =>
       watcher.frames.find((f) => f.type === "message" && f.data?.lost),
     );
-    const [stored] = await until("IndexedDB holds the publish", async () => {
+    if (unstored) {
+      await publisher.page.waitForTimeout(300);
       const held = (await storedPublishes(publisher.page)).filter((p) => p.data?.lost);
-      return held.length && held;
-    });
-    assert.equal(stored.id, accepted.id, "stored under the id the server saw");
+      assert.deepEqual(held, [], "the store never held the publish");
+    } else {
+      const [stored] = await until("IndexedDB holds the publish", async () => {
+        const held = (await storedPublishes(publisher.page)).filter((p) => p.data?.lost);
+        return held.length && held;
+      });
+      assert.equal(stored.id, accepted.id, "stored under the id the server saw");
+    }
     // Meanwhile another client publishes: the hub hears none of it.
     for (let n = 0; n < 3; n++) watcher.send({ type: "publish", room: "relay", id: n + 1, data: { meanwhile: n } });
     await until("the observer's acks", () => watcher.frames.filter((f) => f.type === "ack").length === 3);
@@ -261,7 +281,7 @@ async function lostAckTakeover(t, context, end) {
     assert.ok(settledAfter < 2_000, `the publish settled ${settledAfter} ms after the hub was ended`);
     assert.deepEqual(
       lost.ok && { id: lost.ok.id, duplicate: lost.ok.duplicate },
-      { id: stored.id, duplicate: true },
+      { id: accepted.id, duplicate: true },
       JSON.stringify(lost),
     );
 
@@ -718,6 +738,12 @@ describe("shared mode without SharedWorker: a leader tab", () => {
     await context.addInitScript(() => delete globalThis.SharedWorker);
     // The first tab leads; closing it ends the hub.
     await lostAckTakeover(t, context, (hub) => hub.page.close());
+  });
+
+  test("a publish the leader sent but never stored: the next leader resends it under its id", async (t) => {
+    const context = await browser.newContext();
+    await context.addInitScript(() => delete globalThis.SharedWorker);
+    await lostAckTakeover(t, context, (hub) => hub.page.close(), { unstored: true });
   });
 });
 

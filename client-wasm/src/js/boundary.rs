@@ -118,6 +118,9 @@ numbered! {
         RestoreOutbox,
         /// Empties the persistent outbox: its publishes fail with `ERR_OUTBOX_CLEARED`.
         ClearOutbox,
+        /// As `Publish`, with `b` = [JSON text, id]: under the id an earlier socket on the same
+        /// store gave it (shared mode's next hub), see `Session::publish_as`.
+        PublishAs,
     }
 
     /// What the shell must do: `shell.__do(command, conn, a, b)`, which answers a number.

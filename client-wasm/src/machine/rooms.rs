@@ -753,7 +753,20 @@ impl Rooms {
             });
         }
         self.next_id += 1;
-        let id = self.next_id;
+        self.enqueue(now, room, self.next_id, data, false)
+    }
+
+    /// Queues publish `id` of `data` to joined room `room` (checked by the caller), its size
+    /// checked. `transmitted`: it may have reached the server already, so its next send counts
+    /// as a resend.
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        room: &str,
+        id: MsgId,
+        data: RawJson,
+        transmitted: bool,
+    ) -> Result<PublishId, RoomError> {
         let Message::Text(text) = frame(&ClientMsg::Publish {
             room: room.to_owned(),
             id,
@@ -778,7 +791,7 @@ impl Rooms {
                 room: room.to_owned(),
                 frame: text,
                 deadline: now + self.config.ack_timeout,
-                transmitted: false,
+                transmitted,
                 on_conn: false,
             },
         );

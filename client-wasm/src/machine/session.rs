@@ -283,6 +283,18 @@ impl Session {
         self.with_rooms(now, |r, now| r.publish(now, room, data))
     }
 
+    /// Publishes JSON `data` under an earlier layer's `id`; see [`Rooms::publish_as`].
+    #[cfg(feature = "persist")]
+    pub fn publish_as(
+        &mut self,
+        now: Instant,
+        room: &str,
+        data: RawJson,
+        id: protocol::MsgId,
+    ) -> Result<PublishId, RoomError> {
+        self.with_rooms(now, |r, now| r.publish_as(now, room, data, id))
+    }
+
     /// As [`publish`](Self::publish), with a future that settles on the publish's outcome.
     pub fn publish_future(
         &mut self,

@@ -325,6 +325,9 @@ pub(super) struct Outbox {
     last: Option<Key>,
     /// The session of the last snapshot the shell stored.
     stored_session: Option<String>,
+    /// Restored from a snapshot: the first id this layer gives; the ids below it are the
+    /// earlier layers' (see [`Rooms::publish_as`]).
+    first_own_id: Option<MsgId>,
 }
 
 impl Outbox {
@@ -335,6 +338,7 @@ impl Outbox {
             delivered: Vec::new(),
             last: None,
             stored_session: None,
+            first_own_id: None,
         }
     }
 }
@@ -422,8 +426,49 @@ impl Rooms {
             );
         }
         rooms.next_id = last_id.saturating_add(RESTORE_ID_GAP);
+        outbox.first_own_id = Some(rooms.next_id.saturating_add(1));
         rooms.outbox = Some(outbox);
         Ok(rooms)
+    }
+
+    /// Publishes `data` to joined room `room` under `id`, the id an earlier layer on the same
+    /// store gave a publish whose fate it never stored: sent (or even acknowledged) after the
+    /// last snapshot it stored, its answer lost with it. Shared mode's next hub resumes a
+    /// tab's publish so. The publish may have reached the server, so it goes out under its
+    /// id, where the server's `(session, id)` deduplication or the receivers' `(publisher,
+    /// id)` drop a repeat; a new id would make it a second message.
+    ///
+    /// Published as new (as [`publish`](Self::publish)) when this layer was not restored from
+    /// a snapshot (an earlier layer's ids were another publisher's) or `id` is not below the
+    /// ids it gives itself; `id` itself when it is still unacknowledged here (a restored
+    /// publish).
+    ///
+    /// Errors: as `publish`.
+    pub fn publish_as(
+        &mut self,
+        now: Instant,
+        room: &str,
+        data: RawJson,
+        id: MsgId,
+    ) -> Result<PublishId, RoomError> {
+        let first_own_id = self.outbox.as_ref().and_then(|o| o.first_own_id);
+        if !first_own_id.is_some_and(|first| id > 0 && id < first) {
+            return self.publish(now, room, data);
+        }
+        if self.unacked.contains_key(&id) {
+            return Ok(PublishId(id));
+        }
+        if !self.rooms.contains_key(room) {
+            return Err(RoomError::NotJoined {
+                room: room.to_owned(),
+            });
+        }
+        if self.unacked.len() >= self.config.max_unacked {
+            return Err(RoomError::TooManyUnacked {
+                limit: self.config.max_unacked,
+            });
+        }
+        self.enqueue(now, room, id, data, true)
     }
 
     /// The snapshot of this layer now; `None` while the outbox is off.
@@ -646,6 +691,66 @@ mod tests {
         r.handle_event(Instant(2), &text(&ack));
         let s = r.poll_snapshot().unwrap();
         assert_eq!(s.publishes.len(), 1);
+    }
+
+    #[test]
+    fn publish_as_resumes_an_earlier_layers_id_the_snapshot_missed() {
+        let mut r = page();
+        let stored = r.publish(Instant(1), "r", data(1)).unwrap();
+        let snapshot = r.poll_snapshot().unwrap();
+        // Sent after the last snapshot stored, then the layer is gone: the next one must not
+        // give it a new id.
+        let unstored = r.publish(Instant(1), "r", data(2)).unwrap();
+        drop(r);
+
+        let mut r = Rooms::restore(
+            RoomsConfig::default(),
+            OutboxConfig::default(),
+            snapshot,
+            Instant(0),
+        )
+        .unwrap();
+        assert_eq!(
+            r.publish_as(Instant(0), "r", data(1), stored.0),
+            Ok(stored),
+            "a restored publish is itself"
+        );
+        assert_eq!(
+            r.publish_as(Instant(0), "r", data(2), unstored.0),
+            Ok(unstored)
+        );
+        assert_eq!(r.unacked(), 2);
+        let own = r.publish(Instant(0), "r", data(3)).unwrap();
+        assert_eq!(
+            r.publish_as(Instant(0), "elsewhere", data(4), unstored.0 + 1),
+            Err(RoomError::NotJoined {
+                room: "elsewhere".into()
+            })
+        );
+        // An id this layer could give itself is not an earlier layer's: published as new.
+        let fresh = r.publish_as(Instant(0), "r", data(5), own.0 + 1).unwrap();
+        assert_eq!(fresh.0, own.0 + 1);
+        let again = r.publish_as(Instant(0), "r", data(6), own.0 + 1).unwrap();
+        assert_eq!(again.0, own.0 + 2, "a used id of this layer's is not reused");
+
+        r.handle_event(Instant(0), &Event::Open);
+        r.handle_event(Instant(1), &text(&welcome("s1")));
+        let ids: Vec<MsgId> = sent(&mut r)
+            .into_iter()
+            .filter_map(|m| match m {
+                ClientMsg::Publish { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![stored.0, unstored.0, own.0, fresh.0, again.0]);
+        assert_eq!(r.stats().resent, 2, "both may have reached the server");
+    }
+
+    #[test]
+    fn publish_as_without_a_restored_snapshot_publishes_as_new() {
+        let mut r = page();
+        let first = r.publish_as(Instant(1), "r", data(1), 7).unwrap();
+        assert_eq!(first.0, 1, "an id of an unknown earlier layer is another publisher's");
     }
 
     #[test]
