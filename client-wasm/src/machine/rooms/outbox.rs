@@ -731,7 +731,11 @@ mod tests {
         let fresh = r.publish_as(Instant(0), "r", data(5), own.0 + 1).unwrap();
         assert_eq!(fresh.0, own.0 + 1);
         let again = r.publish_as(Instant(0), "r", data(6), own.0 + 1).unwrap();
-        assert_eq!(again.0, own.0 + 2, "a used id of this layer's is not reused");
+        assert_eq!(
+            again.0,
+            own.0 + 2,
+            "a used id of this layer's is not reused"
+        );
 
         r.handle_event(Instant(0), &Event::Open);
         r.handle_event(Instant(1), &text(&welcome("s1")));
@@ -750,7 +754,10 @@ mod tests {
     fn publish_as_without_a_restored_snapshot_publishes_as_new() {
         let mut r = page();
         let first = r.publish_as(Instant(1), "r", data(1), 7).unwrap();
-        assert_eq!(first.0, 1, "an id of an unknown earlier layer is another publisher's");
+        assert_eq!(
+            first.0, 1,
+            "an id of an unknown earlier layer is another publisher's"
+        );
     }
 
     #[test]
