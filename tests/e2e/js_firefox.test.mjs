@@ -9,19 +9,29 @@
 //   and `close()` release that tab only;
 // - shared: closing the tab that made the worker, mid-traffic, loses no publish and the
 //   socket stays (no new connection); closing every tab closes the socket (health counts 0);
+// - shared: `send` from one tab and the socket's `message` events reach every tab; what cannot
+//   cross to the worker (a URL provider, a function option), a bad URL and `share: false`
+//   throw typed errors at once; a bad option value is an `error` event, and the tab closed;
 // - shared without SharedWorker (deleted before the page's scripts run): a leader tab owns the
 //   one connection; when it closes mid-traffic another tab leads within 2 s, every publish of
 //   the others resolves and the room goes on; closing every tab closes the socket;
+// - shared without SharedWorker, a lost ack: the server accepted a tab's publish but the
+//   leader never heard its ack (nor another client's messages meanwhile); the leader closes,
+//   the next one resends it under its id within 2 s, the server answers `duplicate: true`, a
+//   plain socket in the room receives it once, and each tab receives it and the other client's
+//   messages once, in order;
 // - persist: 100 publishes made while server-dev is down survive a reload; server-dev starts
 //   again on its port; a second member receives the 101 once, in order, and the reloaded page
 //   hears `outboxDelivered` with the 100 ids the earlier page stored.
 // Firefox runs at its defaults, so a background tab's timers fire at most once a second (a
-// leader tab is one); the tests pace their publishes and polls from Node instead.
+// leader tab is one); the tests pace their publishes and polls from Node instead. Not
+// mirrored: the crash cases (Firefox's WebDriver BiDi has no way to crash a tab's process).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { collectErrors, startServer, withoutNetworkNoise } from "./support/harness.mjs";
 import { launchFirefox, sleep, waitInPage } from "./support/firefox.mjs";
 import { serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { observer, startProxy, storedPublishes, until } from "./support/shared_tools.mjs";
 
 // --no-auth: a shared socket takes no URL provider, and a ticket is good for one connection
 // only. --allowed-origin: the pages' own server.
@@ -36,17 +46,6 @@ before(async () => {
 after(async () => {
   await firefox?.stop();
 });
-
-/** Polls `check` (async) until it returns a truthy value, or fails after `ms`. */
-async function until(what, check, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** server-dev's `/api/health` of `server`: `{ connections, connections_opened, … }`. */
 async function health(server) {
@@ -76,15 +75,19 @@ describe("shared entry in Firefox", () => {
     }, ms);
 
   /** A new tab of `context` on the shared test page (pages/shared/index.html), its socket made
-   * for the server's `/ws` with the subprotocol and listening for room events. Without
-   * `sharedWorker`, `SharedWorker` is deleted before the page's scripts run. */
-  async function openTab(context, { sharedWorker = true } = {}) {
+   * for `url` (by default the server's `/ws`) with `options` (by default the subprotocol) and
+   * listening for room events unless `rooms` is false. Without `sharedWorker`, `SharedWorker`
+   * is deleted before the page's scripts run. */
+  async function openTab(
+    context,
+    { sharedWorker = true, url = wsUrl(server, "/ws"), options = { protocols: "lifeline.v1" }, rooms = true } = {},
+  ) {
     const page = await context.newPage();
     const errors = collectErrors(page);
     if (!sharedWorker) await page.evaluateOnNewDocument(() => delete globalThis.SharedWorker);
     await page.goto(`${site.url}/shared/index.html`);
     await page.waitForSelector("body[data-ready]", { timeout: 20_000 });
-    await page.evaluate((url) => connect(url, { protocols: "lifeline.v1" }, true), wsUrl(server, "/ws"));
+    await page.evaluate(([url, options, rooms]) => connect(url, options, rooms), [url, options, rooms]);
     return { page, errors };
   }
 
@@ -253,6 +256,55 @@ describe("shared entry in Firefox", () => {
     for (const { errors } of [maker, ...others]) assert.deepEqual(errors, []);
   });
 
+  test("send and message reach every tab; typed errors for what cannot be shared", async () => {
+    await connections(0);
+    const context = await firefox.browser.createBrowserContext();
+    // No subprotocol: no rooms, so the server's answer to a frame it cannot read is a `message`.
+    const a = await openTab(context, { options: {}, rooms: false });
+    const b = await openTab(context, { options: {}, rooms: false });
+    try {
+      for (const { page } of [a, b]) await waitInPage(page, () => s.readyState === 1);
+      assert.equal(await a.page.evaluate(() => s.send("not json")), "sent");
+      for (const { page } of [a, b]) {
+        const message = await waitInPage(page, () => log.find((e) => e.type === "message")?.data);
+        assert.equal(JSON.parse(message).code, "bad_json");
+      }
+      const errors = await a.page.evaluate((url) => {
+        const code = (make) => {
+          try {
+            make();
+            return "no error";
+          } catch (e) {
+            return `${e.name} ${e.code}`;
+          }
+        };
+        return {
+          provider: code(() => new LifelineSocket(() => url, { share: true })),
+          functionOption: code(() => new LifelineSocket(url, { share: true, isTerminalClose: () => true })),
+          badUrl: code(() => new LifelineSocket("ftp://127.0.0.1/ws", { share: true })),
+          notShared: code(() => new LifelineSocket(url, { share: false })),
+        };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(errors, {
+        provider: "LifelineError ERR_INVALID_ARGUMENT",
+        functionOption: "LifelineError ERR_INVALID_ARGUMENT",
+        badUrl: "LifelineError ERR_INVALID_URL",
+        notShared: "LifelineError ERR_INVALID_ARGUMENT",
+      });
+      const refused = await a.page.evaluate(async (url) => {
+        const ws = new LifelineSocket(url, { share: true, maxRetries: -1 });
+        const error = await new Promise((resolve) => ws.addEventListener("error", (e) => resolve(e.error), { once: true }));
+        return { code: error.code, name: error.name, readyState: ws.readyState };
+      }, wsUrl(server, "/ws"));
+      assert.deepEqual(refused, { code: "ERR_INVALID_ARGUMENT", name: "LifelineError", readyState: 3 });
+    } finally {
+      await context.close();
+    }
+    await connections(0);
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+  });
+
   test("without SharedWorker: one leader; it closes mid-traffic and another tab leads within 2 s", async (t) => {
     await connections(0);
     const context = await firefox.browser.createBrowserContext();
@@ -294,6 +346,76 @@ describe("shared entry in Firefox", () => {
       await context.close();
     }
     for (const { errors } of [leader, ...others]) assert.deepEqual(errors, []);
+  });
+
+  test("without SharedWorker, a lost ack: the new leader resends under the same id, the server deduplicates it", async (t) => {
+    await connections(0);
+    // The proxy holds the server's answers to the leader's connection: the server accepts a
+    // publish (a plain socket in the room receives it) and the leader never hears its ack, nor
+    // the other client's messages meanwhile.
+    const proxy = await startProxy(server);
+    const context = await firefox.browser.createBrowserContext();
+    const tab = { sharedWorker: false, url: wsUrl(proxy, "/ws") };
+    const leader = await openTab(context, tab);
+    const others = [await openTab(context, tab), await openTab(context, tab)];
+    const [publisher] = others;
+    let watcher;
+    try {
+      for (const { page } of [leader, ...others]) await join(page, ["relay"]);
+      watcher = await observer(server, "relay", site.url);
+      await connections(2);
+      // Settled: the joins' and the welcome's snapshots are written.
+      await sleep(300);
+      assert.equal(proxy.hold(), 1, "the leader's connection is held");
+
+      await publisher.page.evaluate(() => void (window.lost = settled(s.publish("relay", { lost: true }))));
+      const accepted = await until("the server accepted the publish", () =>
+        watcher.frames.find((f) => f.type === "message" && f.data?.lost),
+      );
+      const [stored] = await until("IndexedDB holds the publish", async () => {
+        const held = (await storedPublishes(publisher.page)).filter((p) => p.data?.lost);
+        return held.length && held;
+      });
+      assert.equal(stored.id, accepted.id, "stored under the id the server saw");
+      for (let n = 0; n < 3; n++) watcher.send({ type: "publish", room: "relay", id: n + 1, data: { meanwhile: n } });
+      await until("the observer's acks", () => watcher.frames.filter((f) => f.type === "ack").length === 3);
+      await sleep(300);
+      for (const { page } of [leader, ...others]) {
+        assert.deepEqual(await roomMessages(page), [], "the held leader passed nothing on");
+      }
+      const beforeTakeover = (await health(server)).connections_opened;
+
+      const closedAt = Date.now();
+      await leader.page.close();
+      const lost = await publisher.page.evaluate(() => window.lost);
+      const settledAfter = Date.now() - closedAt;
+      t.diagnostic(`the publish settled ${settledAfter} ms after the leader closed`);
+      assert.ok(settledAfter < 2_000, `the publish settled ${settledAfter} ms after the leader closed`);
+      assert.deepEqual(
+        lost.ok && { id: lost.ok.id, duplicate: lost.ok.duplicate },
+        { id: stored.id, duplicate: true },
+        JSON.stringify(lost),
+      );
+
+      const expected = [{ lost: true }, { meanwhile: 0 }, { meanwhile: 1 }, { meanwhile: 2 }];
+      for (const { page } of others) {
+        await heard(page, expected.length);
+        await sleep(300);
+        const data = (await roomMessages(page)).map((m) => m.data);
+        assert.deepEqual(data, expected, "each tab: the lost publish and the others' messages, once, in order");
+      }
+      const copies = watcher.frames.filter((f) => f.type === "message" && f.data?.lost);
+      assert.equal(copies.length, 1, "the observer received the publish once");
+      const now = await health(server);
+      assert.equal(now.connections, 2);
+      assert.equal(now.connections_opened, beforeTakeover + 1, "the new leader opened one connection");
+    } finally {
+      await watcher?.close();
+      await context.close();
+      await proxy.close();
+    }
+    await connections(0);
+    for (const { errors } of others) assert.deepEqual(errors, []);
   });
 });
 
