@@ -40,13 +40,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcpConnect, createServer as tcpServer } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { WebSocket as NodeWebSocket } from "ws";
 import { collectErrors, launchChromium, startServer } from "./support/harness.mjs";
 import { serveJsPages, wsUrl } from "./support/js_page.mjs";
+import { observer, startProxy, storedPublishes, until } from "./support/shared_tools.mjs";
 import { serveStatic } from "./pages/serve.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -77,17 +76,6 @@ async function health() {
   return res.json();
 }
 
-/** Polls `check` (async) until it returns a truthy value, or fails after `ms`. */
-async function until(what, check, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** A new tab of `context` on the shared test page, its socket made for the server's `/ws`
  * (with `options`: by default the subprotocol) and listening for room events unless `rooms`
  * is false. */
@@ -109,92 +97,6 @@ async function join(page, rooms) {
     { timeout: 15_000, polling: 20 },
   );
 }
-
-/**
- * A TCP proxy on loopback in front of `target` (a server from `startServer`). `hold()` stops
- * passing the server's bytes to the connections open now, as a link that lost its way back
- * would: the server reads and answers them, they hear nothing. Later connections pass.
- */
-async function startProxy(target) {
-  const links = new Set();
-  const proxy = tcpServer((client) => {
-    const upstream = tcpConnect(target.port, "127.0.0.1");
-    const link = { client, upstream };
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      links.delete(link);
-    };
-    links.add(link);
-    for (const socket of [client, upstream]) socket.on("close", end).on("error", end);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${proxy.address().port}`,
-    hold() {
-      for (const { client, upstream } of links) {
-        upstream.unpipe(client);
-        upstream.pause();
-      }
-      return links.size;
-    },
-    close() {
-      for (const { client, upstream } of links) {
-        client.destroy();
-        upstream.destroy();
-      }
-      return new Promise((resolve) => proxy.close(resolve));
-    },
-  };
-}
-
-/** A plain `lifeline.v1` socket (the `ws` package in Node) joined to `room`: `frames` holds
- * every message the server sent it, batches unpacked. */
-async function observer(room, origin) {
-  const ws = new NodeWebSocket(wsUrl(server, "/ws?name=observer"), "lifeline.v1", { origin });
-  const frames = [];
-  ws.on("message", (data) => frames.push(...[JSON.parse(data.toString())].flat()));
-  await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-  ws.send(JSON.stringify({ type: "hello" }));
-  ws.send(JSON.stringify({ type: "join", room }));
-  await until(`the observer joined ${room}`, () => frames.some((f) => f.type === "joined" && f.room === room));
-  return {
-    frames,
-    send: (message) => ws.send(JSON.stringify(message)),
-    close: () =>
-      new Promise((resolve) => {
-        if (ws.readyState === ws.CLOSED) return resolve();
-        ws.once("close", resolve);
-        ws.close();
-      }),
-  };
-}
-
-/** The publishes of the outboxes that `page`'s origin holds in IndexedDB, each `data` parsed
- * (a snapshot keeps it as JSON text, docs/PROTOCOL.md "Snapshot format"). */
-const storedPublishes = (page) =>
-  page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open("ws-lifeline-outbox");
-        // Not made yet: left for the persist entry to make, with its object store.
-        open.onupgradeneeded = () => open.transaction.abort();
-        open.onerror = () => (open.error?.name === "AbortError" ? resolve([]) : reject(open.error));
-        open.onsuccess = () => {
-          const db = open.result;
-          if (!db.objectStoreNames.contains("snapshots")) return resolve((db.close(), []));
-          const all = db.transaction("snapshots").objectStore("snapshots").getAll();
-          all.onsuccess = () => {
-            db.close();
-            const publishes = all.result.flatMap((text) => JSON.parse(text).publishes ?? []);
-            resolve(publishes.map((p) => ({ ...p, data: JSON.parse(p.data) })));
-          };
-          all.onerror = () => reject(all.error);
-        };
-      }),
-  );
 
 const roomMessages = (page) => page.evaluate(() => log.filter((e) => e.type === "roomMessage"));
 
@@ -230,7 +132,7 @@ async function lostAckTakeover(t, context, end, { unstored = false } = {}) {
   const [publisher] = others;
   try {
     for (const { page } of [first, ...others]) await join(page, ["relay"]);
-    watcher = await observer("relay", site.url);
+    watcher = await observer(server, "relay", site.url);
     await until("the hub's and the observer's connections", async () => (await health()).connections === 2);
     // Settled: the joins' and the welcome's snapshots are written.
     await publisher.page.waitForTimeout(300);

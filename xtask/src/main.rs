@@ -4,7 +4,7 @@
 //!   the pinned version (see [`tools`]).
 //! - `demo`: builds the demo with trunk and serves it, with its WebSocket endpoint, on one port.
 //! - `test`: formatting, clippy (native and wasm32), the wasm32 API docs, native tests, browser
-//!   tests in headless Chromium and Firefox, and the Playwright end-to-end suite.
+//!   tests in headless Chromium and Firefox, and the end-to-end suite (tests/e2e).
 //! - `bench`: the benchmark harness (see BENCHMARKS.md).
 
 // A command-line tool: printing progress to stdout is its job.
@@ -368,9 +368,10 @@ fn test_files(folder: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The Playwright suite under tests/e2e; each test file starts the servers it needs.
+/// The suite under tests/e2e: Chromium through Playwright, and Firefox ESR through
+/// puppeteer-core (`js_firefox.test.mjs`); each test file starts the servers it needs.
 fn e2e_tests() -> Result {
-    Step::new("e2e tests (Playwright, Chromium)", "node")
+    Step::new("e2e tests (Chromium and Firefox)", "node")
         .args(["--test", "--test-concurrency=1"])
         .args(test_files("e2e")?)
         .env("SERVER_DEV_BIN", server_binary())

@@ -2,7 +2,8 @@
 //!
 //! wasm-bindgen-cli is not listed: its version is read from `Cargo.lock`, because it must equal
 //! the `wasm-bindgen` crate the workspace builds against. The npm tools (Playwright's
-//! `playwright-core`, `binaryen`'s wasm-opt, TypeScript) are pinned by `package-lock.json`.
+//! `playwright-core`, `puppeteer-core` for Firefox, `binaryen`'s wasm-opt, TypeScript) are
+//! pinned by `package-lock.json`.
 
 use std::path::PathBuf;
 
