@@ -150,11 +150,23 @@ export interface LifelineOptions {
    */
   maxUnacked?: number;
   /**
-   * The persistent outbox, kept in IndexedDB under a store name (`true`: the socket's URL):
-   * only in the entry `ws-lifeline/persist`. This entry throws `ERR_PERSIST_UNAVAILABLE` when
-   * it is given (other than `false`).
+   * The persistent outbox, kept in IndexedDB under a store name (`true`: the socket's URL),
+   * with its bounds as an object: only in the entry `ws-lifeline/persist`. This entry throws
+   * `ERR_PERSIST_UNAVAILABLE` when it is given (other than `false`).
    */
-  persist?: boolean | string;
+  persist?: boolean | string | PersistOptions;
+}
+
+/** The option `persist` as an object (entry `ws-lifeline/persist`). */
+export interface PersistOptions {
+  /** The store name; default: the socket's URL (a URL provider needs a name). */
+  store?: string;
+  /** Most unacknowledged publishes kept; one more rejects with `ERR_OUTBOX_FULL` (nothing
+   * is dropped). Default: 1024. */
+  maxPublishes?: number;
+  /** Most bytes of unacknowledged publish frames kept; past it, `ERR_OUTBOX_FULL`. Default:
+   * 1048576 (1 MiB). */
+  maxBytes?: number;
 }
 
 // ---------------------------------------------------------------------------------------------

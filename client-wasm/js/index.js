@@ -305,14 +305,20 @@ function parseOptions(options, protocols) {
   let store;
   const persist = options.persist;
   if (HAS_PERSIST && persist !== undefined && persist !== false) {
-    if (persist !== true && (typeof persist !== "string" || !persist)) {
-      throw invalid("option `persist` must be true or a store name");
+    const { store: name = true, maxPublishes, maxBytes } =
+      typeof persist === "object" && persist ? persist : { store: persist };
+    if (name !== true && (typeof name !== "string" || !name)) {
+      throw invalid("option `persist` must be true, a store name or { store, maxPublishes, maxBytes }");
+    }
+    const bounds = [maxPublishes, maxBytes];
+    if (bounds.some((n) => n !== undefined && !(Number.isSafeInteger(n) && n > 0))) {
+      throw invalid("`persist.maxPublishes` and `persist.maxBytes` must be positive integers");
     }
     // Node and Deno have no IndexedDB: there the outbox cannot be kept.
     if (!globalThis.indexedDB) {
       throw lifelineError("ERR_PERSIST_UNAVAILABLE", "option `persist` needs IndexedDB, which this runtime lacks");
     }
-    store = persist;
+    store = [name, bounds];
   } else if (HAS_ROOMS && !HAS_PERSIST && persist) {
     throw lifelineError("ERR_PERSIST_UNAVAILABLE", 'option `persist` needs the entry "ws-lifeline/persist"');
   }
@@ -551,7 +557,7 @@ export class LifelineSocket extends EventTarget {
     this.#diagnosis = diagnosis;
     const target = parseUrl(url);
     // `persist: true` keeps the outbox under the socket's URL.
-    if (HAS_PERSIST && store === true && typeof target !== "string") {
+    if (HAS_PERSIST && store?.[0] === true && typeof target !== "string") {
       throw invalid("option `persist` needs a store name with a URL provider");
     }
     const hasWindow = typeof window === "object" && window;
@@ -598,7 +604,7 @@ export class LifelineSocket extends EventTarget {
     // right after it hear everything, even a URL the browser refuses at once (as a
     // `WebSocket` reports its errors asynchronously). Through `self`: a closure here that
     // used `this` would keep it in the context the listeners above share.
-    if (HAS_PERSIST && store !== undefined) this.#restore(store === true ? target : store);
+    if (HAS_PERSIST && store !== undefined) this.#restore(store[0] === true ? target : store[0], store[1]);
     else queueMicrotask(() => self.deref()?.#input(boundary.INPUT_START));
   }
 
@@ -610,7 +616,7 @@ export class LifelineSocket extends EventTarget {
    * opened, or a snapshot this client cannot read, is reported as an `error` event; the socket
    * then runs without the outbox, or with an empty one.
    */
-  #restore(name) {
+  #restore(name, bounds) {
     this.#waiting = [];
     const self = this.#self;
     const resources = this.#resources;
@@ -630,10 +636,10 @@ export class LifelineSocket extends EventTarget {
       if (db) {
         resources.outbox = [db, snapshots, name];
         try {
-          socket.#call(boundary.CALL_RESTORE_OUTBOX, text);
+          socket.#call(boundary.CALL_RESTORE_OUTBOX, text, bounds);
         } catch (error) {
           socket.#fail(error);
-          socket.#call(boundary.CALL_RESTORE_OUTBOX);
+          socket.#call(boundary.CALL_RESTORE_OUTBOX, undefined, bounds);
         }
       }
       for (const [call, a, b, settle] of waiting) {

@@ -37,8 +37,9 @@ export declare class LifelineSocket extends FullSocket {
    * Room calls made meanwhile are carried out once it is loaded, in order, after what it
    * restores (`leave` and `listRooms` then answer false).
    * @throws {LifelineError} `ERR_PERSIST_UNAVAILABLE` where IndexedDB is missing (Node,
-   *   Deno); `ERR_INVALID_ARGUMENT` for a `persist` that is neither a boolean nor a store
-   *   name, or `true` with a URL provider (give a store name).
+   *   Deno); `ERR_INVALID_ARGUMENT` for a `persist` that is neither a boolean, a store name
+   *   nor a `PersistOptions` (bounds that are not positive integers), or `true` with a URL
+   *   provider (give a store name).
    */
   constructor(url: UrlProvider, protocols?: string | string[] | null, options?: LifelineOptions);
   constructor(url: UrlProvider, options?: LifelineOptions);

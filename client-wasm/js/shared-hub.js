@@ -247,13 +247,14 @@ async function open(message) {
   // and its text frames stay `message` events.
   if (message.roomsLayer) {
     const { persist } = options;
-    const store = typeof persist === "string" && persist ? persist : STORE_PREFIX + message.key;
+    const named = typeof persist === "object" && persist ? persist.store : persist;
+    const store = typeof named === "string" && named ? named : STORE_PREFIX + message.key;
     release = await holdLock(STORE_PREFIX + store);
     // Read under the lock and before the socket can write, so it is what the socket restores.
     // A store that cannot be read is the socket's `error` event too; this hub resumes nothing.
     const snapshot = await storedOutbox(store).catch(() => undefined);
     restored = new Set((snapshot?.publishes ?? []).map((p) => p.id));
-    options = { ...options, persist: store };
+    options = { ...options, persist: typeof persist === "object" && persist ? { ...persist, store } : store };
   }
   try {
     const target = message.provider ? () => askUrl(message.key) : message.url;

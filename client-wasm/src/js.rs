@@ -771,9 +771,11 @@ impl LifelineSocket {
             #[cfg(feature = "persist")]
             Call::PublishAs => {
                 // `b`: [the JSON text, the earlier id]. A bad id publishes as new.
-                let parts = Array::from(&b);
-                let id = parts.get(1).as_f64().map(|id| id as u64);
-                self.publish(now, &a, &parts.get(0), id.or(Some(0)))?
+                let (json, id) = match b.dyn_ref::<Array>() {
+                    Some(parts) => (parts.get(0), parts.get(1).as_f64().map(|id| id as u64)),
+                    None => (JsValue::UNDEFINED, None),
+                };
+                self.publish(now, &a, &json, id.or(Some(0)))?
             }
             #[cfg(feature = "rooms")]
             Call::ListRooms => {
@@ -786,7 +788,17 @@ impl LifelineSocket {
             }
             #[cfg(feature = "persist")]
             Call::RestoreOutbox => {
-                // The core's bounds (1024 publishes, 1 MiB): the JS API has no option for them.
+                // `b`: [maxPublishes, maxBytes], each a positive integer (checked in index.js)
+                // or undefined for the core's default.
+                let bounds = b.dyn_ref::<Array>();
+                let bound = |at| bounds.and_then(|b| b.get(at).as_f64()).map(|n| n as usize);
+                let mut config = OutboxConfig::default();
+                if let Some(max) = bound(0) {
+                    config = config.max_publishes(max);
+                }
+                if let Some(max) = bound(1) {
+                    config = config.max_bytes(max);
+                }
                 let snapshot = match a.as_string() {
                     Some(text) => {
                         Some(OutboxSnapshot::from_json(&text).map_err(|e| outbox_error(&e))?)
@@ -794,7 +806,7 @@ impl LifelineSocket {
                     None => None,
                 };
                 self.with_session(|session| {
-                    session.persist(now, OutboxConfig::default(), snapshot)
+                    session.persist(now, config, snapshot)
                 })
                 .unwrap_or(Ok(()))
                 .map_err(|e| outbox_error(&e))?;

@@ -7,7 +7,8 @@
 //   on its port; a second member receives the 101 once, in order (the restored 100 first), and
 //   the reloaded page hears `outboxDelivered` with exactly the 100 ids the earlier page stored;
 // - bounds: with the default bounds (1024 publishes, 1 MiB), a publish that would take the
-//   outbox past 1 MiB rejects with ERR_OUTBOX_FULL and nothing held is dropped;
+//   outbox past 1 MiB rejects with ERR_OUTBOX_FULL and nothing held is dropped; bounds given
+//   as `persist: { store, maxPublishes, maxBytes }` apply, and bad ones are typed errors;
 // - `clearOutbox()`: the held publishes reject with ERR_OUTBOX_CLEARED, the store empties, and
 //   publishing works again;
 // - a stored snapshot this client cannot read is reported (ERR_OUTBOX_SNAPSHOT), and the
@@ -175,6 +176,49 @@ test("a full outbox refuses with ERR_OUTBOX_FULL; clearOutbox fails and forgets 
   });
   assert.equal(again, 1, "the cleared outbox takes publishes again");
   await page.evaluate(() => m.ws.dispose());
+  assert.deepEqual(withoutNetworkNoise(errors), []);
+  await page.close();
+});
+
+test("the outbox's bounds as options: { store, maxPublishes, maxBytes }; bad bounds are typed errors", async () => {
+  // The bounds are the option under test; the default ones are the test above.
+  const { page, errors } = await openJsPage(suite.browser, suite.site);
+  const result = await page.evaluate(async () => {
+    const provider = () => new Promise(() => {});
+    const outcome = async (promise) => (await t.settled(promise))?.err?.code ?? "accepted";
+    const byCount = t.recorded(provider, { protocols: "lifeline.v1", persist: { store: "count", maxPublishes: 3 } });
+    byCount.ws.join("r");
+    const counted = [];
+    for (let n = 0; n < 5; n++) {
+      const settled = outcome(byCount.ws.publish("r", { n }));
+      counted.push(await Promise.race([settled, new Promise((r) => setTimeout(r, 300, "waiting"))]));
+    }
+    const full = await byCount.ws.publish("r", 5).catch((e) => ({ maxPublishes: e.maxPublishes, maxBytes: e.maxBytes }));
+    const byBytes = t.recorded(provider, { protocols: "lifeline.v1", persist: { store: "bytes", maxBytes: 1_000 } });
+    byBytes.ws.join("r");
+    const sized = [];
+    for (const size of [400, 400, 400]) {
+      const settled = outcome(byBytes.ws.publish("r", "x".repeat(size)));
+      sized.push(await Promise.race([settled, new Promise((r) => setTimeout(r, 300, "waiting"))]));
+    }
+    const bad = (persist) => {
+      try {
+        new t.LifelineSocket(provider, { persist });
+        return "no error";
+      } catch (e) {
+        return e.code;
+      }
+    };
+    const invalid = [bad({ store: "x", maxPublishes: 0 }), bad({ store: "x", maxBytes: 1.5 }), bad({ store: 7 }), bad({ maxPublishes: 2 })];
+    byCount.ws.dispose();
+    byBytes.ws.dispose();
+    return { counted, full, sized, invalid };
+  });
+  assert.deepEqual(result.counted, ["waiting", "waiting", "waiting", "ERR_OUTBOX_FULL", "ERR_OUTBOX_FULL"]);
+  assert.deepEqual(result.full, { maxPublishes: 3, maxBytes: 1 << 20 });
+  assert.deepEqual(result.sized, ["waiting", "waiting", "ERR_OUTBOX_FULL"]);
+  // The last: `store` absent is the URL, which a URL provider does not give.
+  assert.deepEqual(result.invalid, Array(4).fill("ERR_INVALID_ARGUMENT"));
   assert.deepEqual(withoutNetworkNoise(errors), []);
   await page.close();
 });
