@@ -805,11 +805,9 @@ impl LifelineSocket {
                     }
                     None => None,
                 };
-                self.with_session(|session| {
-                    session.persist(now, config, snapshot)
-                })
-                .unwrap_or(Ok(()))
-                .map_err(|e| outbox_error(&e))?;
+                self.with_session(|session| session.persist(now, config, snapshot))
+                    .unwrap_or(Ok(()))
+                    .map_err(|e| outbox_error(&e))?;
                 JsValue::UNDEFINED
             }
             #[cfg(feature = "persist")]

@@ -339,7 +339,8 @@ struct State {
     queued: Arc<QueuedBytes>,
     /// The budget of `queued`, at least a connection's.
     queue_total_bytes: usize,
-    /// Warnings of the queue byte budgets, rate-limited.
+    /// Warnings of the queue limits (items, bytes per connection, bytes in all), rate-limited.
+    queue_items_log: LimitLog,
     queue_conn_log: LimitLog,
     queue_total_log: LimitLog,
     /// The latest room list, read by writers when they write an [`Outbound::Rooms`]. Encoded
@@ -853,10 +854,16 @@ impl State {
                 .peer
                 .set_kick(Kick::Close(close::TRY_AGAIN_LATER), true);
             match overflow {
-                Overflow::Items => warn!(
-                    conn = id,
-                    "slow consumer: outbound queue full, closing with 1013"
-                ),
+                Overflow::Items => {
+                    if let Some(quiet) = self.queue_items_log.hit(now) {
+                        warn!(
+                            conn = id,
+                            max = limits.queue_capacity,
+                            hits = quiet,
+                            "slow consumer: outbound queue full, closing with 1013"
+                        );
+                    }
+                }
                 Overflow::ConnBytes => {
                     if let Some(quiet) = self.queue_conn_log.hit(now) {
                         warn!(
@@ -931,6 +938,7 @@ impl Hub {
             evict: Vec::new(),
             queued: Arc::clone(&queued),
             queue_total_bytes: config.queue_total_bytes.max(config.queue_conn_bytes),
+            queue_items_log: LimitLog::default(),
             queue_conn_log: LimitLog::default(),
             queue_total_log: LimitLog::default(),
             rooms_frame: None,
