@@ -34,7 +34,10 @@
 //   once, in order;
 // - the same with a leader whose IndexedDB writes fail (a stand-in for ending between sending
 //   a publish and storing it): the tab hands the next hub the publish's id, and it is resent
-//   under that id although no store held it.
+//   under that id although no store held it;
+// - a store that lags behind what a tab heard (writes failing again): the next hub's replay
+//   of those messages is dropped in the tab, which hears each message once;
+// - a hub waits for its store's Web Lock while another holds it (no connection meanwhile).
 // Unshared mode is the other js_*.test.mjs suites, unchanged.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -646,6 +649,73 @@ describe("shared mode without SharedWorker: a leader tab", () => {
     const context = await browser.newContext();
     await context.addInitScript(() => delete globalThis.SharedWorker);
     await lostAckTakeover(t, context, (hub) => hub.page.close(), { unstored: true });
+  });
+  test("a replay of what a tab already heard is dropped: each message once across a takeover", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    await context.addInitScript(() => delete globalThis.SharedWorker);
+    const leader = await openTab(context);
+    const follower = await openTab(context);
+    let watcher;
+    try {
+      for (const { page } of [leader, follower]) await join(page, ["replay"]);
+      watcher = await observer(server, "replay", site.url);
+      await follower.page.waitForTimeout(300);
+      // A stand-in for a store that lags behind what the tabs heard (a hub ends before its
+      // snapshot with the room's newest position is written): the leader's writes fail.
+      await leader.page.evaluate(() => {
+        IDBObjectStore.prototype.put = () => {
+          throw new DOMException("writes held by the test", "UnknownError");
+        };
+      });
+      for (let n = 0; n < 3; n++) watcher.send({ type: "publish", room: "replay", id: n + 1, data: { n } });
+      await heard(follower.page, 3);
+      const before = (await health()).connections_opened;
+      await leader.page.close();
+      // The next leader restores the room from before the 3 and the server replays them.
+      await until("the new leader's connection", async () => (await health()).connections_opened > before);
+      await follower.page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
+      watcher.send({ type: "publish", room: "replay", id: 4, data: { n: 3 } });
+      await heard(follower.page, 4);
+      await follower.page.waitForTimeout(300);
+      const messages = await roomMessages(follower.page);
+      assert.deepEqual(
+        messages.map((m) => m.data.n),
+        [0, 1, 2, 3],
+        "each message once, in order, although the new hub's socket received the 3 again",
+      );
+    } finally {
+      await watcher?.close();
+      await context.close();
+    }
+    assert.deepEqual(follower.errors, []);
+  });
+
+  test("a hub waits for its store's Web Lock: two hubs never drive one store", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const context = await browser.newContext();
+    const holder = await context.newPage();
+    await holder.goto(`${site.url}/shared/index.html`);
+    try {
+      // Another hub's lock on the store of this URL key (named after the key's store, as
+      // shared-hub.js names it): held by a page, as an old worker not yet gone would hold it.
+      await holder.evaluate((store) => {
+        window.releaseStore = new Promise((held) =>
+          navigator.locks.request(store, () => new Promise((release) => held(release))),
+        );
+      }, `ws-lifeline-shared:ws-lifeline-shared:${JSON.stringify([wsUrl(server, "/ws"), ["lifeline.v1"], {}])}`);
+      await holder.evaluate(async () => Boolean(await window.releaseStore));
+      const tab = await openTab(context);
+      await tab.page.evaluate(() => s.join("waiting"));
+      await tab.page.waitForTimeout(1_000);
+      assert.equal((await health()).connections, 0, "no socket while another hub holds the store");
+      assert.equal(await tab.page.evaluate(() => s.readyState), 0);
+      await holder.evaluate(async () => (await window.releaseStore)());
+      await join(tab.page, ["waiting"]);
+      assert.equal((await health()).connections, 1);
+    } finally {
+      await context.close();
+    }
   });
 });
 
