@@ -742,6 +742,13 @@ impl Rooms {
         room: &str,
         data: RawJson,
     ) -> Result<PublishId, RoomError> {
+        self.check_publish(room)?;
+        self.next_id += 1;
+        self.enqueue(now, room, self.next_id, data, false)
+    }
+
+    /// Refuses a publish to `room` if it is not joined or too many await their ack.
+    fn check_publish(&self, room: &str) -> Result<(), RoomError> {
         if !self.rooms.contains_key(room) {
             return Err(RoomError::NotJoined {
                 room: room.to_owned(),
@@ -752,8 +759,7 @@ impl Rooms {
                 limit: self.config.max_unacked,
             });
         }
-        self.next_id += 1;
-        self.enqueue(now, room, self.next_id, data, false)
+        Ok(())
     }
 
     /// Queues publish `id` of `data` to joined room `room` (checked by the caller), its size

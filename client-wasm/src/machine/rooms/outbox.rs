@@ -458,16 +458,7 @@ impl Rooms {
         if self.unacked.contains_key(&id) {
             return Ok(PublishId(id));
         }
-        if !self.rooms.contains_key(room) {
-            return Err(RoomError::NotJoined {
-                room: room.to_owned(),
-            });
-        }
-        if self.unacked.len() >= self.config.max_unacked {
-            return Err(RoomError::TooManyUnacked {
-                limit: self.config.max_unacked,
-            });
-        }
+        self.check_publish(room)?;
         self.enqueue(now, room, id, data, true)
     }
 
@@ -655,6 +646,17 @@ mod tests {
         r
     }
 
+    /// A layer restored at the defaults from `snapshot`.
+    fn restored(snapshot: OutboxSnapshot) -> Rooms {
+        Rooms::restore(
+            RoomsConfig::default(),
+            OutboxConfig::default(),
+            snapshot,
+            Instant(0),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn the_snapshot_holds_publisher_session_publishes_and_positions() {
         let mut r = page();
@@ -703,13 +705,7 @@ mod tests {
         let unstored = r.publish(Instant(1), "r", data(2)).unwrap();
         drop(r);
 
-        let mut r = Rooms::restore(
-            RoomsConfig::default(),
-            OutboxConfig::default(),
-            snapshot,
-            Instant(0),
-        )
-        .unwrap();
+        let mut r = restored(snapshot);
         assert_eq!(
             r.publish_as(Instant(0), "r", data(1), stored.0),
             Ok(stored),
@@ -769,13 +765,7 @@ mod tests {
         let publisher = r.publisher().to_owned();
         drop(r);
 
-        let mut r = Rooms::restore(
-            RoomsConfig::default(),
-            OutboxConfig::default(),
-            snapshot,
-            Instant(0),
-        )
-        .unwrap();
+        let mut r = restored(snapshot);
         r.handle_event(Instant(0), &Event::Open);
         let since = Some(Since {
             epoch: "e".into(),
