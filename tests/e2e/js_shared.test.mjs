@@ -15,7 +15,8 @@
 //   event, and the tab closed;
 // - a URL provider with one-time tickets (server-dev's logins on): the hub asks one tab for each
 //   attempt's URL, a provider's error is an `error` event and the next attempt asks again, and
-//   once that tab is closed the next tab is asked;
+//   once that tab is closed the next tab is asked; the same with a leader tab instead of the
+//   worker (the leader is the tab that closes, so the new leader's hub asks the others);
 // - a tab that crashes (no `pagehide`, no `dispose`) is found by its Web Lock: the room only
 //   it had joined is left, the others keep theirs and the socket;
 // - a crash of the process that hosts the SharedWorker: the other tab starts a new worker,
@@ -208,6 +209,106 @@ async function lostAckTakeover(t, context, end, { unstored = false } = {}) {
     await proxy.close();
   }
   for (const { errors } of others) assert.deepEqual(errors, []);
+}
+
+/**
+ * A URL provider with server-dev's one-time tickets, in three tabs of one context (`leader`:
+ * without SharedWorker): the hub asks one tab for each attempt's URL; once that tab is gone
+ * (and, with `leader`, the hub with it) and the server restarts, the remaining tabs are asked,
+ * a provider's error reaches the tabs, and the next attempt asks again.
+ */
+async function urlProviderAcrossTabs({ leader }) {
+  // Logins on (the default): each connection needs a fresh one-time ticket.
+  const authed = await startServer(["--allowed-origin", site.url]);
+  const authedHealth = async () => (await fetch(new URL("/api/health", authed.url))).json();
+  const context = await browser.newContext();
+  if (leader) await context.addInitScript(() => delete globalThis.SharedWorker);
+  /** Tab name → how often its provider was called; `failNext` makes the next call throw. */
+  const asked = { a: 0, b: 0, c: 0 };
+  let failNext = false;
+  const tabs = {};
+  let restarted = authed;
+  try {
+    for (const name of ["a", "b", "c"]) {
+      const page = await context.newPage();
+      const errors = collectErrors(page);
+      await page.exposeFunction("nextUrl", async () => {
+        asked[name]++;
+        if (failNext) {
+          failNext = false;
+          throw new Error("no ticket today");
+        }
+        const res = await fetch(new URL("/api/login", restarted.url), {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ name: `user-${name}` }),
+        });
+        const { ticket } = await res.json();
+        return `${wsUrl(restarted, "/ws")}?ticket=${encodeURIComponent(ticket)}`;
+      });
+      await page.goto(`${site.url}/shared/index.html`);
+      await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
+      await page.evaluate(() => connect(null, { share: "chat", protocols: "lifeline.v1" }, true));
+      tabs[name] = { page, errors };
+      // One at a time, so that `a` is the first tab the hub knows.
+      await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
+    }
+    assert.deepEqual(asked, { a: 1, b: 0, c: 0 }, "one URL, from the first tab");
+    assert.equal((await authedHealth()).connections, 1);
+    for (const { page } of Object.values(tabs)) await join(page, ["tickets"]);
+
+    // `a` goes; the server restarts (its tickets with it): the next attempts ask `b`, whose
+    // first answer is an error.
+    const heardBefore = {};
+    for (const name of ["b", "c"]) heardBefore[name] = await tabs[name].page.evaluate(() => log.length);
+    await tabs.a.page.close();
+    failNext = true;
+    await authed.stop();
+    restarted = await startServer(["--allowed-origin", site.url], { port: authed.port });
+    // An `open` after a went: the tabs' last report of the state may still be the old socket's.
+    for (const name of ["b", "c"]) {
+      await tabs[name].page.waitForFunction(
+        (from) => s.readyState === 1 && log.slice(from).some((e) => e.type === "open"),
+        heardBefore[name],
+        { timeout: 20_000, polling: 20 },
+      );
+    }
+    assert.equal(asked.a, 1, "a closed tab is not asked");
+    if (leader) {
+      // The new leader's tabs attach in no set order: either may be the first asked.
+      assert.ok(asked.b + asked.c >= 2, `b and c gave the URLs after a closed: ${JSON.stringify(asked)}`);
+    } else {
+      assert.ok(asked.b >= 2, `b gave the URLs after a closed (asked ${asked.b} times)`);
+      assert.equal(asked.c, 0, "c was never asked");
+    }
+    // In b or c: with `leader`, the new hub's first attempt may come before c attached to it.
+    const reported = [];
+    for (const name of ["b", "c"]) {
+      reported.push(
+        ...(await tabs[name].page.evaluate(() => log.filter((e) => e.type === "error").map((e) => e.error?.message ?? ""))),
+      );
+    }
+    assert.ok(
+      reported.some((m) => m.includes("no ticket today")),
+      `the provider's error reached the tabs: ${JSON.stringify(reported)}`,
+    );
+    const ack = await tabs.c.page.evaluate(() => s.publish("tickets", { after: "restart" }));
+    assert.equal(ack.room, "tickets");
+    // Both tabs are in the room again: the socket rejoined it on the new connection.
+    for (const name of ["b", "c"]) {
+      await tabs[name].page.waitForFunction(
+        () => log.filter((e) => e.type === "roomMessage" && e.data?.after === "restart").length === 1,
+        undefined,
+        { timeout: 10_000, polling: 20 },
+      );
+    }
+    assert.equal((await fetch(new URL("/api/health", restarted.url)).then((r) => r.json())).connections, 1);
+  } finally {
+    await context.close();
+    await restarted.stop();
+    await authed.stop();
+  }
+  for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
 }
 
 describe("shared mode: one socket for three tabs", () => {
@@ -411,82 +512,8 @@ describe("shared mode: one socket for three tabs", () => {
     assert.deepEqual(b.errors, []);
   });
 
-  test("a URL provider: the hub asks one tab for each attempt's URL, then the next tab", async () => {
-    // Logins on (the default): each connection needs a fresh one-time ticket.
-    const authed = await startServer(["--allowed-origin", site.url]);
-    const authedHealth = async () => (await fetch(new URL("/api/health", authed.url))).json();
-    const context = await browser.newContext();
-    /** Tab name → how often its provider was called; `failNext` makes the next call throw. */
-    const asked = { a: 0, b: 0, c: 0 };
-    let failNext = false;
-    const tabs = {};
-    let restarted = authed;
-    try {
-      for (const name of ["a", "b", "c"]) {
-        const page = await context.newPage();
-        const errors = collectErrors(page);
-        await page.exposeFunction("nextUrl", async () => {
-          asked[name]++;
-          if (failNext) {
-            failNext = false;
-            throw new Error("no ticket today");
-          }
-          const res = await fetch(new URL("/api/login", restarted.url), {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ name: `user-${name}` }),
-          });
-          const { ticket } = await res.json();
-          return `${wsUrl(restarted, "/ws")}?ticket=${encodeURIComponent(ticket)}`;
-        });
-        await page.goto(`${site.url}/shared/index.html`);
-        await page.waitForSelector("body[data-ready]", { state: "attached", timeout: 20_000 });
-        await page.evaluate(() => connect(null, { share: "chat", protocols: "lifeline.v1" }, true));
-        tabs[name] = { page, errors };
-        // One at a time, so that `a` is the first tab the hub knows.
-        await page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 15_000, polling: 20 });
-      }
-      assert.deepEqual(asked, { a: 1, b: 0, c: 0 }, "one URL, from the first tab");
-      assert.equal((await authedHealth()).connections, 1);
-      for (const { page } of Object.values(tabs)) await join(page, ["tickets"]);
-
-      // `a` goes; the server restarts (its tickets with it): the next attempts ask `b`, whose
-      // first answer is an error.
-      await tabs.a.page.close();
-      failNext = true;
-      await authed.stop();
-      restarted = await startServer(["--allowed-origin", site.url], { port: authed.port });
-      for (const name of ["b", "c"]) {
-        await tabs[name].page.waitForFunction(() => s.readyState === 1, undefined, { timeout: 20_000, polling: 20 });
-      }
-      assert.equal(asked.a, 1, "a closed tab is not asked");
-      assert.ok(asked.b >= 2, `b gave the URLs after a closed (asked ${asked.b} times)`);
-      assert.equal(asked.c, 0, "c was never asked");
-      const reported = await tabs.c.page.evaluate(() =>
-        log.filter((e) => e.type === "error").map((e) => e.error?.message ?? ""),
-      );
-      assert.ok(
-        reported.some((m) => m.includes("no ticket today")),
-        `the provider's error reached the tabs: ${JSON.stringify(reported)}`,
-      );
-      const ack = await tabs.c.page.evaluate(() => s.publish("tickets", { after: "restart" }));
-      assert.equal(ack.room, "tickets");
-      // Both tabs are in the room again: the socket rejoined it on the new connection.
-      for (const name of ["b", "c"]) {
-        await tabs[name].page.waitForFunction(
-          () => log.filter((e) => e.type === "roomMessage" && e.data?.after === "restart").length === 1,
-          undefined,
-          { timeout: 10_000, polling: 20 },
-        );
-      }
-      assert.equal((await fetch(new URL("/api/health", restarted.url)).then((r) => r.json())).connections, 1);
-    } finally {
-      await context.close();
-      await restarted.stop();
-      await authed.stop();
-    }
-    for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
-  });
+  test("a URL provider: the hub asks one tab for each attempt's URL, then the next tab", () =>
+    urlProviderAcrossTabs({ leader: false }));
 
   test("a crashed tab is released without its cooperation", async () => {
     await until("no live connection", async () => (await health()).connections === 0);
@@ -650,6 +677,9 @@ describe("shared mode without SharedWorker: a leader tab", () => {
     await context.addInitScript(() => delete globalThis.SharedWorker);
     await lostAckTakeover(t, context, (hub) => hub.page.close(), { unstored: true });
   });
+  test("a URL provider: the leader asks one tab for each attempt's URL, then the next tab", () =>
+    urlProviderAcrossTabs({ leader: true }));
+
   test("a replay of what a tab already heard is dropped: each message once across a takeover", async () => {
     await until("no live connection", async () => (await health()).connections === 0);
     const context = await browser.newContext();
