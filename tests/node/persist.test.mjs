@@ -2,8 +2,9 @@
 // it, against a real server-dev with default options. Covers:
 // - without `persist` it is the package's socket: right after import it joins a room,
 //   publishes with an ack and another socket receives the message;
-// - `persist: true` or a store name, where IndexedDB is missing (these runtimes), throws the
-//   typed ERR_PERSIST_UNAVAILABLE at once, and a wrong `persist` ERR_INVALID_ARGUMENT;
+// - `persist: true`, a store name or its options object, where IndexedDB is missing (these
+//   runtimes), throws the typed ERR_PERSIST_UNAVAILABLE at once, and a wrong `persist` (or
+//   bounds that are not positive integers) ERR_INVALID_ARGUMENT;
 // - the main entry refuses `persist` with ERR_PERSIST_UNAVAILABLE, naming the persist entry.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -50,13 +51,13 @@ test("without `persist` the entry joins, publishes with an ack and receives", as
 
 test("`persist` without IndexedDB throws ERR_PERSIST_UNAVAILABLE; a wrong one ERR_INVALID_ARGUMENT", () => {
   assert.equal(globalThis.indexedDB, undefined, "this runtime has no IndexedDB");
-  for (const option of [true, "chat"]) {
+  for (const option of [true, "chat", {}, { store: "chat", maxPublishes: 10, maxBytes: 4096 }]) {
     assert.throws(
       () => new persist.LifelineSocket(wsUrl(server, "/echo"), { persist: option }),
       (e) => persist.isLifelineError(e) && e.code === "ERR_PERSIST_UNAVAILABLE" && /IndexedDB/.test(e.message),
     );
   }
-  for (const option of [1, "", {}]) {
+  for (const option of [1, "", null, { store: 7 }, { store: "chat", maxPublishes: 0 }, { maxBytes: -1 }]) {
     assert.throws(
       () => new persist.LifelineSocket(wsUrl(server, "/echo"), { persist: option }),
       (e) => persist.isLifelineError(e) && e.code === "ERR_INVALID_ARGUMENT",
