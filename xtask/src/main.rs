@@ -311,6 +311,16 @@ fn browser_tests() -> Result {
             "CHROMEDRIVER",
         ),
     ];
+    // The test runner ends chromedriver without closing its session, which leaves each test
+    // binary's Chromium profile in the temp dir: here they go into a folder of our own, emptied
+    // before and after.
+    let profiles = target_dir().join("browser-tests-tmp");
+    let empty = || {
+        let _ = std::fs::remove_dir_all(&profiles);
+        std::fs::create_dir_all(&profiles)
+            .map_err(|e| format!("creating {}: {e}", profiles.display()))
+    };
+    empty()?;
     for (name, flag, (driver_var, driver), other_driver_var) in runs {
         Step::new(&format!("browser tests ({name})"), "wasm-pack")
             .args(["test", "--headless", flag, "client-wasm"])
@@ -320,9 +330,11 @@ fn browser_tests() -> Result {
             .env("LIFELINE_TEST_SERVER", server.base_url())
             .env(driver_var, driver)
             .env_remove(other_driver_var)
+            .env("TMPDIR", &profiles)
             .run()?;
     }
     server.stop();
+    empty()?;
     Ok(())
 }
 
