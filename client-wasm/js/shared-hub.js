@@ -272,8 +272,11 @@ async function askUrl(key) {
   for (const port of [...(urlGivers.get(key) ?? [])]) {
     const request = nextUrlRequest++;
     const answer = await new Promise((resolve) => {
-      urlsAsked.set(request, resolve);
-      setTimeout(resolve, URL_ANSWER_MS);
+      const timer = setTimeout(resolve, URL_ANSWER_MS);
+      urlsAsked.set(request, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
       port.postMessage({ v: PROTOCOL_VERSION, ev: "url", request });
     });
     urlsAsked.delete(request);
