@@ -646,6 +646,17 @@ mod tests {
         r
     }
 
+    /// The ids of the publishes among the frames `r` sent since last asked, in order.
+    fn published_ids(r: &mut Rooms) -> Vec<MsgId> {
+        sent(r)
+            .into_iter()
+            .filter_map(|m| match m {
+                ClientMsg::Publish { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A layer restored at the defaults from `snapshot`.
     fn restored(snapshot: OutboxSnapshot) -> Rooms {
         Rooms::restore(
@@ -735,13 +746,7 @@ mod tests {
 
         r.handle_event(Instant(0), &Event::Open);
         r.handle_event(Instant(1), &text(&welcome("s1")));
-        let ids: Vec<MsgId> = sent(&mut r)
-            .into_iter()
-            .filter_map(|m| match m {
-                ClientMsg::Publish { id, .. } => Some(id),
-                _ => None,
-            })
-            .collect();
+        let ids = published_ids(&mut r);
         assert_eq!(ids, vec![stored.0, unstored.0, own.0, fresh.0, again.0]);
         assert_eq!(r.stats().resent, 2, "both may have reached the server");
     }
@@ -788,13 +793,7 @@ mod tests {
         let c = r.publish(Instant(1), "r", data(3)).unwrap();
         assert_eq!(c.0, b.0 + RESTORE_ID_GAP + 1);
         r.handle_event(Instant(1), &text(&welcome("s1")));
-        let ids: Vec<MsgId> = sent(&mut r)
-            .into_iter()
-            .filter_map(|m| match m {
-                ClientMsg::Publish { id, .. } => Some(id),
-                _ => None,
-            })
-            .collect();
+        let ids = published_ids(&mut r);
         assert_eq!(ids, vec![a.0, b.0, c.0]);
         while r.poll_event().is_some() {}
         let acks: [ServerMsg; 3] =
