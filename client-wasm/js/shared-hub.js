@@ -32,8 +32,9 @@ const STORE_PREFIX = "ws-lifeline-shared:";
 let workerLock;
 
 const SOCKET_EVENTS = ["open", "message", "error", "close", "reconnecting", "statechange", "giveup", "offline", "online", "pong"];
-/** Room events for every tab that uses rooms. */
-const ROOMS_EVENTS = ["welcome", "rooms", "serverError", "badFrame"];
+/** Room events for every tab that uses rooms (`outboxDelivered`: the publishes an earlier hub
+ * left in the store, whichever tab made them). */
+const ROOMS_EVENTS = ["welcome", "rooms", "serverError", "badFrame", "outboxDelivered"];
 /** Room events for the tabs in `e.room`. `ack` and `publishFailed` are not forwarded: each
  * tab makes its own from its publish's answer. */
 const ROOM_SCOPED = ["joined", "recovery", "roomMessage", "left", "presence"];

@@ -14,12 +14,15 @@ use serde::Serialize;
 
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::{self, RoomError, RoomStats};
+#[cfg(feature = "persist")]
 use crate::machine::session::Session;
-use crate::machine::{Instant, Rtt, Target};
+use crate::machine::{Rtt, Target};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::native::{Host, WeakHost};
 #[cfg(feature = "rooms")]
 use crate::publish::PublishFuture;
+#[cfg(all(target_arch = "wasm32", feature = "shared"))]
+use crate::web::shared::{SharedStart, SharedTab, WeakTab};
 #[cfg(target_arch = "wasm32")]
 use crate::web::{Host, WeakHost};
 use crate::{Error, Message, Result, Sent, State, typed};
@@ -83,8 +86,29 @@ type SharedFn<T> = std::rc::Rc<T>;
 /// ```
 #[must_use = "dropping the Client closes the connection"]
 pub struct Client {
-    pub(crate) host: Host,
+    pub(crate) backend: Backend,
 }
+
+/// Where a client's calls go: its own session, driven by the platform's shell, or (shared
+/// mode, in the browser) this tab's side of the site's shared socket.
+pub(crate) enum Backend {
+    Local(Host),
+    #[cfg(all(target_arch = "wasm32", feature = "shared"))]
+    Shared(SharedTab),
+}
+
+/// Runs `$local` with the client's own session's host, or `$shared` with its shared tab.
+macro_rules! route {
+    ($backend:expr, |$host:ident| $local:expr, |$tab:ident| $shared:expr) => {
+        match $backend {
+            Backend::Local($host) => $local,
+            #[cfg(all(target_arch = "wasm32", feature = "shared"))]
+            Backend::Shared($tab) => $shared,
+        }
+    };
+}
+#[cfg(target_arch = "wasm32")]
+pub(crate) use route;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,52 +159,114 @@ impl Client {
         Client::start(config, Target::Provider, Some(provider))
     }
 
-    /// A client on a new session, driven by the platform's shell from now on.
+    /// A client on a new session, driven by the platform's shell from now on; in shared mode,
+    /// this tab's side of the site's shared socket.
     fn start(config: crate::Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+        if let Some(share) = config.share.clone() {
+            return Client::start_shared(config, share, target, provider);
+        }
         let session = Host::new_session(config, target)?;
         Ok(Client {
-            host: Host::run(session, provider),
+            backend: Backend::Local(Host::run(session, provider)),
         })
     }
 
-    /// Runs `f` on the session at the current time; the shell then carries out what it
-    /// decided.
-    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> R {
-        self.host.act(f)
+    #[cfg(all(target_arch = "wasm32", feature = "shared"))]
+    fn start_shared(
+        config: crate::Config,
+        share: crate::Share,
+        target: Target,
+        provider: Option<Provider>,
+    ) -> Result<Client> {
+        let url = match target {
+            Target::Url(url) => Some(crate::validate_url(&url)?),
+            Target::Provider => None,
+        };
+        let tab = SharedTab::start(SharedStart {
+            config,
+            share,
+            url,
+            provider,
+            #[cfg(feature = "persist")]
+            persist: None,
+            #[cfg(feature = "persist")]
+            restored: None,
+        })?;
+        Ok(Client {
+            backend: Backend::Shared(tab),
+        })
+    }
+
+    #[cfg(not(all(target_arch = "wasm32", feature = "shared")))]
+    fn start_shared(
+        _: crate::Config,
+        _: crate::Share,
+        _: Target,
+        _: Option<Provider>,
+    ) -> Result<Client> {
+        Err(Error::Platform {
+            message: "shared mode (`Config::share`) needs the browser and the feature `shared`"
+                .into(),
+        })
     }
 
     /// A weak, cloneable handle, for callbacks and tasks (holding the `Client` there would
     /// keep it alive, or be a cycle).
     pub fn handle(&self) -> ClientHandle {
         ClientHandle {
-            host: self.host.downgrade(),
+            backend: route!(
+                &self.backend,
+                |host| WeakBackend::Local(host.downgrade()),
+                |tab| { WeakBackend::Shared(tab.downgrade()) }
+            ),
         }
     }
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.host.read(|s| s.machine().state())
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.machine().state()),
+            |tab| tab.state()
+        )
     }
 
     /// The URL of the current or last attempt, after `http`→`ws` mapping.
     pub fn url(&self) -> Option<String> {
-        self.host.read(|s| s.machine().url().map(str::to_owned))
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.machine().url().map(str::to_owned)),
+            |tab| tab.url()
+        )
     }
 
     /// The subprotocol the server selected on the last open, empty if none.
     pub fn protocol(&self) -> String {
-        self.host.read(|s| s.machine().protocol().to_owned())
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.machine().protocol().to_owned()),
+            |tab| tab.protocol()
+        )
     }
 
     /// The heartbeat's round-trip time, `None` before the first pong; each pong is also an
     /// [`Event::Pong`](crate::Event::Pong).
     pub fn rtt(&self) -> Option<Rtt> {
-        self.host.read(|s| s.machine().rtt())
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.machine().rtt()),
+            |tab| tab.rtt()
+        )
     }
 
-    /// Messages waiting in the outbound queue.
+    /// Messages waiting in the outbound queue (in shared mode, the shared socket's, as last
+    /// reported to this tab).
     pub fn queued_messages(&self) -> usize {
-        self.host.read(|s| s.machine().queued_messages())
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.machine().queued_messages()),
+            |tab| tab.queued_messages()
+        )
     }
 
     /// Sends text or bytes now, or queues them until the socket is open and drained.
@@ -189,7 +275,11 @@ impl Client {
     /// [`Error::Closed`](crate::Error::Closed) after `close()`.
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
         let message = message.into();
-        self.act(|s, now| s.send(now, message))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.send(now, message)),
+            |tab| tab.send(message)
+        )
     }
 
     /// Sends a value as a JSON text frame. Errors as [`send`](Self::send), plus
@@ -200,30 +290,53 @@ impl Client {
 
     /// Sends at once, ahead of the queue; for a protocol layer's opening frames, called when
     /// [`Event::Open`](crate::Event::Open) is heard. Errors:
-    /// [`Error::NotOpen`](crate::Error::NotOpen).
+    /// [`Error::NotOpen`](crate::Error::NotOpen); [`Error::Platform`] in shared mode.
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        self.act(|s, now| s.send_preamble(now, message))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.send_preamble(now, message)),
+            |tab| { tab.send_preamble() }
+        )
     }
 
     /// Closes for good (until [`reconnect`](Self::reconnect)). The code (default 1000) must be
     /// 1000 or 3000–4999 and the reason at most 123 bytes of UTF-8; otherwise a typed error is
     /// returned and nothing happens.
+    ///
+    /// In shared mode this closes this tab's side: its rooms are left for it, and the shared
+    /// socket closes with the last tab using it.
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        self.act(|s, now| s.close(now, code, reason))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.close(now, code, reason)),
+            |tab| tab.close(code, reason)
+        )
     }
 
     /// Connects again now, skipping any backoff wait; also restarts after close or `GaveUp`.
     pub fn reconnect(&self) {
-        self.act(|s, now| s.reconnect(now));
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.reconnect(now)),
+            |tab| tab.reconnect()
+        )
     }
+}
+
+/// The weak side of a [`Backend`].
+#[derive(Clone)]
+enum WeakBackend {
+    Local(WeakHost),
+    #[cfg(all(target_arch = "wasm32", feature = "shared"))]
+    Shared(WeakTab),
 }
 
 /// A weak, cloneable handle to a [`Client`], from [`Client::handle`]. Every method fails with
 /// [`Error::Closed`] (or does nothing) once the client is gone.
 #[derive(Clone)]
 pub struct ClientHandle {
-    host: WeakHost,
+    backend: WeakBackend,
 }
 
 impl fmt::Debug for ClientHandle {
@@ -232,15 +345,25 @@ impl fmt::Debug for ClientHandle {
     }
 }
 
-impl ClientHandle {
-    fn act<R>(&self, f: impl FnOnce(&mut Session, Instant) -> R) -> Result<R> {
-        self.host.act(f).ok_or(Error::Closed)
-    }
+/// Runs `$local` on the live client's session, or `$shared` on its shared tab; `None` once the
+/// client is gone.
+macro_rules! route_weak {
+    ($backend:expr, |$session:ident, $now:ident| $local:expr, |$tab:ident| $shared:expr) => {
+        match $backend {
+            WeakBackend::Local(host) => host.act(|$session, $now| $local),
+            #[cfg(all(target_arch = "wasm32", feature = "shared"))]
+            WeakBackend::Shared(tab) => tab.get().map(|$tab| $shared),
+        }
+    };
+}
 
+impl ClientHandle {
     /// As [`Client::send`].
     pub fn send(&self, message: impl Into<Message>) -> Result<Sent> {
         let message = message.into();
-        self.act(|s, now| s.send(now, message))?
+        route_weak!(&self.backend, |s, now| s.send(now, message), |tab| tab
+            .send(message))
+        .ok_or(Error::Closed)?
     }
 
     /// As [`Client::send_json`].
@@ -251,23 +374,33 @@ impl ClientHandle {
     /// As [`Client::send_preamble`].
     pub fn send_preamble(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        self.act(|s, now| s.send_preamble(now, message))?
+        route_weak!(
+            &self.backend,
+            |s, now| s.send_preamble(now, message),
+            |tab| tab.send_preamble()
+        )
+        .ok_or(Error::Closed)?
     }
 
     /// As [`Client::close`].
     pub fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()> {
-        self.act(|s, now| s.close(now, code, reason))?
+        route_weak!(&self.backend, |s, now| s.close(now, code, reason), |tab| {
+            tab.close(code, reason)
+        })
+        .ok_or(Error::Closed)?
     }
 
     /// As [`Client::reconnect`].
     pub fn reconnect(&self) {
-        let _ = self.act(|s, now| s.reconnect(now));
+        route_weak!(&self.backend, |s, now| s.reconnect(now), |tab| tab
+            .reconnect());
     }
 
     /// As [`Client::state`]; `Closed` once the client is gone.
     pub fn state(&self) -> State {
-        self.act(|s, _| s.machine().state())
-            .unwrap_or(State::Closed)
+        route_weak!(&self.backend, |s, _now| s.machine().state(), |tab| tab
+            .state())
+        .unwrap_or(State::Closed)
     }
 }
 
@@ -280,12 +413,21 @@ impl Client {
     ///
     /// Errors: [`RoomError::InvalidRoom`].
     pub fn join(&self, room: &str) -> Result<(), RoomError> {
-        self.act(|s, now| s.join(now, room))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.join(now, room)),
+            |tab| tab.join(room)
+        )
     }
 
-    /// Leaves a room; false if it was not joined. Its unacked publishes fail.
+    /// Leaves a room; false if it was not joined. Its unacked publishes fail (in shared mode,
+    /// the room is left for this tab, and by the socket with its last tab).
     pub fn leave(&self, room: &str) -> bool {
-        self.act(|s, now| s.leave(now, room))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.leave(now, room)),
+            |tab| tab.leave(room)
+        )
     }
 
     /// Publishes `data` as JSON to a joined room; the future resolves on the server's ack.
@@ -299,24 +441,40 @@ impl Client {
         data: &T,
     ) -> Result<PublishFuture, RoomError> {
         let data = rooms::encode(data)?;
-        self.act(|s, now| s.publish_future(now, room, data))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.publish_future(now, room, data)),
+            |tab| tab.publish(room, data)
+        )
     }
 
     /// Asks for the room list ([`RoomEvent::Rooms`](crate::machine::rooms::RoomEvent::Rooms));
     /// false when not connected.
     pub fn list_rooms(&self) -> bool {
-        self.act(|s, now| s.list_rooms(now))
+        route!(
+            &self.backend,
+            |host| host.act(|s, now| s.list_rooms(now)),
+            |tab| tab.list_rooms()
+        )
     }
 
-    /// The rooms layer's counters (all zero before it starts).
+    /// The rooms layer's counters (all zero before it starts; in shared mode, this tab's
+    /// publishes and the messages it heard).
     pub fn stats(&self) -> RoomStats {
-        self.host
-            .read(|s| s.rooms().map(|r| r.stats()).unwrap_or_default())
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.rooms().map(|r| r.stats()).unwrap_or_default()),
+            |tab| tab.stats()
+        )
     }
 
-    /// Publishes awaiting their ack.
+    /// Publishes awaiting their ack (in shared mode, this tab's).
     pub fn unacked(&self) -> usize {
-        self.host.read(|s| s.rooms().map_or(0, |r| r.unacked()))
+        route!(
+            &self.backend,
+            |host| host.read(|s| s.rooms().map_or(0, |r| r.unacked())),
+            |tab| tab.unacked()
+        )
     }
 }
 
@@ -325,13 +483,31 @@ impl Client {
 #[cfg(feature = "persist")]
 impl Client {
     /// The outbox's snapshot now; `None` for a client made without the outbox.
+    ///
+    /// In shared mode: what the hub's store held when this page started.
     pub fn outbox_snapshot(&self) -> Option<crate::machine::rooms::outbox::OutboxSnapshot> {
-        self.host.read(Session::outbox_snapshot)
+        route!(
+            &self.backend,
+            |host| host.read(Session::outbox_snapshot),
+            |tab| tab.outbox_snapshot()
+        )
     }
 
     /// Empties the outbox: its publishes fail with [`RoomError::OutboxCleared`], and the
-    /// shell's store is given the snapshot without them.
-    pub fn clear_outbox(&self) {
-        self.act(|s, now| s.clear_outbox(now));
+    /// shell's store is given the snapshot without them. Not available in shared mode, where
+    /// the outbox is the hub's: [`Error::Platform`] there.
+    pub fn clear_outbox(&self) -> Result<()> {
+        route!(
+            &self.backend,
+            |host| {
+                host.act(|s, now| s.clear_outbox(now));
+                Ok(())
+            },
+            |_tab| Err(Error::Platform {
+                message:
+                    "the outbox of a shared socket is the hub's: it cannot be cleared from a tab"
+                        .into(),
+            })
+        )
     }
 }

@@ -48,7 +48,7 @@ pub mod typed;
 pub use client::{MaybeSend, MaybeSendSync};
 pub use error::{Error, QueueLimit, Result};
 pub use machine::{
-    CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, State, validate_url,
+    CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, Share, State, validate_url,
 };
 pub use protocol;
 #[cfg(feature = "rooms")]

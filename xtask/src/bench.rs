@@ -58,8 +58,8 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     let all = what == "all";
     if what == "size" || what == "browser" || what == "latency" || all {
-        crate::build_demo()?;
         crate::npm::build_npm_package()?;
+        crate::build_demo_app()?;
     }
     if what == "tabs" {
         crate::npm::build_npm_package()?;

@@ -240,8 +240,8 @@ fn test(args: &[String]) -> Result {
         .run()?;
     build_server()?;
     browser_tests()?;
-    build_demo()?;
     npm::build_npm_package()?;
+    build_demo_app()?;
     npm::publish_dry_runs()?;
     e2e_tests()?;
     node_tests()?;
@@ -278,7 +278,15 @@ fn server_binary() -> PathBuf {
         .join(format!("server-dev{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Builds the demo: the npm package's entries its shared mode loads, then the app.
 fn build_demo() -> Result {
+    npm::build_shared_entries()?;
+    build_demo_app()
+}
+
+/// Builds the demo app with trunk, which copies the npm package from `client-wasm/pkg`
+/// (built before this) into `dist/ws-lifeline/`.
+pub(crate) fn build_demo_app() -> Result {
     let build = Step::new("build demo (trunk)", "trunk")
         .args(["build", "--release", "--offline", "--locked"])
         .current_dir(root());

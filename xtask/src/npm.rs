@@ -76,6 +76,13 @@ pub(crate) fn build_npm_package() -> Result {
         .run()
 }
 
+/// Builds the entries the demo's shared mode loads: the main entry (with `shared.js`, its
+/// worker and hub) and the persist entry, which the hub runs.
+pub(crate) fn build_shared_entries() -> Result {
+    build(&Options::published())?;
+    build_persist_package()
+}
+
 /// Builds the raw resilient socket (no `rooms` feature) into `client-wasm/pkg/socket`, the
 /// package's `ws-lifeline/socket` entry, tested by `tests/e2e/js_raw.test.mjs` and
 /// `tests/node`.

@@ -11,7 +11,8 @@ use crate::tools::{self, CargoTool};
 /// What a command needs installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
-    /// Building and serving the demo: the wasm target, wasm-bindgen, trunk and wasm-opt.
+    /// Building and serving the demo: the wasm target, wasm-bindgen, trunk, wasm-pack and
+    /// wasm-opt (the demo serves the npm package's shared entry).
     Demo,
     /// Everything, including browsers and drivers for the tests.
     Everything,
@@ -31,9 +32,10 @@ pub(crate) fn run(scope: Scope) -> Result {
         locked: false,
     })?;
     cargo_tool(&tools::TRUNK)?;
+    // The demo loads the npm package's shared entry, which wasm-pack builds.
+    cargo_tool(&tools::WASM_PACK)?;
     npm_packages()?;
     if scope == Scope::Everything {
-        cargo_tool(&tools::WASM_PACK)?;
         cargo_tool(&tools::GECKODRIVER)?;
         js_runtimes()?;
         apt_packages()?;

@@ -210,6 +210,38 @@ pub struct Config {
     /// [`RoomsConfig::default()`](super::rooms::RoomsConfig).
     #[cfg(feature = "rooms")]
     pub rooms: super::rooms::RoomsConfig,
+    /// Shared mode (browser, feature `shared`): this client is one tab's side of a socket that
+    /// every tab of the site shares. Default: off.
+    pub share: Option<Share>,
+}
+
+/// Shared mode's settings: see [`Config::share`](Config::share).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Share {
+    /// The shared socket's name: the site's clients with the same name, subprotocols and
+    /// settings share one socket (a URL provider stays in its tab; the hub asks one of them).
+    pub name: String,
+    /// Where the page serves the npm package's `shared.js` (the `ws-lifeline/shared` entry,
+    /// with the package's other files beside it), resolved against the page's URL. Default:
+    /// `/ws-lifeline/shared.js`.
+    pub module: String,
+}
+
+impl Share {
+    /// Shared mode under `name`, with the package served at `/ws-lifeline/`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Share {
+            name: name.into(),
+            module: "/ws-lifeline/shared.js".to_owned(),
+        }
+    }
+
+    /// Where the page serves the package's `shared.js`.
+    pub fn module(mut self, url: impl Into<String>) -> Self {
+        self.module = url.into();
+        self
+    }
 }
 
 impl Default for Config {
@@ -231,6 +263,7 @@ impl Default for Config {
             drain_poll: Duration::from_millis(50),
             #[cfg(feature = "rooms")]
             rooms: super::rooms::RoomsConfig::default(),
+            share: None,
         }
     }
 }
@@ -251,11 +284,18 @@ impl fmt::Debug for Config {
             .field("queue_max_bytes", &self.queue_max_bytes)
             .field("high_water_mark", &self.high_water_mark)
             .field("drain_poll", &self.drain_poll)
+            .field("share", &self.share)
             .finish_non_exhaustive()
     }
 }
 
 impl Config {
+    /// Turns shared mode on (see [`Config::share`]).
+    pub fn share(mut self, share: Share) -> Self {
+        self.share = Some(share);
+        self
+    }
+
     /// Sets the subprotocols to offer.
     pub fn protocols<I, S>(mut self, protocols: I) -> Self
     where

@@ -53,7 +53,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use config::{
-    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, TerminalRule,
+    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, Share, TerminalRule,
     default_is_pong, default_ping, default_terminal,
 };
 pub(crate) use json::push_u64;

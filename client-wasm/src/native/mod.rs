@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::client::Provider;
+use crate::client::{Backend, Provider};
 pub use crate::client::{Client, ClientHandle};
 #[cfg(feature = "persist")]
 use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
@@ -164,14 +164,21 @@ impl Host {
 
 /// Events of the native [`Client`]; the rest of its API is the browser's.
 impl Client {
+    /// The driver's side: natively every client has its own session.
+    fn native_host(&mut self) -> &mut Host {
+        match &mut self.backend {
+            Backend::Local(host) => host,
+        }
+    }
+
     /// The next event; `None` once the client has stopped.
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
-        self.host.events.recv().await
+        self.native_host().events.recv().await
     }
 
     /// The next event if one is waiting.
     pub fn try_next_event(&mut self) -> Option<ClientEvent> {
-        self.host.events.try_recv().ok()
+        self.native_host().events.try_recv().ok()
     }
 }
 
@@ -206,13 +213,14 @@ impl Client {
     ) -> Result<Client, OutboxError> {
         let mut session = Host::new_session(config, Target::Url(url.to_owned()))?;
         session.persist(Instant(0), outbox, snapshot)?;
-        let client = Client {
-            host: Host::run(session, None),
-        };
+        let host = Host::run(session, None);
         // A driver run before this line sends no publish in a session no stored snapshot
         // names (a restored session is stored already); its snapshot is taken on the next.
-        client.host.shared.lock().store = Some(Box::new(store));
-        client.host.shared.wake.notify_one();
+        host.shared.lock().store = Some(Box::new(store));
+        host.shared.wake.notify_one();
+        let client = Client {
+            backend: Backend::Local(host),
+        };
         Ok(client)
     }
 }

@@ -13,6 +13,8 @@ pub mod diagnostics;
 mod js_error;
 #[cfg(feature = "persist")]
 pub mod outbox;
+#[cfg(feature = "shared")]
+pub(crate) mod shared;
 mod subscribers;
 
 use std::cell::{Cell, RefCell};
@@ -28,7 +30,7 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
-use crate::client::Provider;
+use crate::client::{Backend, Provider, route};
 pub use crate::client::{Client, ClientHandle};
 #[cfg(feature = "rooms")]
 use crate::machine::rooms::RoomEvent;
@@ -181,19 +183,45 @@ impl WeakHost {
 impl Client {
     /// The socket's [`bufferedAmount`](https://developer.mozilla.org/en-US/docs/Web/API/WebSocket/bufferedAmount):
     /// bytes handed to the browser but not yet sent. 0 without a socket.
+    /// In shared mode, the shared socket's, as last reported to this tab.
     pub fn buffered_amount(&self) -> u64 {
-        self.host
-            .inner
-            .socket
-            .borrow()
-            .as_ref()
-            .map_or(0, |s| u64::from(s.ws.buffered_amount()))
+        route!(
+            &self.backend,
+            |host| host
+                .inner
+                .socket
+                .borrow()
+                .as_ref()
+                .map_or(0, |s| u64::from(s.ws.buffered_amount())),
+            |tab| tab.buffered_amount()
+        )
+    }
+
+    fn subscribers(&self) -> &Rc<Subscribers<Event>> {
+        route!(&self.backend, |host| &host.inner.subscribers, |tab| tab
+            .subscribers())
+    }
+
+    /// The room events' subscribers, once the rooms layer has started.
+    #[cfg(feature = "rooms")]
+    fn room_subscribers(&self) -> &Rc<Subscribers<RoomEvent>> {
+        route!(
+            &self.backend,
+            |host| {
+                host.act(|s, now| s.start_rooms(now));
+                &host.inner.room_subscribers
+            },
+            |tab| {
+                tab.start_rooms();
+                tab.room_subscribers()
+            }
+        )
     }
 
     /// Calls `callback` with every event until the returned [`Subscription`] is dropped.
     /// The callback may call back into the client (send, close, even subscribe).
     pub fn on_event(&self, callback: impl Fn(&Event) + 'static) -> Subscription {
-        self.host.inner.subscribers.subscribe(callback)
+        self.subscribers().subscribe(callback)
     }
 
     /// Decodes every inbound message as JSON into `T` and hands over the result; a message
@@ -212,7 +240,7 @@ impl Client {
 
     /// Every event as a [`Stream`]; it ends when the client is dropped.
     pub fn events(&self) -> EventStream {
-        self.host.inner.subscribers.stream()
+        self.subscribers().stream()
     }
 
     /// Inbound messages decoded into `T` as a [`Stream`] of results.
@@ -236,16 +264,14 @@ impl Client {
         &self,
         callback: impl Fn(&RoomEvent) + 'static,
     ) -> Subscription<RoomEvent> {
-        self.host.act(|s, now| s.start_rooms(now));
-        self.host.inner.room_subscribers.subscribe(callback)
+        self.room_subscribers().subscribe(callback)
     }
 
     /// Every protocol v1 event as a [`Stream`]; starts the rooms layer as
     /// [`on_room_event`](Self::on_room_event) does.
     #[cfg(feature = "rooms")]
     pub fn room_events(&self) -> EventStream<RoomEvent> {
-        self.host.act(|s, now| s.start_rooms(now));
-        self.host.inner.room_subscribers.stream()
+        self.room_subscribers().stream()
     }
 
     /// Closes the socket and releases everything now; the same as dropping the client.

@@ -26,7 +26,7 @@ use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::JsValue;
 
 use super::{Host, Inner, now};
-use crate::client::{Client, Provider, UrlFuture};
+use crate::client::{Backend, Client, Provider, UrlFuture};
 use crate::machine::Target;
 use crate::machine::rooms::outbox::{OutboxConfig, OutboxError, OutboxSnapshot};
 use crate::{Config, Error, Event};
@@ -166,16 +166,51 @@ impl Client {
         outbox: OutboxConfig,
         store: &str,
     ) -> Result<Client, OutboxError> {
+        #[cfg(feature = "shared")]
+        if let Some(share) = config.share.clone() {
+            return Client::start_shared_persistent(config, share, target, provider, outbox, store)
+                .await;
+        }
         let store = OutboxStore::open(store).await?;
         let snapshot = store.load().await?;
         let mut session = Host::new_session(config, target)?;
         session.persist(now(), outbox, snapshot)?;
-        let client = Client {
-            host: Host::run(session, provider),
-        };
+        let host = Host::run(session, provider);
         // Before the first run, which `run` put in a microtask.
-        *client.host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));
-        Ok(client)
+        *host.inner.outbox_store.borrow_mut() = Some(Rc::new(store));
+        Ok(Client {
+            backend: Backend::Local(host),
+        })
+    }
+
+    /// Shared mode with the persistent outbox: the hub keeps the outbox in `store` (it restores
+    /// and resends what an earlier hub left there); this tab reads what the store held, for
+    /// [`outbox_snapshot`](Client::outbox_snapshot).
+    #[cfg(feature = "shared")]
+    async fn start_shared_persistent(
+        config: Config,
+        share: crate::Share,
+        target: Target,
+        provider: Option<Provider>,
+        outbox: OutboxConfig,
+        store: &str,
+    ) -> Result<Client, OutboxError> {
+        let restored = stored_outbox(store).await?;
+        let url = match target {
+            Target::Url(url) => Some(crate::validate_url(&url)?),
+            Target::Provider => None,
+        };
+        let tab = super::shared::SharedTab::start(super::shared::SharedStart {
+            config,
+            share,
+            url,
+            provider,
+            persist: Some((store.to_owned(), outbox)),
+            restored,
+        })?;
+        Ok(Client {
+            backend: Backend::Shared(tab),
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use ws_lifeline::yew::{
     Endpoint, OutboxConfig, OutboxSnapshot, RoomEvent, Status, UseLifeline, UseRoom, use_lifeline,
     use_outbox_delivered, use_room_events, use_room_with,
 };
-use ws_lifeline::{Config, State as ClientState};
+use ws_lifeline::{Config, Share, State as ClientState};
 use yew::prelude::*;
 
 use crate::app::Session;
@@ -125,10 +125,13 @@ fn endpoint(session: &Session) -> Endpoint {
 #[hook]
 pub(crate) fn use_chat(session: Rc<Session>) -> Chat {
     let state = use_reducer(|| State::new(session.name.clone()));
+    // Shared mode: all of this user's tabs talk through one socket (the npm package's
+    // `ws-lifeline/shared` entry, which trunk copies to `/ws-lifeline/`).
     let config = Config::default()
         .protocols([protocol::SUBPROTOCOL])
         .backoff_min(Duration::from_millis(500))
-        .backoff_max(Duration::from_secs(10));
+        .backoff_max(Duration::from_secs(10))
+        .share(Share::new(format!("demo-chat:{}", session.name)));
     let lifeline = use_lifeline(
         endpoint(&session).persist(outbox_store(&session), OutboxConfig::default()),
         config,
