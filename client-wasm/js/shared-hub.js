@@ -206,9 +206,12 @@ class SharedSocket {
   }
 
   /** Forgets `client`: its rooms (left where it was the last), and the socket with the last
-   * client. */
+   * client. The last client's rooms are not left: the socket is disposed with them joined, so
+   * that its store keeps them and their unacknowledged publishes for the next hub (a reload of
+   * the only tab resends them, as a reload does without shared mode). */
   detach(client) {
-    for (const [name, room] of this.rooms) {
+    const last = this.clients.size === 1 && this.clients.has(client);
+    for (const [name, room] of last ? [] : this.rooms) {
       if (room.members.delete(client) && room.members.size === 0) {
         this.rooms.delete(name);
         this.socket.leave(name);

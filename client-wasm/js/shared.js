@@ -371,7 +371,12 @@ export class LifelineSocket extends EventTarget {
 
   #receive(message) {
     if (this.#disposed || this.#closed || message?.v !== PROTOCOL_VERSION) return;
+    const before = this.#snap.state;
     if (message.snap) this.#snap = message.snap;
+    // A tab attaching to a socket that is open already hears its state, as its other tabs did.
+    if (message.ev === "attached" && message.snap && message.snap.state !== before) {
+      this.#dispatch(Object.assign(new Event("statechange"), { state: message.snap.state }));
+    }
     if (message.ev === "attached" && message.lock && globalThis.navigator?.locks) this.#watchWorker(message.lock);
     if (message.ev === "event") this.#event(message.type, message.fields);
     else if (message.ev === "reply") this.#reply(message);

@@ -443,10 +443,11 @@ impl UseLifeline {
         self.shared.restored.borrow().clone()
     }
 
-    /// Empties the persistent outbox (see [`Client::clear_outbox`]); false without a client.
+    /// Empties the persistent outbox (see [`Client::clear_outbox`]); false without a client,
+    /// and in shared mode (where the outbox is the hub's).
     #[cfg(feature = "persist")]
     pub fn clear_outbox(&self) -> bool {
-        self.client(Client::clear_outbox).is_some()
+        matches!(self.client(Client::clear_outbox), Some(Ok(())))
     }
 
     /// The client's state right now (not as of the last render).

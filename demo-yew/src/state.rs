@@ -173,6 +173,10 @@ pub(crate) struct State {
     pub(crate) recovery: Option<Recovery>,
     /// The last problem worth telling the user about, until dismissed.
     pub(crate) error: Option<String>,
+    /// The publisher id of the messages restored from an earlier page: one of them coming back
+    /// (`publisher:id`) replaces its pending line even when its ack was not heard here (in
+    /// shared mode, the hub that resent it hears the ack).
+    pub(crate) restored_publisher: Option<String>,
 }
 
 /// Everything that changes [`State`].
@@ -241,6 +245,8 @@ pub(crate) enum Action {
         rooms: Vec<String>,
         /// The messages: room, publish id and text, in publish order.
         publishes: Vec<(String, u64, String)>,
+        /// Their publisher id.
+        publisher: String,
     },
     /// The server acknowledged these messages restored from an earlier page.
     OutboxDelivered(Vec<u64>),
@@ -278,6 +284,7 @@ impl State {
             selected: None,
             recovery: None,
             error: None,
+            restored_publisher: None,
         }
     }
 
@@ -344,7 +351,14 @@ impl State {
                 }
             }
             Action::Acked { id, offset } => self.acked(id, offset),
-            Action::Restored { rooms, publishes } => self.restored(rooms, publishes),
+            Action::Restored {
+                rooms,
+                publishes,
+                publisher,
+            } => {
+                self.restored_publisher = Some(publisher);
+                self.restored(rooms, publishes);
+            }
             Action::OutboxDelivered(ids) => {
                 for id in ids {
                     self.set_status(id, Status::Delivered, |status| status != Status::Failed);
@@ -484,6 +498,11 @@ impl State {
     ) {
         let selected = self.selected.as_deref() == Some(name);
         let me = self.me.clone();
+        let restored_id = self
+            .restored_publisher
+            .as_ref()
+            .and_then(|publisher| unique.strip_prefix(&format!("{publisher}:")))
+            .and_then(|id| id.parse::<u64>().ok());
         let Some(room) = self.room_mut(name) else {
             return;
         };
@@ -497,7 +516,10 @@ impl State {
         let own = room
             .pending
             .iter()
-            .position(|(acked_at, _)| *acked_at == Some(offset))
+            .position(|(acked_at, line)| {
+                *acked_at == Some(offset)
+                    || (restored_id.is_some() && line.own.map(|own| own.id) == restored_id)
+            })
             .map(|index| room.pending.remove(index))
             .and_then(|(_, line)| line.own);
         if own.is_none() && from != me && !selected {
@@ -949,6 +971,7 @@ mod tests {
                 ("lobby".into(), 7, "one".into()),
                 ("lobby".into(), 8, "two".into()),
             ],
+            publisher: "0123456789abcdef".into(),
         });
         assert_eq!(state.selected.as_deref(), Some("lobby"));
         assert_eq!(state.rooms.len(), 2);

@@ -191,7 +191,7 @@ fn test(args: &[String]) -> Result {
     for (name, features) in [
         (
             "clippy (wasm32, ws-lifeline without js)",
-            "yew,talc,persist",
+            "yew,talc,persist,shared",
         ),
         ("clippy (wasm32, the npm persist entry)", "js,talc,persist"),
     ] {
@@ -218,7 +218,10 @@ fn test(args: &[String]) -> Result {
     // with `persist`.
     for (name, features) in [
         ("docs (wasm32, -D warnings)", "yew,js"),
-        ("docs (wasm32, persist, -D warnings)", "yew,js,persist"),
+        (
+            "docs (wasm32, persist, shared, -D warnings)",
+            "yew,js,persist,shared",
+        ),
     ] {
         Step::new(name, "cargo")
             .args([

@@ -100,6 +100,7 @@ fn restored(snapshot: &OutboxSnapshot) -> Action {
                 (publish.room.clone(), publish.id, text)
             })
             .collect(),
+        publisher: snapshot.publisher.clone(),
     }
 }
 
