@@ -392,7 +392,8 @@ fn test_files(folder: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The suite under tests/e2e: Chromium through Playwright, and Firefox ESR through
-/// puppeteer-core (`js_firefox.test.mjs`); each test file starts the servers it needs.
+/// puppeteer-core (`js_firefox.test.mjs`, `demo_firefox.test.mjs`); each test file starts the
+/// servers it needs.
 fn e2e_tests() -> Result {
     Step::new("e2e tests (Chromium and Firefox)", "node")
         .args(["--test", "--test-concurrency=1"])
