@@ -162,6 +162,7 @@ impl Client {
     /// A client on a new session, driven by the platform's shell from now on; in shared mode,
     /// this tab's side of the site's shared socket.
     fn start(config: crate::Config, target: Target, provider: Option<Provider>) -> Result<Client> {
+        #[cfg(feature = "shared")]
         if let Some(share) = config.share.clone() {
             return Client::start_shared(config, share, target, provider);
         }
@@ -197,7 +198,7 @@ impl Client {
         })
     }
 
-    #[cfg(not(all(target_arch = "wasm32", feature = "shared")))]
+    #[cfg(all(feature = "shared", not(target_arch = "wasm32")))]
     fn start_shared(
         _: crate::Config,
         _: crate::Share,

@@ -47,8 +47,10 @@ pub mod typed;
 #[cfg(any(target_arch = "wasm32", feature = "native"))]
 pub use client::{MaybeSend, MaybeSendSync};
 pub use error::{Error, QueueLimit, Result};
+#[cfg(feature = "shared")]
+pub use machine::Share;
 pub use machine::{
-    CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, Share, State, validate_url,
+    CloseInfo, Config, Event, InvalidJson, Message, RawJson, Sent, State, validate_url,
 };
 pub use protocol;
 #[cfg(feature = "rooms")]

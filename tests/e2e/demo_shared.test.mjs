@@ -61,12 +61,16 @@ test("three demo tabs share one connection; each shows every message once", asyn
     assert.equal(count(shown, "typed in ann's second tab"), 1, `once in ${shown}`);
   }
 
-  // The first tab (which started the worker) goes: the others stay connected and keep talking.
+  // The first tab (which started the worker) goes: the others stay connected, on the same
+  // socket (a leader-tab fallback would open a new one here), and keep talking.
+  const opened = (await health()).connections_opened;
   await ann.page.close();
   await say(ann3, "after the first tab closed");
   await waitForText(bob, "after the first tab closed");
   await waitForText(ann2, "after the first tab closed");
-  assert.equal((await health()).connections, 2);
+  const now = await health();
+  assert.equal(now.connections, 2);
+  assert.equal(now.connections_opened, opened, "no new connection after the first tab closed");
   await expectState(ann2.page, "connected");
 
   // ann's last tabs go: her connection closes with them.

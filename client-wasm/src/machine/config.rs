@@ -212,10 +212,12 @@ pub struct Config {
     pub rooms: super::rooms::RoomsConfig,
     /// Shared mode (browser, feature `shared`): this client is one tab's side of a socket that
     /// every tab of the site shares. Default: off.
+    #[cfg(feature = "shared")]
     pub share: Option<Share>,
 }
 
-/// Shared mode's settings: see [`Config::share`](Config::share).
+/// Shared mode's settings (feature `shared`): see the field `share` of [`Config`].
+#[cfg(feature = "shared")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Share {
@@ -228,6 +230,7 @@ pub struct Share {
     pub module: String,
 }
 
+#[cfg(feature = "shared")]
 impl Share {
     /// Shared mode under `name`, with the package served at `/ws-lifeline/`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -263,6 +266,7 @@ impl Default for Config {
             drain_poll: Duration::from_millis(50),
             #[cfg(feature = "rooms")]
             rooms: super::rooms::RoomsConfig::default(),
+            #[cfg(feature = "shared")]
             share: None,
         }
     }
@@ -273,6 +277,8 @@ impl fmt::Debug for Config {
         let mut config = f.debug_struct("Config");
         #[cfg(feature = "rooms")]
         config.field("rooms", &self.rooms);
+        #[cfg(feature = "shared")]
+        config.field("share", &self.share);
         config
             .field("protocols", &self.protocols)
             .field("backoff", &self.backoff)
@@ -284,13 +290,13 @@ impl fmt::Debug for Config {
             .field("queue_max_bytes", &self.queue_max_bytes)
             .field("high_water_mark", &self.high_water_mark)
             .field("drain_poll", &self.drain_poll)
-            .field("share", &self.share)
             .finish_non_exhaustive()
     }
 }
 
 impl Config {
-    /// Turns shared mode on (see [`Config::share`]).
+    /// Turns shared mode on (feature `shared`; see the field `share`).
+    #[cfg(feature = "shared")]
     pub fn share(mut self, share: Share) -> Self {
         self.share = Some(share);
         self

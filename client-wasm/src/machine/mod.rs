@@ -52,8 +52,10 @@ mod url;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+#[cfg(feature = "shared")]
+pub use config::Share;
 pub use config::{
-    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, Share, TerminalRule,
+    Backoff, Config, Heartbeat, HeartbeatMode, PingBuilder, PongMatcher, TerminalRule,
     default_is_pong, default_ping, default_terminal,
 };
 pub(crate) use json::push_u64;

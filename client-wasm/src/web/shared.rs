@@ -751,8 +751,7 @@ fn room_event(tab: &Tab, event: &web_sys::Event) {
             RoomEvent::Rooms(rooms)
         }
         "serverError" => {
-            let code = string(fields, "code");
-            let Ok(code) = serde_json::from_value(serde_json::Value::String(code)) else {
+            let Some(code) = error_code(&string(fields, "code")) else {
                 return;
             };
             RoomEvent::ServerError {
@@ -895,6 +894,12 @@ fn strings(value: &JsValue, key: &str) -> Vec<String> {
         .iter()
         .filter_map(|v| v.as_string())
         .collect()
+}
+
+/// The protocol's error code named `code` (its serde name, as the entry reports it; a name
+/// with a quote in it is none).
+fn error_code(code: &str) -> Option<protocol::ErrorCode> {
+    serde_json::from_str(&format!("\"{code}\"")).ok()
 }
 
 fn message_of(error: &JsValue) -> String {
