@@ -73,7 +73,8 @@ function fieldsOf(event) {
 class SharedSocket {
   /** `Set` of clients, in the order they attached. */
   clients = new Set();
-  /** room → { members: Set of clients, joined: the latest position, presence }. */
+  /** room → { members: Set of clients, joined: the latest position, presence, unsettled: the
+   * publishes made in it that await their ack, lingering: its last tab went while some did }. */
   rooms = new Map();
   roomsLayer = false;
 
@@ -161,10 +162,28 @@ class SharedSocket {
       (id) => reply(port, request, { id }),
       () => {},
     );
+    const joined = this.rooms.get(room);
+    if (joined) joined.unsettled++;
+    const settle = () => {
+      if (joined && --joined.unsettled === 0 && joined.lingering) this.#leaveSocket(room, joined);
+    };
     published.then(
-      (ack) => reply(port, request, { ack }),
-      (error) => reply(port, request, { error: plainError(error) }),
+      (ack) => {
+        reply(port, request, { ack });
+        settle();
+      },
+      (error) => {
+        reply(port, request, { error: plainError(error) });
+        settle();
+      },
     );
+  }
+
+  /** The socket leaves `name`, which no tab uses any more (and for which no publish waits). */
+  #leaveSocket(name, room) {
+    if (this.rooms.get(name) !== room || room.members.size) return;
+    this.rooms.delete(name);
+    this.socket.leave(name);
   }
 
   #toRoom(event) {
@@ -182,10 +201,11 @@ class SharedSocket {
   join(client, name) {
     let room = this.rooms.get(name);
     if (!room) {
-      room = { members: new Set(), joined: undefined, presence: undefined };
+      room = { members: new Set(), joined: undefined, presence: undefined, unsettled: 0, lingering: false };
       this.rooms.set(name, room);
       this.socket.join(name);
     }
+    room.lingering = false;
     if (room.members.has(client)) return;
     room.members.add(client);
     // The room was already joined for another tab: this tab hears what it would have heard.
@@ -206,15 +226,17 @@ class SharedSocket {
   }
 
   /** Forgets `client`: its rooms (left where it was the last), and the socket with the last
-   * client. The last client's rooms are not left: the socket is disposed with them joined, so
-   * that its store keeps them and their unacknowledged publishes for the next hub (a reload of
-   * the only tab resends them, as a reload does without shared mode). */
+   * client. A room whose publishes still await their ack is left once they are acknowledged
+   * (a tab that went, a reload say, did not ask to leave: what it published is delivered). The
+   * last client's rooms are not left at all: the socket is disposed with them joined, so that
+   * its store keeps them and their unacknowledged publishes for the next hub (a reload of the
+   * only tab resends them, as a reload does without shared mode). */
   detach(client) {
     const last = this.clients.size === 1 && this.clients.has(client);
     for (const [name, room] of last ? [] : this.rooms) {
       if (room.members.delete(client) && room.members.size === 0) {
-        this.rooms.delete(name);
-        this.socket.leave(name);
+        if (room.unsettled) room.lingering = true;
+        else this.#leaveSocket(name, room);
       }
     }
     for (const [id, waiter] of this.awaited) if (waiter.client === client) this.awaited.delete(id);

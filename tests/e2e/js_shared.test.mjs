@@ -457,6 +457,53 @@ describe("shared mode: one socket for three tabs", () => {
     for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
   });
 
+  test("a tab that goes leaves its publishes to the hub: its room stays joined until they are acknowledged", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const proxy = await startProxy(server);
+    const url = wsUrl(proxy, "/ws");
+    const context = await browser.newContext();
+    const leaving = await openTab(context, undefined, true, url);
+    const staying = await openTab(context, undefined, true, url);
+    let watcher;
+    try {
+      await join(leaving.page, ["linger"]);
+      await join(staying.page, ["elsewhere"]);
+      watcher = await observer(server, "linger", site.url);
+      // The network goes: the hub's socket drops and cannot come back yet.
+      proxy.refuse();
+      await staying.page.waitForFunction(() => s.readyState !== 1, undefined, { timeout: 10_000, polling: 20 });
+      await leaving.page.evaluate(() => {
+        for (let n = 0; n < 3; n++) s.publish("linger", { linger: n }).catch(() => {});
+      });
+      await until("the hub stored the 3 publishes", async () => {
+        const held = (await storedPublishes(staying.page)).filter((p) => p.data?.linger !== undefined);
+        return held.length === 3;
+      });
+      // The publishing tab goes (as a reload would) while they wait; the other tab stays.
+      await leaving.page.close();
+      await staying.page.waitForTimeout(300);
+      proxy.admit();
+      await until(
+        "the observer received the 3 publishes",
+        () => watcher.frames.filter((f) => f.type === "message" && f.data?.linger !== undefined).length === 3,
+        20_000,
+      );
+      const received = watcher.frames.filter((f) => f.type === "message" && f.data?.linger !== undefined);
+      assert.deepEqual(received.map((f) => f.data.linger), [0, 1, 2], "each once, in order");
+      // Delivered: the socket then leaves the room nobody uses.
+      await until("the hub left the room", () => {
+        const presence = watcher.frames.filter((f) => f.type === "presence" && f.room === "linger").at(-1);
+        return presence && presence.members.length === 1;
+      });
+      assert.deepEqual(await roomMessages(staying.page), [], "the other tab heard nothing of a room it never joined");
+    } finally {
+      await watcher?.close();
+      await context.close();
+      await proxy.close();
+    }
+    for (const { errors } of [leaving, staying]) assert.deepEqual(errors, []);
+  });
+
   test("send and message reach every tab; typed errors for what cannot be shared", async () => {
     await until("no live connection", async () => (await health()).connections === 0);
     const context = await browser.newContext();

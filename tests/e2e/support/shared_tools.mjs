@@ -20,10 +20,14 @@ export async function until(what, check, ms = 15_000) {
  * A TCP proxy on loopback in front of `target` (a server from `startServer`). `hold()` stops
  * passing the server's bytes to the connections open now, as a link that lost its way back
  * would: the server reads and answers them, they hear nothing. Later connections pass.
+ * `refuse()` drops the connections open now and every new one until `admit()`, as a network
+ * that is down would.
  */
 export async function startProxy(target) {
   const links = new Set();
+  let refusing = false;
   const proxy = tcpServer((client) => {
+    if (refusing) return client.destroy();
     const upstream = tcpConnect(target.port, "127.0.0.1");
     const link = { client, upstream };
     const end = () => {
@@ -45,6 +49,16 @@ export async function startProxy(target) {
         upstream.pause();
       }
       return links.size;
+    },
+    refuse() {
+      refusing = true;
+      for (const { client, upstream } of links) {
+        client.destroy();
+        upstream.destroy();
+      }
+    },
+    admit() {
+      refusing = false;
     },
     close() {
       for (const { client, upstream } of links) {
