@@ -337,7 +337,7 @@ fn browser_tests() -> Result {
             .args(["test", "--headless", flag, "client-wasm"])
             // The allocator the npm package and the demo ship with; `persist` for the outbox's
             // IndexedDB test (the other suites do not turn the outbox on).
-            .args(["--features", "yew,talc,persist"])
+            .args(["--features", "yew,talc,persist,shared"])
             .env("LIFELINE_TEST_SERVER", server.base_url())
             .env(driver_var, driver)
             .env_remove(other_driver_var)

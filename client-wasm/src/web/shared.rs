@@ -30,6 +30,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use super::diagnostics::{self, Counted, LISTENERS};
 use super::subscribers::Subscribers;
 use crate::client::Provider;
 use crate::machine::rooms::{PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats};
@@ -137,7 +138,7 @@ type Pending = Box<dyn FnOnce(&Rc<Tab>, &JsSocket)>;
 pub(crate) struct Tab {
     socket: RefCell<Option<JsSocket>>,
     pending: RefCell<Vec<Pending>>,
-    listeners: RefCell<Vec<EventListener>>,
+    listeners: RefCell<Vec<(EventListener, Counted)>>,
     /// The URL provider as the entry calls it; kept while the socket may call it.
     provider: RefCell<Option<Closure<dyn Fn() -> Promise>>>,
     subscribers: Rc<Subscribers<Event>>,
@@ -272,11 +273,13 @@ impl SharedTab {
         if let Some(window) = web_sys::window() {
             let network = |name, event: fn() -> Event| {
                 let weak = Rc::downgrade(&inner);
-                EventListener::new(&window, name, move |_| {
+                let listener = EventListener::new(&window, name, move |_| {
+                    diagnostics::callback_ran();
                     if let Some(tab) = weak.upgrade().filter(|t| !t.disposed.get()) {
                         tab.emit(event());
                     }
-                })
+                });
+                (listener, Counted::new(&LISTENERS))
             };
             inner.listeners.borrow_mut().extend([
                 network("offline", || Event::Offline),
@@ -328,13 +331,15 @@ impl Tab {
         socket: &JsSocket,
         name: &'static str,
         handler: fn(&Tab, &web_sys::Event),
-    ) -> EventListener {
+    ) -> (EventListener, Counted) {
         let weak = Rc::downgrade(this);
-        EventListener::new(socket, name, move |event| {
+        let listener = EventListener::new(socket, name, move |event| {
+            diagnostics::callback_ran();
             if let Some(tab) = weak.upgrade().filter(|t| !t.disposed.get()) {
                 handler(&tab, event);
             }
-        })
+        });
+        (listener, Counted::new(&LISTENERS))
     }
 
     fn listen_to_rooms(this: &Rc<Tab>, socket: &JsSocket) {
