@@ -400,6 +400,9 @@ async function handle(port, message) {
       return shared.leave(client, message.room);
     case "listRooms":
       return socket.listRooms();
+    case "clearOutbox":
+      // A socket made without rooms keeps no outbox (see `open`): nothing to clear.
+      return socket.clearOutbox?.();
     case "publish":
       return message.id === undefined ? shared.publish(client, message) : shared.resume(client, message);
   }

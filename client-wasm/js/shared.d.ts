@@ -24,7 +24,11 @@ export interface SharedOptions
 }
 
 /** The tab's side of a shared socket: `ws-lifeline`'s `LifelineSocket`, shared. */
-export interface LifelineSocket extends FullSocket {}
+export interface LifelineSocket extends FullSocket {
+  /** Empties the shared socket's outbox (and its store), for every tab: its publishes reject
+   * with `ERR_OUTBOX_CLEARED` in the tabs that made them and are not resent. */
+  clearOutbox(): void;
+}
 
 /** Options of a shared socket whose URL comes from a provider: named. */
 export interface NamedSharedOptions extends SharedOptions {

@@ -596,6 +596,13 @@ export class LifelineSocket extends EventTarget {
     return true;
   }
 
+  /** Empties the shared socket's outbox (and its store), for every tab: its publishes fail with
+   * ERR_OUTBOX_CLEARED in the tabs that made them and are not resent. */
+  clearOutbox() {
+    this.#live();
+    this.#post("clearOutbox");
+  }
+
   addEventListener(type, listener, options) {
     this.#live();
     if (ROOM_EVENTS.has(String(type))) this.#startRooms();

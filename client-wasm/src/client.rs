@@ -495,8 +495,9 @@ impl Client {
     }
 
     /// Empties the outbox: its publishes fail with [`RoomError::OutboxCleared`], and the
-    /// shell's store is given the snapshot without them. Not available in shared mode, where
-    /// the outbox is the hub's: [`Error::Platform`] there.
+    /// shell's store is given the snapshot without them. In shared mode the outbox is the
+    /// hub's: it is emptied for every tab. Errors: [`Error::Closed`] in shared mode after
+    /// `close()`.
     pub fn clear_outbox(&self) -> Result<()> {
         route!(
             &self.backend,
@@ -504,11 +505,7 @@ impl Client {
                 host.act(|s, now| s.clear_outbox(now));
                 Ok(())
             },
-            |_tab| Err(Error::Platform {
-                message:
-                    "the outbox of a shared socket is the hub's: it cannot be cleared from a tab"
-                        .into(),
-            })
+            |tab| tab.clear_outbox()
         )
     }
 }

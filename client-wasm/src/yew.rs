@@ -443,8 +443,7 @@ impl UseLifeline {
         self.shared.restored.borrow().clone()
     }
 
-    /// Empties the persistent outbox (see [`Client::clear_outbox`]); false without a client,
-    /// and in shared mode (where the outbox is the hub's).
+    /// Empties the persistent outbox (see [`Client::clear_outbox`]); false without a client.
     #[cfg(feature = "persist")]
     pub fn clear_outbox(&self) -> bool {
         matches!(self.client(Client::clear_outbox), Some(Ok(())))

@@ -504,6 +504,54 @@ describe("shared mode: one socket for three tabs", () => {
     for (const { errors } of [leaving, staying]) assert.deepEqual(errors, []);
   });
 
+  test("clearOutbox in one tab empties the hub's outbox: the publishes fail where they were made", async () => {
+    await until("no live connection", async () => (await health()).connections === 0);
+    const proxy = await startProxy(server);
+    const url = wsUrl(proxy, "/ws");
+    const context = await browser.newContext();
+    const maker = await openTab(context, undefined, true, url);
+    const clearer = await openTab(context, undefined, true, url);
+    let watcher;
+    try {
+      for (const { page } of [maker, clearer]) await join(page, ["cleared"]);
+      watcher = await observer(server, "cleared", site.url);
+      proxy.refuse();
+      await clearer.page.waitForFunction(() => s.readyState !== 1, undefined, { timeout: 10_000, polling: 20 });
+      await maker.page.evaluate(() => {
+        Promise.all([0, 1].map((n) => settled(s.publish("cleared", { cleared: n })))).then((o) => (window.outcomes = o));
+      });
+      const held = async () => (await storedPublishes(clearer.page)).filter((p) => p.data?.cleared !== undefined);
+      await until("the hub stored the 2 publishes", async () => (await held()).length === 2);
+
+      await clearer.page.evaluate(() => s.clearOutbox());
+      const outcomes = await until("both publishes settled", () => maker.page.evaluate(() => window.outcomes), 10_000);
+      assert.deepEqual(
+        outcomes.map((o) => o.err?.code),
+        ["ERR_OUTBOX_CLEARED", "ERR_OUTBOX_CLEARED"],
+        "each rejects in the tab that made it",
+      );
+      await until("the store holds neither", async () => (await held()).length === 0);
+
+      // Back online: a later publish arrives, the cleared ones never do.
+      proxy.admit();
+      const later = await maker.page.evaluate(() => settled(s.publish("cleared", { later: true })));
+      assert.ok(later.ok, JSON.stringify(later));
+      await until("the observer got the later publish", () =>
+        watcher.frames.some((f) => f.type === "message" && f.data?.later),
+      );
+      assert.deepEqual(
+        watcher.frames.filter((f) => f.type === "message" && f.data?.cleared !== undefined),
+        [],
+        "nothing cleared reached the room",
+      );
+    } finally {
+      await watcher?.close();
+      await context.close();
+      await proxy.close();
+    }
+    for (const { errors } of [maker, clearer]) assert.deepEqual(errors, []);
+  });
+
   test("send and message reach every tab; typed errors for what cannot be shared", async () => {
     await until("no live connection", async () => (await health()).connections === 0);
     const context = await browser.newContext();

@@ -26,6 +26,7 @@ export async function shared(): Promise<void> {
   ws.join("lobby");
   const left: boolean = ws.leave("lobby");
   const ack: PublishAck = await ws.publish("lobby", { text: "hi" });
+  ws.clearOutbox();
   const state: "connecting" | "open" | "closing" | "reconnecting" | "closed" = ws.state;
   const full: FullSocket = ws;
   const version: 1 = PROTOCOL_VERSION;

@@ -13,7 +13,7 @@
 //! ([`PublishFuture::id`]) is this tab's (the hub numbers the publish itself, and both the
 //! future's [`PublishAck`] and [`RoomEvent::Acked`] carry the tab's id); [`Client::stats`]
 //! counts this tab's publishes and messages; `send_preamble` is refused (the hub's protocol
-//! layer speaks first). The settings crossing to the hub are `Config`'s numbers; its functions
+//! layer speaks first); `clear_outbox` empties the hub's outbox, for every tab. The settings crossing to the hub are `Config`'s numbers; its functions
 //! (`ping`, `is_pong`, `terminal_close`) stay the hub's defaults.
 //!
 //! [`Client`]: crate::Client
@@ -67,6 +67,8 @@ extern "C" {
     fn list_rooms(this: &JsSocket) -> std::result::Result<bool, JsValue>;
     #[wasm_bindgen(method)]
     fn dispose(this: &JsSocket);
+    #[wasm_bindgen(method, js_name = clearOutbox)]
+    fn clear_outbox(this: &JsSocket);
     #[wasm_bindgen(method, getter)]
     fn state(this: &JsSocket) -> String;
     #[wasm_bindgen(method, getter)]
@@ -625,6 +627,14 @@ impl Tab {
     /// This tab's publishes awaiting their ack.
     pub(crate) fn unacked(&self) -> usize {
         self.unacked.get()
+    }
+
+    /// Empties the hub's outbox, for every tab (see the entry's `clearOutbox`).
+    #[cfg(feature = "persist")]
+    pub(crate) fn clear_outbox(self: &Rc<Self>) -> Result<()> {
+        self.ensure_open()?;
+        Tab::with_socket(self, |_, socket| socket.clear_outbox());
+        Ok(())
     }
 
     /// What the hub's store held when this page started.
