@@ -459,9 +459,13 @@ test("after dispose() no listener fires and no network activity follows", async 
   const { page, errors } = await openPage();
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Network.enable");
+  // Each with the browser's own timestamp: Node hears CDP events late on a loaded machine.
+  // A new socket shows as its handshake request.
   const network = [];
-  for (const event of ["webSocketCreated", "webSocketFrameSent", "webSocketWillSendHandshakeRequest"]) {
-    cdp.on(`Network.${event}`, (e) => network.push({ event, url: e.url, at: Date.now() }));
+  for (const event of ["webSocketFrameSent", "webSocketWillSendHandshakeRequest"]) {
+    cdp.on(`Network.${event}`, (e) =>
+      network.push({ event, socket: e.requestId, at: e.timestamp, payload: e.response?.payloadData }),
+    );
   }
   // Open with a fast heartbeat (would send pings), and one waiting to reconnect (would connect).
   await page.evaluate(async ([echo, closing]) => {
@@ -479,7 +483,6 @@ test("after dispose() no listener fires and no network activity follows", async 
     window.lengths = [open1.log.length, waiting.log.length];
     window.fired = 0;
   }, [ws("/echo"), ws("/close?code=4001")]);
-  const disposedAt = Date.now();
   await new Promise((r) => setTimeout(r, 1500));
   const after = await page.evaluate(() => ({
     lengths: [open1.log.length, waiting.log.length],
@@ -494,7 +497,11 @@ test("after dispose() no listener fires and no network activity follows", async 
   assert.deepEqual(after.disposed, [true, true]);
   for (const e of after.methods) assert.equal(e?.code, "ERR_DISPOSED");
   assert.equal(after.again, null, "dispose, free and Symbol.dispose are idempotent");
-  const late = network.filter((n) => n.at > disposedAt + 50);
+  // "in flight" went out in the task that called dispose(): what the browser did after it is
+  // what followed dispose().
+  const inFlight = network.find((n) => n.event === "webSocketFrameSent" && n.payload === "in flight");
+  assert.ok(inFlight, "the frame sent just before dispose() was seen");
+  const late = network.filter((n) => n.at > inFlight.at);
   assert.deepEqual(late, [], "no WebSocket created and no frame sent after dispose()");
   await page.close();
   assert.deepEqual(errors, []);
