@@ -4,7 +4,7 @@
 // tab that closes leaves the others connected; closing ann's last tab closes her connection.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { collectErrors, demoDist, launchChromium, startServer } from "./support/harness.mjs";
+import { demoDist, launchChromium, startServer } from "./support/harness.mjs";
 import { expectState, loginToLobby, say, texts, waitForText } from "./support/demo_page.mjs";
 import { until } from "./support/shared_tools.mjs";
 
@@ -23,28 +23,13 @@ after(async () => {
 
 const health = async () => (await fetch(new URL("/api/health", server.url))).json();
 
-/** Another tab of `user`'s browser, logged in under the same name (the demo keeps the name per
- * tab) and in #lobby. */
-async function anotherTab(user) {
-  const page = await user.context.newPage();
-  const errors = collectErrors(page);
-  await page.goto(server.url);
-  await page.getByLabel("Display name").fill(user.name);
-  await page.getByLabel("Display name").press("Enter");
-  await expectState(page, "connected", 40_000);
-  const field = page.getByLabel("Join or create a room");
-  await field.fill("lobby");
-  await field.press("Enter");
-  await page.waitForSelector('.room.selected [data-room="lobby"]');
-  return { name: user.name, context: user.context, page, errors };
-}
-
 const count = (list, text) => list.filter((t) => t === text).length;
 
 test("three demo tabs share one connection; each shows every message once", async () => {
   const ann = await loginToLobby(browser, server, "ann");
-  const ann2 = await anotherTab(ann);
-  const ann3 = await anotherTab(ann);
+  // More tabs of ann's browser, each logged in itself (the demo keeps the name per tab).
+  const ann2 = await loginToLobby(browser, server, "ann", ann.context);
+  const ann3 = await loginToLobby(browser, server, "ann", ann.context);
   const bob = await loginToLobby(browser, server, "bob");
   const tabs = [ann, ann2, ann3];
 

@@ -311,6 +311,40 @@ async function urlProviderAcrossTabs({ leader }) {
   for (const { errors } of Object.values(tabs)) assert.deepEqual(errors, []);
 }
 
+/**
+ * Two tabs of one context whose hub connects through a proxy (see `startProxy`), and a plain
+ * socket watching `room` directly on the server: `body({ proxy, tabs, watcher })` runs with
+ * them, then everything is closed and neither tab may have logged an error.
+ */
+async function twoTabsBehindProxy(room, body) {
+  await until("no live connection", async () => (await health()).connections === 0);
+  const proxy = await startProxy(server);
+  const url = wsUrl(proxy, "/ws");
+  const context = await browser.newContext();
+  const tabs = [await openTab(context, undefined, true, url), await openTab(context, undefined, true, url)];
+  let watcher;
+  try {
+    watcher = await observer(server, room, site.url);
+    await body({ proxy, tabs, watcher });
+  } finally {
+    await watcher?.close();
+    await context.close();
+    await proxy.close();
+  }
+  for (const { errors } of tabs) assert.deepEqual(errors, []);
+}
+
+/** The network goes: the hub's socket drops and cannot come back until `proxy.admit()`. */
+async function goOffline(proxy, tab) {
+  proxy.refuse();
+  await tab.page.waitForFunction(() => s.readyState !== 1, undefined, { timeout: 10_000, polling: 20 });
+}
+
+/** The publishes the hub's store (read in `tab`) holds whose data has the key `key`. */
+async function storedWith(tab, key) {
+  return (await storedPublishes(tab.page)).filter((p) => p.data?.[key] !== undefined);
+}
+
 describe("shared mode: one socket for three tabs", () => {
   test("one connection; each tab receives its rooms' messages once; publish settles in its tab", async () => {
     await until("no live connection", async () => (await health()).connections === 0);
@@ -457,28 +491,15 @@ describe("shared mode: one socket for three tabs", () => {
     for (const { errors } of [opener, ...others]) assert.deepEqual(errors, []);
   });
 
-  test("a tab that goes leaves its publishes to the hub: its room stays joined until they are acknowledged", async () => {
-    await until("no live connection", async () => (await health()).connections === 0);
-    const proxy = await startProxy(server);
-    const url = wsUrl(proxy, "/ws");
-    const context = await browser.newContext();
-    const leaving = await openTab(context, undefined, true, url);
-    const staying = await openTab(context, undefined, true, url);
-    let watcher;
-    try {
+  test("a tab that goes leaves its publishes to the hub: its room stays joined until they are acknowledged", () =>
+    twoTabsBehindProxy("linger", async ({ proxy, tabs: [leaving, staying], watcher }) => {
       await join(leaving.page, ["linger"]);
       await join(staying.page, ["elsewhere"]);
-      watcher = await observer(server, "linger", site.url);
-      // The network goes: the hub's socket drops and cannot come back yet.
-      proxy.refuse();
-      await staying.page.waitForFunction(() => s.readyState !== 1, undefined, { timeout: 10_000, polling: 20 });
+      await goOffline(proxy, staying);
       await leaving.page.evaluate(() => {
         for (let n = 0; n < 3; n++) s.publish("linger", { linger: n }).catch(() => {});
       });
-      await until("the hub stored the 3 publishes", async () => {
-        const held = (await storedPublishes(staying.page)).filter((p) => p.data?.linger !== undefined);
-        return held.length === 3;
-      });
+      await until("the hub stored the 3 publishes", async () => (await storedWith(staying, "linger")).length === 3);
       // The publishing tab goes (as a reload would) while they wait; the other tab stays.
       await leaving.page.close();
       await staying.page.waitForTimeout(300);
@@ -496,32 +517,16 @@ describe("shared mode: one socket for three tabs", () => {
         return presence && presence.members.length === 1;
       });
       assert.deepEqual(await roomMessages(staying.page), [], "the other tab heard nothing of a room it never joined");
-    } finally {
-      await watcher?.close();
-      await context.close();
-      await proxy.close();
-    }
-    for (const { errors } of [leaving, staying]) assert.deepEqual(errors, []);
-  });
+    }));
 
-  test("clearOutbox in one tab empties the hub's outbox: the publishes fail where they were made", async () => {
-    await until("no live connection", async () => (await health()).connections === 0);
-    const proxy = await startProxy(server);
-    const url = wsUrl(proxy, "/ws");
-    const context = await browser.newContext();
-    const maker = await openTab(context, undefined, true, url);
-    const clearer = await openTab(context, undefined, true, url);
-    let watcher;
-    try {
+  test("clearOutbox in one tab empties the hub's outbox: the publishes fail where they were made", () =>
+    twoTabsBehindProxy("cleared", async ({ proxy, tabs: [maker, clearer], watcher }) => {
       for (const { page } of [maker, clearer]) await join(page, ["cleared"]);
-      watcher = await observer(server, "cleared", site.url);
-      proxy.refuse();
-      await clearer.page.waitForFunction(() => s.readyState !== 1, undefined, { timeout: 10_000, polling: 20 });
+      await goOffline(proxy, clearer);
       await maker.page.evaluate(() => {
         Promise.all([0, 1].map((n) => settled(s.publish("cleared", { cleared: n })))).then((o) => (window.outcomes = o));
       });
-      const held = async () => (await storedPublishes(clearer.page)).filter((p) => p.data?.cleared !== undefined);
-      await until("the hub stored the 2 publishes", async () => (await held()).length === 2);
+      await until("the hub stored the 2 publishes", async () => (await storedWith(clearer, "cleared")).length === 2);
 
       await clearer.page.evaluate(() => s.clearOutbox());
       const outcomes = await until("both publishes settled", () => maker.page.evaluate(() => window.outcomes), 10_000);
@@ -530,7 +535,7 @@ describe("shared mode: one socket for three tabs", () => {
         ["ERR_OUTBOX_CLEARED", "ERR_OUTBOX_CLEARED"],
         "each rejects in the tab that made it",
       );
-      await until("the store holds neither", async () => (await held()).length === 0);
+      await until("the store holds neither", async () => (await storedWith(clearer, "cleared")).length === 0);
 
       // Back online: a later publish arrives, the cleared ones never do.
       proxy.admit();
@@ -544,13 +549,7 @@ describe("shared mode: one socket for three tabs", () => {
         [],
         "nothing cleared reached the room",
       );
-    } finally {
-      await watcher?.close();
-      await context.close();
-      await proxy.close();
-    }
-    for (const { errors } of [maker, clearer]) assert.deepEqual(errors, []);
-  });
+    }));
 
   test("send and message reach every tab; typed errors for what cannot be shared", async () => {
     await until("no live connection", async () => (await health()).connections === 0);

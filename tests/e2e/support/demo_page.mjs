@@ -48,11 +48,12 @@ export async function waitForOwnStatus(user, text, status, timeout = 20_000) {
 }
 
 /**
- * A new browser context on the demo served by `server`, logged in as `name` and in `#lobby`.
- * Returns the user the other helpers take: `{ name, context, page, errors }`.
+ * A page on the demo served by `server`, logged in as `name` and in `#lobby`: in a new browser
+ * context, or in `context` (another tab of that browser). Returns the user the other helpers
+ * take: `{ name, context, page, errors }`.
  */
-export async function loginToLobby(browser, server, name) {
-  const context = await browser.newContext();
+export async function loginToLobby(browser, server, name, context) {
+  context ??= await browser.newContext();
   const page = await context.newPage();
   const errors = collectErrors(page);
   await page.goto(server.url);
