@@ -179,22 +179,15 @@ impl Client {
         target: Target,
         provider: Option<Provider>,
     ) -> Result<Client> {
-        let url = match target {
-            Target::Url(url) => Some(crate::validate_url(&url)?),
-            Target::Provider => None,
-        };
-        let tab = SharedTab::start(SharedStart {
+        SharedTab::client(SharedStart {
             config,
             share,
-            url,
+            target,
             provider,
             #[cfg(feature = "persist")]
             persist: None,
             #[cfg(feature = "persist")]
             restored: None,
-        })?;
-        Ok(Client {
-            backend: Backend::Shared(tab),
         })
     }
 

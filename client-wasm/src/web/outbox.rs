@@ -196,21 +196,15 @@ impl Client {
         store: &str,
     ) -> Result<Client, OutboxError> {
         let restored = stored_outbox(store).await?;
-        let url = match target {
-            Target::Url(url) => Some(crate::validate_url(&url)?),
-            Target::Provider => None,
-        };
-        let tab = super::shared::SharedTab::start(super::shared::SharedStart {
+        let client = super::shared::SharedTab::client(super::shared::SharedStart {
             config,
             share,
-            url,
+            target,
             provider,
             persist: Some((store.to_owned(), outbox)),
             restored,
         })?;
-        Ok(Client {
-            backend: Backend::Shared(tab),
-        })
+        Ok(client)
     }
 }
 

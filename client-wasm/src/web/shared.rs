@@ -32,9 +32,9 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::diagnostics::{self, Counted, LISTENERS};
 use super::subscribers::Subscribers;
-use crate::client::Provider;
+use crate::client::{Backend, Client, Provider};
 use crate::machine::rooms::{PublishAck, PublishId, RoomError, RoomEvent, RoomMessage, RoomStats};
-use crate::machine::{CloseInfo, Rtt, check_close};
+use crate::machine::{CloseInfo, Rtt, Target, check_close};
 use crate::publish::{PublishFuture, Waiter};
 use crate::typed::DecodeError;
 use crate::{Config, Error, Event, Message, QueueLimit, RawJson, Result, Sent, Share, State};
@@ -123,8 +123,8 @@ const FIRST_TAB_ID: u64 = 1 << 53;
 pub(crate) struct SharedStart {
     pub(crate) config: Config,
     pub(crate) share: Share,
-    /// The URL, checked, or `None` with a provider.
-    pub(crate) url: Option<String>,
+    /// A fixed URL (checked when the tab starts), or a provider.
+    pub(crate) target: Target,
     pub(crate) provider: Option<Provider>,
     /// The persistent outbox's store and bounds, handed to the hub.
     #[cfg(feature = "persist")]
@@ -198,9 +198,20 @@ impl std::ops::Deref for SharedRef {
 }
 
 impl SharedTab {
+    /// A client on this tab's side of the shared socket; the entry starts loading now.
+    pub(crate) fn client(start: SharedStart) -> Result<Client> {
+        Ok(Client {
+            backend: Backend::Shared(SharedTab::start(start)?),
+        })
+    }
+
     /// Starts loading the entry; the socket is made once it has.
-    pub(crate) fn start(start: SharedStart) -> Result<SharedTab> {
-        let options = options(&start)?;
+    fn start(start: SharedStart) -> Result<SharedTab> {
+        let url = match &start.target {
+            Target::Url(url) => Some(crate::validate_url(url)?),
+            Target::Provider => None,
+        };
+        let options = options(&start);
         let module = resolve(&start.share.module)?;
         let inner = Rc::new(Tab {
             socket: RefCell::new(None),
@@ -211,7 +222,7 @@ impl SharedTab {
             room_subscribers: Subscribers::new(),
             rooms: RefCell::new(BTreeSet::new()),
             rooms_started: Cell::new(false),
-            url: start.url.clone(),
+            url: url.clone(),
             failed: Cell::new(false),
             closed: Cell::new(false),
             disposed: Cell::new(false),
@@ -221,7 +232,7 @@ impl SharedTab {
             #[cfg(feature = "persist")]
             restored: start.restored,
         });
-        let target: JsValue = match (&start.url, start.provider) {
+        let target: JsValue = match (url, start.provider) {
             (Some(url), _) => url.into(),
             (None, Some(provider)) => {
                 let give = Closure::<dyn Fn() -> Promise>::new(move || {
@@ -796,7 +807,7 @@ fn room_event(tab: &Tab, event: &web_sys::Event) {
 
 /// The options object of the entry's `LifelineSocket`: the share name, `Config`'s numbers and
 /// the persistent outbox's store.
-fn options(start: &SharedStart) -> Result<Object> {
+fn options(start: &SharedStart) -> Object {
     let config = &start.config;
     let options = Object::new();
     let set = |target: &Object, key: &str, value: JsValue| {
@@ -856,7 +867,7 @@ fn options(start: &SharedStart) -> Result<Object> {
         set(&persist, "maxBytes", (bounds.max_bytes as f64).into());
         set(&options, "persist", persist.into());
     }
-    Ok(options)
+    options
 }
 
 /// The module's URL, resolved against the page (`import()` in a module would resolve it
